@@ -1,0 +1,225 @@
+//! Where plugins go: plugin types from core's `lib/components.json`, subplugin types from
+//! each plugin's `db/subplugins.json`, the standard plugins from `lib/plugins.json`.
+//!
+//! Paths inside a layout are relative to Moodle's web root. From Moodle 5.1 that root is
+//! the `public/` directory of the codebase; [`CoreLayout::install_path`] adds that prefix.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::component::Component;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{file} is not valid: {message}")]
+    BadFile { file: String, message: String },
+    #[error(
+        "plugin type '{plugin_type}' is not known to this Moodle (lib/components.json) nor declared as a subplugin type by a plugin of the site"
+    )]
+    UnknownType { plugin_type: String },
+}
+
+#[derive(Deserialize)]
+struct ComponentsJson {
+    plugintypes: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct PluginsJson {
+    #[serde(default)]
+    standard: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct SubpluginsJson {
+    #[serde(default)]
+    plugintypes: BTreeMap<String, String>,
+    #[serde(default)]
+    subplugintypes: BTreeMap<String, String>,
+}
+
+/// The plugin types and standard plugins of one Moodle core, plus the subplugin types that
+/// installed plugins add.
+#[derive(Debug, Clone, Default)]
+pub struct CoreLayout {
+    /// Type → directory relative to the web root.
+    types: BTreeMap<String, String>,
+    standard: BTreeSet<String>,
+    /// `public/` layout (Moodle 5.1+).
+    public: bool,
+}
+
+/// The file a core of this layout keeps `rel` (a web-root path like `lib/components.json`) in.
+pub fn web_root_path(public: bool, rel: &str) -> String {
+    if public {
+        format!("public/{rel}")
+    } else {
+        rel.to_string()
+    }
+}
+
+impl CoreLayout {
+    /// `components_json` is the content of core's `lib/components.json`; `plugins_json`
+    /// that of `lib/plugins.json` when core has one.
+    pub fn new(
+        components_json: &str,
+        plugins_json: Option<&str>,
+        public: bool,
+    ) -> Result<CoreLayout, LayoutError> {
+        let c: ComponentsJson =
+            serde_json::from_str(components_json).map_err(|e| LayoutError::BadFile {
+                file: web_root_path(public, "lib/components.json"),
+                message: e.to_string(),
+            })?;
+        let mut standard = BTreeSet::new();
+        if let Some(p) = plugins_json {
+            let p: PluginsJson = serde_json::from_str(p).map_err(|e| LayoutError::BadFile {
+                file: web_root_path(public, "lib/plugins.json"),
+                message: e.to_string(),
+            })?;
+            for (ty, names) in p.standard {
+                for n in names {
+                    standard.insert(format!("{ty}_{n}"));
+                }
+            }
+        }
+        Ok(CoreLayout {
+            types: c
+                .plugintypes
+                .into_iter()
+                .map(|(k, v)| (k, v.trim_matches('/').to_string()))
+                .collect(),
+            standard,
+            public,
+        })
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.public
+    }
+
+    /// Adds the subplugin types a plugin declares. `plugin_dir` is the plugin's directory
+    /// relative to the web root; `json` the content of its `db/subplugins.json`. From
+    /// Moodle 5.0 `subplugintypes` (relative to the plugin) is preferred over
+    /// `plugintypes` (relative to the web root). Returns the types added.
+    pub fn add_subplugins(
+        &mut self,
+        plugin_dir: &str,
+        file_label: &str,
+        json: &str,
+    ) -> Result<Vec<String>, LayoutError> {
+        let s: SubpluginsJson = serde_json::from_str(json).map_err(|e| LayoutError::BadFile {
+            file: file_label.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut added = Vec::new();
+        if !s.subplugintypes.is_empty() {
+            for (ty, rel) in s.subplugintypes {
+                let dir = format!("{}/{}", plugin_dir.trim_end_matches('/'), rel.trim_matches('/'));
+                self.types.insert(ty.clone(), dir);
+                added.push(ty);
+            }
+        } else {
+            for (ty, dir) in s.plugintypes {
+                self.types.insert(ty.clone(), dir.trim_matches('/').to_string());
+                added.push(ty);
+            }
+        }
+        Ok(added)
+    }
+
+    /// Is this plugin type known?
+    pub fn has_type(&self, plugin_type: &str) -> bool {
+        self.types.contains_key(plugin_type)
+    }
+
+    /// The directory of a plugin relative to the web root, e.g. `blocks/xp`.
+    pub fn web_path(&self, component: &Component) -> Result<String, LayoutError> {
+        let dir = self
+            .types
+            .get(component.plugin_type())
+            .ok_or_else(|| LayoutError::UnknownType {
+                plugin_type: component.plugin_type().to_string(),
+            })?;
+        Ok(format!("{dir}/{}", component.plugin_name()))
+    }
+
+    /// The directory of a plugin relative to the codebase root (`public/…` from 5.1).
+    pub fn install_path(&self, component: &Component) -> Result<String, LayoutError> {
+        Ok(web_root_path(self.public, &self.web_path(component)?))
+    }
+
+    /// Does this component ship with core (`lib/plugins.json`)?
+    pub fn is_standard(&self, component: &str) -> bool {
+        self.standard.contains(component)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMPONENTS: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "format": "course\/format", "antivirus": "lib\/antivirus"}, "subsystems": {}}"#;
+    const PLUGINS: &str = r#"{"standard": {"mod": ["quiz", "assign"], "block": ["html"]}}"#;
+
+    fn c(s: &str) -> Component {
+        Component::parse(s).unwrap()
+    }
+
+    #[test]
+    fn install_paths_from_components_json() {
+        let l = CoreLayout::new(COMPONENTS, Some(PLUGINS), false).unwrap();
+        assert_eq!(l.install_path(&c("block_xp")).unwrap(), "blocks/xp");
+        assert_eq!(l.install_path(&c("format_tiles")).unwrap(), "course/format/tiles");
+        assert_eq!(l.install_path(&c("mod_attendance")).unwrap(), "mod/attendance");
+        assert!(l.is_standard("mod_quiz"));
+        assert!(!l.is_standard("mod_attendance"));
+        assert_eq!(
+            l.install_path(&c("foo_bar")).unwrap_err(),
+            LayoutError::UnknownType {
+                plugin_type: "foo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn public_layout_prefixes() {
+        let l = CoreLayout::new(COMPONENTS, None, true).unwrap();
+        assert_eq!(l.install_path(&c("block_xp")).unwrap(), "public/blocks/xp");
+        assert_eq!(l.web_path(&c("block_xp")).unwrap(), "blocks/xp");
+    }
+
+    #[test]
+    fn subplugins_both_forms() {
+        let mut l = CoreLayout::new(COMPONENTS, None, false).unwrap();
+        l.add_subplugins(
+            "mod/quiz",
+            "mod/quiz/db/subplugins.json",
+            r#"{"plugintypes": {"quizaccess": "mod\/quiz\/accessrule"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            l.install_path(&c("quizaccess_seb")).unwrap(),
+            "mod/quiz/accessrule/seb"
+        );
+        l.add_subplugins(
+            "mod/newmod",
+            "mod/newmod/db/subplugins.json",
+            r#"{"plugintypes": {"newmodsub": "mod/wrong/sub"}, "subplugintypes": {"newmodsub": "sub"}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.install_path(&c("newmodsub_a")).unwrap(), "mod/newmod/sub/a");
+        assert!(l.add_subplugins("x", "x/db/subplugins.json", "{").is_err());
+    }
+
+    #[test]
+    fn reads_the_real_45_files() {
+        let comps = include_str!("../tests/data/components-4.5.json");
+        let plugins = include_str!("../tests/data/standard-plugins-4.5.json");
+        let l = CoreLayout::new(comps, Some(plugins), false).unwrap();
+        assert_eq!(l.install_path(&c("tool_opcache")).unwrap(), "admin/tool/opcache");
+        assert!(l.is_standard("mod_assign"));
+        assert!(l.is_standard("block_html"));
+    }
+}

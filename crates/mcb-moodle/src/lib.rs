@@ -1,0 +1,17 @@
+//! Moodle facts, as mcb needs them: reading `version.php` (core and plugins) without running
+//! PHP, component names and plugin types, install paths from `lib/components.json` and
+//! `db/subplugins.json`, the standard-plugin list, and Moodle version specs, branches and
+//! tag ordering.
+//!
+//! This crate works on bytes and strings it is given. It never reads files, touches the
+//! network or the store: callers hand it the contents.
+
+pub mod component;
+pub mod layout;
+pub mod release;
+pub mod version_php;
+
+pub use component::{Component, ComponentError};
+pub use layout::{CoreLayout, LayoutError};
+pub use release::{Branch, Build, MoodleSpec, Release, SpecError, natural_cmp};
+pub use version_php::{CoreVersion, Maturity, PluginVersion, VersionPhpError};
