@@ -1,0 +1,55 @@
+//! The store lock: writers (realise, fetch) share it; `gc` takes it exclusively so that it
+//! computes reachability while nobody adds anything.
+
+use std::fs::{self, File, TryLockError};
+use std::path::PathBuf;
+
+use crate::{IoContext, Result, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// Held for as long as it lives; dropped, the lock is released.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+    pub mode: LockMode,
+}
+
+impl Store {
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Takes the lock. When someone holds it in a conflicting mode, `on_wait` is called
+    /// once before blocking, so the caller can say why it waits.
+    pub fn lock(&self, mode: LockMode, on_wait: impl FnOnce()) -> Result<StoreLock> {
+        let path = self.lock_path();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        let attempt = match mode {
+            LockMode::Shared => file.try_lock_shared(),
+            LockMode::Exclusive => file.try_lock(),
+        };
+        match attempt {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                on_wait();
+                match mode {
+                    LockMode::Shared => file.lock_shared(),
+                    LockMode::Exclusive => file.lock(),
+                }
+                .at(&path)?;
+            }
+            Err(TryLockError::Error(e)) => return Err(e).at(&path),
+        }
+        Ok(StoreLock { _file: file, mode })
+    }
+}

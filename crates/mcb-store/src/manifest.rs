@@ -1,0 +1,143 @@
+//! Source manifests: the sorted file list of one source package, keyed by the blake3 of
+//! its canonical bytes. No mtimes, no owners: the same source always gives the same key.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::ObjectHash;
+use crate::{IoContext, Result, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Exec,
+    /// The object holds the link target.
+    Symlink,
+}
+
+/// One file of a source package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// `/`-separated, relative to the package root.
+    pub path: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// blake3 of the content.
+    pub blake3: String,
+    /// The git blob id of the content.
+    pub oid: String,
+}
+
+impl Entry {
+    pub fn object(&self) -> ObjectHash {
+        ObjectHash(self.blake3.clone())
+    }
+
+    /// Objects are stored per executable bit, because hardlinks share their mode.
+    pub fn executable(&self) -> bool {
+        self.kind == EntryKind::Exec
+    }
+}
+
+/// A source package's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The git tree id of the package root, so composition can graft it whole.
+    pub tree: String,
+    /// Sorted by path.
+    pub entries: Vec<Entry>,
+}
+
+/// blake3 of a manifest's canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ManifestHash(pub String);
+
+impl fmt::Display for ManifestHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Manifest {
+    pub fn new(tree: String, mut entries: Vec<Entry>) -> Manifest {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Manifest { tree, entries }
+    }
+
+    fn canonical_bytes(&self) -> Vec<u8> {
+        ron::to_string(self)
+            .expect("a manifest is plain data and always serialises")
+            .into_bytes()
+    }
+
+    pub fn hash(&self) -> ManifestHash {
+        ManifestHash(blake3::hash(&self.canonical_bytes()).to_hex().to_string())
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+}
+
+impl Store {
+    fn manifest_path(&self, hash: &ManifestHash) -> PathBuf {
+        self.root
+            .join("pkgs")
+            .join(&hash.0[..2])
+            .join(format!("{}.ron", hash.0))
+    }
+
+    pub fn has_manifest(&self, hash: &ManifestHash) -> bool {
+        self.manifest_path(hash).exists()
+    }
+
+    /// Records a manifest. Every object it names must already be in the store (callers
+    /// `sync` the object batch first), so no manifest ever names a missing object.
+    pub fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestHash> {
+        let hash = manifest.hash();
+        let path = self.manifest_path(&hash);
+        if path.exists() {
+            return Ok(hash);
+        }
+        for e in &manifest.entries {
+            if !self.has_object(&e.object(), e.executable()) {
+                return Err(StoreError::MissingObject(e.object()));
+            }
+        }
+        self.write_atomic(&path, &manifest.canonical_bytes())?;
+        Ok(hash)
+    }
+
+    pub fn read_manifest(&self, hash: &ManifestHash) -> Result<Manifest> {
+        let path = self.manifest_path(hash);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingManifest(hash.clone()));
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        let m: Manifest = ron::from_str(&text).map_err(|e| StoreError::BadManifest {
+            hash: hash.clone(),
+            message: e.to_string(),
+        })?;
+        if &m.hash() != hash {
+            return Err(StoreError::BadManifest {
+                hash: hash.clone(),
+                message: "its content does not match its name".into(),
+            });
+        }
+        Ok(m)
+    }
+}
