@@ -1,1 +1,14 @@
+//! The site file (`site.ron`, the desired state) and the lock (`site.lock`, the resolved
+//! state): their types, parsing, validation and positioned errors.
+//!
+//! Everything here happens before any fetch: a bad site file is rejected with its file,
+//! line and column (RON syntax), or the component and the rule it breaks. This crate never
+//! touches the network or the store.
 
+mod error;
+mod lock;
+mod site;
+
+pub use error::ConfigError;
+pub use lock::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource};
+pub use site::{DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec};

@@ -1,1 +1,141 @@
+//! The store's git repository, through gix: fetching upstream sources into it, listing and
+//! resolving their refs, reading files at a commit, putting source files into git and the
+//! object store together, composing codebase trees from known ids and writing
+//! deterministic commits on site branches.
+//!
+//! It follows instructions; it does not choose versions (that is `mcb-resolve`) nor decide
+//! what a site contains.
 
+mod compose;
+mod error;
+mod fetch;
+mod ingest;
+
+use std::path::{Path, PathBuf};
+
+pub use compose::{CommitInfo, Graft};
+pub use error::GitError;
+pub use fetch::{RemoteRefs, source_key};
+pub use ingest::{SourceContent, SourceFile, SourceFileKind};
+
+pub(crate) use error::Context;
+
+/// The store's bare repository.
+pub struct GitStore {
+    path: PathBuf,
+    repo: gix::ThreadSafeRepository,
+}
+
+impl GitStore {
+    /// Opens the bare repository at `path`, creating it when it does not exist.
+    pub fn open(path: &Path) -> Result<GitStore, GitError> {
+        let repo = if path.join("HEAD").exists() {
+            gix::open(path).context(|| format!("cannot open the store's git repository {}", path.display()))?
+        } else {
+            match gix::init_bare(path) {
+                Ok(r) => r,
+                // Another process created it meanwhile.
+                Err(_) if path.join("HEAD").exists() => gix::open(path).context(|| {
+                    format!("cannot open the store's git repository {}", path.display())
+                })?,
+                Err(e) => {
+                    return Err(GitError::new(
+                        format!("cannot create the store's git repository {}", path.display()),
+                        e,
+                    ));
+                }
+            }
+        };
+        Ok(GitStore {
+            path: path.to_path_buf(),
+            repo: repo.into_sync(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn repo(&self) -> gix::Repository {
+        self.repo.to_thread_local()
+    }
+
+    /// Reads the file at `path` in `commit`, or `None` when there is none.
+    pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let repo = self.repo();
+        let tree = self.commit_tree_id(commit)?;
+        let tree = repo
+            .find_tree(parse_id(&tree)?)
+            .context(|| format!("cannot read tree {tree}"))?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .context(|| format!("cannot look up {path} in {commit}"))?;
+        match entry {
+            Some(e) if e.mode().is_blob() => {
+                let obj = e
+                    .object()
+                    .context(|| format!("cannot read {path} in {commit}"))?;
+                Ok(Some(obj.data.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Does the repository hold this commit?
+    pub fn has_commit(&self, commit: &str) -> bool {
+        let Ok(id) = parse_id(commit) else {
+            return false;
+        };
+        self.repo()
+            .find_object(id)
+            .map(|o| o.kind == gix::object::Kind::Commit)
+            .unwrap_or(false)
+    }
+
+    /// The tree id of `commit`.
+    pub fn commit_tree_id(&self, commit: &str) -> Result<String, GitError> {
+        let repo = self.repo();
+        let c = repo
+            .find_commit(parse_id(commit)?)
+            .context(|| format!("commit {commit} is not in the store's git repository"))?;
+        Ok(c.tree_id()
+            .context(|| format!("cannot read commit {commit}"))?
+            .to_string())
+    }
+
+    /// The committer time of `commit`, seconds since the epoch.
+    pub fn commit_time(&self, commit: &str) -> Result<i64, GitError> {
+        let repo = self.repo();
+        let c = repo
+            .find_commit(parse_id(commit)?)
+            .context(|| format!("commit {commit} is not in the store's git repository"))?;
+        Ok(c.time().context(|| format!("cannot read commit {commit}"))?.seconds)
+    }
+
+    /// Expands an abbreviated commit id that the repository holds.
+    pub fn expand_commit(&self, prefix: &str) -> Result<Option<String>, GitError> {
+        let repo = self.repo();
+        let Ok(prefix) = gix::hash::Prefix::from_hex(prefix) else {
+            return Ok(None);
+        };
+        let found = repo
+            .objects
+            .lookup_prefix(prefix, None)
+            .context(|| format!("cannot look up {prefix}"))?;
+        let id = match found {
+            Some(Ok(id)) => id,
+            // Not found, or ambiguous: the caller reports it as unknown.
+            _ => return Ok(None),
+        };
+        if self.has_commit(&id.to_string()) {
+            Ok(Some(id.to_string()))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+pub(crate) fn parse_id(hex: &str) -> Result<gix::ObjectId, GitError> {
+    gix::ObjectId::from_hex(hex.as_bytes())
+        .map_err(|e| GitError::msg(format!("'{hex}' is not a git object id: {e}")))
+}

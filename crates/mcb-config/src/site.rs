@@ -1,0 +1,538 @@
+//! The site file: `Site(name: …, moodle: (…), plugins: {…}, directory: …)`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mcb_moodle::{Component, MoodleSpec};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ConfigError;
+
+/// Where Moodle core comes from when the site file names no source.
+pub const DEFAULT_MOODLE_GIT: &str = "https://github.com/moodle/moodle.git";
+
+/// Where a plugin (or core) comes from, exactly as the site file says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceSpec {
+    /// The plugins directory.
+    Directory,
+    Git {
+        url: String,
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+    },
+    Zip {
+        location: String,
+        #[serde(default)]
+        hash: Option<String>,
+    },
+    Path {
+        dir: String,
+    },
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::Directory => "directory",
+            SourceSpec::Git { .. } => "git",
+            SourceSpec::Zip { .. } => "zip",
+            SourceSpec::Path { .. } => "path",
+        }
+    }
+}
+
+/// A location from the site file: a URL, or a path made absolute against the site file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Url(String),
+    Path(PathBuf),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Url(u) => f.write_str(u),
+            Location::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One plugin the site wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRequest {
+    pub component: Component,
+    /// An exact plugin version (`2024101500`) the site pins.
+    pub version: Option<String>,
+    pub source: SourceSpec,
+    /// Line of the entry in the site file, for messages.
+    pub line: usize,
+}
+
+/// The Moodle core the site wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoodleRequest {
+    pub spec: Option<MoodleSpec>,
+    pub source: SourceSpec,
+}
+
+/// A parsed and validated site file.
+#[derive(Debug, Clone)]
+pub struct SiteFile {
+    /// The site file's path, absolute.
+    pub path: PathBuf,
+    pub name: String,
+    pub moodle: MoodleRequest,
+    /// Sorted by component.
+    pub plugins: Vec<PluginRequest>,
+    pub directory: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSource {
+    version: Option<String>,
+    git: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    zip: Option<String>,
+    hash: Option<String>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "Site")]
+struct RawSite {
+    name: String,
+    moodle: RawSource,
+    #[serde(default)]
+    plugins: PluginMap,
+    #[serde(default)]
+    directory: Option<String>,
+}
+
+/// The plugins map in file order, duplicates kept so they can be reported.
+#[derive(Default)]
+struct PluginMap(Vec<(String, RawSource)>);
+
+impl<'de> Deserialize<'de> for PluginMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PluginMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of component names to plugin entries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PluginMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, RawSource>()? {
+                    out.push((k, v));
+                }
+                Ok(PluginMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// 1-based (line, column) of the `nth` occurrence of `"key"` used as a map key in `text`.
+fn key_position(text: &str, key: &str, nth: usize) -> Option<(usize, usize)> {
+    let quoted = format!("\"{key}\"");
+    let mut seen = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&quoted) {
+        let at = from + i;
+        let after = text[at + quoted.len()..].trim_start();
+        let line_start = text[..at].rfind('\n').map(|n| n + 1).unwrap_or(0);
+        let in_comment = text[line_start..at].contains("//");
+        if after.starts_with(':') && !in_comment {
+            if seen == nth {
+                let line = text[..at].matches('\n').count() + 1;
+                let col = text[line_start..at].chars().count() + 1;
+                return Some((line, col));
+            }
+            seen += 1;
+        }
+        from = at + quoted.len();
+    }
+    None
+}
+
+/// 1-based position of `field:` in `text`, for errors about top-level fields.
+fn field_position(text: &str, field: &str) -> Option<(usize, usize)> {
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        if let Some(i) = code.find(field) {
+            let rest = code[i + field.len()..].trim_start();
+            let before_ok = i == 0
+                || !code[..i]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+            if rest.starts_with(':') && before_ok {
+                return Some((n + 1, code[..i].chars().count() + 1));
+            }
+        }
+    }
+    None
+}
+
+fn valid_site_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+impl SiteFile {
+    /// Reads and validates a site file.
+    pub fn load(path: &Path) -> Result<SiteFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path, format!("cannot read the site file: {e}"))
+                .hint("pass the path of a site.ron, or run mcb in the directory that holds one")
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        SiteFile::parse(&abs, &text)
+    }
+
+    /// Parses and validates site-file `text`; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<SiteFile, ConfigError> {
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let raw: RawSite = options.from_str(text).map_err(|e| {
+            let hint = match &e.code {
+                ron::Error::NoSuchStructField { expected, .. } => Some(format!(
+                    "the fields allowed here are: {}",
+                    expected.join(", ")
+                )),
+                _ => None,
+            };
+            let mut err = ConfigError::new(path, e.code.to_string())
+                .at(Some((e.span.start.line, e.span.start.col)));
+            if let Some(h) = hint {
+                err = err.hint(h);
+            }
+            err
+        })?;
+
+        if !valid_site_name(&raw.name) {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "site name '{}' is not allowed: it names a git branch and a link, so it must be [a-z0-9_-]+ and start with a letter or digit",
+                    raw.name
+                ),
+            )
+            .at(field_position(text, "name")));
+        }
+
+        let moodle_pos = field_position(text, "moodle");
+        let moodle = moodle_request(path, raw.moodle, moodle_pos)?;
+
+        let mut plugins: Vec<PluginRequest> = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (key, entry) in raw.plugins.0 {
+            let nth = *seen.get(&key).unwrap_or(&0);
+            let pos = key_position(text, &key, nth);
+            if nth > 0 {
+                return Err(ConfigError::new(path, "this component is listed twice")
+                    .at(pos)
+                    .component(&key)
+                    .hint("keep one entry per component"));
+            }
+            seen.insert(key.clone(), 1);
+            let component = Component::parse(&key).map_err(|e| {
+                ConfigError::new(path, e.to_string())
+                    .at(pos)
+                    .component(&key)
+            })?;
+            let source = plugin_source(path, &key, &entry, pos)?;
+            plugins.push(PluginRequest {
+                component,
+                version: entry.version,
+                source,
+                line: pos.map(|p| p.0).unwrap_or(0),
+            });
+        }
+        plugins.sort_by(|a, b| a.component.cmp(&b.component));
+        Ok(SiteFile {
+            path: path.to_path_buf(),
+            name: raw.name,
+            moodle,
+            plugins,
+            directory: raw.directory,
+        })
+    }
+
+    /// The directory holding the site file; relative paths in it are relative to this.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `site.lock` beside the site file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.path.with_extension("lock")
+    }
+
+    /// Resolves a git URL, zip location or directory written in the site file.
+    pub fn locate(&self, written: &str) -> Location {
+        if written.contains("://") {
+            return Location::Url(written.to_string());
+        }
+        let p = Path::new(written);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir().join(p)
+        };
+        Location::Path(normalize(&p))
+    }
+
+    pub fn plugin(&self, component: &str) -> Option<&PluginRequest> {
+        self.plugins
+            .iter()
+            .find(|p| p.component.as_str() == component)
+    }
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn one_source(
+    path: &Path,
+    what: &str,
+    raw: &RawSource,
+    pos: Option<(usize, usize)>,
+) -> Result<Option<SourceSpec>, ConfigError> {
+    let given: Vec<&str> = [
+        ("git", raw.git.is_some()),
+        ("zip", raw.zip.is_some()),
+        ("path", raw.path.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(n, _)| *n)
+    .collect();
+    if given.len() > 1 {
+        return Err(ConfigError::new(
+            path,
+            format!(
+                "{what} has {} sources ({}); an entry takes at most one of git, zip, path",
+                given.len(),
+                given.join(", ")
+            ),
+        )
+        .at(pos)
+        .hint("keep one source; with none, the plugin comes from the plugins directory"));
+    }
+    if raw.reference.is_some() && raw.git.is_none() {
+        return Err(
+            ConfigError::new(path, format!("{what} has `ref` but no `git` source"))
+                .at(pos)
+                .hint("`ref` names a tag, branch or commit of the `git` URL"),
+        );
+    }
+    if raw.hash.is_some() && raw.zip.is_none() {
+        return Err(
+            ConfigError::new(path, format!("{what} has `hash` but no `zip` source"))
+                .at(pos)
+                .hint("`hash` pins the content of the `zip` download"),
+        );
+    }
+    if let Some(h) = &raw.hash {
+        let ok = h
+            .strip_prefix("blake3:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(ConfigError::new(
+                path,
+                format!("{what} has hash '{h}', which is not blake3:<64 hex digits>"),
+            )
+            .at(pos));
+        }
+    }
+    for (field, value) in [("git", &raw.git), ("zip", &raw.zip), ("path", &raw.path)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(ConfigError::new(path, format!("{what} has an empty `{field}`")).at(pos));
+        }
+    }
+    Ok(if let Some(url) = &raw.git {
+        Some(SourceSpec::Git {
+            url: url.clone(),
+            reference: raw.reference.clone(),
+        })
+    } else if let Some(z) = &raw.zip {
+        Some(SourceSpec::Zip {
+            location: z.clone(),
+            hash: raw.hash.clone(),
+        })
+    } else {
+        raw.path.as_ref().map(|p| SourceSpec::Path { dir: p.clone() })
+    })
+}
+
+fn plugin_source(
+    path: &Path,
+    key: &str,
+    raw: &RawSource,
+    pos: Option<(usize, usize)>,
+) -> Result<SourceSpec, ConfigError> {
+    let src = one_source(path, "this entry", raw, pos).map_err(|e| e.component(key))?;
+    if let Some(v) = &raw.version
+        && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    {
+        return Err(ConfigError::new(
+            path,
+            format!("version '{v}' is not a plugin version number such as 2024101500"),
+        )
+        .at(pos)
+        .component(key));
+    }
+    Ok(src.unwrap_or(SourceSpec::Directory))
+}
+
+fn moodle_request(
+    path: &Path,
+    raw: RawSource,
+    pos: Option<(usize, usize)>,
+) -> Result<MoodleRequest, ConfigError> {
+    if raw.reference.is_some() {
+        return Err(ConfigError::new(path, "`moodle` takes no `ref`")
+            .at(pos)
+            .hint("name the core with version: \"4.5\", \"4.5+\", \"4.5.3\", \"tag:NAME\" or \"commit:SHA\""));
+    }
+    let source = one_source(path, "`moodle`", &raw, pos)?;
+    let spec = match &raw.version {
+        Some(v) => Some(
+            MoodleSpec::parse(v).map_err(|e| ConfigError::new(path, e.to_string()).at(pos))?,
+        ),
+        None => None,
+    };
+    let source = source.unwrap_or(SourceSpec::Git {
+        url: DEFAULT_MOODLE_GIT.to_string(),
+        reference: None,
+    });
+    if matches!(source, SourceSpec::Git { .. }) && spec.is_none() {
+        return Err(
+            ConfigError::new(path, "`moodle` from git needs a `version`")
+                .at(pos)
+                .hint("for example moodle: (version: \"4.5\")"),
+        );
+    }
+    Ok(MoodleRequest { spec, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SiteFile, ConfigError> {
+        SiteFile::parse(Path::new("/sites/a/site.ron"), text)
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let s = parse(
+            r#"// site.ron
+Site(
+    name: "univ-prod",
+    moodle: (version: "4.5"),
+    plugins: {
+        "mod_attendance": (),
+        "block_xp": (version: "2024101500"),
+        "local_mailtest": (git: "https://github.com/michael-milette/moodle-local_mailtest.git",
+                           ref: "v3.1.7"),
+        "theme_foo": (zip: "https://example.org/theme_foo.zip",
+                      hash: "blake3:9f2c000000000000000000000000000000000000000000000000000000000000"),
+        "local_bar": (path: "../local_bar"),
+    },
+    directory: "https://download.moodle.org/api/1.3/pluglist.php",
+)"#,
+        )
+        .unwrap();
+        assert_eq!(s.name, "univ-prod");
+        assert_eq!(
+            s.moodle.spec,
+            Some(MoodleSpec::Series(mcb_moodle::Release::new(4, 5)))
+        );
+        assert_eq!(s.plugins.len(), 5);
+        assert_eq!(s.plugins[0].component.as_str(), "block_xp");
+        assert_eq!(s.plugin("mod_attendance").unwrap().source, SourceSpec::Directory);
+        assert_eq!(s.plugin("block_xp").unwrap().line, 7);
+        assert_eq!(
+            s.locate("../local_bar"),
+            Location::Path(PathBuf::from("/sites/local_bar"))
+        );
+        assert!(matches!(
+            s.plugin("local_mailtest").unwrap().source,
+            SourceSpec::Git { reference: Some(ref r), .. } if r == "v3.1.7"
+        ));
+        assert_eq!(s.lock_path(), PathBuf::from("/sites/a/site.lock"));
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let e = parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"\n  plugins: {},\n)").unwrap_err();
+        let (line, _) = e.position.unwrap();
+        assert!(line >= 3, "{e}");
+        assert!(e.to_string().starts_with("/sites/a/site.ron:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_position() {
+        let e = parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"),\n  plugins: {\n    \"mod_x\": (versoin: \"1\"),\n  },\n)").unwrap_err();
+        assert_eq!(e.position.unwrap().0, 5, "{e}");
+        assert!(e.message.contains("versoin"), "{e}");
+        let e = parse("Site(name: \"a\", moodle: (version: \"4.5\"), colour: \"red\")").unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn semantic_rules() {
+        let two = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\n\"mod_x\": (git: \"u\", zip: \"z\"),\n})").unwrap_err();
+        assert_eq!(two.component.as_deref(), Some("mod_x"));
+        assert_eq!(two.position.unwrap().0, 2);
+        assert!(two.message.contains("git, zip"), "{two}");
+
+        let dup = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\n\"mod_x\": (),\n\"mod_x\": (),\n})").unwrap_err();
+        assert_eq!(dup.position.unwrap().0, 3);
+        assert!(dup.message.contains("twice"));
+
+        let bad = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"attendance\": ()})").unwrap_err();
+        assert_eq!(bad.component.as_deref(), Some("attendance"));
+
+        let name = parse("Site(name: \"Univ Prod\", moodle: (version: \"4.5\"))").unwrap_err();
+        assert!(name.message.contains("[a-z0-9_-]+"));
+
+        let spec = parse("Site(name: \"a\", moodle: (version: \"latest\"))").unwrap_err();
+        assert!(spec.message.contains("not a Moodle version spec"));
+
+        let noversion = parse("Site(name: \"a\", moodle: ())").unwrap_err();
+        assert!(noversion.message.contains("needs a `version`"));
+
+        let r = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (ref: \"v1\")})").unwrap_err();
+        assert!(r.message.contains("no `git`"));
+
+        let h = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (zip: \"a.zip\", hash: \"md5:1\")})").unwrap_err();
+        assert!(h.message.contains("blake3"));
+
+        let core_path = parse("Site(name: \"a\", moodle: (path: \"moodle\"))").unwrap();
+        assert_eq!(core_path.moodle.spec, None);
+    }
+}

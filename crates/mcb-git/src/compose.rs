@@ -1,0 +1,115 @@
+//! Composition: the codebase tree is core's tree with each plugin's tree grafted at its
+//! install path, built by editing trees from known ids; nothing is checked out or added.
+//! Commits are deterministic: author, committer, date and message come from the caller
+//! (the lock), never from the clock or the environment.
+
+use gix::objs::tree::EntryKind;
+
+use crate::{Context, GitError, GitStore, parse_id};
+
+/// A plugin tree to place at `path` (relative to the codebase root).
+#[derive(Debug, Clone)]
+pub struct Graft {
+    pub path: String,
+    pub tree: String,
+}
+
+/// What a commit says, all of it chosen by the caller.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub message: String,
+    /// Seconds since the epoch, UTC.
+    pub time: i64,
+    pub parent: Option<String>,
+}
+
+const AUTHOR_NAME: &str = "mcb";
+const AUTHOR_EMAIL: &str = "mcb@localhost";
+
+impl GitStore {
+    /// Core's tree with every graft in place.
+    pub fn compose(&self, core_tree: &str, grafts: &[Graft]) -> Result<String, GitError> {
+        let repo = self.repo();
+        let mut editor = repo
+            .edit_tree(parse_id(core_tree)?)
+            .context(|| format!("cannot read core tree {core_tree}"))?;
+        for g in grafts {
+            editor
+                .upsert(g.path.as_str(), EntryKind::Tree, parse_id(&g.tree)?)
+                .context(|| format!("cannot place a tree at {}", g.path))?;
+        }
+        Ok(editor
+            .write()
+            .context(|| "cannot write the codebase tree".to_string())?
+            .to_string())
+    }
+
+    /// The commit a site branch points at.
+    pub fn branch_head(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let repo = self.repo();
+        let name = format!("refs/heads/{branch}");
+        let r = repo
+            .try_find_reference(name.as_str())
+            .context(|| format!("cannot read branch {branch}"))?;
+        match r {
+            Some(mut r) => Ok(Some(
+                r.peel_to_id()
+                    .context(|| format!("cannot read branch {branch}"))?
+                    .to_string(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the commit object for `tree` (without moving any branch).
+    pub fn write_commit(&self, tree: &str, info: &CommitInfo) -> Result<String, GitError> {
+        let repo = self.repo();
+        let sig = gix::actor::Signature {
+            name: AUTHOR_NAME.into(),
+            email: AUTHOR_EMAIL.into(),
+            time: gix::date::Time::new(info.time, 0),
+        };
+        let parents: Vec<gix::ObjectId> = info
+            .parent
+            .iter()
+            .map(|p| parse_id(p))
+            .collect::<Result<_, _>>()?;
+        let commit = gix::objs::Commit {
+            tree: parse_id(tree)?,
+            parents: parents.into(),
+            author: sig.clone(),
+            committer: sig,
+            encoding: None,
+            message: info.message.clone().into(),
+            extra_headers: Vec::new(),
+        };
+        Ok(repo
+            .write_object(&commit)
+            .context(|| "cannot write the commit".to_string())?
+            .to_string())
+    }
+
+    /// Points `branch` at `commit`, provided it still points at `expected` (`None`: the
+    /// branch must not exist), so two runs on one site cannot lose each other's commit.
+    pub fn set_branch(
+        &self,
+        branch: &str,
+        commit: &str,
+        expected: Option<&str>,
+    ) -> Result<(), GitError> {
+        use gix::refs::transaction::PreviousValue;
+        let repo = self.repo();
+        let constraint = match expected {
+            Some(e) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(parse_id(e)?)),
+            None => PreviousValue::MustNotExist,
+        };
+        repo.reference(
+            format!("refs/heads/{branch}").as_str(),
+            parse_id(commit)?,
+            constraint,
+            "mcb realise",
+        )
+        .context(|| format!("cannot move branch {branch} to {commit}"))?;
+        Ok(())
+    }
+}
