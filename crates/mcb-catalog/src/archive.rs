@@ -40,7 +40,10 @@ pub fn read_zip(bytes: &[u8], label: &str) -> Result<ZipSource, CatalogError> {
             .name()
             .map_err(|e| err(format!("entry {i} has an unreadable name: {e}")))?
             .to_string();
-        if name.starts_with('/') || name.contains('\\') || name.contains(':') && name.len() > 1 && name.as_bytes()[1] == b':' {
+        if name.starts_with('/')
+            || name.contains('\\')
+            || name.contains(':') && name.len() > 1 && name.as_bytes()[1] == b':'
+        {
             return Err(err(format!(
                 "entry '{name}' has an absolute path; refusing the archive"
             )));
@@ -51,7 +54,9 @@ pub fn read_zip(bytes: &[u8], label: &str) -> Result<ZipSource, CatalogError> {
             )));
         }
         let Some(clean) = inside_root(&name) else {
-            return Err(err(format!("entry '{name}' leaves the archive root; refusing the archive")));
+            return Err(err(format!(
+                "entry '{name}' leaves the archive root; refusing the archive"
+            )));
         };
         if let Some(t) = f.last_modified() {
             let s = epoch_seconds(
@@ -97,7 +102,9 @@ pub fn read_zip(bytes: &[u8], label: &str) -> Result<ZipSource, CatalogError> {
     // One top folder holding everything is the plugin's folder: strip it.
     let first_top = |p: &str| p.split('/').next().unwrap_or("").to_string();
     let top = first_top(&raw[0].0);
-    let single_top = raw.iter().all(|(p, _, _)| p.contains('/') && first_top(p) == top)
+    let single_top = raw
+        .iter()
+        .all(|(p, _, _)| p.contains('/') && first_top(p) == top)
         && dirs.iter().all(|d| first_top(d) == top);
     let strip = if single_top { Some(top) } else { None };
     let files = raw
@@ -193,10 +200,16 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        let z = zip_of(&[("x/version.php", b"<?php", 0o644), ("x/../../evil.php", b"", 0o644)]);
+        let z = zip_of(&[
+            ("x/version.php", b"<?php", 0o644),
+            ("x/../../evil.php", b"", 0o644),
+        ]);
         let e = read_zip(&z, "slip.zip").unwrap_err().to_string();
         assert!(e.contains("zip-slip"), "{e}");
-        let z = zip_of(&[("x/version.php", b"<?php", 0o644), ("x/l", b"../../etc/passwd", 0o120777)]);
+        let z = zip_of(&[
+            ("x/version.php", b"<?php", 0o644),
+            ("x/l", b"../../etc/passwd", 0o120777),
+        ]);
         let e = read_zip(&z, "link.zip").unwrap_err().to_string();
         assert!(e.contains("outside the archive"), "{e}");
         let z = zip_of(&[("x/l", b"/etc/passwd", 0o120777)]);

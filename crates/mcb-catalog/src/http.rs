@@ -16,7 +16,11 @@ pub enum HttpError {
     #[error("not fetching {url}: --offline was given and it is not in the store")]
     Offline { url: String },
     #[error("{url} answered HTTP {status}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() })]
-    Status { url: String, status: u16, attempts: u32 },
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },
 }
@@ -25,7 +29,10 @@ pub enum HttpError {
 #[derive(Debug)]
 pub enum Fetched {
     NotModified,
-    Body { bytes: Vec<u8>, etag: Option<String> },
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
 }
 
 pub struct Http {
@@ -149,7 +156,8 @@ impl Http {
                         .map(|s| Duration::from_secs(s.min(60)))
                 }
                 Err(e) => {
-                    if attempt >= ATTEMPTS || !(e.is_timeout() || e.is_connect() || e.is_request()) {
+                    if attempt >= ATTEMPTS || !(e.is_timeout() || e.is_connect() || e.is_request())
+                    {
                         return Err(HttpError::Transport {
                             url: url.to_string(),
                             message: error_chain(&e),
@@ -164,9 +172,15 @@ impl Http {
     }
 
     fn acquire(&self, host: &str) -> HostSlot<'_> {
-        let mut map = self.in_flight.lock().expect("no panics while holding the lock");
+        let mut map = self
+            .in_flight
+            .lock()
+            .expect("no panics while holding the lock");
         while map.get(host).copied().unwrap_or(0) >= PER_HOST {
-            map = self.freed.wait(map).expect("no panics while holding the lock");
+            map = self
+                .freed
+                .wait(map)
+                .expect("no panics while holding the lock");
         }
         *map.entry(host.to_string()).or_default() += 1;
         HostSlot {
@@ -183,7 +197,11 @@ struct HostSlot<'a> {
 
 impl Drop for HostSlot<'_> {
     fn drop(&mut self) {
-        let mut map = self.http.in_flight.lock().expect("no panics while holding the lock");
+        let mut map = self
+            .http
+            .in_flight
+            .lock()
+            .expect("no panics while holding the lock");
         if let Some(n) = map.get_mut(&self.host) {
             *n -= 1;
         }

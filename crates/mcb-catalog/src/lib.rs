@@ -31,10 +31,7 @@ pub enum CatalogError {
 }
 
 /// Reads a zip location: a local file or an `http(s)://` URL.
-pub fn fetch_bytes(
-    http: &Http,
-    location: &mcb_config::Location,
-) -> Result<Vec<u8>, CatalogError> {
+pub fn fetch_bytes(http: &Http, location: &mcb_config::Location) -> Result<Vec<u8>, CatalogError> {
     match location {
         mcb_config::Location::Path(p) => std::fs::read(p).map_err(|source| CatalogError::Io {
             path: p.clone(),

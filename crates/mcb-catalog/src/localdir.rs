@@ -41,8 +41,8 @@ pub fn read_dir(root: &Path) -> Result<Vec<SourceFile>, CatalogError> {
             .ok_or_else(|| err(entry.path(), "has a name that is not UTF-8".into()))?
             .to_string();
         if entry.file_type().is_symlink() {
-            let target = std::fs::read_link(entry.path())
-                .map_err(|e| err(entry.path(), e.to_string()))?;
+            let target =
+                std::fs::read_link(entry.path()).map_err(|e| err(entry.path(), e.to_string()))?;
             let target = target.to_string_lossy().into_owned();
             if !link_stays_inside(&rel, &target) {
                 return Err(err(

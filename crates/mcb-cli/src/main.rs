@@ -1,1 +1,91 @@
-fn main() {}
+//! The `mcb` command line: parses flags, draws progress, prints results (or JSON) and maps
+//! failures to exit codes. Everything else lives in the library crates.
+
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure of the store, git or the filesystem
+  2  (plan, check) changes pending / an upgrade is blocked
+  3  the site file or lock is invalid
+  4  no set of versions satisfies the site file and Moodle's rules
+  5  a source could not be fetched or read
+  6  content does not match its hash";
+
+/// Builds reproducible Moodle codebases from a declarative site file.
+#[derive(Parser, Debug)]
+#[command(name = "mcb", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// The store (default: $MCB_STORE, else $XDG_DATA_HOME/mcb).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Use only the store and cached metadata; never touch the network.
+    #[arg(long, global = true)]
+    offline: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more about what happens.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Print one machine-readable JSON object on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Resolve (reusing the lock where it still fits), fetch, build, commit and materialise;
+    /// print the commit id and the tree path.
+    Realise {
+        /// The site file.
+        #[arg(default_value = "site.ron")]
+        site: PathBuf,
+        /// Where to put the `result` link (default: beside the site file).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+}
+
+pub(crate) struct Global {
+    pub store: PathBuf,
+    pub offline: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub json: bool,
+}
+
+fn default_store() -> PathBuf {
+    if let Some(s) = std::env::var_os("MCB_STORE").filter(|s| !s.is_empty()) {
+        return PathBuf::from(s);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(d).join("mcb");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/mcb")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global {
+        store: cli.store.clone().unwrap_or_else(default_store),
+        offline: cli.offline,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.json,
+    };
+    let code = match cli.command {
+        Command::Realise { site, out } => output::realise(&global, &site, out),
+    };
+    ExitCode::from(code)
+}

@@ -383,7 +383,9 @@ fn one_source(
             hash: raw.hash.clone(),
         })
     } else {
-        raw.path.as_ref().map(|p| SourceSpec::Path { dir: p.clone() })
+        raw.path
+            .as_ref()
+            .map(|p| SourceSpec::Path { dir: p.clone() })
     })
 }
 
@@ -419,9 +421,9 @@ fn moodle_request(
     }
     let source = one_source(path, "`moodle`", &raw, pos)?;
     let spec = match &raw.version {
-        Some(v) => Some(
-            MoodleSpec::parse(v).map_err(|e| ConfigError::new(path, e.to_string()).at(pos))?,
-        ),
+        Some(v) => {
+            Some(MoodleSpec::parse(v).map_err(|e| ConfigError::new(path, e.to_string()).at(pos))?)
+        }
         None => None,
     };
     let source = source.unwrap_or(SourceSpec::Git {
@@ -473,7 +475,10 @@ Site(
         );
         assert_eq!(s.plugins.len(), 5);
         assert_eq!(s.plugins[0].component.as_str(), "block_xp");
-        assert_eq!(s.plugin("mod_attendance").unwrap().source, SourceSpec::Directory);
+        assert_eq!(
+            s.plugin("mod_attendance").unwrap().source,
+            SourceSpec::Directory
+        );
         assert_eq!(s.plugin("block_xp").unwrap().line, 7);
         assert_eq!(
             s.locate("../local_bar"),
@@ -488,7 +493,8 @@ Site(
 
     #[test]
     fn syntax_errors_have_line_and_column() {
-        let e = parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"\n  plugins: {},\n)").unwrap_err();
+        let e = parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"\n  plugins: {},\n)")
+            .unwrap_err();
         let (line, _) = e.position.unwrap();
         assert!(line >= 3, "{e}");
         assert!(e.to_string().starts_with("/sites/a/site.ron:"), "{e}");
@@ -499,7 +505,8 @@ Site(
         let e = parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"),\n  plugins: {\n    \"mod_x\": (versoin: \"1\"),\n  },\n)").unwrap_err();
         assert_eq!(e.position.unwrap().0, 5, "{e}");
         assert!(e.message.contains("versoin"), "{e}");
-        let e = parse("Site(name: \"a\", moodle: (version: \"4.5\"), colour: \"red\")").unwrap_err();
+        let e =
+            parse("Site(name: \"a\", moodle: (version: \"4.5\"), colour: \"red\")").unwrap_err();
         assert!(e.message.contains("colour"), "{e}");
     }
 
@@ -514,7 +521,9 @@ Site(
         assert_eq!(dup.position.unwrap().0, 3);
         assert!(dup.message.contains("twice"));
 
-        let bad = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"attendance\": ()})").unwrap_err();
+        let bad =
+            parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"attendance\": ()})")
+                .unwrap_err();
         assert_eq!(bad.component.as_deref(), Some("attendance"));
 
         let name = parse("Site(name: \"Univ Prod\", moodle: (version: \"4.5\"))").unwrap_err();
@@ -526,7 +535,10 @@ Site(
         let noversion = parse("Site(name: \"a\", moodle: ())").unwrap_err();
         assert!(noversion.message.contains("needs a `version`"));
 
-        let r = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (ref: \"v1\")})").unwrap_err();
+        let r = parse(
+            "Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (ref: \"v1\")})",
+        )
+        .unwrap_err();
         assert!(r.message.contains("no `git`"));
 
         let h = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (zip: \"a.zip\", hash: \"md5:1\")})").unwrap_err();

@@ -107,7 +107,11 @@ impl GitStore {
 
     /// Ingests files from a zip or a directory: each becomes a store object and a git blob,
     /// and together a git tree.
-    pub fn ingest_files(&self, store: &Store, files: Vec<SourceFile>) -> Result<Manifest, GitError> {
+    pub fn ingest_files(
+        &self,
+        store: &Store,
+        files: Vec<SourceFile>,
+    ) -> Result<Manifest, GitError> {
         let entries: Result<Vec<(Entry, SourceFileKind)>, GitError> = files
             .into_par_iter()
             .map_init(
@@ -115,8 +119,9 @@ impl GitStore {
                 |repo, f| {
                     let bytes = match f.content {
                         SourceContent::Bytes(b) => b,
-                        SourceContent::File(p) => std::fs::read(&p)
-                            .map_err(|e| GitError::new(format!("cannot read {}", p.display()), e))?,
+                        SourceContent::File(p) => std::fs::read(&p).map_err(|e| {
+                            GitError::new(format!("cannot read {}", p.display()), e)
+                        })?,
                         SourceContent::LinkTarget(t) => t.into_bytes(),
                     };
                     let hash = store

@@ -30,7 +30,8 @@ impl GitStore {
     /// Opens the bare repository at `path`, creating it when it does not exist.
     pub fn open(path: &Path) -> Result<GitStore, GitError> {
         let repo = if path.join("HEAD").exists() {
-            gix::open(path).context(|| format!("cannot open the store's git repository {}", path.display()))?
+            gix::open(path)
+                .context(|| format!("cannot open the store's git repository {}", path.display()))?
         } else {
             match gix::init_bare(path) {
                 Ok(r) => r,
@@ -40,7 +41,10 @@ impl GitStore {
                 })?,
                 Err(e) => {
                     return Err(GitError::new(
-                        format!("cannot create the store's git repository {}", path.display()),
+                        format!(
+                            "cannot create the store's git repository {}",
+                            path.display()
+                        ),
                         e,
                     ));
                 }
@@ -109,7 +113,9 @@ impl GitStore {
         let c = repo
             .find_commit(parse_id(commit)?)
             .context(|| format!("commit {commit} is not in the store's git repository"))?;
-        Ok(c.time().context(|| format!("cannot read commit {commit}"))?.seconds)
+        Ok(c.time()
+            .context(|| format!("cannot read commit {commit}"))?
+            .seconds)
     }
 
     /// Expands an abbreviated commit id that the repository holds.

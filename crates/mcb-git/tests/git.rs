@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mcb_git::{CommitInfo, Graft, GitStore, SourceContent, SourceFile, SourceFileKind};
+use mcb_git::{CommitInfo, GitStore, Graft, SourceContent, SourceFile, SourceFileKind};
 use mcb_store::Store;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -12,7 +12,11 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn upstream(dir: &Path) {
@@ -61,23 +65,53 @@ fn fetch_resolve_ingest_compose_commit() {
         .ingest_files(
             &store,
             vec![
-                SourceFile { path: "version.php".into(), kind: SourceFileKind::File, content: SourceContent::Bytes(b"<?php".to_vec()) },
-                SourceFile { path: "db/x.sh".into(), kind: SourceFileKind::Exec, content: SourceContent::Bytes(b"#!".to_vec()) },
+                SourceFile {
+                    path: "version.php".into(),
+                    kind: SourceFileKind::File,
+                    content: SourceContent::Bytes(b"<?php".to_vec()),
+                },
+                SourceFile {
+                    path: "db/x.sh".into(),
+                    kind: SourceFileKind::Exec,
+                    content: SourceContent::Bytes(b"#!".to_vec()),
+                },
             ],
         )
         .unwrap();
     let tree = g
-        .compose(&core.tree, &[Graft { path: "blocks/x".into(), tree: plugin.tree.clone() }])
+        .compose(
+            &core.tree,
+            &[Graft {
+                path: "blocks/x".into(),
+                tree: plugin.tree.clone(),
+            }],
+        )
         .unwrap();
-    let info = CommitInfo { message: "m\n".into(), time: 1_700_000_000, parent: None };
+    let info = CommitInfo {
+        message: "m\n".into(),
+        time: 1_700_000_000,
+        parent: None,
+    };
     let commit = g.write_commit(&tree, &info).unwrap();
     assert_eq!(commit, g.write_commit(&tree, &info).unwrap());
     g.set_branch("site", &commit, None).unwrap();
-    assert_eq!(g.branch_head("site").unwrap().as_deref(), Some(commit.as_str()));
+    assert_eq!(
+        g.branch_head("site").unwrap().as_deref(),
+        Some(commit.as_str())
+    );
     let next = g
-        .write_commit(&core.tree, &CommitInfo { parent: Some(commit.clone()), ..info.clone() })
+        .write_commit(
+            &core.tree,
+            &CommitInfo {
+                parent: Some(commit.clone()),
+                ..info.clone()
+            },
+        )
         .unwrap();
-    assert!(g.set_branch("site", &next, None).is_err(), "branch moved without its expected head");
+    assert!(
+        g.set_branch("site", &next, None).is_err(),
+        "branch moved without its expected head"
+    );
     assert!(g.set_branch("site", &next, Some(&c1)).is_err());
     g.set_branch("site", &next, Some(&commit)).unwrap();
     g.set_branch("site", &commit, Some(&next)).unwrap();
@@ -90,8 +124,15 @@ fn fetch_resolve_ingest_compose_commit() {
         .arg(&clone)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(clone.join("blocks/x/db/x.sh")).unwrap(), b"#!");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(clone.join("blocks/x/db/x.sh")).unwrap(),
+        b"#!"
+    );
     assert_eq!(std::fs::read(clone.join("lib/a.php")).unwrap(), b"a2");
 }
 
@@ -100,6 +141,8 @@ fn unreachable_url_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
-    let err = g.fetch(&format!("file://{}/nothing-here", tmp.path().display())).unwrap_err();
+    let err = g
+        .fetch(&format!("file://{}/nothing-here", tmp.path().display()))
+        .unwrap_err();
     assert!(err.to_string().starts_with("cannot fetch file://"), "{err}");
 }

@@ -116,13 +116,18 @@ impl CoreLayout {
         let mut added = Vec::new();
         if !s.subplugintypes.is_empty() {
             for (ty, rel) in s.subplugintypes {
-                let dir = format!("{}/{}", plugin_dir.trim_end_matches('/'), rel.trim_matches('/'));
+                let dir = format!(
+                    "{}/{}",
+                    plugin_dir.trim_end_matches('/'),
+                    rel.trim_matches('/')
+                );
                 self.types.insert(ty.clone(), dir);
                 added.push(ty);
             }
         } else {
             for (ty, dir) in s.plugintypes {
-                self.types.insert(ty.clone(), dir.trim_matches('/').to_string());
+                self.types
+                    .insert(ty.clone(), dir.trim_matches('/').to_string());
                 added.push(ty);
             }
         }
@@ -136,12 +141,12 @@ impl CoreLayout {
 
     /// The directory of a plugin relative to the web root, e.g. `blocks/xp`.
     pub fn web_path(&self, component: &Component) -> Result<String, LayoutError> {
-        let dir = self
-            .types
-            .get(component.plugin_type())
-            .ok_or_else(|| LayoutError::UnknownType {
-                plugin_type: component.plugin_type().to_string(),
-            })?;
+        let dir =
+            self.types
+                .get(component.plugin_type())
+                .ok_or_else(|| LayoutError::UnknownType {
+                    plugin_type: component.plugin_type().to_string(),
+                })?;
         Ok(format!("{dir}/{}", component.plugin_name()))
     }
 
@@ -171,8 +176,14 @@ mod tests {
     fn install_paths_from_components_json() {
         let l = CoreLayout::new(COMPONENTS, Some(PLUGINS), false).unwrap();
         assert_eq!(l.install_path(&c("block_xp")).unwrap(), "blocks/xp");
-        assert_eq!(l.install_path(&c("format_tiles")).unwrap(), "course/format/tiles");
-        assert_eq!(l.install_path(&c("mod_attendance")).unwrap(), "mod/attendance");
+        assert_eq!(
+            l.install_path(&c("format_tiles")).unwrap(),
+            "course/format/tiles"
+        );
+        assert_eq!(
+            l.install_path(&c("mod_attendance")).unwrap(),
+            "mod/attendance"
+        );
         assert!(l.is_standard("mod_quiz"));
         assert!(!l.is_standard("mod_attendance"));
         assert_eq!(
@@ -209,7 +220,10 @@ mod tests {
             r#"{"plugintypes": {"newmodsub": "mod/wrong/sub"}, "subplugintypes": {"newmodsub": "sub"}}"#,
         )
         .unwrap();
-        assert_eq!(l.install_path(&c("newmodsub_a")).unwrap(), "mod/newmod/sub/a");
+        assert_eq!(
+            l.install_path(&c("newmodsub_a")).unwrap(),
+            "mod/newmod/sub/a"
+        );
         assert!(l.add_subplugins("x", "x/db/subplugins.json", "{").is_err());
     }
 
@@ -218,7 +232,10 @@ mod tests {
         let comps = include_str!("../tests/data/components-4.5.json");
         let plugins = include_str!("../tests/data/standard-plugins-4.5.json");
         let l = CoreLayout::new(comps, Some(plugins), false).unwrap();
-        assert_eq!(l.install_path(&c("tool_opcache")).unwrap(), "admin/tool/opcache");
+        assert_eq!(
+            l.install_path(&c("tool_opcache")).unwrap(),
+            "admin/tool/opcache"
+        );
         assert!(l.is_standard("mod_assign"));
         assert!(l.is_standard("block_html"));
     }

@@ -190,9 +190,7 @@ impl MoodleSpec {
     /// The major release this spec names, when it names one.
     pub fn release(&self) -> Option<Release> {
         match self {
-            MoodleSpec::Series(r) | MoodleSpec::StableHead(r) | MoodleSpec::Exact(r, _) => {
-                Some(*r)
-            }
+            MoodleSpec::Series(r) | MoodleSpec::StableHead(r) | MoodleSpec::Exact(r, _) => Some(*r),
             _ => None,
         }
     }
@@ -269,10 +267,16 @@ mod tests {
 
     #[test]
     fn builds_keep_hundredths() {
-        assert_eq!(Build::parse("2024100700.01").unwrap().to_string(), "2024100700.01");
+        assert_eq!(
+            Build::parse("2024100700.01").unwrap().to_string(),
+            "2024100700.01"
+        );
         assert!(Build::parse("2024100700.01").unwrap() > Build::parse("2024100700").unwrap());
         assert_eq!(Build::parse("2024100700.5"), Build::parse("2024100700.50"));
-        assert_eq!(Build::parse("2024100700.00"), Some(Build::from_int(2024100700)));
+        assert_eq!(
+            Build::parse("2024100700.00"),
+            Some(Build::from_int(2024100700))
+        );
         assert_eq!(Build::parse("x"), None);
     }
 

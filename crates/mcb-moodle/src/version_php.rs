@@ -197,7 +197,10 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
                     s.push(ch);
                     i += 1;
                 }
-                out.push((Tok::Str(String::from_utf8_lossy(&s).into_owned()), start_line));
+                out.push((
+                    Tok::Str(String::from_utf8_lossy(&s).into_owned()),
+                    start_line,
+                ));
             }
             b'$' => {
                 let start = i + 1;
@@ -345,7 +348,9 @@ impl Parser {
                     if !self.eat(";") {
                         return Err(self.err(format!(
                             "expected ';' after the value of ${var}{}",
-                            prop.as_deref().map(|p| format!("->{p}")).unwrap_or_default()
+                            prop.as_deref()
+                                .map(|p| format!("->{p}"))
+                                .unwrap_or_default()
                         )));
                     }
                     out.push(((var, prop), value, line));
@@ -393,7 +398,9 @@ impl Parser {
                 self.pos += 1;
                 Ok(Value::Const(id))
             }
-            Some(other) => Err(self.err(format!("unexpected {other:?} where a value was expected"))),
+            Some(other) => {
+                Err(self.err(format!("unexpected {other:?} where a value was expected")))
+            }
             None => Err(self.err("the file ends where a value was expected")),
         }
     }
@@ -653,7 +660,8 @@ $plugin->dependencies = array(
 
     #[test]
     fn old_module_syntax_and_array_keyword_case() {
-        let src = "<?php\n$module->version = 2011032200;\n$module->dependencies = ARRAY('mod_x' => 1);\n";
+        let src =
+            "<?php\n$module->version = 2011032200;\n$module->dependencies = ARRAY('mod_x' => 1);\n";
         let p = PluginVersion::parse(src).unwrap();
         assert_eq!(p.version, Some(Build::from_int(2011032200)));
         assert_eq!(p.dependencies["mod_x"], Some(Build::from_int(1)));
@@ -661,11 +669,19 @@ $plugin->dependencies = array(
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let err = PluginVersion::parse("<?php\n$plugin->version = 2024;\n$plugin->supported = [401 405];\n")
-            .unwrap_err();
-        assert!(matches!(err, VersionPhpError::Syntax { line: 3, .. }), "{err:?}");
+        let err = PluginVersion::parse(
+            "<?php\n$plugin->version = 2024;\n$plugin->supported = [401 405];\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, VersionPhpError::Syntax { line: 3, .. }),
+            "{err:?}"
+        );
         let err = PluginVersion::parse("<?php\n$plugin->release = 'open\n").unwrap_err();
-        assert!(matches!(err, VersionPhpError::Syntax { line: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, VersionPhpError::Syntax { line: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -1,1 +1,16 @@
+//! The pipeline from a site file to a codebase: resolve (reusing the lock where it still
+//! fits) → fetch into the store → compose the git tree → commit on the site's branch →
+//! materialise a generation → switch the `result` link → write the lock.
+//!
+//! It orders the work and keeps its promises (a failed run changes neither the lock nor
+//! the `result` link), and reports progress through [`Reporter`]; it never prints.
 
+mod error;
+mod link;
+mod pipeline;
+mod report;
+mod sources;
+
+pub use error::RealiseError;
+pub use pipeline::{Options, Realised, RealisedPlugin, realise};
+pub use report::{Reporter, Silent, Stage};

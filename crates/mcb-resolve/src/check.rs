@@ -77,7 +77,10 @@ pub fn check_site(
                 Problem::new(
                     name,
                     Rule::ShipsWithCore,
-                    format!("{name} is part of Moodle {} (lib/plugins.json)", core.major_release()),
+                    format!(
+                        "{name} is part of Moodle {} (lib/plugins.json)",
+                        core.major_release()
+                    ),
                 )
                 .hint("remove it from the site file: core provides it"),
             );
@@ -119,8 +122,12 @@ pub fn check_site(
                     && have < *min
                 {
                     problems.push(
-                        Problem::new(name, Rule::DependencyTooOld, format!("{} requires {need}", who(p)))
-                            .fact(format!("the site has {dep} {have}")),
+                        Problem::new(
+                            name,
+                            Rule::DependencyTooOld,
+                            format!("{} requires {need}", who(p)),
+                        )
+                        .fact(format!("the site has {dep} {have}")),
                     );
                 }
             } else if layout.is_standard(dep) {
@@ -128,15 +135,23 @@ pub fn check_site(
                     && have < *min
                 {
                     problems.push(
-                        Problem::new(name, Rule::DependencyTooOld, format!("{} requires {need}", who(p)))
-                            .fact(format!("Moodle {} ships {dep} {have}", core.release)),
+                        Problem::new(
+                            name,
+                            Rule::DependencyTooOld,
+                            format!("{} requires {need}", who(p)),
+                        )
+                        .fact(format!("Moodle {} ships {dep} {have}", core.release)),
                     );
                 }
             } else {
                 problems.push(
-                    Problem::new(name, Rule::MissingDependency, format!("{} requires {need}", who(p)))
-                        .fact(format!("{dep} is not in the site file"))
-                        .hint(format!("add \"{dep}\" to the plugins of the site file")),
+                    Problem::new(
+                        name,
+                        Rule::MissingDependency,
+                        format!("{} requires {need}", who(p)),
+                    )
+                    .fact(format!("{dep} is not in the site file"))
+                    .hint(format!("add \"{dep}\" to the plugins of the site file")),
                 );
             }
         }
@@ -159,8 +174,7 @@ pub fn check_site(
         Ok(order) => out.order = order.into_iter().map(|n| graph[n].to_string()).collect(),
         Err(_) => {
             for scc in tarjan_scc(&graph) {
-                let cyclic = scc.len() > 1
-                    || scc.iter().any(|&n| graph.contains_edge(n, n));
+                let cyclic = scc.len() > 1 || scc.iter().any(|&n| graph.contains_edge(n, n));
                 if !cyclic {
                     continue;
                 }
@@ -192,7 +206,8 @@ mod tests {
     use super::*;
     use mcb_moodle::Branch;
 
-    const COMPONENTS: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local"}}"#;
+    const COMPONENTS: &str =
+        r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local"}}"#;
     const PLUGINS: &str = r#"{"standard": {"mod": ["quiz"]}}"#;
 
     fn core() -> CoreVersion {
@@ -223,7 +238,9 @@ mod tests {
 
     fn run(plugins: &[SelectedPlugin]) -> Result<SiteCheck, Vec<Problem>> {
         let layout = CoreLayout::new(COMPONENTS, Some(PLUGINS), false).unwrap();
-        check_site(&core(), &layout, plugins, &|c| (c == "mod_quiz").then(|| Build::from_int(2024100700)))
+        check_site(&core(), &layout, plugins, &|c| {
+            (c == "mod_quiz").then(|| Build::from_int(2024100700))
+        })
     }
 
     fn rules(r: Result<SiteCheck, Vec<Problem>>) -> Vec<Rule> {
@@ -243,14 +260,33 @@ mod tests {
 
     #[test]
     fn every_rule() {
-        assert_eq!(rules(run(&[plugin("mod_a", 2, &[("local_b", None)])])), vec![Rule::MissingDependency]);
         assert_eq!(
-            rules(run(&[plugin("mod_a", 2, &[("local_b", Some(5))]), plugin("local_b", 1, &[])])),
+            rules(run(&[plugin("mod_a", 2, &[("local_b", None)])])),
+            vec![Rule::MissingDependency]
+        );
+        assert_eq!(
+            rules(run(&[
+                plugin("mod_a", 2, &[("local_b", Some(5))]),
+                plugin("local_b", 1, &[])
+            ])),
             vec![Rule::DependencyTooOld]
         );
-        assert_eq!(rules(run(&[plugin("mod_a", 2, &[("mod_quiz", Some(2025010100))])])), vec![Rule::DependencyTooOld]);
-        assert_eq!(rules(run(&[plugin("mod_quiz", 2, &[])])), vec![Rule::ShipsWithCore]);
-        assert_eq!(rules(run(&[plugin("foo_a", 2, &[])])), vec![Rule::UnknownType]);
+        assert_eq!(
+            rules(run(&[plugin(
+                "mod_a",
+                2,
+                &[("mod_quiz", Some(2025010100))]
+            )])),
+            vec![Rule::DependencyTooOld]
+        );
+        assert_eq!(
+            rules(run(&[plugin("mod_quiz", 2, &[])])),
+            vec![Rule::ShipsWithCore]
+        );
+        assert_eq!(
+            rules(run(&[plugin("foo_a", 2, &[])])),
+            vec![Rule::UnknownType]
+        );
         let mut wrong = plugin("mod_a", 2, &[]);
         wrong.info.component = Some("mod_b".into());
         assert_eq!(rules(run(&[wrong])), vec![Rule::ComponentMismatch]);
@@ -260,9 +296,17 @@ mod tests {
         let mut inc = plugin("mod_a", 2, &[]);
         inc.info.incompatible = Some(Branch(405));
         assert_eq!(rules(run(&[inc])), vec![Rule::Incompatible]);
-        let cyc = run(&[plugin("mod_a", 2, &[("local_b", None)]), plugin("local_b", 1, &[("mod_a", None)])]).unwrap_err();
+        let cyc = run(&[
+            plugin("mod_a", 2, &[("local_b", None)]),
+            plugin("local_b", 1, &[("mod_a", None)]),
+        ])
+        .unwrap_err();
         assert_eq!(cyc.len(), 1);
-        assert!(cyc[0].to_string().contains("local_b → mod_a → local_b"), "{}", cyc[0]);
+        assert!(
+            cyc[0].to_string().contains("local_b → mod_a → local_b"),
+            "{}",
+            cyc[0]
+        );
     }
 
     #[test]

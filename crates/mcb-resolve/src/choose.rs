@@ -44,7 +44,8 @@ pub fn fit(core: &CoreVersion, info: &PluginVersion, who: &str) -> Fit {
             Rule::Incompatible,
             format!(
                 "{who} is incompatible with Moodle branch {} and later; the core is branch {}",
-                info.incompatible.expect("blocks_branch implies incompatible"),
+                info.incompatible
+                    .expect("blocks_branch implies incompatible"),
                 core.branch
             ),
         );
@@ -128,7 +129,9 @@ pub fn choose<T>(
             chosen,
             Some(Warning {
                 component: component.to_string(),
-                message: format!("no version lists this Moodle as supported; taking the newest that installs: {w}"),
+                message: format!(
+                    "no version lists this Moodle as supported; taking the newest that installs: {w}"
+                ),
             }),
         ));
     }
@@ -150,9 +153,14 @@ pub fn choose<T>(
         p = p.fact(r.clone());
     }
     if refusals.len() > 3 {
-        p = p.fact(format!("… and {} older versions for the same reasons", refusals.len() - 3));
+        p = p.fact(format!(
+            "… and {} older versions for the same reasons",
+            refusals.len() - 3
+        ));
     }
-    Err(p.hint("choose a Moodle version these plugin versions support, or another source for the plugin"))
+    Err(p.hint(
+        "choose a Moodle version these plugin versions support, or another source for the plugin",
+    ))
 }
 
 #[cfg(test)]
@@ -169,7 +177,13 @@ mod tests {
         }
     }
 
-    fn cand(label: &str, version: i64, requires: i64, supported: Option<(u32, u32)>, incompatible: Option<u32>) -> Candidate<()> {
+    fn cand(
+        label: &str,
+        version: i64,
+        requires: i64,
+        supported: Option<(u32, u32)>,
+        incompatible: Option<u32>,
+    ) -> Candidate<()> {
         Candidate {
             label: label.into(),
             info: PluginVersion {
@@ -218,13 +232,25 @@ mod tests {
         assert_eq!(p.rule, Rule::NoCompatibleVersion);
         let text = p.to_string();
         assert!(text.contains("requires Moodle build 2025040700"), "{text}");
-        assert!(text.contains("incompatible with Moodle branch 405"), "{text}");
+        assert!(
+            text.contains("incompatible with Moodle branch 405"),
+            "{text}"
+        );
     }
 
     #[test]
     fn pins() {
-        let c = vec![cand("v2", 2024110100, 2024100700, None, None), cand("v1", 2024010100, 2023100900, None, None)];
-        assert_eq!(choose("mod_x", &core45(), c.clone(), Some("2024010100")).unwrap().0.label, "v1");
+        let c = vec![
+            cand("v2", 2024110100, 2024100700, None, None),
+            cand("v1", 2024010100, 2023100900, None, None),
+        ];
+        assert_eq!(
+            choose("mod_x", &core45(), c.clone(), Some("2024010100"))
+                .unwrap()
+                .0
+                .label,
+            "v1"
+        );
         let p = choose("mod_x", &core45(), c, Some("2020010100")).unwrap_err();
         assert_eq!(p.rule, Rule::Pin);
         let c = vec![cand("v3", 2025040100, 2025040700, None, None)];

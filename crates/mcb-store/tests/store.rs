@@ -23,10 +23,17 @@ fn objects_are_read_only_and_stored_once() {
     assert_eq!(a, b);
     assert_eq!(a, ObjectHash::of(b"hello"));
     let p = store.object_path(&a, false);
-    assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
     let x = store.put_object(b"#!/bin/sh\n", true).unwrap();
     assert_eq!(
-        fs::metadata(store.object_path(&x, true)).unwrap().permissions().mode() & 0o777,
+        fs::metadata(store.object_path(&x, true))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o555
     );
     let objects: usize = walkdir::WalkDir::new(dir.path().join("s/objects"))
@@ -34,7 +41,12 @@ fn objects_are_read_only_and_stored_once() {
         .filter(|e| e.as_ref().unwrap().file_type().is_file())
         .count();
     assert_eq!(objects, 2);
-    assert!(fs::read_dir(dir.path().join("s/tmp")).unwrap().next().is_none());
+    assert!(
+        fs::read_dir(dir.path().join("s/tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 #[test]
@@ -73,16 +85,33 @@ fn materialise_links_objects_and_copies_empty_files() {
     let idx = m.path.join("index.php");
     assert_eq!(fs::read(&idx).unwrap(), b"<?php\n");
     let obj = store.object_path(&files[0].object(), false);
-    assert_eq!(fs::metadata(&idx).unwrap().ino(), fs::metadata(&obj).unwrap().ino());
+    assert_eq!(
+        fs::metadata(&idx).unwrap().ino(),
+        fs::metadata(&obj).unwrap().ino()
+    );
     let empty = m.path.join("lib/empty.txt");
     assert_eq!(fs::metadata(&empty).unwrap().nlink(), 1);
-    assert_eq!(fs::read_link(m.path.join("lib/link")).unwrap().to_str(), Some("a/b.php"));
+    assert_eq!(
+        fs::read_link(m.path.join("lib/link")).unwrap().to_str(),
+        Some("a/b.php")
+    );
     assert_eq!(fs::read(m.path.join("lib/link")).unwrap(), b"<?php // b\n");
     assert_eq!(
-        fs::metadata(m.path.join("bin/run")).unwrap().permissions().mode() & 0o777,
+        fs::metadata(m.path.join("bin/run"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o555
     );
-    assert_eq!(fs::metadata(m.path.join("lib")).unwrap().permissions().mode() & 0o777, 0o555);
+    assert_eq!(
+        fs::metadata(m.path.join("lib"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o555
+    );
     let again = store.materialise("tree1", &list, &|| {}).unwrap();
     assert!(!again.created);
     store.remove_generation("tree1").unwrap();

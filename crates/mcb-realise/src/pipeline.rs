@@ -1,0 +1,811 @@
+//! `realise`: the whole pipeline, in the order that keeps a failed run harmless. Nothing
+//! the user sees (branch, `result`, lock) changes until the new codebase is complete.
+
+use std::path::{Path, PathBuf};
+
+use mcb_catalog::Http;
+use mcb_config::{
+    LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource, PluginRequest, SiteFile,
+    SourceSpec,
+};
+use mcb_git::{CommitInfo, GitStore, Graft, RemoteRefs};
+use mcb_moodle::release::parse_release_tag;
+use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, MoodleSpec, PluginVersion};
+use mcb_resolve::{Candidate, Fit, Problem, Rule, SelectedPlugin, check_site, choose, fit};
+use mcb_store::{Entry, LockMode, Store};
+
+use crate::error::RealiseError;
+use crate::link;
+use crate::report::{Reporter, Stage};
+use crate::sources::{Fetched, Sources};
+
+/// How to realise.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub store: PathBuf,
+    /// Use only the store and cached metadata.
+    pub offline: bool,
+    /// Where the `result` link goes (default: `result` beside the site file).
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RealisedPlugin {
+    pub component: String,
+    pub version: String,
+    pub release: Option<String>,
+    pub install_path: String,
+    pub source: String,
+    pub auto: bool,
+}
+
+/// What a realise produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Realised {
+    pub site: String,
+    pub commit: String,
+    pub tree: String,
+    /// The generation directory in the store.
+    pub path: PathBuf,
+    /// The `result` link that now points at it.
+    pub link: PathBuf,
+    pub moodle_release: String,
+    pub moodle_build: String,
+    pub plugins: Vec<RealisedPlugin>,
+    pub warnings: Vec<String>,
+    /// A new commit or generation was made (false: the site was already realised).
+    pub changed: bool,
+    /// The lock file was written.
+    pub lock_written: bool,
+    /// Files copied rather than hardlinked.
+    pub copied_files: usize,
+}
+
+/// Core, resolved and in the store.
+struct CoreResolved {
+    fetched: Fetched,
+    version: CoreVersion,
+    public: bool,
+}
+
+/// One plugin, chosen and in the store.
+struct ChosenPlugin {
+    component: Component,
+    request: Option<PluginRequest>,
+    fetched: Fetched,
+    info: PluginVersion,
+}
+
+pub fn realise(
+    site_path: &Path,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Realised, RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let old_lock = Lock::load(&site.lock_path())?;
+    let store = Store::open(&opts.store)?;
+    let _store_lock = store.lock(LockMode::Shared, || {
+        reporter.warn("waiting for the store lock: `mcb gc` is running on this store")
+    })?;
+    let git = GitStore::open(&store.git_dir())?;
+    let link_path = match &opts.out {
+        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+        None => site.dir().join("result"),
+    };
+
+    if let Some(lock) = &old_lock
+        && let Some(done) = already_realised(&site, lock, &store, &git, &link_path)?
+    {
+        return Ok(done);
+    }
+
+    let http = Http::new(opts.offline);
+    let sources = Sources::new(&store, &git, &http, &site, opts.offline);
+    let mut warnings: Vec<String> = Vec::new();
+    let warn = |w: String, warnings: &mut Vec<String>| {
+        reporter.warn(&w);
+        warnings.push(w);
+    };
+
+    // Core.
+    reporter.stage(Stage::Resolve, "moodle");
+    let core = resolve_core(&sources, &site, old_lock.as_ref())?;
+    let mut layout = core_layout(&store, &core)?;
+
+    // Plugins.
+    let mut chosen: Vec<ChosenPlugin> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    for req in &site.plugins {
+        reporter.stage(Stage::Fetch, req.component.as_str());
+        match resolve_plugin(&sources, &core.version, req, old_lock.as_ref())? {
+            Ok((fetched, info, warning)) => {
+                if let Some(w) = warning {
+                    warn(w.to_string(), &mut warnings);
+                }
+                chosen.push(ChosenPlugin {
+                    component: req.component.clone(),
+                    request: Some(req.clone()),
+                    fetched,
+                    info,
+                });
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RealiseError::Unsatisfiable(problems));
+    }
+
+    // Subplugin types declared by the site's plugins, parents before children.
+    add_plugin_subplugins(&store, &mut layout, &chosen)?;
+
+    let selected: Vec<SelectedPlugin> = chosen
+        .iter()
+        .map(|c| SelectedPlugin {
+            component: c.component.clone(),
+            info: c.info.clone(),
+            auto: c.request.is_none(),
+        })
+        .collect();
+    let core_plugin_version = |component: &str| -> Option<Build> {
+        let c = Component::parse(component).ok()?;
+        let dir = layout.install_path(&c).ok()?;
+        let bytes = core
+            .fetched
+            .read(&store, &format!("{dir}/version.php"))
+            .ok()??;
+        PluginVersion::parse(&String::from_utf8_lossy(&bytes))
+            .ok()?
+            .version
+    };
+    let check = check_site(&core.version, &layout, &selected, &core_plugin_version)
+        .map_err(RealiseError::Unsatisfiable)?;
+    for w in &check.warnings {
+        warn(w.to_string(), &mut warnings);
+    }
+
+    // Every source is in the store: record their manifests after one sync.
+    let mut batch: Vec<&Fetched> = vec![&core.fetched];
+    batch.extend(chosen.iter().map(|c| &c.fetched));
+    sources.record(&batch)?;
+
+    // Compose.
+    reporter.stage(Stage::Compose, &site.name);
+    let grafts: Vec<Graft> = chosen
+        .iter()
+        .map(|c| Graft {
+            path: check.paths[c.component.as_str()].clone(),
+            tree: c.fetched.manifest.tree.clone(),
+        })
+        .collect();
+    let tree = git.compose(&core.fetched.manifest.tree, &grafts)?;
+
+    // Materialise before anything points at it.
+    reporter.stage(Stage::Materialise, &tree);
+    let files = codebase_files(&core.fetched, &chosen, &check.paths);
+    reporter.total(files.len() as u64);
+    let generation = store.materialise(&tree, &files, &|| reporter.advance())?;
+    if generation.cross_device {
+        warn(
+            format!(
+                "the store and {} are on different filesystems: files were copied, not hardlinked",
+                generation.path.display()
+            ),
+            &mut warnings,
+        );
+    }
+
+    // The lock, then the commit it describes.
+    let mut lock = Lock {
+        format: LOCK_FORMAT,
+        site: site.name.clone(),
+        moodle: LockedMoodle {
+            spec: site.moodle.spec.as_ref().map(|s| s.to_string()),
+            request: site.moodle.source.clone(),
+            source: core.fetched.locked.clone(),
+            build: core.version.build.to_string(),
+            release: core.version.release.clone(),
+            branch: core.version.branch.0,
+            manifest: core.fetched.hash.0.clone(),
+            date: core.fetched.date,
+        },
+        plugins: chosen
+            .iter()
+            .map(|c| LockedPlugin {
+                component: c.component.to_string(),
+                request: c.request.as_ref().map(|r| r.source.clone()),
+                pin: c.request.as_ref().and_then(|r| r.version.clone()),
+                auto: c.request.is_none(),
+                version: c.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                release: c.info.release.clone(),
+                source: c.fetched.locked.clone(),
+                install_path: check.paths[c.component.as_str()].clone(),
+                manifest: c.fetched.hash.0.clone(),
+                date: c.fetched.date,
+            })
+            .collect(),
+        tree: tree.clone(),
+        commit: String::new(),
+        date: 0,
+    };
+    lock.date = std::iter::once(lock.moodle.date)
+        .chain(lock.plugins.iter().map(|p| p.date))
+        .max()
+        .unwrap_or(0);
+
+    reporter.stage(Stage::Commit, &site.name);
+    let head = git.branch_head(&site.name)?;
+    let head_tree = match &head {
+        Some(h) => Some(git.commit_tree_id(h)?),
+        None => None,
+    };
+    let (commit, new_commit) = if head.is_some() && head_tree.as_deref() == Some(tree.as_str()) {
+        (head.clone().expect("checked"), false)
+    } else {
+        let info = CommitInfo {
+            message: commit_message(&lock),
+            time: lock.date,
+            parent: head.clone(),
+        };
+        let c = git.write_commit(&tree, &info)?;
+        git.set_branch(&site.name, &c, head.as_deref())?;
+        (c, true)
+    };
+    lock.commit = commit.clone();
+
+    // Everything the link and the lock will name is durable before they change.
+    store.sync()?;
+    switch_result(&store, &link_path, &generation.path)?;
+    let lock_written = write_lock(&site, &lock, old_lock.as_ref())?;
+
+    Ok(Realised {
+        site: site.name.clone(),
+        commit,
+        tree,
+        path: generation.path,
+        link: link_path,
+        moodle_release: core.version.release.clone(),
+        moodle_build: core.version.build.to_string(),
+        plugins: realised_plugins(&lock),
+        warnings,
+        changed: new_commit || generation.created,
+        lock_written,
+        copied_files: generation.copied,
+    })
+}
+
+/// The no-op case: the lock answers the site file, the branch and the generation exist.
+/// Nothing is read but the lock, a ref and a directory entry.
+fn already_realised(
+    site: &SiteFile,
+    lock: &Lock,
+    store: &Store,
+    git: &GitStore,
+    link_path: &Path,
+) -> Result<Option<Realised>, RealiseError> {
+    if lock.site != site.name || !lock.moodle_fits(site) {
+        return Ok(None);
+    }
+    if matches!(site.moodle.source, SourceSpec::Path { .. }) {
+        return Ok(None);
+    }
+    for req in &site.plugins {
+        if matches!(req.source, SourceSpec::Path { .. }) {
+            return Ok(None);
+        }
+        match lock.plugin(req.component.as_str()) {
+            Some(l) if Lock::plugin_fits(l, req) => {}
+            _ => return Ok(None),
+        }
+    }
+    if lock
+        .plugins
+        .iter()
+        .any(|p| !p.auto && site.plugin(&p.component).is_none())
+    {
+        return Ok(None);
+    }
+    let generation = store.generation_path(&lock.tree);
+    if !generation.is_dir() || git.branch_head(&site.name)?.as_deref() != Some(lock.commit.as_str())
+    {
+        return Ok(None);
+    }
+    switch_result(store, link_path, &generation)?;
+    Ok(Some(Realised {
+        site: site.name.clone(),
+        commit: lock.commit.clone(),
+        tree: lock.tree.clone(),
+        path: generation,
+        link: link_path.to_path_buf(),
+        moodle_release: lock.moodle.release.clone(),
+        moodle_build: lock.moodle.build.clone(),
+        plugins: realised_plugins(lock),
+        warnings: Vec::new(),
+        changed: false,
+        lock_written: false,
+        copied_files: 0,
+    }))
+}
+
+fn switch_result(store: &Store, link_path: &Path, generation: &Path) -> Result<(), RealiseError> {
+    link::switch(link_path, generation).map_err(|e| {
+        RealiseError::source(
+            "result",
+            format!(
+                "cannot point {} at the new codebase: {e}",
+                link_path.display()
+            ),
+        )
+    })?;
+    store.add_result_root(link_path)?;
+    Ok(())
+}
+
+fn write_lock(site: &SiteFile, lock: &Lock, old: Option<&Lock>) -> Result<bool, RealiseError> {
+    if old == Some(lock) {
+        return Ok(false);
+    }
+    let path = site.lock_path();
+    link::write_beside(&path, &lock.to_text()).map_err(|e| {
+        RealiseError::source("lock", format!("cannot write {}: {e}", path.display()))
+    })?;
+    Ok(true)
+}
+
+fn source_label(s: &LockedSource) -> String {
+    match s {
+        LockedSource::Git {
+            url,
+            reference,
+            commit,
+        } => {
+            format!(
+                "git {url} {reference} ({})",
+                &commit[..commit.len().min(12)]
+            )
+        }
+        LockedSource::Zip { location, blake3 } => {
+            format!("zip {location} (blake3 {})", &blake3[..12])
+        }
+        LockedSource::Path { dir } => format!("path {dir}"),
+        LockedSource::Directory { id, .. } => format!("directory version {id}"),
+    }
+}
+
+fn realised_plugins(lock: &Lock) -> Vec<RealisedPlugin> {
+    lock.plugins
+        .iter()
+        .map(|p| RealisedPlugin {
+            component: p.component.clone(),
+            version: p.version.clone(),
+            release: p.release.clone(),
+            install_path: p.install_path.clone(),
+            source: source_label(&p.source),
+            auto: p.auto,
+        })
+        .collect()
+}
+
+/// Everything in the message comes from the lock, so the same lock on the same parent
+/// always gives the same commit.
+fn commit_message(lock: &Lock) -> String {
+    let mut m = format!(
+        "{}: Moodle {} with {} plugin{}\n\nmoodle {} {}\n",
+        lock.site,
+        lock.moodle.release,
+        lock.plugins.len(),
+        if lock.plugins.len() == 1 { "" } else { "s" },
+        lock.moodle.build,
+        source_label(&lock.moodle.source)
+    );
+    for p in &lock.plugins {
+        m.push_str(&format!(
+            "{} {} {}{} {}\n",
+            p.component,
+            p.version,
+            p.install_path,
+            if p.auto { " (auto)" } else { "" },
+            source_label(&p.source)
+        ));
+    }
+    m
+}
+
+/// The codebase as files: core without anything under a plugin's path, then each plugin
+/// under its install path. The git tree is built the same way, so the two agree.
+fn codebase_files<'a>(
+    core: &'a Fetched,
+    chosen: &'a [ChosenPlugin],
+    paths: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, &'a Entry)> {
+    let prefixes: Vec<String> = paths.values().map(|p| format!("{p}/")).collect();
+    let mut files: Vec<(String, &Entry)> = core
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| !prefixes.iter().any(|p| e.path.starts_with(p.as_str())))
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    for c in chosen {
+        let base = &paths[c.component.as_str()];
+        files.extend(
+            c.fetched
+                .manifest
+                .entries
+                .iter()
+                .map(|e| (format!("{base}/{}", e.path), e)),
+        );
+    }
+    files
+}
+
+fn resolve_core(
+    sources: &Sources,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+) -> Result<CoreResolved, RealiseError> {
+    let spec = site.moodle.spec.as_ref();
+    let fetched = match lock.filter(|l| l.moodle_fits(site)) {
+        Some(l) => match sources.from_store(&l.moodle.source, &l.moodle.manifest, l.moodle.date) {
+            Some(f) => f,
+            None => refetch_locked(sources, "moodle", &l.moodle.source, &site.moodle.source)?,
+        },
+        None => match &site.moodle.source {
+            SourceSpec::Git { url, .. } => {
+                let refs = sources.git_refs("moodle", url)?;
+                let spec = spec.expect("a git core always has a spec (checked by mcb-config)");
+                let (name, commit) = pick_core_ref(sources, &refs, spec, url)?;
+                sources.git_commit("moodle", url, &name, &commit)?
+            }
+            SourceSpec::Zip { location, hash } => {
+                sources.zip("moodle", location, hash.as_deref(), None)?
+            }
+            SourceSpec::Path { dir } => sources.path("moodle", dir)?,
+            SourceSpec::Directory => unreachable!("mcb-config never gives core a directory source"),
+        },
+    };
+    let public = fetched.manifest.get("public/version.php").is_some();
+    let version_php = match fetched.read(sources.store, "version.php")? {
+        Some(b) => b,
+        None => fetched
+            .read(sources.store, "public/version.php")?
+            .ok_or_else(|| {
+                RealiseError::source(
+                    "moodle",
+                    "the source has no version.php: it is not a Moodle codebase",
+                )
+            })?,
+    };
+    let version = CoreVersion::parse(&String::from_utf8_lossy(&version_php))
+        .map_err(|e| RealiseError::source("moodle", format!("core {e}")))?;
+    if let Some(spec) = spec {
+        check_core_spec(spec, &version)?;
+    }
+    Ok(CoreResolved {
+        fetched,
+        version,
+        public,
+    })
+}
+
+/// A core source must hold the release the site file asks for.
+fn check_core_spec(spec: &MoodleSpec, core: &CoreVersion) -> Result<(), RealiseError> {
+    let Some(want) = spec.release() else {
+        return Ok(());
+    };
+    let have = core.major_release();
+    let mismatch = || {
+        RealiseError::source(
+            "moodle",
+            format!(
+                "the site file asks for Moodle {spec}, but the source holds {}",
+                core.release
+            ),
+        )
+    };
+    if have != want {
+        return Err(mismatch());
+    }
+    if let MoodleSpec::Exact(r, patch) = spec {
+        let text = core.release.split([' ', '+']).next().unwrap_or("");
+        let ok = text == format!("{r}.{patch}") || (*patch == 0 && text == r.to_string());
+        if !ok {
+            return Err(mismatch());
+        }
+    }
+    Ok(())
+}
+
+fn pick_core_ref(
+    sources: &Sources,
+    refs: &RemoteRefs,
+    spec: &MoodleSpec,
+    url: &str,
+) -> Result<(String, String), RealiseError> {
+    let found = match spec {
+        MoodleSpec::Series(r) => refs
+            .tags
+            .iter()
+            .filter_map(|(t, c)| match parse_release_tag(t) {
+                Some((rel, patch)) if rel == *r => Some((patch, t, c)),
+                _ => None,
+            })
+            .max_by_key(|(patch, _, _)| *patch)
+            .map(|(_, t, c)| (t.clone(), c.clone())),
+        MoodleSpec::StableHead(r) => {
+            let b = r.stable_branch();
+            refs.heads.get(&b).map(|c| (b, c.clone()))
+        }
+        MoodleSpec::Exact(r, p) => {
+            let t = format!("v{r}.{p}");
+            refs.tags.get(&t).map(|c| (t, c.clone()))
+        }
+        MoodleSpec::Tag(t) => refs.tags.get(t).map(|c| (t.clone(), c.clone())),
+        MoodleSpec::Commit(c) => refs.resolve(sources.git, c),
+    };
+    found.ok_or_else(|| {
+        let mut releases: Vec<&String> = refs
+            .tags
+            .keys()
+            .filter(|t| parse_release_tag(t).is_some())
+            .collect();
+        releases.sort_by(|a, b| mcb_moodle::natural_cmp(b, a));
+        let newest: Vec<&str> = releases.iter().take(5).map(|s| s.as_str()).collect();
+        RealiseError::source(
+            "moodle",
+            format!("{url} has nothing that matches version \"{spec}\""),
+        )
+        .with_hint(if newest.is_empty() {
+            "the repository has no vX.Y.Z release tags".to_string()
+        } else {
+            format!("its newest release tags are {}", newest.join(", "))
+        })
+    })
+}
+
+/// Fetches a locked source again (into an empty store, say), checking it is unchanged.
+fn refetch_locked(
+    sources: &Sources,
+    component: &str,
+    locked: &LockedSource,
+    request: &SourceSpec,
+) -> Result<Fetched, RealiseError> {
+    match locked {
+        LockedSource::Git {
+            url,
+            reference,
+            commit,
+        } => sources.git_commit(component, url, reference, commit),
+        LockedSource::Zip { location, blake3 } => {
+            let pinned = match request {
+                SourceSpec::Zip { hash, .. } => hash.as_deref(),
+                _ => None,
+            };
+            sources.zip(component, location, pinned, Some(blake3))
+        }
+        LockedSource::Path { dir } => sources.path(component, dir),
+        LockedSource::Directory { .. } => Err(RealiseError::source(
+            component,
+            "plugins directory sources are not supported by this mcb",
+        )),
+    }
+}
+
+fn core_layout(store: &Store, core: &CoreResolved) -> Result<CoreLayout, RealiseError> {
+    let rel = |p: &str| mcb_moodle::layout::web_root_path(core.public, p);
+    let components = core
+        .fetched
+        .read(store, &rel("lib/components.json"))?
+        .ok_or_else(|| {
+            RealiseError::source(
+                "moodle",
+                format!("the core has no {}", rel("lib/components.json")),
+            )
+        })?;
+    let plugins = core.fetched.read(store, &rel("lib/plugins.json"))?;
+    let mut layout = CoreLayout::new(
+        &String::from_utf8_lossy(&components),
+        plugins.as_deref().map(String::from_utf8_lossy).as_deref(),
+        core.public,
+    )
+    .map_err(|e| RealiseError::source("moodle", e.to_string()))?;
+    let web_prefix = if core.public { "public/" } else { "" };
+    for e in &core.fetched.manifest.entries {
+        let Some(dir) = e.path.strip_suffix("/db/subplugins.json") else {
+            continue;
+        };
+        let Some(web_dir) = dir.strip_prefix(web_prefix) else {
+            continue;
+        };
+        let json = store.read_object(&e.object(), e.executable())?;
+        layout
+            .add_subplugins(web_dir, &e.path, &String::from_utf8_lossy(&json))
+            .map_err(|err| RealiseError::source("moodle", err.to_string()))?;
+    }
+    Ok(layout)
+}
+
+fn add_plugin_subplugins(
+    store: &Store,
+    layout: &mut CoreLayout,
+    chosen: &[ChosenPlugin],
+) -> Result<(), RealiseError> {
+    let mut waiting: Vec<&ChosenPlugin> = chosen
+        .iter()
+        .filter(|c| c.fetched.manifest.get("db/subplugins.json").is_some())
+        .collect();
+    loop {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for c in waiting {
+            match layout.web_path(&c.component) {
+                Ok(dir) => {
+                    let json = c
+                        .fetched
+                        .read(store, "db/subplugins.json")?
+                        .unwrap_or_default();
+                    layout
+                        .add_subplugins(
+                            &dir,
+                            &format!("{}/db/subplugins.json", c.component),
+                            &String::from_utf8_lossy(&json),
+                        )
+                        .map_err(|e| RealiseError::source(c.component.as_str(), e.to_string()))?;
+                }
+                Err(_) => still.push(c),
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() || waiting.len() == before {
+            return Ok(());
+        }
+    }
+}
+
+fn read_plugin_version(
+    sources: &Sources,
+    component: &str,
+    fetched: &Fetched,
+) -> Result<Result<PluginVersion, Problem>, RealiseError> {
+    match fetched.read(sources.store, "version.php")? {
+        None => Ok(Err(Problem::new(
+            component,
+            Rule::VersionPhp,
+            "the source has no version.php at its root",
+        )
+        .hint(
+            "a plugin source must hold the plugin's own directory (version.php at the top)",
+        ))),
+        Some(bytes) => Ok(PluginVersion::parse(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| Problem::new(component, Rule::VersionPhp, e.to_string()))),
+    }
+}
+
+type PluginOutcome = Result<(Fetched, PluginVersion, Option<mcb_resolve::Warning>), Problem>;
+
+fn check_pin(component: &str, pin: Option<&str>, info: &PluginVersion) -> Result<(), Problem> {
+    let Some(p) = pin else { return Ok(()) };
+    if info.version.is_some() && info.version == Build::parse(p) {
+        return Ok(());
+    }
+    Err(Problem::new(
+        component,
+        Rule::Pin,
+        format!(
+            "the site file pins version {p}, but the source holds {}",
+            info.version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "no version".into())
+        ),
+    ))
+}
+
+fn resolve_plugin(
+    sources: &Sources,
+    core: &CoreVersion,
+    req: &PluginRequest,
+    lock: Option<&Lock>,
+) -> Result<PluginOutcome, RealiseError> {
+    let name = req.component.as_str();
+    let pin = req.version.as_deref();
+    let finish = |fetched: Fetched, warning| -> Result<PluginOutcome, RealiseError> {
+        Ok(match read_plugin_version(sources, name, &fetched)? {
+            Ok(info) => check_pin(name, pin, &info).map(|()| (fetched, info, warning)),
+            Err(p) => Err(p),
+        })
+    };
+    if let Some(l) = lock.and_then(|l| l.plugin(name))
+        && Lock::plugin_fits(l, req)
+        && !matches!(req.source, SourceSpec::Path { .. })
+    {
+        let fetched = match sources.from_store(&l.source, &l.manifest, l.date) {
+            Some(f) => f,
+            None => refetch_locked(sources, name, &l.source, &req.source)?,
+        };
+        return finish(fetched, None);
+    }
+    match &req.source {
+        SourceSpec::Git {
+            url,
+            reference: Some(r),
+        } => {
+            let refs = sources.git_refs(name, url)?;
+            let (resolved, commit) = refs.resolve(sources.git, r).ok_or_else(|| {
+                RealiseError::source(
+                    name,
+                    format!("'{r}' is not a tag, branch or commit of {url}"),
+                )
+                .with_hint(format!(
+                    "it has {} tags and the branches {}",
+                    refs.tags.len(),
+                    refs.heads.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            finish(sources.git_commit(name, url, &resolved, &commit)?, None)
+        }
+        SourceSpec::Git {
+            url,
+            reference: None,
+        } => {
+            let refs = sources.git_refs(name, url)?;
+            let mut tags: Vec<(&String, &String)> = refs.tags.iter().collect();
+            tags.sort_by(|a, b| mcb_moodle::natural_cmp(b.0, a.0));
+            let mut candidates = Vec::new();
+            for (tag, commit) in tags {
+                let Some(bytes) = sources.git.read_file(commit, "version.php")? else {
+                    continue;
+                };
+                if let Ok(info) = PluginVersion::parse(&String::from_utf8_lossy(&bytes)) {
+                    candidates.push(Candidate {
+                        label: tag.clone(),
+                        info,
+                        payload: commit.clone(),
+                    });
+                }
+            }
+            match choose(name, core, candidates, pin) {
+                Ok((c, warning)) => finish(
+                    sources.git_commit(name, url, &c.label, &c.payload)?,
+                    warning,
+                ),
+                Err(problem) if pin.is_some() => Ok(Err(problem)),
+                Err(problem) => {
+                    // No tag fits: the default branch, if it fits.
+                    let Some(head) = refs.head.clone() else {
+                        return Ok(Err(problem));
+                    };
+                    let branch = refs
+                        .heads
+                        .iter()
+                        .find(|(_, c)| **c == head)
+                        .map(|(b, _)| b.clone())
+                        .unwrap_or_else(|| "HEAD".into());
+                    let fetched = sources.git_commit(name, url, &branch, &head)?;
+                    match read_plugin_version(sources, name, &fetched)? {
+                        Ok(info) => match fit(core, &info, &format!("{name} on branch {branch}")) {
+                            Fit::Blocked(_, why) => Ok(Err(problem.fact(why))),
+                            _ => {
+                                let w = mcb_resolve::Warning {
+                                    component: name.to_string(),
+                                    message: format!(
+                                        "no tag fits this Moodle; using the default branch {branch}"
+                                    ),
+                                };
+                                Ok(Ok((fetched, info, Some(w))))
+                            }
+                        },
+                        Err(p) => Ok(Err(problem.fact(p.facts.join("; ")))),
+                    }
+                }
+            }
+        }
+        SourceSpec::Zip { location, hash } => {
+            finish(sources.zip(name, location, hash.as_deref(), None)?, None)
+        }
+        SourceSpec::Path { dir } => finish(sources.path(name, dir)?, None),
+        SourceSpec::Directory => Err(RealiseError::source(
+            name,
+            "the plugins directory is not supported by this mcb; give a git, zip or path source",
+        )),
+    }
+}

@@ -1,0 +1,4 @@
+<?php
+// Core library (demo skeleton).
+defined('MOODLE_INTERNAL') || die();
+function get_string($identifier, $component = '') { return "[[$identifier]]"; }

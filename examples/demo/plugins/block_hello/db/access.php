@@ -1,0 +1,3 @@
+<?php
+defined('MOODLE_INTERNAL') || die();
+$capabilities = [];
