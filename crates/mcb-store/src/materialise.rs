@@ -55,7 +55,14 @@ impl Store {
                 files: files.len(),
             });
         }
-        let staging = self.staging("gen-")?;
+        // Staged beside its final place, so the rename never crosses a filesystem even
+        // when `generations/` is mounted elsewhere.
+        let gens = self.generations_dir();
+        fs::create_dir_all(&gens).at(&gens)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&gens)
+            .at(&gens)?;
         let top = staging.path().to_path_buf();
 
         // Directories once, parents first (a parent sorts before its children).

@@ -1,0 +1,252 @@
+//! Fixtures for the integration tests: real git repositories built with `git`, real zip
+//! files, site files, and the `mcb` binary run against them. Nothing reaches the network.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Writes `site/site.ron` and returns its path.
+    pub fn site(&self, body: &str) -> PathBuf {
+        self.write("site/site.ron", body)
+    }
+
+    /// `mcb --store <fixture store>` with a clean environment.
+    pub fn mcb(&self) -> Command {
+        self.mcb_with_store(&self.store())
+    }
+
+    pub fn mcb_with_store(&self, store: &Path) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("mcb"));
+        c.env_remove("MCB_STORE")
+            .env_remove("MCB_DIRECTORY")
+            .env_remove("MCB_MARKETPLACE_TOKEN")
+            .env("MCB_HTTP_BACKOFF_MS", "10")
+            .arg("--store")
+            .arg(store);
+        c
+    }
+
+    /// Runs `mcb realise --json SITE`, asserts success and returns the JSON.
+    pub fn realise_ok(&self, site: &Path) -> serde_json::Value {
+        let out = self.mcb().args(["realise", "--json"]).arg(site).output().unwrap();
+        assert!(
+            out.status.success(),
+            "realise failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs `mcb realise SITE`, asserts it fails with `code`, returns stderr.
+    pub fn realise_err(&self, site: &Path, code: i32) -> String {
+        let out = self.mcb().arg("realise").arg(site).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "stderr:\n{stderr}");
+        stderr
+    }
+}
+
+/// A git repository built with the `git` command, with fixed dates so ids are stable.
+pub struct GitRepo {
+    pub path: PathBuf,
+}
+
+impl GitRepo {
+    pub fn init(path: PathBuf) -> GitRepo {
+        std::fs::create_dir_all(&path).unwrap();
+        let r = GitRepo { path };
+        r.git(&["init", "-q", "-b", "main"]);
+        r.git(&["config", "user.email", "dev@example.org"]);
+        r.git(&["config", "user.name", "Dev"]);
+        r.git(&["config", "commit.gpgsign", "false"]);
+        r
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Std::new("git")
+            .args(args)
+            .current_dir(&self.path)
+            .env("GIT_AUTHOR_DATE", "2024-10-07T12:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2024-10-07T12:00:00Z")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn commit(&self, msg: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn tag(&self, name: &str) {
+        self.git(&["tag", "-a", name, "-m", name]);
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path.display())
+    }
+}
+
+pub const COMPONENTS_JSON: &str = r#"{
+    "plugintypes": {
+        "mod": "mod", "block": "blocks", "local": "local", "tool": "admin\/tool",
+        "format": "course\/format", "theme": "theme", "filter": "filter", "report": "report"
+    },
+    "subsystems": {"course": "course"}
+}"#;
+
+pub const PLUGINS_JSON: &str = r#"{"standard": {"block": ["html"], "mod": ["quiz"], "quizaccess": ["seb"]}}"#;
+
+pub fn core_version_php(build: &str, release: &str, branch: &str) -> String {
+    format!(
+        "<?php\ndefined('MOODLE_INTERNAL') || die();\n$version  = {build};\n$release  = '{release}';\n$branch   = '{branch}';\n$maturity = MATURITY_STABLE;\n"
+    )
+}
+
+/// Writes the files of a synthetic Moodle core into `repo` under `prefix` ('' or 'public/').
+pub fn write_core(repo: &GitRepo, prefix: &str, build: &str, release: &str, branch: &str) {
+    repo.write(&format!("{prefix}version.php"), &core_version_php(build, release, branch));
+    repo.write(&format!("{prefix}lib/components.json"), COMPONENTS_JSON);
+    repo.write(&format!("{prefix}lib/plugins.json"), PLUGINS_JSON);
+    repo.write(&format!("{prefix}index.php"), &format!("<?php // Moodle {release}\n"));
+    repo.write(
+        &format!("{prefix}mod/quiz/version.php"),
+        &format!("<?php\n$plugin->component = 'mod_quiz';\n$plugin->version = {};\n", build.split('.').next().unwrap()),
+    );
+    repo.write(
+        &format!("{prefix}mod/quiz/db/subplugins.json"),
+        r#"{"plugintypes": {"quizaccess": "mod\/quiz\/accessrule"}, "subplugintypes": {"quizaccess": "accessrule"}}"#,
+    );
+    repo.write(&format!("{prefix}blocks/html/version.php"), "<?php\n$plugin->component = 'block_html';\n$plugin->version = 2024100700;\n");
+}
+
+/// A Moodle repository: tags v4.4.0, v4.5.0, v4.5.1, v4.5.10, branch MOODLE_405_STABLE
+/// (4.5.10+), and main (5.0dev).
+pub fn moodle_repo(path: PathBuf) -> GitRepo {
+    let r = GitRepo::init(path);
+    for (tag, build, release, branch) in [
+        ("v4.4.0", "2024042200.00", "4.4 (Build: 20240422)", "404"),
+        ("v4.5.0", "2024100700.00", "4.5 (Build: 20241007)", "405"),
+        ("v4.5.1", "2024100701.00", "4.5.1 (Build: 20241209)", "405"),
+        ("v4.5.10", "2024100710.00", "4.5.10 (Build: 20251006)", "405"),
+    ] {
+        write_core(&r, "", build, release, branch);
+        r.commit(&format!("Moodle {release}"));
+        r.tag(tag);
+    }
+    r.git(&["checkout", "-q", "-b", "MOODLE_405_STABLE"]);
+    write_core(&r, "", "2024100710.03", "4.5.10+ (Build: 20251020)", "405");
+    r.commit("weekly 4.5.10+");
+    r.git(&["checkout", "-q", "main"]);
+    write_core(&r, "", "2025041400.00", "5.0dev (Build: 20250414)", "500");
+    r.commit("5.0dev");
+    r
+}
+
+/// A Moodle 5.1 repository: the web root under public/.
+pub fn moodle51_repo(path: PathBuf) -> GitRepo {
+    let r = GitRepo::init(path);
+    write_core(&r, "public/", "2025100600.00", "5.1 (Build: 20251006)", "501");
+    r.write("composer.json", "{}\n");
+    r.commit("Moodle 5.1");
+    r.tag("v5.1.0");
+    r
+}
+
+/// A plugin's version.php. `extra` is appended verbatim (supported, incompatible, ...).
+pub fn plugin_php(component: &str, version: u64, requires: &str, extra: &str) -> String {
+    format!(
+        "<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = '{component}';\n$plugin->version = {version};\n$plugin->requires = {requires};\n$plugin->release = 'r{version}';\n$plugin->maturity = MATURITY_STABLE;\n{extra}\n"
+    )
+}
+
+/// A plugin repository with one commit and tag per `(tag, version.php)`; main stays at the
+/// last one unless `head` adds another commit.
+pub fn plugin_repo(path: PathBuf, tags: &[(&str, String)]) -> GitRepo {
+    let r = GitRepo::init(path);
+    for (tag, php) in tags {
+        r.write("version.php", php);
+        r.write("lib.php", &format!("<?php // {tag}\n"));
+        r.commit(tag);
+        r.tag(tag);
+    }
+    r
+}
+
+/// A zip of `(path, content, unix mode)`; mode 0o120777 makes a symlink to `content`.
+pub fn zip_bytes(entries: &[(&str, &str, u32)]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let dt = zip::DateTime::from_date_and_time(2024, 9, 1, 8, 0, 0).unwrap();
+    for (name, content, mode) in entries {
+        let o = SimpleFileOptions::default().unix_permissions(*mode).last_modified_time(dt);
+        if *mode == 0o120777 {
+            w.add_symlink(*name, *content, o).unwrap();
+        } else {
+            w.start_file(*name, o).unwrap();
+            w.write_all(content.as_bytes()).unwrap();
+        }
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// Every file under `dir` (a `result` link is followed) with the hash of its content, for
+/// comparing trees and detecting change.
+pub fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    let dir = &std::fs::canonicalize(dir).unwrap();
+    let mut out: Vec<(String, String)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let content = if e.file_type().is_symlink() {
+                std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned().into_bytes()
+            } else {
+                std::fs::read(e.path()).unwrap()
+            };
+            (rel, blake3::hash(&content).to_hex().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
