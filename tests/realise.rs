@@ -42,16 +42,30 @@ fn moodle_version_specs_pick_the_right_commit() {
 
     let site = core_site(&f, &m, "4.6", "");
     let err = f.realise_err(&site, 5);
-    assert!(err.contains("nothing that matches version \"4.6\""), "{err}");
-    assert!(err.contains("v4.5.10"), "the hint lists the newest tags: {err}");
+    assert!(
+        err.contains("nothing that matches version \"4.6\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("v4.5.10"),
+        "the hint lists the newest tags: {err}"
+    );
 }
 
 #[test]
 fn moodle_51_layout_puts_plugins_under_public() {
     let f = Fixture::new();
     let m = moodle51_repo(f.path("moodle"));
-    let p = plugin_repo(f.path("block_x"), &[("v1.0", plugin_php("block_x", 2025100100, "2025100600", ""))]);
-    let site = core_site(&f, &m, "5.1", &format!("\"block_x\": (git: \"{}\"),", p.url()));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2025100100, "2025100600", ""))],
+    );
+    let site = core_site(
+        &f,
+        &m,
+        "5.1",
+        &format!("\"block_x\": (git: \"{}\"),", p.url()),
+    );
     let j = f.realise_ok(&site);
     assert_eq!(j["plugins"]["block_x"]["install_path"], "public/blocks/x");
     assert!(f.path("site/result/public/blocks/x/version.php").is_file());
@@ -66,23 +80,53 @@ fn git_plugin_without_ref_takes_the_newest_compatible_tag_in_numeric_order() {
         f.path("mod_x"),
         &[
             ("v1.9", plugin_php("mod_x", 2024060100, "2024042200", "")),
-            ("v1.10", plugin_php("mod_x", 2024100800, "2024100700", "$plugin->supported = [404, 405];")),
+            (
+                "v1.10",
+                plugin_php(
+                    "mod_x",
+                    2024100800,
+                    "2024100700",
+                    "$plugin->supported = [404, 405];",
+                ),
+            ),
             // Needs a newer build than 4.5.1.
             ("v1.11", plugin_php("mod_x", 2024120100, "2024100710", "")),
             // Declares itself incompatible with 4.5.
-            ("v2.0", plugin_php("mod_x", 2025010100, "2024100700", "$plugin->incompatible = 405;")),
+            (
+                "v2.0",
+                plugin_php(
+                    "mod_x",
+                    2025010100,
+                    "2024100700",
+                    "$plugin->incompatible = 405;",
+                ),
+            ),
         ],
     );
     let entry = format!("\"mod_x\": (git: \"{}\"),", p.url());
     let j = f.realise_ok(&core_site(&f, &m, "4.5.1", &entry));
-    assert_eq!(j["plugins"]["mod_x"]["version"], "2024100800", "v1.10 (numeric order, requires fits)");
-    assert!(j["plugins"]["mod_x"]["source"].as_str().unwrap().contains("v1.10"));
+    assert_eq!(
+        j["plugins"]["mod_x"]["version"], "2024100800",
+        "v1.10 (numeric order, requires fits)"
+    );
+    assert!(
+        j["plugins"]["mod_x"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("v1.10")
+    );
     // A lock that still fits is kept; without it the choice follows the core.
     let again = f.realise_ok(&core_site(&f, &m, "4.5.10", &entry));
-    assert_eq!(again["plugins"]["mod_x"]["version"], "2024100800", "the lock still fits: kept");
+    assert_eq!(
+        again["plugins"]["mod_x"]["version"], "2024100800",
+        "the lock still fits: kept"
+    );
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
     let j = f.realise_ok(&core_site(&f, &m, "4.5.10", &entry));
-    assert_eq!(j["plugins"]["mod_x"]["version"], "2024120100", "v1.11 once the core build allows it");
+    assert_eq!(
+        j["plugins"]["mod_x"]["version"], "2024120100",
+        "v1.11 once the core build allows it"
+    );
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
     let j = f.realise_ok(&core_site(&f, &m, "4.4", &entry));
     assert_eq!(j["plugins"]["mod_x"]["version"], "2024060100");
@@ -92,31 +136,65 @@ fn git_plugin_without_ref_takes_the_newest_compatible_tag_in_numeric_order() {
 fn git_refs_tags_branches_commits_and_the_default_branch() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(f.path("local_y"), &[("v1.0", plugin_php("local_y", 2024010100, "2024042200", ""))]);
+    let p = plugin_repo(
+        f.path("local_y"),
+        &[("v1.0", plugin_php("local_y", 2024010100, "2024042200", ""))],
+    );
     let first = p.git(&["rev-parse", "HEAD"]);
     p.git(&["checkout", "-q", "-b", "develop"]);
-    p.write("version.php", &plugin_php("local_y", 2024110100, "2024100700", ""));
+    p.write(
+        "version.php",
+        &plugin_php("local_y", 2024110100, "2024100700", ""),
+    );
     p.commit("develop");
     p.git(&["checkout", "-q", "main"]);
-    p.write("version.php", &plugin_php("local_y", 2024090100, "2024042200", ""));
+    p.write(
+        "version.php",
+        &plugin_php("local_y", 2024090100, "2024042200", ""),
+    );
     p.commit("main moves on");
 
-    for (reference, version) in [("v1.0", "2024010100"), ("develop", "2024110100"), (&first[..12], "2024010100")] {
+    for (reference, version) in [
+        ("v1.0", "2024010100"),
+        ("develop", "2024110100"),
+        (&first[..12], "2024010100"),
+    ] {
         let entry = format!("\"local_y\": (git: \"{}\", ref: \"{reference}\"),", p.url());
         let j = f.realise_ok(&core_site(&f, &m, "4.5", &entry));
-        assert_eq!(j["plugins"]["local_y"]["version"], version, "ref {reference}");
+        assert_eq!(
+            j["plugins"]["local_y"]["version"], version,
+            "ref {reference}"
+        );
     }
     let entry = format!("\"local_y\": (git: \"{}\", ref: \"nope\"),", p.url());
     let err = f.realise_err(&core_site(&f, &m, "4.5", &entry), 5);
-    assert!(err.contains("'nope' is not a tag, branch or commit"), "{err}");
+    assert!(
+        err.contains("'nope' is not a tag, branch or commit"),
+        "{err}"
+    );
 
     // No tag fits 4.4 (v1.0 needs nothing newer, so make one that does): default branch.
-    let q = plugin_repo(f.path("local_z"), &[("v1.0", plugin_php("local_z", 2024110100, "2024100700", ""))]);
-    q.write("version.php", &plugin_php("local_z", 2024050100, "2024042200", ""));
+    let q = plugin_repo(
+        f.path("local_z"),
+        &[("v1.0", plugin_php("local_z", 2024110100, "2024100700", ""))],
+    );
+    q.write(
+        "version.php",
+        &plugin_php("local_z", 2024050100, "2024042200", ""),
+    );
     q.commit("backport on main");
     let entry = format!("\"local_z\": (git: \"{}\"),", q.url());
-    let out = f.mcb().args(["realise", "--json"]).arg(core_site(&f, &m, "4.4", &entry)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f
+        .mcb()
+        .args(["realise", "--json"])
+        .arg(core_site(&f, &m, "4.4", &entry))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["plugins"]["local_z"]["version"], "2024050100");
     assert!(String::from_utf8_lossy(&out.stderr).contains("default branch main"));
@@ -129,21 +207,50 @@ fn zip_and_path_sources_and_subplugins() {
     f.write(
         "zips/tool_z.zip",
         zip_bytes(&[
-            ("tool_z/version.php", &plugin_php("tool_z", 2024100100, "2024100700", ""), 0o644),
+            (
+                "tool_z/version.php",
+                &plugin_php("tool_z", 2024100100, "2024100700", ""),
+                0o644,
+            ),
             ("tool_z/cli/run.php", "#!/usr/bin/env php\n<?php\n", 0o755),
-            ("tool_z/lang/en/tool_z.php", "<?php $string['pluginname'] = 'Z';\n", 0o644),
+            (
+                "tool_z/lang/en/tool_z.php",
+                "<?php $string['pluginname'] = 'Z';\n",
+                0o644,
+            ),
             ("tool_z/empty.txt", "", 0o644),
         ]),
     );
     // A plugin that declares a subplugin type, and a plugin of that type.
-    f.write("src/mod_parent/version.php", plugin_php("mod_parent", 2024100100, "2024100700", ""));
-    f.write("src/mod_parent/db/subplugins.json", r#"{"plugintypes": {"parentsub": "mod\/parent\/sub"}}"#);
-    f.write("src/parentsub_child/version.php", plugin_php("parentsub_child", 2024100100, "2024100700", ""));
+    f.write(
+        "src/mod_parent/version.php",
+        plugin_php("mod_parent", 2024100100, "2024100700", ""),
+    );
+    f.write(
+        "src/mod_parent/db/subplugins.json",
+        r#"{"plugintypes": {"parentsub": "mod\/parent\/sub"}}"#,
+    );
+    f.write(
+        "src/parentsub_child/version.php",
+        plugin_php("parentsub_child", 2024100100, "2024100700", ""),
+    );
     // 5.0-style relative subplugin types.
-    f.write("src/mod_other/version.php", plugin_php("mod_other", 2024100100, "2024100700", ""));
-    f.write("src/mod_other/db/subplugins.json", r#"{"subplugintypes": {"othersub": "parts"}}"#);
-    f.write("src/othersub_a/version.php", plugin_php("othersub_a", 2024100100, "2024100700", ""));
-    f.write("src/quizaccess_timer/version.php", plugin_php("quizaccess_timer", 2024100100, "2024100700", ""));
+    f.write(
+        "src/mod_other/version.php",
+        plugin_php("mod_other", 2024100100, "2024100700", ""),
+    );
+    f.write(
+        "src/mod_other/db/subplugins.json",
+        r#"{"subplugintypes": {"othersub": "parts"}}"#,
+    );
+    f.write(
+        "src/othersub_a/version.php",
+        plugin_php("othersub_a", 2024100100, "2024100700", ""),
+    );
+    f.write(
+        "src/quizaccess_timer/version.php",
+        plugin_php("quizaccess_timer", 2024100100, "2024100700", ""),
+    );
     let site = core_site(
         &f,
         &m,
@@ -156,18 +263,30 @@ fn zip_and_path_sources_and_subplugins() {
            "quizaccess_timer": (path: "../src/quizaccess_timer"),"#,
     );
     let j = f.realise_ok(&site);
-    let path = |c: &str| j["plugins"][c]["install_path"].as_str().unwrap().to_string();
+    let path = |c: &str| {
+        j["plugins"][c]["install_path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(path("tool_z"), "admin/tool/z");
     assert_eq!(path("parentsub_child"), "mod/parent/sub/child");
     assert_eq!(path("othersub_a"), "mod/other/parts/a");
     assert_eq!(path("quizaccess_timer"), "mod/quiz/accessrule/timer");
     let result = f.path("site/result");
-    assert!(result.join("admin/tool/z/version.php").is_file(), "top folder stripped");
+    assert!(
+        result.join("admin/tool/z/version.php").is_file(),
+        "top folder stripped"
+    );
     let run = std::fs::metadata(result.join("admin/tool/z/cli/run.php")).unwrap();
     assert_eq!(run.mode() & 0o777, 0o555, "executable bit kept, read-only");
     assert!(result.join("mod/parent/sub/child/version.php").is_file());
     let empty = std::fs::metadata(result.join("admin/tool/z/empty.txt")).unwrap();
-    assert_eq!((empty.len(), empty.nlink()), (0, 1), "empty files are not hardlinked");
+    assert_eq!(
+        (empty.len(), empty.nlink()),
+        (0, 1),
+        "empty files are not hardlinked"
+    );
 
     // Editing a path source gives a new codebase on the next realise.
     f.write("src/othersub_a/lib.php", "<?php // new\n");
@@ -180,8 +299,16 @@ fn zip_and_path_sources_and_subplugins() {
 fn the_codebase_is_hardlinked_read_only_and_equals_the_site_branch() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(f.path("block_x"), &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))]);
-    let site = core_site(&f, &m, "4.5", &format!("\"block_x\": (git: \"{}\"),", p.url()));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    let site = core_site(
+        &f,
+        &m,
+        "4.5",
+        &format!("\"block_x\": (git: \"{}\"),", p.url()),
+    );
     let j = f.realise_ok(&site);
     for key in ["site", "commit", "tree", "path"] {
         assert!(j[key].is_string(), "{key} in {j}");
@@ -198,7 +325,10 @@ fn the_codebase_is_hardlinked_read_only_and_equals_the_site_branch() {
     let index = std::fs::metadata(result.join("index.php")).unwrap();
     assert!(index.nlink() >= 2, "hardlinked to the store object");
     assert_eq!(index.mode() & 0o222, 0, "read-only");
-    assert_eq!(std::fs::metadata(result.join("blocks")).unwrap().mode() & 0o222, 0);
+    assert_eq!(
+        std::fs::metadata(result.join("blocks")).unwrap().mode() & 0o222,
+        0
+    );
 
     // `git clone <store>/git -b <name>` gives the same codebase.
     let clone = f.path("clone");
@@ -222,7 +352,12 @@ fn the_codebase_is_hardlinked_read_only_and_equals_the_site_branch() {
 
     // --out puts the link elsewhere.
     let other = f.path("elsewhere/codebase");
-    f.mcb().args(["realise", "-q", "--out"]).arg(&other).arg(&site).assert().success();
+    f.mcb()
+        .args(["realise", "-q", "--out"])
+        .arg(&other)
+        .arg(&site)
+        .assert()
+        .success();
     assert_eq!(std::fs::read_link(&other).unwrap(), target);
 }
 
@@ -230,13 +365,26 @@ fn the_codebase_is_hardlinked_read_only_and_equals_the_site_branch() {
 fn a_fitting_lock_is_reused_without_network_and_offline_works() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(f.path("block_x"), &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))]);
-    f.write("plug.zip", zip_bytes(&[("local_q/version.php", &plugin_php("local_q", 2024100100, "2024100700", ""), 0o644)]));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "plug.zip",
+        zip_bytes(&[(
+            "local_q/version.php",
+            &plugin_php("local_q", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
     let site = core_site(
         &f,
         &m,
         "4.5",
-        &format!("\"block_x\": (git: \"{}\"), \"local_q\": (zip: \"../plug.zip\"),", p.url()),
+        &format!(
+            "\"block_x\": (git: \"{}\"), \"local_q\": (zip: \"../plug.zip\"),",
+            p.url()
+        ),
     );
     let first = f.realise_ok(&site);
     let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
@@ -248,19 +396,39 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
     let again = f.realise_ok(&site);
     assert_eq!(again["commit"], first["commit"]);
     assert_eq!(again["changed"], false);
-    assert_eq!(std::fs::read_to_string(f.path("site/site.lock")).unwrap(), lock);
+    assert_eq!(
+        std::fs::read_to_string(f.path("site/site.lock")).unwrap(),
+        lock
+    );
 
     // A removed result link is made again from the store, still without upstreams.
     std::fs::remove_file(f.path("site/result")).unwrap();
-    let out = f.mcb().args(["--offline", "realise", "--json"]).arg(&site).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f
+        .mcb()
+        .args(["--offline", "realise", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(f.path("site/result/index.php").is_file());
 
     // Offline with nothing in the store fails clearly.
     let g = Fixture::new();
     std::fs::rename(f.path("moodle.gone"), f.path("moodle")).unwrap();
-    let site2 = g.site(&format!("Site(name: \"s2\", moodle: (version: \"4.5\", git: \"{}\"))", m.url()));
-    let out = g.mcb().args(["--offline", "realise"]).arg(&site2).output().unwrap();
+    let site2 = g.site(&format!(
+        "Site(name: \"s2\", moodle: (version: \"4.5\", git: \"{}\"))",
+        m.url()
+    ));
+    let out = g
+        .mcb()
+        .args(["--offline", "realise"])
+        .arg(&site2)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"));
 }
@@ -269,8 +437,18 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
 fn the_same_site_in_two_empty_stores_gives_the_same_tree_and_commit() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(f.path("block_x"), &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))]);
-    f.write("plug.zip", zip_bytes(&[("local_q/version.php", &plugin_php("local_q", 2024100100, "2024100700", ""), 0o644)]));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "plug.zip",
+        zip_bytes(&[(
+            "local_q/version.php",
+            &plugin_php("local_q", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
     let body = format!(
         "Site(name: \"prod\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"block_x\": (git: \"{}\"), \"local_q\": (zip: \"{}\") }})",
         m.url(),
@@ -279,8 +457,18 @@ fn the_same_site_in_two_empty_stores_gives_the_same_tree_and_commit() {
     );
     let a = f.write("a/site.ron", &body);
     let b = f.write("b/site.ron", &body);
-    let ja = f.mcb_with_store(&f.path("store-a")).args(["realise", "--json"]).arg(&a).output().unwrap();
-    let jb = f.mcb_with_store(&f.path("store-b")).args(["realise", "--json"]).arg(&b).output().unwrap();
+    let ja = f
+        .mcb_with_store(&f.path("store-a"))
+        .args(["realise", "--json"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    let jb = f
+        .mcb_with_store(&f.path("store-b"))
+        .args(["realise", "--json"])
+        .arg(&b)
+        .output()
+        .unwrap();
     assert!(ja.status.success() && jb.status.success());
     let ja: serde_json::Value = serde_json::from_slice(&ja.stdout).unwrap();
     let jb: serde_json::Value = serde_json::from_slice(&jb.stdout).unwrap();
@@ -297,13 +485,31 @@ fn the_same_site_in_two_empty_stores_gives_the_same_tree_and_commit() {
 fn sources_enter_the_store_once() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let one = f.site(&format!("Site(name: \"one\", moodle: (version: \"4.5\", git: \"{}\"))", m.url()));
+    let one = f.site(&format!(
+        "Site(name: \"one\", moodle: (version: \"4.5\", git: \"{}\"))",
+        m.url()
+    ));
     f.realise_ok(&one);
-    let count = || walkdir::WalkDir::new(f.store().join("objects")).into_iter().filter(|e| e.as_ref().unwrap().file_type().is_file()).count();
+    let count = || {
+        walkdir::WalkDir::new(f.store().join("objects"))
+            .into_iter()
+            .filter(|e| e.as_ref().unwrap().file_type().is_file())
+            .count()
+    };
     let before = count();
-    let two = f.write("two/site.ron", format!("Site(name: \"two\", moodle: (version: \"4.5\", git: \"{}\"))", m.url()));
+    let two = f.write(
+        "two/site.ron",
+        format!(
+            "Site(name: \"two\", moodle: (version: \"4.5\", git: \"{}\"))",
+            m.url()
+        ),
+    );
     let j = f.realise_ok(&two);
-    assert_eq!(count(), before, "a second site on the same core adds no object");
+    assert_eq!(
+        count(),
+        before,
+        "a second site on the same core adds no object"
+    );
     assert!(f.path("two/result/index.php").is_file());
     assert_eq!(j["site"], "two");
 }
@@ -312,7 +518,9 @@ fn sources_enter_the_store_once() {
 fn a_generation_on_another_filesystem_is_copied_and_says_so() {
     let shm = std::path::Path::new("/dev/shm");
     let f = Fixture::new();
-    if !shm.is_dir() || std::fs::metadata(shm).unwrap().dev() == std::fs::metadata(f.dir.path()).unwrap().dev() {
+    if !shm.is_dir()
+        || std::fs::metadata(shm).unwrap().dev() == std::fs::metadata(f.dir.path()).unwrap().dev()
+    {
         eprintln!("no second filesystem here; skipping");
         return;
     }
@@ -320,20 +528,39 @@ fn a_generation_on_another_filesystem_is_copied_and_says_so() {
     let elsewhere = tempfile::tempdir_in(shm).unwrap();
     std::fs::create_dir_all(f.store()).unwrap();
     // Open the store once so its layout exists, then move generations/ away.
-    let site = f.site(&format!("Site(name: \"s\", moodle: (version: \"4.4\", git: \"{}\"))", m.url()));
+    let site = f.site(&format!(
+        "Site(name: \"s\", moodle: (version: \"4.4\", git: \"{}\"))",
+        m.url()
+    ));
     f.realise_ok(&site);
     let gens = f.store().join("generations");
     for e in std::fs::read_dir(&gens).unwrap() {
         let p = e.unwrap().path();
-        let _ = std::process::Command::new("chmod").arg("-R").arg("u+w").arg(&p).status();
+        let _ = std::process::Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(&p)
+            .status();
         std::fs::remove_dir_all(p).unwrap();
     }
     std::fs::remove_dir(&gens).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), &gens).unwrap();
-    let site = f.site(&format!("Site(name: \"s\", moodle: (version: \"4.5\", git: \"{}\"))", m.url()));
+    let site = f.site(&format!(
+        "Site(name: \"s\", moodle: (version: \"4.5\", git: \"{}\"))",
+        m.url()
+    ));
     let out = f.mcb().arg("realise").arg(&site).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("different filesystems"));
     assert!(f.path("site/result/index.php").is_file());
-    assert_eq!(std::fs::metadata(f.path("site/result/index.php")).unwrap().nlink(), 1);
+    assert_eq!(
+        std::fs::metadata(f.path("site/result/index.php"))
+            .unwrap()
+            .nlink(),
+        1
+    );
 }

@@ -58,7 +58,12 @@ impl Fixture {
 
     /// Runs `mcb realise --json SITE`, asserts success and returns the JSON.
     pub fn realise_ok(&self, site: &Path) -> serde_json::Value {
-        let out = self.mcb().args(["realise", "--json"]).arg(site).output().unwrap();
+        let out = self
+            .mcb()
+            .args(["realise", "--json"])
+            .arg(site)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "realise failed ({:?}):\n{}",
@@ -101,7 +106,11 @@ impl GitRepo {
             .env("GIT_COMMITTER_DATE", "2024-10-07T12:00:00Z")
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -134,7 +143,8 @@ pub const COMPONENTS_JSON: &str = r#"{
     "subsystems": {"course": "course"}
 }"#;
 
-pub const PLUGINS_JSON: &str = r#"{"standard": {"block": ["html"], "mod": ["quiz"], "quizaccess": ["seb"]}}"#;
+pub const PLUGINS_JSON: &str =
+    r#"{"standard": {"block": ["html"], "mod": ["quiz"], "quizaccess": ["seb"]}}"#;
 
 pub fn core_version_php(build: &str, release: &str, branch: &str) -> String {
     format!(
@@ -144,19 +154,31 @@ pub fn core_version_php(build: &str, release: &str, branch: &str) -> String {
 
 /// Writes the files of a synthetic Moodle core into `repo` under `prefix` ('' or 'public/').
 pub fn write_core(repo: &GitRepo, prefix: &str, build: &str, release: &str, branch: &str) {
-    repo.write(&format!("{prefix}version.php"), &core_version_php(build, release, branch));
+    repo.write(
+        &format!("{prefix}version.php"),
+        &core_version_php(build, release, branch),
+    );
     repo.write(&format!("{prefix}lib/components.json"), COMPONENTS_JSON);
     repo.write(&format!("{prefix}lib/plugins.json"), PLUGINS_JSON);
-    repo.write(&format!("{prefix}index.php"), &format!("<?php // Moodle {release}\n"));
+    repo.write(
+        &format!("{prefix}index.php"),
+        &format!("<?php // Moodle {release}\n"),
+    );
     repo.write(
         &format!("{prefix}mod/quiz/version.php"),
-        &format!("<?php\n$plugin->component = 'mod_quiz';\n$plugin->version = {};\n", build.split('.').next().unwrap()),
+        &format!(
+            "<?php\n$plugin->component = 'mod_quiz';\n$plugin->version = {};\n",
+            build.split('.').next().unwrap()
+        ),
     );
     repo.write(
         &format!("{prefix}mod/quiz/db/subplugins.json"),
         r#"{"plugintypes": {"quizaccess": "mod\/quiz\/accessrule"}, "subplugintypes": {"quizaccess": "accessrule"}}"#,
     );
-    repo.write(&format!("{prefix}blocks/html/version.php"), "<?php\n$plugin->component = 'block_html';\n$plugin->version = 2024100700;\n");
+    repo.write(
+        &format!("{prefix}blocks/html/version.php"),
+        "<?php\n$plugin->component = 'block_html';\n$plugin->version = 2024100700;\n",
+    );
 }
 
 /// A Moodle repository: tags v4.4.0, v4.5.0, v4.5.1, v4.5.10, branch MOODLE_405_STABLE
@@ -167,7 +189,12 @@ pub fn moodle_repo(path: PathBuf) -> GitRepo {
         ("v4.4.0", "2024042200.00", "4.4 (Build: 20240422)", "404"),
         ("v4.5.0", "2024100700.00", "4.5 (Build: 20241007)", "405"),
         ("v4.5.1", "2024100701.00", "4.5.1 (Build: 20241209)", "405"),
-        ("v4.5.10", "2024100710.00", "4.5.10 (Build: 20251006)", "405"),
+        (
+            "v4.5.10",
+            "2024100710.00",
+            "4.5.10 (Build: 20251006)",
+            "405",
+        ),
     ] {
         write_core(&r, "", build, release, branch);
         r.commit(&format!("Moodle {release}"));
@@ -185,7 +212,13 @@ pub fn moodle_repo(path: PathBuf) -> GitRepo {
 /// A Moodle 5.1 repository: the web root under public/.
 pub fn moodle51_repo(path: PathBuf) -> GitRepo {
     let r = GitRepo::init(path);
-    write_core(&r, "public/", "2025100600.00", "5.1 (Build: 20251006)", "501");
+    write_core(
+        &r,
+        "public/",
+        "2025100600.00",
+        "5.1 (Build: 20251006)",
+        "501",
+    );
     r.write("composer.json", "{}\n");
     r.commit("Moodle 5.1");
     r.tag("v5.1.0");
@@ -218,7 +251,9 @@ pub fn zip_bytes(entries: &[(&str, &str, u32)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let dt = zip::DateTime::from_date_and_time(2024, 9, 1, 8, 0, 0).unwrap();
     for (name, content, mode) in entries {
-        let o = SimpleFileOptions::default().unix_permissions(*mode).last_modified_time(dt);
+        let o = SimpleFileOptions::default()
+            .unix_permissions(*mode)
+            .last_modified_time(dt);
         if *mode == 0o120777 {
             w.add_symlink(*name, *content, o).unwrap();
         } else {
@@ -238,9 +273,18 @@ pub fn snapshot(dir: &Path) -> Vec<(String, String)> {
         .map(|e| e.unwrap())
         .filter(|e| !e.file_type().is_dir())
         .map(|e| {
-            let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let content = if e.file_type().is_symlink() {
-                std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned().into_bytes()
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+                    .into_bytes()
             } else {
                 std::fs::read(e.path()).unwrap()
             };

@@ -91,7 +91,7 @@ pub struct SiteFile {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename = "Source")]
 struct RawSource {
     version: Option<String>,
     git: Option<String>,
@@ -204,19 +204,8 @@ impl SiteFile {
         let options = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
         let raw: RawSite = options.from_str(text).map_err(|e| {
-            let hint = match &e.code {
-                ron::Error::NoSuchStructField { expected, .. } => Some(format!(
-                    "the fields allowed here are: {}",
-                    expected.join(", ")
-                )),
-                _ => None,
-            };
-            let mut err = ConfigError::new(path, e.code.to_string())
-                .at(Some((e.span.start.line, e.span.start.col)));
-            if let Some(h) = hint {
-                err = err.hint(h);
-            }
-            err
+            ConfigError::new(path, e.code.to_string())
+                .at(Some((e.span.start.line, e.span.start.col)))
         })?;
 
         if !valid_site_name(&raw.name) {

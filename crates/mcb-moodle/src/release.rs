@@ -88,9 +88,8 @@ impl Release {
     }
 
     pub fn branch(self) -> Branch {
-        if self.major >= 4 {
-            Branch(self.major * 100 + self.minor)
-        } else if self.minor >= 10 {
+        // 3.10 and 3.11 are 310 and 311, like every release from 4.0; 3.9 is 39.
+        if self.major >= 4 || self.minor >= 10 {
             Branch(self.major * 100 + self.minor)
         } else {
             Branch(self.major * 10 + self.minor)

@@ -446,7 +446,7 @@ fn resolve_core(
 ) -> Result<CoreResolved, RealiseError> {
     let spec = site.moodle.spec.as_ref();
     let fetched = match lock.filter(|l| l.moodle_fits(site)) {
-        Some(l) => match sources.from_store(&l.moodle.source, &l.moodle.manifest, l.moodle.date) {
+        Some(l) => match sources.stored(&l.moodle.source, &l.moodle.manifest, l.moodle.date) {
             Some(f) => f,
             None => refetch_locked(sources, "moodle", &l.moodle.source, &site.moodle.source)?,
         },
@@ -718,7 +718,7 @@ fn resolve_plugin(
         && Lock::plugin_fits(l, req)
         && !matches!(req.source, SourceSpec::Path { .. })
     {
-        let fetched = match sources.from_store(&l.source, &l.manifest, l.date) {
+        let fetched = match sources.stored(&l.source, &l.manifest, l.date) {
             Some(f) => f,
             None => refetch_locked(sources, name, &l.source, &req.source)?,
         };

@@ -248,7 +248,7 @@ impl<'a> Sources<'a> {
     }
 
     /// A locked source whose manifest is already in the store, without any network.
-    pub fn from_store(&self, locked: &LockedSource, manifest: &str, date: i64) -> Option<Fetched> {
+    pub fn stored(&self, locked: &LockedSource, manifest: &str, date: i64) -> Option<Fetched> {
         if matches!(locked, LockedSource::Path { .. }) {
             return None;
         }
