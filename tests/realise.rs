@@ -564,3 +564,173 @@ fn a_generation_on_another_filesystem_is_copied_and_says_so() {
         1
     );
 }
+
+fn core_zip(release: &str, build: &str, branch: &str) -> Vec<u8> {
+    // download.moodle.org zips hold one top folder, `moodle/`.
+    zip_bytes(&[
+        (
+            "moodle/version.php",
+            &core_version_php(build, release, branch),
+            0o644,
+        ),
+        ("moodle/lib/components.json", COMPONENTS_JSON, 0o644),
+        ("moodle/lib/plugins.json", PLUGINS_JSON, 0o644),
+        ("moodle/index.php", "<?php // zip core\n", 0o644),
+    ])
+}
+
+#[test]
+fn core_from_a_zip_over_http_and_from_a_directory() {
+    let f = Fixture::new();
+    let server = common::http::Server::start();
+    server.set(
+        "/moodle-4.5.2.zip",
+        common::http::Response::ok(core_zip("4.5.2 (Build: 20250210)", "2024100702.00", "405")),
+    );
+    server.set(
+        "/block_z.zip",
+        common::http::Response::ok(zip_bytes(&[(
+            "block_z/version.php",
+            &plugin_php("block_z", 2024100100, "2024100700", ""),
+            0o644,
+        )])),
+    );
+    let site = f.site(&format!(
+        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\"), plugins: {{ \"block_z\": (zip: \"{}\") }})",
+        server.url("/moodle-4.5.2.zip"),
+        server.url("/block_z.zip")
+    ));
+    let j = f.realise_ok(&site);
+    assert_eq!(j["moodle"]["release"], "4.5.2 (Build: 20250210)");
+    assert!(f.path("site/result/blocks/z/version.php").is_file());
+    let ua = &server.requests_to("/moodle-4.5.2.zip")[0].headers["user-agent"];
+    assert!(ua.starts_with("mcb/"), "{ua}");
+
+    // A zip that holds another release than the site file asks for is refused.
+    let wrong = f.site(&format!(
+        "Site(name: \"z\", moodle: (version: \"4.4\", zip: \"{}\"))",
+        server.url("/moodle-4.5.2.zip")
+    ));
+    let err = f.realise_err(&wrong, 5);
+    assert!(
+        err.contains("asks for Moodle 4.4, but the source holds 4.5.2"),
+        "{err}"
+    );
+
+    // A missing download is a clear error.
+    let missing = f.site(&format!(
+        "Site(name: \"z\", moodle: (version: \"4.5\", zip: \"{}\"))",
+        server.url("/nope.zip")
+    ));
+    let err = f.realise_err(&missing, 5);
+    assert!(err.contains("moodle:") && err.contains("HTTP 404"), "{err}");
+
+    // Core from a local directory.
+    let m = moodle_repo(f.path("moodle"));
+    m.git(&["checkout", "-q", "v4.5.1"]);
+    let site = f.write(
+        "dir/site.ron",
+        "Site(name: \"d\", moodle: (version: \"4.5.1\", path: \"../moodle\"))",
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(j["moodle"]["build"], "2024100701");
+    assert!(
+        !f.path("dir/result/.git").exists(),
+        "VCS metadata is not part of the codebase"
+    );
+}
+
+#[test]
+fn the_chosen_tag_brings_its_own_dependencies() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let p = plugin_repo(
+        f.path("mod_d"),
+        &[
+            ("v1.0", plugin_php("mod_d", 2024060100, "2024042200", "")),
+            (
+                "v1.1",
+                plugin_php(
+                    "mod_d",
+                    2024110100,
+                    "2024100700",
+                    "$plugin->dependencies = ['local_dep' => 2024100100];",
+                ),
+            ),
+        ],
+    );
+    f.write(
+        "src/local_dep/version.php",
+        plugin_php("local_dep", 2024050100, "2024042200", ""),
+    );
+    let plugins = format!(
+        "\"mod_d\": (git: \"{}\"), \"local_dep\": (path: \"../src/local_dep\"),",
+        p.url()
+    );
+    // On 4.4 v1.0 is chosen and needs nothing.
+    let site = f.site(&format!(
+        "Site(name: \"s\", moodle: (version: \"4.4\", git: \"{}\"), plugins: {{ {plugins} }})",
+        m.url()
+    ));
+    assert_eq!(
+        f.realise_ok(&site)["plugins"]["mod_d"]["version"],
+        "2024060100"
+    );
+    // On 4.5 v1.1 is chosen, and its dependency is too old.
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let site = f.site(&format!(
+        "Site(name: \"s\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ {plugins} }})",
+        m.url()
+    ));
+    let err = f.realise_err(&site, 4);
+    assert!(
+        err.contains("mod_d 2024110100 requires local_dep 2024100100 or later"),
+        "{err}"
+    );
+    f.write(
+        "src/local_dep/version.php",
+        plugin_php("local_dep", 2024100100, "2024042200", ""),
+    );
+    assert_eq!(
+        f.realise_ok(&site)["plugins"]["mod_d"]["version"],
+        "2024110100"
+    );
+}
+
+#[test]
+fn the_readme_demo_realises_offline() {
+    let f = Fixture::new();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let copy = f.path("demo");
+    let ok = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&demo)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let _ = std::fs::remove_file(copy.join("site.lock"));
+    let _ = std::fs::remove_file(copy.join("result"));
+    let out = f
+        .mcb()
+        .args(["--offline", "realise"])
+        .arg(copy.join("site.ron"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("realised demo: Moodle 4.5.1 (Build: 20241209) with 3 plugins"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mod/quiz/accessrule/timer"));
+    assert!(copy.join("result/blocks/hello/version.php").is_file());
+    assert!(
+        copy.join("result/local/greet/classes/greeting.php")
+            .is_file()
+    );
+}
