@@ -103,6 +103,11 @@ impl Server {
             .insert(path.to_string(), responses);
     }
 
+    /// The body currently served at `path`.
+    pub fn body(&self, path: &str) -> Vec<u8> {
+        self.state.lock().unwrap().scripted[path][0].body.clone()
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().log.clone()
     }

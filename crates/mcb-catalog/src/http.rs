@@ -222,3 +222,64 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A server that holds each request for a while and records the most it saw at once.
+    fn slow_server() -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/f", listener.local_addr().unwrap());
+        let now = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let seen = most.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (now, most) = (now.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    let mut line = String::new();
+                    while r.read_line(&mut line).unwrap_or(0) > 2 {
+                        line.clear();
+                    }
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(150));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let mut c = conn;
+                    let _ = c.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn at_most_two_requests_at_once_per_host() {
+        let (url, most) = slow_server();
+        let http = Arc::new(Http::new(false));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (http, url) = (http.clone(), url.clone());
+                std::thread::spawn(move || http.get_bytes(&url).unwrap())
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), b"ok");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn offline_never_connects() {
+        let http = Http::new(true);
+        let err = http.get_bytes("http://127.0.0.1:1/x").unwrap_err();
+        assert!(matches!(err, HttpError::Offline { .. }));
+    }
+}

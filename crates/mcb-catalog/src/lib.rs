@@ -5,12 +5,17 @@
 //! The catalog reads and checks what it is given; it does not choose among versions.
 
 pub mod archive;
+pub mod directory;
 pub mod http;
 pub mod localdir;
 
 use std::path::PathBuf;
 
 pub use archive::{ZipSource, read_zip};
+pub use directory::{
+    CachePolicy, DEFAULT_DIRECTORY, DirectoryVersion, PluginIndex, PluginRecord, Pluglist,
+    check_md5,
+};
 pub use http::{Fetched, Http, HttpError};
 pub use localdir::read_dir;
 
@@ -22,6 +27,10 @@ pub enum CatalogError {
     Dir { path: PathBuf, message: String },
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error("plugins directory {url}: {message}")]
+    Directory { url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] mcb_store::StoreError),
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,

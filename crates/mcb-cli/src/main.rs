@@ -38,6 +38,9 @@ struct Cli {
     /// Print one machine-readable JSON object on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Ask the plugins directory again even when its cached list is recent.
+    #[arg(long, global = true)]
+    refresh: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +57,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
+    /// Which plugins have a version for Moodle X.Y and which block the upgrade.
+    Check {
+        /// The site file.
+        #[arg(default_value = "site.ron")]
+        site: PathBuf,
+        /// The Moodle release to check, e.g. 5.0.
+        #[arg(long, value_name = "X.Y")]
+        moodle: String,
+    },
+    /// Versions of a plugin in the plugins directory and the Moodle releases each supports.
+    Info {
+        /// A component such as mod_attendance.
+        component: String,
+        /// Use this site file's `directory:` (default: site.ron here, if there is one).
+        #[arg(long, value_name = "SITE.ron")]
+        site: Option<PathBuf>,
+    },
 }
 
 pub(crate) struct Global {
@@ -62,6 +82,21 @@ pub(crate) struct Global {
     pub quiet: bool,
     pub verbose: bool,
     pub json: bool,
+    pub refresh: bool,
+}
+
+impl Global {
+    /// Pipeline options from the flags and the environment (`MCB_DIRECTORY`,
+    /// `MCB_MARKETPLACE_TOKEN`).
+    pub fn options(&self) -> mcb_realise::Options {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut o = mcb_realise::Options::new(self.store.clone());
+        o.offline = self.offline;
+        o.refresh = self.refresh;
+        o.directory = env("MCB_DIRECTORY");
+        o.token = env("MCB_MARKETPLACE_TOKEN");
+        o
+    }
 }
 
 fn default_store() -> PathBuf {
@@ -83,9 +118,12 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
         verbose: cli.verbose,
         json: cli.json,
+        refresh: cli.refresh,
     };
     let code = match cli.command {
         Command::Realise { site, out } => output::realise(&global, &site, out),
+        Command::Check { site, moodle } => output::check(&global, &site, &moodle),
+        Command::Info { component, site } => output::info(&global, &component, site),
     };
     ExitCode::from(code)
 }

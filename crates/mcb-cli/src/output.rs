@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mcb_realise::{Options, RealiseError, realise as run_realise};
+use mcb_realise::{Readiness, RealiseError, realise as run_realise};
 use serde_json::{Value, json};
 
 use crate::Global;
@@ -54,11 +54,8 @@ pub(crate) fn fail(g: &Global, e: &RealiseError) -> u8 {
 
 pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
     let progress = Progress::new(g.quiet, g.verbose);
-    let opts = Options {
-        store: g.store.clone(),
-        offline: g.offline,
-        out,
-    };
+    let mut opts = g.options();
+    opts.out = out;
     let result = run_realise(site, &opts, &progress);
     progress.finish();
     let r = match result {
@@ -125,4 +122,161 @@ pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
         println!("{}", r.commit);
     }
     0
+}
+
+pub(crate) const EXIT_PENDING: u8 = 2;
+
+pub(crate) fn info(g: &Global, component: &str, site: Option<PathBuf>) -> u8 {
+    let site = site.or_else(|| {
+        Path::new("site.ron")
+            .is_file()
+            .then(|| PathBuf::from("site.ron"))
+    });
+    let (source, record) = match mcb_realise::plugin_info(&g.options(), site.as_deref(), component)
+    {
+        Ok(r) => r,
+        Err(e) => return fail(g, &e),
+    };
+    let versions = record.newest_first();
+    if g.json {
+        let list: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "version": v.version,
+                    "release": v.release,
+                    "maturity": maturity_name(v.maturity),
+                    "supported_moodles": v.supportedmoodles.iter().map(|s| s.release.clone()).collect::<Vec<_>>(),
+                    "download_url": v.downloadurl,
+                    "id": v.id,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({ "component": record.component, "name": record.name, "directory": source, "versions": list })
+        );
+        return 0;
+    }
+    println!(
+        "{}{} — {} version{} in {source}",
+        record.component,
+        record
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        versions.len(),
+        if versions.len() == 1 { "" } else { "s" }
+    );
+    println!(
+        "  {:<12} {:<20} {:<8} moodle",
+        "version", "release", "maturity"
+    );
+    for v in versions {
+        println!(
+            "  {:<12} {:<20} {:<8} {}",
+            v.version,
+            v.release.as_deref().unwrap_or("-"),
+            maturity_name(v.maturity),
+            v.supported_list()
+        );
+    }
+    0
+}
+
+fn maturity_name(code: Option<i64>) -> &'static str {
+    match code {
+        Some(50) => "alpha",
+        Some(100) => "beta",
+        Some(150) => "rc",
+        Some(200) | None => "stable",
+        Some(_) => "unknown",
+    }
+}
+
+pub(crate) fn check(g: &Global, site: &Path, moodle: &str) -> u8 {
+    let Some(target) = mcb_moodle::Release::parse_leading(moodle).filter(|_| {
+        moodle.split('.').count() == 2
+            && moodle
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    }) else {
+        eprintln!("error: --moodle takes a release X.Y such as 5.0, not '{moodle}'");
+        return EXIT_CONFIG;
+    };
+    let progress = Progress::new(g.quiet, g.verbose);
+    let result = mcb_realise::check_upgrade(site, target, &g.options());
+    progress.finish();
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => return fail(g, &e),
+    };
+    let code = if c.blocked { EXIT_PENDING } else { 0 };
+    if g.json {
+        println!("{}", serde_json::to_value(&c).expect("plain data"));
+        return code;
+    }
+    let core = match (&c.core_release, &c.core_build) {
+        (Some(r), Some(b)) => format!(" ({r}, build {b})"),
+        _ => String::new(),
+    };
+    println!("{} on Moodle {}{core}:", c.site, c.target);
+    for p in &c.plugins {
+        let now = p.locked.as_deref().unwrap_or("-");
+        let dep = if p.auto { " (dependency)" } else { "" };
+        match &p.readiness {
+            Readiness::Fits {
+                version, warning, ..
+            } => {
+                let change = if p.locked.as_deref() == Some(version.as_str()) {
+                    "same version".to_string()
+                } else {
+                    format!("{now} -> {version}")
+                };
+                println!("  ok       {:<26} {change}{dep}", p.component);
+                if let Some(w) = warning {
+                    println!("           warning: {w}");
+                }
+            }
+            Readiness::Blocked {
+                reasons,
+                last_supported,
+            } => {
+                println!("  BLOCKS   {:<26} {now}{dep}", p.component);
+                for r in reasons {
+                    println!("           {r}");
+                }
+                if let Some(l) = last_supported {
+                    println!("           last supported release: Moodle {l}");
+                }
+            }
+            Readiness::InCore => {
+                println!("  IN CORE  {:<26} {now}{dep}", p.component);
+                println!(
+                    "           Moodle {} ships {}: remove it from the site file",
+                    c.target, p.component
+                );
+            }
+        }
+    }
+    for n in &c.notes {
+        println!("note: {n}");
+    }
+    let blocking = c
+        .plugins
+        .iter()
+        .filter(|p| !matches!(p.readiness, Readiness::Fits { .. }))
+        .count();
+    if blocking == 0 {
+        println!("every plugin has a version for Moodle {}", c.target);
+    } else {
+        println!(
+            "{blocking} plugin{} block{} the upgrade to Moodle {}",
+            if blocking == 1 { "" } else { "s" },
+            if blocking == 1 { "s" } else { "" },
+            c.target
+        );
+    }
+    code
 }

@@ -10,6 +10,9 @@ use std::fmt;
 pub struct Build(i64);
 
 impl Build {
+    /// Above every real build.
+    pub const MAX: Build = Build(i64::MAX);
+
     /// Parses `2024100700`, `2024100700.00` or `2024100700.5`.
     pub fn parse(text: &str) -> Option<Build> {
         let text = text.trim();

@@ -5,12 +5,15 @@
 //! It orders the work and keeps its promises (a failed run changes neither the lock nor
 //! the `result` link), and reports progress through [`Reporter`]; it never prints.
 
+mod directory;
 mod error;
 mod link;
 mod pipeline;
 mod report;
 mod sources;
+mod upgrade;
 
 pub use error::RealiseError;
 pub use pipeline::{Options, Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
+pub use upgrade::{PluginReadiness, Readiness, UpgradeCheck, check_upgrade, plugin_info};

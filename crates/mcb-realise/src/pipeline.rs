@@ -14,6 +14,7 @@ use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, MoodleSpec, PluginVe
 use mcb_resolve::{Candidate, Fit, Problem, Rule, SelectedPlugin, check_site, choose, fit};
 use mcb_store::{Entry, LockMode, Store};
 
+use crate::directory::Directory;
 use crate::error::RealiseError;
 use crate::link;
 use crate::report::{Reporter, Stage};
@@ -27,6 +28,48 @@ pub struct Options {
     pub offline: bool,
     /// Where the `result` link goes (default: `result` beside the site file).
     pub out: Option<PathBuf>,
+    /// The plugins directory to use whatever the site file says (`MCB_DIRECTORY`).
+    pub directory: Option<String>,
+    /// Revalidate cached metadata (the directory list) whatever its age.
+    pub refresh: bool,
+    /// A bearer token for the plugins directory's host (`MCB_MARKETPLACE_TOKEN`).
+    pub token: Option<String>,
+}
+
+impl Options {
+    pub fn new(store: PathBuf) -> Options {
+        Options {
+            store,
+            offline: false,
+            out: None,
+            directory: None,
+            refresh: false,
+            token: None,
+        }
+    }
+
+    /// The directory a site uses: the override, else the site file's, else the public one.
+    pub fn directory_for(&self, site: &SiteFile) -> String {
+        self.directory
+            .clone()
+            .or_else(|| site.directory.clone())
+            .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string())
+    }
+
+    pub(crate) fn http(&self, directory: &str) -> Http {
+        let http = Http::new(self.offline);
+        match &self.token {
+            Some(t) => http.with_token_for(directory, t.clone()),
+            None => http,
+        }
+    }
+
+    pub(crate) fn cache_policy(&self) -> mcb_catalog::CachePolicy {
+        mcb_catalog::CachePolicy {
+            refresh: self.refresh,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -99,8 +142,10 @@ pub fn realise(
         return Ok(done);
     }
 
-    let http = Http::new(opts.offline);
+    let directory_url = opts.directory_for(&site);
+    let http = opts.http(&directory_url);
     let sources = Sources::new(&store, &git, &http, &site, opts.offline);
+    let directory = Directory::new(directory_url, &http, &store, opts.cache_policy());
     let mut warnings: Vec<String> = Vec::new();
     let warn = |w: String, warnings: &mut Vec<String>| {
         reporter.warn(&w);
@@ -117,7 +162,7 @@ pub fn realise(
     let mut problems: Vec<Problem> = Vec::new();
     for req in &site.plugins {
         reporter.stage(Stage::Fetch, req.component.as_str());
-        match resolve_plugin(&sources, &core.version, req, old_lock.as_ref())? {
+        match resolve_plugin(&sources, &directory, &core.version, req, old_lock.as_ref())? {
             Ok((fetched, info, warning)) => {
                 if let Some(w) = warning {
                     warn(w.to_string(), &mut warnings);
@@ -131,6 +176,18 @@ pub fn realise(
             }
             Err(p) => problems.push(p),
         }
+    }
+    if problems.is_empty() {
+        add_dependencies(
+            &sources,
+            &directory,
+            &core.version,
+            &layout,
+            old_lock.as_ref(),
+            &mut chosen,
+            &mut problems,
+            &mut |w| warn(w, &mut warnings),
+        )?;
     }
     if !problems.is_empty() {
         return Err(RealiseError::Unsatisfiable(problems));
@@ -516,7 +573,7 @@ fn check_core_spec(spec: &MoodleSpec, core: &CoreVersion) -> Result<(), RealiseE
     Ok(())
 }
 
-fn pick_core_ref(
+pub(crate) fn pick_core_ref(
     sources: &Sources,
     refs: &RemoteRefs,
     spec: &MoodleSpec,
@@ -584,10 +641,16 @@ fn refetch_locked(
             sources.zip(component, location, pinned, Some(blake3))
         }
         LockedSource::Path { dir } => sources.path(component, dir),
-        LockedSource::Directory { .. } => Err(RealiseError::source(
+        LockedSource::Directory {
+            id,
+            url,
+            md5,
+            blake3,
+        } => sources.directory_zip(
             component,
-            "plugins directory sources are not supported by this mcb",
-        )),
+            &crate::directory::locked_version(*id, url, md5),
+            Some(blake3),
+        ),
     }
 }
 
@@ -662,7 +725,7 @@ fn add_plugin_subplugins(
     }
 }
 
-fn read_plugin_version(
+pub(crate) fn read_plugin_version(
     sources: &Sources,
     component: &str,
     fetched: &Fetched,
@@ -681,7 +744,8 @@ fn read_plugin_version(
     }
 }
 
-type PluginOutcome = Result<(Fetched, PluginVersion, Option<mcb_resolve::Warning>), Problem>;
+pub(crate) type PluginOutcome =
+    Result<(Fetched, PluginVersion, Option<mcb_resolve::Warning>), Problem>;
 
 fn check_pin(component: &str, pin: Option<&str>, info: &PluginVersion) -> Result<(), Problem> {
     let Some(p) = pin else { return Ok(()) };
@@ -700,8 +764,9 @@ fn check_pin(component: &str, pin: Option<&str>, info: &PluginVersion) -> Result
     ))
 }
 
-fn resolve_plugin(
+pub(crate) fn resolve_plugin(
     sources: &Sources,
+    directory: &Directory,
     core: &CoreVersion,
     req: &PluginRequest,
     lock: Option<&Lock>,
@@ -803,9 +868,113 @@ fn resolve_plugin(
             finish(sources.zip(name, location, hash.as_deref(), None)?, None)
         }
         SourceSpec::Path { dir } => finish(sources.path(name, dir)?, None),
-        SourceSpec::Directory => Err(RealiseError::source(
-            name,
-            "the plugins directory is not supported by this mcb; give a git, zip or path source",
-        )),
+        SourceSpec::Directory => crate::directory::resolve(sources, directory, core, name, pin),
     }
+}
+
+/// Adds, from the plugins directory, every dependency the chosen plugins declare that the
+/// site does not list and core does not ship, transitively. Each is marked `auto`.
+#[allow(clippy::too_many_arguments)]
+fn add_dependencies(
+    sources: &Sources,
+    directory: &Directory,
+    core: &CoreVersion,
+    layout: &CoreLayout,
+    lock: Option<&Lock>,
+    chosen: &mut Vec<ChosenPlugin>,
+    problems: &mut Vec<Problem>,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), RealiseError> {
+    let mut queue: Vec<(String, Option<Build>, String)> = Vec::new();
+    let enqueue = |c: &ChosenPlugin, queue: &mut Vec<(String, Option<Build>, String)>| {
+        let who = match c.info.version {
+            Some(v) => format!("{} {v}", c.component),
+            None => c.component.to_string(),
+        };
+        for (dep, min) in &c.info.dependencies {
+            queue.push((dep.clone(), *min, who.clone()));
+        }
+    };
+    for c in chosen.iter() {
+        enqueue(c, &mut queue);
+    }
+    let xy = core.major_release();
+    while let Some((dep, min, needed_by)) = queue.pop() {
+        if chosen.iter().any(|c| c.component.as_str() == dep) || layout.is_standard(&dep) {
+            continue;
+        }
+        let Ok(component) = Component::parse(&dep) else {
+            problems.push(Problem::new(
+                needed_by.clone(),
+                Rule::MissingDependency,
+                format!("{needed_by} depends on '{dep}', which is not a component name"),
+            ));
+            continue;
+        };
+        let need = match min {
+            Some(v) => format!("{dep} ≥ {v}"),
+            None => dep.clone(),
+        };
+        let locked = lock
+            .and_then(|l| l.plugin(&dep))
+            .filter(|l| l.auto)
+            .filter(|l| min.is_none_or(|m| Build::parse(&l.version).is_some_and(|v| v >= m)));
+        let outcome = match locked {
+            Some(l) => {
+                let fetched = match sources.stored(&l.source, &l.manifest, l.date) {
+                    Some(f) => f,
+                    None => refetch_locked(sources, &dep, &l.source, &SourceSpec::Directory)?,
+                };
+                read_plugin_version(sources, &dep, &fetched)?.map(|info| (fetched, info, None))
+            }
+            None => crate::directory::resolve(sources, directory, core, &dep, None)?,
+        };
+        match outcome {
+            Ok((fetched, info, warning)) => {
+                if let (Some(m), Some(have)) = (min, info.version)
+                    && have < m
+                {
+                    problems.push(
+                        Problem::new(
+                            needed_by.split(' ').next().unwrap_or(&needed_by),
+                            Rule::DependencyTooOld,
+                            format!("{needed_by} requires {need}"),
+                        )
+                        .fact(format!("the newest {dep} for Moodle {xy} is {have}"))
+                        .hint(format!(
+                            "use an older {} or a newer Moodle",
+                            needed_by.split(' ').next().unwrap_or(&needed_by)
+                        )),
+                    );
+                    continue;
+                }
+                if let Some(w) = warning {
+                    warn(w.to_string());
+                }
+                let c = ChosenPlugin {
+                    component,
+                    request: None,
+                    fetched,
+                    info,
+                };
+                enqueue(&c, &mut queue);
+                chosen.push(c);
+            }
+            Err(p) => {
+                let mut problem = Problem::new(
+                    needed_by.split(' ').next().unwrap_or(&needed_by),
+                    Rule::MissingDependency,
+                    format!("{needed_by} requires {need}, which the site file does not list"),
+                );
+                for f in p.facts {
+                    problem = problem.fact(f);
+                }
+                problems.push(problem.hint(format!(
+                    "add \"{dep}\" to the site file with a source that fits"
+                )));
+            }
+        }
+    }
+    chosen.sort_by(|a, b| a.component.cmp(&b.component));
+    Ok(())
 }

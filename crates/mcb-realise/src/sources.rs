@@ -22,8 +22,9 @@ pub(crate) struct Fetched {
     pub date: i64,
     /// The manifest is not recorded yet: it is, after the batch's objects are synced.
     pub pending: bool,
-    /// The git commit it came from, to remember which manifest a commit gives.
-    pub commit: Option<String>,
+    /// A memo to write once the manifest is recorded (path, content): which manifest a
+    /// git commit or a directory download gives, so it is never ingested twice.
+    pub memo: Option<(std::path::PathBuf, String)>,
 }
 
 impl Fetched {
@@ -105,6 +106,81 @@ impl<'a> Sources<'a> {
         self.store.cache_dir().join("git-manifests").join(commit)
     }
 
+    fn md5_memo_path(&self, md5: &str) -> std::path::PathBuf {
+        self.store
+            .cache_dir()
+            .join("directory-manifests")
+            .join(md5.to_ascii_lowercase())
+    }
+
+    /// A plugins-directory zip: from the store when this md5 was ingested before, else
+    /// downloaded and checked against the directory's md5 (and the lock's blake3) before
+    /// anything enters the store.
+    pub fn directory_zip(
+        &self,
+        component: &str,
+        v: &mcb_catalog::DirectoryVersion,
+        locked_blake3: Option<&str>,
+    ) -> Result<Fetched, RealiseError> {
+        let memo_path = self.md5_memo_path(&v.downloadmd5);
+        if let Ok(text) = std::fs::read_to_string(&memo_path) {
+            let mut it = text.split_whitespace();
+            if let (Some(h), Some(b), Some(d)) = (it.next(), it.next(), it.next()) {
+                let hash = ManifestHash(h.to_string());
+                if locked_blake3.is_none_or(|l| l == b)
+                    && let Ok(manifest) = self.store.read_manifest(&hash)
+                {
+                    return Ok(Fetched {
+                        manifest,
+                        hash,
+                        locked: LockedSource::Directory {
+                            id: v.id,
+                            url: v.downloadurl.clone(),
+                            md5: v.downloadmd5.clone(),
+                            blake3: b.to_string(),
+                        },
+                        date: d.parse().unwrap_or(0),
+                        pending: false,
+                        memo: None,
+                    });
+                }
+            }
+        }
+        let bytes = self
+            .http
+            .get_bytes(&v.downloadurl)
+            .map_err(|e| RealiseError::source(component, e.to_string()))?;
+        mcb_catalog::check_md5(&bytes, &v.downloadmd5).map_err(|why| RealiseError::Integrity {
+            component: component.to_string(),
+            message: format!("{} has {why}; nothing entered the store", v.downloadurl),
+        })?;
+        let blake = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(l) = locked_blake3
+            && l != blake
+        {
+            return Err(RealiseError::Integrity {
+                component: component.to_string(),
+                message: format!(
+                    "{} changed since the lock was written (blake3 {l}, now {blake}); nothing entered the store",
+                    v.downloadurl
+                ),
+            });
+        }
+        let mut f = self.zip_bytes(
+            component,
+            &v.downloadurl,
+            &bytes,
+            LockedSource::Directory {
+                id: v.id,
+                url: v.downloadurl.clone(),
+                md5: v.downloadmd5.clone(),
+                blake3: blake.clone(),
+            },
+        )?;
+        f.memo = Some((memo_path, format!("{} {blake} {}\n", f.hash, f.date)));
+        Ok(f)
+    }
+
     /// The files of `commit` of a git source, ingested once per store.
     pub fn git_commit(
         &self,
@@ -138,18 +214,19 @@ impl<'a> Sources<'a> {
                     locked,
                     date,
                     pending: false,
-                    commit: Some(commit.to_string()),
+                    memo: None,
                 });
             }
         }
         let manifest = self.git.ingest_commit(self.store, commit)?;
+        let hash = manifest.hash();
         Ok(Fetched {
-            hash: manifest.hash(),
+            memo: Some((self.memo_path(commit), format!("{hash}\n"))),
+            hash,
             manifest,
             locked,
             date,
             pending: true,
-            commit: Some(commit.to_string()),
         })
     }
 
@@ -215,7 +292,7 @@ impl<'a> Sources<'a> {
             locked,
             date: zip.date.unwrap_or(0),
             pending: true,
-            commit: None,
+            memo: None,
         })
     }
 
@@ -243,7 +320,7 @@ impl<'a> Sources<'a> {
             },
             date: 0,
             pending,
-            commit: None,
+            memo: None,
         })
     }
 
@@ -265,7 +342,7 @@ impl<'a> Sources<'a> {
             locked: locked.clone(),
             date,
             pending: false,
-            commit: None,
+            memo: None,
         })
     }
 
@@ -278,9 +355,8 @@ impl<'a> Sources<'a> {
         self.store.sync()?;
         for f in batch.iter().filter(|f| f.pending) {
             self.store.put_manifest(&f.manifest)?;
-            if let Some(c) = &f.commit {
-                self.store
-                    .write_atomic(&self.memo_path(c), format!("{}\n", f.hash).as_bytes())?;
+            if let Some((path, text)) = &f.memo {
+                self.store.write_atomic(path, text.as_bytes())?;
             }
         }
         Ok(())

@@ -1,0 +1,655 @@
+//! Plugins from the plugins directory, served on loopback: selection, downloads checked
+//! against md5, caching with ETags, retries, offline use, dependencies and `check`/`info`.
+
+mod common;
+
+use common::directory::{Published, publish};
+use common::http::{Response, Server};
+use common::*;
+
+fn site(
+    f: &Fixture,
+    m: &GitRepo,
+    spec: &str,
+    directory: &str,
+    plugins: &str,
+) -> std::path::PathBuf {
+    f.site(&format!(
+        "Site(\n  name: \"dir\",\n  moodle: (version: \"{spec}\", git: \"{}\"),\n  plugins: {{\n{plugins}\n  }},\n  directory: \"{directory}\",\n)\n",
+        m.url()
+    ))
+}
+
+fn zip_requests(server: &Server) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/download/"))
+        .count()
+}
+
+#[test]
+fn newest_compatible_stable_version_is_chosen() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("mod_att", 2024050100, "2024042200", &["4.4"]),
+            Published::new("mod_att", 2024100800, "2024100700", &["4.4", "4.5"]),
+            // Needs 4.5.10: excluded on 4.5.1.
+            Published::new("mod_att", 2024120100, "2024100710", &["4.5"]),
+            // A beta is newer still: stable is preferred.
+            Published::new("mod_att", 2024121500, "2024100700", &["4.5"]).maturity(100),
+            // Only for the next Moodle.
+            Published::new("mod_att", 2025041500, "2025041400", &["5.0"]),
+        ],
+    );
+    let j = f.realise_ok(&site(&f, &m, "4.5.1", &list, "\"mod_att\": (),"));
+    assert_eq!(j["plugins"]["mod_att"]["version"], "2024100800");
+    assert_eq!(j["plugins"]["mod_att"]["install_path"], "mod/att");
+    assert!(f.path("site/result/mod/att/lib.php").is_file());
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(
+        lock.contains("Directory(") && lock.contains("md5:") && lock.contains("/download/10001/"),
+        "{lock}"
+    );
+
+    // On 4.5.10 the newer stable one installs.
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_att\": (),"));
+    assert_eq!(j["plugins"]["mod_att"]["version"], "2024120100");
+
+    // A pin that fits is taken, maturity notwithstanding.
+    let j = f.realise_ok(&site(
+        &f,
+        &m,
+        "4.5",
+        &list,
+        "\"mod_att\": (version: \"2024121500\"),",
+    ));
+    assert_eq!(j["plugins"]["mod_att"]["version"], "2024121500");
+}
+
+#[test]
+fn a_pinned_version_that_does_not_fit_says_why() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("block_b", 2024100800, "2024100700", &["4.5"]),
+            Published::new("block_b", 2025041500, "2025041400", &["5.0"]),
+            Published::new("block_b", 2024100900, "2024100710", &["4.5"]),
+        ],
+    );
+    let err = f.realise_err(
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &list,
+            "\"block_b\": (version: \"2025041500\"),",
+        ),
+        4,
+    );
+    assert!(
+        err.contains("block_b [pinned version]") && err.contains("supports Moodle 5.0, not 4.5"),
+        "{err}"
+    );
+    let err = f.realise_err(
+        &site(
+            &f,
+            &m,
+            "4.5.1",
+            &list,
+            "\"block_b\": (version: \"2024100900\"),",
+        ),
+        4,
+    );
+    assert!(err.contains("requires Moodle build 2024100710"), "{err}");
+    let err = f.realise_err(
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &list,
+            "\"block_b\": (version: \"2020010100\"),",
+        ),
+        4,
+    );
+    assert!(
+        err.contains("does not list") && err.contains("mcb info block_b"),
+        "{err}"
+    );
+    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"block_none\": (),"), 4);
+    assert!(
+        err.contains("block_none is not in the plugins directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_md5_mismatch_stores_nothing() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new(
+            "local_m",
+            2024100800,
+            "2024100700",
+            &["4.5"],
+        )],
+    );
+    // The server now sends other bytes than the list's md5 describes.
+    s.set(
+        "/download/10000/local_m_2024100800.zip",
+        Response::ok(Published::new("local_m", 2024100899, "2024100700", &["4.5"]).zip()),
+    );
+    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"local_m\": (),"), 6);
+    assert!(
+        err.contains("local_m") && err.contains("md5") && err.contains("nothing entered the store"),
+        "{err}"
+    );
+    let objects: Vec<String> = walkdir::WalkDir::new(f.store().join("objects"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+        .collect();
+    assert!(
+        !objects.iter().any(|o| o.contains("local_m")),
+        "a plugin file entered the store"
+    );
+}
+
+#[test]
+fn list_errors_are_clear() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let err = f.realise_err(
+        &site(&f, &m, "4.5", &s.url("/missing.php"), "\"mod_x\": (),"),
+        5,
+    );
+    assert!(err.contains("mod_x") && err.contains("HTTP 404"), "{err}");
+    s.set("/broken.php", Response::ok("<html>maintenance</html>"));
+    let err = f.realise_err(
+        &site(&f, &m, "4.5", &s.url("/broken.php"), "\"mod_x\": (),"),
+        5,
+    );
+    assert!(err.contains("not a plugin list"), "{err}");
+    s.set("/down.php", Response::status(503));
+    let err = f.realise_err(
+        &site(&f, &m, "4.5", &s.url("/down.php"), "\"mod_x\": (),"),
+        5,
+    );
+    assert!(err.contains("HTTP 503 (after 4 attempts)"), "{err}");
+}
+
+#[test]
+fn too_many_requests_is_retried() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new("mod_r", 2024100800, "2024100700", &["4.5"])],
+    );
+    let body = s.body("/api/1.3/pluglist.php");
+    s.script(
+        "/api/1.3/pluglist.php",
+        vec![
+            Response::status(429).header("Retry-After", "1"),
+            Response::ok(body),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_r\": (),"));
+    assert_eq!(j["plugins"]["mod_r"]["version"], "2024100800");
+    assert_eq!(s.requests_to("/api/1.3/pluglist.php").len(), 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+}
+
+#[test]
+fn the_list_is_cached_with_its_etag_and_zips_are_not_downloaded_twice() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new("mod_e", 2024100800, "2024100700", &["4.5"])],
+    );
+    let site = site(&f, &m, "4.5", &list, "\"mod_e\": (),");
+    f.realise_ok(&site);
+    assert_eq!(s.requests_to("/api/1.3/pluglist.php").len(), 1);
+    assert_eq!(zip_requests(&s), 1);
+
+    // Fresh cache: no request at all.
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    f.realise_ok(&site);
+    assert_eq!(
+        s.requests_to("/api/1.3/pluglist.php").len(),
+        1,
+        "a recent list is reused"
+    );
+    assert_eq!(
+        zip_requests(&s),
+        1,
+        "a zip already in the store is not downloaded again"
+    );
+
+    // --refresh asks conditionally; the server answers 304; nothing is downloaded.
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let out = f
+        .mcb()
+        .args(["--refresh", "realise"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asks = s.requests_to("/api/1.3/pluglist.php");
+    assert_eq!(asks.len(), 2);
+    assert!(
+        asks[1].headers.contains_key("if-none-match"),
+        "conditional request"
+    );
+    assert_eq!(zip_requests(&s), 1);
+
+    // Offline with the cache works; offline without it fails clearly.
+    let out = f
+        .mcb()
+        .args(["--offline", "info", "mod_e", "--site"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2024100800"));
+    let g = Fixture::new();
+    let out = g
+        .mcb()
+        .args(["--offline", "info", "mod_e", "--site"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--offline"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.requests_to("/api/1.3/pluglist.php").len(),
+        2,
+        "offline never asks"
+    );
+}
+
+#[test]
+fn the_token_goes_to_the_directory_host_only() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let api = Server::start();
+    let files = Server::start();
+    let list = publish(
+        &api,
+        &files,
+        &[Published::new("mod_t", 2024100800, "2024100700", &["4.5"])],
+    );
+    let out = f
+        .mcb()
+        .env("MCB_MARKETPLACE_TOKEN", "s3cret")
+        .arg("realise")
+        .arg(site(&f, &m, "4.5", &list, "\"mod_t\": (),"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        api.requests()[0]
+            .headers
+            .get("authorization")
+            .map(String::as_str),
+        Some("Bearer s3cret")
+    );
+    let downloads = files.requests();
+    assert_eq!(downloads.len(), 1);
+    assert!(
+        !downloads[0].headers.contains_key("authorization"),
+        "token leaked to the download host"
+    );
+}
+
+#[test]
+fn mcb_directory_overrides_the_site_file() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new("mod_o", 2024100800, "2024100700", &["4.5"])],
+    );
+    let site = site(
+        &f,
+        &m,
+        "4.5",
+        "http://127.0.0.1:1/nothing-listens-here",
+        "\"mod_o\": (),",
+    );
+    let out = f
+        .mcb()
+        .env("MCB_DIRECTORY", &list)
+        .arg("realise")
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dependencies_are_added_automatically() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("mod_main", 2024100800, "2024100700", &["4.5"]).extra(
+                "$plugin->dependencies = ['local_lib' => 2024090100, 'mod_quiz' => ANY_VERSION];",
+            ),
+            Published::new("local_lib", 2024080100, "2024042200", &["4.4", "4.5"]),
+            Published::new("local_lib", 2024090500, "2024042200", &["4.4", "4.5"])
+                .extra("$plugin->dependencies = ['filter_deep' => ANY_VERSION];"),
+            Published::new(
+                "filter_deep",
+                2024010100,
+                "2023100900",
+                &["4.3", "4.4", "4.5"],
+            ),
+        ],
+    );
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_main\": (),"));
+    assert_eq!(j["plugins"]["local_lib"]["auto"], true);
+    assert_eq!(j["plugins"]["local_lib"]["version"], "2024090500");
+    assert_eq!(j["plugins"]["filter_deep"]["auto"], true, "transitive");
+    assert_eq!(j["plugins"]["mod_main"]["auto"], false);
+    assert!(
+        j["plugins"].get("mod_quiz").is_none(),
+        "core ships mod_quiz"
+    );
+    assert!(f.path("site/result/filter/deep/version.php").is_file());
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains("auto: true"), "{lock}");
+    // The lock with its automatic entries is reused as it is.
+    let again = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_main\": (),"));
+    assert_eq!(again["changed"], false);
+}
+
+#[test]
+fn an_unsatisfiable_dependency_is_explained() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("report_embedquestion", 2025061000, "2024100700", &["4.5"])
+                .extra("$plugin->dependencies = ['filter_embedquestion' => 2025050100];"),
+            Published::new("filter_embedquestion", 2024100700, "2024100700", &["4.5"]),
+            Published::new("filter_embedquestion", 2025050100, "2025041400", &["5.0"]),
+        ],
+    );
+    let err = f.realise_err(
+        &site(&f, &m, "4.5", &list, "\"report_embedquestion\": (),"),
+        4,
+    );
+    assert!(
+        err.contains("report_embedquestion 2025061000 requires filter_embedquestion ≥ 2025050100"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the newest filter_embedquestion for Moodle 4.5 is 2024100700"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dependency_cycle_through_the_directory_is_reported() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("local_a", 2024100800, "2024100700", &["4.5"])
+                .extra("$plugin->dependencies = ['local_b' => ANY_VERSION];"),
+            Published::new("local_b", 2024100800, "2024100700", &["4.5"])
+                .extra("$plugin->dependencies = ['local_a' => ANY_VERSION];"),
+        ],
+    );
+    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"local_a\": (),"), 4);
+    assert!(
+        err.contains("[dependency cycle]") && err.contains("local_a → local_b → local_a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_site_mixing_directory_git_and_zip_plugins() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new("mod_d", 2024100800, "2024100700", &["4.5"])],
+    );
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1.0", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    let plugins = format!(
+        "\"mod_d\": (), \"block_g\": (git: \"{}\"), \"local_z\": (zip: \"../z.zip\"),",
+        g.url()
+    );
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, &plugins));
+    for c in ["mod_d", "block_g", "local_z"] {
+        assert!(j["plugins"][c]["version"].is_string(), "{c}");
+    }
+}
+
+#[test]
+fn info_lists_versions_newest_first() {
+    let f = Fixture::new();
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("tool_i", 2024050100, "2024042200", &["4.4"]),
+            Published::new("tool_i", 2025041500, "2025041400", &["5.0"]).maturity(100),
+            Published::new("tool_i", 2024100800, "2024100700", &["4.4", "4.5"]),
+        ],
+    );
+    let out = f
+        .mcb()
+        .env("MCB_DIRECTORY", &list)
+        .args(["info", "tool_i"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pos = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} in {text}"));
+    assert!(
+        pos("2025041500") < pos("2024100800") && pos("2024100800") < pos("2024050100"),
+        "{text}"
+    );
+    assert!(text.contains("beta") && text.contains("4.4, 4.5"), "{text}");
+    let out = f
+        .mcb()
+        .env("MCB_DIRECTORY", &list)
+        .args(["info", "tool_i", "--json"])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["versions"][0]["version"], "2025041500");
+    assert_eq!(j["versions"][0]["maturity"], "beta");
+    assert_eq!(
+        j["versions"][1]["supported_moodles"],
+        serde_json::json!(["4.4", "4.5"])
+    );
+    let out = f
+        .mcb()
+        .env("MCB_DIRECTORY", &list)
+        .args(["info", "tool_nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn check_names_the_plugin_that_blocks_an_upgrade() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    // A 5.0 release for the check to target.
+    m.git(&["checkout", "-q", "main"]);
+    write_core(&m, "", "2025041400.00", "5.0 (Build: 20250414)", "500");
+    m.write(
+        "lib/plugins.json",
+        r#"{"standard": {"block": ["html"], "mod": ["quiz"], "tool": ["merged"]}}"#,
+    );
+    m.commit("Moodle 5.0");
+    m.tag("v5.0.0");
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("mod_ok", 2024100800, "2024100700", &["4.5"]),
+            Published::new("mod_ok", 2025041600, "2025041400", &["5.0"]),
+            Published::new("block_old", 2024100800, "2024100700", &["4.4", "4.5"]),
+            Published::new("tool_merged", 2024100800, "2024100700", &["4.5"]),
+        ],
+    );
+    let site = site(
+        &f,
+        &m,
+        "4.5",
+        &list,
+        "\"mod_ok\": (), \"block_old\": (), \"tool_merged\": (),",
+    );
+    f.realise_ok(&site);
+    let out = f
+        .mcb()
+        .args(["check", "--moodle", "5.0"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mod_ok") && text.contains("2024100800 -> 2025041600"),
+        "{text}"
+    );
+    assert!(text.contains("BLOCKS   block_old"), "{text}");
+    assert!(
+        text.contains("no version of block_old in the plugins directory supports Moodle 5.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last supported release: Moodle 4.5"),
+        "{text}"
+    );
+    assert!(text.contains("IN CORE  tool_merged"), "{text}");
+    let out = f
+        .mcb()
+        .args(["check", "--json", "--moodle", "5.0"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["blocked"], true);
+    assert_eq!(j["core_release"], "5.0 (Build: 20250414)");
+    let status: Vec<(&str, &str)> = j["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["component"].as_str().unwrap(),
+                p["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        status.contains(&("block_old", "blocked"))
+            && status.contains(&("mod_ok", "fits"))
+            && status.contains(&("tool_merged", "in_core"))
+    );
+
+    // Without the blockers, 5.0 is reachable: exit 0.
+    let ok_site = f.write("ok/site.ron", format!("Site(name: \"ok\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_ok\": () }}, directory: \"{list}\")", m.url()));
+    let out = f
+        .mcb()
+        .args(["check", "--moodle", "5.0"])
+        .arg(&ok_site)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("every plugin has a version for Moodle 5.0")
+    );
+}
