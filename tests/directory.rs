@@ -372,6 +372,24 @@ fn mcb_directory_overrides_the_site_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A local mirror file in the same format serves as an index too.
+    let mirror = f.write("mirror/pluglist.json", s.body("/api/1.3/pluglist.php"));
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let out = f
+        .mcb()
+        .env("MCB_DIRECTORY", &mirror)
+        .args(["realise", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["plugins"]["mod_o"]["version"], "2024100800");
 }
 
 #[test]
@@ -589,6 +607,7 @@ fn check_names_the_plugin_that_blocks_an_upgrade() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    println!("$ mcb check --moodle 5.0 site.ron\n{text}");
     assert_eq!(
         out.status.code(),
         Some(2),
