@@ -86,10 +86,14 @@ fn realised() -> (Fixture, GitRepo, Before) {
     (f, m, before)
 }
 
+/// The site `s1`; its plugins directory is a local, empty list, so dependencies the site
+/// lacks are looked up without any network and found missing.
 fn good_site(f: &Fixture, m: &GitRepo, plugins: &str) -> PathBuf {
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
     f.site(&format!(
-        "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n{plugins}\n    }},\n)\n",
-        m.url()
+        "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n{plugins}\n    }},\n    directory: \"{}\",\n)\n",
+        m.url(),
+        list.display()
     ))
 }
 
@@ -262,7 +266,14 @@ fn missing_and_too_old_dependencies() {
         4,
     );
     assert!(err.contains("mod_a [missing dependency]"), "{err}");
-    assert!(err.contains("local_b 2024090100 or later"), "{err}");
+    assert!(
+        err.contains("mod_a 2024100100 requires local_b ≥ 2024090100"),
+        "{err}"
+    );
+    assert!(
+        err.contains("local_b is not in the plugins directory"),
+        "{err}"
+    );
     assert!(err.contains("add \"local_b\""), "{err}");
     before.assert_intact(&f);
 

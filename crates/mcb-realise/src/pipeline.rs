@@ -144,7 +144,14 @@ pub fn realise(
 
     let directory_url = opts.directory_for(&site);
     let http = opts.http(&directory_url);
-    let sources = Sources::new(&store, &git, &http, &site, opts.offline);
+    let sources = Sources::new(
+        &store,
+        &git,
+        &http,
+        &site,
+        opts.offline,
+        opts.cache_policy(),
+    );
     let directory = Directory::new(directory_url, &http, &store, opts.cache_policy());
     let mut warnings: Vec<String> = Vec::new();
     let warn = |w: String, warnings: &mut Vec<String>| {

@@ -43,6 +43,8 @@ pub(crate) struct Sources<'a> {
     pub http: &'a Http,
     pub site: &'a SiteFile,
     pub offline: bool,
+    /// How old fetched refs may be before they are fetched again.
+    pub policy: mcb_catalog::CachePolicy,
     /// Refs per URL, fetched at most once per run.
     refs: Mutex<HashMap<String, RemoteRefs>>,
 }
@@ -62,6 +64,7 @@ impl<'a> Sources<'a> {
         http: &'a Http,
         site: &'a SiteFile,
         offline: bool,
+        policy: mcb_catalog::CachePolicy,
     ) -> Self {
         Sources {
             store,
@@ -69,6 +72,7 @@ impl<'a> Sources<'a> {
             http,
             site,
             offline,
+            policy,
             refs: Mutex::new(HashMap::new()),
         }
     }
@@ -79,7 +83,21 @@ impl<'a> Sources<'a> {
         if let Some(r) = self.refs.lock().expect("not poisoned").get(&url) {
             return Ok(r.clone());
         }
-        let refs = if self.offline {
+        let stamp = self
+            .store
+            .cache_dir()
+            .join("git-fetched")
+            .join(mcb_git::source_key(&url));
+        let fresh = !self.policy.refresh
+            && std::fs::metadata(&stamp)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < self.policy.max_age);
+        let refs = if fresh {
+            // Fetched recently: the refs in the store are as good as the network's.
+            self.git.refs(&url)?
+        } else if self.offline {
             let r = self.git.refs(&url)?;
             if r.heads.is_empty() && r.tags.is_empty() {
                 return Err(RealiseError::source(
@@ -90,10 +108,12 @@ impl<'a> Sources<'a> {
             }
             r
         } else {
-            self.git.fetch(&url).map_err(|e| {
+            let refs = self.git.fetch(&url).map_err(|e| {
                 RealiseError::source(component, e.to_string())
                     .with_hint("check the URL and that the repository is reachable; --offline uses what the store already has")
-            })?
+            })?;
+            self.store.write_atomic(&stamp, url.as_bytes())?;
+            refs
         };
         self.refs
             .lock()

@@ -108,7 +108,14 @@ pub fn check_upgrade(
     let git = GitStore::open(&store.git_dir())?;
     let directory_url = opts.directory_for(&site);
     let http = opts.http(&directory_url);
-    let sources = Sources::new(&store, &git, &http, &site, opts.offline);
+    let sources = Sources::new(
+        &store,
+        &git,
+        &http,
+        &site,
+        opts.offline,
+        opts.cache_policy(),
+    );
     let directory = Directory::new(directory_url, &http, &store, opts.cache_policy());
     let mut notes = Vec::new();
 

@@ -1,0 +1,655 @@
+//! The realise benchmark: a Moodle-scale fixture (a core git repository with two releases,
+//! ≥ 30,000 files and ≥ 250 MB in about 3,000 directories, 30 plugin repositories and 5
+//! plugin zips), then, side by side in one run, the median of several runs of:
+//! cold realise, warm realise of a new site, no-op realise, realise after a point release,
+//! `cp -al` of the same tree (the floor), `git clone --bare` of the core (the fetch floor),
+//! the naive script (clone + copy plugins + `git add -A` + `git commit`), mcb's peak memory,
+//! and the store's size for 1 site and for 10 sites sharing two releases.
+//!
+//!     cargo bench -p mcb-cli --bench realise
+//!
+//! `MCB_BENCH_RUNS` (default 3) sets the runs per measure, `MCB_BENCH_DIR` where the
+//! fixture goes (default: a temporary directory on the same filesystem as `target/`).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CORE_FILES: usize = 30_000;
+const CORE_DIRS: usize = 3_000;
+const TARGET_BYTES: u64 = 270 * 1024 * 1024;
+const PLUGINS: usize = 30;
+const ZIPS: usize = 5;
+const CHANGED_IN_POINT_RELEASE: usize = 600;
+
+/// A small deterministic generator (xorshift64*), so every machine builds the same fixture.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const WORDS: &[&str] = &[
+    "function",
+    "return",
+    "$this->",
+    "array(",
+    "global",
+    "$DB",
+    "$CFG",
+    "require_once",
+    "if",
+    "else",
+    "foreach",
+    "as",
+    "=>",
+    "get_string",
+    "context_system::instance()",
+    "new",
+    "moodle_url",
+    "echo",
+    "html_writer::tag",
+    "public",
+    "static",
+    "private",
+    "protected",
+    "class",
+    "extends",
+    "null",
+    "true",
+    "false",
+    "throw",
+    "coding_exception",
+    "$record",
+    "$course",
+    "$user",
+    "optional_param",
+    "PARAM_INT",
+];
+
+/// PHP-like text of `size` bytes: compresses like source code does, never identical.
+fn php_text(rng: &mut Rng, size: usize, salt: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(format!("<?php\n// file {salt}\n").as_bytes());
+    while out.len() < size {
+        let words = 4 + rng.below(10);
+        out.extend_from_slice(b"    ");
+        for _ in 0..words {
+            out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(format!("${:x};\n", rng.next() & 0xffff).as_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// A realistic size spread: most files small, a few large.
+fn file_size(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=59 => 1_000 + rng.below(5_000) as usize,
+        60..=89 => 6_000 + rng.below(20_000) as usize,
+        90..=98 => 26_000 + rng.below(60_000) as usize,
+        _ => 100_000 + rng.below(400_000) as usize,
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn git(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2024-10-07T12:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-10-07T12:00:00Z")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@localhost");
+    c
+}
+
+/// Streams a repository into `git fast-import`: `commits` is a list of (tag, files), each
+/// commit changing only the files it lists.
+fn fast_import(repo: &Path, commits: Vec<(String, Vec<(String, Vec<u8>, bool)>)>) {
+    run(git(repo).args(["init", "-q", "--bare"]));
+    let mut child = git(repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    let mut mark = 0u64;
+    let mut prev: Option<u64> = None;
+    for (i, (tag, files)) in commits.into_iter().enumerate() {
+        let mut marks = Vec::with_capacity(files.len());
+        for (path, content, exec) in files {
+            mark += 1;
+            write!(w, "blob\nmark :{mark}\ndata {}\n", content.len()).unwrap();
+            w.write_all(&content).unwrap();
+            w.write_all(b"\n").unwrap();
+            marks.push((path, mark, exec));
+        }
+        mark += 1;
+        let t = 1_728_302_400 + i as i64 * 86_400;
+        let msg = format!("release {tag}");
+        write!(
+            w,
+            "commit refs/heads/main\nmark :{mark}\nauthor bench <bench@localhost> {t} +0000\ncommitter bench <bench@localhost> {t} +0000\ndata {}\n{msg}\n",
+            msg.len()
+        )
+        .unwrap();
+        if let Some(p) = prev {
+            writeln!(w, "from :{p}").unwrap();
+        }
+        for (path, m, exec) in marks {
+            writeln!(
+                w,
+                "M {} :{m} {path}",
+                if exec { "100755" } else { "100644" }
+            )
+            .unwrap();
+        }
+        writeln!(w, "\nreset refs/tags/{tag}\nfrom :{mark}\n").unwrap();
+        prev = Some(mark);
+    }
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    run(git(repo).args(["symbolic-ref", "HEAD", "refs/heads/main"]));
+}
+
+const COMPONENTS_JSON: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local", "tool": "admin\/tool", "theme": "theme"}, "subsystems": {}}"#;
+
+fn core_version_php(build: &str, release: &str) -> Vec<u8> {
+    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$version  = {build};\n$release  = '{release}';\n$branch   = '405';\n$maturity = MATURITY_STABLE;\n").into_bytes()
+}
+
+fn plugin_php(component: &str, version: u64) -> Vec<u8> {
+    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = '{component}';\n$plugin->version = {version};\n$plugin->requires = 2024100700;\n$plugin->supported = [405, 405];\n$plugin->maturity = MATURITY_STABLE;\n$plugin->release = 'r{version}';\n").into_bytes()
+}
+
+struct Fixture {
+    root: PathBuf,
+    core: PathBuf,
+    plugins: Vec<PathBuf>,
+    zips: Vec<PathBuf>,
+    core_bytes: u64,
+    changed_bytes: u64,
+}
+
+fn build_fixture(root: &Path) -> Fixture {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let core = root.join("upstream/moodle.git");
+    std::fs::create_dir_all(&core).unwrap();
+    let mut paths = Vec::with_capacity(CORE_FILES);
+    for i in 0..CORE_FILES {
+        let d = i % CORE_DIRS;
+        paths.push(format!("c{:02}/d{:03}/f{i}.php", d % 60, d));
+    }
+    let mut sizes: Vec<usize> = (0..CORE_FILES).map(|_| file_size(&mut rng)).collect();
+    let total: u64 = sizes.iter().map(|s| *s as u64).sum();
+    let scale = TARGET_BYTES as f64 / total as f64;
+    for s in sizes.iter_mut() {
+        *s = ((*s as f64) * scale) as usize;
+    }
+    let mut first: Vec<(String, Vec<u8>, bool)> = paths
+        .iter()
+        .zip(&sizes)
+        .enumerate()
+        .map(|(i, (p, s))| (p.clone(), php_text(&mut rng, *s, i), false))
+        .collect();
+    let core_bytes = first.iter().map(|f| f.1.len() as u64).sum();
+    first.push((
+        "version.php".into(),
+        core_version_php("2024100700.00", "4.5 (Build: 20241007)"),
+        false,
+    ));
+    first.push((
+        "lib/components.json".into(),
+        COMPONENTS_JSON.as_bytes().to_vec(),
+        false,
+    ));
+    first.push((
+        "lib/plugins.json".into(),
+        br#"{"standard": {"mod": ["quiz"]}}"#.to_vec(),
+        false,
+    ));
+    first.push((
+        "admin/cli/upgrade.sh".into(),
+        b"#!/bin/sh\nphp admin/cli/upgrade.php\n".to_vec(),
+        true,
+    ));
+    // The point release changes a few hundred files, as real ones do.
+    let mut second = vec![(
+        "version.php".to_string(),
+        core_version_php("2024100701.00", "4.5.1 (Build: 20241209)"),
+        false,
+    )];
+    let mut changed_bytes = 0;
+    for k in 0..CHANGED_IN_POINT_RELEASE {
+        let i = (k * 47) % CORE_FILES;
+        let content = php_text(&mut rng, sizes[i], i + 1_000_000);
+        changed_bytes += content.len() as u64;
+        second.push((paths[i].clone(), content, false));
+    }
+    fast_import(
+        &core,
+        vec![("v4.5.0".into(), first), ("v4.5.1".into(), second)],
+    );
+
+    let mut plugins = Vec::new();
+    for p in 0..PLUGINS {
+        let component = format!("local_bp{p}");
+        let repo = root.join(format!("upstream/{component}.git"));
+        std::fs::create_dir_all(&repo).unwrap();
+        let mut commits = Vec::new();
+        for (t, version) in [("v1.0", 2024100100u64), ("v1.1", 2024110100)] {
+            let mut files = vec![(
+                "version.php".to_string(),
+                plugin_php(&component, version),
+                false,
+            )];
+            for f in 0..40 {
+                let size = 500 + rng.below(8_000) as usize;
+                files.push((
+                    format!("classes/sub{}/c{f}.php", f % 5),
+                    php_text(&mut rng, size, p * 100 + f),
+                    false,
+                ));
+            }
+            commits.push((t.to_string(), files));
+        }
+        fast_import(&repo, commits);
+        plugins.push(repo);
+    }
+
+    let mut zips = Vec::new();
+    for z in 0..ZIPS {
+        let component = format!("block_bz{z}");
+        let dir = root.join(format!("zipsrc/{component}"));
+        std::fs::create_dir_all(dir.join("classes")).unwrap();
+        std::fs::write(dir.join("version.php"), plugin_php(&component, 2024100500)).unwrap();
+        for f in 0..30 {
+            let size = 500 + rng.below(6_000) as usize;
+            std::fs::write(
+                dir.join(format!("classes/c{f}.php")),
+                php_text(&mut rng, size, z * 100 + f),
+            )
+            .unwrap();
+        }
+        let zip = root.join(format!("upstream/{component}.zip"));
+        run(Command::new("python3")
+            .current_dir(root.join("zipsrc"))
+            .args([
+                "-c",
+                "import shutil,sys; shutil.make_archive(sys.argv[1], 'zip', '.', sys.argv[2])",
+            ])
+            .arg(zip.with_extension(""))
+            .arg(&component));
+        zips.push(zip);
+    }
+    Fixture {
+        root: root.to_path_buf(),
+        core,
+        plugins,
+        zips,
+        core_bytes,
+        changed_bytes,
+    }
+}
+
+impl Fixture {
+    /// A site file with core `spec` and the plugins `keep` selects.
+    fn site(&self, dir: &Path, name: &str, spec: &str, keep: impl Fn(usize) -> bool) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut plugins = String::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            if keep(i) {
+                plugins.push_str(&format!(
+                    "    \"local_bp{i}\": (git: \"file://{}\"),\n",
+                    p.display()
+                ));
+            }
+        }
+        for (z, zip) in self.zips.iter().enumerate() {
+            if keep(z) {
+                plugins.push_str(&format!(
+                    "    \"block_bz{z}\": (zip: \"{}\"),\n",
+                    zip.display()
+                ));
+            }
+        }
+        let body = format!(
+            "Site(\n  name: \"{name}\",\n  moodle: (version: \"{spec}\", git: \"file://{}\"),\n  plugins: {{\n{plugins}  }},\n)\n",
+            self.core.display()
+        );
+        let path = dir.join("site.ron");
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+}
+
+struct Sample {
+    wall: Duration,
+    max_rss_kb: i64,
+}
+
+/// Runs a command to completion, returning its wall time and peak resident memory.
+fn measure(cmd: &mut Command) -> Sample {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own unwaited child; both out-pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(rc, pid, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!("{cmd:?} failed: {err}");
+    }
+    Sample {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Disk usage of a tree, each inode counted once (as `du` does).
+fn disk_usage(dir: &Path) -> u64 {
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if let Ok(m) = std::fs::symlink_metadata(e.path())
+            && seen.insert((m.dev(), m.ino()))
+        {
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
+
+fn remove(path: &Path) {
+    if path.exists() {
+        run(Command::new("chmod").arg("-R").arg("u+w").arg(path));
+        std::fs::remove_dir_all(path).unwrap();
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mcb = PathBuf::from(env!("CARGO_BIN_EXE_mcb"));
+    let runs: usize = std::env::var("MCB_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let base = match std::env::var_os("MCB_BENCH_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+    };
+    remove(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let base = base.canonicalize().unwrap();
+
+    eprintln!("building the fixture in {} …", base.display());
+    let t = Instant::now();
+    let fx = build_fixture(&base);
+    eprintln!(
+        "fixture built in {} ({} core files, {:.0} MB)",
+        secs(t.elapsed()),
+        CORE_FILES,
+        fx.core_bytes as f64 / 1e6
+    );
+    let mcb_cmd = |store: &Path| {
+        let mut c = Command::new(&mcb);
+        c.arg("--store").arg(store).arg("-q");
+        c
+    };
+
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut noop = Vec::new();
+    let mut point = Vec::new();
+    let mut cp = Vec::new();
+    let mut clone = Vec::new();
+    let mut naive = Vec::new();
+    let mut peak = 0i64;
+    let mut store1 = 0u64;
+    for r in 0..runs {
+        eprintln!("run {}/{runs}", r + 1);
+        let store = fx.root.join(format!("store-{r}"));
+        let site_a = fx.site(
+            &fx.root.join(format!("sites/a{r}")),
+            "alpha",
+            "4.5.0",
+            |_| true,
+        );
+        let s = measure(mcb_cmd(&store).arg("realise").arg(&site_a));
+        peak = peak.max(s.max_rss_kb);
+        cold.push(s.wall);
+        if r == 0 {
+            store1 = disk_usage(&store);
+        }
+
+        let site_b = fx.site(
+            &fx.root.join(format!("sites/b{r}")),
+            "beta",
+            "4.5.0",
+            |_| true,
+        );
+        let s = measure(mcb_cmd(&store).arg("realise").arg(&site_b));
+        peak = peak.max(s.max_rss_kb);
+        warm.push(s.wall);
+
+        let s = measure(mcb_cmd(&store).arg("realise").arg(&site_b));
+        noop.push(s.wall);
+
+        let site_a1 = fx.site(
+            &fx.root.join(format!("sites/a{r}")),
+            "alpha",
+            "4.5.1",
+            |_| true,
+        );
+        let s = measure(mcb_cmd(&store).arg("realise").arg(&site_a1));
+        peak = peak.max(s.max_rss_kb);
+        point.push(s.wall);
+
+        let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
+        let copy = fx.root.join(format!("cp-{r}"));
+        cp.push(measure(Command::new("cp").arg("-al").arg(&tree).arg(&copy)).wall);
+        remove(&copy);
+
+        let bare = fx.root.join(format!("clone-{r}.git"));
+        clone.push(
+            measure(
+                Command::new("git")
+                    .args(["clone", "-q", "--bare"])
+                    .arg(&fx.core)
+                    .arg(&bare),
+            )
+            .wall,
+        );
+        remove(&bare);
+
+        // The naive script: clone, copy each plugin in, add everything, commit.
+        let work = fx.root.join(format!("naive-{r}"));
+        let mut script = format!(
+            "set -e\ngit clone -q --branch v4.5.0 file://{core} {work}\n",
+            core = fx.core.display(),
+            work = work.display()
+        );
+        for (i, p) in fx.plugins.iter().enumerate() {
+            script.push_str(&format!(
+                "git clone -q --depth 1 --branch v1.1 file://{} {}/local/bp{i} && rm -rf {}/local/bp{i}/.git\n",
+                p.display(),
+                work.display(),
+                work.display()
+            ));
+        }
+        for (z, zip) in fx.zips.iter().enumerate() {
+            script.push_str(&format!(
+                "mkdir -p {w}/blocks && cd {w}/blocks && python3 -m zipfile -e {zip} . && mv block_bz{z} bz{z} && cd - >/dev/null\n",
+                w = work.display(),
+                zip = zip.display()
+            ));
+        }
+        script.push_str(&format!(
+            "cd {}\ngit add -A\ngit -c user.name=bench -c user.email=bench@localhost commit -qm site\n",
+            work.display()
+        ));
+        naive.push(measure(Command::new("bash").arg("-c").arg(&script)).wall);
+        remove(&work);
+        if r + 1 < runs {
+            remove(&store);
+        }
+    }
+
+    // Ten sites sharing two Moodle releases, each with its own plugin selection.
+    let store10 = fx.root.join("store-10");
+    for s in 0..10 {
+        let spec = if s < 5 { "4.5.0" } else { "4.5.1" };
+        let site = fx.site(
+            &fx.root.join(format!("sites/ten{s}")),
+            &format!("site{s}"),
+            spec,
+            |i| (i + s) % 3 != 0,
+        );
+        measure(mcb_cmd(&store10).arg("realise").arg(&site));
+    }
+    let store10_size = disk_usage(&store10);
+
+    let (cold, warm, noop, point) = (median(cold), median(warm), median(noop), median(point));
+    let (cp, clone, naive) = (median(cp), median(clone), median(naive));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    let budget10 = 1.15 * (store1 + fx.changed_bytes) as f64;
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    );
+    let mut table = String::new();
+    table.push_str(&format!(
+        "Machine: {machine}. Fixture: {CORE_FILES} core files in {CORE_DIRS} directories, {} of content, {PLUGINS} git plugins, {ZIPS} zip plugins. Median of {runs} runs.\n\n",
+        mb(fx.core_bytes)
+    ));
+    table.push_str("| measure | median | target | holds |\n|---|---|---|---|\n");
+    let mut row = |name: &str, value: String, target: String, holds: bool| {
+        table.push_str(&format!(
+            "| {name} | {value} | {target} | {} |\n",
+            if holds { "yes" } else { "**no**" }
+        ));
+    };
+    row(
+        "cold realise (empty store)",
+        secs(cold),
+        format!("≤ 2 × (clone --bare + cp -al) = {}", secs((clone + cp) * 2)),
+        cold <= (clone + cp) * 2,
+    );
+    row(
+        "warm realise, new site",
+        secs(warm),
+        format!(
+            "≤ 2 × cp -al = {}; ≥ 10 × faster than naive ({:.1}×)",
+            secs(cp * 2),
+            ratio(naive, warm)
+        ),
+        warm <= cp * 2 && ratio(naive, warm) >= 10.0,
+    );
+    row(
+        "no-op realise",
+        secs(noop),
+        "≤ 0.2 s".into(),
+        noop <= Duration::from_millis(200),
+    );
+    row(
+        "realise after a point release",
+        secs(point),
+        "—".into(),
+        true,
+    );
+    row("`cp -al` of the tree (floor)", secs(cp), "—".into(), true);
+    row(
+        "`git clone --bare` of core (fetch floor)",
+        secs(clone),
+        "—".into(),
+        true,
+    );
+    row("naive script", secs(naive), "—".into(), true);
+    row(
+        "mcb peak memory",
+        format!("{:.0} MB", peak as f64 / 1024.0),
+        "≤ 300 MB".into(),
+        peak <= 300 * 1024,
+    );
+    row("store, 1 site", mb(store1), "—".into(), true);
+    row(
+        "store, 10 sites on 2 releases",
+        mb(store10_size),
+        format!(
+            "≤ 1.15 × (1 site + {} changed) = {}",
+            mb(fx.changed_bytes),
+            mb(budget10 as u64)
+        ),
+        (store10_size as f64) <= budget10,
+    );
+    println!("{table}");
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results.md");
+    std::fs::write(&out, &table).unwrap();
+    eprintln!("written to {}", out.display());
+    if std::env::var_os("MCB_BENCH_KEEP").is_none() {
+        remove(&base);
+    }
+}
