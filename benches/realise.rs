@@ -128,9 +128,12 @@ fn git(dir: &Path) -> Command {
     c
 }
 
+/// The files of one commit: path, content, executable.
+type Files = Vec<(String, Vec<u8>, bool)>;
+
 /// Streams a repository into `git fast-import`: `commits` is a list of (tag, files), each
 /// commit changing only the files it lists.
-fn fast_import(repo: &Path, commits: Vec<(String, Vec<(String, Vec<u8>, bool)>)>) {
+fn fast_import(repo: &Path, commits: Vec<(String, Files)>) {
     run(git(repo).args(["init", "-q", "--bare"]));
     let mut child = git(repo)
         .args(["fast-import", "--quiet"])
@@ -354,6 +357,8 @@ struct Sample {
 }
 
 /// Runs a command to completion, returning its wall time and peak resident memory.
+// The child is reaped by wait4, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Sample {
     let start = Instant::now();
     let child = cmd

@@ -541,7 +541,11 @@ fn a_generation_on_another_filesystem_is_copied_and_says_so() {
             .arg("u+w")
             .arg(&p)
             .status();
-        std::fs::remove_dir_all(p).unwrap();
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        } else {
+            std::fs::remove_file(p).unwrap();
+        }
     }
     std::fs::remove_dir(&gens).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), &gens).unwrap();

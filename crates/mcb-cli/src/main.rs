@@ -1,6 +1,7 @@
 //! The `mcb` command line: parses flags, draws progress, prints results (or JSON) and maps
 //! failures to exit codes. Everything else lives in the library crates.
 
+mod lifecycle;
 mod output;
 mod progress;
 
@@ -17,7 +18,7 @@ Exit codes:
   3  the site file or lock is invalid
   4  no set of versions satisfies the site file and Moodle's rules
   5  a source could not be fetched or read
-  6  content does not match its hash";
+  6  content does not match its hash (verify found damage or drift; reproduce differs)";
 
 /// Builds reproducible Moodle codebases from a declarative site file.
 #[derive(Parser, Debug)]
@@ -65,6 +66,35 @@ enum Command {
         /// The Moodle release to check, e.g. 5.0.
         #[arg(long, value_name = "X.Y")]
         moodle: String,
+    },
+    /// Delete store content that no root reaches: each site's newest generations and every
+    /// live `result` link are roots.
+    Gc {
+        /// Generations to keep per site.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// List what would go, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Spare anything younger than this many seconds.
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        grace: u64,
+    },
+    /// Re-hash the store and check its manifests; with --tree, report drift in a
+    /// materialised tree.
+    Verify {
+        /// A `result` link or generation directory to compare with what it was made as.
+        #[arg(long, value_name = "DIR")]
+        tree: Option<PathBuf>,
+    },
+    /// Rebuild a lock (or a site commit) from its origins in an empty store; it must give
+    /// the same tree.
+    Reproduce {
+        /// A site.lock, or a commit id of a site branch in the store.
+        target: String,
+        /// Also name every source whose content differs from the lock.
+        #[arg(long)]
+        check: bool,
     },
     /// Versions of a plugin in the plugins directory and the Moodle releases each supports.
     Info {
@@ -124,6 +154,13 @@ fn main() -> ExitCode {
         Command::Realise { site, out } => output::realise(&global, &site, out),
         Command::Check { site, moodle } => output::check(&global, &site, &moodle),
         Command::Info { component, site } => output::info(&global, &component, site),
+        Command::Gc {
+            keep,
+            dry_run,
+            grace,
+        } => lifecycle::gc(&global, keep, dry_run, grace),
+        Command::Verify { tree } => lifecycle::verify(&global, tree),
+        Command::Reproduce { target, check } => lifecycle::reproduce(&global, &target, check),
     };
     ExitCode::from(code)
 }

@@ -124,6 +124,47 @@ impl Lock {
         s
     }
 
+    /// The site file this lock answers, rebuilt from what each entry asked for, as if it
+    /// were at `path` (relative sources resolve against its directory).
+    pub fn site_file(&self, path: &Path) -> Result<SiteFile, ConfigError> {
+        let spec = match &self.moodle.spec {
+            Some(s) => Some(
+                mcb_moodle::MoodleSpec::parse(s)
+                    .map_err(|e| ConfigError::new(path, e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut plugins = Vec::new();
+        for p in self.plugins.iter().filter(|p| !p.auto) {
+            let component = mcb_moodle::Component::parse(&p.component)
+                .map_err(|e| ConfigError::new(path, e.to_string()).component(&p.component))?;
+            plugins.push(PluginRequest {
+                component,
+                version: p.pin.clone(),
+                source: p.request.clone().unwrap_or(SourceSpec::Directory),
+                line: 0,
+            });
+        }
+        Ok(SiteFile {
+            path: path.to_path_buf(),
+            name: self.site.clone(),
+            moodle: crate::site::MoodleRequest {
+                spec,
+                source: self.moodle.request.clone(),
+            },
+            plugins,
+            directory: None,
+        })
+    }
+
+    /// Reads a lock from text (a lock file's or a site commit's).
+    pub fn parse(path: &Path, text: &str) -> Result<Lock, ConfigError> {
+        ron::from_str(text).map_err(|e| {
+            ConfigError::new(path, format!("the lock is not valid: {}", e.code))
+                .at(Some((e.span.start.line, e.span.start.col)))
+        })
+    }
+
     pub fn plugin(&self, component: &str) -> Option<&LockedPlugin> {
         self.plugins.iter().find(|p| p.component == component)
     }

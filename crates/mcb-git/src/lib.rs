@@ -9,6 +9,7 @@
 mod compose;
 mod error;
 mod fetch;
+mod history;
 mod ingest;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,15 @@ impl GitStore {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The content of a blob.
+    pub fn read_blob(&self, oid: &str) -> Result<Vec<u8>, GitError> {
+        let repo = self.repo();
+        let obj = repo
+            .find_object(parse_id(oid)?)
+            .context(|| format!("blob {oid} is not in the store's git repository"))?;
+        Ok(obj.data.clone())
     }
 
     /// Does the repository hold this commit?

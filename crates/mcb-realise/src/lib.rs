@@ -7,6 +7,7 @@
 
 mod directory;
 mod error;
+mod lifecycle;
 mod link;
 mod pipeline;
 mod report;
@@ -14,6 +15,9 @@ mod sources;
 mod upgrade;
 
 pub use error::RealiseError;
+pub use lifecycle::{
+    GcOutcome, Reproduction, TreeDrift, VerifyOutcome, gc, reproduce, verify, verify_tree,
+};
 pub use pipeline::{Options, Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use upgrade::{PluginReadiness, Readiness, UpgradeCheck, check_upgrade, plugin_info};

@@ -126,11 +126,34 @@ pub fn realise(
 ) -> Result<Realised, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let old_lock = Lock::load(&site.lock_path())?;
+    realise_site(&site, old_lock, opts, reporter, true).map(|(r, _)| r)
+}
+
+/// Realises `site` from `old_lock` (when given). With `write_lock` false the lock file is
+/// left alone (reproduce); the lock the run arrived at is returned either way.
+pub(crate) fn realise_site(
+    site: &SiteFile,
+    old_lock: Option<Lock>,
+    opts: &Options,
+    reporter: &dyn Reporter,
+    write_lock: bool,
+) -> Result<(Realised, Lock), RealiseError> {
+    let site = site.clone();
     let store = Store::open(&opts.store)?;
     let _store_lock = store.lock(LockMode::Shared, || {
         reporter.warn("waiting for the store lock: `mcb gc` is running on this store")
     })?;
-    let git = GitStore::open(&store.git_dir())?;
+    // One run per site at a time: a second waits rather than racing for the branch.
+    let _site_lock =
+        store.lock_named(&format!("site-{}", site.name), LockMode::Exclusive, || {
+            reporter.warn(&format!(
+                "waiting: another mcb is realising site {}",
+                site.name
+            ))
+        })?;
+    let git = crate::sources::open_git(&store)?;
+    // Under the site lock, a ref lock file on the site's branch is a killed run's leftover.
+    git.clear_stale_ref_locks(&format!("heads/{}", site.name));
     let link_path = match &opts.out {
         Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
         None => site.dir().join("result"),
@@ -139,7 +162,7 @@ pub fn realise(
     if let Some(lock) = &old_lock
         && let Some(done) = already_realised(&site, lock, &store, &git, &link_path)?
     {
-        return Ok(done);
+        return Ok((done, lock.clone()));
     }
 
     let directory_url = opts.directory_for(&site);
@@ -248,7 +271,27 @@ pub fn realise(
     reporter.stage(Stage::Materialise, &tree);
     let files = codebase_files(&core.fetched, &chosen, &check.paths);
     reporter.total(files.len() as u64);
-    let generation = store.materialise(&tree, &files, &|| reporter.advance())?;
+    let mut uses: Vec<mcb_store::ManifestHash> = batch.iter().map(|f| f.hash.clone()).collect();
+    uses.sort();
+    uses.dedup();
+    let generation = match store.materialise(&tree, &files, &uses, &|| reporter.advance()) {
+        Err(mcb_store::StoreError::Tampered(objects)) => {
+            // Someone edited a file of an existing tree in place. Git holds its own copy
+            // of every blob: restore the true content, then lay out the new tree.
+            repair_objects(&store, &git, &files, &objects)?;
+            warn(
+                format!(
+                    "{} store object{} had been edited through a hardlinked tree and {} restored from git; `mcb verify --tree` shows which trees hold the edit",
+                    objects.len(),
+                    if objects.len() == 1 { "" } else { "s" },
+                    if objects.len() == 1 { "was" } else { "were" }
+                ),
+                &mut warnings,
+            );
+            store.materialise(&tree, &files, &uses, &|| reporter.advance())?
+        }
+        other => other?,
+    };
     if generation.cross_device {
         warn(
             format!(
@@ -320,9 +363,9 @@ pub fn realise(
     // Everything the link and the lock will name is durable before they change.
     store.sync()?;
     switch_result(&store, &link_path, &generation.path)?;
-    let lock_written = write_lock(&site, &lock, old_lock.as_ref())?;
+    let lock_written = write_lock && write_lock_file(&site, &lock, old_lock.as_ref())?;
 
-    Ok(Realised {
+    let realised = Realised {
         site: site.name.clone(),
         commit,
         tree,
@@ -335,7 +378,8 @@ pub fn realise(
         changed: new_commit || generation.created,
         lock_written,
         copied_files: generation.copied,
-    })
+    };
+    Ok((realised, lock))
 }
 
 /// The no-op case: the lock answers the site file, the branch and the generation exist.
@@ -391,6 +435,24 @@ fn already_realised(
     }))
 }
 
+fn repair_objects(
+    store: &Store,
+    git: &GitStore,
+    files: &[(String, &Entry)],
+    objects: &[(mcb_store::ObjectHash, bool)],
+) -> Result<(), RealiseError> {
+    for (hash, exec) in objects {
+        let entry = files
+            .iter()
+            .map(|(_, e)| *e)
+            .find(|e| &e.object() == hash && e.executable() == *exec)
+            .expect("a tampered object belongs to one of the files laid out");
+        let bytes = git.read_blob(&entry.oid)?;
+        store.repair_object(hash, *exec, &bytes)?;
+    }
+    Ok(())
+}
+
 fn switch_result(store: &Store, link_path: &Path, generation: &Path) -> Result<(), RealiseError> {
     link::switch(link_path, generation).map_err(|e| {
         RealiseError::source(
@@ -405,7 +467,7 @@ fn switch_result(store: &Store, link_path: &Path, generation: &Path) -> Result<(
     Ok(())
 }
 
-fn write_lock(site: &SiteFile, lock: &Lock, old: Option<&Lock>) -> Result<bool, RealiseError> {
+fn write_lock_file(site: &SiteFile, lock: &Lock, old: Option<&Lock>) -> Result<bool, RealiseError> {
     if old == Some(lock) {
         return Ok(false);
     }
@@ -472,8 +534,20 @@ fn commit_message(lock: &Lock) -> String {
             source_label(&p.source)
         ));
     }
+    // The whole lock (but its own commit id), so `mcb reproduce COMMIT` can rebuild it.
+    m.push_str(LOCK_MARKER);
+    m.push_str(
+        &Lock {
+            commit: String::new(),
+            ..lock.clone()
+        }
+        .to_text(),
+    );
     m
 }
+
+/// Where the lock starts in a site commit's message.
+pub(crate) const LOCK_MARKER: &str = "\n--- site.lock ---\n";
 
 /// The codebase as files: core without anything under a plugin's path, then each plugin
 /// under its install path. The git tree is built the same way, so the two agree.

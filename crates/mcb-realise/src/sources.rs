@@ -49,6 +49,17 @@ pub(crate) struct Sources<'a> {
     refs: Mutex<HashMap<String, RemoteRefs>>,
 }
 
+/// The store's git repository, created under a lock the first time so that two runs on a
+/// new store do not both initialise it.
+pub(crate) fn open_git(store: &Store) -> Result<GitStore, RealiseError> {
+    let path = store.git_dir();
+    if path.join("HEAD").exists() {
+        return Ok(GitStore::open(&path)?);
+    }
+    let _creating = store.lock_named("git-init", mcb_store::LockMode::Exclusive, || {})?;
+    Ok(GitStore::open(&path)?)
+}
+
 /// The string gix gets for a location: a URL, or a local path.
 pub(crate) fn git_url(location: &Location) -> String {
     match location {
@@ -83,18 +94,27 @@ impl<'a> Sources<'a> {
         if let Some(r) = self.refs.lock().expect("not poisoned").get(&url) {
             return Ok(r.clone());
         }
-        let stamp = self
-            .store
-            .cache_dir()
-            .join("git-fetched")
-            .join(mcb_git::source_key(&url));
-        let fresh = !self.policy.refresh
-            && std::fs::metadata(&stamp)
+        let key = mcb_git::source_key(&url);
+        let stamp = self.store.cache_dir().join("git-fetched").join(&key);
+        let fresh = || {
+            std::fs::metadata(&stamp)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age < self.policy.max_age);
-        let refs = if fresh {
+                .is_some_and(|age| age < self.policy.max_age)
+        };
+        // One fetch of an upstream at a time; whoever waited finds it freshly fetched.
+        let fetched_before = fresh();
+        let _fetch_lock = if self.offline {
+            None
+        } else {
+            Some(self.store.lock_named(
+                &format!("fetch-{key}"),
+                mcb_store::LockMode::Exclusive,
+                || {},
+            )?)
+        };
+        let refs = if (!self.policy.refresh && fetched_before) || (!fetched_before && fresh()) {
             // Fetched recently: the refs in the store are as good as the network's.
             self.git.refs(&url)?
         } else if self.offline {
@@ -108,6 +128,8 @@ impl<'a> Sources<'a> {
             }
             r
         } else {
+            // Under the fetch lock, ref lock files of this upstream are a killed run's.
+            self.git.clear_stale_ref_locks(&format!("mcb/src/{key}"));
             let refs = self.git.fetch(&url).map_err(|e| {
                 RealiseError::source(component, e.to_string())
                     .with_hint("check the URL and that the repository is reachable; --offline uses what the store already has")

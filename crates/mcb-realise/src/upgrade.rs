@@ -6,7 +6,6 @@ use std::path::Path;
 
 use mcb_catalog::PluginRecord;
 use mcb_config::{Lock, PluginRequest, SiteFile, SourceSpec};
-use mcb_git::GitStore;
 use mcb_moodle::{CoreLayout, CoreVersion, MoodleSpec, Release};
 use mcb_resolve::{Fit, fit};
 use mcb_store::{LockMode, Store};
@@ -105,7 +104,7 @@ pub fn check_upgrade(
     let lock = Lock::load(&site.lock_path())?;
     let store = Store::open(&opts.store)?;
     let _store_lock = store.lock(LockMode::Shared, || {})?;
-    let git = GitStore::open(&store.git_dir())?;
+    let git = crate::sources::open_git(&store)?;
     let directory_url = opts.directory_for(&site);
     let http = opts.http(&directory_url);
     let sources = Sources::new(

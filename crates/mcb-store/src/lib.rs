@@ -6,6 +6,7 @@
 //! place; objects are read-only; a manifest is written only after the objects it names.
 //! It knows nothing of Moodle, sites or git plumbing: callers give it bytes and paths.
 
+mod gc;
 mod lock;
 mod manifest;
 mod materialise;
@@ -16,10 +17,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use gc::{GcReport, VerifyReport};
 pub use lock::{LockMode, StoreLock};
 pub use manifest::{Entry, EntryKind, Manifest, ManifestHash};
 pub use materialise::Materialised;
-pub use object::ObjectHash;
+pub use object::{OBJECT_MTIME, ObjectHash};
 
 /// The on-disk format version written to `$MCB_STORE/VERSION`.
 pub const FORMAT_VERSION: &str = "1";
@@ -40,6 +42,8 @@ pub enum StoreError {
     BadManifest { hash: ManifestHash, message: String },
     #[error("object {0} is not in the store")]
     MissingObject(ObjectHash),
+    #[error("{} store object{} changed since stored (a file was edited through a hardlinked tree)", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Tampered(Vec<(ObjectHash, bool)>),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -27,7 +27,23 @@ impl Store {
     /// Takes the lock. When someone holds it in a conflicting mode, `on_wait` is called
     /// once before blocking, so the caller can say why it waits.
     pub fn lock(&self, mode: LockMode, on_wait: impl FnOnce()) -> Result<StoreLock> {
-        let path = self.lock_path();
+        self.lock_at(self.lock_path(), mode, on_wait)
+    }
+
+    /// A lock of the caller's own, by name (`site-univ-prod`, `fetch-<key>`), for work that
+    /// must not run twice at once.
+    pub fn lock_named(
+        &self,
+        name: &str,
+        mode: LockMode,
+        on_wait: impl FnOnce(),
+    ) -> Result<StoreLock> {
+        let dir = self.root.join("locks");
+        fs::create_dir_all(&dir).at(&dir)?;
+        self.lock_at(dir.join(format!("{name}.lock")), mode, on_wait)
+    }
+
+    fn lock_at(&self, path: PathBuf, mode: LockMode, on_wait: impl FnOnce()) -> Result<StoreLock> {
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -91,6 +91,10 @@ impl Manifest {
 }
 
 impl Store {
+    pub(crate) fn manifest_path_of(&self, hash: &ManifestHash) -> PathBuf {
+        self.manifest_path(hash)
+    }
+
     fn manifest_path(&self, hash: &ManifestHash) -> PathBuf {
         self.root
             .join("pkgs")

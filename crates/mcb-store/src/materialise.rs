@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::manifest::{Entry, EntryKind};
-use crate::{IoContext, Result, Store};
+use crate::manifest::{Entry, EntryKind, ManifestHash};
+use crate::object::ObjectHash;
+use crate::{IoContext, Result, Store, StoreError};
 
 /// What [`Store::materialise`] did.
 #[derive(Debug, Clone)]
@@ -37,16 +38,55 @@ impl Store {
         self.generations_dir().join(key)
     }
 
-    /// Lays out `files` (codebase path → entry) as generation `key`, unless it exists.
-    /// `on_file` is called once per file laid out, for progress.
+    /// The manifests generation `key` was made from, as recorded when it was made.
+    pub fn generation_uses(&self, key: &str) -> Option<Vec<ManifestHash>> {
+        let text = fs::read_to_string(self.generations_dir().join(format!("{key}.uses"))).ok()?;
+        Some(
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| ManifestHash(l.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The generations in the store, by key.
+    pub fn generation_keys(&self) -> Result<Vec<String>> {
+        let dir = self.generations_dir();
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).at(&dir),
+        };
+        for e in rd {
+            let e = e.at(&dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && e.file_type().at(&e.path())?.is_dir() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Lays out `files` (codebase path → entry) as generation `key`, unless it exists, and
+    /// records that it uses the manifests `uses`. `on_file` is called once per file laid
+    /// out, for progress. Objects edited in place through another tree are refused
+    /// ([`StoreError::Tampered`]) so the edit never reaches a new tree.
     pub fn materialise(
         &self,
         key: &str,
         files: &[(String, &Entry)],
+        uses: &[ManifestHash],
         on_file: &(dyn Fn() + Sync),
     ) -> Result<Materialised> {
         let final_path = self.generation_path(key);
+        let uses_path = self.generations_dir().join(format!("{key}.uses"));
+        let uses_text: String = uses.iter().map(|h| format!("{h}\n")).collect();
         if final_path.is_dir() {
+            if !uses_path.exists() {
+                self.write_atomic(&uses_path, uses_text.as_bytes())?;
+            }
             return Ok(Materialised {
                 path: final_path,
                 created: false,
@@ -80,6 +120,20 @@ impl Store {
             let full = top.join(d);
             fs::create_dir(&full).at(&full)?;
         }
+
+        let mut tampered: Vec<(ObjectHash, bool)> = files
+            .par_iter()
+            .filter(|(_, e)| e.kind != EntryKind::Symlink && e.size > 0)
+            .filter(|(_, e)| self.object_tampered(&e.object(), e.executable()))
+            .map(|(_, e)| (e.object(), e.executable()))
+            .collect();
+        if !tampered.is_empty() {
+            tampered.sort();
+            tampered.dedup();
+            return Err(StoreError::Tampered(tampered));
+        }
+        // Recorded before the generation appears, so no generation lacks its record.
+        self.write_atomic(&uses_path, uses_text.as_bytes())?;
 
         let objects = self.root.join("objects");
         let cross_device = device(&objects)? != device(&top)?;

@@ -6,7 +6,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::{IoContext, Result, Store};
+use crate::{IoContext, Result, Store, StoreError};
+
+/// Every object's modification time. Writing to a file through a hardlinked tree changes
+/// it, so an object whose mtime differs has been edited in place and must not be linked
+/// into another tree before it is repaired.
+pub const OBJECT_MTIME: std::time::Duration = std::time::Duration::from_secs(1_000_000_000);
 
 /// The blake3 hash of a file's content, as lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,10 +73,42 @@ impl Store {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
         f.write_all(bytes).at(f.path())?;
+        f.as_file()
+            .set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
+            .at(f.path())?;
         let mode = if executable { 0o555 } else { 0o444 };
         fs::set_permissions(f.path(), fs::Permissions::from_mode(mode)).at(f.path())?;
         // A concurrent writer may have put the same object first: identical bytes, so
         // replacing it is harmless.
+        f.persist(&path).map_err(|e| e.error).at(&path)?;
+        Ok(())
+    }
+
+    /// Has this object been written to since it was stored (through a hardlink)?
+    pub fn object_tampered(&self, hash: &ObjectHash, executable: bool) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match fs::symlink_metadata(self.object_path(hash, executable)) {
+            Ok(m) => m.mtime() != OBJECT_MTIME.as_secs() as i64 || m.mtime_nsec() != 0,
+            Err(_) => false,
+        }
+    }
+
+    /// Replaces a damaged object with `bytes`, which must hash to its name. The new
+    /// content gets a new inode, so trees that hold the edited file keep their edit and
+    /// every new tree gets the true content.
+    pub fn repair_object(&self, hash: &ObjectHash, executable: bool, bytes: &[u8]) -> Result<()> {
+        if &ObjectHash::of(bytes) != hash {
+            return Err(StoreError::MissingObject(hash.clone()));
+        }
+        let path = self.object_path(hash, executable);
+        let tmp = self.root.join("tmp");
+        let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
+        f.write_all(bytes).at(f.path())?;
+        f.as_file()
+            .set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
+            .at(f.path())?;
+        let mode = if executable { 0o555 } else { 0o444 };
+        fs::set_permissions(f.path(), fs::Permissions::from_mode(mode)).at(f.path())?;
         f.persist(&path).map_err(|e| e.error).at(&path)?;
         Ok(())
     }

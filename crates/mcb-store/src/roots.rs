@@ -32,6 +32,34 @@ impl Store {
         fs::rename(&staging, &root).at(&root)
     }
 
+    /// Drops the roots of `result` links that are gone or no longer point into this
+    /// store; returns the links whose roots were (or, dry, would be) dropped.
+    pub fn prune_result_roots(&self, dry_run: bool) -> Result<Vec<PathBuf>> {
+        let dir = self.results_roots_dir();
+        let live: Vec<PathBuf> = self
+            .live_result_targets()?
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        let mut dead = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dead),
+            Err(e) => return Err(e).at(&dir),
+        };
+        for ent in rd {
+            let ent = ent.at(&dir)?;
+            let link = fs::read_link(ent.path()).unwrap_or_default();
+            if !live.contains(&link) {
+                if !dry_run {
+                    let _ = fs::remove_file(ent.path());
+                }
+                dead.push(link);
+            }
+        }
+        Ok(dead)
+    }
+
     /// The generation directories that live `result` links point at.
     pub fn live_result_targets(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
         let dir = self.results_roots_dir();

@@ -80,7 +80,7 @@ fn materialise_links_objects_and_copies_empty_files() {
         entry(&store, "lib/link", b"a/b.php", EntryKind::Symlink),
     ];
     let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
-    let m = store.materialise("tree1", &list, &|| {}).unwrap();
+    let m = store.materialise("tree1", &list, &[], &|| {}).unwrap();
     assert!(m.created);
     let idx = m.path.join("index.php");
     assert_eq!(fs::read(&idx).unwrap(), b"<?php\n");
@@ -112,7 +112,7 @@ fn materialise_links_objects_and_copies_empty_files() {
             & 0o777,
         0o555
     );
-    let again = store.materialise("tree1", &list, &|| {}).unwrap();
+    let again = store.materialise("tree1", &list, &[], &|| {}).unwrap();
     assert!(!again.created);
     store.remove_generation("tree1").unwrap();
     assert!(!m.path.exists());

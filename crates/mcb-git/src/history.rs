@@ -1,0 +1,181 @@
+//! Reading what the store's repository says about sites: their branches, the trees of
+//! their recent commits, the files of a tree, and git's own garbage collection.
+
+use std::path::Path;
+
+use gix::objs::tree::EntryKind;
+
+use crate::{Context, GitError, GitStore, SourceFileKind, parse_id};
+
+impl GitStore {
+    /// Every site branch and the commit it points at.
+    pub fn site_branches(&self) -> Result<Vec<(String, String)>, GitError> {
+        let repo = self.repo();
+        let platform = repo
+            .references()
+            .context(|| "cannot list branches".to_string())?;
+        let mut out = Vec::new();
+        for r in platform
+            .prefixed("refs/heads/")
+            .context(|| "cannot list branches".to_string())?
+        {
+            let mut r = r.map_err(|e| GitError::new("cannot read a branch", e))?;
+            let name = r.name().as_bstr().to_string();
+            let name = name.trim_start_matches("refs/heads/").to_string();
+            if let Ok(id) = r.peel_to_id() {
+                out.push((name, id.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The distinct trees of the newest `n` generations along `commit`'s first parents.
+    pub fn recent_trees(&self, commit: &str, n: usize) -> Result<Vec<String>, GitError> {
+        let repo = self.repo();
+        let mut out: Vec<String> = Vec::new();
+        let mut next = Some(parse_id(commit)?);
+        while let Some(id) = next {
+            if out.len() >= n {
+                break;
+            }
+            let c = repo
+                .find_commit(id)
+                .context(|| format!("cannot read commit {id}"))?;
+            let tree = c
+                .tree_id()
+                .context(|| format!("cannot read commit {id}"))?
+                .to_string();
+            if !out.contains(&tree) {
+                out.push(tree);
+            }
+            next = c.parent_ids().next().map(|p| p.detach());
+        }
+        Ok(out)
+    }
+
+    /// The full message of a commit.
+    pub fn commit_message(&self, commit: &str) -> Result<String, GitError> {
+        let repo = self.repo();
+        let c = repo
+            .find_commit(parse_id(commit)?)
+            .context(|| format!("commit {commit} is not in the store's git repository"))?;
+        let m = c
+            .message_raw()
+            .context(|| format!("cannot read commit {commit}"))?;
+        Ok(m.to_string())
+    }
+
+    /// Every file of `tree`: path, kind and blob id.
+    pub fn tree_files(
+        &self,
+        tree: &str,
+    ) -> Result<Vec<(String, SourceFileKind, String)>, GitError> {
+        let repo = self.repo();
+        let t = repo
+            .find_tree(parse_id(tree)?)
+            .context(|| format!("tree {tree} is not in the store's git repository"))?;
+        let records = t
+            .traverse()
+            .breadthfirst
+            .files()
+            .context(|| format!("cannot walk tree {tree}"))?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                let kind = match r.mode.kind() {
+                    EntryKind::Blob => SourceFileKind::File,
+                    EntryKind::BlobExecutable => SourceFileKind::Exec,
+                    EntryKind::Link => SourceFileKind::Symlink,
+                    _ => return None,
+                };
+                Some((r.filepath.to_string(), kind, r.oid.to_string()))
+            })
+            .collect())
+    }
+
+    /// The git blob id `bytes` would have.
+    pub fn blob_id(bytes: &[u8]) -> String {
+        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
+            .map(|id| id.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Removes ref lock files a killed run left behind under `refs/<prefix>`. Only call it
+    /// while holding the lock that serialises writers of those refs.
+    pub fn clear_stale_ref_locks(&self, prefix: &str) {
+        let dir = self.path.join("refs").join(prefix);
+        for e in walkdir_locks(&dir) {
+            let _ = std::fs::remove_file(e);
+        }
+    }
+
+    /// Git's own collection: objects no ref reaches and older than `grace_secs` go.
+    /// Returns the bytes freed.
+    pub fn collect_garbage(&self, grace_secs: u64, dry_run: bool) -> Result<u64, GitError> {
+        let before = du(&self.path);
+        if dry_run {
+            return Ok(0);
+        }
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.path)
+            .args([
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "core.logAllRefUpdates=false",
+                "gc",
+                "--quiet",
+            ])
+            .arg(format!("--prune={grace_secs}.seconds.ago"))
+            .output()
+            .map_err(|e| GitError::new("cannot run git gc", e))?;
+        if !out.status.success() {
+            return Err(GitError::msg(format!(
+                "git gc failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(before.saturating_sub(du(&self.path)))
+    }
+}
+
+fn walkdir_locks(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "lock") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn du(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}

@@ -1,0 +1,327 @@
+//! Garbage collection and verification. The caller says which generations are live (its
+//! roots); the store works out what they reach (manifests, objects) and removes the rest,
+//! sparing anything younger than a grace period. Run it under the exclusive store lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+
+use crate::manifest::ManifestHash;
+use crate::materialise::remove_tree;
+use crate::object::ObjectHash;
+use crate::{IoContext, Result, Store};
+
+/// What a collection removed (or, dry, would remove).
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub generations: Vec<String>,
+    pub manifests: usize,
+    pub objects: usize,
+    /// Staging leftovers of interrupted runs and stale memos.
+    pub leftovers: usize,
+    /// Files removed, all kinds together.
+    pub files: u64,
+    /// Bytes of disk freed.
+    pub bytes: u64,
+    pub kept_generations: usize,
+    pub kept_objects: usize,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub objects: usize,
+    /// Objects whose content no longer hashes to their name.
+    pub corrupt: Vec<(ObjectHash, bool)>,
+    pub manifests: usize,
+    /// (manifest, object) pairs where the manifest names an object that is not there.
+    pub missing: Vec<(ManifestHash, ObjectHash)>,
+    /// Manifests that cannot be read or do not match their name.
+    pub bad_manifests: Vec<(ManifestHash, String)>,
+    /// Manifests that name a corrupt object.
+    pub affected_manifests: BTreeSet<ManifestHash>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty() && self.bad_manifests.is_empty()
+    }
+}
+
+fn age(meta: &fs::Metadata) -> Duration {
+    // The later of mtime and ctime: linking an object updates its ctime, so anything a
+    // recent run touched counts as young.
+    let newest = meta.mtime().max(meta.ctime());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Duration::from_secs(now.saturating_sub(newest).max(0) as u64)
+}
+
+fn disk(meta: &fs::Metadata) -> u64 {
+    meta.blocks() * 512
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<fs::DirEntry> = rd.collect::<io::Result<_>>().at(dir)?;
+            v.sort_by_key(|e| e.file_name());
+            Ok(v)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).at(dir),
+    }
+}
+
+impl Store {
+    /// Every object in the store: (hash, executable, path).
+    pub fn objects(&self) -> Result<Vec<(ObjectHash, bool, PathBuf)>> {
+        let mut out = Vec::new();
+        for fan in read_dir_sorted(&self.root.join("objects"))? {
+            for e in read_dir_sorted(&fan.path())? {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (hash, exec) = match name.strip_suffix("-x") {
+                    Some(h) => (h.to_string(), true),
+                    None => (name, false),
+                };
+                out.push((ObjectHash(hash), exec, e.path()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every manifest in the store.
+    pub fn manifest_hashes(&self) -> Result<Vec<ManifestHash>> {
+        let mut out = Vec::new();
+        for fan in read_dir_sorted(&self.root.join("pkgs"))? {
+            for e in read_dir_sorted(&fan.path())? {
+                if let Some(h) = e.file_name().to_string_lossy().strip_suffix(".ron") {
+                    out.push(ManifestHash(h.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes everything the generations in `keep` do not reach and that is older than
+    /// `grace`: other generations, manifests, objects, staging leftovers and stale memos.
+    pub fn collect_garbage(
+        &self,
+        keep: &BTreeSet<String>,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<GcReport> {
+        let mut report = GcReport {
+            dry_run,
+            ..Default::default()
+        };
+        let gens = self.generations_dir();
+
+        // Live manifests: what kept generations used. Unknown use means keep everything.
+        let mut live_manifests: HashSet<ManifestHash> = HashSet::new();
+        for key in keep {
+            if let Some(uses) = self.generation_uses(key) {
+                live_manifests.extend(uses);
+            }
+        }
+        // Young manifests are live too (a run may be about to use them).
+        let all_manifests = self.manifest_hashes()?;
+        for h in &all_manifests {
+            let p = self.manifest_path_of(h);
+            if fs::metadata(&p).map(|m| age(&m) < grace).unwrap_or(true) {
+                live_manifests.insert(h.clone());
+            }
+        }
+        let mut live_objects: HashSet<(String, bool)> = HashSet::new();
+        for h in &live_manifests {
+            if let Ok(m) = self.read_manifest(h) {
+                for e in m.entries {
+                    let exec = e.executable();
+                    live_objects.insert((e.blake3, exec));
+                }
+            }
+        }
+
+        // Generations.
+        for key in self.generation_keys()? {
+            let path = gens.join(&key);
+            if keep.contains(&key) {
+                report.kept_generations += 1;
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).at(&path)?;
+            if age(&meta) < grace {
+                report.kept_generations += 1;
+                continue;
+            }
+            let (files, bytes) = generation_cost(&path);
+            report.files += files;
+            report.bytes += bytes;
+            report.generations.push(key.clone());
+            if !dry_run {
+                remove_tree(&path)?;
+                let _ = fs::remove_file(gens.join(format!("{key}.uses")));
+            }
+        }
+        // `.uses` records and staging directories without a generation.
+        for e in read_dir_sorted(&gens)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale_uses = name
+                .strip_suffix(".uses")
+                .is_some_and(|k| !gens.join(k).is_dir() && !keep.contains(k));
+            let staging = name.starts_with(".staging-");
+            if !(stale_uses || staging) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(e.path()).at(&e.path())?;
+            if age(&meta) < grace {
+                continue;
+            }
+            report.leftovers += 1;
+            report.files += 1;
+            report.bytes += disk(&meta);
+            if !dry_run {
+                if staging {
+                    remove_tree(&e.path())?;
+                } else {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+
+        // Manifests.
+        for h in &all_manifests {
+            if live_manifests.contains(h) {
+                continue;
+            }
+            let p = self.manifest_path_of(h);
+            let Ok(meta) = fs::metadata(&p) else { continue };
+            report.manifests += 1;
+            report.files += 1;
+            report.bytes += disk(&meta);
+            if !dry_run {
+                fs::remove_file(&p).at(&p)?;
+            }
+        }
+
+        // Objects.
+        for (hash, exec, path) in self.objects()? {
+            if live_objects.contains(&(hash.0.clone(), exec)) {
+                report.kept_objects += 1;
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if age(&meta) < grace {
+                report.kept_objects += 1;
+                continue;
+            }
+            report.objects += 1;
+            report.files += 1;
+            report.bytes += disk(&meta);
+            if !dry_run {
+                fs::remove_file(&path).at(&path)?;
+            }
+        }
+
+        // Staging files of interrupted runs, and memos naming removed manifests.
+        for e in read_dir_sorted(&self.root.join("tmp"))? {
+            let meta = fs::symlink_metadata(e.path()).at(&e.path())?;
+            if age(&meta) < grace {
+                continue;
+            }
+            report.leftovers += 1;
+            report.files += 1;
+            report.bytes += disk(&meta);
+            if !dry_run {
+                if meta.is_dir() {
+                    remove_tree(&e.path())?;
+                } else {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        if !dry_run {
+            for memo_dir in ["git-manifests", "directory-manifests"] {
+                for e in read_dir_sorted(&self.cache_dir().join(memo_dir))? {
+                    let text = fs::read_to_string(e.path()).unwrap_or_default();
+                    let named = text.split_whitespace().next().unwrap_or("");
+                    if !self.has_manifest(&ManifestHash(named.to_string())) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes every object (in parallel) and checks that every manifest names only
+    /// objects that are present.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let objects = self.objects()?;
+        let corrupt: Vec<(ObjectHash, bool)> = objects
+            .par_iter()
+            .filter(|(hash, _, path)| !self.check_object(path, hash).unwrap_or(false))
+            .map(|(hash, exec, _)| (hash.clone(), *exec))
+            .collect();
+        let corrupt_set: BTreeSet<(String, bool)> =
+            corrupt.iter().map(|(h, x)| (h.0.clone(), *x)).collect();
+        let present: HashSet<(String, bool)> =
+            objects.iter().map(|(h, x, _)| (h.0.clone(), *x)).collect();
+        let manifests = self.manifest_hashes()?;
+        let mut report = VerifyReport {
+            objects: objects.len(),
+            corrupt,
+            manifests: manifests.len(),
+            ..Default::default()
+        };
+        let mut missing: BTreeMap<ManifestHash, Vec<ObjectHash>> = BTreeMap::new();
+        for h in manifests {
+            match self.read_manifest(&h) {
+                Ok(m) => {
+                    for e in m.entries {
+                        let key = (e.blake3.clone(), e.executable());
+                        if !present.contains(&key) {
+                            missing.entry(h.clone()).or_default().push(e.object());
+                        }
+                        if corrupt_set.contains(&key) {
+                            report.affected_manifests.insert(h.clone());
+                        }
+                    }
+                }
+                Err(e) => report.bad_manifests.push((h, e.to_string())),
+            }
+        }
+        report.missing = missing
+            .into_iter()
+            .flat_map(|(m, objs)| objs.into_iter().map(move |o| (m.clone(), o)))
+            .collect();
+        Ok(report)
+    }
+}
+
+/// Files and bytes that removing a generation frees: its directories and the files that
+/// are not hardlinks to objects (copies, empty files).
+fn generation_cost(path: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    for e in walkdir::WalkDir::new(path).into_iter().flatten() {
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
+        files += 1;
+        if m.is_dir() || m.nlink() == 1 {
+            bytes += disk(&m);
+        }
+    }
+    (files, bytes)
+}
