@@ -85,7 +85,7 @@ impl Store {
         let uses_text: String = uses.iter().map(|h| format!("{h}\n")).collect();
         if final_path.is_dir() {
             if !uses_path.exists() {
-                self.write_atomic(&uses_path, uses_text.as_bytes())?;
+                self.write_beside(&uses_path, uses_text.as_bytes())?;
             }
             return Ok(Materialised {
                 path: final_path,
@@ -133,7 +133,7 @@ impl Store {
             return Err(StoreError::Tampered(tampered));
         }
         // Recorded before the generation appears, so no generation lacks its record.
-        self.write_atomic(&uses_path, uses_text.as_bytes())?;
+        self.write_beside(&uses_path, uses_text.as_bytes())?;
 
         let objects = self.root.join("objects");
         let cross_device = device(&objects)? != device(&top)?;
@@ -215,6 +215,22 @@ impl Store {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Writes a file in `generations/` through a staging file in the same directory, so
+    /// the rename stays on one filesystem even when `generations/` is mounted elsewhere.
+    fn write_beside(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path
+            .parent()
+            .expect("generation records live in generations/");
+        fs::create_dir_all(dir).at(dir)?;
+        let mut f = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempfile_in(dir)
+            .at(dir)?;
+        io::Write::write_all(&mut f, bytes).at(f.path())?;
+        f.persist(path).map_err(|e| e.error).at(path)?;
         Ok(())
     }
 
