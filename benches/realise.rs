@@ -9,7 +9,8 @@
 //!     cargo bench -p mcb-cli --bench realise
 //!
 //! `MCB_BENCH_RUNS` (default 3) sets the runs per measure, `MCB_BENCH_DIR` where the
-//! fixture goes (default: a temporary directory on the same filesystem as `target/`).
+//! fixture goes (default: `target/bench`), `MCB_BENCH_KEEP` keeps it afterwards, and
+//! `MCB_BENCH_FIXTURE_ONLY` only builds it and prints a site file to profile by hand.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -445,6 +446,12 @@ fn main() {
         CORE_FILES,
         fx.core_bytes as f64 / 1e6
     );
+    if std::env::var_os("MCB_BENCH_FIXTURE_ONLY").is_some() {
+        // For profiling by hand: the fixture and a site file, nothing measured.
+        let site = fx.site(&fx.root.join("sites/profile"), "profile", "4.5.0", |_| true);
+        println!("{}", site.display());
+        return;
+    }
     let mcb_cmd = |store: &Path| {
         let mut c = Command::new(&mcb);
         c.arg("--store").arg(store).arg("-q");
@@ -476,12 +483,10 @@ fn main() {
             store1 = disk_usage(&store);
         }
 
-        let site_b = fx.site(
-            &fx.root.join(format!("sites/b{r}")),
-            "beta",
-            "4.5.0",
-            |_| true,
-        );
+        // Another site, one plugin fewer: a new tree to lay out.
+        let site_b = fx.site(&fx.root.join(format!("sites/b{r}")), "beta", "4.5.0", |i| {
+            i != 0
+        });
         let s = measure(mcb_cmd(&store).arg("realise").arg(&site_b));
         peak = peak.max(s.max_rss_kb);
         warm.push(s.wall);
@@ -508,7 +513,8 @@ fn main() {
         clone.push(
             measure(
                 Command::new("git")
-                    .args(["clone", "-q", "--bare"])
+                    // --no-local: a real transfer, not git's hardlinking shortcut.
+                    .args(["clone", "-q", "--bare", "--no-local"])
                     .arg(&fx.core)
                     .arg(&bare),
             )

@@ -10,6 +10,7 @@ pub(crate) struct Progress {
     bar: ProgressBar,
     quiet: bool,
     verbose: bool,
+    started: std::time::Instant,
 }
 
 impl Progress {
@@ -31,6 +32,7 @@ impl Progress {
             bar,
             quiet,
             verbose,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -45,8 +47,9 @@ impl Reporter for Progress {
         self.bar.set_message(detail.to_string());
         self.bar.tick();
         if self.verbose {
+            let t = self.started.elapsed().as_secs_f64();
             self.bar
-                .suspend(|| eprintln!("{:>11} {detail}", stage.name()));
+                .suspend(|| eprintln!("{t:>8.3}s {:>11} {detail}", stage.name()));
         }
     }
 

@@ -58,7 +58,19 @@ fn store_err(e: mcb_store::StoreError) -> GitError {
 impl GitStore {
     /// Ingests every file of `commit` into the object store. Objects already present are
     /// not written again. Submodules are left out: they have no content of their own here.
-    pub fn ingest_commit(&self, store: &Store, commit: &str) -> Result<Manifest, GitError> {
+    ///
+    /// `known` is a manifest of a related source (the previous release of the same
+    /// upstream): a blob it lists with the same git id has the same content, so only blobs
+    /// it does not know are read — a point release reads only what changed.
+    pub fn ingest_commit(
+        &self,
+        store: &Store,
+        commit: &str,
+        known: Option<&Manifest>,
+    ) -> Result<Manifest, GitError> {
+        let known: std::collections::HashMap<&str, &Entry> = known
+            .map(|m| m.entries.iter().map(|e| (e.oid.as_str(), e)).collect())
+            .unwrap_or_default();
         let repo = self.repo();
         let tree_id = self.commit_tree_id(commit)?;
         let tree = repo
@@ -86,6 +98,16 @@ impl GitStore {
             .map_init(
                 || self.repo(),
                 |repo, (path, kind, oid)| {
+                    let hex = oid.to_string();
+                    if let Some(k) = known.get(hex.as_str())
+                        && store_kind(*kind) == k.kind
+                        && store.has_object(&k.object(), k.executable())
+                    {
+                        return Ok(Entry {
+                            path: path.clone(),
+                            ..(*k).clone()
+                        });
+                    }
                     let blob = repo
                         .find_object(*oid)
                         .context(|| format!("cannot read {path} of {commit}"))?;

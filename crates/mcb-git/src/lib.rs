@@ -21,6 +21,9 @@ pub use ingest::{SourceContent, SourceFile, SourceFileKind};
 
 pub(crate) use error::Context;
 
+/// Per thread; two threads stay well inside mcb's memory budget.
+const DELTA_BASE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The store's bare repository.
 pub struct GitStore {
     path: PathBuf,
@@ -62,7 +65,15 @@ impl GitStore {
     }
 
     pub(crate) fn repo(&self) -> gix::Repository {
-        self.repo.to_thread_local()
+        let mut repo = self.repo.to_thread_local();
+        // Reading a whole release walks long delta chains: a byte-capped base cache per
+        // thread keeps the bases that many blobs share.
+        repo.objects.set_pack_cache(|| {
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                DELTA_BASE_CACHE_BYTES,
+            ))
+        });
+        repo
     }
 
     /// Reads the file at `path` in `commit`, or `None` when there is none.

@@ -59,8 +59,12 @@ fn fetch_resolve_ingest_compose_commit() {
     // Fetching from a plain path works too.
     assert_eq!(g.fetch(up.to_str().unwrap()).unwrap().tags.len(), 2);
 
-    let core = g.ingest_commit(&store, &c2).unwrap();
+    let core = g.ingest_commit(&store, &c2, None).unwrap();
     assert_eq!(core.entries.len(), 2);
+    // With a related manifest as base, only unknown blobs are read; the result is the same.
+    let fresh = g.ingest_commit(&store, &c1, None).unwrap();
+    assert_eq!(g.ingest_commit(&store, &c1, Some(&core)).unwrap(), fresh);
+    assert_ne!(fresh, core);
     let plugin = g
         .ingest_files(
             &store,

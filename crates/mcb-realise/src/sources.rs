@@ -22,9 +22,10 @@ pub(crate) struct Fetched {
     pub date: i64,
     /// The manifest is not recorded yet: it is, after the batch's objects are synced.
     pub pending: bool,
-    /// A memo to write once the manifest is recorded (path, content): which manifest a
-    /// git commit or a directory download gives, so it is never ingested twice.
-    pub memo: Option<(std::path::PathBuf, String)>,
+    /// Memos to write once the manifest is recorded (path, content): which manifest a git
+    /// commit or a directory download gives, so it is never ingested twice, and the
+    /// latest manifest of an upstream, the base for its next release.
+    pub memo: Vec<(std::path::PathBuf, String)>,
 }
 
 impl Fetched {
@@ -183,7 +184,7 @@ impl<'a> Sources<'a> {
                         },
                         date: d.parse().unwrap_or(0),
                         pending: false,
-                        memo: None,
+                        memo: Vec::new(),
                     });
                 }
             }
@@ -219,7 +220,7 @@ impl<'a> Sources<'a> {
                 blake3: blake.clone(),
             },
         )?;
-        f.memo = Some((memo_path, format!("{} {blake} {}\n", f.hash, f.date)));
+        f.memo = vec![(memo_path, format!("{} {blake} {}\n", f.hash, f.date))];
         Ok(f)
     }
 
@@ -256,14 +257,28 @@ impl<'a> Sources<'a> {
                     locked,
                     date,
                     pending: false,
-                    memo: None,
+                    memo: Vec::new(),
                 });
             }
         }
-        let manifest = self.git.ingest_commit(self.store, commit)?;
+        // The manifest this upstream gave last time is the base: only new blobs are read.
+        let latest = self
+            .store
+            .cache_dir()
+            .join("git-latest")
+            .join(mcb_git::source_key(&url));
+        let base = std::fs::read_to_string(&latest).ok().and_then(|h| {
+            self.store
+                .read_manifest(&ManifestHash(h.trim().to_string()))
+                .ok()
+        });
+        let manifest = self.git.ingest_commit(self.store, commit, base.as_ref())?;
         let hash = manifest.hash();
         Ok(Fetched {
-            memo: Some((self.memo_path(commit), format!("{hash}\n"))),
+            memo: vec![
+                (self.memo_path(commit), format!("{hash}\n")),
+                (latest, format!("{hash}\n")),
+            ],
             hash,
             manifest,
             locked,
@@ -334,7 +349,7 @@ impl<'a> Sources<'a> {
             locked,
             date: zip.date.unwrap_or(0),
             pending: true,
-            memo: None,
+            memo: Vec::new(),
         })
     }
 
@@ -362,7 +377,7 @@ impl<'a> Sources<'a> {
             },
             date: 0,
             pending,
-            memo: None,
+            memo: Vec::new(),
         })
     }
 
@@ -384,7 +399,7 @@ impl<'a> Sources<'a> {
             locked: locked.clone(),
             date,
             pending: false,
-            memo: None,
+            memo: Vec::new(),
         })
     }
 
@@ -397,7 +412,7 @@ impl<'a> Sources<'a> {
         self.store.sync()?;
         for f in batch.iter().filter(|f| f.pending) {
             self.store.put_manifest(&f.manifest)?;
-            if let Some((path, text)) = &f.memo {
+            for (path, text) in &f.memo {
                 self.store.write_atomic(path, text.as_bytes())?;
             }
         }
