@@ -433,25 +433,54 @@ fn main() {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
     };
-    remove(&base);
-    std::fs::create_dir_all(&base).unwrap();
-    let base = base.canonicalize().unwrap();
-
-    eprintln!("building the fixture in {} …", base.display());
-    let t = Instant::now();
-    let fx = build_fixture(&base);
-    eprintln!(
-        "fixture built in {} ({} core files, {:.0} MB)",
-        secs(t.elapsed()),
-        CORE_FILES,
-        fx.core_bytes as f64 / 1e6
-    );
-    if std::env::var_os("MCB_BENCH_FIXTURE_ONLY").is_some() {
-        // For profiling by hand: the fixture and a site file, nothing measured.
-        let site = fx.site(&fx.root.join("sites/profile"), "profile", "4.5.0", |_| true);
-        println!("{}", site.display());
+    let fixture_only = std::env::var_os("MCB_BENCH_FIXTURE_ONLY").is_some();
+    let building = std::env::var_os("MCB_BENCH_BUILDING").is_some();
+    if fixture_only || building {
+        remove(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let base = base.canonicalize().unwrap();
+        eprintln!("building the fixture in {} …", base.display());
+        let t = Instant::now();
+        let fx = build_fixture(&base);
+        eprintln!(
+            "fixture built in {} ({} core files, {:.0} MB)",
+            secs(t.elapsed()),
+            CORE_FILES,
+            fx.core_bytes as f64 / 1e6
+        );
+        if building {
+            println!("{} {}", fx.core_bytes, fx.changed_bytes);
+        } else {
+            // For profiling by hand: the fixture and a site file, nothing measured.
+            let site = fx.site(&fx.root.join("sites/profile"), "profile", "4.5.0", |_| true);
+            println!("{}", site.display());
+        }
         return;
     }
+    // The fixture is built by a child process: peak memory (ru_maxrss) survives exec, so
+    // every command this process starts would otherwise inherit the generator's footprint.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("MCB_BENCH_BUILDING", "1")
+        .env("MCB_BENCH_DIR", &base)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "building the fixture failed");
+    let sizes = String::from_utf8_lossy(&out.stdout);
+    let mut sizes = sizes.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+    let base = base.canonicalize().unwrap();
+    let fx = Fixture {
+        core: base.join("upstream/moodle.git"),
+        plugins: (0..PLUGINS)
+            .map(|p| base.join(format!("upstream/local_bp{p}.git")))
+            .collect(),
+        zips: (0..ZIPS)
+            .map(|z| base.join(format!("upstream/block_bz{z}.zip")))
+            .collect(),
+        root: base.clone(),
+        core_bytes: sizes.next().unwrap(),
+        changed_bytes: sizes.next().unwrap(),
+    };
     let mcb_cmd = |store: &Path| {
         let mut c = Command::new(&mcb);
         c.arg("--store").arg(store).arg("-q");

@@ -190,9 +190,19 @@ pub(crate) fn realise_site(
     // Plugins.
     let mut chosen: Vec<ChosenPlugin> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
-    for req in &site.plugins {
-        reporter.stage(Stage::Fetch, req.component.as_str());
-        match resolve_plugin(&sources, &directory, &core.version, req, old_lock.as_ref())? {
+    // Two at a time: the fetches overlap, and no upstream host sees more than two.
+    let resolved: Vec<Result<PluginOutcome, RealiseError>> = fetch_pool().install(|| {
+        use rayon::prelude::*;
+        site.plugins
+            .par_iter()
+            .map(|req| {
+                reporter.stage(Stage::Fetch, req.component.as_str());
+                resolve_plugin(&sources, &directory, &core.version, req, old_lock.as_ref())
+            })
+            .collect()
+    });
+    for (req, outcome) in site.plugins.iter().zip(resolved) {
+        match outcome? {
             Ok((fetched, info, warning)) => {
                 if let Some(w) = warning {
                     warn(w.to_string(), &mut warnings);
@@ -380,6 +390,19 @@ pub(crate) fn realise_site(
         copied_files: generation.copied,
     };
     Ok((realised, lock))
+}
+
+/// The pool plugin sources are fetched on: two threads, so at most two requests reach one
+/// host at once whatever the machine's size.
+fn fetch_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|i| format!("mcb-fetch-{i}"))
+            .build()
+            .expect("a thread pool of two starts")
+    })
 }
 
 /// The no-op case: the lock answers the site file, the branch and the generation exist.
