@@ -179,7 +179,7 @@ pub(crate) fn verify(g: &Global, tree: Option<PathBuf>) -> u8 {
             }
         );
         println!(
-            "hint: realise again to restore damaged objects from git, or delete them and realise to fetch them again"
+            "hint: `mcb verify --tree <result>` shows which files of an affected codebase differ; git keeps its own copy of every file"
         );
     }
     code
