@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use gix::objs::tree::EntryKind;
-
 use crate::{Context, GitError, GitStore, SourceFileKind, parse_id};
 
 impl GitStore {
@@ -82,13 +80,11 @@ impl GitStore {
         Ok(records
             .into_iter()
             .filter_map(|r| {
-                let kind = match r.mode.kind() {
-                    EntryKind::Blob => SourceFileKind::File,
-                    EntryKind::BlobExecutable => SourceFileKind::Exec,
-                    EntryKind::Link => SourceFileKind::Symlink,
-                    _ => return None,
-                };
-                Some((r.filepath.to_string(), kind, r.oid.to_string()))
+                Some((
+                    r.filepath.to_string(),
+                    crate::ingest::file_kind(r.mode.kind())?,
+                    r.oid.to_string(),
+                ))
             })
             .collect())
     }

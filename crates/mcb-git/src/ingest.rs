@@ -43,6 +43,16 @@ fn store_kind(k: SourceFileKind) -> StoreKind {
     }
 }
 
+/// What a tree entry is as a file; `None` for directories and submodules.
+pub(crate) fn file_kind(k: EntryKind) -> Option<SourceFileKind> {
+    match k {
+        EntryKind::Blob => Some(SourceFileKind::File),
+        EntryKind::BlobExecutable => Some(SourceFileKind::Exec),
+        EntryKind::Link => Some(SourceFileKind::Symlink),
+        EntryKind::Tree | EntryKind::Commit => None,
+    }
+}
+
 fn git_kind(k: SourceFileKind) -> EntryKind {
     match k {
         SourceFileKind::File => EntryKind::Blob,
@@ -83,15 +93,7 @@ impl GitStore {
             .context(|| format!("cannot walk the tree of {commit}"))?;
         let files: Vec<_> = records
             .into_iter()
-            .filter_map(|r| {
-                let kind = match r.mode.kind() {
-                    EntryKind::Blob => SourceFileKind::File,
-                    EntryKind::BlobExecutable => SourceFileKind::Exec,
-                    EntryKind::Link => SourceFileKind::Symlink,
-                    EntryKind::Tree | EntryKind::Commit => return None,
-                };
-                Some((r.filepath.to_string(), kind, r.oid))
-            })
+            .filter_map(|r| Some((r.filepath.to_string(), file_kind(r.mode.kind())?, r.oid)))
             .collect();
         let entries: Result<Vec<Entry>, GitError> = files
             .par_iter()

@@ -70,6 +70,14 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).at(dir),
         }
+        // A concurrent writer may have put the same object first: identical bytes, so
+        // replacing it is harmless.
+        self.write_object_file(&path, bytes, executable)
+    }
+
+    /// Writes an object's file: staged in tmp/, read-only, with the fixed mtime, renamed
+    /// into place (a new inode, whatever was there before).
+    fn write_object_file(&self, path: &Path, bytes: &[u8], executable: bool) -> Result<()> {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
         f.write_all(bytes).at(f.path())?;
@@ -78,9 +86,7 @@ impl Store {
             .at(f.path())?;
         let mode = if executable { 0o555 } else { 0o444 };
         fs::set_permissions(f.path(), fs::Permissions::from_mode(mode)).at(f.path())?;
-        // A concurrent writer may have put the same object first: identical bytes, so
-        // replacing it is harmless.
-        f.persist(&path).map_err(|e| e.error).at(&path)?;
+        f.persist(path).map_err(|e| e.error).at(path)?;
         Ok(())
     }
 
@@ -100,17 +106,7 @@ impl Store {
         if &ObjectHash::of(bytes) != hash {
             return Err(StoreError::MissingObject(hash.clone()));
         }
-        let path = self.object_path(hash, executable);
-        let tmp = self.root.join("tmp");
-        let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(f.path())?;
-        f.as_file()
-            .set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
-            .at(f.path())?;
-        let mode = if executable { 0o555 } else { 0o444 };
-        fs::set_permissions(f.path(), fs::Permissions::from_mode(mode)).at(f.path())?;
-        f.persist(&path).map_err(|e| e.error).at(&path)?;
-        Ok(())
+        self.write_object_file(&self.object_path(hash, executable), bytes, executable)
     }
 
     /// Reads an object back.
