@@ -117,21 +117,19 @@ pub fn check_site(
                 Some(v) => format!("{dep} {v} or later"),
                 None => format!("{dep} (any version)"),
             };
-            if let Some(d) = by_name.get(dep.as_str()) {
-                if let (Some(min), Some(have)) = (min, d.info.version)
-                    && have < *min
-                {
-                    problems.push(
-                        Problem::new(
-                            name,
-                            Rule::DependencyTooOld,
-                            format!("{} requires {need}", who(p)),
-                        )
-                        .fact(format!("the site has {dep} {have}")),
-                    );
-                }
+            // Where the dependency comes from, the version there, and how to say so.
+            let present = if let Some(d) = by_name.get(dep.as_str()) {
+                Some((d.info.version, "the site has".to_string()))
             } else if layout.is_standard(dep) {
-                if let (Some(min), Some(have)) = (min, core_plugin_version(dep))
+                Some((
+                    core_plugin_version(dep),
+                    format!("Moodle {} ships", core.release),
+                ))
+            } else {
+                None
+            };
+            if let Some((have, source)) = present {
+                if let (Some(min), Some(have)) = (min, have)
                     && have < *min
                 {
                     problems.push(
@@ -140,7 +138,7 @@ pub fn check_site(
                             Rule::DependencyTooOld,
                             format!("{} requires {need}", who(p)),
                         )
-                        .fact(format!("Moodle {} ships {dep} {have}", core.release)),
+                        .fact(format!("{source} {dep} {have}")),
                     );
                 }
             } else {

@@ -181,20 +181,7 @@ impl Store {
             if !(stale_uses || staging) {
                 continue;
             }
-            let meta = fs::symlink_metadata(e.path()).at(&e.path())?;
-            if age(&meta) < grace {
-                continue;
-            }
-            report.leftovers += 1;
-            report.files += 1;
-            report.bytes += disk(&meta);
-            if !dry_run {
-                if staging {
-                    remove_tree(&e.path())?;
-                } else {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
+            remove_leftover(&e.path(), grace, dry_run, &mut report)?;
         }
 
         // Manifests.
@@ -235,20 +222,7 @@ impl Store {
 
         // Staging files of interrupted runs, and memos naming removed manifests.
         for e in read_dir_sorted(&self.root.join("tmp"))? {
-            let meta = fs::symlink_metadata(e.path()).at(&e.path())?;
-            if age(&meta) < grace {
-                continue;
-            }
-            report.leftovers += 1;
-            report.files += 1;
-            report.bytes += disk(&meta);
-            if !dry_run {
-                if meta.is_dir() {
-                    remove_tree(&e.path())?;
-                } else {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
+            remove_leftover(&e.path(), grace, dry_run, &mut report)?;
         }
         if !dry_run {
             for memo_dir in ["git-manifests", "directory-manifests"] {
@@ -307,6 +281,31 @@ impl Store {
             .collect();
         Ok(report)
     }
+}
+
+/// Removes what an interrupted run left (a staging file or directory, a stale record)
+/// unless it is younger than `grace`, counting it in `report`.
+fn remove_leftover(
+    path: &Path,
+    grace: Duration,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
+    let meta = fs::symlink_metadata(path).at(path)?;
+    if age(&meta) < grace {
+        return Ok(());
+    }
+    report.leftovers += 1;
+    report.files += 1;
+    report.bytes += disk(&meta);
+    if !dry_run {
+        if meta.is_dir() {
+            remove_tree(path)?;
+        } else {
+            let _ = fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 /// Files and bytes that removing a generation frees: its directories and the files that
