@@ -110,6 +110,14 @@ fn gc_keeps_the_newest_generations_and_frees_the_rest() {
         "the dry run said what would go"
     );
 
+    // Site branches stay loose refs: a branch update never needs packed-refs.lock, which
+    // a killed run could leave behind.
+    let packed = std::fs::read_to_string(f.store().join("git/packed-refs")).unwrap_or_default();
+    assert!(
+        !packed.contains("refs/heads/"),
+        "gc packed the site branches: {packed}"
+    );
+
     // What remains is sound and still realises without change.
     f.mcb().arg("verify").assert().success();
     assert_eq!(f.realise_ok(&site)["changed"], false);

@@ -105,6 +105,20 @@ impl GitStore {
         }
     }
 
+    /// Removes `packed-refs.lock` when it is older than `max_age`: a real holder keeps it
+    /// for milliseconds, so an old one was left by a killed run.
+    pub fn clear_stale_packed_refs_lock(&self, max_age: std::time::Duration) {
+        let lock = self.path.join("packed-refs.lock");
+        let stale = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > max_age);
+        if stale {
+            let _ = std::fs::remove_file(lock);
+        }
+    }
+
     /// Git's own collection: objects no ref reaches and older than `grace_secs` go.
     /// Returns the bytes freed.
     pub fn collect_garbage(&self, grace_secs: u64, dry_run: bool) -> Result<u64, GitError> {
@@ -115,9 +129,13 @@ impl GitStore {
         let out = std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&self.path)
+            // Refs stay loose: updating a packed ref takes packed-refs.lock, which a run
+            // killed at that moment would leave behind for every later run.
             .args([
                 "-c",
                 "gc.auto=0",
+                "-c",
+                "gc.packRefs=false",
                 "-c",
                 "core.logAllRefUpdates=false",
                 "gc",

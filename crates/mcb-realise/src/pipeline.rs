@@ -154,6 +154,7 @@ pub(crate) fn realise_site(
     let git = crate::sources::open_git(&store)?;
     // Under the site lock, a ref lock file on the site's branch is a killed run's leftover.
     git.clear_stale_ref_locks(&format!("heads/{}", site.name));
+    git.clear_stale_packed_refs_lock(std::time::Duration::from_secs(10));
     let link_path = match &opts.out {
         Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
         None => site.dir().join("result"),
