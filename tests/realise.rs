@@ -587,20 +587,25 @@ fn core_zip(release: &str, build: &str, branch: &str) -> Vec<u8> {
 fn core_from_a_zip_over_http_and_from_a_directory() {
     let f = Fixture::new();
     let server = common::http::Server::start();
-    server.set(
-        "/moodle-4.5.2.zip",
-        common::http::Response::ok(core_zip("4.5.2 (Build: 20250210)", "2024100702.00", "405")),
-    );
-    server.set(
-        "/block_z.zip",
-        common::http::Response::ok(zip_bytes(&[(
-            "block_z/version.php",
-            &plugin_php("block_z", 2024100100, "2024100700", ""),
-            0o644,
-        )])),
-    );
+    let core = core_zip("4.5.2 (Build: 20250210)", "2024100702.00", "405");
+    let core_hash = blake3_pin(&core);
+    server.set("/moodle-4.5.2.zip", common::http::Response::ok(core));
+    let block = zip_bytes(&[(
+        "block_z/version.php",
+        &plugin_php("block_z", 2024100100, "2024100700", ""),
+        0o644,
+    )]);
+    let block_hash = blake3_pin(&block);
+    server.set("/block_z.zip", common::http::Response::ok(block));
+    // Plain http:// is accepted only with a pinned hash.
+    let unpinned = f.site(&format!(
+        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\"))",
+        server.url("/moodle-4.5.2.zip"),
+    ));
+    let err = f.realise_err(&unpinned, 3);
+    assert!(err.contains("plain http:// without a `hash`"), "{err}");
     let site = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\"), plugins: {{ \"block_z\": (zip: \"{}\") }})",
+        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\", hash: \"{core_hash}\"), plugins: {{ \"block_z\": (zip: \"{}\", hash: \"{block_hash}\") }})",
         server.url("/moodle-4.5.2.zip"),
         server.url("/block_z.zip")
     ));
@@ -612,7 +617,7 @@ fn core_from_a_zip_over_http_and_from_a_directory() {
 
     // A zip that holds another release than the site file asks for is refused.
     let wrong = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.4\", zip: \"{}\"))",
+        "Site(name: \"z\", moodle: (version: \"4.4\", zip: \"{}\", hash: \"{core_hash}\"))",
         server.url("/moodle-4.5.2.zip")
     ));
     let err = f.realise_err(&wrong, 5);
@@ -623,7 +628,7 @@ fn core_from_a_zip_over_http_and_from_a_directory() {
 
     // A missing download is a clear error.
     let missing = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.5\", zip: \"{}\"))",
+        "Site(name: \"z\", moodle: (version: \"4.5\", zip: \"{}\", hash: \"{core_hash}\"))",
         server.url("/nope.zip")
     ));
     let err = f.realise_err(&missing, 5);

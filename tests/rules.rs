@@ -173,7 +173,12 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
         &good_site(&f, &m, "\"local_s\": (zip: \"../slip.zip\"),"),
         5,
     );
-    assert!(err.contains("local_s") && err.contains("zip-slip"), "{err}");
+    assert!(
+        err.contains("local_s")
+            && err.contains("'../../../evil.php'")
+            && err.contains("refusing the archive"),
+        "{err}"
+    );
     before.assert_intact(&f);
 
     f.write(
@@ -191,7 +196,10 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
         &good_site(&f, &m, "\"local_s\": (zip: \"../link.zip\"),"),
         5,
     );
-    assert!(err.contains("outside the archive"), "{err}");
+    assert!(
+        err.contains("'config.php'") && err.contains("outside its own plugin"),
+        "{err}"
+    );
     before.assert_intact(&f);
 
     f.write(
@@ -203,7 +211,10 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
         &good_site(&f, &m, "\"local_s\": (path: \"../dir/local_s\"),"),
         5,
     );
-    assert!(err.contains("outside the source directory"), "{err}");
+    assert!(
+        err.contains("'passwd'") && err.contains("absolute path '/etc/passwd'"),
+        "{err}"
+    );
     before.assert_intact(&f);
 }
 
@@ -465,29 +476,29 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
     );
     before.assert_intact(&f);
 
-    // A subplugin type declared at blocks/ makes blockx_y and block_y collide.
+    // Two subplugin types of one plugin in one directory make pa_y and pb_y collide.
     f.write(
         "src/mod_p/version.php",
         plugin_php("mod_p", 2024100100, "2024100700", ""),
     );
     f.write(
         "src/mod_p/db/subplugins.json",
-        r#"{"plugintypes": {"blockx": "blocks"}}"#,
+        r#"{"subplugintypes": {"pa": "sub", "pb": "sub"}}"#,
     );
     f.write(
-        "src/block_y/version.php",
-        plugin_php("block_y", 2024100100, "2024100700", ""),
+        "src/pa_y/version.php",
+        plugin_php("pa_y", 2024100100, "2024100700", ""),
     );
     f.write(
-        "src/blockx_y/version.php",
-        plugin_php("blockx_y", 2024100100, "2024100700", ""),
+        "src/pb_y/version.php",
+        plugin_php("pb_y", 2024100100, "2024100700", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"mod_p\": (path: \"../src/mod_p\"), \"block_y\": (path: \"../src/block_y\"), \"blockx_y\": (path: \"../src/blockx_y\"),"),
+        &good_site(&f, &m, "\"mod_p\": (path: \"../src/mod_p\"), \"pa_y\": (path: \"../src/pa_y\"), \"pb_y\": (path: \"../src/pb_y\"),"),
         4,
     );
     assert!(
-        err.contains("[install path]") && err.contains("both install to blocks/y"),
+        err.contains("[install path]") && err.contains("both install to mod/p/sub/y"),
         "{err}"
     );
     before.assert_intact(&f);

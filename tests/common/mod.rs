@@ -267,6 +267,11 @@ pub fn zip_bytes(entries: &[(&str, &str, u32)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
+/// The `hash:` a site file pins `bytes` with.
+pub fn blake3_pin(bytes: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(bytes).to_hex())
+}
+
 /// Every file under `dir` (a `result` link is followed) with the hash of its content, for
 /// comparing trees and detecting change.
 pub fn snapshot(dir: &Path) -> Vec<(String, String)> {

@@ -1,14 +1,18 @@
 //! Zip archives: the plugins directory's format (one top folder named after the plugin) and
-//! any zip a site file names. An archive with an entry that leaves the root (absolute path,
-//! `..`, or a symlink pointing outside) is refused whole.
+//! any zip a site file names. The archive's listing (names, kinds, symlink targets) is read
+//! and checked against the source rule first, with its single top folder stripped; only
+//! then is each entry streamed into the store, within the size limits, so neither a
+//! hostile name nor a zip bomb gets anything in.
 
-use std::io::{Cursor, Read};
+use std::io::{Read, Seek};
 
-use mcb_git::{SourceContent, SourceFile, SourceFileKind};
+use mcb_git::{SourceContent, SourceFile};
+use mcb_store::{EntryKind, ListedEntry, SourceLimits, Store, check_listing};
 
-use crate::{CatalogError, inside_root, link_stays_inside};
+use crate::CatalogError;
+use crate::limits::human_bytes;
 
-/// The files of a zip, its single top folder stripped.
+/// The files of a zip, in the store, its single top folder stripped.
 #[derive(Debug)]
 pub struct ZipSource {
     pub files: Vec<SourceFile>,
@@ -21,43 +25,75 @@ pub struct ZipSource {
 const S_IFMT: u32 = 0o170000;
 const S_IFLNK: u32 = 0o120000;
 
-/// Reads a zip held in memory. `label` names it in errors.
-pub fn read_zip(bytes: &[u8], label: &str) -> Result<ZipSource, CatalogError> {
+/// One entry as the central directory lists it.
+struct Listed {
+    index: usize,
+    path: Vec<u8>,
+    kind: EntryKind,
+    link: Option<Vec<u8>>,
+}
+
+/// A reader that fails once more than `cap` bytes come through, and says so.
+pub(crate) struct Capped<R> {
+    inner: R,
+    left: u64,
+    pub hit: bool,
+}
+
+impl<R: Read> Capped<R> {
+    pub fn new(inner: R, cap: u64) -> Capped<R> {
+        Capped {
+            inner,
+            left: cap,
+            hit: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Read one byte past the cap, to tell "exactly the cap" from "more".
+        let want = buf
+            .len()
+            .min(self.left.saturating_add(1).min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            self.hit = true;
+            return Err(std::io::Error::other("over the size limit"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a zip archive and puts its files into the store. `label` names it in errors.
+pub fn unpack_zip<R: Read + Seek>(
+    reader: R,
+    label: &str,
+    store: &Store,
+    limits: &SourceLimits,
+) -> Result<ZipSource, CatalogError> {
     let err = |message: String| CatalogError::Zip {
         label: label.to_string(),
         message,
     };
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+    let mut archive = zip::ZipArchive::new(reader)
         .map_err(|e| err(format!("not a readable zip archive: {e}")))?;
-    let mut raw: Vec<(String, SourceFileKind, Vec<u8>)> = Vec::new();
-    let mut dirs: Vec<String> = Vec::new();
+    if archive.len() as u64 > limits.files {
+        return Err(err(format!(
+            "it holds {} entries, over the limit of {} (source-files); refusing the archive",
+            archive.len(),
+            limits.files
+        )));
+    }
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut dirs: Vec<Vec<u8>> = Vec::new();
     let mut date: Option<i64> = None;
     for i in 0..archive.len() {
         let mut f = archive
             .by_index(i)
             .map_err(|e| err(format!("entry {i} cannot be read: {e}")))?;
-        let name = f
-            .name()
-            .map_err(|e| err(format!("entry {i} has an unreadable name: {e}")))?
-            .to_string();
-        if name.starts_with('/')
-            || name.contains('\\')
-            || name.contains(':') && name.len() > 1 && name.as_bytes()[1] == b':'
-        {
-            return Err(err(format!(
-                "entry '{name}' has an absolute path; refusing the archive"
-            )));
-        }
-        if name.split('/').any(|c| c == "..") {
-            return Err(err(format!(
-                "entry '{name}' leaves the archive root (zip-slip); refusing the archive"
-            )));
-        }
-        let Some(clean) = inside_root(&name) else {
-            return Err(err(format!(
-                "entry '{name}' leaves the archive root; refusing the archive"
-            )));
-        };
+        let name = f.name_raw().to_vec();
         if let Some(t) = f.last_modified() {
             let s = epoch_seconds(
                 t.year() as i64,
@@ -69,67 +105,115 @@ pub fn read_zip(bytes: &[u8], label: &str) -> Result<ZipSource, CatalogError> {
             );
             date = Some(date.map_or(s, |d: i64| d.max(s)));
         }
-        if f.is_dir() {
-            dirs.push(clean);
-            continue;
-        }
-        if clean.is_empty() {
+        if name.ends_with(b"/") || f.is_dir() {
+            let mut d = name;
+            while d.last() == Some(&b'/') {
+                d.pop();
+            }
+            dirs.push(d);
             continue;
         }
         let mode = f.unix_mode().unwrap_or(0o644);
-        let mut content = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut content)
-            .map_err(|e| err(format!("entry '{name}' cannot be decompressed: {e}")))?;
-        let kind = if mode & S_IFMT == S_IFLNK {
-            let target = String::from_utf8_lossy(&content).into_owned();
-            if !link_stays_inside(&clean, &target) {
-                return Err(err(format!(
-                    "symlink '{name}' points at '{target}', outside the archive; refusing the archive"
-                )));
-            }
-            SourceFileKind::Symlink
+        let (kind, link) = if mode & S_IFMT == S_IFLNK {
+            let mut target = Vec::new();
+            (&mut f)
+                .take(mcb_store::listing::MAX_PATH_BYTES as u64 + 1)
+                .read_to_end(&mut target)
+                .map_err(|e| {
+                    err(format!(
+                        "entry '{}' cannot be decompressed: {e}",
+                        mcb_store::listing::printable_bytes(&name)
+                    ))
+                })?;
+            (EntryKind::Symlink, Some(target))
         } else if mode & 0o111 != 0 {
-            SourceFileKind::Exec
+            (EntryKind::Exec, None)
         } else {
-            SourceFileKind::File
+            (EntryKind::File, None)
         };
-        raw.push((clean, kind, content));
+        listed.push(Listed {
+            index: i,
+            path: name,
+            kind,
+            link,
+        });
     }
-    if raw.is_empty() {
+    if listed.is_empty() {
         return Err(err("the archive holds no files".into()));
     }
 
     // One top folder holding everything is the plugin's folder: strip it.
-    let first_top = |p: &str| p.split('/').next().unwrap_or("").to_string();
-    let top = first_top(&raw[0].0);
-    let single_top = raw
+    let first = |p: &[u8]| -> Vec<u8> { p.split(|b| *b == b'/').next().unwrap_or(&[]).to_vec() };
+    let top = first(&listed[0].path);
+    let single_top = !top.is_empty()
+        && listed
+            .iter()
+            .all(|l| l.path.contains(&b'/') && first(&l.path) == top)
+        && dirs.iter().all(|d| first(d) == top);
+    if single_top {
+        for l in &mut listed {
+            l.path.drain(..top.len() + 1);
+        }
+    }
+    let listing: Vec<ListedEntry<'_>> = listed
         .iter()
-        .all(|(p, _, _)| p.contains('/') && first_top(p) == top)
-        && dirs.iter().all(|d| first_top(d) == top);
-    let strip = if single_top { Some(top) } else { None };
-    let files = raw
-        .into_iter()
-        .map(|(p, kind, content)| {
-            let path = match &strip {
-                Some(t) => p[t.len() + 1..].to_string(),
-                None => p,
-            };
-            let content = match kind {
-                SourceFileKind::Symlink => {
-                    SourceContent::LinkTarget(String::from_utf8_lossy(&content).into_owned())
-                }
-                _ => SourceContent::Bytes(content),
-            };
-            SourceFile {
-                path,
-                kind,
-                content,
-            }
+        .map(|l| ListedEntry {
+            path: &l.path,
+            kind: l.kind,
+            link_target: l.link.as_deref(),
         })
         .collect();
+    check_listing(&listing).map_err(|e| err(format!("{e}; refusing the archive")))?;
+
+    let mut files = Vec::with_capacity(listed.len());
+    let mut left = limits.total_bytes;
+    for l in listed {
+        let path =
+            String::from_utf8(l.path).expect("the listing check refused names that are not UTF-8");
+        if let Some(target) = l.link {
+            files.push(SourceFile {
+                path,
+                kind: l.kind,
+                content: SourceContent::LinkTarget(
+                    String::from_utf8(target).expect("the listing check refused such targets"),
+                ),
+            });
+            continue;
+        }
+        let f = archive
+            .by_index(l.index)
+            .map_err(|e| err(format!("entry '{path}' cannot be read: {e}")))?;
+        let cap = limits.file_bytes.min(left);
+        let mut capped = Capped::new(f, cap);
+        let stored = store.put_object_from(&mut capped, l.kind == EntryKind::Exec);
+        let (object, size) = match stored {
+            Ok(ok) => ok,
+            Err(_) if capped.hit && cap == limits.file_bytes => {
+                return Err(err(format!(
+                    "entry '{path}' expands to more than {} (the file-bytes limit); refusing the archive",
+                    human_bytes(limits.file_bytes)
+                )));
+            }
+            Err(_) if capped.hit => {
+                return Err(err(format!(
+                    "its entries expand to more than {} together (the source-bytes limit); refusing the archive",
+                    human_bytes(limits.total_bytes)
+                )));
+            }
+            Err(e) => {
+                return Err(err(format!("entry '{path}' cannot be decompressed: {e}")));
+            }
+        };
+        left -= size;
+        files.push(SourceFile {
+            path,
+            kind: l.kind,
+            content: SourceContent::Stored { object, size },
+        });
+    }
     Ok(ZipSource {
         files,
-        top_folder: strip,
+        top_folder: single_top.then(|| String::from_utf8_lossy(&top).into_owned()),
         date,
     })
 }
@@ -150,7 +234,7 @@ fn epoch_seconds(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Cursor, Write};
     use zip::write::SimpleFileOptions;
 
     fn zip_of(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
@@ -173,6 +257,25 @@ mod tests {
         w.finish().unwrap().into_inner()
     }
 
+    fn store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path().join("s")).unwrap();
+        (d, s)
+    }
+
+    fn unpack(bytes: &[u8], limits: &SourceLimits) -> Result<ZipSource, CatalogError> {
+        let (_d, s) = store();
+        unpack_zip(Cursor::new(bytes), "t.zip", &s, limits)
+    }
+
+    fn objects(s: &Store) -> usize {
+        walkdir::WalkDir::new(s.root().join("objects"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .count()
+    }
+
     #[test]
     fn strips_the_single_top_folder() {
         let z = zip_of(&[
@@ -181,39 +284,79 @@ mod tests {
             ("block_x/cli/run.sh", b"#!", 0o755),
             ("block_x/lang/link.php", b"../version.php", 0o120777),
         ]);
-        let s = read_zip(&z, "t.zip").unwrap();
+        let s = unpack(&z, &SourceLimits::default()).unwrap();
         assert_eq!(s.top_folder.as_deref(), Some("block_x"));
         let paths: Vec<_> = s.files.iter().map(|f| (f.path.as_str(), f.kind)).collect();
-        assert!(paths.contains(&("version.php", SourceFileKind::File)));
-        assert!(paths.contains(&("cli/run.sh", SourceFileKind::Exec)));
-        assert!(paths.contains(&("lang/link.php", SourceFileKind::Symlink)));
+        assert!(paths.contains(&("version.php", EntryKind::File)));
+        assert!(paths.contains(&("cli/run.sh", EntryKind::Exec)));
+        assert!(paths.contains(&("lang/link.php", EntryKind::Symlink)));
         assert_eq!(s.date, Some(1709294400));
     }
 
     #[test]
     fn keeps_files_when_there_is_no_single_top_folder() {
         let z = zip_of(&[("version.php", b"<?php", 0o644), ("lib.php", b"", 0o644)]);
-        let s = read_zip(&z, "t.zip").unwrap();
+        let s = unpack(&z, &SourceLimits::default()).unwrap();
         assert_eq!(s.top_folder, None);
         assert_eq!(s.files.len(), 2);
     }
 
     #[test]
-    fn refuses_escapes() {
-        let z = zip_of(&[
-            ("x/version.php", b"<?php", 0o644),
-            ("x/../../evil.php", b"", 0o644),
-        ]);
-        let e = read_zip(&z, "slip.zip").unwrap_err().to_string();
-        assert!(e.contains("zip-slip"), "{e}");
-        let z = zip_of(&[
-            ("x/version.php", b"<?php", 0o644),
-            ("x/l", b"../../etc/passwd", 0o120777),
-        ]);
-        let e = read_zip(&z, "link.zip").unwrap_err().to_string();
-        assert!(e.contains("outside the archive"), "{e}");
-        let z = zip_of(&[("x/l", b"/etc/passwd", 0o120777)]);
-        assert!(read_zip(&z, "abs.zip").is_err());
-        assert!(read_zip(b"not a zip", "bad.zip").is_err());
+    fn refuses_escapes_before_storing_anything() {
+        let cases: &[&[(&str, &[u8], u32)]] = &[
+            &[
+                ("x/version.php", b"<?php", 0o644),
+                ("x/../../evil.php", b"", 0o644),
+            ],
+            &[
+                ("x/version.php", b"<?php", 0o644),
+                ("x/l", b"../../etc/passwd", 0o120777),
+            ],
+            &[("x/l", b"/etc/passwd", 0o120777)],
+            // After the top folder is stripped, `m -> ../` leaves the plugin.
+            &[
+                ("top/version.php", b"<?php", 0o644),
+                ("top/m", b"../", 0o120777),
+            ],
+            &[
+                ("top/version.php", b"<?php", 0o644),
+                ("top/sub/.GIT/config", b"x", 0o644),
+            ],
+        ];
+        for entries in cases {
+            let (_d, s) = store();
+            let z = zip_of(entries);
+            let e = unpack_zip(Cursor::new(&z), "bad.zip", &s, &SourceLimits::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("refusing the archive"), "{e}");
+            assert_eq!(objects(&s), 0, "nothing stored for {entries:?}");
+        }
+        assert!(unpack(b"not a zip", &SourceLimits::default()).is_err());
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_limits() {
+        let big = vec![0u8; 3 << 20];
+        let z = zip_of(&[("x/a", &big, 0o644), ("x/b", &big, 0o644)]);
+        assert!(z.len() < 100_000, "a bomb: small compressed");
+        let l = SourceLimits {
+            file_bytes: 1 << 20,
+            ..SourceLimits::default()
+        };
+        let e = unpack(&z, &l).unwrap_err().to_string();
+        assert!(e.contains("file-bytes"), "{e}");
+        let l = SourceLimits {
+            total_bytes: 5 << 20,
+            ..SourceLimits::default()
+        };
+        let e = unpack(&z, &l).unwrap_err().to_string();
+        assert!(e.contains("source-bytes"), "{e}");
+        let l = SourceLimits {
+            files: 1,
+            ..SourceLimits::default()
+        };
+        let e = unpack(&z, &l).unwrap_err().to_string();
+        assert!(e.contains("source-files"), "{e}");
     }
 }

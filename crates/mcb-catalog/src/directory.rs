@@ -140,21 +140,28 @@ fn now() -> u64 {
 }
 
 impl Pluglist {
-    /// Loads the list at `location`: an `http(s)://` URL (cached in the store with its
-    /// ETag), or a local file in the same format (a mirror), read as it is.
+    /// Loads the list at `location`: an `http(s)://` URL (cached in `cache`, a store, with
+    /// its ETag; the cache is best effort: a store that cannot be written is only read),
+    /// or a local file in the same format (a mirror), read as it is.
     pub fn load(
         http: &Http,
-        store: &Store,
+        cache: Option<&Store>,
         location: &str,
         policy: CachePolicy,
     ) -> Result<Pluglist, CatalogError> {
         if let Some(path) = local_path(location) {
-            let bytes = std::fs::read(&path).map_err(|source| CatalogError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = read_bounded(&path, http.limits().body_bytes)?;
             return Pluglist::parse(location, &bytes);
         }
+        let Some(store) = cache else {
+            return match http.get_conditional(location, None)? {
+                Fetched::Body { bytes, .. } => Pluglist::parse(location, &bytes),
+                Fetched::NotModified => Err(CatalogError::Directory {
+                    url: location.to_string(),
+                    message: "answered Not Modified to a request without an ETag".into(),
+                }),
+            };
+        };
         let dir = store.cache_dir().join("directory");
         let key = blake3::hash(location.as_bytes()).to_hex()[..16].to_string();
         let body_path = dir.join(format!("{key}.json"));
@@ -167,7 +174,7 @@ impl Pluglist {
         if let Some(m) = &meta {
             let fresh = now().saturating_sub(m.checked) < policy.max_age.as_secs();
             if http.is_offline() || (fresh && !policy.refresh) {
-                let bytes = read(&body_path)?;
+                let bytes = read_bounded(&body_path, http.limits().body_bytes)?;
                 return Pluglist::parse(location, &bytes);
             }
         } else if http.is_offline() {
@@ -180,16 +187,17 @@ impl Pluglist {
         let etag = meta.as_ref().and_then(|m| m.etag.as_deref());
         match http.get_conditional(location, etag)? {
             Fetched::NotModified => {
-                let bytes = read(&body_path)?;
+                let bytes = read_bounded(&body_path, http.limits().body_bytes)?;
                 let list = Pluglist::parse(location, &bytes)?;
-                write_meta(store, &meta_path, location, etag.map(str::to_string))?;
+                write_meta(store, &meta_path, location, etag.map(str::to_string));
                 Ok(list)
             }
             Fetched::Body { bytes, etag } => {
                 // Parse first: a broken answer never replaces a good cached list.
                 let list = Pluglist::parse(location, &bytes)?;
-                store.write_atomic(&body_path, &bytes)?;
-                write_meta(store, &meta_path, location, etag)?;
+                if store.write_atomic(&body_path, &bytes).is_ok() {
+                    write_meta(store, &meta_path, location, etag);
+                }
                 Ok(list)
             }
         }
@@ -229,27 +237,37 @@ fn local_path(location: &str) -> Option<PathBuf> {
     (!location.contains("://")).then(|| PathBuf::from(location))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CatalogError> {
-    std::fs::read(path).map_err(|source| CatalogError::Io {
+/// Reads a file of at most `limit` bytes.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, CatalogError> {
+    use std::io::Read;
+    let io = |source| CatalogError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(CatalogError::Directory {
+            url: path.display().to_string(),
+            message: format!(
+                "the list is larger than {} (the http-bytes limit)",
+                crate::limits::human_bytes(limit)
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
-fn write_meta(
-    store: &Store,
-    path: &Path,
-    url: &str,
-    etag: Option<String>,
-) -> Result<(), CatalogError> {
+/// Records when the cached list was last confirmed; best effort, like the cache itself.
+fn write_meta(store: &Store, path: &Path, url: &str, etag: Option<String>) {
     let meta = CacheMeta {
         url: url.to_string(),
         etag,
         checked: now(),
     };
     let text = ron::to_string(&meta).expect("plain data serialises");
-    store.write_atomic(path, text.as_bytes())?;
-    Ok(())
+    let _ = store.write_atomic(path, text.as_bytes());
 }
 
 /// Checks a downloaded zip against the md5 the directory gave, before it enters the store.

@@ -1,11 +1,15 @@
 //! The one HTTP client every download goes through: `User-Agent: mcb/<version>`, at most
 //! two requests at once to one host, retries with backoff on 429 and 5xx (honouring
 //! `Retry-After`), a bearer token sent only to the host it belongs to, conditional requests
-//! with ETags, and a hard refusal when offline.
+//! with ETags, time limits (connect, idle, a deadline per request) and a size limit on
+//! every body, each failure naming the host, and a hard refusal when offline.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::limits::{HttpLimits, human_bytes};
 
 pub const USER_AGENT: &str = concat!("mcb/", env!("CARGO_PKG_VERSION"));
 const PER_HOST: usize = 2;
@@ -23,6 +27,16 @@ pub enum HttpError {
     },
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },
+    /// The server did not answer in time.
+    #[error("{host} did not answer in time: {what} (fetching {url})")]
+    TimedOut {
+        url: String,
+        host: String,
+        what: String,
+    },
+    /// The body is larger than the limit.
+    #[error("{url} sent more than {} (the http-bytes limit); nothing was kept", human_bytes(*.limit))]
+    TooLarge { url: String, limit: u64 },
 }
 
 /// The answer to a conditional GET.
@@ -38,6 +52,7 @@ pub enum Fetched {
 pub struct Http {
     client: reqwest::blocking::Client,
     offline: bool,
+    limits: HttpLimits,
     /// (host, token): the token goes to this host only.
     token: Option<(String, String)>,
     in_flight: Mutex<HashMap<String, usize>>,
@@ -45,7 +60,8 @@ pub struct Http {
     base_backoff: Duration,
 }
 
-fn host_of(url: &str) -> String {
+/// `host:port` of a URL, as messages and the per-host limit name it.
+pub fn host_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
         .and_then(|u| {
@@ -56,16 +72,19 @@ fn host_of(url: &str) -> String {
 }
 
 impl Http {
-    pub fn new(offline: bool) -> Http {
+    pub fn new(offline: bool, limits: HttpLimits) -> Http {
         let client = reqwest::blocking::Client::builder()
             .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(20))
-            .timeout(Duration::from_secs(600))
+            .connect_timeout(limits.connect)
+            // In the blocking client this bounds each wait: for the answer, and for each
+            // read of its body. The whole request is bounded by `limits.deadline`.
+            .timeout(limits.idle)
             .build()
             .expect("the HTTP client has a static configuration");
         Http {
             client,
             offline,
+            limits,
             token: None,
             in_flight: Mutex::new(HashMap::new()),
             freed: Condvar::new(),
@@ -88,6 +107,10 @@ impl Http {
         self.offline
     }
 
+    pub fn limits(&self) -> &HttpLimits {
+        &self.limits
+    }
+
     pub fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpError> {
         match self.get_conditional(url, None)? {
             Fetched::Body { bytes, .. } => Ok(bytes),
@@ -99,8 +122,53 @@ impl Http {
         }
     }
 
-    /// GET with `If-None-Match: etag` when an ETag is known.
+    /// GET with `If-None-Match: etag` when an ETag is known. The body is held in memory,
+    /// up to the body limit.
     pub fn get_conditional(&self, url: &str, etag: Option<&str>) -> Result<Fetched, HttpError> {
+        let started = Instant::now();
+        let Some(resp) = self.send(url, etag, started)? else {
+            return Ok(Fetched::NotModified);
+        };
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut bytes = Vec::new();
+        self.read_body(url, resp, started, &mut bytes)?;
+        Ok(Fetched::Body { bytes, etag })
+    }
+
+    /// GET, streaming the body into `sink` (never more than the body limit). Returns the
+    /// number of bytes written.
+    pub fn download(&self, url: &str, sink: &mut dyn Write) -> Result<u64, HttpError> {
+        let started = Instant::now();
+        let resp = self
+            .send(url, None, started)?
+            .ok_or_else(|| HttpError::Status {
+                url: url.to_string(),
+                status: 304,
+                attempts: 1,
+            })?;
+        self.read_body(url, resp, started, sink)
+    }
+
+    fn timed_out(&self, url: &str, what: String) -> HttpError {
+        HttpError::TimedOut {
+            url: url.to_string(),
+            host: host_of(url),
+            what,
+        }
+    }
+
+    /// Sends the request, retrying 429 and 5xx answers and failed connections with
+    /// backoff, within the deadline. `None` when the server says Not Modified.
+    fn send(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        started: Instant,
+    ) -> Result<Option<reqwest::blocking::Response>, HttpError> {
         if self.offline {
             return Err(HttpError::Offline {
                 url: url.to_string(),
@@ -109,6 +177,7 @@ impl Http {
         let host = host_of(url);
         let _slot = self.acquire(&host);
         let mut attempt = 0;
+        let mut timeouts = 0;
         loop {
             attempt += 1;
             let mut req = self.client.get(url);
@@ -124,22 +193,10 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status();
                     if status == reqwest::StatusCode::NOT_MODIFIED {
-                        return Ok(Fetched::NotModified);
+                        return Ok(None);
                     }
                     if status.is_success() {
-                        let etag = resp
-                            .headers()
-                            .get(reqwest::header::ETAG)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string);
-                        let bytes = resp.bytes().map_err(|e| HttpError::Transport {
-                            url: url.to_string(),
-                            message: e.to_string(),
-                        })?;
-                        return Ok(Fetched::Body {
-                            bytes: bytes.to_vec(),
-                            etag,
-                        });
+                        return Ok(Some(resp));
                     }
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     if !retryable || attempt >= ATTEMPTS {
@@ -156,18 +213,112 @@ impl Http {
                         .map(|s| Duration::from_secs(s.min(60)))
                 }
                 Err(e) => {
-                    if attempt >= ATTEMPTS || !(e.is_timeout() || e.is_connect() || e.is_request())
-                    {
+                    if e.is_timeout() {
+                        timeouts += 1;
+                    }
+                    let what = if e.is_connect() && e.is_timeout() {
+                        format!(
+                            "no connection within {} s (connect-timeout)",
+                            self.limits.connect.as_secs()
+                        )
+                    } else if e.is_timeout() {
+                        format!(
+                            "no answer within {} s (idle-timeout)",
+                            self.limits.idle.as_secs()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    // A server that does not answer once rarely answers the second time:
+                    // one retry for time-outs, more for refused or broken connections.
+                    let retryable = (e.is_timeout() && timeouts < 2)
+                        || (!e.is_timeout() && (e.is_connect() || e.is_request()));
+                    if attempt >= ATTEMPTS || !retryable {
+                        if e.is_timeout() {
+                            return Err(self.timed_out(url, what));
+                        }
                         return Err(HttpError::Transport {
                             url: url.to_string(),
-                            message: error_chain(&e),
+                            message: describe_transport(&e),
                         });
                     }
                     None
                 }
             };
             let backoff = self.base_backoff * 2u32.pow(attempt - 1);
-            std::thread::sleep(retry_wait.unwrap_or(backoff));
+            let wait = retry_wait.unwrap_or(backoff);
+            if started.elapsed() + wait >= self.limits.deadline {
+                return Err(self.timed_out(
+                    url,
+                    format!(
+                        "no success within {} s (request-deadline)",
+                        self.limits.deadline.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Reads a body into `sink`, within the size limit and the deadline.
+    fn read_body(
+        &self,
+        url: &str,
+        mut resp: reqwest::blocking::Response,
+        started: Instant,
+        sink: &mut dyn Write,
+    ) -> Result<u64, HttpError> {
+        let limit = self.limits.body_bytes;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(HttpError::TooLarge {
+                url: url.to_string(),
+                limit,
+            });
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            if started.elapsed() > self.limits.deadline {
+                return Err(self.timed_out(
+                    url,
+                    format!(
+                        "the answer took longer than {} s (request-deadline)",
+                        self.limits.deadline.as_secs()
+                    ),
+                ));
+            }
+            let n = match resp.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    return Err(self.timed_out(
+                        url,
+                        format!(
+                            "the answer stalled for {} s (idle-timeout)",
+                            self.limits.idle.as_secs()
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(HttpError::Transport {
+                        url: url.to_string(),
+                        message: format!("the answer broke off: {}", error_chain(&e)),
+                    });
+                }
+            };
+            total += n as u64;
+            if total > limit {
+                return Err(HttpError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+            }
+            sink.write_all(&buf[..n])
+                .map_err(|e| HttpError::Transport {
+                    url: url.to_string(),
+                    message: format!("cannot keep the answer: {e}"),
+                })?;
         }
     }
 
@@ -206,6 +357,35 @@ impl Drop for HostSlot<'_> {
             *n -= 1;
         }
         self.http.freed.notify_all();
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<reqwest::Error>()
+            && r.is_timeout()
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// A transport failure said plainly: refused, unresolvable, or the error's own words.
+fn describe_transport(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        "the connection was refused".to_string()
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "the host name could not be resolved".to_string()
+    } else {
+        chain
     }
 }
 
@@ -263,7 +443,7 @@ mod tests {
     #[test]
     fn at_most_two_requests_at_once_per_host() {
         let (url, most) = slow_server();
-        let http = Arc::new(Http::new(false));
+        let http = Arc::new(Http::new(false, HttpLimits::default()));
         let threads: Vec<_> = (0..6)
             .map(|_| {
                 let (http, url) = (http.clone(), url.clone());
@@ -278,8 +458,63 @@ mod tests {
 
     #[test]
     fn offline_never_connects() {
-        let http = Http::new(true);
+        let http = Http::new(true, HttpLimits::default());
         let err = http.get_bytes("http://127.0.0.1:1/x").unwrap_err();
         assert!(matches!(err, HttpError::Offline { .. }));
+    }
+
+    fn limits(idle_ms: u64, body: u64) -> HttpLimits {
+        HttpLimits {
+            idle: Duration::from_millis(idle_ms),
+            body_bytes: body,
+            ..HttpLimits::default()
+        }
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_naming_the_host() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in listener.incoming().flatten() {
+                held.push(c);
+            }
+        });
+        let http = Http::new(false, limits(300, 1 << 20));
+        let started = Instant::now();
+        let err = http.get_bytes(&format!("http://{addr}/x")).unwrap_err();
+        assert!(matches!(err, HttpError::TimedOut { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&addr.to_string()), "{text}");
+        assert!(text.contains("idle-timeout"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_endless_body_stops_at_the_limit() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(c.try_clone().unwrap());
+                    let mut line = String::new();
+                    while r.read_line(&mut line).unwrap_or(0) > 2 {
+                        line.clear();
+                    }
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while c.write_all(&chunk).is_ok() {}
+                });
+            }
+        });
+        let http = Http::new(false, limits(5_000, 1 << 20));
+        let mut sink = Vec::new();
+        let err = http
+            .download(&format!("http://{addr}/x"), &mut sink)
+            .unwrap_err();
+        assert!(matches!(err, HttpError::TooLarge { .. }), "{err}");
+        assert!(sink.len() <= 1 << 20);
     }
 }

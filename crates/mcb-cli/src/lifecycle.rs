@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::Global;
 use crate::output::{EXIT_INTEGRITY, fail};
 use crate::progress::Progress;
+use crate::term::{out_json, say};
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -29,22 +30,21 @@ pub(crate) fn gc(g: &Global, keep: usize, dry_run: bool, grace: u64) -> u8 {
     };
     let s = &r.store;
     if g.json {
-        println!(
-            "{}",
-            json!({
-                "dry_run": dry_run,
-                "generations": s.generations,
-                "manifests": s.manifests,
-                "objects": s.objects,
-                "leftovers": s.leftovers,
-                "files": s.files,
-                "bytes": s.bytes,
-                "git_bytes": r.git_bytes,
-                "dead_links": r.dead_links,
-                "kept": r.kept,
-                "kept_generations": s.kept_generations,
-            })
-        );
+        out_json(&json!({
+            "dry_run": dry_run,
+            "generations": s.generations,
+            "manifests": s.manifests,
+            "objects": s.objects,
+            "leftovers": s.leftovers,
+            "files": s.files,
+            "bytes": s.bytes,
+            "git_bytes": r.git_bytes,
+            "dead_links": r.dead_links,
+            "kept": r.kept,
+            "kept_generations": s.kept_generations,
+            "recovered_records": r.recovered,
+            "unknown_use": s.unknown_use,
+        }));
         return 0;
     }
     if g.quiet {
@@ -52,22 +52,32 @@ pub(crate) fn gc(g: &Global, keep: usize, dry_run: bool, grace: u64) -> u8 {
     }
     let verb = if dry_run { "would delete" } else { "deleted" };
     for link in &r.dead_links {
-        println!("root dropped: {} is gone", link.display());
+        say!("root dropped: {} is gone", link.display());
     }
     for key in &s.generations {
-        println!("{verb} generation {key}");
+        say!("{verb} generation {key}");
     }
     for (site, trees) in &r.kept {
-        println!(
+        say!(
             "kept for {site}: {}",
             trees
                 .iter()
-                .map(|t| &t[..12.min(t.len())])
+                .map(|t| &t.as_str()[..12])
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
-    println!(
+    for key in &r.recovered {
+        say!(
+            "generation {key} had lost its record of the sources it uses; rebuilt it from its commit"
+        );
+    }
+    for key in &s.unknown_use {
+        say!(
+            "generation {key} has no record of the sources it uses: every source was kept for it (`mcb verify --repair` rebuilds the record)"
+        );
+    }
+    say!(
         "{verb} {} generation{}, {} manifest{}, {} object{}, {} leftover{}: {} files, {}{}",
         s.generations.len(),
         if s.generations.len() == 1 { "" } else { "s" },
@@ -88,7 +98,7 @@ pub(crate) fn gc(g: &Global, keep: usize, dry_run: bool, grace: u64) -> u8 {
     0
 }
 
-pub(crate) fn verify(g: &Global, tree: Option<PathBuf>) -> u8 {
+pub(crate) fn verify(g: &Global, tree: Option<PathBuf>, repair: bool) -> u8 {
     let opts = g.options();
     if let Some(dir) = tree {
         let d = match mcb_realise::verify_tree(&opts, &dir) {
@@ -97,22 +107,22 @@ pub(crate) fn verify(g: &Global, tree: Option<PathBuf>) -> u8 {
         };
         let code = if d.is_clean() { 0 } else { EXIT_INTEGRITY };
         if g.json {
-            println!("{}", serde_json::to_value(&d).expect("plain data"));
+            out_json(&serde_json::to_value(&d).expect("plain data"));
             return code;
         }
         for p in &d.modified {
-            println!("modified {p}");
+            say!("modified {p}");
         }
         for p in &d.added {
-            println!("added    {p}");
+            say!("added    {p}");
         }
         for p in &d.removed {
-            println!("removed  {p}");
+            say!("removed  {p}");
         }
         if d.is_clean() {
-            println!("{} matches generation {}", dir.display(), d.generation);
+            say!("{} matches generation {}", dir.display(), d.generation);
         } else {
-            println!(
+            say!(
                 "{} has drifted from generation {}: {} modified, {} added, {} removed",
                 dir.display(),
                 d.generation,
@@ -124,50 +134,93 @@ pub(crate) fn verify(g: &Global, tree: Option<PathBuf>) -> u8 {
         return code;
     }
     let progress = Progress::new(g.quiet, g.verbose);
-    let r = mcb_realise::verify(&opts);
+    let r = mcb_realise::verify(&opts, repair);
     progress.finish();
     let v = match r {
         Ok(v) => v,
         Err(e) => return fail(g, &e),
     };
     let rep = &v.report;
-    let code = if rep.is_clean() { 0 } else { EXIT_INTEGRITY };
-    if g.json {
-        println!(
-            "{}",
-            json!({
-                "objects": rep.objects,
-                "manifests": rep.manifests,
-                "corrupt": v.affected.iter().map(|(o, sites)| json!({"object": o, "sites": sites})).collect::<Vec<_>>(),
-                "missing": rep.missing.iter().map(|(m, o)| json!({"manifest": m.0, "object": o.0})).collect::<Vec<_>>(),
-                "bad_manifests": rep.bad_manifests.iter().map(|(m, e)| json!({"manifest": m.0, "error": e})).collect::<Vec<_>>(),
-                "clean": rep.is_clean(),
-            })
-        );
-        return code;
-    }
-    for (object, sites) in &v.affected {
-        let who = if sites.is_empty() {
+    let code = if v.is_clean() { 0 } else { EXIT_INTEGRITY };
+    let sites = |key: &mcb_store::GitOid| {
+        let s = v.sites_of(key);
+        if s.is_empty() {
             "no site".to_string()
         } else {
-            sites.iter().cloned().collect::<Vec<_>>().join(", ")
-        };
-        println!("corrupt object {object}: affects {who}");
+            s.join(", ")
+        }
+    };
+    if g.json {
+        out_json(&json!({
+            "objects": rep.objects,
+            "manifests": rep.manifests,
+            "corrupt": v.object_paths.iter().map(|(o, paths)| json!({
+                "object": o,
+                "paths": paths.iter().map(|p| json!({"generation": p.generation, "path": p.path, "sites": v.sites_of(&p.generation)})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "changed_generations": v.generations.iter().map(|(k, paths)| json!({
+                "generation": k, "paths": paths, "sites": v.sites_of(k),
+            })).collect::<Vec<_>>(),
+            "missing": rep.missing.iter().map(|(m, o)| json!({"manifest": m, "object": o})).collect::<Vec<_>>(),
+            "bad_manifests": rep.bad_manifests.iter().map(|(m, e)| json!({"manifest": m, "error": e})).collect::<Vec<_>>(),
+            "repaired_objects": v.repaired_objects,
+            "rebuilt_generations": v.rebuilt_generations,
+            "unrepaired": v.unrepaired,
+            "clean": v.is_clean(),
+        }));
+        return code;
+    }
+    if repair {
+        say!(
+            "repaired: {} object{} restored from git, {} generation{} rebuilt",
+            v.repaired_objects,
+            if v.repaired_objects == 1 { "" } else { "s" },
+            v.rebuilt_generations.len(),
+            if v.rebuilt_generations.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        for u in &v.unrepaired {
+            say!("not repaired: {u}");
+        }
+    }
+    for (object, paths) in &v.object_paths {
+        say!("corrupt object {object}");
+        for p in paths {
+            say!(
+                "  in {} {} ({})",
+                p.generation,
+                p.path,
+                sites(&p.generation)
+            );
+        }
+    }
+    for (key, paths) in &v.generations {
+        say!("generation {key} was changed in place ({}):", sites(key));
+        for p in paths.iter().take(20) {
+            say!("  {p}");
+        }
+        if paths.len() > 20 {
+            say!("  … and {} more", paths.len() - 20);
+        }
     }
     for (m, o) in &rep.missing {
-        println!("manifest {m} names missing object {o}");
+        say!("manifest {m} names missing object {o}");
     }
     for (m, e) in &rep.bad_manifests {
-        println!("manifest {m} is damaged: {e}");
+        say!("manifest {m} is damaged: {e}");
     }
-    if rep.is_clean() {
-        println!(
+    if v.is_clean() {
+        say!(
             "store is sound: {} objects, {} manifests",
-            rep.objects, rep.manifests
+            rep.objects,
+            rep.manifests
         );
     } else {
-        println!(
-            "store is damaged: {} corrupt object{}, {} missing, {} damaged manifest{}",
+        say!(
+            "store is damaged: {} corrupt object{}, {} missing, {} damaged manifest{}, {} changed generation{}",
             rep.corrupt.len(),
             if rep.corrupt.len() == 1 { "" } else { "s" },
             rep.missing.len(),
@@ -176,10 +229,12 @@ pub(crate) fn verify(g: &Global, tree: Option<PathBuf>) -> u8 {
                 ""
             } else {
                 "s"
-            }
+            },
+            v.generations.len(),
+            if v.generations.len() == 1 { "" } else { "s" }
         );
-        println!(
-            "hint: `mcb verify --tree <result>` shows which files of an affected codebase differ; git keeps its own copy of every file"
+        say!(
+            "hint: `mcb verify --repair` restores every object from git (which holds each file) and rebuilds changed generations"
         );
     }
     code
@@ -195,32 +250,34 @@ pub(crate) fn reproduce(g: &Global, target: &str, check: bool) -> u8 {
     };
     let code = if r.same() { 0 } else { EXIT_INTEGRITY };
     if g.json {
-        println!(
-            "{}",
-            json!({
-                "site": r.site,
-                "expected_tree": r.expected_tree,
-                "tree": r.tree,
-                "same": r.same(),
-                "differing": r.differing.iter().map(|(c, a, b)| json!({"component": c, "locked": a, "rebuilt": b})).collect::<Vec<_>>(),
-            })
-        );
+        out_json(&json!({
+            "site": r.site,
+            "expected_tree": r.expected_tree,
+            "tree": r.tree,
+            "same": r.same(),
+            "differing": r.differing.iter().map(|(c, a, b)| json!({"component": c, "locked": a, "rebuilt": b})).collect::<Vec<_>>(),
+        }));
         return code;
     }
     if r.expected_tree == r.tree {
-        println!("reproduced {}: tree {} matches the lock", r.site, r.tree);
+        say!("reproduced {}: tree {} matches the lock", r.site, r.tree);
     } else {
-        println!(
+        say!(
             "{} does not reproduce: the lock says tree {}, the rebuild gives {}",
-            r.site, r.expected_tree, r.tree
+            r.site,
+            r.expected_tree,
+            r.tree
         );
     }
     if check || !r.same() {
         for (c, a, b) in &r.differing {
-            println!("  {c}: locked manifest {a}, rebuilt {b}");
+            match b {
+                Some(b) => say!("  {c}: locked manifest {a}, rebuilt {b}"),
+                None => say!("  {c}: locked manifest {a}, not in the rebuild"),
+            }
         }
         if check && r.differing.is_empty() {
-            println!("  every source has the manifest the lock records");
+            say!("  every source has the manifest the lock records");
         }
     }
     code

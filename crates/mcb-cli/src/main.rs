@@ -4,6 +4,7 @@
 mod lifecycle;
 mod output;
 mod progress;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,11 @@ struct Cli {
     /// Ask the plugins directory again even when its cached list is recent.
     #[arg(long, global = true)]
     refresh: bool,
+    /// Bounds on sizes and network time, as name=value pairs over the defaults, e.g.
+    /// "file-bytes=64M,idle-timeout=60s" (source-files, source-bytes, file-bytes,
+    /// http-bytes, connect-timeout, idle-timeout, request-deadline).
+    #[arg(long, global = true, env = "MCB_LIMITS", value_name = "LIMITS", value_parser = parse_limits)]
+    limits: Option<mcb_catalog::Limits>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +63,14 @@ enum Command {
         /// Where to put the `result` link (default: beside the site file).
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
+        /// How the codebase's files are laid out: hardlinks to the store (no extra space;
+        /// an edit in place is detected and repaired), reflinks (copy-on-write, btrfs or
+        /// XFS: an edit stays in its tree) or plain copies.
+        #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = ["hardlink", "reflink", "copy"])]
+        link: String,
+        /// Take over the site's name when another site file owns it.
+        #[arg(long)]
+        force: bool,
     },
     /// Which plugins have a version for Moodle X.Y and which block the upgrade.
     Check {
@@ -86,6 +100,9 @@ enum Command {
         /// A `result` link or generation directory to compare with what it was made as.
         #[arg(long, value_name = "DIR")]
         tree: Option<PathBuf>,
+        /// Restore damaged or missing objects from git and rebuild changed generations.
+        #[arg(long, conflicts_with = "tree")]
+        repair: bool,
     },
     /// Rebuild a lock (or a site commit) from its origins in an empty store; it must give
     /// the same tree.
@@ -113,6 +130,11 @@ pub(crate) struct Global {
     pub verbose: bool,
     pub json: bool,
     pub refresh: bool,
+    pub limits: mcb_catalog::Limits,
+}
+
+fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
+    mcb_catalog::Limits::parse(text).map_err(|e| e.to_string())
 }
 
 impl Global {
@@ -123,6 +145,7 @@ impl Global {
         let mut o = mcb_realise::Options::new(self.store.clone());
         o.offline = self.offline;
         o.refresh = self.refresh;
+        o.limits = self.limits;
         o.directory = env("MCB_DIRECTORY");
         o.token = env("MCB_MARKETPLACE_TOKEN");
         o
@@ -149,9 +172,15 @@ fn main() -> ExitCode {
         verbose: cli.verbose,
         json: cli.json,
         refresh: cli.refresh,
+        limits: cli.limits.unwrap_or_default(),
     };
     let code = match cli.command {
-        Command::Realise { site, out } => output::realise(&global, &site, out),
+        Command::Realise {
+            site,
+            out,
+            link,
+            force,
+        } => output::realise(&global, &site, out, &link, force),
         Command::Check { site, moodle } => output::check(&global, &site, &moodle),
         Command::Info { component, site } => output::info(&global, &component, site),
         Command::Gc {
@@ -159,7 +188,7 @@ fn main() -> ExitCode {
             dry_run,
             grace,
         } => lifecycle::gc(&global, keep, dry_run, grace),
-        Command::Verify { tree } => lifecycle::verify(&global, tree),
+        Command::Verify { tree, repair } => lifecycle::verify(&global, tree, repair),
         Command::Reproduce { target, check } => lifecycle::reproduce(&global, &target, check),
     };
     ExitCode::from(code)

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::progress::Progress;
+use crate::term::{say, tell};
 
 pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 3;
@@ -17,9 +18,11 @@ pub(crate) const EXIT_INTEGRITY: u8 = 6;
 fn exit_code(e: &RealiseError) -> (u8, &'static str) {
     match e {
         RealiseError::Config(_) => (EXIT_CONFIG, "config"),
+        RealiseError::Owner { .. } => (EXIT_CONFIG, "owner"),
         RealiseError::Unsatisfiable(_) => (EXIT_UNSATISFIABLE, "unsatisfiable"),
         RealiseError::Source { .. } => (EXIT_SOURCE, "source"),
         RealiseError::Integrity { .. } => (EXIT_INTEGRITY, "integrity"),
+        RealiseError::Filesystem { .. } => (EXIT_FAILURE, "filesystem"),
         RealiseError::Store(_) | RealiseError::Git(_) => (EXIT_FAILURE, "store"),
     }
 }
@@ -31,7 +34,7 @@ pub(crate) fn fail(g: &Global, e: &RealiseError) -> u8 {
     if let Some(h) = e.hint() {
         text.push_str(&format!("\n  hint: {h}"));
     }
-    eprintln!("error: {text}");
+    tell!("error: {text}");
     if g.json {
         let mut err = json!({ "kind": kind, "message": e.to_string(), "exit_code": code });
         if let RealiseError::Unsatisfiable(problems) = e {
@@ -47,15 +50,23 @@ pub(crate) fn fail(g: &Global, e: &RealiseError) -> u8 {
                 })
                 .collect();
         }
-        println!("{}", json!({ "error": err }));
+        crate::term::out_json(&json!({ "error": err }));
     }
     code
 }
 
-pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
+pub(crate) fn realise(
+    g: &Global,
+    site: &Path,
+    out: Option<PathBuf>,
+    link: &str,
+    force: bool,
+) -> u8 {
     let progress = Progress::new(g.quiet, g.verbose);
     let mut opts = g.options();
     opts.out = out;
+    opts.link = mcb_store::LinkMode::parse(link).expect("clap allows only known modes");
+    opts.force = force;
     let result = run_realise(site, &opts, &progress);
     progress.finish();
     let r = match result {
@@ -79,27 +90,25 @@ pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
                 )
             })
             .collect();
-        println!(
-            "{}",
-            json!({
-                "site": r.site,
-                "commit": r.commit,
-                "tree": r.tree,
-                "path": r.path,
-                "link": r.link,
-                "moodle": { "release": r.moodle_release, "build": r.moodle_build },
-                "plugins": plugins,
-                "warnings": r.warnings,
-                "changed": r.changed,
-                "lock_written": r.lock_written,
-                "copied_files": r.copied_files,
-            })
-        );
+        crate::term::out_json(&json!({
+            "site": r.site,
+            "commit": r.commit,
+            "tree": r.tree,
+            "path": r.path,
+            "link": r.link,
+            "moodle": { "release": r.moodle_release, "build": r.moodle_build },
+            "plugins": plugins,
+            "warnings": r.warnings,
+            "changed": r.changed,
+            "lock_written": r.lock_written,
+            "copied_files": r.copied_files,
+            "link_mode": r.link_mode,
+        }));
         return 0;
     }
     if !g.quiet {
         let what = if r.changed { "realised" } else { "up to date" };
-        println!(
+        say!(
             "{what} {}: Moodle {} with {} plugin{}",
             r.site,
             r.moodle_release,
@@ -107,7 +116,7 @@ pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
             if r.plugins.len() == 1 { "" } else { "s" }
         );
         for p in &r.plugins {
-            println!(
+            say!(
                 "  {:<28} {:<12} {}{}",
                 p.component,
                 p.version,
@@ -115,11 +124,11 @@ pub(crate) fn realise(g: &Global, site: &Path, out: Option<PathBuf>) -> u8 {
                 if p.auto { " (dependency)" } else { "" }
             );
         }
-        println!("commit {}", r.commit);
-        println!("tree   {}", r.path.display());
-        println!("result {}", r.link.display());
+        say!("commit {}", r.commit);
+        say!("tree   {}", r.path.display());
+        say!("result {}", r.link.display());
     } else {
-        println!("{}", r.commit);
+        say!("{}", r.commit);
     }
     0
 }
@@ -152,13 +161,12 @@ pub(crate) fn info(g: &Global, component: &str, site: Option<PathBuf>) -> u8 {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            json!({ "component": record.component, "name": record.name, "directory": source, "versions": list })
+        crate::term::out_json(
+            &json!({ "component": record.component, "name": record.name, "directory": source, "versions": list }),
         );
         return 0;
     }
-    println!(
+    say!(
         "{}{} — {} version{} in {source}",
         record.component,
         record
@@ -169,12 +177,14 @@ pub(crate) fn info(g: &Global, component: &str, site: Option<PathBuf>) -> u8 {
         versions.len(),
         if versions.len() == 1 { "" } else { "s" }
     );
-    println!(
+    say!(
         "  {:<12} {:<20} {:<8} moodle",
-        "version", "release", "maturity"
+        "version",
+        "release",
+        "maturity"
     );
     for v in versions {
-        println!(
+        say!(
             "  {:<12} {:<20} {:<8} {}",
             v.version,
             v.release.as_deref().unwrap_or("-"),
@@ -202,7 +212,7 @@ pub(crate) fn check(g: &Global, site: &Path, moodle: &str) -> u8 {
                 .split('.')
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     }) else {
-        eprintln!("error: --moodle takes a release X.Y such as 5.0, not '{moodle}'");
+        tell!("error: --moodle takes a release X.Y such as 5.0, not '{moodle}'");
         return EXIT_CONFIG;
     };
     let progress = Progress::new(g.quiet, g.verbose);
@@ -214,14 +224,14 @@ pub(crate) fn check(g: &Global, site: &Path, moodle: &str) -> u8 {
     };
     let code = if c.blocked { EXIT_PENDING } else { 0 };
     if g.json {
-        println!("{}", serde_json::to_value(&c).expect("plain data"));
+        crate::term::out_json(&serde_json::to_value(&c).expect("plain data"));
         return code;
     }
     let core = match (&c.core_release, &c.core_build) {
         (Some(r), Some(b)) => format!(" ({r}, build {b})"),
         _ => String::new(),
     };
-    println!("{} on Moodle {}{core}:", c.site, c.target);
+    say!("{} on Moodle {}{core}:", c.site, c.target);
     for p in &c.plugins {
         let now = p.locked.as_deref().unwrap_or("-");
         let dep = if p.auto { " (dependency)" } else { "" };
@@ -234,34 +244,35 @@ pub(crate) fn check(g: &Global, site: &Path, moodle: &str) -> u8 {
                 } else {
                     format!("{now} -> {version}")
                 };
-                println!("  ok       {:<26} {change}{dep}", p.component);
+                say!("  ok       {:<26} {change}{dep}", p.component);
                 if let Some(w) = warning {
-                    println!("           warning: {w}");
+                    say!("           warning: {w}");
                 }
             }
             Readiness::Blocked {
                 reasons,
                 last_supported,
             } => {
-                println!("  BLOCKS   {:<26} {now}{dep}", p.component);
+                say!("  BLOCKS   {:<26} {now}{dep}", p.component);
                 for r in reasons {
-                    println!("           {r}");
+                    say!("           {r}");
                 }
                 if let Some(l) = last_supported {
-                    println!("           last supported release: Moodle {l}");
+                    say!("           last supported release: Moodle {l}");
                 }
             }
             Readiness::InCore => {
-                println!("  IN CORE  {:<26} {now}{dep}", p.component);
-                println!(
+                say!("  IN CORE  {:<26} {now}{dep}", p.component);
+                say!(
                     "           Moodle {} ships {}: remove it from the site file",
-                    c.target, p.component
+                    c.target,
+                    p.component
                 );
             }
         }
     }
     for n in &c.notes {
-        println!("note: {n}");
+        say!("note: {n}");
     }
     let blocking = c
         .plugins
@@ -269,9 +280,9 @@ pub(crate) fn check(g: &Global, site: &Path, moodle: &str) -> u8 {
         .filter(|p| !matches!(p.readiness, Readiness::Fits { .. }))
         .count();
     if blocking == 0 {
-        println!("every plugin has a version for Moodle {}", c.target);
+        say!("every plugin has a version for Moodle {}", c.target);
     } else {
-        println!(
+        say!(
             "{blocking} plugin{} block{} the upgrade to Moodle {}",
             if blocking == 1 { "" } else { "s" },
             if blocking == 1 { "s" } else { "" },

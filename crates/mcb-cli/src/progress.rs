@@ -48,8 +48,9 @@ impl Reporter for Progress {
         self.bar.tick();
         if self.verbose {
             let t = self.started.elapsed().as_secs_f64();
-            self.bar
-                .suspend(|| eprintln!("{t:>8.3}s {:>11} {detail}", stage.name()));
+            self.bar.suspend(|| {
+                crate::term::err_line(&format!("{t:>8.3}s {:>11} {detail}", stage.name()))
+            });
         }
     }
 
@@ -69,8 +70,9 @@ impl Reporter for Progress {
 
     fn warn(&self, message: &str) {
         if !self.quiet {
-            self.bar
-                .suspend(|| eprintln!("warning: {}", message.replace('\n', "\n  ")));
+            self.bar.suspend(|| {
+                crate::term::err_line(&format!("warning: {}", message.replace('\n', "\n  ")))
+            });
         }
     }
 }

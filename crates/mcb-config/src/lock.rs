@@ -4,12 +4,26 @@
 
 use std::path::Path;
 
+use mcb_store::{Blake3, GitOid, ManifestHash, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::site::{PluginRequest, SiteFile, SourceSpec};
 
 pub const LOCK_FORMAT: u32 = 1;
+
+/// Far above any real lock (a site of 200 plugins writes about 100 KB).
+const MAX_LOCK_BYTES: usize = 16 << 20;
+
+/// The 1-based (line, column) where `needle` first appears in `text`.
+fn find_line(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let at = text.find(needle)?;
+    let line_start = text[..at].rfind('\n').map(|n| n + 1).unwrap_or(0);
+    Some((
+        text[..at].matches('\n').count() + 1,
+        text[line_start..at].chars().count() + 1,
+    ))
+}
 
 /// Where a locked source came from, pinned exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,12 +33,12 @@ pub enum LockedSource {
         /// The tag or branch chosen, or the commit when a commit was asked for.
         #[serde(rename = "ref")]
         reference: String,
-        commit: String,
+        commit: GitOid,
     },
     Zip {
         location: String,
         /// blake3 of the zip file.
-        blake3: String,
+        blake3: Blake3,
     },
     Path {
         dir: String,
@@ -33,9 +47,9 @@ pub enum LockedSource {
         /// The directory's id for this version.
         id: u64,
         url: String,
-        md5: String,
+        md5: Md5,
         /// blake3 of the zip file.
-        blake3: String,
+        blake3: Blake3,
     },
 }
 
@@ -48,7 +62,7 @@ pub struct LockedMoodle {
     pub build: String,
     pub release: String,
     pub branch: u32,
-    pub manifest: String,
+    pub manifest: ManifestHash,
     /// Seconds since the epoch: the source's own date (commit time, newest zip entry).
     pub date: i64,
 }
@@ -69,7 +83,7 @@ pub struct LockedPlugin {
     pub release: Option<String>,
     pub source: LockedSource,
     pub install_path: String,
-    pub manifest: String,
+    pub manifest: ManifestHash,
     pub date: i64,
 }
 
@@ -82,9 +96,11 @@ pub struct Lock {
     /// Sorted by component.
     pub plugins: Vec<LockedPlugin>,
     /// The git tree id of the codebase.
-    pub tree: String,
-    /// The commit that recorded it on the site's branch.
-    pub commit: String,
+    pub tree: GitOid,
+    /// The commit that recorded it on the site's branch (absent in the copy of the lock a
+    /// commit carries: a commit cannot name itself).
+    #[serde(default)]
+    pub commit: Option<GitOid>,
     /// The commit date: the newest date among the sources.
     pub date: i64,
 }
@@ -96,11 +112,8 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ConfigError::new(path, format!("cannot read the lock: {e}"))),
         };
-        let lock: Lock = ron::from_str(&text).map_err(|e| {
-            ConfigError::new(path, format!("the lock is not valid: {}", e.code))
-                .at(Some((e.span.start.line, e.span.start.col)))
-                .hint("restore it from git, or delete it to resolve the site afresh")
-        })?;
+        let lock = Lock::parse(path, &text)
+            .map_err(|e| e.hint("restore it from git, or delete it to resolve the site afresh"))?;
         if lock.format != LOCK_FORMAT {
             return Err(ConfigError::new(
                 path,
@@ -117,7 +130,8 @@ impl Lock {
     pub fn to_text(&self) -> String {
         let config = ron::ser::PrettyConfig::new()
             .depth_limit(4)
-            .indentor("  ".to_string());
+            .indentor("  ".to_string())
+            .extensions(ron::extensions::Extensions::IMPLICIT_SOME);
         let mut s = String::from("// Written by mcb. Keep it in git beside the site file.\n");
         s.push_str(&ron::ser::to_string_pretty(self, config).expect("a lock always serialises"));
         s.push('\n');
@@ -157,12 +171,46 @@ impl Lock {
         })
     }
 
-    /// Reads a lock from text (a lock file's or a site commit's).
+    /// Reads a lock from text (a lock file's or a site commit's). Every id in it is checked
+    /// as an id, every component as a component and every install path as a clean
+    /// relative path: a lock is input, not truth.
     pub fn parse(path: &Path, text: &str) -> Result<Lock, ConfigError> {
-        ron::from_str(text).map_err(|e| {
-            ConfigError::new(path, format!("the lock is not valid: {}", e.code))
-                .at(Some((e.span.start.line, e.span.start.col)))
-        })
+        if text.len() > MAX_LOCK_BYTES {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "the lock is larger than {MAX_LOCK_BYTES} bytes; it is not a lock mcb wrote"
+                ),
+            ));
+        }
+        let lock: Lock = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str(text)
+            .map_err(|e| {
+                ConfigError::new(path, format!("the lock is not valid: {}", e.code))
+                    .at(Some((e.span.start.line, e.span.start.col)))
+            })?;
+        let bad = |component: &str, message: String| {
+            ConfigError::new(path, message)
+                .component(component)
+                .at(find_line(text, component))
+        };
+        for p in &lock.plugins {
+            mcb_moodle::Component::parse(&p.component)
+                .map_err(|e| bad(&p.component, format!("the lock is not valid: {e}")))?;
+            mcb_store::listing::check_path(p.install_path.as_bytes()).map_err(|e| {
+                bad(
+                    &p.component,
+                    format!("the lock is not valid: install path {e}"),
+                )
+            })?;
+        }
+        let mut names: Vec<&str> = lock.plugins.iter().map(|p| p.component.as_str()).collect();
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(w[0], "the lock lists this component twice".into()));
+        }
+        Ok(lock)
     }
 
     pub fn plugin(&self, component: &str) -> Option<&LockedPlugin> {
@@ -173,10 +221,30 @@ impl Lock {
     pub fn moodle_fits(&self, site: &SiteFile) -> bool {
         self.moodle.request == site.moodle.source
             && self.moodle.spec == site.moodle.spec.as_ref().map(|s| s.to_string())
+            && source_answers(&self.moodle.source, &site.moodle.source)
     }
 
     /// Does this locked plugin still answer what `request` asks?
     pub fn plugin_fits(locked: &LockedPlugin, request: &PluginRequest) -> bool {
-        locked.request.as_ref() == Some(&request.source) && locked.pin == request.version
+        locked.request.as_ref() == Some(&request.source)
+            && locked.pin == request.version
+            && source_answers(&locked.source, &request.source)
+    }
+}
+
+/// Is the pinned source one the request can give? An edited lock that pins a zip of
+/// another location than the site file names, say, does not fit and is resolved afresh.
+fn source_answers(locked: &LockedSource, request: &SourceSpec) -> bool {
+    match (locked, request) {
+        (LockedSource::Git { url, .. }, SourceSpec::Git { url: wanted, .. }) => url == wanted,
+        (
+            LockedSource::Zip { location, .. },
+            SourceSpec::Zip {
+                location: wanted, ..
+            },
+        ) => location == wanted,
+        (LockedSource::Path { dir }, SourceSpec::Path { dir: wanted }) => dir == wanted,
+        (LockedSource::Directory { .. }, SourceSpec::Directory) => true,
+        _ => false,
     }
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ConfigError;
 
+/// Far above any real site file.
+const MAX_SITE_BYTES: u64 = 1 << 20;
+
 /// Where Moodle core comes from when the site file names no source.
 pub const DEFAULT_MOODLE_GIT: &str = "https://github.com/moodle/moodle.git";
 
@@ -191,7 +194,28 @@ fn valid_site_name(name: &str) -> bool {
 impl SiteFile {
     /// Reads and validates a site file.
     pub fn load(path: &Path) -> Result<SiteFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        if path.extension().is_some_and(|e| e == "lock") {
+            return Err(ConfigError::new(
+                path,
+                "this is a lock file, which mcb writes; commands take the site file",
+            )
+            .hint(format!(
+                "pass the site file beside it, {}",
+                path.with_extension("ron").display()
+            )));
+        }
+        let read = std::fs::metadata(path).and_then(|m| {
+            if m.is_dir() {
+                Err(std::io::Error::other("it is a directory"))
+            } else if m.len() > MAX_SITE_BYTES {
+                Err(std::io::Error::other(format!(
+                    "it is larger than {MAX_SITE_BYTES} bytes"
+                )))
+            } else {
+                std::fs::read_to_string(path)
+            }
+        });
+        let text = read.map_err(|e| {
             ConfigError::new(path, format!("cannot read the site file: {e}"))
                 .hint("pass the path of a site.ron, or run mcb in the directory that holds one")
         })?;
@@ -303,6 +327,17 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// `blake3:<hex>` with the hex in lowercase, whatever case it was written in.
+fn normalise_hash(h: &str) -> Option<String> {
+    let (prefix, hex) = h.trim().split_at_checked(7)?;
+    if !prefix.eq_ignore_ascii_case("blake3:") {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    mcb_store::Blake3::parse(&hex).ok()?;
+    Some(format!("blake3:{hex}"))
+}
+
 fn one_source(
     path: &Path,
     what: &str,
@@ -344,17 +379,30 @@ fn one_source(
                 .hint("`hash` pins the content of the `zip` download"),
         );
     }
-    if let Some(h) = &raw.hash {
-        let ok = h
-            .strip_prefix("blake3:")
-            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !ok {
-            return Err(ConfigError::new(
+    let hash = match &raw.hash {
+        Some(h) => Some(normalise_hash(h).ok_or_else(|| {
+            ConfigError::new(
                 path,
-                format!("{what} has hash '{h}', which is not blake3:<64 hex digits>"),
+                format!(
+                    "{what} has hash '{}', which is not blake3:<64 hex digits>",
+                    h.escape_debug()
+                ),
             )
-            .at(pos));
-        }
+            .at(pos)
+        })?),
+        None => None,
+    };
+    if let (Some(z), None) = (&raw.zip, &hash)
+        && z.trim_start()
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        return Err(ConfigError::new(
+            path,
+            format!("{what} downloads a zip over plain http:// without a `hash`: anyone on the way could change it"),
+        )
+        .at(pos)
+        .hint("use https://, or pin the content with hash: \"blake3:…\" (mcb prints the hash when it fetches it)"));
     }
     for (field, value) in [("git", &raw.git), ("zip", &raw.zip), ("path", &raw.path)] {
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
@@ -369,7 +417,7 @@ fn one_source(
     } else if let Some(z) = &raw.zip {
         Some(SourceSpec::Zip {
             location: z.clone(),
-            hash: raw.hash.clone(),
+            hash,
         })
     } else {
         raw.path

@@ -4,14 +4,15 @@
 //! (the lock), never from the clock or the environment.
 
 use gix::objs::tree::EntryKind;
+use mcb_store::GitOid;
 
-use crate::{Context, GitError, GitStore, parse_id};
+use crate::{Context, GitError, GitStore, git_oid, oid};
 
 /// A plugin tree to place at `path` (relative to the codebase root).
 #[derive(Debug, Clone)]
 pub struct Graft {
     pub path: String,
-    pub tree: String,
+    pub tree: GitOid,
 }
 
 /// What a commit says, all of it chosen by the caller.
@@ -20,62 +21,64 @@ pub struct CommitInfo {
     pub message: String,
     /// Seconds since the epoch, UTC.
     pub time: i64,
-    pub parent: Option<String>,
+    pub parent: Option<GitOid>,
 }
 
 const AUTHOR_NAME: &str = "mcb";
 const AUTHOR_EMAIL: &str = "mcb@localhost";
 
 impl GitStore {
-    /// Core's tree with every graft in place.
-    pub fn compose(&self, core_tree: &str, grafts: &[Graft]) -> Result<String, GitError> {
+    /// Core's tree with every graft in place. Grafts are placed in path order, so a
+    /// plugin's tree goes in before its subplugins' trees go into it (`mod/cert` before
+    /// `mod/cert/element/text`), whatever order the caller gives.
+    pub fn compose(&self, core_tree: &GitOid, grafts: &[Graft]) -> Result<GitOid, GitError> {
         let repo = self.repo();
         let mut editor = repo
-            .edit_tree(parse_id(core_tree)?)
+            .edit_tree(oid(core_tree))
             .context(|| format!("cannot read core tree {core_tree}"))?;
-        for g in grafts {
+        let mut ordered: Vec<&Graft> = grafts.iter().collect();
+        ordered.sort_by(|a, b| a.path.cmp(&b.path));
+        for g in ordered {
             editor
-                .upsert(g.path.as_str(), EntryKind::Tree, parse_id(&g.tree)?)
+                .upsert(g.path.as_str(), EntryKind::Tree, oid(&g.tree))
                 .context(|| format!("cannot place a tree at {}", g.path))?;
         }
-        Ok(editor
-            .write()
-            .context(|| "cannot write the codebase tree".to_string())?
-            .to_string())
+        Ok(git_oid(
+            editor
+                .write()
+                .context(|| "cannot write the codebase tree".to_string())?
+                .detach(),
+        ))
     }
 
     /// The commit a site branch points at.
-    pub fn branch_head(&self, branch: &str) -> Result<Option<String>, GitError> {
+    pub fn branch_head(&self, branch: &str) -> Result<Option<GitOid>, GitError> {
         let repo = self.repo();
         let name = format!("refs/heads/{branch}");
         let r = repo
             .try_find_reference(name.as_str())
             .context(|| format!("cannot read branch {branch}"))?;
         match r {
-            Some(mut r) => Ok(Some(
+            Some(mut r) => Ok(Some(git_oid(
                 r.peel_to_id()
                     .context(|| format!("cannot read branch {branch}"))?
-                    .to_string(),
-            )),
+                    .detach(),
+            ))),
             None => Ok(None),
         }
     }
 
     /// Writes the commit object for `tree` (without moving any branch).
-    pub fn write_commit(&self, tree: &str, info: &CommitInfo) -> Result<String, GitError> {
+    pub fn write_commit(&self, tree: &GitOid, info: &CommitInfo) -> Result<GitOid, GitError> {
         let repo = self.repo();
         let sig = gix::actor::Signature {
             name: AUTHOR_NAME.into(),
             email: AUTHOR_EMAIL.into(),
             time: gix::date::Time::new(info.time, 0),
         };
-        let parents: Vec<gix::ObjectId> = info
-            .parent
-            .iter()
-            .map(|p| parse_id(p))
-            .collect::<Result<_, _>>()?;
+        let parents: Vec<gix::ObjectId> = info.parent.iter().map(oid).collect();
         let commit = gix::objs::Commit {
-            tree: parse_id(tree)?,
+            tree: oid(tree),
             parents: parents.into(),
             author: sig.clone(),
             committer: sig,
@@ -83,10 +86,11 @@ impl GitStore {
             message: info.message.clone().into(),
             extra_headers: Vec::new(),
         };
-        Ok(repo
-            .write_object(&commit)
-            .context(|| "cannot write the commit".to_string())?
-            .to_string())
+        Ok(git_oid(
+            repo.write_object(&commit)
+                .context(|| "cannot write the commit".to_string())?
+                .detach(),
+        ))
     }
 
     /// Points `branch` at `commit`, provided it still points at `expected` (`None`: the
@@ -94,18 +98,18 @@ impl GitStore {
     pub fn set_branch(
         &self,
         branch: &str,
-        commit: &str,
-        expected: Option<&str>,
+        commit: &GitOid,
+        expected: Option<&GitOid>,
     ) -> Result<(), GitError> {
         use gix::refs::transaction::PreviousValue;
         let repo = self.repo();
         let constraint = match expected {
-            Some(e) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(parse_id(e)?)),
+            Some(e) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(oid(e))),
             None => PreviousValue::MustNotExist,
         };
         repo.reference(
             format!("refs/heads/{branch}").as_str(),
-            parse_id(commit)?,
+            oid(commit),
             constraint,
             "mcb realise",
         )

@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use crate::{Context, GitError, GitStore, SourceFileKind, parse_id};
+use mcb_store::{EntryKind, GitOid};
+
+use crate::{Context, GitError, GitStore, git_oid, oid};
 
 impl GitStore {
     /// Every site branch and the commit it points at.
-    pub fn site_branches(&self) -> Result<Vec<(String, String)>, GitError> {
+    pub fn site_branches(&self) -> Result<Vec<(String, GitOid)>, GitError> {
         let repo = self.repo();
         let platform = repo
             .references()
@@ -21,17 +23,22 @@ impl GitStore {
             let name = r.name().as_bstr().to_string();
             let name = name.trim_start_matches("refs/heads/").to_string();
             if let Ok(id) = r.peel_to_id() {
-                out.push((name, id.to_string()));
+                out.push((name, git_oid(id.detach())));
             }
         }
         Ok(out)
     }
 
-    /// The distinct trees of the newest `n` generations along `commit`'s first parents.
-    pub fn recent_trees(&self, commit: &str, n: usize) -> Result<Vec<String>, GitError> {
+    /// The newest `n` generations along `commit`'s first parents: each distinct tree with
+    /// the newest commit that made it.
+    pub fn recent_generations(
+        &self,
+        commit: &GitOid,
+        n: usize,
+    ) -> Result<Vec<(GitOid, GitOid)>, GitError> {
         let repo = self.repo();
-        let mut out: Vec<String> = Vec::new();
-        let mut next = Some(parse_id(commit)?);
+        let mut out: Vec<(GitOid, GitOid)> = Vec::new();
+        let mut next = Some(oid(commit));
         while let Some(id) = next {
             if out.len() >= n {
                 break;
@@ -39,23 +46,33 @@ impl GitStore {
             let c = repo
                 .find_commit(id)
                 .context(|| format!("cannot read commit {id}"))?;
-            let tree = c
-                .tree_id()
-                .context(|| format!("cannot read commit {id}"))?
-                .to_string();
-            if !out.contains(&tree) {
-                out.push(tree);
+            let tree = git_oid(
+                c.tree_id()
+                    .context(|| format!("cannot read commit {id}"))?
+                    .detach(),
+            );
+            if !out.iter().any(|(_, t)| *t == tree) {
+                out.push((git_oid(id), tree));
             }
             next = c.parent_ids().next().map(|p| p.detach());
         }
         Ok(out)
     }
 
+    /// The distinct trees of the newest `n` generations along `commit`'s first parents.
+    pub fn recent_trees(&self, commit: &GitOid, n: usize) -> Result<Vec<GitOid>, GitError> {
+        Ok(self
+            .recent_generations(commit, n)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect())
+    }
+
     /// The full message of a commit.
-    pub fn commit_message(&self, commit: &str) -> Result<String, GitError> {
+    pub fn commit_message(&self, commit: &GitOid) -> Result<String, GitError> {
         let repo = self.repo();
         let c = repo
-            .find_commit(parse_id(commit)?)
+            .find_commit(oid(commit))
             .context(|| format!("commit {commit} is not in the store's git repository"))?;
         let m = c
             .message_raw()
@@ -64,13 +81,10 @@ impl GitStore {
     }
 
     /// Every file of `tree`: path, kind and blob id.
-    pub fn tree_files(
-        &self,
-        tree: &str,
-    ) -> Result<Vec<(String, SourceFileKind, String)>, GitError> {
+    pub fn tree_files(&self, tree: &GitOid) -> Result<Vec<(String, EntryKind, GitOid)>, GitError> {
         let repo = self.repo();
         let t = repo
-            .find_tree(parse_id(tree)?)
+            .find_tree(oid(tree))
             .context(|| format!("tree {tree} is not in the store's git repository"))?;
         let records = t
             .traverse()
@@ -83,17 +97,18 @@ impl GitStore {
                 Some((
                     r.filepath.to_string(),
                     crate::ingest::file_kind(r.mode.kind())?,
-                    r.oid.to_string(),
+                    git_oid(r.oid),
                 ))
             })
             .collect())
     }
 
     /// The git blob id `bytes` would have.
-    pub fn blob_id(bytes: &[u8]) -> String {
-        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
-            .map(|id| id.to_string())
-            .unwrap_or_default()
+    pub fn blob_id(bytes: &[u8]) -> GitOid {
+        git_oid(
+            gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, bytes)
+                .expect("SHA-1 hashing of bytes in memory does not fail"),
+        )
     }
 
     /// Removes ref lock files a killed run left behind under `refs/<prefix>`. Only call it

@@ -1,63 +1,76 @@
 //! Putting a source's files into both places mcb needs them: the object store (for
 //! hardlinked trees) and the git repository (for composed commits). The result is the
 //! source's manifest, whose `tree` is the git tree of the source root.
+//!
+//! Every source passes [`mcb_store::check_listing`] before any of its content is stored: a
+//! git tree here, a zip or a directory in the catalog, under one rule.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
 
-use gix::objs::tree::EntryKind;
-use mcb_store::{Entry, EntryKind as StoreKind, Manifest, Store};
+use gix::objs::tree::EntryKind as TreeKind;
+use mcb_store::{
+    Entry, EntryKind, EntryRefused, GitOid, ListedEntry, Manifest, ObjectHash, SourceLimits, Store,
+    check_listing,
+};
 use rayon::prelude::*;
 
-use crate::{Context, GitError, GitStore, parse_id};
+use crate::{Context, GitError, GitStore, git_oid, oid};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFileKind {
-    File,
-    Exec,
-    Symlink,
-}
-
-/// One file of a source that is not in git yet (from a zip or a directory).
+/// One file of a source that is not in git yet (from a zip or a directory), whose content
+/// the reader already put in the object store.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     /// `/`-separated, relative to the source root.
     pub path: String,
-    pub kind: SourceFileKind,
+    pub kind: EntryKind,
     pub content: SourceContent,
 }
 
 #[derive(Debug, Clone)]
 pub enum SourceContent {
-    Bytes(Vec<u8>),
-    /// Read when ingested, so a large directory is never all in memory.
-    File(PathBuf),
+    /// A store object, by hash and size.
+    Stored { object: ObjectHash, size: u64 },
     /// A symlink's target.
     LinkTarget(String),
 }
 
-fn store_kind(k: SourceFileKind) -> StoreKind {
-    match k {
-        SourceFileKind::File => StoreKind::File,
-        SourceFileKind::Exec => StoreKind::Exec,
-        SourceFileKind::Symlink => StoreKind::Symlink,
-    }
+/// Why a source could not be ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// An entry breaks the rule every source obeys.
+    #[error(transparent)]
+    Refused(#[from] EntryRefused),
+    /// The source is larger than a limit allows.
+    #[error("{what}, over the limit of {limit}")]
+    OverLimit { what: String, limit: u64 },
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// A git source in the store: its manifest, and what of it was left out.
+#[derive(Debug, Clone)]
+pub struct IngestedCommit {
+    pub manifest: Manifest,
+    /// Paths of submodules: git records only a commit id there, and mcb fetches no
+    /// submodule, so they are absent from the codebase.
+    pub submodules: Vec<String>,
 }
 
 /// What a tree entry is as a file; `None` for directories and submodules.
-pub(crate) fn file_kind(k: EntryKind) -> Option<SourceFileKind> {
+pub(crate) fn file_kind(k: TreeKind) -> Option<EntryKind> {
     match k {
-        EntryKind::Blob => Some(SourceFileKind::File),
-        EntryKind::BlobExecutable => Some(SourceFileKind::Exec),
-        EntryKind::Link => Some(SourceFileKind::Symlink),
-        EntryKind::Tree | EntryKind::Commit => None,
+        TreeKind::Blob => Some(EntryKind::File),
+        TreeKind::BlobExecutable => Some(EntryKind::Exec),
+        TreeKind::Link => Some(EntryKind::Symlink),
+        TreeKind::Tree | TreeKind::Commit => None,
     }
 }
 
-fn git_kind(k: SourceFileKind) -> EntryKind {
+fn tree_kind(k: EntryKind) -> TreeKind {
     match k {
-        SourceFileKind::File => EntryKind::Blob,
-        SourceFileKind::Exec => EntryKind::BlobExecutable,
-        SourceFileKind::Symlink => EntryKind::Link,
+        EntryKind::File => TreeKind::Blob,
+        EntryKind::Exec => TreeKind::BlobExecutable,
+        EntryKind::Symlink => TreeKind::Link,
     }
 }
 
@@ -66,104 +79,197 @@ fn store_err(e: mcb_store::StoreError) -> GitError {
 }
 
 impl GitStore {
-    /// Ingests every file of `commit` into the object store. Objects already present are
-    /// not written again. Submodules are left out: they have no content of their own here.
+    /// Ingests every file of `commit` into the object store, after checking the whole
+    /// tree against the source rule and every blob against `max_file_bytes`. Objects
+    /// already present are not written again.
     ///
     /// `known` is a manifest of a related source (the previous release of the same
-    /// upstream): a blob it lists with the same git id has the same content, so only blobs
-    /// it does not know are read — a point release reads only what changed.
+    /// upstream): a blob it lists with the same git id has the same content, whatever the
+    /// entry's mode (the mode is a property of the tree entry, not of the content), so only
+    /// blobs it does not know are read — a point release reads only what changed.
     pub fn ingest_commit(
         &self,
         store: &Store,
-        commit: &str,
+        commit: &GitOid,
         known: Option<&Manifest>,
-    ) -> Result<Manifest, GitError> {
-        let known: std::collections::HashMap<&str, &Entry> = known
-            .map(|m| m.entries.iter().map(|e| (e.oid.as_str(), e)).collect())
+        limits: &SourceLimits,
+    ) -> Result<IngestedCommit, IngestError> {
+        let known: HashMap<&GitOid, &Entry> = known
+            .map(|m| m.entries.iter().map(|e| (&e.oid, e)).collect())
             .unwrap_or_default();
         let repo = self.repo();
         let tree_id = self.commit_tree_id(commit)?;
         let tree = repo
-            .find_tree(parse_id(&tree_id)?)
+            .find_tree(oid(&tree_id))
             .context(|| format!("cannot read tree {tree_id}"))?;
         let records = tree
             .traverse()
             .breadthfirst
             .files()
             .context(|| format!("cannot walk the tree of {commit}"))?;
-        let files: Vec<_> = records
-            .into_iter()
-            .filter_map(|r| Some((r.filepath.to_string(), file_kind(r.mode.kind())?, r.oid)))
+        let mut submodules = Vec::new();
+        let mut files: Vec<(Vec<u8>, EntryKind, gix::ObjectId)> = Vec::with_capacity(records.len());
+        for r in records {
+            match file_kind(r.mode.kind()) {
+                Some(kind) => files.push((r.filepath.to_vec(), kind, r.oid)),
+                None if r.mode.kind() == TreeKind::Commit => {
+                    submodules.push(String::from_utf8_lossy(&r.filepath).into_owned())
+                }
+                None => {}
+            }
+        }
+        // Symlink targets are the content of their blobs: small, read for the rule.
+        let mut targets: HashMap<usize, Vec<u8>> = HashMap::new();
+        for (i, (path, kind, id)) in files.iter().enumerate() {
+            if *kind == EntryKind::Symlink {
+                let size = blob_size(&repo, *id, path)?;
+                if size > mcb_store::listing::MAX_PATH_BYTES as u64 {
+                    return Err(EntryRefused {
+                        path: mcb_store::listing::printable_bytes(path),
+                        problem: mcb_store::EntryProblem::BadLinkTarget(format!("<{size} bytes>")),
+                    }
+                    .into());
+                }
+                let blob = repo
+                    .find_object(*id)
+                    .context(|| format!("cannot read {}", String::from_utf8_lossy(path)))?;
+                targets.insert(i, blob.data.clone());
+            }
+        }
+        let listing: Vec<ListedEntry<'_>> = files
+            .iter()
+            .enumerate()
+            .map(|(i, (path, kind, _))| ListedEntry {
+                path,
+                kind: *kind,
+                link_target: targets.get(&i).map(Vec::as_slice),
+            })
             .collect();
-        let entries: Result<Vec<Entry>, GitError> = files
+        if files.len() as u64 > limits.files {
+            return Err(IngestError::OverLimit {
+                what: format!("the tree of {commit} holds {} files", files.len()),
+                limit: limits.files,
+            });
+        }
+        check_listing(&listing)?;
+        let total = std::sync::atomic::AtomicU64::new(0);
+
+        let entries: Result<Vec<Entry>, IngestError> = files
             .par_iter()
             .map_init(
                 || self.repo(),
-                |repo, (path, kind, oid)| {
-                    let hex = oid.to_string();
-                    if let Some(k) = known.get(hex.as_str())
-                        && store_kind(*kind) == k.kind
-                        && store.has_object(&k.object(), k.executable())
+                |repo, (raw_path, kind, id)| {
+                    let path = String::from_utf8(raw_path.clone())
+                        .expect("the listing check refused names that are not UTF-8");
+                    let oid_hex = git_oid(*id);
+                    if let Some(k) = known.get(&oid_hex)
+                        && (k.kind == EntryKind::Symlink) == (*kind == EntryKind::Symlink)
+                        && store.has_object(k.object(), *kind == EntryKind::Exec)
                     {
                         return Ok(Entry {
-                            path: path.clone(),
-                            ..(*k).clone()
+                            path,
+                            kind: *kind,
+                            size: k.size,
+                            blake3: k.blake3.clone(),
+                            oid: oid_hex,
+                        });
+                    }
+                    let size = blob_size(repo, *id, raw_path)?;
+                    if size > limits.file_bytes {
+                        return Err(IngestError::OverLimit {
+                            what: format!("file '{path}' is {size} bytes"),
+                            limit: limits.file_bytes,
+                        });
+                    }
+                    let sum = total.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+                    if sum > limits.total_bytes {
+                        return Err(IngestError::OverLimit {
+                            what: format!(
+                                "the files of {commit} hold more than {} bytes",
+                                limits.total_bytes
+                            ),
+                            limit: limits.total_bytes,
                         });
                     }
                     let blob = repo
-                        .find_object(*oid)
+                        .find_object(*id)
                         .context(|| format!("cannot read {path} of {commit}"))?;
                     let hash = store
-                        .put_object(&blob.data, *kind == SourceFileKind::Exec)
+                        .put_object(&blob.data, *kind == EntryKind::Exec)
                         .map_err(store_err)?;
                     Ok(Entry {
-                        path: path.clone(),
-                        kind: store_kind(*kind),
+                        path,
+                        kind: *kind,
                         size: blob.data.len() as u64,
-                        blake3: hash.0,
-                        oid: oid.to_string(),
+                        blake3: hash,
+                        oid: oid_hex,
                     })
                 },
             )
             .collect();
-        Ok(Manifest::new(tree_id, entries?))
+        Ok(IngestedCommit {
+            manifest: Manifest::new(tree_id, entries?),
+            submodules,
+        })
     }
 
-    /// Ingests files from a zip or a directory: each becomes a store object and a git blob,
-    /// and together a git tree.
+    /// Ingests files from a zip or a directory, whose contents the reader already put in
+    /// the object store: each becomes a git blob, and together a git tree. The listing is
+    /// checked again here, so no caller can skip the rule.
     pub fn ingest_files(
         &self,
         store: &Store,
         files: Vec<SourceFile>,
-    ) -> Result<Manifest, GitError> {
-        let entries: Result<Vec<(Entry, SourceFileKind)>, GitError> = files
+    ) -> Result<Manifest, IngestError> {
+        let listing: Vec<ListedEntry<'_>> = files
+            .iter()
+            .map(|f| ListedEntry {
+                path: f.path.as_bytes(),
+                kind: f.kind,
+                link_target: match &f.content {
+                    SourceContent::LinkTarget(t) => Some(t.as_bytes()),
+                    SourceContent::Stored { .. } => None,
+                },
+            })
+            .collect();
+        check_listing(&listing)?;
+        let entries: Result<Vec<Entry>, IngestError> = files
             .into_par_iter()
             .map_init(
                 || self.repo(),
                 |repo, f| {
-                    let bytes = match f.content {
-                        SourceContent::Bytes(b) => b,
-                        SourceContent::File(p) => std::fs::read(&p).map_err(|e| {
-                            GitError::new(format!("cannot read {}", p.display()), e)
-                        })?,
-                        SourceContent::LinkTarget(t) => t.into_bytes(),
+                    let (object, size, id) = match f.content {
+                        SourceContent::Stored { object, size } => {
+                            let path = store.object_path(&object, f.kind == EntryKind::Exec);
+                            let mut file = std::fs::File::open(&path).map_err(|e| {
+                                GitError::new(format!("cannot read {}", path.display()), e)
+                            })?;
+                            let id = gix::objs::Write::write_stream(
+                                &repo.objects,
+                                gix::objs::Kind::Blob,
+                                size,
+                                &mut file,
+                            )
+                            .context(|| format!("cannot write {} to git", f.path))?;
+                            (object, size, id)
+                        }
+                        SourceContent::LinkTarget(t) => {
+                            let bytes = t.into_bytes();
+                            let object = store.put_object(&bytes, false).map_err(store_err)?;
+                            let id = repo
+                                .write_blob(&bytes)
+                                .context(|| format!("cannot write {} to git", f.path))?
+                                .detach();
+                            (object, bytes.len() as u64, id)
+                        }
                     };
-                    let hash = store
-                        .put_object(&bytes, f.kind == SourceFileKind::Exec)
-                        .map_err(store_err)?;
-                    let oid = repo
-                        .write_blob(&bytes)
-                        .context(|| format!("cannot write {} to git", f.path))?;
-                    Ok((
-                        Entry {
-                            path: f.path,
-                            kind: store_kind(f.kind),
-                            size: bytes.len() as u64,
-                            blake3: hash.0,
-                            oid: oid.to_string(),
-                        },
-                        f.kind,
-                    ))
+                    Ok(Entry {
+                        path: f.path,
+                        kind: f.kind,
+                        size,
+                        blake3: object,
+                        oid: git_oid(id),
+                    })
                 },
             )
             .collect();
@@ -172,18 +278,22 @@ impl GitStore {
         let mut editor = repo
             .edit_tree(gix::ObjectId::empty_tree(gix::hash::Kind::Sha1))
             .context(|| "cannot start a tree".to_string())?;
-        for (e, kind) in &entries {
+        for e in &entries {
             editor
-                .upsert(e.path.as_str(), git_kind(*kind), parse_id(&e.oid)?)
+                .upsert(e.path.as_str(), tree_kind(e.kind), oid(&e.oid))
                 .context(|| format!("cannot add {} to a tree", e.path))?;
         }
         let tree = editor
             .write()
             .context(|| "cannot write a tree".to_string())?
-            .to_string();
-        Ok(Manifest::new(
-            tree,
-            entries.into_iter().map(|(e, _)| e).collect(),
-        ))
+            .detach();
+        Ok(Manifest::new(git_oid(tree), entries))
     }
+}
+
+fn blob_size(repo: &gix::Repository, id: gix::ObjectId, path: &[u8]) -> Result<u64, GitError> {
+    let header = repo
+        .find_header(id)
+        .context(|| format!("cannot read {}", String::from_utf8_lossy(path)))?;
+    Ok(header.size())
 }

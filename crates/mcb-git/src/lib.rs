@@ -14,10 +14,12 @@ mod ingest;
 
 use std::path::{Path, PathBuf};
 
+use mcb_store::GitOid;
+
 pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
-pub use fetch::{RemoteRefs, source_key};
-pub use ingest::{SourceContent, SourceFile, SourceFileKind};
+pub use fetch::{FetchLimits, RemoteRefs, source_key};
+pub use ingest::{IngestError, IngestedCommit, SourceContent, SourceFile};
 
 pub(crate) use error::Context;
 
@@ -76,18 +78,24 @@ impl GitStore {
         repo
     }
 
-    /// Reads the file at `path` in `commit`, or `None` when there is none.
-    pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    /// Reads the file at `path` in `commit`, or `None` when there is none (or it is not a
+    /// regular file: a symlink's text is not a file's content).
+    pub fn read_file(&self, commit: &GitOid, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         let repo = self.repo();
         let tree = self.commit_tree_id(commit)?;
         let tree = repo
-            .find_tree(parse_id(&tree)?)
+            .find_tree(oid(&tree))
             .context(|| format!("cannot read tree {tree}"))?;
         let entry = tree
             .lookup_entry_by_path(path)
             .context(|| format!("cannot look up {path} in {commit}"))?;
         match entry {
-            Some(e) if e.mode().is_blob() => {
+            Some(e)
+                if matches!(
+                    e.mode().kind(),
+                    gix::objs::tree::EntryKind::Blob | gix::objs::tree::EntryKind::BlobExecutable
+                ) =>
+            {
                 let obj = e
                     .object()
                     .context(|| format!("cannot read {path} in {commit}"))?;
@@ -98,71 +106,61 @@ impl GitStore {
     }
 
     /// The content of a blob.
-    pub fn read_blob(&self, oid: &str) -> Result<Vec<u8>, GitError> {
+    pub fn read_blob(&self, id: &GitOid) -> Result<Vec<u8>, GitError> {
         let repo = self.repo();
         let obj = repo
-            .find_object(parse_id(oid)?)
-            .context(|| format!("blob {oid} is not in the store's git repository"))?;
+            .find_object(oid(id))
+            .context(|| format!("blob {id} is not in the store's git repository"))?;
         Ok(obj.data.clone())
     }
 
     /// Does the repository hold this commit?
-    pub fn has_commit(&self, commit: &str) -> bool {
-        let Ok(id) = parse_id(commit) else {
-            return false;
-        };
+    pub fn has_commit(&self, commit: &GitOid) -> bool {
         self.repo()
-            .find_object(id)
+            .find_object(oid(commit))
             .map(|o| o.kind == gix::object::Kind::Commit)
             .unwrap_or(false)
     }
 
     /// The tree id of `commit`.
-    pub fn commit_tree_id(&self, commit: &str) -> Result<String, GitError> {
+    pub fn commit_tree_id(&self, commit: &GitOid) -> Result<GitOid, GitError> {
         let repo = self.repo();
         let c = repo
-            .find_commit(parse_id(commit)?)
+            .find_commit(oid(commit))
             .context(|| format!("commit {commit} is not in the store's git repository"))?;
-        Ok(c.tree_id()
-            .context(|| format!("cannot read commit {commit}"))?
-            .to_string())
+        Ok(git_oid(
+            c.tree_id()
+                .context(|| format!("cannot read commit {commit}"))?
+                .detach(),
+        ))
     }
 
     /// The committer time of `commit`, seconds since the epoch.
-    pub fn commit_time(&self, commit: &str) -> Result<i64, GitError> {
+    pub fn commit_time(&self, commit: &GitOid) -> Result<i64, GitError> {
         let repo = self.repo();
         let c = repo
-            .find_commit(parse_id(commit)?)
+            .find_commit(oid(commit))
             .context(|| format!("commit {commit} is not in the store's git repository"))?;
         Ok(c.time()
             .context(|| format!("cannot read commit {commit}"))?
             .seconds)
     }
 
-    /// Expands an abbreviated commit id that the repository holds.
-    pub fn expand_commit(&self, prefix: &str) -> Result<Option<String>, GitError> {
-        let repo = self.repo();
-        let Ok(prefix) = gix::hash::Prefix::from_hex(prefix) else {
-            return Ok(None);
-        };
-        let found = repo
-            .objects
-            .lookup_prefix(prefix, None)
-            .context(|| format!("cannot look up {prefix}"))?;
-        let id = match found {
-            Some(Ok(id)) => id,
-            // Not found, or ambiguous: the caller reports it as unknown.
-            _ => return Ok(None),
-        };
-        if self.has_commit(&id.to_string()) {
-            Ok(Some(id.to_string()))
-        } else {
-            Ok(None)
-        }
+    /// Does the repository hold this tree?
+    pub fn has_tree(&self, tree: &GitOid) -> bool {
+        self.repo()
+            .find_object(oid(tree))
+            .map(|o| o.kind == gix::object::Kind::Tree)
+            .unwrap_or(false)
     }
 }
 
-pub(crate) fn parse_id(hex: &str) -> Result<gix::ObjectId, GitError> {
-    gix::ObjectId::from_hex(hex.as_bytes())
-        .map_err(|e| GitError::msg(format!("'{hex}' is not a git object id: {e}")))
+/// The gix id of an id mcb holds.
+pub(crate) fn oid(id: &GitOid) -> gix::ObjectId {
+    gix::ObjectId::from_hex(id.as_str().as_bytes()).expect("a GitOid is 40 hex digits")
+}
+
+/// The id mcb holds for a gix id.
+pub(crate) fn git_oid(id: impl Into<gix::ObjectId>) -> GitOid {
+    GitOid::parse(&id.into().to_string()).expect("gix ids are 40 lowercase hex digits")
 }

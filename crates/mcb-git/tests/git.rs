@@ -1,8 +1,19 @@
 use std::path::Path;
 use std::process::Command;
 
-use mcb_git::{CommitInfo, GitStore, Graft, SourceContent, SourceFile, SourceFileKind};
-use mcb_store::Store;
+use mcb_git::{CommitInfo, FetchLimits, GitStore, Graft, SourceContent, SourceFile};
+use mcb_store::{EntryKind, SourceLimits, Store};
+
+fn stored(store: &Store, path: &str, kind: EntryKind, bytes: &[u8]) -> SourceFile {
+    let (object, size) = store
+        .put_object_from(&mut &bytes[..], kind == EntryKind::Exec)
+        .unwrap();
+    SourceFile {
+        path: path.into(),
+        kind,
+        content: SourceContent::Stored { object, size },
+    }
+}
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -42,43 +53,53 @@ fn fetch_resolve_ingest_compose_commit() {
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
     let url = format!("file://{}", up.display());
-    let refs = g.fetch(&url).unwrap();
+    let refs = g.fetch(&url, FetchLimits::default()).unwrap();
     assert_eq!(refs.tags.len(), 2);
     assert!(refs.heads.contains_key("main"));
     assert_eq!(refs.head, refs.heads.get("main").cloned());
-    let (_, c1) = refs.resolve(&g, "v1.0").unwrap();
+    let (_, c1) = refs.resolve(&g, "v1.0").unwrap().unwrap();
     assert_eq!(g.read_file(&c1, "lib/a.php").unwrap().unwrap(), b"a");
-    let (_, c2) = refs.resolve(&g, "v1.10").unwrap();
+    let (_, c2) = refs.resolve(&g, "v1.10").unwrap().unwrap();
     assert_eq!(g.read_file(&c2, "lib/a.php").unwrap().unwrap(), b"a2");
-    assert_eq!(refs.resolve(&g, &c1[..8]).unwrap().1, c1);
-    assert!(refs.resolve(&g, "nope").is_none());
+    assert_eq!(refs.resolve(&g, &c1.as_str()[..8]).unwrap().unwrap().1, c1);
+    assert!(refs.resolve(&g, "nope").unwrap().is_none());
     assert_eq!(g.commit_time(&c1).unwrap(), 1704067200);
 
     // Offline: the refs are still known.
     assert_eq!(g.refs(&url).unwrap().tags, refs.tags);
     // Fetching from a plain path works too.
-    assert_eq!(g.fetch(up.to_str().unwrap()).unwrap().tags.len(), 2);
+    assert_eq!(
+        g.fetch(up.to_str().unwrap(), FetchLimits::default())
+            .unwrap()
+            .tags
+            .len(),
+        2
+    );
 
-    let core = g.ingest_commit(&store, &c2, None).unwrap();
+    let limits = SourceLimits::default();
+    let core = g
+        .ingest_commit(&store, &c2, None, &limits)
+        .unwrap()
+        .manifest;
     assert_eq!(core.entries.len(), 2);
     // With a related manifest as base, only unknown blobs are read; the result is the same.
-    let fresh = g.ingest_commit(&store, &c1, None).unwrap();
-    assert_eq!(g.ingest_commit(&store, &c1, Some(&core)).unwrap(), fresh);
+    let fresh = g
+        .ingest_commit(&store, &c1, None, &limits)
+        .unwrap()
+        .manifest;
+    assert_eq!(
+        g.ingest_commit(&store, &c1, Some(&core), &limits)
+            .unwrap()
+            .manifest,
+        fresh
+    );
     assert_ne!(fresh, core);
     let plugin = g
         .ingest_files(
             &store,
             vec![
-                SourceFile {
-                    path: "version.php".into(),
-                    kind: SourceFileKind::File,
-                    content: SourceContent::Bytes(b"<?php".to_vec()),
-                },
-                SourceFile {
-                    path: "db/x.sh".into(),
-                    kind: SourceFileKind::Exec,
-                    content: SourceContent::Bytes(b"#!".to_vec()),
-                },
+                stored(&store, "version.php", EntryKind::File, b"<?php"),
+                stored(&store, "db/x.sh", EntryKind::Exec, b"#!"),
             ],
         )
         .unwrap();
@@ -99,10 +120,7 @@ fn fetch_resolve_ingest_compose_commit() {
     let commit = g.write_commit(&tree, &info).unwrap();
     assert_eq!(commit, g.write_commit(&tree, &info).unwrap());
     g.set_branch("site", &commit, None).unwrap();
-    assert_eq!(
-        g.branch_head("site").unwrap().as_deref(),
-        Some(commit.as_str())
-    );
+    assert_eq!(g.branch_head("site").unwrap().as_ref(), Some(&commit));
     let next = g
         .write_commit(
             &core.tree,
@@ -146,7 +164,172 @@ fn unreachable_url_is_a_clear_error() {
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
     let err = g
-        .fetch(&format!("file://{}/nothing-here", tmp.path().display()))
+        .fetch(
+            &format!("file://{}/nothing-here", tmp.path().display()),
+            FetchLimits::default(),
+        )
         .unwrap_err();
     assert!(err.to_string().starts_with("cannot fetch file://"), "{err}");
+}
+
+#[test]
+fn a_commit_resolves_only_within_its_own_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    upstream(&up);
+    let fork = tmp.path().join("fork");
+    upstream(&fork);
+    std::fs::write(fork.join("lib/evil.php"), "<?php // fork").unwrap();
+    git(&fork, &["add", "-A"]);
+    git(&fork, &["commit", "-qm", "fork only"]);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let fork_refs = g
+        .fetch(
+            &format!("file://{}", fork.display()),
+            FetchLimits::default(),
+        )
+        .unwrap();
+    let fork_head = fork_refs.head.clone().unwrap();
+    let refs = g
+        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .unwrap();
+    assert!(
+        g.has_commit(&fork_head),
+        "the store holds the fork's commit"
+    );
+    assert!(refs.resolve(&g, fork_head.as_str()).unwrap().is_none());
+    assert!(
+        refs.resolve(&g, &fork_head.as_str()[..10])
+            .unwrap()
+            .is_none()
+    );
+    assert!(!g.is_reachable(&refs, &fork_head).unwrap());
+    let (_, v1) = refs.resolve(&g, "v1.0").unwrap().unwrap();
+    assert!(g.is_reachable(&refs, &v1).unwrap());
+}
+
+#[test]
+fn hostile_trees_are_refused_before_anything_is_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    std::fs::create_dir_all(&up).unwrap();
+    git(&up, &["init", "-q", "-b", "main"]);
+    git(&up, &["config", "user.email", "t@t"]);
+    git(&up, &["config", "user.name", "t"]);
+    std::fs::write(up.join("version.php"), "<?php").unwrap();
+    std::os::unix::fs::symlink("../../config.php", up.join("escape")).unwrap();
+    git(&up, &["add", "-A"]);
+    git(&up, &["commit", "-qm", "escape"]);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let refs = g
+        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .unwrap();
+    let head = refs.head.clone().unwrap();
+    let e = g
+        .ingest_commit(&store, &head, None, &SourceLimits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'escape'") && e.contains("../../config.php"),
+        "{e}"
+    );
+    let objects = walk_files(&store.root().join("objects"));
+    assert_eq!(objects, 0, "nothing stored");
+    let small = SourceLimits {
+        file_bytes: 2,
+        ..SourceLimits::default()
+    };
+    std::fs::remove_file(up.join("escape")).unwrap();
+    git(&up, &["add", "-A"]);
+    git(&up, &["commit", "-qm", "fine"]);
+    let refs = g
+        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .unwrap();
+    let e = g
+        .ingest_commit(&store, refs.head.as_ref().unwrap(), None, &small)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("version.php") && e.contains("limit"), "{e}");
+}
+
+fn walk_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn parents_are_grafted_before_their_subplugins_whatever_the_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let core = g
+        .ingest_files(
+            &store,
+            vec![stored(&store, "index.php", EntryKind::File, b"<?php")],
+        )
+        .unwrap();
+    let parent = g
+        .ingest_files(
+            &store,
+            vec![stored(
+                &store,
+                "version.php",
+                EntryKind::File,
+                b"<?php // cert",
+            )],
+        )
+        .unwrap();
+    let child = g
+        .ingest_files(
+            &store,
+            vec![stored(
+                &store,
+                "version.php",
+                EntryKind::File,
+                b"<?php // text",
+            )],
+        )
+        .unwrap();
+    // The child's component (certelement_text) sorts before the parent's (mod_cert).
+    let tree = g
+        .compose(
+            &core.tree,
+            &[
+                Graft {
+                    path: "mod/cert/element/text".into(),
+                    tree: child.tree.clone(),
+                },
+                Graft {
+                    path: "mod/cert".into(),
+                    tree: parent.tree.clone(),
+                },
+            ],
+        )
+        .unwrap();
+    let files: Vec<String> = g
+        .tree_files(&tree)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "index.php",
+            "mod/cert/version.php",
+            "mod/cert/element/text/version.php"
+        ]
+    );
 }

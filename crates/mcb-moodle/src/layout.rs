@@ -18,6 +18,20 @@ pub enum LayoutError {
         "plugin type '{plugin_type}' is not known to this Moodle (lib/components.json) nor declared as a subplugin type by a plugin of the site"
     )]
     UnknownType { plugin_type: String },
+    #[error(
+        "{file} declares the subplugin type '{plugin_type}', which already exists (installed in {existing}); Moodle ignores such a declaration and mcb refuses it"
+    )]
+    TypeClash {
+        file: String,
+        plugin_type: String,
+        existing: String,
+    },
+    #[error("{file} declares the subplugin type '{plugin_type}' {problem}")]
+    BadSubpluginType {
+        file: String,
+        plugin_type: String,
+        problem: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -134,6 +148,78 @@ impl CoreLayout {
         Ok(added)
     }
 
+    /// Adds the subplugin types a site's plugin declares in its `db/subplugins.json`. Unlike
+    /// core's own declarations, these are checked: a type that already exists (core's, or
+    /// another plugin's) is refused, as are a type name Moodle would not accept and a
+    /// directory outside the plugin's own.
+    pub fn add_plugin_subplugins(
+        &mut self,
+        plugin_dir: &str,
+        file_label: &str,
+        json: &str,
+    ) -> Result<Vec<String>, LayoutError> {
+        let s: SubpluginsJson = serde_json::from_str(json).map_err(|e| LayoutError::BadFile {
+            file: file_label.to_string(),
+            message: e.to_string(),
+        })?;
+        let base = plugin_dir.trim_end_matches('/');
+        let bad = |ty: &str, problem: String| LayoutError::BadSubpluginType {
+            file: file_label.to_string(),
+            plugin_type: ty.to_string(),
+            problem,
+        };
+        let declared: Vec<(String, String)> = if !s.subplugintypes.is_empty() {
+            s.subplugintypes
+                .into_iter()
+                .map(|(ty, rel)| {
+                    let rel = rel.trim_matches('/').to_string();
+                    if !clean_relative(&rel) {
+                        return Err(bad(&ty, format!("with the directory '{rel}', which is not a plain path inside the plugin")));
+                    }
+                    Ok((ty, format!("{base}/{rel}")))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            s.plugintypes
+                .into_iter()
+                .map(|(ty, dir)| {
+                    let dir = dir.trim_matches('/').to_string();
+                    let inside = dir
+                        .strip_prefix(base)
+                        .and_then(|r| r.strip_prefix('/'))
+                        .is_some_and(clean_relative);
+                    if !inside {
+                        return Err(bad(&ty, format!("with the directory '{dir}', outside the plugin's own directory {base}")));
+                    }
+                    Ok((ty, dir))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut added = Vec::new();
+        for (ty, dir) in declared {
+            let valid = ty.starts_with(|c: char| c.is_ascii_lowercase())
+                && ty
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if !valid {
+                return Err(bad(
+                    &ty,
+                    "whose name is not lowercase letters and digits".into(),
+                ));
+            }
+            if let Some(existing) = self.types.get(&ty) {
+                return Err(LayoutError::TypeClash {
+                    file: file_label.to_string(),
+                    plugin_type: ty,
+                    existing: existing.clone(),
+                });
+            }
+            self.types.insert(ty.clone(), dir);
+            added.push(ty);
+        }
+        Ok(added)
+    }
+
     /// Is this plugin type known?
     pub fn has_type(&self, plugin_type: &str) -> bool {
         self.types.contains_key(plugin_type)
@@ -159,6 +245,11 @@ impl CoreLayout {
     pub fn is_standard(&self, component: &str) -> bool {
         self.standard.contains(component)
     }
+}
+
+/// A relative path of plain names: no `.`, `..` or empty part.
+fn clean_relative(p: &str) -> bool {
+    !p.is_empty() && p.split('/').all(|n| !n.is_empty() && n != "." && n != "..")
 }
 
 #[cfg(test)]
@@ -238,5 +329,52 @@ mod tests {
         );
         assert!(l.is_standard("mod_assign"));
         assert!(l.is_standard("block_html"));
+    }
+
+    #[test]
+    fn site_plugins_cannot_redefine_or_escape() {
+        let mut l = CoreLayout::new(COMPONENTS, None, false).unwrap();
+        let e = l
+            .add_plugin_subplugins(
+                "local/evil",
+                "local_evil/db/subplugins.json",
+                r#"{"plugintypes": {"mod": "local/evil/mod"}}"#,
+            )
+            .unwrap_err();
+        assert!(matches!(e, LayoutError::TypeClash { .. }), "{e}");
+        assert_eq!(
+            l.install_path(&c("mod_x")).unwrap(),
+            "mod/x",
+            "core's type stays"
+        );
+        for json in [
+            r#"{"plugintypes": {"evilsub": "mod"}}"#,
+            r#"{"plugintypes": {"evilsub": "local/evil/../../etc"}}"#,
+            r#"{"subplugintypes": {"evilsub": "../../x"}}"#,
+            r#"{"subplugintypes": {"Evil": "sub"}}"#,
+        ] {
+            assert!(
+                l.add_plugin_subplugins("local/evil", "f", json).is_err(),
+                "{json}"
+            );
+        }
+        l.add_plugin_subplugins(
+            "mod/cert",
+            "f",
+            r#"{"subplugintypes": {"certelement": "element"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            l.install_path(&c("certelement_text")).unwrap(),
+            "mod/cert/element/text"
+        );
+        let e = l
+            .add_plugin_subplugins(
+                "mod/other",
+                "g",
+                r#"{"subplugintypes": {"certelement": "el"}}"#,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
     }
 }

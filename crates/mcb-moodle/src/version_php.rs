@@ -118,16 +118,29 @@ enum Tok {
     Other(char),
 }
 
+/// The index just after the next `<?php` (any case) at or after `from`.
+fn open_tag(b: &[u8], from: usize) -> Option<usize> {
+    b.get(from..)?
+        .windows(5)
+        .position(|w| w.eq_ignore_ascii_case(b"<?php"))
+        .map(|p| from + p + 5)
+}
+
+/// How deeply arrays may nest: real files nest two levels.
+const MAX_DEPTH: usize = 32;
+
 fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
     let b = src.as_bytes();
     let mut out = Vec::new();
-    let mut i = 0;
     let mut line = 1;
-    // Skip anything before `<?php`.
-    if let Some(start) = src.find("<?php") {
-        line += src[..start].matches('\n').count();
-        i = start + 5;
-    }
+    // Outside `<?php … ?>` is text PHP prints, not code.
+    let mut i = match open_tag(b, 0) {
+        Some(at) => {
+            line += src[..at].matches('\n').count();
+            at
+        }
+        None => b.len(),
+    };
     while i < b.len() {
         let c = b[i];
         match c {
@@ -136,13 +149,10 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
                 i += 1;
             }
             c if c.is_ascii_whitespace() => i += 1,
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
+            // A line comment ends at the line's end or at `?>`, as PHP reads it.
+            b'#' | b'/' if c == b'#' || b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' && !(b[i] == b'?' && b.get(i + 1) == Some(&b'>'))
+                {
                     i += 1;
                 }
             }
@@ -166,7 +176,18 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
                     i += 1;
                 }
             }
-            b'?' if b.get(i + 1) == Some(&b'>') => break,
+            b'?' if b.get(i + 1) == Some(&b'>') => {
+                // `?>` ends a statement; code resumes at the next `<?php`.
+                out.push((Tok::Punct(";"), line));
+                let from = i + 2;
+                i = match open_tag(b, from) {
+                    Some(at) => {
+                        line += src[from..at].matches('\n').count();
+                        at
+                    }
+                    None => b.len(),
+                };
+            }
             b'\'' | b'"' => {
                 let quote = c;
                 let start_line = line;
@@ -275,6 +296,7 @@ type Target = (String, Option<String>);
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -406,6 +428,16 @@ impl Parser {
     }
 
     fn array_items(&mut self, close: &'static str) -> Result<Value, VersionPhpError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!("arrays nest more than {MAX_DEPTH} levels deep")));
+        }
+        let r = self.array_items_inner(close);
+        self.depth -= 1;
+        r
+    }
+
+    fn array_items_inner(&mut self, close: &'static str) -> Result<Value, VersionPhpError> {
         let mut items = Vec::new();
         loop {
             if self.eat(close) {
@@ -432,6 +464,7 @@ fn parse_assignments(src: &str) -> Result<Vec<(Target, Value, usize)>, VersionPh
     let mut p = Parser {
         toks: tokenize(src)?,
         pos: 0,
+        depth: 0,
     };
     p.assignments()
 }
@@ -692,5 +725,31 @@ $plugin->dependencies = array(
         assert!(err.to_string().contains("maturity"));
         let err = CoreVersion::parse("<?php $release = '4.5';").unwrap_err();
         assert_eq!(err, VersionPhpError::Missing("$version"));
+    }
+
+    #[test]
+    fn code_after_a_closing_tag_is_read_and_text_is_not() {
+        let src = "<?php\n$plugin->version = 1; // ?> $plugin->version = 9;\n?>\n$plugin->requires = 5;\n<?PHP\n$plugin->component = 'mod_x';\n$plugin->version = 2;\n";
+        let p = PluginVersion::parse(src).unwrap();
+        assert_eq!(p.version, Some(Build::from_int(2)));
+        assert_eq!(
+            p.requires, None,
+            "text outside PHP tags is output, not code"
+        );
+        assert_eq!(p.component.as_deref(), Some("mod_x"));
+        let none = PluginVersion::parse("$plugin->version = 3;").unwrap();
+        assert_eq!(none.version, None, "no <?php, no code");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = format!("<?php $plugin->dependencies = {};", "[".repeat(100_000));
+        let err = PluginVersion::parse(&src).unwrap_err();
+        assert!(err.to_string().contains("nest"), "{err}");
+        let src = format!(
+            "<?php $plugin->dependencies = {};",
+            "array(".repeat(100_000)
+        );
+        assert!(PluginVersion::parse(&src).is_err());
     }
 }

@@ -17,13 +17,18 @@ use crate::sources::{Fetched, Sources};
 pub(crate) struct Directory<'a> {
     pub location: String,
     http: &'a Http,
-    store: &'a Store,
+    store: Option<&'a Store>,
     policy: CachePolicy,
     list: OnceLock<Result<Pluglist, String>>,
 }
 
 impl<'a> Directory<'a> {
-    pub fn new(location: String, http: &'a Http, store: &'a Store, policy: CachePolicy) -> Self {
+    pub fn new(
+        location: String,
+        http: &'a Http,
+        store: Option<&'a Store>,
+        policy: CachePolicy,
+    ) -> Self {
         Directory {
             location,
             http,
@@ -40,9 +45,8 @@ impl<'a> Directory<'a> {
         });
         match loaded {
             Ok(l) => Ok(l),
-            Err(e) => Err(RealiseError::source(component, e.clone()).with_hint(
-                "check the directory URL (site file `directory:` or MCB_DIRECTORY); --offline uses the cached list",
-            )),
+            Err(e) => Err(RealiseError::source(component, e.clone())
+                .with_hint("check the directory URL (site file `directory:` or MCB_DIRECTORY)")),
         }
     }
 }
@@ -182,7 +186,7 @@ pub(crate) fn resolve(
 }
 
 /// A locked directory version, found again in the index (or from its URL alone).
-pub(crate) fn locked_version(id: u64, url: &str, md5: &str) -> DirectoryVersion {
+pub(crate) fn locked_version(id: u64, url: &str, md5: &mcb_store::Md5) -> DirectoryVersion {
     DirectoryVersion {
         id,
         version: String::new(),

@@ -20,6 +20,17 @@ pub enum RealiseError {
     /// Downloaded content does not match the hash it must have.
     #[error("{component}: {message}")]
     Integrity { component: String, message: String },
+    /// A local file or directory outside the store could not be used (the lock, the
+    /// `result` link, a directory given on the command line).
+    #[error("{message}: {source}")]
+    Filesystem {
+        message: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The site's name already belongs to another site file.
+    #[error("{message}")]
+    Owner { message: String, hint: String },
     #[error(transparent)]
     Store(#[from] mcb_store::StoreError),
     #[error(transparent)]
@@ -65,6 +76,7 @@ impl RealiseError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             RealiseError::Source { hint, .. } => hint.as_deref(),
+            RealiseError::Owner { hint, .. } => Some(hint),
             _ => None,
         }
     }

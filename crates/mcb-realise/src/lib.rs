@@ -8,8 +8,8 @@
 mod directory;
 mod error;
 mod lifecycle;
-mod link;
 mod pipeline;
+mod publish;
 mod report;
 mod sources;
 mod upgrade;

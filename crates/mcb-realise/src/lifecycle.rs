@@ -1,15 +1,20 @@
 //! Keeping a store trustworthy over years: `gc` (roots are each site's newest generations
-//! and every live `result` link), `verify` (objects re-hashed, manifests checked, damage
-//! traced to the sites it touches), `verify --tree` (drift in a materialised tree) and
-//! `reproduce` (a lock rebuilt in an empty store must give the same tree).
+//! and every live `result` link), `verify` (objects re-hashed, manifests checked,
+//! generations checked for edits in place, damage traced to the paths and sites it
+//! touches; `--repair` restores objects from git and rebuilds generations), `verify
+//! --tree` (drift in a materialised tree) and `reproduce` (a lock rebuilt in an empty
+//! store must give the same tree).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcb_config::{Lock, SiteFile};
-use mcb_git::{GitStore, SourceFileKind};
-use mcb_store::{GcReport, LockMode, Store, VerifyReport};
+use mcb_git::GitStore;
+use mcb_store::{
+    Entry, EntryKind, GcReport, GitOid, LockMode, ManifestHash, ObjectHash, Store, VerifyReport,
+};
 use rayon::prelude::*;
 
 use crate::error::RealiseError;
@@ -25,7 +30,65 @@ pub struct GcOutcome {
     /// `result` links that are gone, whose roots were dropped.
     pub dead_links: Vec<PathBuf>,
     /// Site → the generations kept for it.
-    pub kept: BTreeMap<String, Vec<String>>,
+    pub kept: BTreeMap<String, Vec<GitOid>>,
+    /// Kept generations whose record of what they use was lost and rebuilt from the lock
+    /// their commit carries.
+    pub recovered: Vec<GitOid>,
+}
+
+/// The lock a site commit carries in its message.
+fn commit_lock(git: &GitStore, commit: &GitOid) -> Result<Option<Lock>, RealiseError> {
+    let message = git.commit_message(commit)?;
+    let Some((_, text)) = message.split_once(LOCK_MARKER) else {
+        return Ok(None);
+    };
+    let label = PathBuf::from(format!("commit {commit}"));
+    Ok(Some(Lock::parse(&label, text)?))
+}
+
+/// The manifests a locked codebase is made of.
+fn lock_manifests(lock: &Lock) -> Vec<ManifestHash> {
+    let mut v: Vec<ManifestHash> = std::iter::once(lock.moodle.manifest.clone())
+        .chain(lock.plugins.iter().map(|p| p.manifest.clone()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every site generation in the store's history: tree → (site, the newest commit making it).
+fn site_generations(
+    git: &GitStore,
+    keep: usize,
+) -> Result<BTreeMap<GitOid, Vec<(String, GitOid)>>, RealiseError> {
+    let mut out: BTreeMap<GitOid, Vec<(String, GitOid)>> = BTreeMap::new();
+    for (site, head) in git.site_branches()? {
+        for (commit, tree) in git.recent_generations(&head, keep)? {
+            out.entry(tree).or_default().push((site.clone(), commit));
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds a lost record of what generation `key` uses from a commit's lock.
+fn recover_uses(
+    store: &Store,
+    git: &GitStore,
+    key: &GitOid,
+    commits: &[(String, GitOid)],
+    dry_run: bool,
+) -> Result<bool, RealiseError> {
+    for (_, commit) in commits {
+        if let Some(lock) = commit_lock(git, commit)?
+            && lock.tree == *key
+        {
+            if !dry_run {
+                store.set_generation_uses(key, &lock_manifests(&lock))?;
+            }
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Collects everything no root reaches. Waits for running realises (it takes the store
@@ -37,96 +100,351 @@ pub fn gc(
     dry_run: bool,
     reporter: &dyn Reporter,
 ) -> Result<GcOutcome, RealiseError> {
-    let store = Store::open(&opts.store)?;
+    let store = Store::open_existing(&opts.store)?;
     let _lock = store.lock(LockMode::Exclusive, || {
         reporter.warn("waiting for running realises to finish before collecting")
     })?;
     let git = crate::sources::open_git(&store)?;
     let dead_links = store.prune_result_roots(dry_run)?;
     let mut roots = BTreeSet::new();
-    let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (site, commit) in git.site_branches()? {
-        let trees = git.recent_trees(&commit, keep)?;
-        roots.extend(trees.iter().cloned());
-        kept.insert(site, trees);
+    let mut kept: BTreeMap<String, Vec<GitOid>> = BTreeMap::new();
+    let generations = site_generations(&git, keep)?;
+    for (tree, sites) in &generations {
+        roots.insert(tree.clone());
+        for (site, _) in sites {
+            kept.entry(site.clone()).or_default().push(tree.clone());
+        }
     }
     for (link, target) in store.live_result_targets()? {
-        if let Some(key) = target.file_name().map(|k| k.to_string_lossy().into_owned()) {
+        if let Some(key) = target
+            .file_name()
+            .and_then(|k| GitOid::parse(&k.to_string_lossy()).ok())
+        {
             roots.insert(key.clone());
             kept.entry(format!("result {}", link.display()))
                 .or_default()
                 .push(key);
         }
     }
-    let report = store.collect_garbage(&roots, grace, dry_run)?;
+    // A root that lost its record of what it uses: its commit's lock says.
+    let mut recovered = Vec::new();
+    for key in &roots {
+        if store.generation_path(key).is_dir()
+            && store.generation_uses(key).is_none()
+            && let Some(commits) = generations.get(key)
+            && recover_uses(&store, &git, key, commits, dry_run)?
+        {
+            recovered.push(key.clone());
+        }
+    }
+    let report = if dry_run && !recovered.is_empty() {
+        // The records are not written in a dry run: say what a real run would keep.
+        let mut r = store.collect_garbage(&roots, grace, true)?;
+        r.unknown_use.retain(|k| !recovered.contains(k));
+        r
+    } else {
+        store.collect_garbage(&roots, grace, dry_run)?
+    };
     let git_bytes = git.collect_garbage(grace.as_secs(), dry_run)?;
     Ok(GcOutcome {
         store: report,
         git_bytes,
         dead_links,
         kept,
+        recovered,
     })
 }
 
-/// What `verify` found, with the sites each damaged object touches.
+/// One place a damaged object or a changed generation shows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DamagedPath {
+    pub generation: GitOid,
+    /// Relative to the generation.
+    pub path: String,
+}
+
+/// What `verify` found, with the paths and sites each damage touches.
 #[derive(Debug, Clone)]
 pub struct VerifyOutcome {
     pub report: VerifyReport,
-    /// Damaged object → the sites (and result links) whose codebases contain it.
-    pub affected: BTreeMap<String, BTreeSet<String>>,
+    /// Damaged object → where it is laid out.
+    pub object_paths: BTreeMap<ObjectHash, Vec<DamagedPath>>,
+    /// Generations changed in place: key → changed paths.
+    pub generations: BTreeMap<GitOid, Vec<String>>,
+    /// Generation → the sites (and result links) that hold it.
+    pub holders: BTreeMap<GitOid, BTreeSet<String>>,
+    /// With `--repair`: what was restored and rebuilt.
+    pub repaired_objects: usize,
+    pub rebuilt_generations: Vec<GitOid>,
+    /// Damage `--repair` could not mend, with why.
+    pub unrepaired: Vec<String>,
 }
 
-pub fn verify(opts: &Options) -> Result<VerifyOutcome, RealiseError> {
-    let store = Store::open(&opts.store)?;
-    let _lock = store.lock(LockMode::Shared, || {})?;
-    let git = crate::sources::open_git(&store)?;
-    let report = store.verify()?;
-    let mut affected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if !report.corrupt.is_empty() {
-        // Which sites hold each generation.
-        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (site, commit) in git.site_branches()? {
-            for tree in git.recent_trees(&commit, usize::MAX)? {
-                holders.entry(tree).or_default().insert(site.clone());
-            }
-        }
-        for (link, target) in store.live_result_targets()? {
-            if let Some(k) = target.file_name() {
-                holders
-                    .entry(k.to_string_lossy().into_owned())
-                    .or_default()
-                    .insert(format!("result {}", link.display()));
-            }
-        }
-        let corrupt: BTreeSet<(String, bool)> = report
-            .corrupt
-            .iter()
-            .map(|(h, x)| (h.0.clone(), *x))
-            .collect();
-        for key in store.generation_keys()? {
-            let Some(uses) = store.generation_uses(&key) else {
-                continue;
-            };
-            for m in uses
-                .iter()
-                .filter(|m| report.affected_manifests.contains(*m))
-            {
-                let Ok(manifest) = store.read_manifest(m) else {
-                    continue;
-                };
-                for e in manifest.entries {
-                    if corrupt.contains(&(e.blake3.clone(), e.executable())) {
-                        let sites = holders.get(&key).cloned().unwrap_or_default();
-                        affected.entry(e.blake3.clone()).or_default().extend(sites);
-                    }
-                }
-            }
-        }
-        for (h, _) in &report.corrupt {
-            affected.entry(h.0.clone()).or_default();
+impl VerifyOutcome {
+    pub fn is_clean(&self) -> bool {
+        self.report.is_clean() && self.generations.is_empty()
+    }
+
+    /// The sites a generation touches, for messages.
+    pub fn sites_of(&self, key: &GitOid) -> Vec<String> {
+        self.holders
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn holders(
+    store: &Store,
+    git: &GitStore,
+) -> Result<BTreeMap<GitOid, BTreeSet<String>>, RealiseError> {
+    let mut holders: BTreeMap<GitOid, BTreeSet<String>> = BTreeMap::new();
+    for (tree, sites) in site_generations(git, usize::MAX)? {
+        holders
+            .entry(tree)
+            .or_default()
+            .extend(sites.into_iter().map(|(s, _)| s));
+    }
+    for (link, target) in store.live_result_targets()? {
+        if let Some(k) = target
+            .file_name()
+            .and_then(|k| GitOid::parse(&k.to_string_lossy()).ok())
+        {
+            holders
+                .entry(k)
+                .or_default()
+                .insert(format!("result {}", link.display()));
         }
     }
-    Ok(VerifyOutcome { report, affected })
+    Ok(holders)
+}
+
+/// Files of every generation that share an inode with one of `objects`.
+fn paths_holding(
+    store: &Store,
+    objects: &[(ObjectHash, bool)],
+) -> Result<BTreeMap<ObjectHash, Vec<DamagedPath>>, RealiseError> {
+    let mut inodes: HashMap<(u64, u64), ObjectHash> = HashMap::new();
+    for (h, x) in objects {
+        if let Ok(m) = std::fs::symlink_metadata(store.object_path(h, *x)) {
+            inodes.insert((m.dev(), m.ino()), h.clone());
+        }
+    }
+    let mut out: BTreeMap<ObjectHash, Vec<DamagedPath>> = BTreeMap::new();
+    for (h, _) in objects {
+        out.entry(h.clone()).or_default();
+    }
+    if inodes.is_empty() {
+        return Ok(out);
+    }
+    let keys = store.generation_keys()?;
+    let found: Vec<(ObjectHash, DamagedPath)> = keys
+        .par_iter()
+        .flat_map_iter(|key| {
+            let root = store.generation_path(key);
+            walkdir::WalkDir::new(&root)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    let h = inodes.get(&(m.dev(), m.ino()))?;
+                    Some((
+                        h.clone(),
+                        DamagedPath {
+                            generation: key.clone(),
+                            path: e
+                                .path()
+                                .strip_prefix(&root)
+                                .ok()?
+                                .to_string_lossy()
+                                .into_owned(),
+                        },
+                    ))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (h, p) in found {
+        out.entry(h).or_default().push(p);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+fn check_all_generations(store: &Store) -> Result<BTreeMap<GitOid, Vec<String>>, RealiseError> {
+    let mut out = BTreeMap::new();
+    for key in store.generation_keys()? {
+        if let Some(damaged) = store.check_generation(&key)?
+            && !damaged.is_empty()
+        {
+            out.insert(key, damaged);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the store: every object re-hashed, every manifest read, every generation checked
+/// for changes in place. With `repair`, damaged and missing objects are restored from git
+/// and changed generations rebuilt, then the store is checked again.
+pub fn verify(opts: &Options, repair: bool) -> Result<VerifyOutcome, RealiseError> {
+    let store = Store::open_existing(&opts.store)?;
+    let _lock = store.lock(LockMode::Shared, || {})?;
+    let git = crate::sources::open_git(&store)?;
+    let mut outcome = examine(&store, &git)?;
+    if repair && !outcome.is_clean() {
+        let (objects, rebuilt, unrepaired) = repair_store(&store, &git, &outcome, opts)?;
+        let mut again = examine(&store, &git)?;
+        again.repaired_objects = objects;
+        again.rebuilt_generations = rebuilt;
+        again.unrepaired = unrepaired;
+        outcome = again;
+    }
+    Ok(outcome)
+}
+
+fn examine(store: &Store, git: &GitStore) -> Result<VerifyOutcome, RealiseError> {
+    let report = store.verify()?;
+    let generations = check_all_generations(store)?;
+    let damaged_objects: Vec<(ObjectHash, bool)> = report.corrupt.clone();
+    let object_paths = if damaged_objects.is_empty() {
+        BTreeMap::new()
+    } else {
+        paths_holding(store, &damaged_objects)?
+    };
+    let holders = if damaged_objects.is_empty() && generations.is_empty() {
+        BTreeMap::new()
+    } else {
+        holders(store, git)?
+    };
+    Ok(VerifyOutcome {
+        report,
+        object_paths,
+        generations,
+        holders,
+        repaired_objects: 0,
+        rebuilt_generations: Vec::new(),
+        unrepaired: Vec::new(),
+    })
+}
+
+/// The entries every manifest of the store knows, by git blob id.
+fn entries_by_oid(store: &Store) -> Result<HashMap<GitOid, Entry>, RealiseError> {
+    let mut out = HashMap::new();
+    for h in store.manifest_hashes()? {
+        if let Ok(m) = store.read_manifest(&h) {
+            for e in m.entries {
+                out.entry(e.oid.clone()).or_insert(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn repair_store(
+    store: &Store,
+    git: &GitStore,
+    found: &VerifyOutcome,
+    opts: &Options,
+) -> Result<(usize, Vec<GitOid>, Vec<String>), RealiseError> {
+    let by_oid = entries_by_oid(store)?;
+    let by_object: HashMap<&ObjectHash, &Entry> = by_oid.values().map(|e| (&e.blake3, e)).collect();
+    let mut unrepaired = Vec::new();
+    let mut repaired = 0;
+    let mut damaged: Vec<(ObjectHash, bool)> = found.report.corrupt.clone();
+    damaged.extend(found.report.missing.iter().map(|(_, o)| (o.clone(), false)));
+    // Objects edited in place still hash right when the edit was undone; their changed
+    // generations show them. Every object a changed generation links is checked below.
+    for (h, x) in damaged {
+        let Some(e) = by_object.get(&h) else {
+            unrepaired.push(format!(
+                "object {h}: no manifest names it, so git's copy is unknown"
+            ));
+            continue;
+        };
+        // A missing object may be the executable or the plain one: restore what is gone.
+        for exec in [x, !x] {
+            let path = store.object_path(&h, exec);
+            let wanted = exec == x || path.exists();
+            if !wanted {
+                continue;
+            }
+            match git.read_blob(&e.oid) {
+                Ok(bytes) => {
+                    store.repair_object(&h, exec, &bytes)?;
+                    repaired += 1;
+                }
+                Err(err) => unrepaired.push(format!("object {h}: {err}")),
+            }
+            break;
+        }
+    }
+    let mut rebuilt = Vec::new();
+    for key in found.generations.keys() {
+        match rebuild_generation(store, git, key, &by_oid, opts) {
+            Ok(n) => {
+                repaired += n;
+                rebuilt.push(key.clone());
+            }
+            Err(e) => unrepaired.push(format!("generation {key}: {e}")),
+        }
+    }
+    Ok((repaired, rebuilt, unrepaired))
+}
+
+/// Lays generation `key` out again from its git tree, restoring the objects it needs.
+/// Returns the number of objects restored.
+fn rebuild_generation(
+    store: &Store,
+    git: &GitStore,
+    key: &GitOid,
+    by_oid: &HashMap<GitOid, Entry>,
+    opts: &Options,
+) -> Result<usize, RealiseError> {
+    let mut restored = 0;
+    let mut entries: Vec<(String, Entry)> = Vec::new();
+    for (path, kind, oid) in git.tree_files(key)? {
+        let exec = kind == EntryKind::Exec;
+        let entry = match by_oid.get(&oid) {
+            Some(e) => Entry {
+                path: path.clone(),
+                kind,
+                size: e.size,
+                blake3: e.blake3.clone(),
+                oid: oid.clone(),
+            },
+            None => {
+                let bytes = git.read_blob(&oid)?;
+                let h = store.put_object(&bytes, exec)?;
+                Entry {
+                    path: path.clone(),
+                    kind,
+                    size: bytes.len() as u64,
+                    blake3: h,
+                    oid: oid.clone(),
+                }
+            }
+        };
+        if store.object_tampered(&entry.blake3, exec)
+            || (!store.has_object(&entry.blake3, exec)
+                && (entry.size > 0 || kind == EntryKind::Symlink))
+        {
+            let bytes = git.read_blob(&oid)?;
+            store.repair_object(&entry.blake3, exec, &bytes)?;
+            restored += 1;
+        }
+        entries.push((path, entry));
+    }
+    let files: Vec<(String, &Entry)> = entries.iter().map(|(p, e)| (p.clone(), e)).collect();
+    let uses = store.generation_uses(key).unwrap_or_default();
+    let mode = store
+        .generation_record(key)
+        .map(|r| r.mode)
+        .unwrap_or(opts.link);
+    store.materialise(key, &files, &uses, mode, &|| {})?;
+    Ok(restored)
 }
 
 /// How a materialised tree differs from the generation it was made as.
@@ -145,16 +463,17 @@ impl TreeDrift {
 }
 
 pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError> {
-    let store = Store::open(&opts.store)?;
+    let store = Store::open_existing(&opts.store)?;
     let git = crate::sources::open_git(&store)?;
-    let real = std::fs::canonicalize(dir).map_err(|e| {
-        RealiseError::source("verify", format!("cannot read {}: {e}", dir.display()))
+    let real = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot read {}", dir.display()),
+        source: e,
     })?;
     let key = real
         .strip_prefix(store.generations_dir())
         .ok()
         .and_then(|rest| rest.components().next())
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .and_then(|c| GitOid::parse(&c.as_os_str().to_string_lossy()).ok())
         .ok_or_else(|| {
             RealiseError::source(
                 "verify",
@@ -166,7 +485,7 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
             )
             .with_hint("pass a `result` link or a directory under <store>/generations/")
         })?;
-    let expected: BTreeMap<String, (SourceFileKind, String)> = git
+    let expected: BTreeMap<String, (EntryKind, GitOid)> = git
         .tree_files(&key)?
         .into_iter()
         .map(|(p, k, oid)| (p, (k, oid)))
@@ -178,14 +497,14 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
         .filter(|e| !e.file_type().is_dir())
         .map(|e| e.path().to_path_buf())
         .collect();
-    let seen: Vec<(String, SourceFileKind, String)> = on_disk
+    let seen: Vec<(String, EntryKind, GitOid)> = on_disk
         .par_iter()
         .filter_map(|p| {
             let rel = p.strip_prefix(&root).ok()?.to_string_lossy().into_owned();
             let meta = std::fs::symlink_metadata(p).ok()?;
             let (kind, bytes) = if meta.file_type().is_symlink() {
                 (
-                    SourceFileKind::Symlink,
+                    EntryKind::Symlink,
                     std::fs::read_link(p)
                         .ok()?
                         .to_string_lossy()
@@ -195,9 +514,9 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
             } else {
                 use std::os::unix::fs::PermissionsExt;
                 let kind = if meta.permissions().mode() & 0o111 != 0 {
-                    SourceFileKind::Exec
+                    EntryKind::Exec
                 } else {
-                    SourceFileKind::File
+                    EntryKind::File
                 };
                 (kind, std::fs::read(p).ok()?)
             };
@@ -205,7 +524,7 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
         })
         .collect();
     let mut drift = TreeDrift {
-        generation: key,
+        generation: key.to_string(),
         ..Default::default()
     };
     let mut present = BTreeSet::new();
@@ -231,10 +550,10 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Reproduction {
     pub site: String,
-    pub expected_tree: String,
-    pub tree: String,
+    pub expected_tree: GitOid,
+    pub tree: GitOid,
     /// Sources whose content differs from the lock: (component, locked, rebuilt manifest).
-    pub differing: Vec<(String, String, String)>,
+    pub differing: Vec<(String, ManifestHash, Option<ManifestHash>)>,
 }
 
 impl Reproduction {
@@ -258,32 +577,37 @@ pub fn reproduce(
         let site = lock.site_file(&site_path)?;
         (lock, site)
     } else {
-        let store = Store::open(&opts.store)?;
+        let store = Store::open_existing(&opts.store)?;
         let git = crate::sources::open_git(&store)?;
-        let commit = git.expand_commit(target)?.ok_or_else(|| {
+        let heads: Vec<GitOid> = git.site_branches()?.into_iter().map(|(_, c)| c).collect();
+        let prefix = target.to_ascii_lowercase();
+        let found =
+            if (4..=40).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                git.find_from(&heads, &prefix)?
+            } else {
+                None
+            };
+        let commit = found.ok_or_else(|| {
             RealiseError::source(
                 "reproduce",
-                format!("'{target}' is neither a lock file nor a commit of this store"),
+                format!(
+                    "'{target}' is neither a lock file nor a commit of a site branch of this store"
+                ),
             )
         })?;
-        let message = git.commit_message(&commit)?;
-        let text = message
-            .split_once(LOCK_MARKER)
-            .map(|(_, l)| l)
-            .ok_or_else(|| {
-                RealiseError::source(
-                    "reproduce",
-                    format!("commit {commit} is not a site commit made by mcb"),
-                )
-            })?;
-        let label = PathBuf::from(format!("commit {commit}"));
-        let lock = Lock::parse(&label, text)?;
+        let lock = commit_lock(&git, &commit)?.ok_or_else(|| {
+            RealiseError::source(
+                "reproduce",
+                format!("commit {commit} is not a site commit made by mcb"),
+            )
+        })?;
         let cwd = std::env::current_dir().unwrap_or_default();
         let site = lock.site_file(&cwd.join("site.ron"))?;
         (lock, site)
     };
-    let temp = tempfile::tempdir().map_err(|e| {
-        RealiseError::source("reproduce", format!("cannot make a temporary store: {e}"))
+    let temp = tempfile::tempdir().map_err(|e| RealiseError::Filesystem {
+        message: "cannot make a temporary store".into(),
+        source: e,
     })?;
     let mut o = opts.clone();
     o.store = temp.path().join("store");
@@ -295,16 +619,18 @@ pub fn reproduce(
         differing.push((
             "moodle".into(),
             lock.moodle.manifest.clone(),
-            rebuilt.moodle.manifest.clone(),
+            Some(rebuilt.moodle.manifest.clone()),
         ));
     }
     for p in &lock.plugins {
         match rebuilt.plugin(&p.component) {
             Some(r) if r.manifest == p.manifest => {}
-            Some(r) => {
-                differing.push((p.component.clone(), p.manifest.clone(), r.manifest.clone()))
-            }
-            None => differing.push((p.component.clone(), p.manifest.clone(), String::new())),
+            Some(r) => differing.push((
+                p.component.clone(),
+                p.manifest.clone(),
+                Some(r.manifest.clone()),
+            )),
+            None => differing.push((p.component.clone(), p.manifest.clone(), None)),
         }
     }
     Ok(Reproduction {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mcb_catalog::Http;
+use mcb_catalog::{Http, Limits};
 use mcb_config::{
     LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource, PluginRequest, SiteFile,
     SourceSpec,
@@ -12,11 +12,11 @@ use mcb_git::{CommitInfo, GitStore, Graft, RemoteRefs};
 use mcb_moodle::release::parse_release_tag;
 use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, MoodleSpec, PluginVersion};
 use mcb_resolve::{Candidate, Fit, Problem, Rule, SelectedPlugin, check_site, choose, fit};
-use mcb_store::{Entry, LockMode, Store};
+use mcb_store::{Entry, GitOid, LinkMode, LockMode, ObjectHash, Store, StoreError};
 
 use crate::directory::Directory;
 use crate::error::RealiseError;
-use crate::link;
+use crate::publish;
 use crate::report::{Reporter, Stage};
 use crate::sources::{Fetched, Sources};
 
@@ -34,6 +34,12 @@ pub struct Options {
     pub refresh: bool,
     /// A bearer token for the plugins directory's host (`MCB_MARKETPLACE_TOKEN`).
     pub token: Option<String>,
+    /// Bounds on sizes and network time (`MCB_LIMITS`).
+    pub limits: Limits,
+    /// How generations are laid out.
+    pub link: LinkMode,
+    /// Take over a site name another site file owns.
+    pub force: bool,
 }
 
 impl Options {
@@ -45,6 +51,9 @@ impl Options {
             directory: None,
             refresh: false,
             token: None,
+            limits: Limits::default(),
+            link: LinkMode::Hardlink,
+            force: false,
         }
     }
 
@@ -57,7 +66,7 @@ impl Options {
     }
 
     pub(crate) fn http(&self, directory: &str) -> Http {
-        let http = Http::new(self.offline);
+        let http = Http::new(self.offline, self.limits.http);
         match &self.token {
             Some(t) => http.with_token_for(directory, t.clone()),
             None => http,
@@ -86,8 +95,8 @@ pub struct RealisedPlugin {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Realised {
     pub site: String,
-    pub commit: String,
-    pub tree: String,
+    pub commit: GitOid,
+    pub tree: GitOid,
     /// The generation directory in the store.
     pub path: PathBuf,
     /// The `result` link that now points at it.
@@ -102,6 +111,8 @@ pub struct Realised {
     pub lock_written: bool,
     /// Files copied rather than hardlinked.
     pub copied_files: usize,
+    /// How the generation's files are laid out.
+    pub link_mode: LinkMode,
 }
 
 /// Core, resolved and in the store.
@@ -159,9 +170,13 @@ pub(crate) fn realise_site(
         Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
         None => site.dir().join("result"),
     };
+    if write_lock {
+        check_owner(&store, &site, opts.force, reporter)?;
+    }
 
     if let Some(lock) = &old_lock
-        && let Some(done) = already_realised(&site, lock, &store, &git, &link_path)?
+        && let Some(done) =
+            already_realised(&site, lock, &store, &git, &link_path, opts.link, write_lock)?
     {
         return Ok((done, lock.clone()));
     }
@@ -174,9 +189,10 @@ pub(crate) fn realise_site(
         &http,
         &site,
         opts.offline,
+        opts.limits,
         opts.cache_policy(),
     );
-    let directory = Directory::new(directory_url, &http, &store, opts.cache_policy());
+    let directory = Directory::new(directory_url, &http, Some(&store), opts.cache_policy());
     let mut warnings: Vec<String> = Vec::new();
     let warn = |w: String, warnings: &mut Vec<String>| {
         reporter.warn(&w);
@@ -186,7 +202,7 @@ pub(crate) fn realise_site(
     // Core.
     reporter.stage(Stage::Resolve, "moodle");
     let core = resolve_core(&sources, &site, old_lock.as_ref())?;
-    let mut layout = core_layout(&store, &core)?;
+    let mut layout = core_layout(&sources, &core)?;
 
     // Plugins.
     let mut chosen: Vec<ChosenPlugin> = Vec::new();
@@ -235,7 +251,7 @@ pub(crate) fn realise_site(
     }
 
     // Subplugin types declared by the site's plugins, parents before children.
-    add_plugin_subplugins(&store, &mut layout, &chosen)?;
+    add_plugin_subplugins(&sources, &mut layout, &chosen)?;
 
     let selected: Vec<SelectedPlugin> = chosen
         .iter()
@@ -248,9 +264,8 @@ pub(crate) fn realise_site(
     let core_plugin_version = |component: &str| -> Option<Build> {
         let c = Component::parse(component).ok()?;
         let dir = layout.install_path(&c).ok()?;
-        let bytes = core
-            .fetched
-            .read(&store, &format!("{dir}/version.php"))
+        let bytes = sources
+            .read("moodle", &core.fetched, &format!("{dir}/version.php"))
             .ok()??;
         PluginVersion::parse(&String::from_utf8_lossy(&bytes))
             .ok()?
@@ -266,6 +281,9 @@ pub(crate) fn realise_site(
     let mut batch: Vec<&Fetched> = vec![&core.fetched];
     batch.extend(chosen.iter().map(|c| &c.fetched));
     sources.record(&batch)?;
+    for note in sources.take_notes() {
+        warn(note, &mut warnings);
+    }
 
     // Compose.
     reporter.stage(Stage::Compose, &site.name);
@@ -279,30 +297,22 @@ pub(crate) fn realise_site(
     let tree = git.compose(&core.fetched.manifest.tree, &grafts)?;
 
     // Materialise before anything points at it.
-    reporter.stage(Stage::Materialise, &tree);
+    reporter.stage(Stage::Materialise, tree.as_str());
     let files = codebase_files(&core.fetched, &chosen, &check.paths);
     reporter.total(files.len() as u64);
     let mut uses: Vec<mcb_store::ManifestHash> = batch.iter().map(|f| f.hash.clone()).collect();
     uses.sort();
     uses.dedup();
-    let generation = match store.materialise(&tree, &files, &uses, &|| reporter.advance()) {
-        Err(mcb_store::StoreError::Tampered(objects)) => {
-            // Someone edited a file of an existing tree in place. Git holds its own copy
-            // of every blob: restore the true content, then lay out the new tree.
-            repair_objects(&store, &git, &files, &objects)?;
-            warn(
-                format!(
-                    "{} store object{} had been edited through a hardlinked tree and {} restored from git; `mcb verify --tree` shows which trees hold the edit",
-                    objects.len(),
-                    if objects.len() == 1 { "" } else { "s" },
-                    if objects.len() == 1 { "was" } else { "were" }
-                ),
-                &mut warnings,
-            );
-            store.materialise(&tree, &files, &uses, &|| reporter.advance())?
-        }
-        other => other?,
-    };
+    let generation = materialise_repairing(
+        &store,
+        &git,
+        &tree,
+        &files,
+        &uses,
+        opts.link,
+        reporter,
+        &mut |w| warn(w, &mut warnings),
+    )?;
     if generation.cross_device {
         warn(
             format!(
@@ -324,7 +334,7 @@ pub(crate) fn realise_site(
             build: core.version.build.to_string(),
             release: core.version.release.clone(),
             branch: core.version.branch.0,
-            manifest: core.fetched.hash.0.clone(),
+            manifest: core.fetched.hash.clone(),
             date: core.fetched.date,
         },
         plugins: chosen
@@ -338,12 +348,12 @@ pub(crate) fn realise_site(
                 release: c.info.release.clone(),
                 source: c.fetched.locked.clone(),
                 install_path: check.paths[c.component.as_str()].clone(),
-                manifest: c.fetched.hash.0.clone(),
+                manifest: c.fetched.hash.clone(),
                 date: c.fetched.date,
             })
             .collect(),
         tree: tree.clone(),
-        commit: String::new(),
+        commit: None,
         date: 0,
     };
     lock.date = std::iter::once(lock.moodle.date)
@@ -357,24 +367,39 @@ pub(crate) fn realise_site(
         Some(h) => Some(git.commit_tree_id(h)?),
         None => None,
     };
-    let (commit, new_commit) = if head.is_some() && head_tree.as_deref() == Some(tree.as_str()) {
-        (head.clone().expect("checked"), false)
-    } else {
-        let info = CommitInfo {
-            message: commit_message(&lock),
-            time: lock.date,
-            parent: head.clone(),
-        };
-        let c = git.write_commit(&tree, &info)?;
-        git.set_branch(&site.name, &c, head.as_deref())?;
-        (c, true)
+    let (commit, new_commit) = match &head {
+        Some(h) if head_tree.as_ref() == Some(&tree) => (h.clone(), false),
+        _ => {
+            let info = CommitInfo {
+                message: commit_message(&lock),
+                time: lock.date,
+                parent: head.clone(),
+            };
+            (git.write_commit(&tree, &info)?, true)
+        }
     };
-    lock.commit = commit.clone();
+    lock.commit = Some(commit.clone());
 
-    // Everything the link and the lock will name is durable before they change.
+    // Publish: every destination prepared first, then branch, lock and link in that order.
+    let lock_text = (write_lock && old_lock.as_ref() != Some(&lock)).then(|| lock.to_text());
+    let lock_path = site.lock_path();
+    let mut prepared = publish::prepare(
+        lock_text.as_deref().map(|t| (lock_path.as_path(), t)),
+        &link_path,
+        &generation.path,
+    )?;
+    // Everything the branch, the lock and the link will name is durable before they move.
     store.sync()?;
-    switch_result(&store, &link_path, &generation.path)?;
-    let lock_written = write_lock && write_lock_file(&site, &lock, old_lock.as_ref())?;
+    if new_commit {
+        git.set_branch(&site.name, &commit, head.as_ref())?;
+    }
+    let lock_written = prepared.writes_lock();
+    prepared.switch_lock()?;
+    prepared.switch_link()?;
+    store.add_result_root(&link_path)?;
+    if write_lock {
+        record_owner(&store, &site)?;
+    }
 
     let realised = Realised {
         site: site.name.clone(),
@@ -389,8 +414,128 @@ pub(crate) fn realise_site(
         changed: new_commit || generation.created,
         lock_written,
         copied_files: generation.copied,
+        link_mode: generation.mode,
     };
     Ok((realised, lock))
+}
+
+/// Materialises a generation; objects found edited in place or missing are restored from
+/// git first (it holds every blob), and an existing generation found changed is rebuilt.
+#[allow(clippy::too_many_arguments)]
+fn materialise_repairing(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    files: &[(String, &Entry)],
+    uses: &[mcb_store::ManifestHash],
+    mode: LinkMode,
+    reporter: &dyn Reporter,
+    warn: &mut dyn FnMut(String),
+) -> Result<mcb_store::Materialised, RealiseError> {
+    let generation = match store.materialise(tree, files, uses, mode, &|| reporter.advance()) {
+        Err(StoreError::DamagedObjects { tampered, missing }) => {
+            let all: Vec<(ObjectHash, bool)> = tampered.iter().chain(&missing).cloned().collect();
+            repair_objects(store, git, files, &all)?;
+            let mut said = Vec::new();
+            if !tampered.is_empty() {
+                said.push(format!(
+                    "{} store object{} had been edited through a hardlinked tree",
+                    tampered.len(),
+                    if tampered.len() == 1 { "" } else { "s" }
+                ));
+            }
+            if !missing.is_empty() {
+                said.push(format!(
+                    "{} store object{} {} missing",
+                    missing.len(),
+                    if missing.len() == 1 { "" } else { "s" },
+                    if missing.len() == 1 { "was" } else { "were" }
+                ));
+            }
+            warn(format!(
+                "{}; restored from git. `mcb verify` names every tree that still holds damage, and `mcb verify --repair` rebuilds them",
+                said.join(" and ")
+            ));
+            store.materialise(tree, files, uses, mode, &|| reporter.advance())?
+        }
+        other => other?,
+    };
+    if !generation.repaired.is_empty() {
+        let shown: Vec<&str> = generation
+            .repaired
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        warn(format!(
+            "the codebase {} had been changed in place ({}{}); it was rebuilt from the store, and the change is gone",
+            tree,
+            shown.join(", "),
+            if generation.repaired.len() > 5 {
+                format!(" and {} more", generation.repaired.len() - 5)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(generation)
+}
+
+/// Refuses to let a second site file use a name another site file owns: both would move
+/// one branch and overwrite each other's codebase forever.
+fn check_owner(
+    store: &Store,
+    site: &SiteFile,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), RealiseError> {
+    let me = canonical(&site.path);
+    let Some(owner) = store.site_owner(&site.name) else {
+        return Ok(());
+    };
+    if owner == me {
+        return Ok(());
+    }
+    if force {
+        reporter.warn(&format!(
+            "site {} now belongs to {} (it belonged to {})",
+            site.name,
+            me.display(),
+            owner.display()
+        ));
+        return Ok(());
+    }
+    if !owner.exists() {
+        reporter.warn(&format!(
+            "site {} belonged to {}, which is gone; {} takes it over",
+            site.name,
+            owner.display(),
+            me.display()
+        ));
+        return Ok(());
+    }
+    Err(RealiseError::Owner {
+        message: format!(
+            "site name '{}' belongs to {}, not to {}: two site files with one name would overwrite each other's codebase",
+            site.name,
+            owner.display(),
+            me.display()
+        ),
+        hint: "give this site file another `name`, or pass --force to move the site to this file"
+            .into(),
+    })
+}
+
+fn record_owner(store: &Store, site: &SiteFile) -> Result<(), RealiseError> {
+    let me = canonical(&site.path);
+    if store.site_owner(&site.name).as_deref() != Some(me.as_path()) {
+        store.set_site_owner(&site.name, &me)?;
+    }
+    Ok(())
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The pool plugin sources are fetched on: two threads, so at most two requests reach one
@@ -406,14 +551,17 @@ fn fetch_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// The no-op case: the lock answers the site file, the branch and the generation exist.
-/// Nothing is read but the lock, a ref and a directory entry.
+/// The no-op case: the lock answers the site file, the branch is at the lock's commit,
+/// whose tree is the lock's tree, and that generation is in the store, sound. Nothing is
+/// read but the lock, two git objects and the generation's directory entries.
 fn already_realised(
     site: &SiteFile,
     lock: &Lock,
     store: &Store,
     git: &GitStore,
     link_path: &Path,
+    mode: LinkMode,
+    link: bool,
 ) -> Result<Option<Realised>, RealiseError> {
     if lock.site != site.name || !lock.moodle_fits(site) {
         return Ok(None);
@@ -437,15 +585,35 @@ fn already_realised(
     {
         return Ok(None);
     }
-    let generation = store.generation_path(&lock.tree);
-    if !generation.is_dir() || git.branch_head(&site.name)?.as_deref() != Some(lock.commit.as_str())
+    let Some(commit) = &lock.commit else {
+        return Ok(None);
+    };
+    if git.branch_head(&site.name)?.as_ref() != Some(commit) {
+        return Ok(None);
+    }
+    // The lock's `tree` is a claim: the commit on the branch says which tree it is.
+    if !git.has_commit(commit) || git.commit_tree_id(commit)? != lock.tree {
+        return Ok(None);
+    }
+    match store.check_generation(&lock.tree)? {
+        Some(damaged) if damaged.is_empty() => {}
+        _ => return Ok(None),
+    }
+    if store
+        .generation_record(&lock.tree)
+        .is_some_and(|r| r.mode != mode)
     {
         return Ok(None);
     }
-    switch_result(store, link_path, &generation)?;
+    let generation = store.generation_path(&lock.tree);
+    if link {
+        let mut prepared = publish::prepare(None, link_path, &generation)?;
+        prepared.switch_link()?;
+        store.add_result_root(link_path)?;
+    }
     Ok(Some(Realised {
         site: site.name.clone(),
-        commit: lock.commit.clone(),
+        commit: commit.clone(),
         tree: lock.tree.clone(),
         path: generation,
         link: link_path.to_path_buf(),
@@ -456,6 +624,7 @@ fn already_realised(
         changed: false,
         lock_written: false,
         copied_files: 0,
+        link_mode: mode,
     }))
 }
 
@@ -463,43 +632,18 @@ fn repair_objects(
     store: &Store,
     git: &GitStore,
     files: &[(String, &Entry)],
-    objects: &[(mcb_store::ObjectHash, bool)],
+    objects: &[(ObjectHash, bool)],
 ) -> Result<(), RealiseError> {
     for (hash, exec) in objects {
         let entry = files
             .iter()
             .map(|(_, e)| *e)
-            .find(|e| &e.object() == hash && e.executable() == *exec)
-            .expect("a tampered object belongs to one of the files laid out");
+            .find(|e| e.object() == hash && e.executable() == *exec)
+            .expect("a damaged object belongs to one of the files laid out");
         let bytes = git.read_blob(&entry.oid)?;
         store.repair_object(hash, *exec, &bytes)?;
     }
     Ok(())
-}
-
-fn switch_result(store: &Store, link_path: &Path, generation: &Path) -> Result<(), RealiseError> {
-    link::switch(link_path, generation).map_err(|e| {
-        RealiseError::source(
-            "result",
-            format!(
-                "cannot point {} at the new codebase: {e}",
-                link_path.display()
-            ),
-        )
-    })?;
-    store.add_result_root(link_path)?;
-    Ok(())
-}
-
-fn write_lock_file(site: &SiteFile, lock: &Lock, old: Option<&Lock>) -> Result<bool, RealiseError> {
-    if old == Some(lock) {
-        return Ok(false);
-    }
-    let path = site.lock_path();
-    link::write_beside(&path, &lock.to_text()).map_err(|e| {
-        RealiseError::source("lock", format!("cannot write {}: {e}", path.display()))
-    })?;
-    Ok(true)
 }
 
 fn source_label(s: &LockedSource) -> String {
@@ -509,13 +653,10 @@ fn source_label(s: &LockedSource) -> String {
             reference,
             commit,
         } => {
-            format!(
-                "git {url} {reference} ({})",
-                &commit[..commit.len().min(12)]
-            )
+            format!("git {url} {reference} ({})", &commit.as_str()[..12])
         }
         LockedSource::Zip { location, blake3 } => {
-            format!("zip {location} (blake3 {})", &blake3[..12])
+            format!("zip {location} (blake3 {})", &blake3.as_str()[..12])
         }
         LockedSource::Path { dir } => format!("path {dir}"),
         LockedSource::Directory { id, .. } => format!("directory version {id}"),
@@ -562,7 +703,7 @@ fn commit_message(lock: &Lock) -> String {
     m.push_str(LOCK_MARKER);
     m.push_str(
         &Lock {
-            commit: String::new(),
+            commit: None,
             ..lock.clone()
         }
         .to_text(),
@@ -573,19 +714,34 @@ fn commit_message(lock: &Lock) -> String {
 /// Where the lock starts in a site commit's message.
 pub(crate) const LOCK_MARKER: &str = "\n--- site.lock ---\n";
 
-/// The codebase as files: core without anything under a plugin's path, then each plugin
-/// under its install path. The git tree is built the same way, so the two agree.
+/// The codebase as files: core, then each plugin at its install path, where a deeper
+/// graft replaces whatever the layer around it has at its path (a subplugin inside its
+/// parent plugin, any plugin inside core) — exactly as composition edits the git tree,
+/// so the materialised tree and the committed tree agree.
 fn codebase_files<'a>(
     core: &'a Fetched,
     chosen: &'a [ChosenPlugin],
     paths: &std::collections::BTreeMap<String, String>,
 ) -> Vec<(String, &'a Entry)> {
-    let prefixes: Vec<String> = paths.values().map(|p| format!("{p}/")).collect();
+    let grafts: Vec<&str> = paths.values().map(String::as_str).collect();
+    // Is `file` (a codebase path) inside or on the way to a graft deeper than `base`?
+    let replaced = |base: &str, file: &str| {
+        grafts.iter().any(|g| {
+            let deeper = base.is_empty()
+                || (g.len() > base.len()
+                    && g.starts_with(base)
+                    && g.as_bytes()[base.len()] == b'/');
+            deeper
+                && (file == *g
+                    || (file.starts_with(g) && file.as_bytes().get(g.len()) == Some(&b'/'))
+                    || (g.starts_with(file) && g.as_bytes().get(file.len()) == Some(&b'/')))
+        })
+    };
     let mut files: Vec<(String, &Entry)> = core
         .manifest
         .entries
         .iter()
-        .filter(|e| !prefixes.iter().any(|p| e.path.starts_with(p.as_str())))
+        .filter(|e| !replaced("", &e.path))
         .map(|e| (e.path.clone(), e))
         .collect();
     for c in chosen {
@@ -595,7 +751,8 @@ fn codebase_files<'a>(
                 .manifest
                 .entries
                 .iter()
-                .map(|e| (format!("{base}/{}", e.path), e)),
+                .map(|e| (format!("{base}/{}", e.path), e))
+                .filter(|(p, _)| !replaced(base, p)),
         );
     }
     files
@@ -608,7 +765,7 @@ fn resolve_core(
 ) -> Result<CoreResolved, RealiseError> {
     let spec = site.moodle.spec.as_ref();
     let fetched = match lock.filter(|l| l.moodle_fits(site)) {
-        Some(l) => match sources.stored(&l.moodle.source, &l.moodle.manifest, l.moodle.date) {
+        Some(l) => match sources.stored(&l.moodle.source, &l.moodle.manifest, l.moodle.date)? {
             Some(f) => f,
             None => refetch_locked(sources, "moodle", &l.moodle.source, &site.moodle.source)?,
         },
@@ -627,10 +784,10 @@ fn resolve_core(
         },
     };
     let public = fetched.manifest.get("public/version.php").is_some();
-    let version_php = match fetched.read(sources.store, "version.php")? {
+    let version_php = match sources.read("moodle", &fetched, "version.php")? {
         Some(b) => b,
-        None => fetched
-            .read(sources.store, "public/version.php")?
+        None => sources
+            .read("moodle", &fetched, "public/version.php")?
             .ok_or_else(|| {
                 RealiseError::source(
                     "moodle",
@@ -683,7 +840,7 @@ pub(crate) fn pick_core_ref(
     refs: &RemoteRefs,
     spec: &MoodleSpec,
     url: &str,
-) -> Result<(String, String), RealiseError> {
+) -> Result<(String, GitOid), RealiseError> {
     let found = match spec {
         MoodleSpec::Series(r) => refs
             .tags
@@ -703,7 +860,7 @@ pub(crate) fn pick_core_ref(
             refs.tags.get(&t).map(|c| (t, c.clone()))
         }
         MoodleSpec::Tag(t) => refs.tags.get(t).map(|c| (t.clone(), c.clone())),
-        MoodleSpec::Commit(c) => refs.resolve(sources.git, c),
+        MoodleSpec::Commit(c) => refs.resolve(sources.git, c)?,
     };
     found.ok_or_else(|| {
         let mut releases: Vec<&String> = refs
@@ -759,18 +916,17 @@ fn refetch_locked(
     }
 }
 
-fn core_layout(store: &Store, core: &CoreResolved) -> Result<CoreLayout, RealiseError> {
+fn core_layout(sources: &Sources, core: &CoreResolved) -> Result<CoreLayout, RealiseError> {
     let rel = |p: &str| mcb_moodle::layout::web_root_path(core.public, p);
-    let components = core
-        .fetched
-        .read(store, &rel("lib/components.json"))?
+    let components = sources
+        .read("moodle", &core.fetched, &rel("lib/components.json"))?
         .ok_or_else(|| {
             RealiseError::source(
                 "moodle",
                 format!("the core has no {}", rel("lib/components.json")),
             )
         })?;
-    let plugins = core.fetched.read(store, &rel("lib/plugins.json"))?;
+    let plugins = sources.read("moodle", &core.fetched, &rel("lib/plugins.json"))?;
     let mut layout = CoreLayout::new(
         &String::from_utf8_lossy(&components),
         plugins.as_deref().map(String::from_utf8_lossy).as_deref(),
@@ -785,7 +941,9 @@ fn core_layout(store: &Store, core: &CoreResolved) -> Result<CoreLayout, Realise
         let Some(web_dir) = dir.strip_prefix(web_prefix) else {
             continue;
         };
-        let json = store.read_object(&e.object(), e.executable())?;
+        let json = sources
+            .read("moodle", &core.fetched, &e.path)?
+            .unwrap_or_default();
         layout
             .add_subplugins(web_dir, &e.path, &String::from_utf8_lossy(&json))
             .map_err(|err| RealiseError::source("moodle", err.to_string()))?;
@@ -794,7 +952,7 @@ fn core_layout(store: &Store, core: &CoreResolved) -> Result<CoreLayout, Realise
 }
 
 fn add_plugin_subplugins(
-    store: &Store,
+    sources: &Sources,
     layout: &mut CoreLayout,
     chosen: &[ChosenPlugin],
 ) -> Result<(), RealiseError> {
@@ -808,17 +966,21 @@ fn add_plugin_subplugins(
         for c in waiting {
             match layout.web_path(&c.component) {
                 Ok(dir) => {
-                    let json = c
-                        .fetched
-                        .read(store, "db/subplugins.json")?
+                    let json = sources
+                        .read(c.component.as_str(), &c.fetched, "db/subplugins.json")?
                         .unwrap_or_default();
                     layout
-                        .add_subplugins(
+                        .add_plugin_subplugins(
                             &dir,
                             &format!("{}/db/subplugins.json", c.component),
                             &String::from_utf8_lossy(&json),
                         )
-                        .map_err(|e| RealiseError::source(c.component.as_str(), e.to_string()))?;
+                        .map_err(|e| {
+                            RealiseError::Unsatisfiable(vec![
+                                Problem::new(c.component.as_str(), Rule::UnknownType, e.to_string())
+                                    .hint("a plugin may declare only new subplugin types, inside its own directory"),
+                            ])
+                        })?;
                 }
                 Err(_) => still.push(c),
             }
@@ -835,7 +997,18 @@ pub(crate) fn read_plugin_version(
     component: &str,
     fetched: &Fetched,
 ) -> Result<Result<PluginVersion, Problem>, RealiseError> {
-    match fetched.read(sources.store, "version.php")? {
+    if fetched
+        .manifest
+        .get("version.php")
+        .is_some_and(|e| e.kind == mcb_store::EntryKind::Symlink)
+    {
+        return Ok(Err(Problem::new(
+            component,
+            Rule::VersionPhp,
+            "its version.php is a symlink; mcb reads version.php only as a regular file",
+        )));
+    }
+    match sources.read(component, fetched, "version.php")? {
         None => Ok(Err(Problem::new(
             component,
             Rule::VersionPhp,
@@ -888,7 +1061,7 @@ pub(crate) fn resolve_plugin(
         && Lock::plugin_fits(l, req)
         && !matches!(req.source, SourceSpec::Path { .. })
     {
-        let fetched = match sources.stored(&l.source, &l.manifest, l.date) {
+        let fetched = match sources.stored(&l.source, &l.manifest, l.date)? {
             Some(f) => f,
             None => refetch_locked(sources, name, &l.source, &req.source)?,
         };
@@ -900,7 +1073,7 @@ pub(crate) fn resolve_plugin(
             reference: Some(r),
         } => {
             let refs = sources.git_refs(name, url)?;
-            let (resolved, commit) = refs.resolve(sources.git, r).ok_or_else(|| {
+            let (resolved, commit) = refs.resolve(sources.git, r)?.ok_or_else(|| {
                 RealiseError::source(
                     name,
                     format!("'{r}' is not a tag, branch or commit of {url}"),
@@ -918,7 +1091,7 @@ pub(crate) fn resolve_plugin(
             reference: None,
         } => {
             let refs = sources.git_refs(name, url)?;
-            let mut tags: Vec<(&String, &String)> = refs.tags.iter().collect();
+            let mut tags: Vec<(&String, &GitOid)> = refs.tags.iter().collect();
             tags.sort_by(|a, b| mcb_moodle::natural_cmp(b.0, a.0));
             let mut candidates = Vec::new();
             for (tag, commit) in tags {
@@ -1026,7 +1199,7 @@ fn add_dependencies(
             .filter(|l| min.is_none_or(|m| Build::parse(&l.version).is_some_and(|v| v >= m)));
         let outcome = match locked {
             Some(l) => {
-                let fetched = match sources.stored(&l.source, &l.manifest, l.date) {
+                let fetched = match sources.stored(&l.source, &l.manifest, l.date)? {
                     Some(f) => f,
                     None => refetch_locked(sources, &dep, &l.source, &SourceSpec::Directory)?,
                 };

@@ -35,9 +35,10 @@ pub fn plugin_info(
             .clone()
             .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string()),
     };
-    let store = Store::open(&opts.store)?;
+    // The store is only a cache here: none, or a read-only one, still answers.
+    let store = Store::open_existing(&opts.store).ok();
     let http = opts.http(&location);
-    let directory = Directory::new(location.clone(), &http, &store, opts.cache_policy());
+    let directory = Directory::new(location.clone(), &http, store.as_ref(), opts.cache_policy());
     let index = directory.index(component)?;
     match index.lookup(component) {
         Some(r) => Ok((index.describe(), r.clone())),
@@ -113,9 +114,10 @@ pub fn check_upgrade(
         &http,
         &site,
         opts.offline,
+        opts.limits,
         opts.cache_policy(),
     );
-    let directory = Directory::new(directory_url, &http, &store, opts.cache_policy());
+    let directory = Directory::new(directory_url, &http, Some(&store), opts.cache_policy());
     let mut notes = Vec::new();
 
     // The target core: the newest X.Y release of the site's core source.

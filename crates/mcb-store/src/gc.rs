@@ -11,16 +11,18 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
-use crate::manifest::ManifestHash;
+use crate::id::{GitOid, ManifestHash, ObjectHash};
 use crate::materialise::remove_tree;
-use crate::object::ObjectHash;
 use crate::{IoContext, Result, Store};
 
 /// What a collection removed (or, dry, would remove).
 #[derive(Debug, Clone, Default)]
 pub struct GcReport {
     pub dry_run: bool,
-    pub generations: Vec<String>,
+    pub generations: Vec<GitOid>,
+    /// Kept generations without a readable record of what they use: every manifest and
+    /// object was kept for their sake.
+    pub unknown_use: Vec<GitOid>,
     pub manifests: usize,
     pub objects: usize,
     /// Staging leftovers of interrupted runs and stale memos.
@@ -89,10 +91,13 @@ impl Store {
             for e in read_dir_sorted(&fan.path())? {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let (hash, exec) = match name.strip_suffix("-x") {
-                    Some(h) => (h.to_string(), true),
-                    None => (name, false),
+                    Some(h) => (h, true),
+                    None => (name.as_str(), false),
                 };
-                out.push((ObjectHash(hash), exec, e.path()));
+                // Anything else in objects/ is not an object (a stray file): not listed.
+                if let Ok(hash) = ObjectHash::parse(hash) {
+                    out.push((hash, exec, e.path()));
+                }
             }
         }
         Ok(out)
@@ -103,8 +108,13 @@ impl Store {
         let mut out = Vec::new();
         for fan in read_dir_sorted(&self.root.join("pkgs"))? {
             for e in read_dir_sorted(&fan.path())? {
-                if let Some(h) = e.file_name().to_string_lossy().strip_suffix(".ron") {
-                    out.push(ManifestHash(h.to_string()));
+                if let Some(Ok(h)) = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".ron")
+                    .map(ManifestHash::parse)
+                {
+                    out.push(h);
                 }
             }
         }
@@ -115,7 +125,7 @@ impl Store {
     /// `grace`: other generations, manifests, objects, staging leftovers and stale memos.
     pub fn collect_garbage(
         &self,
-        keep: &BTreeSet<String>,
+        keep: &BTreeSet<GitOid>,
         grace: Duration,
         dry_run: bool,
     ) -> Result<GcReport> {
@@ -125,22 +135,26 @@ impl Store {
         };
         let gens = self.generations_dir();
 
-        // Live manifests: what kept generations used. Unknown use means keep everything.
+        // Live manifests: what kept generations used. A kept generation whose record is
+        // missing or damaged has unknown use, and unknown use means keep every manifest.
         let mut live_manifests: HashSet<ManifestHash> = HashSet::new();
         for key in keep {
-            if let Some(uses) = self.generation_uses(key) {
-                live_manifests.extend(uses);
+            match self.generation_uses(key) {
+                Some(uses) => live_manifests.extend(uses),
+                None if self.generation_path(key).is_dir() => report.unknown_use.push(key.clone()),
+                None => {}
             }
         }
-        // Young manifests are live too (a run may be about to use them).
         let all_manifests = self.manifest_hashes()?;
         for h in &all_manifests {
+            // Young manifests are live too (a run may be about to use them).
             let p = self.manifest_path_of(h);
-            if fs::metadata(&p).map(|m| age(&m) < grace).unwrap_or(true) {
+            let young = fs::metadata(&p).map(|m| age(&m) < grace).unwrap_or(true);
+            if young || !report.unknown_use.is_empty() {
                 live_manifests.insert(h.clone());
             }
         }
-        let mut live_objects: HashSet<(String, bool)> = HashSet::new();
+        let mut live_objects: HashSet<(ObjectHash, bool)> = HashSet::new();
         for h in &live_manifests {
             if let Ok(m) = self.read_manifest(h) {
                 for e in m.entries {
@@ -152,7 +166,7 @@ impl Store {
 
         // Generations.
         for key in self.generation_keys()? {
-            let path = gens.join(&key);
+            let path = self.generation_path(&key);
             if keep.contains(&key) {
                 report.kept_generations += 1;
                 continue;
@@ -174,9 +188,9 @@ impl Store {
         // `.uses` records and staging directories without a generation.
         for e in read_dir_sorted(&gens)? {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale_uses = name
-                .strip_suffix(".uses")
-                .is_some_and(|k| !gens.join(k).is_dir() && !keep.contains(k));
+            let stale_uses = name.strip_suffix(".uses").is_some_and(|k| {
+                !gens.join(k).is_dir() && GitOid::parse(k).is_ok_and(|k| !keep.contains(&k))
+            });
             let staging = name.starts_with(".staging-");
             if !(stale_uses || staging) {
                 continue;
@@ -201,7 +215,7 @@ impl Store {
 
         // Objects.
         for (hash, exec, path) in self.objects()? {
-            if live_objects.contains(&(hash.0.clone(), exec)) {
+            if live_objects.contains(&(hash, exec)) {
                 report.kept_objects += 1;
                 continue;
             }
@@ -229,7 +243,7 @@ impl Store {
                 for e in read_dir_sorted(&self.cache_dir().join(memo_dir))? {
                     let text = fs::read_to_string(e.path()).unwrap_or_default();
                     let named = text.split_whitespace().next().unwrap_or("");
-                    if !self.has_manifest(&ManifestHash(named.to_string())) {
+                    if !ManifestHash::parse(named).is_ok_and(|h| self.has_manifest(&h)) {
                         let _ = fs::remove_file(e.path());
                     }
                 }
@@ -247,10 +261,9 @@ impl Store {
             .filter(|(hash, _, path)| !self.check_object(path, hash).unwrap_or(false))
             .map(|(hash, exec, _)| (hash.clone(), *exec))
             .collect();
-        let corrupt_set: BTreeSet<(String, bool)> =
-            corrupt.iter().map(|(h, x)| (h.0.clone(), *x)).collect();
-        let present: HashSet<(String, bool)> =
-            objects.iter().map(|(h, x, _)| (h.0.clone(), *x)).collect();
+        let corrupt_set: BTreeSet<(ObjectHash, bool)> = corrupt.iter().cloned().collect();
+        let present: HashSet<(ObjectHash, bool)> =
+            objects.iter().map(|(h, x, _)| (h.clone(), *x)).collect();
         let manifests = self.manifest_hashes()?;
         let mut report = VerifyReport {
             objects: objects.len(),
@@ -265,7 +278,10 @@ impl Store {
                     for e in m.entries {
                         let key = (e.blake3.clone(), e.executable());
                         if !present.contains(&key) {
-                            missing.entry(h.clone()).or_default().push(e.object());
+                            missing
+                                .entry(h.clone())
+                                .or_default()
+                                .push(e.object().clone());
                         }
                         if corrupt_set.contains(&key) {
                             report.affected_manifests.insert(h.clone());

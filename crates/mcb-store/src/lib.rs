@@ -7,6 +7,8 @@
 //! It knows nothing of Moodle, sites or git plumbing: callers give it bytes and paths.
 
 mod gc;
+mod id;
+pub mod listing;
 mod lock;
 mod manifest;
 mod materialise;
@@ -18,10 +20,26 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use gc::{GcReport, VerifyReport};
+pub use id::{Blake3, GitOid, IdError, ManifestHash, Md5, ObjectHash};
+pub use listing::{EntryProblem, EntryRefused, ListedEntry, SourceLimits, check_listing};
 pub use lock::{LockMode, StoreLock};
-pub use manifest::{Entry, EntryKind, Manifest, ManifestHash};
-pub use materialise::Materialised;
-pub use object::{OBJECT_MTIME, ObjectHash};
+pub use manifest::{Entry, EntryKind, Manifest};
+pub use materialise::{GenerationRecord, LinkMode, Materialised};
+pub use object::OBJECT_MTIME;
+
+/// What a store's top directory holds.
+const STORE_NAMES: &[&str] = &[
+    "VERSION",
+    "objects",
+    "pkgs",
+    "generations",
+    "roots",
+    "tmp",
+    "cache",
+    "git",
+    "lock",
+    "locks",
+];
 
 /// The on-disk format version written to `$MCB_STORE/VERSION`.
 pub const FORMAT_VERSION: &str = "1";
@@ -36,14 +54,31 @@ pub enum StoreError {
     },
     #[error("store {path} has format version {found}, this mcb reads version {FORMAT_VERSION}")]
     Version { path: PathBuf, found: String },
+    /// There is no store where one was expected.
+    #[error("there is no store at {path}{}", if *.empty_dir { " (the directory is empty)" } else { "" })]
+    NoStore { path: PathBuf, empty_dir: bool },
+    /// The path is something else than a store.
+    #[error("{path} is not an mcb store: {why}")]
+    NotAStore { path: PathBuf, why: String },
     #[error("manifest {0} is not in the store")]
     MissingManifest(ManifestHash),
     #[error("manifest {hash} is damaged: {message}")]
     BadManifest { hash: ManifestHash, message: String },
     #[error("object {0} is not in the store")]
     MissingObject(ObjectHash),
-    #[error("{} store object{} changed since stored (a file was edited through a hardlinked tree)", .0.len(), if .0.len() == 1 { "" } else { "s" })]
-    Tampered(Vec<(ObjectHash, bool)>),
+    /// Objects a tree needs were edited in place (through a hardlinked tree) or are gone.
+    #[error("{} store object{} changed since stored (a file was edited through a hardlinked tree) and {} missing", .tampered.len(), if .tampered.len() == 1 { "" } else { "s" }, .missing.len())]
+    DamagedObjects {
+        tampered: Vec<(ObjectHash, bool)>,
+        missing: Vec<(ObjectHash, bool)>,
+    },
+    /// The filesystem cannot clone files.
+    #[error("cannot make a copy-on-write clone at {}: {source} (reflinks need btrfs or XFS; use --link hardlink or --link copy)", path.display())]
+    NoReflink {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -68,9 +103,34 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating its layout when it is new.
+    /// Opens the store at `root`, creating its layout when it is new. A path that is a
+    /// file, or a directory with other content and no store in it, is refused rather than
+    /// filled.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root: PathBuf = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if !m.is_dir() => {
+                return Err(StoreError::NotAStore {
+                    path: root,
+                    why: "it is a file".into(),
+                });
+            }
+            Ok(_) => {
+                let has_version = root.join("VERSION").exists();
+                // A store whose creation was interrupted holds only its own names.
+                let foreign = fs::read_dir(&root)
+                    .at(&root)?
+                    .flatten()
+                    .any(|e| !STORE_NAMES.iter().any(|n| e.file_name() == *n));
+                if !has_version && foreign {
+                    return Err(StoreError::NotAStore {
+                        path: root,
+                        why: "the directory holds other files and no VERSION; mcb makes a store only in a new or empty directory".into(),
+                    });
+                }
+            }
+            Err(_) => {}
+        }
         fs::create_dir_all(&root).at(&root)?;
         let root = root.canonicalize().at(&root)?;
         let store = Store { root };
@@ -95,6 +155,81 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a store that must already exist, creating nothing: for commands that only
+    /// read (`verify`, `gc --dry-run`, `info`), so a mistyped path is an error rather than a
+    /// new empty store, and a read-only store works.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Store> {
+        let root: PathBuf = root.into();
+        let meta = match fs::metadata(&root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NoStore {
+                    path: root,
+                    empty_dir: false,
+                });
+            }
+            Err(e) => return Err(e).at(&root),
+        };
+        if !meta.is_dir() {
+            return Err(StoreError::NotAStore {
+                path: root,
+                why: "it is a file".into(),
+            });
+        }
+        let root = root.canonicalize().at(&root)?;
+        let version = root.join("VERSION");
+        match fs::read_to_string(&version) {
+            Ok(v) if v.trim() == FORMAT_VERSION => Ok(Store { root }),
+            Ok(v) => Err(StoreError::Version {
+                path: root,
+                found: v.trim().to_string(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let empty = fs::read_dir(&root).at(&root)?.next().is_none();
+                if empty {
+                    Err(StoreError::NoStore {
+                        path: root,
+                        empty_dir: true,
+                    })
+                } else {
+                    Err(StoreError::NotAStore {
+                        path: root,
+                        why: "it has no VERSION file".into(),
+                    })
+                }
+            }
+            Err(e) => Err(e).at(&version),
+        }
+    }
+
+    /// The site file that owns site `name`'s branch, as recorded.
+    pub fn site_owner(&self, name: &str) -> Option<PathBuf> {
+        let text = fs::read_to_string(self.site_owner_path(name)).ok()?;
+        let line = text.lines().next()?.trim();
+        (!line.is_empty()).then(|| PathBuf::from(line))
+    }
+
+    /// Records `site_file` as the owner of site `name`'s branch.
+    pub fn set_site_owner(&self, name: &str, site_file: &Path) -> Result<()> {
+        let mut text = site_file.as_os_str().as_encoded_bytes().to_vec();
+        text.push(b'\n');
+        self.write_atomic(&self.site_owner_path(name), &text)
+    }
+
+    fn site_owner_path(&self, name: &str) -> PathBuf {
+        // Site names are [a-z0-9_-]+ (checked by the site file); the hash keeps any other
+        // text out of the path all the same.
+        let safe = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let file = if safe && !name.is_empty() {
+            format!("{name}.owner")
+        } else {
+            format!("{}.owner", &blake3::hash(name.as_bytes()).to_hex()[..32])
+        };
+        self.root.join("roots").join("sites").join(file)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -116,6 +251,12 @@ impl Store {
             .prefix(prefix)
             .tempdir_in(&tmp)
             .at(&tmp)
+    }
+
+    /// A fresh staging file under `tmp/`, removed on drop unless persisted.
+    pub fn staging_file(&self) -> Result<tempfile::NamedTempFile> {
+        let tmp = self.root.join("tmp");
+        tempfile::NamedTempFile::new_in(&tmp).at(&tmp)
     }
 
     /// Writes `bytes` to `path` through a staging file and a rename.

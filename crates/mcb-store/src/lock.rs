@@ -15,7 +15,7 @@ pub enum LockMode {
 /// Held for as long as it lives; dropped, the lock is released.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
     pub mode: LockMode,
 }
 
@@ -44,12 +44,23 @@ impl Store {
     }
 
     fn lock_at(&self, path: PathBuf, mode: LockMode, on_wait: impl FnOnce()) -> Result<StoreLock> {
-        let file = fs::OpenOptions::new()
+        let opened = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
-            .at(&path)?;
+            .open(&path);
+        let file = match opened {
+            Ok(f) => f,
+            // A read-only store: an existing lock file still locks; with none, nobody can
+            // write to this store, so there is nobody to wait for.
+            Err(e) if mode == LockMode::Shared && is_read_only(&e) => match fs::File::open(&path) {
+                Ok(f) => f,
+                Err(_) => {
+                    return Ok(StoreLock { _file: None, mode });
+                }
+            },
+            Err(e) => return Err(e).at(&path),
+        };
         let attempt = match mode {
             LockMode::Shared => file.try_lock_shared(),
             LockMode::Exclusive => file.try_lock(),
@@ -66,6 +77,15 @@ impl Store {
             }
             Err(TryLockError::Error(e)) => return Err(e).at(&path),
         }
-        Ok(StoreLock { _file: file, mode })
+        Ok(StoreLock {
+            _file: Some(file),
+            mode,
+        })
     }
+}
+
+fn is_read_only(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
+        || e.raw_os_error() == Some(libc::EROFS)
+        || e.kind() == std::io::ErrorKind::NotFound
 }

@@ -1,14 +1,13 @@
 //! Source manifests: the sorted file list of one source package, keyed by the blake3 of
 //! its canonical bytes. No mtimes, no owners: the same source always gives the same key.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::object::ObjectHash;
+use crate::id::{GitOid, ManifestHash, ObjectHash};
 use crate::{IoContext, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -27,14 +26,14 @@ pub struct Entry {
     pub kind: EntryKind,
     pub size: u64,
     /// blake3 of the content.
-    pub blake3: String,
+    pub blake3: ObjectHash,
     /// The git blob id of the content.
-    pub oid: String,
+    pub oid: GitOid,
 }
 
 impl Entry {
-    pub fn object(&self) -> ObjectHash {
-        ObjectHash(self.blake3.clone())
+    pub fn object(&self) -> &ObjectHash {
+        &self.blake3
     }
 
     /// Objects are stored per executable bit, because hardlinks share their mode.
@@ -47,23 +46,13 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The git tree id of the package root, so composition can graft it whole.
-    pub tree: String,
+    pub tree: GitOid,
     /// Sorted by path.
     pub entries: Vec<Entry>,
 }
 
-/// blake3 of a manifest's canonical bytes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ManifestHash(pub String);
-
-impl fmt::Display for ManifestHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 impl Manifest {
-    pub fn new(tree: String, mut entries: Vec<Entry>) -> Manifest {
+    pub fn new(tree: GitOid, mut entries: Vec<Entry>) -> Manifest {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Manifest { tree, entries }
     }
@@ -75,7 +64,7 @@ impl Manifest {
     }
 
     pub fn hash(&self) -> ManifestHash {
-        ManifestHash(blake3::hash(&self.canonical_bytes()).to_hex().to_string())
+        ManifestHash::of(&self.canonical_bytes())
     }
 
     pub fn total_size(&self) -> u64 {
@@ -98,8 +87,8 @@ impl Store {
     fn manifest_path(&self, hash: &ManifestHash) -> PathBuf {
         self.root
             .join("pkgs")
-            .join(&hash.0[..2])
-            .join(format!("{}.ron", hash.0))
+            .join(hash.fan())
+            .join(format!("{hash}.ron"))
     }
 
     pub fn has_manifest(&self, hash: &ManifestHash) -> bool {
@@ -115,8 +104,8 @@ impl Store {
             return Ok(hash);
         }
         for e in &manifest.entries {
-            if !self.has_object(&e.object(), e.executable()) {
-                return Err(StoreError::MissingObject(e.object()));
+            if !self.has_object(e.object(), e.executable()) {
+                return Err(StoreError::MissingObject(e.object().clone()));
             }
         }
         self.write_atomic(&path, &manifest.canonical_bytes())?;
@@ -141,6 +130,16 @@ impl Store {
                 hash: hash.clone(),
                 message: "its content does not match its name".into(),
             });
+        }
+        // Read back, a manifest is input like any other: its paths must be clean before
+        // anything is laid out from it.
+        for e in &m.entries {
+            crate::listing::check_path(e.path.as_bytes()).map_err(|err| {
+                StoreError::BadManifest {
+                    hash: hash.clone(),
+                    message: err.to_string(),
+                }
+            })?;
         }
         Ok(m)
     }

@@ -1,31 +1,112 @@
-//! Generations: a codebase laid out as hardlinks to store objects, in a fresh directory
-//! under `generations/`, made read-only once complete. A generation is never edited: a new
-//! codebase is a new directory.
+//! Generations: a codebase laid out in a fresh directory under `generations/` (named by
+//! its git tree id), made read-only once complete, every file and directory carrying the
+//! store's fixed mtime. A generation is never edited: a new codebase is a new directory.
+//!
+//! Files are hardlinks to store objects by default. A hardlink shares its inode, so a file
+//! edited in place through any tree is edited everywhere it is linked: the fixed mtime
+//! tells such an edit, so a generation is checked before it is reused and rebuilt (swapped
+//! in atomically) when it was touched. With reflinks (copy-on-write clones, on btrfs and
+//! XFS) or plain copies, every generation holds files of its own.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::manifest::{Entry, EntryKind, ManifestHash};
-use crate::object::ObjectHash;
+use crate::id::{GitOid, ManifestHash, ObjectHash};
+use crate::manifest::{Entry, EntryKind};
+use crate::object::OBJECT_MTIME;
 use crate::{IoContext, Result, Store, StoreError};
+
+/// How a generation's files relate to the store's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// Hardlinks: no extra space; an edit through one tree reaches every tree holding the
+    /// file (mcb detects and repairs it).
+    Hardlink,
+    /// Copy-on-write clones (btrfs, XFS): no extra space until a file is changed, and an
+    /// edit stays in the tree it was made in.
+    Reflink,
+    /// Plain copies: space for every file of every generation.
+    Copy,
+}
+
+impl LinkMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkMode::Hardlink => "hardlink",
+            LinkMode::Reflink => "reflink",
+            LinkMode::Copy => "copy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LinkMode> {
+        match text {
+            "hardlink" => Some(LinkMode::Hardlink),
+            "reflink" => Some(LinkMode::Reflink),
+            "copy" => Some(LinkMode::Copy),
+            _ => None,
+        }
+    }
+}
 
 /// What [`Store::materialise`] did.
 #[derive(Debug, Clone)]
 pub struct Materialised {
     pub path: PathBuf,
-    /// `false` when the generation already existed and was reused as it is.
+    /// `false` when the generation already existed, sound, and was reused as it is.
     pub created: bool,
+    /// Paths of an existing generation found changed (an edit through a `result` link,
+    /// say); the generation was rebuilt and swapped in.
+    pub repaired: Vec<String>,
     /// Files copied instead of linked (another filesystem, or the link limit reached).
     pub copied: usize,
     /// The whole tree was copied because store and target are on different filesystems.
     pub cross_device: bool,
     pub files: usize,
+    pub mode: LinkMode,
+}
+
+/// What a generation's record says: the manifests it was made from and how its files are
+/// laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationRecord {
+    pub uses: Vec<ManifestHash>,
+    pub mode: LinkMode,
+}
+
+impl GenerationRecord {
+    fn to_text(&self) -> String {
+        let mut s = format!("link {}\n", self.mode.name());
+        for h in &self.uses {
+            s.push_str(h.as_str());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// `None` for a damaged record: unknown use.
+    fn parse(text: &str) -> Option<GenerationRecord> {
+        let mut mode = LinkMode::Hardlink;
+        let mut uses = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            match line.strip_prefix("link ") {
+                Some(m) => mode = LinkMode::parse(m)?,
+                None => uses.push(ManifestHash::parse(line).ok()?),
+            }
+        }
+        Some(GenerationRecord { uses, mode })
+    }
+}
+
+fn fixed_mtime(m: &fs::Metadata) -> bool {
+    m.mtime() == OBJECT_MTIME.as_secs() as i64 && m.mtime_nsec() == 0
 }
 
 impl Store {
@@ -34,23 +115,39 @@ impl Store {
     }
 
     /// The directory of the generation named `key` (a git tree id).
-    pub fn generation_path(&self, key: &str) -> PathBuf {
-        self.generations_dir().join(key)
+    pub fn generation_path(&self, key: &GitOid) -> PathBuf {
+        self.generations_dir().join(key.as_str())
     }
 
-    /// The manifests generation `key` was made from, as recorded when it was made.
-    pub fn generation_uses(&self, key: &str) -> Option<Vec<ManifestHash>> {
-        let text = fs::read_to_string(self.generations_dir().join(format!("{key}.uses"))).ok()?;
-        Some(
-            text.lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| ManifestHash(l.to_string()))
-                .collect(),
-        )
+    fn record_path(&self, key: &GitOid) -> PathBuf {
+        self.generations_dir().join(format!("{key}.uses"))
+    }
+
+    /// What generation `key` was made from, as recorded when it was made.
+    pub fn generation_record(&self, key: &GitOid) -> Option<GenerationRecord> {
+        GenerationRecord::parse(&fs::read_to_string(self.record_path(key)).ok()?)
+    }
+
+    /// The manifests generation `key` was made from; `None` when unknown.
+    pub fn generation_uses(&self, key: &GitOid) -> Option<Vec<ManifestHash>> {
+        self.generation_record(key).map(|r| r.uses)
+    }
+
+    /// Records (again) what generation `key` uses, keeping its link mode.
+    pub fn set_generation_uses(&self, key: &GitOid, uses: &[ManifestHash]) -> Result<()> {
+        let mode = self
+            .generation_record(key)
+            .map(|r| r.mode)
+            .unwrap_or(LinkMode::Hardlink);
+        let record = GenerationRecord {
+            uses: uses.to_vec(),
+            mode,
+        };
+        self.write_beside(&self.record_path(key), record.to_text().as_bytes())
     }
 
     /// The generations in the store, by key.
-    pub fn generation_keys(&self) -> Result<Vec<String>> {
+    pub fn generation_keys(&self) -> Result<Vec<GitOid>> {
         let dir = self.generations_dir();
         let mut out = Vec::new();
         let rd = match fs::read_dir(&dir) {
@@ -61,40 +158,84 @@ impl Store {
         for e in rd {
             let e = e.at(&dir)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && e.file_type().at(&e.path())?.is_dir() {
-                out.push(name);
+            if let Ok(key) = GitOid::parse(&name)
+                && e.file_type().at(&e.path())?.is_dir()
+            {
+                out.push(key);
             }
         }
         out.sort();
         Ok(out)
     }
 
-    /// Lays out `files` (codebase path → entry) as generation `key`, unless it exists, and
-    /// records that it uses the manifests `uses`. `on_file` is called once per file laid
-    /// out, for progress. Objects edited in place through another tree are refused
-    /// ([`StoreError::Tampered`]) so the edit never reaches a new tree.
+    /// Checks an existing generation without reading its files: every file and directory
+    /// must still carry the fixed mtime and a read-only mode. An edit in place changes a
+    /// file's mtime; adding, removing or renaming an entry changes its directory's.
+    /// Returns the changed paths (empty: sound), or `None` when there is no generation.
+    pub fn check_generation(&self, key: &GitOid) -> Result<Option<Vec<String>>> {
+        let root = self.generation_path(key);
+        match fs::symlink_metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(Some(vec![String::new()])),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&root),
+        }
+        let mut damaged = Vec::new();
+        let mut level = vec![String::new()];
+        while !level.is_empty() {
+            let results: Vec<Result<(Vec<String>, Vec<String>)>> =
+                level.par_iter().map(|rel| check_dir(&root, rel)).collect();
+            let mut next = Vec::new();
+            for r in results {
+                let (dirs, bad) = r?;
+                next.extend(dirs);
+                damaged.extend(bad);
+            }
+            level = next;
+        }
+        damaged.sort();
+        Ok(Some(damaged))
+    }
+
+    /// Lays out `files` (codebase path → entry) as generation `key` and records that it
+    /// uses the manifests `uses`. An existing generation is checked first
+    /// ([`Store::check_generation`]) and reused when sound and of the same link mode, else
+    /// rebuilt and swapped in. Objects edited in place or missing are refused
+    /// ([`StoreError::DamagedObjects`]) so the caller can restore them first: a damaged
+    /// object never reaches a new tree. `on_file` is called once per file laid out.
     pub fn materialise(
         &self,
-        key: &str,
+        key: &GitOid,
         files: &[(String, &Entry)],
         uses: &[ManifestHash],
+        mode: LinkMode,
         on_file: &(dyn Fn() + Sync),
     ) -> Result<Materialised> {
         let final_path = self.generation_path(key);
-        let uses_path = self.generations_dir().join(format!("{key}.uses"));
-        let uses_text: String = uses.iter().map(|h| format!("{h}\n")).collect();
-        if final_path.is_dir() {
-            if !uses_path.exists() {
-                self.write_beside(&uses_path, uses_text.as_bytes())?;
+        let record = GenerationRecord {
+            uses: uses.to_vec(),
+            mode,
+        };
+        let existing = self.check_generation(key)?;
+        if let Some(damaged) = &existing
+            && damaged.is_empty()
+            && self.generation_record(key).is_none_or(|r| r.mode == mode)
+        {
+            if self.generation_record(key).is_none() {
+                self.write_beside(&self.record_path(key), record.to_text().as_bytes())?;
             }
             return Ok(Materialised {
                 path: final_path,
                 created: false,
+                repaired: Vec::new(),
                 copied: 0,
                 cross_device: false,
                 files: files.len(),
+                mode,
             });
         }
+        self.check_objects(files)?;
+
         // Staged beside its final place, so the rename never crosses a filesystem even
         // when `generations/` is mounted elsewhere.
         let gens = self.generations_dir();
@@ -121,20 +262,6 @@ impl Store {
             fs::create_dir(&full).at(&full)?;
         }
 
-        let mut tampered: Vec<(ObjectHash, bool)> = files
-            .par_iter()
-            .filter(|(_, e)| e.kind != EntryKind::Symlink && e.size > 0)
-            .filter(|(_, e)| self.object_tampered(&e.object(), e.executable()))
-            .map(|(_, e)| (e.object(), e.executable()))
-            .collect();
-        if !tampered.is_empty() {
-            tampered.sort();
-            tampered.dedup();
-            return Err(StoreError::Tampered(tampered));
-        }
-        // Recorded before the generation appears, so no generation lacks its record.
-        self.write_beside(&uses_path, uses_text.as_bytes())?;
-
         let objects = self.root.join("objects");
         let cross_device = device(&objects)? != device(&top)?;
         let copied = AtomicUsize::new(0);
@@ -146,34 +273,82 @@ impl Store {
                     return Ok(());
                 }
                 let dest = top.join(path);
-                let r = self.lay_out(entry, &dest, cross_device, &copied);
+                let r = self.lay_out(entry, &dest, mode, cross_device, &copied);
                 if r.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
                 on_file();
                 r
             })?;
+        // Read-only and the fixed mtime last: creating entries changes a directory's mtime.
+        for d in dirs.iter().rev() {
+            seal_dir(&top.join(d))?;
+        }
+        seal_dir(&top)?;
+        // Recorded before the generation appears, so no generation lacks its record.
+        self.write_beside(&self.record_path(key), record.to_text().as_bytes())?;
 
         let kept = staging.keep();
-        match fs::rename(&kept, &final_path) {
-            Ok(()) => {}
-            // Another run made the same generation meanwhile: same tree, same bytes.
-            Err(_) if final_path.is_dir() => {
-                remove_tree(&kept)?;
+        let repaired = match existing {
+            None => {
+                match fs::rename(&kept, &final_path) {
+                    Ok(()) => {}
+                    // Another run made the same generation meanwhile: same tree, same bytes.
+                    Err(_) if final_path.is_dir() => remove_tree(&kept)?,
+                    Err(e) => return Err(e).at(&final_path),
+                }
+                Vec::new()
             }
-            Err(e) => return Err(e).at(&final_path),
-        }
-        for d in dirs.iter().rev() {
-            let full = final_path.join(d);
-            fs::set_permissions(&full, fs::Permissions::from_mode(0o555)).at(&full)?;
-        }
-        fs::set_permissions(&final_path, fs::Permissions::from_mode(0o555)).at(&final_path)?;
+            Some(damaged) => {
+                // Swap the sound tree in where every `result` link already points, then
+                // delete the damaged one.
+                exchange(&kept, &final_path)?;
+                remove_tree(&kept)?;
+                damaged
+            }
+        };
         Ok(Materialised {
             path: final_path,
             created: true,
+            repaired,
             copied: copied.into_inner(),
             cross_device,
             files: files.len(),
+            mode,
+        })
+    }
+
+    /// Refuses to lay out objects that were edited in place or are missing.
+    fn check_objects(&self, files: &[(String, &Entry)]) -> Result<()> {
+        let problems: Vec<(ObjectHash, bool, bool)> = files
+            .par_iter()
+            .filter(|(_, e)| e.kind == EntryKind::Symlink || e.size > 0)
+            .filter_map(|(_, e)| {
+                let exec = e.executable();
+                match fs::symlink_metadata(self.object_path(e.object(), exec)) {
+                    Err(_) => Some((e.object().clone(), exec, true)),
+                    Ok(m) if e.kind != EntryKind::Symlink && !fixed_mtime(&m) => {
+                        Some((e.object().clone(), exec, false))
+                    }
+                    Ok(_) => None,
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut tampered = BTreeSet::new();
+        let mut missing = BTreeSet::new();
+        for (h, x, gone) in problems {
+            if gone {
+                missing.insert((h, x));
+            } else {
+                tampered.insert((h, x));
+            }
+        }
+        Err(StoreError::DamagedObjects {
+            tampered: tampered.into_iter().collect(),
+            missing: missing.into_iter().collect(),
         })
     }
 
@@ -181,11 +356,12 @@ impl Store {
         &self,
         entry: &Entry,
         dest: &Path,
+        mode: LinkMode,
         cross_device: bool,
         copied: &AtomicUsize,
     ) -> Result<()> {
         let exec = entry.executable();
-        let object = self.object_path(&entry.object(), exec);
+        let object = self.object_path(entry.object(), exec);
         match entry.kind {
             EntryKind::Symlink => {
                 let target = fs::read(&object).at(&object)?;
@@ -195,12 +371,17 @@ impl Store {
             EntryKind::File | EntryKind::Exec => {
                 // Never hardlink an empty file: every empty file in every tree would share
                 // one inode and hit the link limit for nothing.
-                if entry.size == 0 || cross_device {
-                    copy_file(&object, dest, exec, entry.size == 0)?;
-                    if entry.size != 0 {
+                if entry.size == 0 {
+                    return write_file(None, dest, exec);
+                }
+                match mode {
+                    LinkMode::Copy => return write_file(Some(&object), dest, exec),
+                    LinkMode::Reflink => return reflink(&object, dest, exec),
+                    LinkMode::Hardlink if cross_device => {
                         copied.fetch_add(1, Ordering::Relaxed);
+                        return write_file(Some(&object), dest, exec);
                     }
-                    return Ok(());
+                    LinkMode::Hardlink => {}
                 }
                 match fs::hard_link(&object, dest) {
                     Ok(()) => {}
@@ -208,7 +389,7 @@ impl Store {
                         if e.raw_os_error() == Some(libc::EMLINK)
                             || e.raw_os_error() == Some(libc::EXDEV) =>
                     {
-                        copy_file(&object, dest, exec, false)?;
+                        write_file(Some(&object), dest, exec)?;
                         copied.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => return Err(e).at(dest),
@@ -235,7 +416,7 @@ impl Store {
     }
 
     /// Deletes a generation directory (made read-only by [`Store::materialise`]).
-    pub fn remove_generation(&self, key: &str) -> Result<()> {
+    pub fn remove_generation(&self, key: &GitOid) -> Result<()> {
         let path = self.generation_path(key);
         if path.exists() {
             remove_tree(&path)?;
@@ -244,14 +425,126 @@ impl Store {
     }
 }
 
-fn copy_file(from: &Path, to: &Path, exec: bool, empty: bool) -> Result<()> {
-    if empty {
-        fs::File::create(to).at(to)?;
+/// Checks one directory of a generation: its own mtime, and each entry's. Returns its
+/// subdirectories and the changed paths.
+fn check_dir(root: &Path, rel: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
     } else {
-        fs::copy(from, to).at(to)?;
+        root.join(rel)
+    };
+    let join = |name: &str| {
+        if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        }
+    };
+    let mut subdirs = Vec::new();
+    let mut bad = Vec::new();
+    let meta = fs::symlink_metadata(&dir).at(&dir)?;
+    if !fixed_mtime(&meta) {
+        bad.push(format!("{}/", if rel.is_empty() { "." } else { rel }));
     }
+    for e in fs::read_dir(&dir).at(&dir)? {
+        let e = e.at(&dir)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let m = fs::symlink_metadata(e.path()).at(&e.path())?;
+        let t = m.file_type();
+        if t.is_dir() {
+            subdirs.push(join(&name));
+        } else if t.is_file() {
+            let perm = m.permissions().mode() & 0o7777;
+            if !fixed_mtime(&m) || (perm != 0o444 && perm != 0o555) {
+                bad.push(join(&name));
+            }
+        } else if !t.is_symlink() {
+            bad.push(join(&name));
+        }
+    }
+    Ok((subdirs, bad))
+}
+
+/// Makes a finished directory read-only with the fixed mtime.
+fn seal_dir(path: &Path) -> Result<()> {
+    let f = fs::File::open(path).at(path)?;
+    f.set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
+        .at(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o555)).at(path)
+}
+
+/// A file of its own: a copy of `from` (or empty), read-only, with the fixed mtime.
+fn write_file(from: Option<&Path>, to: &Path, exec: bool) -> Result<()> {
+    match from {
+        Some(from) => {
+            fs::copy(from, to).at(to)?;
+        }
+        None => {
+            fs::File::create(to).at(to)?;
+        }
+    }
+    finish_file(to, exec)
+}
+
+fn finish_file(to: &Path, exec: bool) -> Result<()> {
+    // The owner may set times through a read-only descriptor.
+    let f = fs::File::open(to).at(to)?;
+    f.set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
+        .at(to)?;
     let mode = if exec { 0o555 } else { 0o444 };
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).at(to)
+}
+
+/// A copy-on-write clone of `from`: shares its blocks until either is changed.
+fn reflink(from: &Path, to: &Path, exec: bool) -> Result<()> {
+    let src = fs::File::open(from).at(from)?;
+    let dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .at(to)?;
+    // SAFETY: both descriptors are open for the duration of the call.
+    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(StoreError::NoReflink {
+            path: to.to_path_buf(),
+            source: e,
+        });
+    }
+    drop(dst);
+    finish_file(to, exec)
+}
+
+/// Swaps two directories in one step (`renameat2(RENAME_EXCHANGE)`), so the path never
+/// names a missing or half-built tree. Where the filesystem cannot, the damaged tree is
+/// moved aside first: a moment without the generation, never a wrong one.
+fn exchange(new: &Path, current: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(new.as_os_str().as_bytes()).expect("paths hold no NUL");
+    let b = CString::new(current.as_os_str().as_bytes()).expect("paths hold no NUL");
+    // SAFETY: valid NUL-terminated paths, relative to no descriptor.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(e).at(current);
+    }
+    let aside = new.with_extension("damaged");
+    fs::rename(current, &aside).at(current)?;
+    fs::rename(new, current).at(current)?;
+    fs::rename(&aside, new).at(new)
 }
 
 fn device(path: &Path) -> Result<u64> {

@@ -1,11 +1,11 @@
 //! File objects: `objects/ab/<blake3>` (0444) and `objects/ab/<blake3>-x` (0555).
 
-use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::id::ObjectHash;
 use crate::{IoContext, Result, Store, StoreError};
 
 /// Every object's modification time. Writing to a file through a hardlinked tree changes
@@ -13,32 +13,15 @@ use crate::{IoContext, Result, Store, StoreError};
 /// into another tree before it is repaired.
 pub const OBJECT_MTIME: std::time::Duration = std::time::Duration::from_secs(1_000_000_000);
 
-/// The blake3 hash of a file's content, as lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectHash(pub String);
-
-impl ObjectHash {
-    pub fn of(bytes: &[u8]) -> ObjectHash {
-        ObjectHash(blake3::hash(bytes).to_hex().to_string())
-    }
-}
-
-impl fmt::Display for ObjectHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 impl Store {
     /// Where the object with this hash and executable bit lives.
     pub fn object_path(&self, hash: &ObjectHash, executable: bool) -> PathBuf {
-        let h = &hash.0;
         let name = if executable {
-            format!("{h}-x")
+            format!("{hash}-x")
         } else {
-            h.clone()
+            hash.to_string()
         };
-        self.root.join("objects").join(&h[..2]).join(name)
+        self.root.join("objects").join(hash.fan()).join(name)
     }
 
     pub fn has_object(&self, hash: &ObjectHash, executable: bool) -> bool {
@@ -64,15 +47,53 @@ impl Store {
         if path.exists() {
             return Ok(());
         }
-        let dir = path.parent().expect("objects live in a fan-out directory");
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).at(dir),
-        }
+        self.ensure_fan(&path)?;
         // A concurrent writer may have put the same object first: identical bytes, so
         // replacing it is harmless.
         self.write_object_file(&path, bytes, executable)
+    }
+
+    /// Adds an object from a stream, never holding more than a buffer of it in memory, and
+    /// returns its hash and size. The content is staged in tmp/ while it is hashed; a
+    /// reader that fails (a size limit, a broken archive) leaves nothing behind.
+    pub fn put_object_from(
+        &self,
+        reader: &mut dyn Read,
+        executable: bool,
+    ) -> Result<(ObjectHash, u64)> {
+        let tmp = self.root.join("tmp");
+        let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).at(f.path()),
+            };
+            hasher.update(&buf[..n]);
+            f.write_all(&buf[..n]).at(f.path())?;
+            size += n as u64;
+        }
+        let hash = ObjectHash::from_hasher(&hasher);
+        let path = self.object_path(&hash, executable);
+        if path.exists() {
+            return Ok((hash, size));
+        }
+        self.ensure_fan(&path)?;
+        self.finish_object_file(f, &path, executable)?;
+        Ok((hash, size))
+    }
+
+    fn ensure_fan(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().expect("objects live in a fan-out directory");
+        match fs::create_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e).at(dir),
+        }
     }
 
     /// Writes an object's file: staged in tmp/, read-only, with the fixed mtime, renamed
@@ -81,6 +102,15 @@ impl Store {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
         f.write_all(bytes).at(f.path())?;
+        self.finish_object_file(f, path, executable)
+    }
+
+    fn finish_object_file(
+        &self,
+        f: tempfile::NamedTempFile,
+        path: &Path,
+        executable: bool,
+    ) -> Result<()> {
         f.as_file()
             .set_modified(std::time::UNIX_EPOCH + OBJECT_MTIME)
             .at(f.path())?;
@@ -120,6 +150,6 @@ impl Store {
         let mut hasher = blake3::Hasher::new();
         let mut f = fs::File::open(path).at(path)?;
         io::copy(&mut f, &mut hasher).at(path)?;
-        Ok(hasher.finalize().to_hex().as_str() == hash.0)
+        Ok(&ObjectHash::from_hasher(&hasher) == hash)
     }
 }

@@ -1,7 +1,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use mcb_store::{Entry, EntryKind, Manifest, ObjectHash, Store};
+use mcb_store::{Entry, EntryKind, GitOid, LinkMode, Manifest, ObjectHash, Store, StoreError};
 
 fn entry(store: &Store, path: &str, bytes: &[u8], kind: EntryKind) -> Entry {
     let h = store.put_object(bytes, kind == EntryKind::Exec).unwrap();
@@ -9,8 +9,8 @@ fn entry(store: &Store, path: &str, bytes: &[u8], kind: EntryKind) -> Entry {
         path: path.into(),
         kind,
         size: bytes.len() as u64,
-        blake3: h.0,
-        oid: "0".repeat(40),
+        blake3: h,
+        oid: GitOid::parse(&"0".repeat(40)).unwrap(),
     }
 }
 
@@ -54,7 +54,7 @@ fn manifests_round_trip_and_refuse_missing_objects() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let m = Manifest::new(
-        "t".into(),
+        key("1"),
         vec![
             entry(&store, "b.php", b"b", EntryKind::File),
             entry(&store, "a/x.sh", b"x", EntryKind::Exec),
@@ -64,7 +64,7 @@ fn manifests_round_trip_and_refuse_missing_objects() {
     let h = store.put_manifest(&m).unwrap();
     assert_eq!(store.read_manifest(&h).unwrap(), m);
     let mut bad = m.clone();
-    bad.entries[0].blake3 = ObjectHash::of(b"never stored").0;
+    bad.entries[0].blake3 = ObjectHash::of(b"never stored");
     assert!(store.put_manifest(&bad).is_err());
 }
 
@@ -80,11 +80,14 @@ fn materialise_links_objects_and_copies_empty_files() {
         entry(&store, "lib/link", b"a/b.php", EntryKind::Symlink),
     ];
     let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
-    let m = store.materialise("tree1", &list, &[], &|| {}).unwrap();
+    let tree1 = key("1");
+    let m = store
+        .materialise(&tree1, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap();
     assert!(m.created);
     let idx = m.path.join("index.php");
     assert_eq!(fs::read(&idx).unwrap(), b"<?php\n");
-    let obj = store.object_path(&files[0].object(), false);
+    let obj = store.object_path(files[0].object(), false);
     assert_eq!(
         fs::metadata(&idx).unwrap().ino(),
         fs::metadata(&obj).unwrap().ino()
@@ -112,8 +115,105 @@ fn materialise_links_objects_and_copies_empty_files() {
             & 0o777,
         0o555
     );
-    let again = store.materialise("tree1", &list, &[], &|| {}).unwrap();
+    let again = store
+        .materialise(&tree1, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap();
     assert!(!again.created);
-    store.remove_generation("tree1").unwrap();
+    assert_eq!(store.check_generation(&tree1).unwrap(), Some(vec![]));
+    store.remove_generation(&tree1).unwrap();
     assert!(!m.path.exists());
+}
+
+fn key(n: &str) -> GitOid {
+    GitOid::parse(&n.repeat(40)).unwrap()
+}
+
+/// Makes a read-only file writable, as root or a careless owner can, and appends to it.
+fn edit_in_place(path: &std::path::Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, b"// hotfix\n").unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).unwrap();
+}
+
+#[test]
+fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let files = [
+        entry(&store, "index.php", b"<?php\n", EntryKind::File),
+        entry(&store, "lib/a.php", b"<?php // a\n", EntryKind::File),
+    ];
+    let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
+    let t = key("2");
+    let m = store
+        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap();
+    edit_in_place(&m.path.join("lib/a.php"));
+    assert_eq!(
+        store.check_generation(&t).unwrap(),
+        Some(vec!["lib/a.php".to_string()])
+    );
+    // The object shares the inode: it is refused until restored.
+    let err = store
+        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap_err();
+    let StoreError::DamagedObjects { tampered, missing } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(tampered, vec![(files[1].object().clone(), false)]);
+    assert!(missing.is_empty());
+    store
+        .repair_object(files[1].object(), false, b"<?php // a\n")
+        .unwrap();
+    let again = store
+        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap();
+    assert_eq!(again.repaired, vec!["lib/a.php".to_string()]);
+    assert_eq!(fs::read(m.path.join("lib/a.php")).unwrap(), b"<?php // a\n");
+    assert_eq!(store.check_generation(&t).unwrap(), Some(vec![]));
+
+    // A file added (or removed) changes its directory.
+    fs::set_permissions(m.path.join("lib"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(m.path.join("lib/extra.php"), "x").unwrap();
+    let damaged = store.check_generation(&t).unwrap().unwrap();
+    assert!(damaged.contains(&"lib/".to_string()), "{damaged:?}");
+    assert!(
+        damaged.contains(&"lib/extra.php".to_string()),
+        "{damaged:?}"
+    );
+    let fixed = store
+        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap();
+    assert!(!fixed.repaired.is_empty());
+    assert!(!m.path.join("lib/extra.php").exists());
+    // A missing object is refused too.
+    fs::remove_file(store.object_path(files[0].object(), false)).unwrap();
+    let t2 = key("3");
+    let err = store
+        .materialise(&t2, &list, &[], LinkMode::Hardlink, &|| {})
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DamagedObjects { ref missing, .. } if missing.len() == 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn copies_are_files_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let files = [entry(&store, "a.php", b"<?php // a\n", EntryKind::File)];
+    let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
+    let m = store
+        .materialise(&key("4"), &list, &[], LinkMode::Copy, &|| {})
+        .unwrap();
+    assert_eq!(fs::metadata(m.path.join("a.php")).unwrap().nlink(), 1);
+    edit_in_place(&m.path.join("a.php"));
+    assert!(!store.object_tampered(files[0].object(), false));
+    // Reflinks on a filesystem without them: a clear error.
+    let err = store.materialise(&key("5"), &list, &[], LinkMode::Reflink, &|| {});
+    if let Err(e) = err {
+        assert!(e.to_string().contains("reflinks need btrfs or XFS"), "{e}");
+    }
 }

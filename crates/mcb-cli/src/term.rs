@@ -1,0 +1,67 @@
+//! Writing to the terminal safely. Text mcb prints can hold what upstreams wrote (release
+//! names, paths, server messages): control characters are escaped so no escape sequence
+//! reaches the terminal. A closed pipe (`mcb … | head`) ends mcb quietly, as other
+//! command-line tools do, instead of a panic.
+
+use std::io::Write;
+
+/// `text` with control characters other than newline and tab escaped.
+pub(crate) fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn write_or_exit(mut w: impl Write, text: &str) {
+    if let Err(e) = w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        // Nowhere left to say it.
+        std::process::exit(1);
+    }
+}
+
+/// Prints a line of human text on stdout.
+pub(crate) fn out_line(text: &str) {
+    write_or_exit(std::io::stdout().lock(), &format!("{}\n", clean(text)));
+}
+
+/// Prints a line of human text on stderr.
+pub(crate) fn err_line(text: &str) {
+    write_or_exit(std::io::stderr().lock(), &format!("{}\n", clean(text)));
+}
+
+/// Prints one JSON document on stdout (JSON escapes control characters itself).
+pub(crate) fn out_json(value: &serde_json::Value) {
+    write_or_exit(std::io::stdout().lock(), &format!("{value}\n"));
+}
+
+/// `println!` for human text, cleaned.
+macro_rules! say {
+    ($($t:tt)*) => { $crate::term::out_line(&format!($($t)*)) };
+}
+
+/// `eprintln!` for human text, cleaned.
+macro_rules! tell {
+    ($($t:tt)*) => { $crate::term::err_line(&format!($($t)*)) };
+}
+
+pub(crate) use {say, tell};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(
+            super::clean("a\u{1b}[2Jb\nc\td\u{7}"),
+            "a\\u{1b}[2Jb\nc\td\\u{7}"
+        );
+    }
+}

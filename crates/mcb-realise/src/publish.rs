@@ -1,0 +1,139 @@
+//! Making a new codebase visible: the site branch, the lock beside the site file and the
+//! `result` link move together or not at all.
+//!
+//! Every destination is prepared before the first visible change: the new lock is written
+//! to a temporary file in the lock's own directory and the new link is made under a
+//! temporary name beside the old one, so a read-only directory, a `result` that is not a
+//! symlink or a full disk fails the run while nothing has moved. Then three renames-sized
+//! steps follow, in this order: the branch, the lock, the link. A run killed between two
+//! of them leaves the branch ahead of the lock or the link; the next run finds the branch
+//! at the codebase the site file asks for and finishes the other two.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::RealiseError;
+
+/// Destinations prepared, waiting to be switched.
+pub(crate) struct Prepared {
+    lock: Option<(tempfile::NamedTempFile, PathBuf)>,
+    link: Option<(PathBuf, PathBuf)>,
+}
+
+fn local(what: String, e: io::Error) -> RealiseError {
+    RealiseError::Filesystem {
+        message: what,
+        source: e,
+    }
+}
+
+/// Prepares the new lock (when it changed) and the new `result` link, touching nothing
+/// the user sees.
+pub(crate) fn prepare(
+    lock: Option<(&Path, &str)>,
+    link: &Path,
+    target: &Path,
+) -> Result<Prepared, RealiseError> {
+    let lock = match lock {
+        None => None,
+        Some((path, text)) => {
+            if path.is_dir() {
+                return Err(local(
+                    format!("cannot write the lock {}", path.display()),
+                    io::Error::other("it is a directory"),
+                ));
+            }
+            let dir = parent(path);
+            // 0666 less the umask: a lock is as readable as any file the user writes.
+            let mut f = tempfile::Builder::new()
+                .prefix(".site.lock.")
+                .permissions(fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.as_file().sync_all())
+                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+            Some((f, path.to_path_buf()))
+        }
+    };
+    let link = if fs::read_link(link).ok().as_deref() == Some(target) {
+        None
+    } else {
+        if let Ok(meta) = fs::symlink_metadata(link)
+            && !meta.file_type().is_symlink()
+        {
+            return Err(local(
+                format!("cannot point {} at the new codebase", link.display()),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "it exists and is not a symlink; mcb will not replace it (move it away or choose another path with --out)",
+                ),
+            ));
+        }
+        let dir = parent(link);
+        fs::create_dir_all(dir)
+            .map_err(|e| local(format!("cannot make the directory {}", dir.display()), e))?;
+        let name = link
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "result".into());
+        let staging = dir.join(format!(".{name}.mcb-{}", std::process::id()));
+        let _ = fs::remove_file(&staging);
+        std::os::unix::fs::symlink(target, &staging).map_err(|e| {
+            local(
+                format!("cannot point {} at the new codebase", link.display()),
+                e,
+            )
+        })?;
+        Some((staging, link.to_path_buf()))
+    };
+    Ok(Prepared { lock, link })
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+impl Prepared {
+    /// Will the lock be written?
+    pub fn writes_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Renames the new lock into place.
+    pub fn switch_lock(&mut self) -> Result<(), RealiseError> {
+        if let Some((f, path)) = self.lock.take() {
+            f.persist(&path)
+                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e.error))?;
+        }
+        Ok(())
+    }
+
+    /// Renames the new link over the old one.
+    pub fn switch_link(&mut self) -> Result<(), RealiseError> {
+        if let Some((staging, link)) = self.link.take() {
+            fs::rename(&staging, &link).map_err(|e| {
+                let _ = fs::remove_file(&staging);
+                local(
+                    format!("cannot point {} at the new codebase", link.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // What was not switched is removed; the temporary lock removes itself.
+        if let Some((staging, _)) = self.link.take() {
+            let _ = fs::remove_file(staging);
+        }
+    }
+}
