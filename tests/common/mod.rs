@@ -73,7 +73,13 @@ impl Fixture {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_committed_tree_is_materialised(
+            &self.store(),
+            j["commit"].as_str().unwrap(),
+            std::path::Path::new(j["path"].as_str().unwrap()),
+        );
+        j
     }
 
     /// Runs `mcb realise SITE`, asserts it fails with `code`, returns stderr.
@@ -127,6 +133,70 @@ impl GitRepo {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
         self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Commits a tree built from raw entries `(mode, path bytes, content)` with git's
+    /// plumbing, so that names `git add` refuses (`.git`, invalid UTF-8) can be made, as a
+    /// hostile upstream would. Returns the commit id; the branch is not moved.
+    pub fn commit_raw(&self, entries: &[(&str, &[u8], &[u8])], msg: &str) -> String {
+        let tree = self.raw_tree(entries);
+        self.git(&["commit-tree", &tree, "-m", msg])
+    }
+
+    fn run_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write as _;
+        let mut child = Std::new("git")
+            .args(args)
+            .current_dir(&self.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn raw_tree(&self, entries: &[(&str, &[u8], &[u8])]) -> String {
+        let mut here: Vec<(String, Vec<u8>, String)> = Vec::new();
+        type Children<'a> = Vec<(&'a str, Vec<u8>, &'a [u8])>;
+        let mut subdirs: std::collections::BTreeMap<Vec<u8>, Children> = Default::default();
+        for (mode, path, content) in entries {
+            match path.iter().position(|b| *b == b'/') {
+                Some(i) => subdirs.entry(path[..i].to_vec()).or_default().push((
+                    mode,
+                    path[i + 1..].to_vec(),
+                    content,
+                )),
+                None => {
+                    let blob = self.run_stdin(&["hash-object", "-w", "--stdin"], content);
+                    let kind = if *mode == "160000" { "commit" } else { "blob" };
+                    let oid = if *mode == "160000" {
+                        String::from_utf8_lossy(content).into_owned()
+                    } else {
+                        blob
+                    };
+                    here.push((format!("{mode} {kind} {oid}"), path.to_vec(), String::new()));
+                }
+            }
+        }
+        for (name, children) in subdirs {
+            let owned: Vec<(&str, &[u8], &[u8])> = children
+                .iter()
+                .map(|(m, p, c)| (*m, p.as_slice(), *c))
+                .collect();
+            let tree = self.raw_tree(&owned);
+            here.push((format!("040000 tree {tree}"), name, String::new()));
+        }
+        let mut input = Vec::new();
+        for (meta, name, _) in &here {
+            input.extend_from_slice(meta.as_bytes());
+            input.push(b'\t');
+            input.extend_from_slice(name);
+            input.push(0);
+        }
+        self.run_stdin(&["mktree", "-z", "--missing"], &input)
     }
 
     pub fn tag(&self, name: &str) {
@@ -301,4 +371,198 @@ pub fn snapshot(dir: &Path) -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
+}
+
+/// What a failed run must not change.
+pub struct Before {
+    pub link: PathBuf,
+    pub tree: Vec<(String, String)>,
+    pub lock: String,
+    pub store: Vec<(String, String)>,
+    pub branch: String,
+}
+
+pub fn store_state(store: &Path) -> Vec<(String, String)> {
+    // Objects, manifests and generations: what a good codebase depends on.
+    let mut all = Vec::new();
+    for sub in ["objects", "pkgs"] {
+        all.extend(
+            snapshot(&store.join(sub))
+                .into_iter()
+                .map(|(p, h)| (format!("{sub}/{p}"), h)),
+        );
+    }
+    all
+}
+
+pub fn branch_head(store: &Path, branch: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(store.join("git"))
+        .args(["rev-parse", &format!("refs/heads/{branch}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Before {
+    pub fn take(f: &Fixture) -> Before {
+        let link = f.path("site/result");
+        Before {
+            tree: snapshot(&link),
+            link: std::fs::read_link(&link).unwrap(),
+            lock: std::fs::read_to_string(f.path("site/site.lock")).unwrap(),
+            store: store_state(&f.store()),
+            branch: branch_head(&f.store(), "s1"),
+        }
+    }
+
+    pub fn assert_intact(&self, f: &Fixture) {
+        let link = f.path("site/result");
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            self.link,
+            "result link moved"
+        );
+        assert_eq!(snapshot(&link), self.tree, "result tree changed");
+        assert_eq!(
+            std::fs::read_to_string(f.path("site/site.lock")).unwrap(),
+            self.lock,
+            "lock changed"
+        );
+        let now = store_state(&f.store());
+        for entry in &self.store {
+            assert!(now.contains(entry), "store lost or changed {}", entry.0);
+        }
+        assert_eq!(
+            branch_head(&f.store(), "s1"),
+            self.branch,
+            "site branch moved"
+        );
+    }
+}
+
+/// The commit on the site branch and the materialised generation hold the same files with
+/// the same content, modes and links: what is committed is what is served.
+pub fn assert_committed_tree_is_materialised(store: &Path, commit: &str, generation: &Path) {
+    let out = Std::new("git")
+        .arg("--git-dir")
+        .arg(store.join("git"))
+        .args(["ls-tree", "-r", "-z", commit])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut committed: Vec<(String, String, String)> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let l = String::from_utf8_lossy(l);
+            let (meta, path) = l.split_once('\t').unwrap();
+            let mut it = meta.split_whitespace();
+            let (mode, _, oid) = (it.next().unwrap(), it.next(), it.next().unwrap());
+            (path.to_string(), mode.to_string(), oid.to_string())
+        })
+        .collect();
+    committed.sort();
+    let entries: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(generation)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_type().is_dir())
+        .collect();
+    // Regular files hashed by one git process; symlinks by their text.
+    let files: Vec<&walkdir::DirEntry> =
+        entries.iter().filter(|e| e.file_type().is_file()).collect();
+    let mut oids = git_hash_paths(files.iter().map(|e| e.path())).into_iter();
+    let mut laid_out: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            use std::os::unix::fs::PermissionsExt;
+            let rel = e
+                .path()
+                .strip_prefix(generation)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if e.file_type().is_symlink() {
+                let text = std::fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes();
+                (rel, "120000".to_string(), git_blob_id(&text))
+            } else {
+                let m = std::fs::metadata(e.path()).unwrap().permissions().mode();
+                let mode = if m & 0o111 != 0 { "100755" } else { "100644" };
+                (rel, mode.to_string(), oids.next().unwrap())
+            }
+        })
+        .collect();
+    laid_out.sort();
+    assert_eq!(committed, laid_out, "the commit and the generation differ");
+}
+
+/// The git blob ids of the files at `paths`, from one `git hash-object` process.
+pub fn git_hash_paths<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<String> {
+    use std::io::Write as _;
+    let mut input = Vec::new();
+    for p in paths {
+        input.extend_from_slice(p.as_os_str().as_encoded_bytes());
+        input.push(b'\n');
+    }
+    if input.is_empty() {
+        return Vec::new();
+    }
+    let mut child = Std::new("git")
+        .args(["hash-object", "--no-filters", "--stdin-paths"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The git blob id of `bytes`.
+pub fn git_blob_id(bytes: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Std::new("git")
+        .args(["hash-object", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A fixture with a Moodle repo and a first good realise of site `s1`.
+pub fn realised() -> (Fixture, GitRepo, Before) {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let site = good_site(&f, &m, "");
+    f.realise_ok(&site);
+    let before = Before::take(&f);
+    (f, m, before)
+}
+
+/// The site `s1`; its plugins directory is a local, empty list, so dependencies the site
+/// lacks are looked up without any network and found missing.
+pub fn good_site(f: &Fixture, m: &GitRepo, plugins: &str) -> PathBuf {
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    f.site(&format!(
+        "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n{plugins}\n    }},\n    directory: \"{}\",\n)\n",
+        m.url(),
+        list.display()
+    ))
 }

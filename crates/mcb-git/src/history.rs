@@ -111,6 +111,39 @@ impl GitStore {
         )
     }
 
+    /// Makes git keep exactly these trees beyond the site branches: a ref
+    /// `refs/mcb/generations/<tree>` for each tree the repository holds, and none for
+    /// others, so git's own collection never drops the tree of a kept generation.
+    pub fn keep_trees(&self, trees: &std::collections::BTreeSet<GitOid>) -> Result<(), GitError> {
+        use gix::refs::transaction::PreviousValue;
+        let repo = self.repo();
+        let prefix = "refs/mcb/generations/";
+        let mut existing = std::collections::BTreeSet::new();
+        let platform = repo
+            .references()
+            .context(|| "cannot list the store's refs".to_string())?;
+        for r in platform
+            .prefixed(prefix)
+            .context(|| "cannot list the store's refs".to_string())?
+        {
+            let r = r.map_err(|e| GitError::new("cannot read a ref", e))?;
+            existing.insert(r.name().as_bstr().to_string());
+        }
+        for tree in trees {
+            let name = format!("{prefix}{tree}");
+            if existing.remove(&name) || !self.has_tree(tree) {
+                continue;
+            }
+            repo.reference(name.as_str(), oid(tree), PreviousValue::Any, "mcb gc: keep")
+                .context(|| format!("cannot keep tree {tree}"))?;
+        }
+        for name in existing {
+            let path = self.path.join(&name);
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
     /// Removes ref lock files a killed run left behind under `refs/<prefix>`. Only call it
     /// while holding the lock that serialises writers of those refs.
     pub fn clear_stale_ref_locks(&self, prefix: &str) {

@@ -101,7 +101,14 @@ pub fn gc(
     reporter: &dyn Reporter,
 ) -> Result<GcOutcome, RealiseError> {
     let store = Store::open_existing(&opts.store)?;
-    let _lock = store.lock(LockMode::Exclusive, || {
+    // A dry run deletes nothing, so it need not stop writers (and works on a read-only
+    // store); what it reports is what a run now would do.
+    let mode = if dry_run {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    };
+    let _lock = store.lock(mode, || {
         reporter.warn("waiting for running realises to finish before collecting")
     })?;
     let git = crate::sources::open_git(&store)?;
@@ -136,6 +143,11 @@ pub fn gc(
         {
             recovered.push(key.clone());
         }
+    }
+    // Git keeps the tree of every kept generation, whether a branch or only a `result`
+    // link reaches it: verify --tree and --repair read it.
+    if !dry_run {
+        git.keep_trees(&roots)?;
     }
     let report = if dry_run && !recovered.is_empty() {
         // The records are not written in a dry run: say what a real run would keep.
