@@ -178,6 +178,9 @@ pub(crate) fn realise_site(
         && let Some(done) =
             already_realised(&site, lock, &store, &git, &link_path, opts.link, write_lock)?
     {
+        if write_lock {
+            record_owner(&store, &site)?;
+        }
         return Ok((done, lock.clone()));
     }
 

@@ -38,7 +38,7 @@ impl Default for SourceLimits {
         SourceLimits {
             files: 200_000,
             file_bytes: 256 << 20,
-            total_bytes: 4 << 30,
+            total_bytes: 2 << 30,
         }
     }
 }
