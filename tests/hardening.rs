@@ -116,6 +116,45 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
     );
     let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &repo)), 5);
     assert!(err.contains("not valid UTF-8"), "{err}");
+    // A name holding `/` inside one tree entry cannot pass for a path.
+    let r = GitRepo::init(f.path("slash"));
+    let php = r.blob(plugin_php("local_s", 2024100100, "2024100700", "").as_bytes());
+    let evil = r.blob(b"<?php");
+    let tree = r.tree_literally(&[
+        ("100644", b"lib/evil.php", &evil),
+        ("100644", b"version.php", &php),
+    ]);
+    let commit = r.git(&["commit-tree", &tree, "-m", "slash"]);
+    r.git(&["tag", "v1", &commit]);
+    let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &r)), 5);
+    assert!(
+        err.contains("'lib/evil.php'") && err.contains("'/'"),
+        "{err}"
+    );
+    before.assert_intact(&f);
+    // A tree that names one subtree over and over stops at the file limit, not in memory.
+    let bomb = GitRepo::init(f.path("treebomb"));
+    let leaf = bomb.blob(b"x");
+    let mut level = bomb.tree_literally(&[("100644", b"f", &leaf)]);
+    for _ in 0..8 {
+        let names: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
+        let entries: Vec<(&str, &[u8], &str)> = names
+            .iter()
+            .map(|n| ("40000", n.as_bytes(), level.as_str()))
+            .collect();
+        level = bomb.tree_literally(&entries);
+    }
+    let php = bomb.blob(plugin_php("local_s", 2024100100, "2024100700", "").as_bytes());
+    let mut top: Vec<(&str, &[u8], &str)> = vec![("100644", b"version.php", &php)];
+    top.push(("40000", b"z", &level));
+    let tree = bomb.tree_literally(&top);
+    let commit = bomb.git(&["commit-tree", &tree, "-m", "bomb"]);
+    bomb.git(&["tag", "v1", &commit]);
+    let started = Instant::now();
+    let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &bomb)), 5);
+    assert!(err.contains("more than 200000 files"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    before.assert_intact(&f);
     // A zip and a directory with a .git inside are refused the same way.
     f.write(
         "g.zip",

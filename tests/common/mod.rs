@@ -143,6 +143,28 @@ impl GitRepo {
         self.git(&["commit-tree", &tree, "-m", msg])
     }
 
+    /// Writes a tree object byte for byte, `(mode, name, object id)` per entry, bypassing
+    /// every check git makes (a name holding `/`, say).
+    pub fn tree_literally(&self, entries: &[(&str, &[u8], &str)]) -> String {
+        let mut bytes = Vec::new();
+        for (mode, name, oid) in entries {
+            bytes.extend_from_slice(mode.as_bytes());
+            bytes.push(b' ');
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(&hex::decode(oid).unwrap());
+        }
+        self.run_stdin(
+            &["hash-object", "-t", "tree", "-w", "--literally", "--stdin"],
+            &bytes,
+        )
+    }
+
+    /// Writes a blob and returns its id.
+    pub fn blob(&self, content: &[u8]) -> String {
+        self.run_stdin(&["hash-object", "-w", "--stdin"], content)
+    }
+
     fn run_stdin(&self, args: &[&str], input: &[u8]) -> String {
         use std::io::Write as _;
         let mut child = Std::new("git")

@@ -99,25 +99,7 @@ impl GitStore {
             .unwrap_or_default();
         let repo = self.repo();
         let tree_id = self.commit_tree_id(commit)?;
-        let tree = repo
-            .find_tree(oid(&tree_id))
-            .context(|| format!("cannot read tree {tree_id}"))?;
-        let records = tree
-            .traverse()
-            .breadthfirst
-            .files()
-            .context(|| format!("cannot walk the tree of {commit}"))?;
-        let mut submodules = Vec::new();
-        let mut files: Vec<(Vec<u8>, EntryKind, gix::ObjectId)> = Vec::with_capacity(records.len());
-        for r in records {
-            match file_kind(r.mode.kind()) {
-                Some(kind) => files.push((r.filepath.to_vec(), kind, r.oid)),
-                None if r.mode.kind() == TreeKind::Commit => {
-                    submodules.push(String::from_utf8_lossy(&r.filepath).into_owned())
-                }
-                None => {}
-            }
-        }
+        let (files, submodules) = walk_tree(&repo, oid(&tree_id), limits.files)?;
         // Symlink targets are the content of their blobs: small, read for the rule.
         let mut targets: HashMap<usize, Vec<u8>> = HashMap::new();
         for (i, (path, kind, id)) in files.iter().enumerate() {
@@ -145,12 +127,6 @@ impl GitStore {
                 link_target: targets.get(&i).map(Vec::as_slice),
             })
             .collect();
-        if files.len() as u64 > limits.files {
-            return Err(IngestError::OverLimit {
-                what: format!("the tree of {commit} holds {} files", files.len()),
-                limit: limits.files,
-            });
-        }
         check_listing(&listing)?;
         let total = std::sync::atomic::AtomicU64::new(0);
 
@@ -289,6 +265,74 @@ impl GitStore {
             .detach();
         Ok(Manifest::new(git_oid(tree), entries))
     }
+}
+
+/// Every file of a tree (raw path, kind, blob id) and the paths of its submodules. Each
+/// name is checked on its own as git stores it, so a name holding `/` cannot pass as a
+/// path, nor an empty name vanish into one.
+#[allow(clippy::type_complexity)]
+fn walk_tree(
+    repo: &gix::Repository,
+    root: gix::ObjectId,
+    max_files: u64,
+) -> Result<(Vec<(Vec<u8>, EntryKind, gix::ObjectId)>, Vec<String>), IngestError> {
+    let mut files = Vec::new();
+    let mut submodules = Vec::new();
+    let mut todo: Vec<(gix::ObjectId, Vec<u8>, usize)> = vec![(root, Vec::new(), 0)];
+    while let Some((id, prefix, depth)) = todo.pop() {
+        let tree = repo
+            .find_tree(id)
+            .context(|| format!("cannot read tree {id}"))?;
+        let decoded = tree.decode().context(|| format!("cannot read tree {id}"))?;
+        for e in &decoded.entries {
+            let name: &[u8] = e.filename.as_ref();
+            let mut path = prefix.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let bad = if name.is_empty() {
+                Some(mcb_store::EntryProblem::EmptyName)
+            } else {
+                name.iter()
+                    .find(|b| **b == b'/' || **b == 0)
+                    .map(|b| mcb_store::EntryProblem::BadCharacter(*b as char))
+            };
+            if let Some(problem) = bad {
+                return Err(EntryRefused {
+                    path: mcb_store::listing::printable_bytes(&path),
+                    problem,
+                }
+                .into());
+            }
+            match e.mode.kind() {
+                TreeKind::Tree => {
+                    if depth + 1 > mcb_store::listing::MAX_DEPTH {
+                        return Err(EntryRefused {
+                            path: mcb_store::listing::printable_bytes(&path),
+                            problem: mcb_store::EntryProblem::TooDeep,
+                        }
+                        .into());
+                    }
+                    todo.push((e.oid.to_owned(), path, depth + 1));
+                }
+                TreeKind::Commit => submodules.push(String::from_utf8_lossy(&path).into_owned()),
+                kind => {
+                    let kind = file_kind(kind).expect("blobs and links are files");
+                    files.push((path, kind, e.oid.to_owned()));
+                    // Checked while walking: a tree can name one subtree many times over.
+                    if files.len() as u64 > max_files {
+                        return Err(IngestError::OverLimit {
+                            what: format!("tree {root} holds more than {max_files} files"),
+                            limit: max_files,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    submodules.sort();
+    Ok((files, submodules))
 }
 
 fn blob_size(repo: &gix::Repository, id: gix::ObjectId, path: &[u8]) -> Result<u64, GitError> {

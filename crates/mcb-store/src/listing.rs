@@ -96,7 +96,7 @@ impl fmt::Display for EntryProblem {
                 "is a .git entry, which would become a live git repository inside the codebase",
             ),
             EntryProblem::BadCharacter(c) => {
-                write!(f, "has the character {} in its name", c.escape_debug())
+                write!(f, "has the character '{}' in a name", c.escape_debug())
             }
             EntryProblem::TooLong => write!(
                 f,
