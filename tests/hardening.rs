@@ -943,6 +943,19 @@ fn servers_that_never_answer_time_out_naming_the_host() {
     assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused the connection"), "{err}");
+    // A name that does not resolve (.invalid never does).
+    let out = f
+        .mcb()
+        .arg("realise")
+        .arg(git_site("http://mcb-test.invalid/repo.git"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the host name mcb-test.invalid could not be resolved"),
+        "{err}"
+    );
     before.assert_intact(&f);
 }
 
