@@ -113,37 +113,19 @@ impl CoreLayout {
         self.public
     }
 
-    /// Adds the subplugin types a plugin declares. `plugin_dir` is the plugin's directory
-    /// relative to the web root; `json` the content of its `db/subplugins.json`. From
-    /// Moodle 5.0 `subplugintypes` (relative to the plugin) is preferred over
-    /// `plugintypes` (relative to the web root). Returns the types added.
+    /// Adds the subplugin types a plugin of core declares. `plugin_dir` is the plugin's
+    /// directory relative to the web root; `json` the content of its `db/subplugins.json`.
+    /// Returns the types added.
     pub fn add_subplugins(
         &mut self,
         plugin_dir: &str,
         file_label: &str,
         json: &str,
     ) -> Result<Vec<String>, LayoutError> {
-        let s: SubpluginsJson = serde_json::from_str(json).map_err(|e| LayoutError::BadFile {
-            file: file_label.to_string(),
-            message: e.to_string(),
-        })?;
         let mut added = Vec::new();
-        if !s.subplugintypes.is_empty() {
-            for (ty, rel) in s.subplugintypes {
-                let dir = format!(
-                    "{}/{}",
-                    plugin_dir.trim_end_matches('/'),
-                    rel.trim_matches('/')
-                );
-                self.types.insert(ty.clone(), dir);
-                added.push(ty);
-            }
-        } else {
-            for (ty, dir) in s.plugintypes {
-                self.types
-                    .insert(ty.clone(), dir.trim_matches('/').to_string());
-                added.push(ty);
-            }
+        for d in declared_types(plugin_dir, file_label, json)? {
+            self.types.insert(d.plugin_type.clone(), d.dir);
+            added.push(d.plugin_type);
         }
         Ok(added)
     }
@@ -158,45 +140,32 @@ impl CoreLayout {
         file_label: &str,
         json: &str,
     ) -> Result<Vec<String>, LayoutError> {
-        let s: SubpluginsJson = serde_json::from_str(json).map_err(|e| LayoutError::BadFile {
-            file: file_label.to_string(),
-            message: e.to_string(),
-        })?;
         let base = plugin_dir.trim_end_matches('/');
         let bad = |ty: &str, problem: String| LayoutError::BadSubpluginType {
             file: file_label.to_string(),
             plugin_type: ty.to_string(),
             problem,
         };
-        let declared: Vec<(String, String)> = if !s.subplugintypes.is_empty() {
-            s.subplugintypes
-                .into_iter()
-                .map(|(ty, rel)| {
-                    let rel = rel.trim_matches('/').to_string();
-                    if !clean_relative(&rel) {
-                        return Err(bad(&ty, format!("with the directory '{rel}', which is not a plain path inside the plugin")));
-                    }
-                    Ok((ty, format!("{base}/{rel}")))
-                })
-                .collect::<Result<_, _>>()?
-        } else {
-            s.plugintypes
-                .into_iter()
-                .map(|(ty, dir)| {
-                    let dir = dir.trim_matches('/').to_string();
-                    let inside = dir
-                        .strip_prefix(base)
-                        .and_then(|r| r.strip_prefix('/'))
-                        .is_some_and(clean_relative);
-                    if !inside {
-                        return Err(bad(&ty, format!("with the directory '{dir}', outside the plugin's own directory {base}")));
-                    }
-                    Ok((ty, dir))
-                })
-                .collect::<Result<_, _>>()?
-        };
         let mut added = Vec::new();
-        for (ty, dir) in declared {
+        for d in declared_types(plugin_dir, file_label, json)? {
+            let ty = d.plugin_type;
+            let inside = if d.relative {
+                clean_relative(&d.written)
+            } else {
+                d.dir
+                    .strip_prefix(base)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .is_some_and(clean_relative)
+            };
+            if !inside {
+                return Err(bad(
+                    &ty,
+                    format!(
+                        "with the directory '{}', which is not a plain path inside the plugin's own directory {base}",
+                        d.written
+                    ),
+                ));
+            }
             let valid = ty.starts_with(|c: char| c.is_ascii_lowercase())
                 && ty
                     .chars()
@@ -214,7 +183,7 @@ impl CoreLayout {
                     existing: existing.clone(),
                 });
             }
-            self.types.insert(ty.clone(), dir);
+            self.types.insert(ty.clone(), d.dir);
             added.push(ty);
         }
         Ok(added)
@@ -245,6 +214,54 @@ impl CoreLayout {
     pub fn is_standard(&self, component: &str) -> bool {
         self.standard.contains(component)
     }
+}
+
+/// One subplugin type a `db/subplugins.json` declares.
+struct Declared {
+    plugin_type: String,
+    /// Relative to the web root.
+    dir: String,
+    /// As the file writes it.
+    written: String,
+    /// Given relative to the plugin (`subplugintypes`) rather than to the web root.
+    relative: bool,
+}
+
+/// The types a `db/subplugins.json` declares. From Moodle 5.0 `subplugintypes` (relative to
+/// the plugin) is preferred over `plugintypes` (relative to the web root).
+fn declared_types(plugin_dir: &str, label: &str, json: &str) -> Result<Vec<Declared>, LayoutError> {
+    let s: SubpluginsJson = serde_json::from_str(json).map_err(|e| LayoutError::BadFile {
+        file: label.to_string(),
+        message: e.to_string(),
+    })?;
+    let base = plugin_dir.trim_end_matches('/');
+    Ok(if !s.subplugintypes.is_empty() {
+        s.subplugintypes
+            .into_iter()
+            .map(|(ty, rel)| {
+                let written = rel.trim_matches('/').to_string();
+                Declared {
+                    plugin_type: ty,
+                    dir: format!("{base}/{written}"),
+                    written,
+                    relative: true,
+                }
+            })
+            .collect()
+    } else {
+        s.plugintypes
+            .into_iter()
+            .map(|(ty, dir)| {
+                let written = dir.trim_matches('/').to_string();
+                Declared {
+                    plugin_type: ty,
+                    dir: written.clone(),
+                    written,
+                    relative: false,
+                }
+            })
+            .collect()
+    })
 }
 
 /// A relative path of plain names: no `.`, `..` or empty part.
