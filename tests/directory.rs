@@ -123,7 +123,8 @@ fn a_pinned_version_that_does_not_fit_says_why() {
         4,
     );
     assert!(
-        err.contains("does not list") && err.contains("mcb info block_b"),
+        err.contains("which none of the 3 available versions has")
+            && err.contains("mcb info block_b"),
         "{err}"
     );
     let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"block_none\": (),"), 4);
@@ -255,7 +256,7 @@ fn the_list_is_cached_with_its_etag_and_zips_are_not_downloaded_twice() {
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
     let out = f
         .mcb()
-        .args(["--refresh", "realise"])
+        .args(["realise", "--refresh"])
         .arg(&site)
         .output()
         .unwrap();
@@ -275,7 +276,7 @@ fn the_list_is_cached_with_its_etag_and_zips_are_not_downloaded_twice() {
     // Offline with the cache works; offline without it fails clearly.
     let out = f
         .mcb()
-        .args(["--offline", "info", "mod_e", "--site"])
+        .args(["info", "--offline", "mod_e", "--site"])
         .arg(&site)
         .output()
         .unwrap();
@@ -288,7 +289,7 @@ fn the_list_is_cached_with_its_etag_and_zips_are_not_downloaded_twice() {
     let g = Fixture::new();
     let out = g
         .mcb()
-        .args(["--offline", "info", "mod_e", "--site"])
+        .args(["info", "--offline", "mod_e", "--site"])
         .arg(&site)
         .output()
         .unwrap();
@@ -620,7 +621,7 @@ fn check_names_the_plugin_that_blocks_an_upgrade() {
     );
     assert!(text.contains("BLOCKS   block_old"), "{text}");
     assert!(
-        text.contains("no version of block_old in the plugins directory supports Moodle 5.0"),
+        text.contains("no version of block_old that its source offers supports Moodle 5.0"),
         "{text}"
     );
     assert!(

@@ -563,8 +563,9 @@ fn a_realise_killed_at_any_point_leaves_the_store_sound() {
             let v = f.mcb_with_store(&store).arg("verify").output().unwrap();
             assert!(
                 v.status.success(),
-                "run {i} (kill after {delay:?}): {}",
-                String::from_utf8_lossy(&v.stdout)
+                "run {i} (kill after {delay:?}): {}{}",
+                String::from_utf8_lossy(&v.stdout),
+                String::from_utf8_lossy(&v.stderr)
             );
         }
         let lock = std::fs::read_to_string(f.path("k/site.lock")).unwrap();

@@ -405,7 +405,7 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
     std::fs::remove_file(f.path("site/result")).unwrap();
     let out = f
         .mcb()
-        .args(["--offline", "realise", "--json"])
+        .args(["realise", "--offline", "--json"])
         .arg(&site)
         .output()
         .unwrap();
@@ -425,7 +425,7 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
     ));
     let out = g
         .mcb()
-        .args(["--offline", "realise"])
+        .args(["realise", "--offline"])
         .arg(&site2)
         .output()
         .unwrap();
@@ -722,7 +722,7 @@ fn the_readme_demo_realises_offline() {
     let _ = std::fs::remove_file(copy.join("result"));
     let out = f
         .mcb()
-        .args(["--offline", "realise"])
+        .args(["realise", "--offline"])
         .arg(copy.join("site.ron"))
         .output()
         .unwrap();

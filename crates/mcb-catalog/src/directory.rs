@@ -47,6 +47,22 @@ pub struct DirectoryVersion {
 }
 
 impl DirectoryVersion {
+    /// A version known only from a lock (its id, URL and md5): enough to download it again.
+    pub fn from_lock(id: u64, url: &str, md5: &mcb_store::Md5) -> DirectoryVersion {
+        DirectoryVersion {
+            id,
+            version: String::new(),
+            release: None,
+            maturity: None,
+            downloadurl: url.to_string(),
+            downloadmd5: md5.to_string(),
+            vcsrepositoryurl: None,
+            vcstag: None,
+            supportedmoodles: Vec::new(),
+            timecreated: None,
+        }
+    }
+
     pub fn supports(&self, release: &str) -> bool {
         self.supportedmoodles.iter().any(|s| s.release == release)
     }
@@ -118,14 +134,6 @@ impl Default for CachePolicy {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct CacheMeta {
-    url: String,
-    etag: Option<String>,
-    /// Seconds since the epoch of the last answer from the server.
-    checked: u64,
-}
-
 /// The `pluglist.php` list (or a local file in its format), loaded whole.
 pub struct Pluglist {
     source: String,
@@ -162,20 +170,12 @@ impl Pluglist {
                 }),
             };
         };
-        let dir = store.cache_dir().join("directory");
-        let key = blake3::hash(location.as_bytes()).to_hex()[..16].to_string();
-        let body_path = dir.join(format!("{key}.json"));
-        let meta_path = dir.join(format!("{key}.meta"));
-        let meta: Option<CacheMeta> = std::fs::read_to_string(&meta_path)
-            .ok()
-            .and_then(|t| ron::from_str(&t).ok())
-            .filter(|m: &CacheMeta| m.url == location && body_path.exists());
-
-        if let Some(m) = &meta {
-            let fresh = now().saturating_sub(m.checked) < policy.max_age.as_secs();
+        let limit = http.limits().body_bytes;
+        let cached = store.cache().index_list(location, limit);
+        if let Some(c) = &cached {
+            let fresh = now().saturating_sub(c.checked) < policy.max_age.as_secs();
             if http.is_offline() || (fresh && !policy.refresh) {
-                let bytes = read_bounded(&body_path, http.limits().body_bytes)?;
-                return Pluglist::parse(location, &bytes);
+                return Pluglist::parse(location, &c.body);
             }
         } else if http.is_offline() {
             return Err(CatalogError::Directory {
@@ -183,21 +183,24 @@ impl Pluglist {
                 message: "--offline was given and this store has no cached copy of the list".into(),
             });
         }
-
-        let etag = meta.as_ref().and_then(|m| m.etag.as_deref());
-        match http.get_conditional(location, etag)? {
-            Fetched::NotModified => {
-                let bytes = read_bounded(&body_path, http.limits().body_bytes)?;
-                let list = Pluglist::parse(location, &bytes)?;
-                write_meta(store, &meta_path, location, etag.map(str::to_string));
-                Ok(list)
-            }
+        let etag = cached.as_ref().and_then(|c| c.etag.clone());
+        // The cache is best effort: a store that cannot be written is only read.
+        match http.get_conditional(location, etag.as_deref())? {
+            Fetched::NotModified => match cached {
+                Some(c) => {
+                    let list = Pluglist::parse(location, &c.body)?;
+                    let _ = store.cache().set_index_checked(location, etag);
+                    Ok(list)
+                }
+                None => Err(CatalogError::Directory {
+                    url: location.to_string(),
+                    message: "answered Not Modified to a request without an ETag".into(),
+                }),
+            },
             Fetched::Body { bytes, etag } => {
                 // Parse first: a broken answer never replaces a good cached list.
                 let list = Pluglist::parse(location, &bytes)?;
-                if store.write_atomic(&body_path, &bytes).is_ok() {
-                    write_meta(store, &meta_path, location, etag);
-                }
+                let _ = store.cache().set_index_list(location, &bytes, etag);
                 Ok(list)
             }
         }
@@ -257,17 +260,6 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, CatalogError> {
         });
     }
     Ok(bytes)
-}
-
-/// Records when the cached list was last confirmed; best effort, like the cache itself.
-fn write_meta(store: &Store, path: &Path, url: &str, etag: Option<String>) {
-    let meta = CacheMeta {
-        url: url.to_string(),
-        etag,
-        checked: now(),
-    };
-    let text = ron::to_string(&meta).expect("plain data serialises");
-    let _ = store.write_atomic(path, text.as_bytes());
 }
 
 /// Checks a downloaded zip against the md5 the directory gave, before it enters the store.

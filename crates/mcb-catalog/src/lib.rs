@@ -1,16 +1,21 @@
-//! Where source content and versions come from: zip archives (local or over HTTP), local
-//! directories, upstream git repositories (through `mcb-git`), and the HTTP client every
-//! download goes through (User-Agent, per-host limit, retries, token scoping).
+//! Where source content and versions come from, and getting it into the store once: zip
+//! archives (local or over HTTP), local directories, upstream git repositories (fetched
+//! through `mcb-git`, their refs cached), plugin indexes (the plugins directory's list), the
+//! HTTP client every download goes through (User-Agent, per-host limit, retries, token
+//! scoping, time and size limits) and the limits themselves.
 //!
-//! The catalog reads and checks what it is given; it does not choose among versions.
+//! The catalog reads, checks and stores what it is given; it does not choose among
+//! versions (that is `mcb-resolve`) nor decide what a site contains.
 
 pub mod archive;
 pub mod directory;
 pub mod http;
+pub mod index;
 pub mod limits;
 pub mod localdir;
+pub mod sources;
+pub mod stage;
 
-use std::io::Write;
 use std::path::PathBuf;
 
 pub use archive::{ZipSource, unpack_zip};
@@ -19,8 +24,11 @@ pub use directory::{
     check_md5,
 };
 pub use http::{Fetched, Http, HttpError};
+pub use index::LazyIndex;
 pub use limits::{HttpLimits, Limits, LimitsError};
 pub use localdir::unpack_dir;
+pub use sources::{SourceError, SourceFailure, Sources, StoredSource};
+pub use stage::{Staged, stage_archive};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -40,100 +48,4 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// An archive copied into the store's staging area, with the hashes of its bytes.
-pub struct Staged {
-    pub file: tempfile::NamedTempFile,
-    pub blake3: mcb_store::Blake3,
-    /// Lowercase hex.
-    pub md5: String,
-    pub size: u64,
-}
-
-/// Writes through to a file while hashing what passes.
-struct Hashing<'a> {
-    file: &'a mut std::fs::File,
-    blake3: blake3::Hasher,
-    md5: md5::Md5,
-    size: u64,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use md5::Digest;
-        let n = self.file.write(buf)?;
-        self.blake3.update(&buf[..n]);
-        self.md5.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// Copies an archive (a local file or an `http(s)://` URL) into the store's staging area,
-/// hashing it on the way: what is checked is exactly what is read afterwards.
-pub fn stage_archive(
-    http: &Http,
-    store: &mcb_store::Store,
-    location: &mcb_config::Location,
-) -> Result<Staged, CatalogError> {
-    use md5::Digest;
-    let mut file = store.staging_file()?;
-    let mut sink = Hashing {
-        file: file.as_file_mut(),
-        blake3: blake3::Hasher::new(),
-        md5: md5::Md5::new(),
-        size: 0,
-    };
-    match location {
-        mcb_config::Location::Path(p) => {
-            let src = std::fs::File::open(p).map_err(|source| CatalogError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let limit = http.limits().body_bytes;
-            let mut capped = archive::Capped::new(src, limit);
-            std::io::copy(&mut capped, &mut sink).map_err(|source| {
-                if capped.hit {
-                    CatalogError::Dir {
-                        path: p.clone(),
-                        message: format!(
-                            "is larger than {} (the http-bytes limit applies to archives)",
-                            limits::human_bytes(limit)
-                        ),
-                    }
-                } else {
-                    CatalogError::Io {
-                        path: p.clone(),
-                        source,
-                    }
-                }
-            })?;
-        }
-        mcb_config::Location::Url(u) => {
-            http.download(u, &mut sink)?;
-        }
-    }
-    let staged = Staged {
-        blake3: mcb_store::Blake3::from_hasher(&sink.blake3),
-        md5: hex::encode(sink.md5.finalize()),
-        size: sink.size,
-        file,
-    };
-    Ok(staged)
-}
-
-impl Staged {
-    /// The staged archive, for reading.
-    pub fn reader(&self) -> Result<std::io::BufReader<std::fs::File>, CatalogError> {
-        let f = self.file.reopen().map_err(|source| CatalogError::Io {
-            path: self.file.path().to_path_buf(),
-            source,
-        })?;
-        Ok(std::io::BufReader::new(f))
-    }
 }

@@ -1,21 +1,33 @@
-//! Progress on a terminal, silence when piped: an indicatif bar on stderr driven by the
-//! pipeline's reports. Warnings always reach stderr (unless --quiet).
+//! Progress on a terminal, silence when piped: an indicatif line on stderr driven by the
+//! run's reports, its spinner ticking on a timer, its label naming the work under way, a
+//! bar only while files are laid out, and the total time at the end of a long command.
+//! Warnings always reach stderr (unless --quiet).
 
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcb_realise::{Reporter, Stage};
+
+use crate::cli::GlobalArgs;
+use crate::term;
 
 pub(crate) struct Progress {
     bar: ProgressBar,
     quiet: bool,
     verbose: bool,
-    started: std::time::Instant,
+    visible: bool,
+    started: Instant,
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {prefix:>11} {wide_msg} {elapsed}")
+        .expect("static template")
 }
 
 impl Progress {
-    pub fn new(quiet: bool, verbose: bool) -> Progress {
-        let visible = !quiet && std::io::stderr().is_terminal();
+    pub fn new(g: &GlobalArgs) -> Progress {
+        let visible = !g.quiet && std::io::stderr().is_terminal();
         let bar = ProgressBar::with_draw_target(
             None,
             if visible {
@@ -24,33 +36,40 @@ impl Progress {
                 ProgressDrawTarget::hidden()
             },
         );
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:>11} {wide_msg}")
-                .expect("static template"),
-        );
+        bar.set_style(spinner_style());
+        if visible {
+            bar.enable_steady_tick(Duration::from_millis(100));
+        }
         Progress {
             bar,
-            quiet,
-            verbose,
-            started: std::time::Instant::now(),
+            quiet: g.quiet,
+            verbose: g.verbose,
+            visible,
+            started: Instant::now(),
         }
     }
 
+    /// Clears the line; a long command ends with its total time.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        let took = self.started.elapsed();
+        if self.visible && took >= Duration::from_secs(1) {
+            term::err_line(&format!("done in {:.1} s", took.as_secs_f64()));
+        }
     }
 }
 
 impl Reporter for Progress {
     fn stage(&self, stage: Stage, detail: &str) {
+        // A new stage ends any bar: back to the spinner.
+        self.bar.set_style(spinner_style());
+        self.bar.set_length(0);
         self.bar.set_prefix(stage.name());
         self.bar.set_message(detail.to_string());
-        self.bar.tick();
         if self.verbose {
             let t = self.started.elapsed().as_secs_f64();
-            self.bar.suspend(|| {
-                crate::term::err_line(&format!("{t:>8.3}s {:>11} {detail}", stage.name()))
-            });
+            self.bar
+                .suspend(|| term::err_line(&format!("{t:>8.3}s {:>11} {detail}", stage.name())));
         }
     }
 
@@ -58,7 +77,7 @@ impl Reporter for Progress {
         self.bar.set_length(n);
         self.bar.set_position(0);
         self.bar.set_style(
-            ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} files")
+            ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} files {elapsed}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -70,9 +89,8 @@ impl Reporter for Progress {
 
     fn warn(&self, message: &str) {
         if !self.quiet {
-            self.bar.suspend(|| {
-                crate::term::err_line(&format!("warning: {}", message.replace('\n', "\n  ")))
-            });
+            self.bar
+                .suspend(|| term::err_line(&format!("warning: {}", message.replace('\n', "\n  "))));
         }
     }
 }

@@ -38,9 +38,22 @@ pub(crate) fn err_line(text: &str) {
     write_or_exit(std::io::stderr().lock(), &format!("{}\n", clean(text)));
 }
 
+/// The version of every JSON document mcb prints: a change in a command's schema that
+/// drops or changes a field raises it.
+pub(crate) const JSON_FORMAT: u32 = 1;
+
 /// Prints one JSON document on stdout (JSON escapes control characters itself).
-pub(crate) fn out_json(value: &serde_json::Value) {
+pub(crate) fn out_json_doc(value: &serde_json::Value) {
+    let mut value = value.clone();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("format".into(), JSON_FORMAT.into());
+    }
     write_or_exit(std::io::stdout().lock(), &format!("{value}\n"));
+}
+
+/// Prints a command's output as its JSON document.
+pub(crate) fn out_json<T: serde::Serialize>(body: &T) {
+    out_json_doc(&serde_json::to_value(body).expect("outputs are plain data"));
 }
 
 /// `println!` for human text, cleaned.
@@ -48,12 +61,7 @@ macro_rules! say {
     ($($t:tt)*) => { $crate::term::out_line(&format!($($t)*)) };
 }
 
-/// `eprintln!` for human text, cleaned.
-macro_rules! tell {
-    ($($t:tt)*) => { $crate::term::err_line(&format!($($t)*)) };
-}
-
-pub(crate) use {say, tell};
+pub(crate) use say;
 
 #[cfg(test)]
 mod tests {

@@ -51,11 +51,8 @@ impl fmt::Display for ConfigError {
         if let Some(c) = &self.component {
             write!(f, "{c}: ")?;
         }
-        write!(f, "{}", self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        Ok(())
+        // The hint is shown apart, by whoever shows the error.
+        write!(f, "{}", self.message)
     }
 }
 

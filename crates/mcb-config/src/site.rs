@@ -54,6 +54,31 @@ pub enum Location {
     Path(PathBuf),
 }
 
+impl Location {
+    /// A location as written in a site file at `base`: a URL as it is, a path made absolute
+    /// against `base`.
+    pub fn of(base: &Path, written: &str) -> Location {
+        if written.contains("://") {
+            return Location::Url(written.to_string());
+        }
+        let p = Path::new(written);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        Location::Path(normalize(&p))
+    }
+
+    /// The string git is given for it: the URL, or the path.
+    pub fn for_git(&self) -> String {
+        match self {
+            Location::Url(u) => u.clone(),
+            Location::Path(p) => p.to_string_lossy().into_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -293,16 +318,7 @@ impl SiteFile {
 
     /// Resolves a git URL, zip location or directory written in the site file.
     pub fn locate(&self, written: &str) -> Location {
-        if written.contains("://") {
-            return Location::Url(written.to_string());
-        }
-        let p = Path::new(written);
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.dir().join(p)
-        };
-        Location::Path(normalize(&p))
+        Location::of(self.dir(), written)
     }
 
     pub fn plugin(&self, component: &str) -> Option<&PluginRequest> {

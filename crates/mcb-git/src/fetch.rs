@@ -13,11 +13,6 @@ use mcb_store::GitOid;
 
 use crate::{Context, GitError, GitStore, git_oid, oid};
 
-/// The namespace key of an upstream URL or path: stable, short, filesystem-safe.
-pub fn source_key(url: &str) -> String {
-    blake3::hash(url.trim_end_matches('/').as_bytes()).to_hex()[..16].to_string()
-}
-
 /// Time limits for talking to an upstream over HTTP(S).
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
@@ -84,7 +79,7 @@ impl GitStore {
     /// Fetches every branch and tag of `url` (a URL or a local path). Objects already in
     /// the store are not transferred again.
     pub fn fetch(&self, url: &str, limits: FetchLimits) -> Result<RemoteRefs, GitError> {
-        let key = source_key(url);
+        let key = mcb_store::url_key(url);
         let repo = self.repo();
         let what = || format!("cannot fetch {url}");
         let remote = repo
@@ -119,7 +114,7 @@ impl GitStore {
 
     /// The refs of `url` as last fetched into the store, without the network.
     pub fn refs(&self, url: &str) -> Result<RemoteRefs, GitError> {
-        let key = source_key(url);
+        let key = mcb_store::url_key(url);
         let repo = self.repo();
         let mut out = RemoteRefs {
             key: key.clone(),

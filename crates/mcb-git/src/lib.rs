@@ -18,7 +18,7 @@ use mcb_store::GitOid;
 
 pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
-pub use fetch::{FetchLimits, RemoteRefs, source_key};
+pub use fetch::{FetchLimits, RemoteRefs};
 pub use ingest::{IngestError, IngestedCommit, SourceContent, SourceFile};
 
 pub(crate) use error::Context;
@@ -33,13 +33,23 @@ pub struct GitStore {
 }
 
 impl GitStore {
-    /// Opens the bare repository at `path`, creating it when it does not exist.
+    /// Opens the bare repository at `path`, creating it when it does not exist. A
+    /// directory left by a creation that was interrupted (no `HEAD` yet) is created again:
+    /// call this while holding the lock that serialises the repository's creation.
     pub fn open(path: &Path) -> Result<GitStore, GitError> {
         let repo = if path.join("HEAD").exists() {
             gix::open(path)
                 .context(|| format!("cannot open the store's git repository {}", path.display()))?
         } else {
-            match gix::init_bare(path) {
+            let made = gix::init_bare(path).or_else(|e| {
+                if path.is_dir() && !path.join("HEAD").exists() {
+                    let _ = std::fs::remove_dir_all(path);
+                    gix::init_bare(path)
+                } else {
+                    Err(e)
+                }
+            });
+            match made {
                 Ok(r) => r,
                 // Another process created it meanwhile.
                 Err(_) if path.join("HEAD").exists() => gix::open(path).context(|| {
@@ -78,9 +88,9 @@ impl GitStore {
         repo
     }
 
-    /// Reads the file at `path` in `commit`, or `None` when there is none (or it is not a
-    /// regular file: a symlink's text is not a file's content).
-    pub fn read_file(&self, commit: &GitOid, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    /// What is at `path` in `commit`: a file's content (up to `max_bytes`), or why not.
+    pub fn file_at(&self, commit: &GitOid, path: &str, max_bytes: u64) -> Result<FileAt, GitError> {
+        use gix::objs::tree::EntryKind as Kind;
         let repo = self.repo();
         let tree = self.commit_tree_id(commit)?;
         let tree = repo
@@ -89,20 +99,55 @@ impl GitStore {
         let entry = tree
             .lookup_entry_by_path(path)
             .context(|| format!("cannot look up {path} in {commit}"))?;
-        match entry {
-            Some(e)
-                if matches!(
-                    e.mode().kind(),
-                    gix::objs::tree::EntryKind::Blob | gix::objs::tree::EntryKind::BlobExecutable
-                ) =>
-            {
+        let Some(e) = entry else {
+            return Ok(FileAt::Missing);
+        };
+        match e.mode().kind() {
+            Kind::Blob | Kind::BlobExecutable => {
+                let size = repo
+                    .find_header(e.oid())
+                    .context(|| format!("cannot read {path} in {commit}"))?
+                    .size();
+                if size > max_bytes {
+                    return Ok(FileAt::TooLarge(size));
+                }
                 let obj = e
                     .object()
                     .context(|| format!("cannot read {path} in {commit}"))?;
-                Ok(Some(obj.data.clone()))
+                Ok(FileAt::File(obj.data.clone()))
             }
-            _ => Ok(None),
+            Kind::Link => Ok(FileAt::Symlink),
+            Kind::Tree | Kind::Commit => Ok(FileAt::NotAFile),
         }
+    }
+
+    /// Reads the regular file at `path` in `commit`; `None` when there is none or it is not
+    /// a regular file (a symlink's text is not a file's content).
+    pub fn read_file(&self, commit: &GitOid, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        Ok(match self.file_at(commit, path, u64::MAX)? {
+            FileAt::File(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    /// The paths of the files of `commit` that end with `suffix` (tree objects only are
+    /// read).
+    pub fn paths_ending(&self, commit: &GitOid, suffix: &str) -> Result<Vec<String>, GitError> {
+        let repo = self.repo();
+        let tree = self.commit_tree_id(commit)?;
+        let records = repo
+            .find_tree(oid(&tree))
+            .context(|| format!("cannot read tree {tree}"))?
+            .traverse()
+            .breadthfirst
+            .files()
+            .context(|| format!("cannot walk tree {tree}"))?;
+        Ok(records
+            .into_iter()
+            .filter(|r| r.mode.is_blob())
+            .map(|r| r.filepath.to_string())
+            .filter(|p| p.ends_with(suffix))
+            .collect())
     }
 
     /// The content of a blob.
@@ -153,6 +198,18 @@ impl GitStore {
             .map(|o| o.kind == gix::object::Kind::Tree)
             .unwrap_or(false)
     }
+}
+
+/// What [`GitStore::file_at`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAt {
+    Missing,
+    File(Vec<u8>),
+    Symlink,
+    /// A file larger than asked for, of this size.
+    TooLarge(u64),
+    /// A directory or a submodule.
+    NotAFile,
 }
 
 /// The gix id of an id mcb holds.

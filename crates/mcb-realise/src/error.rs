@@ -1,28 +1,23 @@
+use mcb_catalog::{SourceError, SourceFailure};
 use mcb_config::ConfigError;
 use mcb_resolve::Problem;
 
-/// Why a realise failed. Each variant maps to one documented exit code.
+/// Why a realise (or another command of this crate) failed. Each variant is one kind of
+/// failure with one exit code; causes are kept as `source()`, hints apart.
 #[derive(Debug, thiserror::Error)]
 pub enum RealiseError {
     /// The site file or lock is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// No set of versions satisfies the site file and Moodle's rules.
     #[error("{}", problems_text(.0))]
     Unsatisfiable(Vec<Problem>),
-    /// A source could not be fetched or read.
-    #[error("{component}: {message}")]
-    Source {
-        component: String,
-        message: String,
-        hint: Option<String>,
-    },
-    /// Downloaded content does not match the hash it must have.
-    #[error("{component}: {message}")]
-    Integrity { component: String, message: String },
+    /// A source could not be had, was refused, or does not match its hash.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A local file or directory outside the store could not be used (the lock, the
     /// `result` link, a directory given on the command line).
-    #[error("{message}: {source}")]
+    #[error("{message}")]
     Filesystem {
         message: String,
         #[source]
@@ -51,23 +46,19 @@ fn problems_text(problems: &[Problem]) -> String {
 }
 
 impl RealiseError {
-    pub(crate) fn source(component: &str, message: impl ToString) -> RealiseError {
-        RealiseError::Source {
-            component: component.to_string(),
-            message: message.to_string(),
-            hint: None,
-        }
+    /// A source that could not be had: its component and what went wrong.
+    pub(crate) fn source(component: &str, message: impl Into<String>) -> RealiseError {
+        RealiseError::Source(SourceError::new(
+            component,
+            SourceFailure::Unavailable,
+            message,
+        ))
     }
 
+    /// The same error with a hint (for a source error; others carry theirs).
     pub(crate) fn with_hint(self, h: impl Into<String>) -> RealiseError {
         match self {
-            RealiseError::Source {
-                component, message, ..
-            } => RealiseError::Source {
-                component,
-                message,
-                hint: Some(h.into()),
-            },
+            RealiseError::Source(e) => RealiseError::Source(e.hint(h)),
             other => other,
         }
     }
@@ -75,8 +66,12 @@ impl RealiseError {
     /// What to try next, when there is something to say.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            RealiseError::Source { hint, .. } => hint.as_deref(),
+            RealiseError::Config(e) => e.hint.as_deref(),
+            RealiseError::Source(e) => e.hint.as_deref(),
             RealiseError::Owner { hint, .. } => Some(hint),
+            RealiseError::Store(mcb_store::StoreError::NoStore { .. }) => {
+                Some("check --store (or MCB_STORE); mcb makes a store on the first realise")
+            }
             _ => None,
         }
     }

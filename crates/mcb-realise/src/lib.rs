@@ -1,23 +1,38 @@
-//! The pipeline from a site file to a codebase: resolve (reusing the lock where it still
-//! fits) → fetch into the store → compose the git tree → commit on the site's branch →
-//! materialise a generation → switch the `result` link → write the lock.
+//! The pipeline from a site file to a codebase, as explicit stages with typed outputs:
+//! plan (site file + lock + catalogs → [`Plan`]) → fetch (sources into the store) →
+//! compose (the git tree) → commit (the lock and its commit object) → materialise (the
+//! generation) → publish (branch, lock and `result` moved together). `realise` is their
+//! composition; `reproduce` composes plan, fetch and compose; `gc`, `verify`, `check` and
+//! `info` keep a store and answer questions about sites.
 //!
-//! It orders the work and keeps its promises (a failed run changes neither the lock nor
-//! the `result` link), and reports progress through [`Reporter`]; it never prints.
+//! It orders the work and keeps its promises (a failed run changes neither the lock, the
+//! branch nor the `result` link), and reports progress through [`Reporter`]; it never
+//! prints.
 
-mod directory;
+mod catalog;
+mod commit;
+mod compose;
+mod context;
 mod error;
+mod fetch;
 mod lifecycle;
-mod pipeline;
+mod materialise;
+mod options;
+mod plan;
 mod publish;
+mod realise;
 mod report;
-mod sources;
+mod reproduce;
 mod upgrade;
 
+pub use catalog::{SiteCatalog, SourcePick};
+pub use commit::{Committed, LOCK_MARKER, lock_in_commit, source_label};
 pub use error::RealiseError;
-pub use lifecycle::{
-    GcOutcome, Reproduction, TreeDrift, VerifyOutcome, gc, reproduce, verify, verify_tree,
-};
-pub use pipeline::{Options, Realised, RealisedPlugin, realise};
+pub use fetch::Fetched;
+pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
+pub use options::Options;
+pub use plan::{Catalog, Change, Plan, PlannedCore, PlannedPlugin, plan};
+pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
+pub use reproduce::{Reproduction, reproduce};
 pub use upgrade::{PluginReadiness, Readiness, UpgradeCheck, check_upgrade, plugin_info};

@@ -10,15 +10,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcb_config::{Lock, SiteFile};
+use mcb_config::Lock;
 use mcb_git::GitStore;
 use mcb_store::{
     Entry, EntryKind, GcReport, GitOid, LockMode, ManifestHash, ObjectHash, Store, VerifyReport,
 };
 use rayon::prelude::*;
 
+use crate::commit::lock_in_commit;
 use crate::error::RealiseError;
-use crate::pipeline::{LOCK_MARKER, Options, realise_site};
+use crate::options::Options;
 use crate::report::Reporter;
 
 /// What `gc` did.
@@ -34,16 +35,6 @@ pub struct GcOutcome {
     /// Kept generations whose record of what they use was lost and rebuilt from the lock
     /// their commit carries.
     pub recovered: Vec<GitOid>,
-}
-
-/// The lock a site commit carries in its message.
-fn commit_lock(git: &GitStore, commit: &GitOid) -> Result<Option<Lock>, RealiseError> {
-    let message = git.commit_message(commit)?;
-    let Some((_, text)) = message.split_once(LOCK_MARKER) else {
-        return Ok(None);
-    };
-    let label = PathBuf::from(format!("commit {commit}"));
-    Ok(Some(Lock::parse(&label, text)?))
 }
 
 /// The manifests a locked codebase is made of.
@@ -79,7 +70,7 @@ fn recover_uses(
     dry_run: bool,
 ) -> Result<bool, RealiseError> {
     for (_, commit) in commits {
-        if let Some(lock) = commit_lock(git, commit)?
+        if let Some(lock) = lock_in_commit(git, commit)?
             && lock.tree == *key
         {
             if !dry_run {
@@ -111,7 +102,7 @@ pub fn gc(
     let _lock = store.lock(mode, || {
         reporter.warn("waiting for running realises to finish before collecting")
     })?;
-    let git = crate::sources::open_git(&store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
     let dead_links = store.prune_result_roots(dry_run)?;
     let mut roots = BTreeSet::new();
     let mut kept: BTreeMap<String, Vec<GitOid>> = BTreeMap::new();
@@ -304,7 +295,7 @@ fn check_all_generations(store: &Store) -> Result<BTreeMap<GitOid, Vec<String>>,
 pub fn verify(opts: &Options, repair: bool) -> Result<VerifyOutcome, RealiseError> {
     let store = Store::open_existing(&opts.store)?;
     let _lock = store.lock(LockMode::Shared, || {})?;
-    let git = crate::sources::open_git(&store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
     let mut outcome = examine(&store, &git)?;
     if repair && !outcome.is_clean() {
         let (objects, rebuilt, unrepaired) = repair_store(&store, &git, &outcome, opts)?;
@@ -450,12 +441,13 @@ fn rebuild_generation(
         entries.push((path, entry));
     }
     let files: Vec<(String, &Entry)> = entries.iter().map(|(p, e)| (p.clone(), e)).collect();
-    let uses = store.generation_uses(key).unwrap_or_default();
+    // Unknown stays unknown: an empty record would let gc take what the generation uses.
+    let uses = store.generation_uses(key);
     let mode = store
         .generation_record(key)
         .map(|r| r.mode)
         .unwrap_or(opts.link);
-    store.materialise(key, &files, &uses, mode, &|| {})?;
+    store.materialise(key, &files, uses.as_deref(), mode, &|| {})?;
     Ok(restored)
 }
 
@@ -476,7 +468,7 @@ impl TreeDrift {
 
 pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError> {
     let store = Store::open_existing(&opts.store)?;
-    let git = crate::sources::open_git(&store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
     let real = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
         message: format!("cannot read {}", dir.display()),
         source: e,
@@ -556,99 +548,4 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
     drift.modified.sort();
     drift.added.sort();
     Ok(drift)
-}
-
-/// What rebuilding a lock in an empty store gave.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Reproduction {
-    pub site: String,
-    pub expected_tree: GitOid,
-    pub tree: GitOid,
-    /// Sources whose content differs from the lock: (component, locked, rebuilt manifest).
-    pub differing: Vec<(String, ManifestHash, Option<ManifestHash>)>,
-}
-
-impl Reproduction {
-    pub fn same(&self) -> bool {
-        self.expected_tree == self.tree && self.differing.is_empty()
-    }
-}
-
-/// Rebuilds `target` (a lock file, or a commit of a site branch) from its origins in an
-/// empty temporary store and compares tree ids, and each source's manifest.
-pub fn reproduce(
-    opts: &Options,
-    target: &str,
-    reporter: &dyn Reporter,
-) -> Result<Reproduction, RealiseError> {
-    let as_path = Path::new(target);
-    let (lock, site): (Lock, SiteFile) = if as_path.is_file() {
-        let lock = Lock::load(as_path)?.expect("the file exists");
-        let site_path = std::path::absolute(as_path.with_extension("ron"))
-            .unwrap_or_else(|_| as_path.with_extension("ron"));
-        let site = lock.site_file(&site_path)?;
-        (lock, site)
-    } else {
-        let store = Store::open_existing(&opts.store)?;
-        let git = crate::sources::open_git(&store)?;
-        let heads: Vec<GitOid> = git.site_branches()?.into_iter().map(|(_, c)| c).collect();
-        let prefix = target.to_ascii_lowercase();
-        let found =
-            if (4..=40).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-                git.find_from(&heads, &prefix)?
-            } else {
-                None
-            };
-        let commit = found.ok_or_else(|| {
-            RealiseError::source(
-                "reproduce",
-                format!(
-                    "'{target}' is neither a lock file nor a commit of a site branch of this store"
-                ),
-            )
-        })?;
-        let lock = commit_lock(&git, &commit)?.ok_or_else(|| {
-            RealiseError::source(
-                "reproduce",
-                format!("commit {commit} is not a site commit made by mcb"),
-            )
-        })?;
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let site = lock.site_file(&cwd.join("site.ron"))?;
-        (lock, site)
-    };
-    let temp = tempfile::tempdir().map_err(|e| RealiseError::Filesystem {
-        message: "cannot make a temporary store".into(),
-        source: e,
-    })?;
-    let mut o = opts.clone();
-    o.store = temp.path().join("store");
-    o.out = Some(temp.path().join("result"));
-    o.offline = false;
-    let (realised, rebuilt) = realise_site(&site, Some(lock.clone()), &o, reporter, false)?;
-    let mut differing = Vec::new();
-    if rebuilt.moodle.manifest != lock.moodle.manifest {
-        differing.push((
-            "moodle".into(),
-            lock.moodle.manifest.clone(),
-            Some(rebuilt.moodle.manifest.clone()),
-        ));
-    }
-    for p in &lock.plugins {
-        match rebuilt.plugin(&p.component) {
-            Some(r) if r.manifest == p.manifest => {}
-            Some(r) => differing.push((
-                p.component.clone(),
-                p.manifest.clone(),
-                Some(r.manifest.clone()),
-            )),
-            None => differing.push((p.component.clone(), p.manifest.clone(), None)),
-        }
-    }
-    Ok(Reproduction {
-        site: lock.site.clone(),
-        expected_tree: lock.tree.clone(),
-        tree: realised.tree,
-        differing,
-    })
 }

@@ -14,10 +14,124 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use mcb_config::{Lock, SiteFile};
+
+use crate::commit::Committed;
+use crate::context::RunContext;
 use crate::error::RealiseError;
+use crate::report::{Reporter, Stage};
+
+/// What publishing did.
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    pub lock_written: bool,
+}
+
+/// The publish stage: prepares the lock (when it changed) and the link, makes everything
+/// they name durable, then moves the branch, the lock and the link, and records the roots
+/// and the site's owner.
+pub fn publish(
+    ctx: &RunContext,
+    site: &SiteFile,
+    old_lock: Option<&Lock>,
+    committed: &Committed,
+    generation: &Path,
+    link: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Published, RealiseError> {
+    reporter.stage(Stage::Publish, &site.name);
+    let lock_text = (old_lock != Some(&committed.lock)).then(|| committed.lock.to_text());
+    let lock_path = site.lock_path();
+    let mut prepared = prepare(
+        lock_text.as_deref().map(|t| (lock_path.as_path(), t)),
+        link,
+        generation,
+    )?;
+    ctx.store.sync()?;
+    if committed.new_commit {
+        ctx.git
+            .set_branch(&site.name, &committed.commit, committed.head.as_ref())?;
+    }
+    let lock_written = prepared.writes_lock();
+    prepared.switch_lock()?;
+    prepared.switch_link()?;
+    ctx.store.add_result_root(link)?;
+    record_owner(ctx, site)?;
+    Ok(Published { lock_written })
+}
+
+/// Points `link` at an existing generation (the no-op case): the lock and branch are as
+/// they should be.
+pub fn relink(
+    ctx: &RunContext,
+    site: &SiteFile,
+    generation: &Path,
+    link: &Path,
+) -> Result<(), RealiseError> {
+    let mut prepared = prepare(None, link, generation)?;
+    prepared.switch_link()?;
+    ctx.store.add_result_root(link)?;
+    record_owner(ctx, site)
+}
+
+/// Refuses to let a second site file use a name another site file owns: both would move
+/// one branch and overwrite each other's codebase forever.
+pub fn check_owner(
+    ctx: &RunContext,
+    site: &SiteFile,
+    reporter: &dyn Reporter,
+) -> Result<(), RealiseError> {
+    let me = canonical(&site.path);
+    let Some(owner) = ctx.store.site_owner(&site.name) else {
+        return Ok(());
+    };
+    if owner == me {
+        return Ok(());
+    }
+    if ctx.options.force {
+        reporter.warn(&format!(
+            "site {} now belongs to {} (it belonged to {})",
+            site.name,
+            me.display(),
+            owner.display()
+        ));
+        return Ok(());
+    }
+    if !owner.exists() {
+        reporter.warn(&format!(
+            "site {} belonged to {}, which is gone; {} takes it over",
+            site.name,
+            owner.display(),
+            me.display()
+        ));
+        return Ok(());
+    }
+    Err(RealiseError::Owner {
+        message: format!(
+            "site name '{}' belongs to {}, not to {}: two site files with one name would overwrite each other's codebase",
+            site.name,
+            owner.display(),
+            me.display()
+        ),
+        hint: "give this site file another `name`, or pass --force to move the site to this file"
+            .into(),
+    })
+}
+
+fn record_owner(ctx: &RunContext, site: &SiteFile) -> Result<(), RealiseError> {
+    let me = canonical(&site.path);
+    if ctx.store.site_owner(&site.name).as_deref() != Some(me.as_path()) {
+        ctx.store.set_site_owner(&site.name, &me)?;
+    }
+    Ok(())
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
 
 /// Destinations prepared, waiting to be switched.
-pub(crate) struct Prepared {
+struct Prepared {
     lock: Option<(tempfile::NamedTempFile, PathBuf)>,
     link: Option<(PathBuf, PathBuf)>,
 }
@@ -31,7 +145,7 @@ fn local(what: String, e: io::Error) -> RealiseError {
 
 /// Prepares the new lock (when it changed) and the new `result` link, touching nothing
 /// the user sees.
-pub(crate) fn prepare(
+fn prepare(
     lock: Option<(&Path, &str)>,
     link: &Path,
     target: &Path,

@@ -1,27 +1,35 @@
-/// The stages of a realise, in order.
+/// The stages of a run, in the order a realise goes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    Resolve,
+    /// Choosing versions: refs fetched, `version.php` files read.
+    Plan,
+    /// Sources brought into the store.
     Fetch,
+    /// The codebase's git tree.
     Compose,
+    /// The commit that records it.
     Commit,
+    /// The generation laid out.
     Materialise,
+    /// Branch, lock and `result` moved.
+    Publish,
 }
 
 impl Stage {
     pub fn name(self) -> &'static str {
         match self {
-            Stage::Resolve => "resolve",
+            Stage::Plan => "plan",
             Stage::Fetch => "fetch",
             Stage::Compose => "compose",
             Stage::Commit => "commit",
             Stage::Materialise => "materialise",
+            Stage::Publish => "publish",
         }
     }
 }
 
-/// How the pipeline tells its caller what it is doing. The CLI draws progress bars and
-/// prints warnings; tests and libraries can stay silent.
+/// How a run tells its caller what it is doing. The CLI draws progress and prints
+/// warnings; tests and libraries can stay silent.
 pub trait Reporter: Sync {
     /// A stage starts; `detail` says on what (a component, a URL).
     fn stage(&self, _stage: Stage, _detail: &str) {}

@@ -4,16 +4,17 @@
 
 use std::path::Path;
 
-use mcb_catalog::PluginRecord;
+use mcb_catalog::{LazyIndex, PluginRecord};
 use mcb_config::{Lock, PluginRequest, SiteFile, SourceSpec};
 use mcb_moodle::{CoreLayout, CoreVersion, MoodleSpec, Release};
 use mcb_resolve::{Fit, fit};
-use mcb_store::{LockMode, Store};
+use mcb_store::Store;
 
-use crate::directory::Directory;
+use crate::catalog::{SiteCatalog, pick_core_ref};
+use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::pipeline::{Options, pick_core_ref, resolve_plugin};
-use crate::sources::Sources;
+use crate::options::Options;
+use crate::plan::plan_plugin;
 
 /// Stands for a core whose build is unknown: no `requires` blocks it.
 const UNKNOWN_BUILD: mcb_moodle::Build = mcb_moodle::Build::MAX;
@@ -28,18 +29,12 @@ pub fn plugin_info(
         Some(p) => Some(SiteFile::load(p)?),
         None => None,
     };
-    let location = match &site {
-        Some(s) => opts.directory_for(s),
-        None => opts
-            .directory
-            .clone()
-            .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string()),
-    };
+    let location = opts.directory_for(site.as_ref());
     // The store is only a cache here: none, or a read-only one, still answers.
     let store = Store::open_existing(&opts.store).ok();
     let http = opts.http(&location);
-    let directory = Directory::new(location.clone(), &http, store.as_ref(), opts.cache_policy());
-    let index = directory.index(component)?;
+    let directory = LazyIndex::new(location.clone(), &http, store.as_ref(), opts.cache_policy());
+    let index = directory.get(component)?;
     match index.lookup(component) {
         Some(r) => Ok((index.describe(), r.clone())),
         None => Err(RealiseError::source(
@@ -103,21 +98,11 @@ pub fn check_upgrade(
 ) -> Result<UpgradeCheck, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let lock = Lock::load(&site.lock_path())?;
-    let store = Store::open(&opts.store)?;
-    let _store_lock = store.lock(LockMode::Shared, || {})?;
-    let git = crate::sources::open_git(&store)?;
-    let directory_url = opts.directory_for(&site);
-    let http = opts.http(&directory_url);
-    let sources = Sources::new(
-        &store,
-        &git,
-        &http,
-        &site,
-        opts.offline,
-        opts.limits,
-        opts.cache_policy(),
-    );
-    let directory = Directory::new(directory_url, &http, Some(&store), opts.cache_policy());
+    let ctx = RunContext::open(opts, Some(&site), &crate::report::Silent)?;
+    let git = &ctx.git;
+    let sources = ctx.sources(site.dir());
+    let index = ctx.index();
+    let catalog = SiteCatalog::new(&sources, &index);
     let mut notes = Vec::new();
 
     // The target core: the newest X.Y release of the site's core source.
@@ -191,23 +176,27 @@ pub fn check_upgrade(
         let readiness = if standard.as_ref().is_some_and(|l| l.is_standard(&name)) {
             Readiness::InCore
         } else {
-            match resolve_plugin(&sources, &directory, &core, &req, None)? {
-                Ok((_, info, warning)) => match fit(&core, &info, &name) {
+            match plan_plugin(&catalog, &core, &req.component, &req.source, None, None)? {
+                Ok(chosen) => match fit(&core, &chosen.info, &name) {
                     Fit::Blocked(_, why) => Readiness::Blocked {
                         reasons: vec![why],
                         last_supported: None,
                     },
                     other => Readiness::Fits {
-                        version: info.version.map(|v| v.to_string()).unwrap_or_default(),
-                        release: info.release.clone(),
+                        version: chosen
+                            .info
+                            .version
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                        release: chosen.info.release.clone(),
                         warning: match other {
                             Fit::OutsideSupported(w) => Some(w),
-                            _ => warning.map(|w| w.message),
+                            _ => chosen.warning.map(|w| w.message),
                         },
                     },
                 },
                 Err(problem) => Readiness::Blocked {
-                    last_supported: last_supported(&directory, &req),
+                    last_supported: last_supported(&index, &req),
                     reasons: problem.facts,
                 },
             }
@@ -235,11 +224,11 @@ pub fn check_upgrade(
 }
 
 /// The newest Moodle release any directory version of the plugin supports.
-fn last_supported(directory: &Directory, req: &PluginRequest) -> Option<String> {
+fn last_supported(directory: &LazyIndex, req: &PluginRequest) -> Option<String> {
     if req.source != SourceSpec::Directory {
         return None;
     }
-    let index = directory.index(req.component.as_str()).ok()?;
+    let index = directory.get(req.component.as_str()).ok()?;
     let record = index.lookup(req.component.as_str())?;
     record
         .versions

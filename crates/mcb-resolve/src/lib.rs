@@ -10,5 +10,5 @@ mod choose;
 mod problem;
 
 pub use check::{SelectedPlugin, SiteCheck, check_site};
-pub use choose::{Candidate, Fit, choose, fit};
+pub use choose::{Chosen, Fit, Offer, choose, fit};
 pub use problem::{Problem, Rule, Warning};

@@ -238,17 +238,7 @@ impl Store {
         for e in read_dir_sorted(&self.root.join("tmp"))? {
             remove_leftover(&e.path(), grace, dry_run, &mut report)?;
         }
-        if !dry_run {
-            for memo_dir in ["git-manifests", "directory-manifests"] {
-                for e in read_dir_sorted(&self.cache_dir().join(memo_dir))? {
-                    let text = fs::read_to_string(e.path()).unwrap_or_default();
-                    let named = text.split_whitespace().next().unwrap_or("");
-                    if !ManifestHash::parse(named).is_ok_and(|h| self.has_manifest(&h)) {
-                        let _ = fs::remove_file(e.path());
-                    }
-                }
-            }
-        }
+        report.leftovers += self.cache().prune(dry_run)?;
         Ok(report)
     }
 

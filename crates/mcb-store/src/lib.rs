@@ -6,6 +6,7 @@
 //! place; objects are read-only; a manifest is written only after the objects it names.
 //! It knows nothing of Moodle, sites or git plumbing: callers give it bytes and paths.
 
+mod cache;
 mod gc;
 mod id;
 pub mod listing;
@@ -19,6 +20,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use cache::{ArchiveMemo, Cache, CachedList, url_key};
 pub use gc::{GcReport, VerifyReport};
 pub use id::{Blake3, GitOid, IdError, ManifestHash, Md5, ObjectHash};
 pub use listing::{EntryProblem, EntryRefused, ListedEntry, SourceLimits, check_listing};
@@ -239,8 +241,8 @@ impl Store {
         self.root.join("git")
     }
 
-    /// A directory for cached metadata that may be refetched (directory lists, tag lists).
-    pub fn cache_dir(&self) -> PathBuf {
+    /// The cache's directory; its buckets are named and read by [`Store::cache`].
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
     }
 

@@ -73,32 +73,45 @@ pub struct Materialised {
     pub mode: LinkMode,
 }
 
-/// What a generation's record says: the manifests it was made from and how its files are
-/// laid out.
+/// What a generation's record says: the manifests it was made from (`None`: unknown, so
+/// `gc` keeps everything for it) and how its files are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerationRecord {
-    pub uses: Vec<ManifestHash>,
+    pub uses: Option<Vec<ManifestHash>>,
     pub mode: LinkMode,
 }
+
+const UNKNOWN_USE: &str = "uses unknown";
 
 impl GenerationRecord {
     fn to_text(&self) -> String {
         let mut s = format!("link {}\n", self.mode.name());
-        for h in &self.uses {
-            s.push_str(h.as_str());
-            s.push('\n');
+        match &self.uses {
+            Some(uses) => {
+                for h in uses {
+                    s.push_str(h.as_str());
+                    s.push('\n');
+                }
+            }
+            None => {
+                s.push_str(UNKNOWN_USE);
+                s.push('\n');
+            }
         }
         s
     }
 
-    /// `None` for a damaged record: unknown use.
+    /// `None` for a damaged record.
     fn parse(text: &str) -> Option<GenerationRecord> {
         let mut mode = LinkMode::Hardlink;
-        let mut uses = Vec::new();
+        let mut uses = Some(Vec::new());
         for line in text.lines().filter(|l| !l.is_empty()) {
-            match line.strip_prefix("link ") {
-                Some(m) => mode = LinkMode::parse(m)?,
-                None => uses.push(ManifestHash::parse(line).ok()?),
+            if line == UNKNOWN_USE {
+                uses = None;
+            } else if let Some(m) = line.strip_prefix("link ") {
+                mode = LinkMode::parse(m)?;
+            } else if let Some(u) = &mut uses {
+                u.push(ManifestHash::parse(line).ok()?);
             }
         }
         Some(GenerationRecord { uses, mode })
@@ -130,7 +143,7 @@ impl Store {
 
     /// The manifests generation `key` was made from; `None` when unknown.
     pub fn generation_uses(&self, key: &GitOid) -> Option<Vec<ManifestHash>> {
-        self.generation_record(key).map(|r| r.uses)
+        self.generation_record(key).and_then(|r| r.uses)
     }
 
     /// Records (again) what generation `key` uses, keeping its link mode.
@@ -140,7 +153,7 @@ impl Store {
             .map(|r| r.mode)
             .unwrap_or(LinkMode::Hardlink);
         let record = GenerationRecord {
-            uses: uses.to_vec(),
+            uses: Some(uses.to_vec()),
             mode,
         };
         self.write_beside(&self.record_path(key), record.to_text().as_bytes())
@@ -198,7 +211,7 @@ impl Store {
     }
 
     /// Lays out `files` (codebase path → entry) as generation `key` and records that it
-    /// uses the manifests `uses`. An existing generation is checked first
+    /// uses the manifests `uses` (`None`: unknown, a rebuild from git alone). An existing generation is checked first
     /// ([`Store::check_generation`]) and reused when sound and of the same link mode, else
     /// rebuilt and swapped in. Objects edited in place or missing are refused
     /// ([`StoreError::DamagedObjects`]) so the caller can restore them first: a damaged
@@ -207,13 +220,13 @@ impl Store {
         &self,
         key: &GitOid,
         files: &[(String, &Entry)],
-        uses: &[ManifestHash],
+        uses: Option<&[ManifestHash]>,
         mode: LinkMode,
         on_file: &(dyn Fn() + Sync),
     ) -> Result<Materialised> {
         let final_path = self.generation_path(key);
         let record = GenerationRecord {
-            uses: uses.to_vec(),
+            uses: uses.map(<[ManifestHash]>::to_vec),
             mode,
         };
         let existing = self.check_generation(key)?;

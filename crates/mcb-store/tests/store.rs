@@ -82,7 +82,7 @@ fn materialise_links_objects_and_copies_empty_files() {
     let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
     let tree1 = key("1");
     let m = store
-        .materialise(&tree1, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&tree1, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap();
     assert!(m.created);
     let idx = m.path.join("index.php");
@@ -116,7 +116,7 @@ fn materialise_links_objects_and_copies_empty_files() {
         0o555
     );
     let again = store
-        .materialise(&tree1, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&tree1, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap();
     assert!(!again.created);
     assert_eq!(store.check_generation(&tree1).unwrap(), Some(vec![]));
@@ -147,7 +147,7 @@ fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
     let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
     let t = key("2");
     let m = store
-        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&t, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap();
     edit_in_place(&m.path.join("lib/a.php"));
     assert_eq!(
@@ -156,7 +156,7 @@ fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
     );
     // The object shares the inode: it is refused until restored.
     let err = store
-        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&t, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap_err();
     let StoreError::DamagedObjects { tampered, missing } = err else {
         panic!("{err}")
@@ -167,7 +167,7 @@ fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
         .repair_object(files[1].object(), false, b"<?php // a\n")
         .unwrap();
     let again = store
-        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&t, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap();
     assert_eq!(again.repaired, vec!["lib/a.php".to_string()]);
     assert_eq!(fs::read(m.path.join("lib/a.php")).unwrap(), b"<?php // a\n");
@@ -183,7 +183,7 @@ fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
         "{damaged:?}"
     );
     let fixed = store
-        .materialise(&t, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&t, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap();
     assert!(!fixed.repaired.is_empty());
     assert!(!m.path.join("lib/extra.php").exists());
@@ -191,7 +191,7 @@ fn an_edited_generation_is_found_and_rebuilt_after_its_objects_are_restored() {
     fs::remove_file(store.object_path(files[0].object(), false)).unwrap();
     let t2 = key("3");
     let err = store
-        .materialise(&t2, &list, &[], LinkMode::Hardlink, &|| {})
+        .materialise(&t2, &list, Some(&[]), LinkMode::Hardlink, &|| {})
         .unwrap_err();
     assert!(
         matches!(err, StoreError::DamagedObjects { ref missing, .. } if missing.len() == 1),
@@ -206,13 +206,13 @@ fn copies_are_files_of_their_own() {
     let files = [entry(&store, "a.php", b"<?php // a\n", EntryKind::File)];
     let list: Vec<(String, &Entry)> = files.iter().map(|e| (e.path.clone(), e)).collect();
     let m = store
-        .materialise(&key("4"), &list, &[], LinkMode::Copy, &|| {})
+        .materialise(&key("4"), &list, Some(&[]), LinkMode::Copy, &|| {})
         .unwrap();
     assert_eq!(fs::metadata(m.path.join("a.php")).unwrap().nlink(), 1);
     edit_in_place(&m.path.join("a.php"));
     assert!(!store.object_tampered(files[0].object(), false));
     // Reflinks on a filesystem without them: a clear error.
-    let err = store.materialise(&key("5"), &list, &[], LinkMode::Reflink, &|| {});
+    let err = store.materialise(&key("5"), &list, Some(&[]), LinkMode::Reflink, &|| {});
     if let Err(e) = err {
         assert!(e.to_string().contains("reflinks need btrfs or XFS"), "{e}");
     }

@@ -1,0 +1,701 @@
+//! Getting each source into the store: git (refs fetched at most once per run and URL, and
+//! not again while young; a commit taken only when the named upstream reaches it), zips
+//! (local or downloaded, verified before anything is stored) and local directories.
+//! Sources already in the store are read from it: nothing is downloaded twice. Every kind
+//! passes the same source rule and limits on its way in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use mcb_config::{Location, LockedSource};
+use mcb_git::{FetchLimits, GitStore, IngestError, RemoteRefs};
+use mcb_store::{ArchiveMemo, Blake3, EntryKind, GitOid, Manifest, ManifestHash, Md5, Store};
+
+use crate::directory::{CachePolicy, DirectoryVersion};
+use crate::http::Http;
+use crate::limits::Limits;
+use crate::stage::{Staged, stage_archive};
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure a [`SourceError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFailure {
+    /// The source could not be fetched or read (network, missing file, unknown ref).
+    Unavailable,
+    /// Its content breaks the source rule or a limit: refused whole.
+    Refused,
+    /// Its content is not what a hash says it must be.
+    Integrity,
+    /// The store or its git repository failed.
+    Store,
+}
+
+/// A source that could not be had, with its component, its causes and what to try.
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct SourceError {
+    pub component: String,
+    pub failure: SourceFailure,
+    pub message: String,
+    #[source]
+    pub cause: Option<Cause>,
+    pub hint: Option<String>,
+}
+
+impl SourceError {
+    pub fn new(component: &str, failure: SourceFailure, message: impl Into<String>) -> Self {
+        SourceError {
+            component: component.to_string(),
+            failure,
+            message: message.into(),
+            cause: None,
+            hint: None,
+        }
+    }
+
+    pub fn because(mut self, cause: impl Into<Cause>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn store(component: &str, e: impl Into<Cause>) -> Self {
+        SourceError::new(component, SourceFailure::Store, "the store failed").because(e)
+    }
+}
+
+/// A memo to write once a source's manifest is recorded, so it is never ingested twice.
+#[derive(Debug, Clone)]
+pub enum Memo {
+    /// This commit gave this manifest.
+    GitManifest(GitOid),
+    /// This upstream's latest manifest: the base for its next release.
+    UpstreamLatest(String),
+    /// A zip with this md5 gave this manifest.
+    Archive { md5: Md5, blake3: Blake3 },
+}
+
+/// A source whose files are in the object store.
+#[derive(Debug, Clone)]
+pub struct StoredSource {
+    pub manifest: Manifest,
+    pub hash: ManifestHash,
+    pub locked: LockedSource,
+    /// The source's own date, seconds since the epoch (0 when it has none).
+    pub date: i64,
+    /// The manifest is not recorded yet: it is, after the batch's objects are synced.
+    pub pending: bool,
+    pub memos: Vec<Memo>,
+}
+
+pub struct Sources<'a> {
+    pub store: &'a Store,
+    pub git: &'a GitStore,
+    pub http: &'a Http,
+    /// Relative locations in the site file are relative to this directory.
+    base: PathBuf,
+    pub offline: bool,
+    pub limits: Limits,
+    /// How old fetched refs may be before they are fetched again.
+    pub policy: CachePolicy,
+    /// Refs per URL, fetched at most once per run.
+    refs: Mutex<HashMap<String, RemoteRefs>>,
+    /// Things worth saying that happened while fetching (submodules left out, objects
+    /// restored from git), for the run's warnings.
+    notes: Mutex<Vec<String>>,
+}
+
+/// The store's git repository, created under a lock the first time so that two runs on a
+/// new store do not both initialise it.
+pub fn open_git(store: &Store) -> Result<GitStore, mcb_git::GitError> {
+    let path = store.git_dir();
+    if path.join("HEAD").exists() {
+        return GitStore::open(&path);
+    }
+    let _creating = store
+        .lock_named("git-init", mcb_store::LockMode::Exclusive, || {})
+        .map_err(|e| mcb_git::GitError::new("cannot lock the store", e))?;
+    GitStore::open(&path)
+}
+
+fn ingest_error(component: &str, what: &str, e: IngestError) -> SourceError {
+    match e {
+        IngestError::Git(g) => SourceError::store(component, g),
+        other => SourceError::new(
+            component,
+            SourceFailure::Refused,
+            format!("{what}: {other}"),
+        )
+        .hint("the source is refused whole; nothing of it entered the store"),
+    }
+}
+
+impl<'a> Sources<'a> {
+    pub fn new(
+        store: &'a Store,
+        git: &'a GitStore,
+        http: &'a Http,
+        base: &Path,
+        limits: Limits,
+        policy: CachePolicy,
+    ) -> Self {
+        Sources {
+            store,
+            git,
+            http,
+            base: base.to_path_buf(),
+            offline: http.is_offline(),
+            limits,
+            policy,
+            refs: Mutex::new(HashMap::new()),
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Where a location written in the site file is.
+    pub fn locate(&self, written: &str) -> Location {
+        Location::of(&self.base, written)
+    }
+
+    fn note(&self, text: String) {
+        self.notes.lock().expect("not poisoned").push(text);
+    }
+
+    /// What happened worth saying, since the last call.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().expect("not poisoned"))
+    }
+
+    fn fetch_limits(&self) -> FetchLimits {
+        FetchLimits {
+            connect: self.limits.http.connect,
+            idle: self.limits.http.idle,
+        }
+    }
+
+    /// The refs of a git source: fetched once per run, or from the store when offline.
+    pub fn git_refs(&self, component: &str, written: &str) -> Result<RemoteRefs, SourceError> {
+        self.git_refs_fresh(component, written, false)
+    }
+
+    /// Like [`Sources::git_refs`]; `again` fetches even when the refs are young (a commit
+    /// the lock names is not among them yet).
+    fn git_refs_fresh(
+        &self,
+        component: &str,
+        written: &str,
+        again: bool,
+    ) -> Result<RemoteRefs, SourceError> {
+        let url = self.locate(written).for_git();
+        if !again && let Some(r) = self.refs.lock().expect("not poisoned").get(&url) {
+            return Ok(r.clone());
+        }
+        let cache = self.store.cache();
+        let fresh = || {
+            cache
+                .upstream_fetched(&url)
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < self.policy.max_age)
+        };
+        // One fetch of an upstream at a time; whoever waited finds it freshly fetched.
+        let fetched_before = fresh();
+        let _fetch_lock = if self.offline {
+            None
+        } else {
+            Some(
+                self.store
+                    .lock_named(
+                        &format!("fetch-{}", mcb_store::url_key(&url)),
+                        mcb_store::LockMode::Exclusive,
+                        || {},
+                    )
+                    .map_err(|e| SourceError::store(component, e))?,
+            )
+        };
+        let young = (!self.policy.refresh && fetched_before) || (!fetched_before && fresh());
+        let stored = || {
+            self.git
+                .refs(&url)
+                .map_err(|e| SourceError::store(component, e))
+        };
+        let refs = if young && !again {
+            // Fetched recently: the refs in the store are as good as the network's.
+            stored()?
+        } else if self.offline {
+            let r = stored()?;
+            if r.heads.is_empty() && r.tags.is_empty() {
+                return Err(SourceError::new(
+                    component,
+                    SourceFailure::Unavailable,
+                    format!("{written} has never been fetched into this store, and --offline forbids fetching it"),
+                )
+                .hint("run once without --offline"));
+            }
+            r
+        } else {
+            // Under the fetch lock, ref lock files of this upstream are a killed run's.
+            self.git
+                .clear_stale_ref_locks(&format!("mcb/src/{}", mcb_store::url_key(&url)));
+            let refs = self.git.fetch(&url, self.fetch_limits()).map_err(|e| {
+                SourceError::new(component, SourceFailure::Unavailable, e.context.clone())
+                    .because(e)
+                    .hint("check the URL and that the repository is reachable; --offline uses what the store already has")
+            })?;
+            cache
+                .mark_upstream_fetched(&url)
+                .map_err(|e| SourceError::store(component, e))?;
+            refs
+        };
+        self.refs
+            .lock()
+            .expect("not poisoned")
+            .insert(url, refs.clone());
+        Ok(refs)
+    }
+
+    /// A plugins-directory zip: from the store when this md5 was ingested before, else
+    /// downloaded and checked against the directory's md5 (and the lock's blake3) before
+    /// anything enters the store.
+    pub fn directory_zip(
+        &self,
+        component: &str,
+        v: &DirectoryVersion,
+        locked_blake3: Option<&Blake3>,
+    ) -> Result<StoredSource, SourceError> {
+        let md5 = Md5::parse(&v.downloadmd5.trim().to_ascii_lowercase()).map_err(|e| {
+            SourceError::new(
+                component,
+                SourceFailure::Unavailable,
+                format!(
+                    "the plugins directory lists version {} with a malformed checksum",
+                    v.version
+                ),
+            )
+            .because(e)
+        })?;
+        let locked = |blake3: Blake3| LockedSource::Directory {
+            id: v.id,
+            url: v.downloadurl.clone(),
+            md5: md5.clone(),
+            blake3,
+        };
+        if let Some(memo) = self.store.cache().archive(&md5)
+            && locked_blake3.is_none_or(|l| *l == memo.blake3)
+            && let Ok(manifest) = self.store.read_manifest(&memo.manifest)
+        {
+            return Ok(StoredSource {
+                manifest,
+                hash: memo.manifest,
+                locked: locked(memo.blake3),
+                date: memo.date,
+                pending: false,
+                memos: Vec::new(),
+            });
+        }
+        let staged = self.stage(component, &Location::Url(v.downloadurl.clone()))?;
+        if staged.md5 != md5.as_str() {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Integrity,
+                format!(
+                    "{} has md5 {}, but the directory says {md5}; nothing entered the store",
+                    v.downloadurl, staged.md5
+                ),
+            ));
+        }
+        if let Some(l) = locked_blake3
+            && *l != staged.blake3
+        {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Integrity,
+                format!(
+                    "{} changed since the lock was written (blake3 {l}, now {}); nothing entered the store",
+                    v.downloadurl, staged.blake3
+                ),
+            ));
+        }
+        let blake3 = staged.blake3.clone();
+        let mut s = self.unpack(component, &v.downloadurl, &staged, locked(blake3.clone()))?;
+        s.memos = vec![Memo::Archive { md5, blake3 }];
+        Ok(s)
+    }
+
+    fn stage(&self, component: &str, location: &Location) -> Result<Staged, SourceError> {
+        stage_archive(self.http, self.store, location).map_err(|e| {
+            SourceError::new(
+                component,
+                SourceFailure::Unavailable,
+                format!("cannot get {location}"),
+            )
+            .because(e)
+        })
+    }
+
+    /// Makes sure `commit` is one the upstream at `written_url` reaches (fetching its refs
+    /// when they are stale or do not reach it yet), and refuses it otherwise: a commit of
+    /// another upstream (a fork another site fetched into this store) is not this one's.
+    pub fn ensure_commit(
+        &self,
+        component: &str,
+        written_url: &str,
+        commit: &GitOid,
+    ) -> Result<(), SourceError> {
+        if self.reachable(component, written_url, commit)? {
+            return Ok(());
+        }
+        let url = self.locate(written_url).for_git();
+        Err(SourceError::new(
+            component,
+            SourceFailure::Unavailable,
+            format!("commit {commit} is not in {url}: none of its branches or tags reach it"),
+        )
+        .hint("a commit must belong to the repository the site file names, not to a fork"))
+    }
+
+    /// Fetches the refs of `written_url` again when `commit` is not among the commits they
+    /// reach: the upstream may have moved on since the store last asked.
+    fn reachable(
+        &self,
+        component: &str,
+        written_url: &str,
+        commit: &GitOid,
+    ) -> Result<bool, SourceError> {
+        let check = |refs: &RemoteRefs| {
+            Ok::<bool, SourceError>(
+                self.git.has_commit(commit)
+                    && self
+                        .git
+                        .is_reachable(refs, commit)
+                        .map_err(|e| SourceError::store(component, e))?,
+            )
+        };
+        if check(&self.git_refs(component, written_url)?)? {
+            return Ok(true);
+        }
+        if self.offline {
+            return Ok(false);
+        }
+        check(&self.git_refs_fresh(component, written_url, true)?)
+    }
+
+    /// The files of `commit` of a git source, ingested once per store. The commit must be
+    /// one the upstream's own refs reach: another upstream's commit (a fork another site
+    /// fetched into this store) is refused.
+    pub fn git_commit(
+        &self,
+        component: &str,
+        written_url: &str,
+        reference: &str,
+        commit: &GitOid,
+    ) -> Result<StoredSource, SourceError> {
+        let url = self.locate(written_url).for_git();
+        self.ensure_commit(component, written_url, commit)?;
+        let date = self
+            .git
+            .commit_time(commit)
+            .map_err(|e| SourceError::store(component, e))?;
+        let locked = LockedSource::Git {
+            url: written_url.to_string(),
+            reference: reference.to_string(),
+            commit: commit.clone(),
+        };
+        let cache = self.store.cache();
+        if let Some(hash) = cache.git_manifest(commit)
+            && let Ok(manifest) = self.store.read_manifest(&hash)
+        {
+            return Ok(StoredSource {
+                manifest,
+                hash,
+                locked,
+                date,
+                pending: false,
+                memos: Vec::new(),
+            });
+        }
+        // The manifest this upstream gave last time is the base: only new blobs are read.
+        let base = cache
+            .upstream_latest(&url)
+            .and_then(|h| self.store.read_manifest(&h).ok());
+        let ingested = self
+            .git
+            .ingest_commit(self.store, commit, base.as_ref(), &self.limits.source)
+            .map_err(|e| ingest_error(component, &format!("{url} at {reference}"), e))?;
+        if !ingested.submodules.is_empty() {
+            self.note(format!(
+                "{component}: {url} at {reference} has submodule{} {}; mcb fetches no submodule, so {} not in the codebase",
+                if ingested.submodules.len() == 1 { "" } else { "s" },
+                ingested.submodules.join(", "),
+                if ingested.submodules.len() == 1 { "it is" } else { "they are" }
+            ));
+        }
+        let manifest = ingested.manifest;
+        Ok(StoredSource {
+            hash: manifest.hash(),
+            manifest,
+            locked,
+            date,
+            pending: true,
+            memos: vec![Memo::GitManifest(commit.clone()), Memo::UpstreamLatest(url)],
+        })
+    }
+
+    /// A zip source. `pinned` is the site file's `hash`; `locked` the blake3 the lock
+    /// recorded. The archive is checked against both before anything enters the store.
+    pub fn zip(
+        &self,
+        component: &str,
+        written: &str,
+        pinned: Option<&str>,
+        locked: Option<&Blake3>,
+    ) -> Result<StoredSource, SourceError> {
+        let staged = self.stage(component, &self.locate(written))?;
+        let blake = &staged.blake3;
+        if let Some(p) = pinned {
+            let want = p.trim_start_matches("blake3:");
+            if want != blake.as_str() {
+                return Err(SourceError::new(
+                    component,
+                    SourceFailure::Integrity,
+                    format!(
+                        "{written} has hash blake3:{blake}, but the site file pins {p}; nothing was stored"
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = locked
+            && l != blake
+        {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Integrity,
+                format!(
+                    "{written} changed since the lock was written (blake3 {l}, now {blake}); nothing was stored"
+                ),
+            ));
+        }
+        self.unpack(
+            component,
+            written,
+            &staged,
+            LockedSource::Zip {
+                location: written.to_string(),
+                blake3: blake.clone(),
+            },
+        )
+    }
+
+    /// Unpacks a staged archive already verified into the store.
+    fn unpack(
+        &self,
+        component: &str,
+        label: &str,
+        staged: &Staged,
+        locked: LockedSource,
+    ) -> Result<StoredSource, SourceError> {
+        let refused = |e: crate::CatalogError| {
+            SourceError::new(component, SourceFailure::Refused, e.to_string())
+                .hint("the archive is refused whole; nothing of it entered the store")
+        };
+        let reader = staged.reader().map_err(refused)?;
+        let zip =
+            crate::unpack_zip(reader, label, self.store, &self.limits.source).map_err(refused)?;
+        let manifest = self
+            .git
+            .ingest_files(self.store, zip.files)
+            .map_err(|e| ingest_error(component, &format!("zip {label}"), e))?;
+        Ok(StoredSource {
+            hash: manifest.hash(),
+            manifest,
+            locked,
+            date: zip.date.unwrap_or(0),
+            pending: true,
+            memos: Vec::new(),
+        })
+    }
+
+    /// A local directory: read afresh every run, since it is where development happens.
+    pub fn path(&self, component: &str, written: &str) -> Result<StoredSource, SourceError> {
+        let dir = match self.locate(written) {
+            Location::Path(p) => p,
+            Location::Url(u) => {
+                return Err(SourceError::new(
+                    component,
+                    SourceFailure::Unavailable,
+                    format!("path source '{u}' is a URL; use git: or zip: for remote sources"),
+                ));
+            }
+        };
+        let files = crate::unpack_dir(&dir, self.store, &self.limits.source).map_err(|e| {
+            SourceError::new(component, SourceFailure::Refused, e.to_string())
+                .hint("the directory is refused whole; nothing of it entered the store")
+        })?;
+        let manifest = self
+            .git
+            .ingest_files(self.store, files)
+            .map_err(|e| ingest_error(component, &dir.display().to_string(), e))?;
+        let hash = manifest.hash();
+        let pending = !self.store.has_manifest(&hash);
+        Ok(StoredSource {
+            hash,
+            manifest,
+            locked: LockedSource::Path {
+                dir: written.to_string(),
+            },
+            date: 0,
+            pending,
+            memos: Vec::new(),
+        })
+    }
+
+    /// A locked source whose manifest is already in the store, without any network (a
+    /// locked git commit must still be one its upstream's stored refs reach).
+    pub fn stored(
+        &self,
+        component: &str,
+        locked: &LockedSource,
+        manifest: &ManifestHash,
+        date: i64,
+    ) -> Result<Option<StoredSource>, SourceError> {
+        if matches!(locked, LockedSource::Path { .. }) {
+            return Ok(None);
+        }
+        let Ok(m) = self.store.read_manifest(manifest) else {
+            return Ok(None);
+        };
+        if let LockedSource::Git { url, commit, .. } = locked {
+            let refs = self
+                .git
+                .refs(&self.locate(url).for_git())
+                .map_err(|e| SourceError::store(component, e))?;
+            let reached = self.git.has_commit(commit)
+                && self
+                    .git
+                    .is_reachable(&refs, commit)
+                    .map_err(|e| SourceError::store(component, e))?;
+            if !reached {
+                return Ok(None);
+            }
+        }
+        Ok(Some(StoredSource {
+            manifest: m,
+            hash: manifest.clone(),
+            locked: locked.clone(),
+            date,
+            pending: false,
+            memos: Vec::new(),
+        }))
+    }
+
+    /// Fetches a locked source again (into an empty store, say), checking it is unchanged.
+    /// `pinned` is the site file's `hash` of a zip.
+    pub fn refetch(
+        &self,
+        component: &str,
+        locked: &LockedSource,
+        pinned: Option<&str>,
+    ) -> Result<StoredSource, SourceError> {
+        match locked {
+            LockedSource::Git {
+                url,
+                reference,
+                commit,
+            } => self.git_commit(component, url, reference, commit),
+            LockedSource::Zip { location, blake3 } => {
+                self.zip(component, location, pinned, Some(blake3))
+            }
+            LockedSource::Path { dir } => self.path(component, dir),
+            LockedSource::Directory {
+                id,
+                url,
+                md5,
+                blake3,
+            } => self.directory_zip(
+                component,
+                &DirectoryVersion::from_lock(*id, url, md5),
+                Some(blake3),
+            ),
+        }
+    }
+
+    /// The content of a file of a source, from the object store. A symlink is refused (its
+    /// target is not the file's content); an object missing from the store is restored
+    /// from git, which holds every blob.
+    pub fn read(
+        &self,
+        component: &str,
+        source: &StoredSource,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        let Some(e) = source.manifest.get(path) else {
+            return Ok(None);
+        };
+        if e.kind == EntryKind::Symlink {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!("{path} is a symlink; mcb reads it only as a regular file"),
+            ));
+        }
+        match self.store.read_object(e.object(), e.executable()) {
+            Ok(b) => Ok(Some(b)),
+            Err(_) => {
+                let bytes = self
+                    .git
+                    .read_blob(&e.oid)
+                    .map_err(|err| SourceError::store(component, err))?;
+                self.store
+                    .repair_object(e.object(), e.executable(), &bytes)
+                    .map_err(|err| {
+                        SourceError::new(
+                            component,
+                            SourceFailure::Store,
+                            format!("store object {} of {path} is missing and git's copy does not match it", e.object()),
+                        )
+                        .because(err)
+                        .hint("run `mcb verify` to see the damage")
+                    })?;
+                self.note(format!(
+                    "store object {} ({component} {path}) was missing; restored from git",
+                    e.object()
+                ));
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    /// Records the manifests of this batch: one sync for all objects first, so that no
+    /// manifest ever names an object that is not on disk; then the memos that let the next
+    /// run skip their ingestion.
+    pub fn record(&self, batch: &[&StoredSource]) -> Result<(), mcb_store::StoreError> {
+        if !batch.iter().any(|s| s.pending) {
+            return Ok(());
+        }
+        self.store.sync()?;
+        let cache = self.store.cache();
+        for s in batch.iter().filter(|s| s.pending) {
+            self.store.put_manifest(&s.manifest)?;
+            for memo in &s.memos {
+                match memo {
+                    Memo::GitManifest(commit) => cache.set_git_manifest(commit, &s.hash)?,
+                    Memo::UpstreamLatest(url) => cache.set_upstream_latest(url, &s.hash)?,
+                    Memo::Archive { md5, blake3 } => cache.set_archive(
+                        md5,
+                        &ArchiveMemo {
+                            manifest: s.hash.clone(),
+                            blake3: blake3.clone(),
+                            date: s.date,
+                        },
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+}

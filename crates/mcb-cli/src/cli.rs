@@ -1,0 +1,206 @@
+//! The command line's shape: global flags (every command reads the store and prints), the
+//! network flags (only commands that fetch take them) and one struct per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::EXIT_CODES;
+
+/// Builds reproducible Moodle codebases from a declarative site file.
+#[derive(Parser, Debug)]
+#[command(name = "mcb", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// The store [default: $XDG_DATA_HOME/mcb].
+    #[arg(long, global = true, value_name = "DIR", env = "MCB_STORE")]
+    pub store: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more about what happens.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print one machine-readable JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl GlobalArgs {
+    pub fn store(&self) -> PathBuf {
+        if let Some(s) = self.store.as_ref().filter(|s| !s.as_os_str().is_empty()) {
+            return s.clone();
+        }
+        if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|s| !s.is_empty()) {
+            return PathBuf::from(d).join("mcb");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+        PathBuf::from(home).join(".local/share/mcb")
+    }
+}
+
+/// What commands that reach upstreams take.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Use only the store and cached metadata; never touch the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Ask upstreams again (plugin index, git refs) even when the cached answer is recent.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Bounds on sizes and network time, as name=value pairs over the defaults, e.g.
+    /// "file-bytes=64M,idle-timeout=60s" (source-files, source-bytes, file-bytes,
+    /// http-bytes, connect-timeout, idle-timeout, request-deadline).
+    #[arg(long, env = "MCB_LIMITS", value_name = "LIMITS", value_parser = parse_limits)]
+    pub limits: Option<mcb_catalog::Limits>,
+    /// The plugins directory to use, whatever the site file says (a URL or a local file).
+    #[arg(long, env = "MCB_DIRECTORY", value_name = "URL|FILE")]
+    pub directory: Option<String>,
+    /// A bearer token for the plugins directory's host.
+    #[arg(
+        long,
+        env = "MCB_MARKETPLACE_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub marketplace_token: Option<String>,
+}
+
+fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
+    mcb_catalog::Limits::parse(text).map_err(|e| e.to_string())
+}
+
+/// A Moodle release `X.Y`.
+pub fn parse_release(text: &str) -> Result<mcb_moodle::Release, String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    let ok = parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    mcb_moodle::Release::parse_leading(text)
+        .filter(|_| ok)
+        .ok_or_else(|| format!("'{text}' is not a Moodle release X.Y such as 5.0"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Resolve (reusing the lock where it still fits), fetch, build, commit and materialise;
+    /// print the commit id and the tree path.
+    Realise(RealiseArgs),
+    /// Which plugins have a version for Moodle X.Y and which block the upgrade.
+    Check(CheckArgs),
+    /// Delete store content that no root reaches: each site's newest generations and every
+    /// live `result` link are roots.
+    Gc(GcArgs),
+    /// Re-hash the store, check its manifests and generations; with --tree, report drift in
+    /// a materialised tree.
+    Verify(VerifyArgs),
+    /// Rebuild a lock (or a site commit) from its origins in an empty store; it must give
+    /// the same tree.
+    Reproduce(ReproduceArgs),
+    /// Versions of a plugin in the plugins directory and the Moodle releases each supports.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RealiseArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// Where to put the `result` link (default: beside the site file).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// How the codebase's files are laid out: hardlinks to the store (no extra space; an
+    /// edit in place is detected and repaired), reflinks (copy-on-write, btrfs or XFS: an
+    /// edit stays in its tree) or plain copies.
+    #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = ["hardlink", "reflink", "copy"])]
+    pub link: String,
+    /// Take over the site's name when another site file owns it.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// The Moodle release to check, e.g. 5.0.
+    #[arg(long, value_name = "X.Y", value_parser = parse_release)]
+    pub moodle: mcb_moodle::Release,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Generations to keep per site.
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+    /// List what would go, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Spare anything younger than this many seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub grace: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A `result` link or generation directory to compare with what it was made as.
+    #[arg(long, value_name = "DIR")]
+    pub tree: Option<PathBuf>,
+    /// Restore damaged or missing objects from git and rebuild changed generations.
+    #[arg(long, conflicts_with = "tree")]
+    pub repair: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// A site.lock, or a commit id of a site branch in the store.
+    pub target: String,
+    /// Also name every source whose content differs from the lock.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A component such as mod_attendance.
+    pub component: String,
+    /// Use this site file's `directory:` (default: site.ron here, if there is one).
+    #[arg(long, value_name = "SITE.ron")]
+    pub site: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+impl NetArgs {
+    /// Run options from the global and network flags.
+    pub fn options(&self, global: &GlobalArgs) -> mcb_realise::Options {
+        let mut o = mcb_realise::Options::new(global.store());
+        o.offline = self.offline;
+        o.refresh = self.refresh;
+        o.limits = self.limits.unwrap_or_default();
+        o.directory = self.directory.clone().filter(|d| !d.is_empty());
+        o.token = self.marketplace_token.clone().filter(|t| !t.is_empty());
+        o
+    }
+}
+
+/// Run options for commands that never reach upstreams.
+pub fn local_options(global: &GlobalArgs) -> mcb_realise::Options {
+    mcb_realise::Options::new(global.store())
+}

@@ -1,0 +1,102 @@
+//! `mcb gc`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{GcArgs, GlobalArgs, local_options};
+use crate::cmd::plural;
+use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// `gc --json`.
+#[derive(Serialize)]
+struct Output<'a> {
+    dry_run: bool,
+    generations: &'a [mcb_store::GitOid],
+    manifests: usize,
+    objects: usize,
+    leftovers: usize,
+    files: u64,
+    bytes: u64,
+    git_bytes: u64,
+    dead_links: &'a [std::path::PathBuf],
+    kept: &'a std::collections::BTreeMap<String, Vec<mcb_store::GitOid>>,
+    kept_generations: usize,
+    recovered_records: &'a [mcb_store::GitOid],
+    unknown_use: &'a [mcb_store::GitOid],
+}
+
+pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
+    let progress = Progress::new(g);
+    let result = mcb_realise::gc(
+        &local_options(g),
+        a.keep,
+        Duration::from_secs(a.grace),
+        a.dry_run,
+        &progress,
+    );
+    progress.finish();
+    let r = result?;
+    let s = &r.store;
+    if g.json {
+        out_json(&Output {
+            dry_run: a.dry_run,
+            generations: &s.generations,
+            manifests: s.manifests,
+            objects: s.objects,
+            leftovers: s.leftovers,
+            files: s.files,
+            bytes: s.bytes,
+            git_bytes: r.git_bytes,
+            dead_links: &r.dead_links,
+            kept: &r.kept,
+            kept_generations: s.kept_generations,
+            recovered_records: &r.recovered,
+            unknown_use: &s.unknown_use,
+        });
+        return Ok(Exit::Success);
+    }
+    if g.quiet {
+        return Ok(Exit::Success);
+    }
+    let verb = if a.dry_run { "would delete" } else { "deleted" };
+    for link in &r.dead_links {
+        say!("root dropped: {} is gone", link.display());
+    }
+    for key in &s.generations {
+        say!("{verb} generation {key}");
+    }
+    for (site, trees) in &r.kept {
+        let short: Vec<&str> = trees.iter().map(|t| &t.as_str()[..12]).collect();
+        say!("kept for {site}: {}", short.join(", "));
+    }
+    for key in &r.recovered {
+        say!(
+            "generation {key} had lost its record of the sources it uses; rebuilt it from its commit"
+        );
+    }
+    for key in &s.unknown_use {
+        say!("generation {key} has no record of the sources it uses: every source was kept for it");
+    }
+    say!(
+        "{verb} {}, {}, {}, {}: {} files, {}{}",
+        plural(s.generations.len(), "generation"),
+        plural(s.manifests, "manifest"),
+        plural(s.objects, "object"),
+        plural(s.leftovers, "leftover"),
+        s.files,
+        mb(s.bytes),
+        if a.dry_run {
+            String::new()
+        } else {
+            format!(" (+ {} from git)", mb(r.git_bytes))
+        }
+    );
+    Ok(Exit::Success)
+}

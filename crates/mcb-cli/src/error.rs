@@ -1,0 +1,216 @@
+//! Failures as the user reads them: one exit code per kind, the error and each of its
+//! causes on a line (`error:` / `caused by:`), then what to try (`hint:`); with `--json`,
+//! the same facts as one object. One `From` per library error.
+
+use std::error::Error;
+use std::path::PathBuf;
+
+use mcb_catalog::SourceFailure;
+use mcb_config::ConfigError;
+use mcb_realise::RealiseError;
+use mcb_resolve::Problem;
+use serde::Serialize;
+
+use crate::term;
+
+/// Every exit code, as `mcb --help` and the README show them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+   0  success
+   1  mcb's own failure: the store, git or the filesystem
+   2  changes pending (plan), an upgrade blocked (check)
+   3  the site file or lock is invalid, or the site's name belongs to another site file
+   4  no set of versions satisfies the site file and Moodle's rules
+   5  a source could not be fetched or read, or was refused
+   6  content does not match its hash: verify found damage or drift, reproduce differs
+  64  the command line is not valid";
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    Pending = 2,
+    Config = 3,
+    Unsatisfiable = 4,
+    Source = 5,
+    Integrity = 6,
+    Usage = 64,
+}
+
+impl Exit {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Failure => "failure",
+            Exit::Pending => "pending",
+            Exit::Config => "config",
+            Exit::Unsatisfiable => "unsatisfiable",
+            Exit::Source => "source",
+            Exit::Integrity => "integrity",
+            Exit::Usage => "usage",
+        }
+    }
+}
+
+/// Where in a file the problem is.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Place {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+/// A failure of a command, ready to be shown.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub error: Box<dyn Error + Send + Sync + 'static>,
+    pub hints: Vec<String>,
+    pub place: Box<Place>,
+    pub problems: Vec<Problem>,
+}
+
+impl CliError {
+    /// The error's causes, outermost first, skipping one whose text its parent already
+    /// says (some errors repeat their cause in their own message).
+    fn causes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut said = self.error.to_string();
+        let mut cur = self.error.source();
+        while let Some(c) = cur {
+            let text = c.to_string();
+            if !said.contains(&text) {
+                out.push(text.clone());
+            }
+            said = text;
+            cur = c.source();
+        }
+        out
+    }
+
+    /// Prints the error on stderr (and, with `json`, as an object on stdout).
+    pub fn show(&self, json: bool) {
+        let mut text = format!("error: {}", self.error);
+        for c in self.causes() {
+            text.push_str(&format!("\ncaused by: {c}"));
+        }
+        for h in &self.hints {
+            text.push_str(&format!("\nhint: {h}"));
+        }
+        term::err_line(&text);
+        if json {
+            let problems: Vec<serde_json::Value> = self
+                .problems
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "component": p.component,
+                        "rule": p.rule.name(),
+                        "facts": p.facts,
+                        "hint": p.hint,
+                    })
+                })
+                .collect();
+            let mut e = serde_json::json!({
+                "kind": self.exit.kind(),
+                "exit_code": self.exit as u8,
+                "message": self.error.to_string(),
+                "causes": self.causes(),
+                "hint": self.hints.first(),
+                "problems": problems,
+            });
+            if let (Some(obj), Ok(serde_json::Value::Object(place))) =
+                (e.as_object_mut(), serde_json::to_value(&self.place))
+            {
+                obj.extend(place);
+            }
+            if let Some(rule) = self.problems.first().map(|p| p.rule.name())
+                && let Some(obj) = e.as_object_mut()
+            {
+                obj.insert("rule".into(), rule.into());
+            }
+            term::out_json_doc(&serde_json::json!({ "error": e }));
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> CliError {
+        let place = Place {
+            file: Some(e.file.clone()),
+            line: e.position.map(|p| p.0),
+            column: e.position.map(|p| p.1),
+            component: e.component.clone(),
+        };
+        let hints = e.hint.clone().into_iter().collect();
+        CliError {
+            exit: Exit::Config,
+            error: Box::new(e),
+            hints,
+            place: Box::new(place),
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl From<RealiseError> for CliError {
+    fn from(e: RealiseError) -> CliError {
+        let hints: Vec<String> = e.hint().map(str::to_string).into_iter().collect();
+        let (exit, place, problems) = match &e {
+            RealiseError::Config(c) => {
+                return CliError::from(c.clone());
+            }
+            RealiseError::Owner { .. } => (Exit::Config, Place::default(), Vec::new()),
+            RealiseError::Unsatisfiable(p) => (Exit::Unsatisfiable, Place::default(), p.clone()),
+            RealiseError::Source(s) => (
+                match s.failure {
+                    SourceFailure::Unavailable | SourceFailure::Refused => Exit::Source,
+                    SourceFailure::Integrity => Exit::Integrity,
+                    SourceFailure::Store => Exit::Failure,
+                },
+                Place {
+                    component: Some(s.component.clone()),
+                    ..Place::default()
+                },
+                Vec::new(),
+            ),
+            RealiseError::Filesystem { .. } | RealiseError::Store(_) | RealiseError::Git(_) => {
+                (Exit::Failure, Place::default(), Vec::new())
+            }
+        };
+        let place = Place {
+            component: place
+                .component
+                .or_else(|| problems.first().map(|p: &Problem| p.component.clone())),
+            ..place
+        };
+        CliError {
+            exit,
+            error: Box::new(e),
+            hints,
+            place: Box::new(place),
+            problems,
+        }
+    }
+}
+
+/// A command line clap refused: its message, exit 64.
+pub fn usage(e: clap::Error) -> Exit {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            Exit::Success
+        }
+        _ => {
+            let _ = e.print();
+            Exit::Usage
+        }
+    }
+}

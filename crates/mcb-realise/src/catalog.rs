@@ -1,0 +1,518 @@
+//! The plan stage's [`Catalog`] over real sources: git upstreams (read from the store's git
+//! repository without ingesting them), zips and directories (ingested: that is how they
+//! are read), and the plugins index (a version's zip downloaded only when the plan reads
+//! its `version.php`, and once per run).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use mcb_catalog::{DirectoryVersion, LazyIndex, SourceError, SourceFailure, Sources, StoredSource};
+use mcb_config::{LockedMoodle, LockedPlugin, LockedSource, SiteFile, SourceSpec};
+use mcb_git::{FileAt, RemoteRefs};
+use mcb_moodle::release::parse_release_tag;
+use mcb_moodle::{Build, Component, CoreVersion, Maturity, MoodleSpec};
+use mcb_resolve::{Offer, Problem, Rule};
+use mcb_store::{Blake3, GitOid};
+
+use crate::error::RealiseError;
+use crate::plan::{Catalog, Offers};
+use crate::report::Reporter;
+
+/// A source the plan chose.
+#[derive(Debug, Clone)]
+pub enum SourcePick {
+    /// Already in the store (a zip, a directory, a locked source found there).
+    Stored(Box<StoredSource>),
+    /// A commit of a git upstream: read from git now, ingested at the fetch stage.
+    Git {
+        url: String,
+        reference: String,
+        commit: GitOid,
+    },
+    /// A version of the plugins index: downloaded when first read.
+    Index {
+        version: Box<DirectoryVersion>,
+        locked: Option<Blake3>,
+    },
+}
+
+pub struct SiteCatalog<'a> {
+    pub sources: &'a Sources<'a>,
+    index: &'a LazyIndex<'a>,
+    /// Index zips downloaded while choosing, by URL: each once per run.
+    loaded: Mutex<HashMap<String, StoredSource>>,
+}
+
+fn reject(e: SourceError) -> RealiseError {
+    RealiseError::from(e)
+}
+
+impl<'a> SiteCatalog<'a> {
+    pub fn new(sources: &'a Sources<'a>, index: &'a LazyIndex<'a>) -> Self {
+        SiteCatalog {
+            sources,
+            index,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fetches the refs of every git upstream the site names, two at a time, before the plan
+    /// reads them one by one. A failure here is left for the plan to report with its
+    /// component.
+    pub fn prefetch(
+        &self,
+        site: &SiteFile,
+        lock: Option<&mcb_config::Lock>,
+        reporter: &dyn Reporter,
+    ) {
+        let mut urls: Vec<(String, String)> = Vec::new();
+        let locked_core = lock.is_some_and(|l| l.moodle_fits(site));
+        if let SourceSpec::Git { url, .. } = &site.moodle.source
+            && !locked_core
+        {
+            urls.push(("moodle".into(), url.clone()));
+        }
+        for p in &site.plugins {
+            let locked = lock
+                .and_then(|l| l.plugin(p.component.as_str()))
+                .is_some_and(|l| mcb_config::Lock::plugin_fits(l, p));
+            if let SourceSpec::Git { url, .. } = &p.source
+                && !locked
+            {
+                urls.push((p.component.to_string(), url.clone()));
+            }
+        }
+        crate::fetch::fetch_pool().install(|| {
+            use rayon::prelude::*;
+            urls.par_iter().for_each(|(component, url)| {
+                reporter.stage(
+                    crate::report::Stage::Fetch,
+                    &format!("{component} refs {url}"),
+                );
+                let _ = self.sources.git_refs(component, url);
+            });
+        });
+    }
+
+    /// The source of `pick`, in the store (ingesting a git commit, downloading an index
+    /// version not read yet).
+    pub fn fetch(&self, component: &str, pick: &SourcePick) -> Result<StoredSource, RealiseError> {
+        match pick {
+            SourcePick::Stored(s) => Ok((**s).clone()),
+            SourcePick::Git {
+                url,
+                reference,
+                commit,
+            } => self
+                .sources
+                .git_commit(component, url, reference, commit)
+                .map_err(reject),
+            SourcePick::Index { version, locked } => {
+                self.index_zip(component, version, locked.as_ref())
+            }
+        }
+    }
+
+    fn index_zip(
+        &self,
+        component: &str,
+        v: &DirectoryVersion,
+        locked: Option<&Blake3>,
+    ) -> Result<StoredSource, RealiseError> {
+        if let Some(s) = self
+            .loaded
+            .lock()
+            .expect("not poisoned")
+            .get(&v.downloadurl)
+        {
+            return Ok(s.clone());
+        }
+        let s = self
+            .sources
+            .directory_zip(component, v, locked)
+            .map_err(reject)?;
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(v.downloadurl.clone(), s.clone());
+        Ok(s)
+    }
+
+    /// The refs of a git source, and the commit to check it reaches.
+    fn git_pick(
+        &self,
+        component: &str,
+        url: &str,
+        reference: &str,
+        commit: &GitOid,
+    ) -> Result<SourcePick, RealiseError> {
+        self.sources
+            .ensure_commit(component, url, commit)
+            .map_err(reject)?;
+        Ok(SourcePick::Git {
+            url: url.to_string(),
+            reference: reference.to_string(),
+            commit: commit.clone(),
+        })
+    }
+
+    /// A locked source with no git: from the store, or fetched again as the lock says.
+    fn stored_or_refetched(
+        &self,
+        component: &str,
+        locked: &LockedSource,
+        manifest: &mcb_store::ManifestHash,
+        date: i64,
+        request: &SourceSpec,
+    ) -> Result<SourcePick, RealiseError> {
+        if let Some(s) = self
+            .sources
+            .stored(component, locked, manifest, date)
+            .map_err(reject)?
+        {
+            return Ok(SourcePick::Stored(Box::new(s)));
+        }
+        if let LockedSource::Directory {
+            id,
+            url,
+            md5,
+            blake3,
+        } = locked
+        {
+            return Ok(SourcePick::Index {
+                version: Box::new(DirectoryVersion::from_lock(*id, url, md5)),
+                locked: Some(blake3.clone()),
+            });
+        }
+        let pinned = match request {
+            SourceSpec::Zip { hash, .. } => hash.as_deref(),
+            _ => None,
+        };
+        Ok(SourcePick::Stored(Box::new(
+            self.sources
+                .refetch(component, locked, pinned)
+                .map_err(reject)?,
+        )))
+    }
+}
+
+/// The commit a Moodle version spec names among a core upstream's refs.
+pub fn pick_core_ref(
+    sources: &Sources,
+    refs: &RemoteRefs,
+    spec: &MoodleSpec,
+    url: &str,
+) -> Result<(String, GitOid), RealiseError> {
+    let found = match spec {
+        MoodleSpec::Series(r) => refs
+            .tags
+            .iter()
+            .filter_map(|(t, c)| match parse_release_tag(t) {
+                Some((rel, patch)) if rel == *r => Some((patch, t, c)),
+                _ => None,
+            })
+            .max_by_key(|(patch, _, _)| *patch)
+            .map(|(_, t, c)| (t.clone(), c.clone())),
+        MoodleSpec::StableHead(r) => {
+            let b = r.stable_branch();
+            refs.heads.get(&b).map(|c| (b, c.clone()))
+        }
+        MoodleSpec::Exact(r, p) => {
+            let t = format!("v{r}.{p}");
+            refs.tags.get(&t).map(|c| (t, c.clone()))
+        }
+        MoodleSpec::Tag(t) => refs.tags.get(t).map(|c| (t.clone(), c.clone())),
+        MoodleSpec::Commit(c) => refs.resolve(sources.git, c)?,
+    };
+    found.ok_or_else(|| {
+        let mut releases: Vec<&String> = refs
+            .tags
+            .keys()
+            .filter(|t| parse_release_tag(t).is_some())
+            .collect();
+        releases.sort_by(|a, b| mcb_moodle::natural_cmp(b, a));
+        let newest: Vec<&str> = releases.iter().take(5).map(|s| s.as_str()).collect();
+        RealiseError::source(
+            "moodle",
+            format!("{url} has nothing that matches version \"{spec}\""),
+        )
+        .with_hint(if newest.is_empty() {
+            "the repository has no vX.Y.Z release tags".to_string()
+        } else {
+            format!("its newest release tags are {}", newest.join(", "))
+        })
+    })
+}
+
+impl Catalog for SiteCatalog<'_> {
+    type Pick = SourcePick;
+
+    fn core(
+        &self,
+        site: &SiteFile,
+        locked: Option<&LockedMoodle>,
+    ) -> Result<SourcePick, RealiseError> {
+        if let Some(l) = locked {
+            return match &l.source {
+                LockedSource::Git {
+                    url,
+                    reference,
+                    commit,
+                } => self.git_pick("moodle", url, reference, commit),
+                other => self.stored_or_refetched(
+                    "moodle",
+                    other,
+                    &l.manifest,
+                    l.date,
+                    &site.moodle.source,
+                ),
+            };
+        }
+        let s = self.sources;
+        Ok(match &site.moodle.source {
+            SourceSpec::Git { url, .. } => {
+                let refs = s.git_refs("moodle", url).map_err(reject)?;
+                let spec = site
+                    .moodle
+                    .spec
+                    .as_ref()
+                    .expect("a git core always has a spec (checked by mcb-config)");
+                let (name, commit) = pick_core_ref(s, &refs, spec, url)?;
+                self.git_pick("moodle", url, &name, &commit)?
+            }
+            SourceSpec::Zip { location, hash } => SourcePick::Stored(Box::new(
+                s.zip("moodle", location, hash.as_deref(), None)
+                    .map_err(reject)?,
+            )),
+            SourceSpec::Path { dir } => {
+                SourcePick::Stored(Box::new(s.path("moodle", dir).map_err(reject)?))
+            }
+            SourceSpec::Directory => unreachable!("mcb-config never gives core a directory source"),
+        })
+    }
+
+    fn offers(
+        &self,
+        component: &Component,
+        source: &SourceSpec,
+        core: &CoreVersion,
+    ) -> Result<Offers<SourcePick>, RealiseError> {
+        let name = component.as_str();
+        let s = self.sources;
+        let stored = |st: StoredSource, label: &str| {
+            Ok(Ok(vec![Offer::new(
+                label,
+                SourcePick::Stored(Box::new(st)),
+            )]))
+        };
+        match source {
+            SourceSpec::Git {
+                url,
+                reference: Some(r),
+            } => {
+                let refs = s.git_refs(name, url).map_err(reject)?;
+                let (resolved, commit) = refs.resolve(s.git, r)?.ok_or_else(|| {
+                    RealiseError::source(
+                        name,
+                        format!("'{r}' is not a tag, branch or commit of {url}"),
+                    )
+                    .with_hint(format!(
+                        "it has {} tags and the branches {}",
+                        refs.tags.len(),
+                        refs.heads.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                Ok(Ok(vec![Offer::new(
+                    resolved.clone(),
+                    self.git_pick(name, url, &resolved, &commit)?,
+                )]))
+            }
+            SourceSpec::Git {
+                url,
+                reference: None,
+            } => {
+                let refs = s.git_refs(name, url).map_err(reject)?;
+                let mut tags: Vec<(&String, &GitOid)> = refs.tags.iter().collect();
+                tags.sort_by(|a, b| mcb_moodle::natural_cmp(b.0, a.0));
+                let mut offers = Vec::new();
+                for (tag, commit) in tags {
+                    let pick = SourcePick::Git {
+                        url: url.clone(),
+                        reference: tag.clone(),
+                        commit: commit.clone(),
+                    };
+                    // A tag whose version.php cannot be read is not a version.
+                    let Ok(Ok(info)) = crate::plan::read_version_php(self, name, &pick) else {
+                        continue;
+                    };
+                    offers.push(Offer {
+                        info: Some(info),
+                        ..Offer::new(tag.clone(), pick)
+                    });
+                }
+                Ok(Ok(offers))
+            }
+            SourceSpec::Zip { location, hash } => stored(
+                s.zip(name, location, hash.as_deref(), None)
+                    .map_err(reject)?,
+                location,
+            ),
+            SourceSpec::Path { dir } => stored(s.path(name, dir).map_err(reject)?, dir),
+            SourceSpec::Directory => {
+                let index = self.index.get(name).map_err(reject)?;
+                let Some(record) = index.lookup(name) else {
+                    return Ok(Err(Problem::new(
+                        name,
+                        Rule::NoCompatibleVersion,
+                        format!(
+                            "{name} is not in the plugins directory ({})",
+                            index.describe()
+                        ),
+                    )
+                    .hint("check the component name, or give a git, zip or path source")));
+                };
+                let xy = core.major_release().to_string();
+                Ok(Ok(record
+                    .newest_first()
+                    .into_iter()
+                    .map(|v| Offer {
+                        version: Build::parse(&v.version),
+                        maturity: v.maturity.and_then(Maturity::from_code),
+                        not_listed: (!v.supports(&xy)).then(|| {
+                            format!(
+                                "{name} {} ({}) supports Moodle {}, not {xy}",
+                                v.version,
+                                v.release.as_deref().unwrap_or("no release name"),
+                                v.supported_list()
+                            )
+                        }),
+                        ..Offer::new(
+                            v.version.clone(),
+                            SourcePick::Index {
+                                version: Box::new(v.clone()),
+                                locked: None,
+                            },
+                        )
+                    })
+                    .collect()))
+            }
+        }
+    }
+
+    fn default_branch(
+        &self,
+        component: &Component,
+        source: &SourceSpec,
+    ) -> Result<Option<Offer<SourcePick>>, RealiseError> {
+        let SourceSpec::Git {
+            url,
+            reference: None,
+        } = source
+        else {
+            return Ok(None);
+        };
+        let refs = self
+            .sources
+            .git_refs(component.as_str(), url)
+            .map_err(reject)?;
+        let Some(head) = refs.head.clone() else {
+            return Ok(None);
+        };
+        let branch = refs
+            .heads
+            .iter()
+            .find(|(_, c)| **c == head)
+            .map(|(b, _)| b.clone())
+            .unwrap_or_else(|| "HEAD".into());
+        Ok(Some(Offer::new(
+            branch.clone(),
+            SourcePick::Git {
+                url: url.clone(),
+                reference: branch,
+                commit: head,
+            },
+        )))
+    }
+
+    fn locked(
+        &self,
+        component: &Component,
+        locked: &LockedPlugin,
+        request: &SourceSpec,
+    ) -> Result<SourcePick, RealiseError> {
+        let name = component.as_str();
+        match &locked.source {
+            LockedSource::Git {
+                url,
+                reference,
+                commit,
+            } => self.git_pick(name, url, reference, commit),
+            other => self.stored_or_refetched(name, other, &locked.manifest, locked.date, request),
+        }
+    }
+
+    fn read(
+        &self,
+        component: &str,
+        pick: &SourcePick,
+        path: &str,
+    ) -> Result<Result<Option<Vec<u8>>, String>, RealiseError> {
+        let stored = |s: &StoredSource| match self.sources.read(component, s, path) {
+            Ok(b) => Ok(Ok(b)),
+            Err(e) if e.failure == SourceFailure::Refused => Ok(Err(e.message)),
+            Err(e) => Err(reject(e)),
+        };
+        match pick {
+            SourcePick::Stored(s) => stored(s),
+            SourcePick::Index { version, locked } => {
+                stored(&self.index_zip(component, version, locked.as_ref())?)
+            }
+            SourcePick::Git { commit, .. } => {
+                let limit = self.sources.limits.source.file_bytes;
+                Ok(match self.sources.git.file_at(commit, path, limit)? {
+                    FileAt::File(b) => Ok(Some(b)),
+                    FileAt::Missing | FileAt::NotAFile => Ok(None),
+                    FileAt::Symlink => Err(format!(
+                        "its {path} is a symlink; mcb reads {path} only as a regular file"
+                    )),
+                    FileAt::TooLarge(n) => Err(format!(
+                        "its {path} is {n} bytes, over the file-bytes limit"
+                    )),
+                })
+            }
+        }
+    }
+
+    fn files_ending(&self, pick: &SourcePick, suffix: &str) -> Result<Vec<String>, RealiseError> {
+        let from_manifest = |s: &StoredSource| {
+            s.manifest
+                .entries
+                .iter()
+                .filter(|e| e.path.ends_with(suffix))
+                .map(|e| e.path.clone())
+                .collect()
+        };
+        Ok(match pick {
+            SourcePick::Stored(s) => from_manifest(s),
+            SourcePick::Index { version, locked } => {
+                from_manifest(&self.index_zip("index", version, locked.as_ref())?)
+            }
+            SourcePick::Git { commit, .. } => self.sources.git.paths_ending(commit, suffix)?,
+        })
+    }
+
+    fn describe(&self, pick: &SourcePick) -> String {
+        match pick {
+            SourcePick::Stored(s) => crate::commit::source_label(&s.locked),
+            SourcePick::Git {
+                url,
+                reference,
+                commit,
+            } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
+            SourcePick::Index { version, .. } => format!(
+                "plugins directory version {} (id {})",
+                version.version, version.id
+            ),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The commit stage: the lock the run arrived at, and the deterministic commit that records
+//! it on the site's branch. Everything in the commit comes from the lock (author, date,
+//! message), so the same lock on the same parent always gives the same commit. The branch
+//! itself moves only when the run publishes.
+
+use mcb_config::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource, SiteFile};
+use mcb_git::{CommitInfo, GitStore};
+use mcb_store::GitOid;
+
+use crate::error::RealiseError;
+use crate::fetch::Fetched;
+use crate::plan::Plan;
+
+/// Where the lock starts in a site commit's message.
+pub const LOCK_MARKER: &str = "\n--- site.lock ---\n";
+
+/// A commit made, or the branch's head when it already holds the tree.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub lock: Lock,
+    pub commit: GitOid,
+    /// The branch's head before this run.
+    pub head: Option<GitOid>,
+    /// A new commit was written (the branch does not hold this tree yet).
+    pub new_commit: bool,
+}
+
+/// The lock of a plan whose sources are fetched and whose tree is `tree`.
+pub fn lock_of<P>(site: &SiteFile, plan: &Plan<P>, fetched: &Fetched, tree: &GitOid) -> Lock {
+    let core = &plan.core.version;
+    let mut lock = Lock {
+        format: LOCK_FORMAT,
+        site: site.name.clone(),
+        moodle: LockedMoodle {
+            spec: site.moodle.spec.as_ref().map(|s| s.to_string()),
+            request: site.moodle.source.clone(),
+            source: fetched.core.locked.clone(),
+            build: core.build.to_string(),
+            release: core.release.clone(),
+            branch: core.branch.0,
+            manifest: fetched.core.hash.clone(),
+            date: fetched.core.date,
+        },
+        plugins: plan
+            .plugins
+            .iter()
+            .zip(&fetched.plugins)
+            .map(|(p, s)| LockedPlugin {
+                component: p.component.to_string(),
+                request: p.request.as_ref().map(|r| r.source.clone()),
+                pin: p.request.as_ref().and_then(|r| r.version.clone()),
+                auto: p.auto(),
+                version: p.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                release: p.info.release.clone(),
+                source: s.locked.clone(),
+                install_path: p.install_path.clone(),
+                manifest: s.hash.clone(),
+                date: s.date,
+            })
+            .collect(),
+        tree: tree.clone(),
+        commit: None,
+        date: 0,
+    };
+    lock.date = std::iter::once(lock.moodle.date)
+        .chain(lock.plugins.iter().map(|p| p.date))
+        .max()
+        .unwrap_or(0);
+    lock
+}
+
+/// Writes the commit of `lock` on top of the site branch's head (none when the head
+/// already holds the tree). The branch does not move.
+pub fn commit(git: &GitStore, branch: &str, mut lock: Lock) -> Result<Committed, RealiseError> {
+    let head = git.branch_head(branch)?;
+    let head_tree = match &head {
+        Some(h) => Some(git.commit_tree_id(h)?),
+        None => None,
+    };
+    let (commit, new_commit) = match &head {
+        Some(h) if head_tree.as_ref() == Some(&lock.tree) => (h.clone(), false),
+        _ => {
+            let info = CommitInfo {
+                message: commit_message(&lock),
+                time: lock.date,
+                parent: head.clone(),
+            };
+            (git.write_commit(&lock.tree, &info)?, true)
+        }
+    };
+    lock.commit = Some(commit.clone());
+    Ok(Committed {
+        lock,
+        commit,
+        head,
+        new_commit,
+    })
+}
+
+/// How a locked source reads in messages.
+pub fn source_label(s: &LockedSource) -> String {
+    match s {
+        LockedSource::Git {
+            url,
+            reference,
+            commit,
+        } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
+        LockedSource::Zip { location, blake3 } => {
+            format!("zip {location} (blake3 {})", &blake3.as_str()[..12])
+        }
+        LockedSource::Path { dir } => format!("path {dir}"),
+        LockedSource::Directory { id, .. } => format!("directory version {id}"),
+    }
+}
+
+/// Everything in the message comes from the lock, so the same lock on the same parent
+/// always gives the same commit.
+fn commit_message(lock: &Lock) -> String {
+    let mut m = format!(
+        "{}: Moodle {} with {} plugin{}\n\nmoodle {} {}\n",
+        lock.site,
+        lock.moodle.release,
+        lock.plugins.len(),
+        if lock.plugins.len() == 1 { "" } else { "s" },
+        lock.moodle.build,
+        source_label(&lock.moodle.source)
+    );
+    for p in &lock.plugins {
+        m.push_str(&format!(
+            "{} {} {}{} {}\n",
+            p.component,
+            p.version,
+            p.install_path,
+            if p.auto { " (auto)" } else { "" },
+            source_label(&p.source)
+        ));
+    }
+    // The whole lock (but its own commit id), so `mcb reproduce COMMIT` can rebuild it.
+    m.push_str(LOCK_MARKER);
+    m.push_str(
+        &Lock {
+            commit: None,
+            ..lock.clone()
+        }
+        .to_text(),
+    );
+    m
+}
+
+/// The lock a site commit carries in its message.
+pub fn lock_in_commit(git: &GitStore, commit: &GitOid) -> Result<Option<Lock>, RealiseError> {
+    let message = git.commit_message(commit)?;
+    let Some((_, text)) = message.split_once(LOCK_MARKER) else {
+        return Ok(None);
+    };
+    let label = std::path::PathBuf::from(format!("commit {commit}"));
+    Ok(Some(Lock::parse(&label, text)?))
+}

@@ -1,0 +1,67 @@
+//! The compose stage: the codebase's git tree, core's tree with each plugin's tree grafted
+//! at its install path, and the same codebase as a list of files for materialising.
+
+use mcb_git::{GitStore, Graft};
+use mcb_store::{Entry, GitOid};
+
+use crate::error::RealiseError;
+use crate::fetch::Fetched;
+use crate::plan::Plan;
+
+/// The codebase's tree id.
+pub fn compose<P>(
+    git: &GitStore,
+    plan: &Plan<P>,
+    fetched: &Fetched,
+) -> Result<GitOid, RealiseError> {
+    let grafts: Vec<Graft> = plan
+        .plugins
+        .iter()
+        .zip(&fetched.plugins)
+        .map(|(p, s)| Graft {
+            path: p.install_path.clone(),
+            tree: s.manifest.tree.clone(),
+        })
+        .collect();
+    Ok(git.compose(&fetched.core.manifest.tree, &grafts)?)
+}
+
+/// The codebase as files: core, then each plugin at its install path, where a deeper
+/// graft replaces whatever the layer around it has at its path (a subplugin inside its
+/// parent plugin, any plugin inside core) — exactly as composition edits the git tree,
+/// so the materialised tree and the committed tree agree.
+pub fn codebase_files<'a, P>(plan: &Plan<P>, fetched: &'a Fetched) -> Vec<(String, &'a Entry)> {
+    let grafts: Vec<&str> = plan
+        .plugins
+        .iter()
+        .map(|p| p.install_path.as_str())
+        .collect();
+    let under = |dir: &str, path: &str| {
+        path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    };
+    // Is `file` (a codebase path) inside or on the way to a graft deeper than `base`?
+    let replaced = |base: &str, file: &str| {
+        grafts.iter().any(|g| {
+            (base.is_empty() || under(base, g)) && (file == *g || under(g, file) || under(file, g))
+        })
+    };
+    let mut files: Vec<(String, &Entry)> = fetched
+        .core
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| !replaced("", &e.path))
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    for (p, s) in plan.plugins.iter().zip(&fetched.plugins) {
+        let base = p.install_path.as_str();
+        files.extend(
+            s.manifest
+                .entries
+                .iter()
+                .map(|e| (format!("{base}/{}", e.path), e))
+                .filter(|(path, _)| !replaced(base, path)),
+        );
+    }
+    files
+}

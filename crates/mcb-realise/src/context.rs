@@ -1,0 +1,90 @@
+//! What every stage of a run works in: the store (under its shared lock), the site's own
+//! lock, the store's git repository and the HTTP client. Sources and the plugin index
+//! borrow from it.
+
+use mcb_catalog::{Http, LazyIndex, Sources};
+use mcb_config::SiteFile;
+use mcb_git::GitStore;
+use mcb_store::{LockMode, Store, StoreLock};
+
+use crate::error::RealiseError;
+use crate::options::Options;
+use crate::report::Reporter;
+
+pub struct RunContext {
+    pub store: Store,
+    pub git: GitStore,
+    pub http: Http,
+    /// The site's plugins directory (or other index).
+    pub directory: String,
+    pub options: Options,
+    _store_lock: StoreLock,
+    _site_lock: Option<StoreLock>,
+}
+
+impl RunContext {
+    /// Opens the store for writing under its shared lock and, when `site` is given, takes
+    /// that site's exclusive lock: one run per site at a time, a second waits.
+    pub fn open(
+        opts: &Options,
+        site: Option<&SiteFile>,
+        reporter: &dyn Reporter,
+    ) -> Result<RunContext, RealiseError> {
+        let store = Store::open(&opts.store)?;
+        let store_lock = store.lock(LockMode::Shared, || {
+            reporter.warn("waiting for the store lock: `mcb gc` is running on this store")
+        })?;
+        let site_lock = match site {
+            Some(s) => {
+                Some(
+                    store.lock_named(&format!("site-{}", s.name), LockMode::Exclusive, || {
+                        reporter.warn(&format!(
+                            "waiting: another mcb is realising site {}",
+                            s.name
+                        ))
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let git = mcb_catalog::sources::open_git(&store)?;
+        if let Some(s) = site {
+            // Under the site lock, a ref lock file on the site's branch is a killed run's.
+            git.clear_stale_ref_locks(&format!("heads/{}", s.name));
+            git.clear_stale_packed_refs_lock(std::time::Duration::from_secs(10));
+        }
+        let directory = opts.directory_for(site);
+        let http = opts.http(&directory);
+        Ok(RunContext {
+            store,
+            git,
+            http,
+            directory,
+            options: opts.clone(),
+            _store_lock: store_lock,
+            _site_lock: site_lock,
+        })
+    }
+
+    /// The sources of a site whose file is in `site_dir`.
+    pub fn sources(&self, site_dir: &std::path::Path) -> Sources<'_> {
+        Sources::new(
+            &self.store,
+            &self.git,
+            &self.http,
+            site_dir,
+            self.options.limits,
+            self.options.cache_policy(),
+        )
+    }
+
+    /// The site's plugin index, loaded on first use.
+    pub fn index(&self) -> LazyIndex<'_> {
+        LazyIndex::new(
+            self.directory.clone(),
+            &self.http,
+            Some(&self.store),
+            self.options.cache_policy(),
+        )
+    }
+}

@@ -1,0 +1,69 @@
+//! How a command runs: the store, the network's policy and limits, where `result` goes.
+
+use std::path::PathBuf;
+
+use mcb_catalog::{CachePolicy, Http, Limits};
+use mcb_config::SiteFile;
+use mcb_store::LinkMode;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub store: PathBuf,
+    /// Use only the store and cached metadata.
+    pub offline: bool,
+    /// Where the `result` link goes (default: `result` beside the site file).
+    pub out: Option<PathBuf>,
+    /// The plugins directory to use whatever the site file says (`MCB_DIRECTORY`).
+    pub directory: Option<String>,
+    /// Revalidate cached metadata (the directory list, upstream refs) whatever its age.
+    pub refresh: bool,
+    /// A bearer token for the plugins directory's host (`MCB_MARKETPLACE_TOKEN`).
+    pub token: Option<String>,
+    /// Bounds on sizes and network time (`MCB_LIMITS`).
+    pub limits: Limits,
+    /// How generations are laid out.
+    pub link: LinkMode,
+    /// Take over a site name another site file owns.
+    pub force: bool,
+}
+
+impl Options {
+    pub fn new(store: PathBuf) -> Options {
+        Options {
+            store,
+            offline: false,
+            out: None,
+            directory: None,
+            refresh: false,
+            token: None,
+            limits: Limits::default(),
+            link: LinkMode::Hardlink,
+            force: false,
+        }
+    }
+
+    /// The directory a site uses: the override, else the site file's, else the public one.
+    pub fn directory_for(&self, site: Option<&SiteFile>) -> String {
+        self.directory
+            .clone()
+            .or_else(|| site.and_then(|s| s.directory.clone()))
+            .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string())
+    }
+
+    /// The HTTP client of a run, its token scoped to the directory's host.
+    pub(crate) fn http(&self, directory: &str) -> Http {
+        let http = Http::new(self.offline, self.limits.http);
+        match &self.token {
+            Some(t) => http.with_token_for(directory, t.clone()),
+            None => http,
+        }
+    }
+
+    pub(crate) fn cache_policy(&self) -> CachePolicy {
+        CachePolicy {
+            refresh: self.refresh,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `realise`: the stages in order — plan, fetch, compose, commit, materialise, publish —
+//! with the no-op case first. Nothing the user sees (branch, lock, `result`) changes
+//! before the publish stage, so a failed run is harmless.
+
+use std::path::{Path, PathBuf};
+
+use mcb_config::{Lock, SiteFile, SourceSpec};
+use mcb_store::{GitOid, LinkMode};
+
+use crate::catalog::SiteCatalog;
+use crate::commit::{commit, lock_of, source_label};
+use crate::compose::{codebase_files, compose};
+use crate::context::RunContext;
+use crate::error::RealiseError;
+use crate::fetch::fetch;
+use crate::materialise::materialise;
+use crate::options::Options;
+use crate::plan::plan;
+use crate::publish::{check_owner, publish, relink};
+use crate::report::{Reporter, Stage};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RealisedPlugin {
+    pub component: String,
+    pub version: String,
+    pub release: Option<String>,
+    pub install_path: String,
+    pub source: String,
+    pub auto: bool,
+}
+
+/// What a realise produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Realised {
+    pub site: String,
+    pub commit: GitOid,
+    pub tree: GitOid,
+    /// The generation directory in the store.
+    pub path: PathBuf,
+    /// The `result` link that now points at it.
+    pub link: PathBuf,
+    pub moodle_release: String,
+    pub moodle_build: String,
+    pub plugins: Vec<RealisedPlugin>,
+    pub warnings: Vec<String>,
+    /// A new commit or generation was made (false: the site was already realised).
+    pub changed: bool,
+    /// The lock file was written.
+    pub lock_written: bool,
+    /// Files copied rather than hardlinked.
+    pub copied_files: usize,
+    /// How the generation's files are laid out.
+    pub link_mode: LinkMode,
+}
+
+fn realised_plugins(lock: &Lock) -> Vec<RealisedPlugin> {
+    lock.plugins
+        .iter()
+        .map(|p| RealisedPlugin {
+            component: p.component.clone(),
+            version: p.version.clone(),
+            release: p.release.clone(),
+            install_path: p.install_path.clone(),
+            source: source_label(&p.source),
+            auto: p.auto,
+        })
+        .collect()
+}
+
+/// Where a site's `result` link goes.
+fn link_path(site: &SiteFile, opts: &Options) -> PathBuf {
+    match &opts.out {
+        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+        None => site.dir().join("result"),
+    }
+}
+
+pub fn realise(
+    site_path: &Path,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Realised, RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let old_lock = Lock::load(&site.lock_path())?;
+    let ctx = RunContext::open(opts, Some(&site), reporter)?;
+    let link = link_path(&site, opts);
+    check_owner(&ctx, &site, reporter)?;
+    if let Some(lock) = &old_lock
+        && let Some(done) = up_to_date(&ctx, &site, lock, &link)?
+    {
+        return Ok(done);
+    }
+
+    let sources = ctx.sources(site.dir());
+    let index = ctx.index();
+    let catalog = SiteCatalog::new(&sources, &index);
+    let mut warnings: Vec<String> = Vec::new();
+    let mut warn = |w: String| {
+        reporter.warn(&w);
+        warnings.push(w);
+    };
+
+    catalog.prefetch(&site, old_lock.as_ref(), reporter);
+    reporter.stage(Stage::Plan, &site.name);
+    let plan = plan(&catalog, &site, old_lock.as_ref())?;
+    for w in &plan.warnings {
+        warn(w.clone());
+    }
+    let fetched = fetch(&catalog, &plan, reporter)?;
+    for note in sources.take_notes() {
+        warn(note);
+    }
+    reporter.stage(Stage::Compose, &site.name);
+    let tree = compose(&ctx.git, &plan, &fetched)?;
+    reporter.stage(Stage::Commit, &site.name);
+    let committed = commit(&ctx.git, &site.name, lock_of(&site, &plan, &fetched, &tree))?;
+    reporter.stage(Stage::Materialise, tree.as_str());
+    let files = codebase_files(&plan, &fetched);
+    let mut uses: Vec<mcb_store::ManifestHash> = fetched.all().map(|s| s.hash.clone()).collect();
+    uses.sort();
+    uses.dedup();
+    let generation = materialise(
+        &ctx.store, &ctx.git, &tree, &files, &uses, opts.link, reporter, &mut warn,
+    )?;
+    let published = publish(
+        &ctx,
+        &site,
+        old_lock.as_ref(),
+        &committed,
+        &generation.path,
+        &link,
+        reporter,
+    )?;
+    Ok(Realised {
+        site: site.name.clone(),
+        commit: committed.commit,
+        tree,
+        path: generation.path,
+        link,
+        moodle_release: plan.core.version.release.clone(),
+        moodle_build: plan.core.version.build.to_string(),
+        plugins: realised_plugins(&committed.lock),
+        warnings,
+        changed: committed.new_commit || generation.created,
+        lock_written: published.lock_written,
+        copied_files: generation.copied,
+        link_mode: generation.mode,
+    })
+}
+
+/// The no-op case: the lock answers the site file, the branch is at the lock's commit,
+/// whose tree is the lock's tree, and that generation is in the store, sound and laid out
+/// as asked. Nothing is read but the lock, two git objects and the generation's entries.
+fn up_to_date(
+    ctx: &RunContext,
+    site: &SiteFile,
+    lock: &Lock,
+    link: &Path,
+) -> Result<Option<Realised>, RealiseError> {
+    let (store, git) = (&ctx.store, &ctx.git);
+    if lock.site != site.name || !lock.moodle_fits(site) {
+        return Ok(None);
+    }
+    if matches!(site.moodle.source, SourceSpec::Path { .. }) {
+        return Ok(None);
+    }
+    for req in &site.plugins {
+        if matches!(req.source, SourceSpec::Path { .. }) {
+            return Ok(None);
+        }
+        match lock.plugin(req.component.as_str()) {
+            Some(l) if Lock::plugin_fits(l, req) => {}
+            _ => return Ok(None),
+        }
+    }
+    if lock
+        .plugins
+        .iter()
+        .any(|p| !p.auto && site.plugin(&p.component).is_none())
+    {
+        return Ok(None);
+    }
+    let Some(commit) = &lock.commit else {
+        return Ok(None);
+    };
+    if git.branch_head(&site.name)?.as_ref() != Some(commit) {
+        return Ok(None);
+    }
+    // The lock's `tree` is a claim: the commit on the branch says which tree it is.
+    if !git.has_commit(commit) || git.commit_tree_id(commit)? != lock.tree {
+        return Ok(None);
+    }
+    match store.check_generation(&lock.tree)? {
+        Some(damaged) if damaged.is_empty() => {}
+        _ => return Ok(None),
+    }
+    let mode = ctx.options.link;
+    if store
+        .generation_record(&lock.tree)
+        .is_some_and(|r| r.mode != mode)
+    {
+        return Ok(None);
+    }
+    let generation = store.generation_path(&lock.tree);
+    relink(ctx, site, &generation, link)?;
+    Ok(Some(Realised {
+        site: site.name.clone(),
+        commit: commit.clone(),
+        tree: lock.tree.clone(),
+        path: generation,
+        link: link.to_path_buf(),
+        moodle_release: lock.moodle.release.clone(),
+        moodle_build: lock.moodle.build.clone(),
+        plugins: realised_plugins(lock),
+        warnings: Vec::new(),
+        changed: false,
+        lock_written: false,
+        copied_files: 0,
+        link_mode: mode,
+    }))
+}
