@@ -84,7 +84,8 @@ impl CliError {
         let mut said = self.error.to_string();
         let mut cur = self.error.source();
         while let Some(c) = cur {
-            let text = c.to_string();
+            // One line per cause, whatever the cause's own text.
+            let text = c.to_string().replace('\n', "; ");
             if !said.contains(&text) {
                 out.push(text.clone());
             }

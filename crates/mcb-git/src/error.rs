@@ -28,17 +28,18 @@ impl GitError {
 
 impl fmt::Display for GitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.context)?;
-        if let Some(s) = &self.source {
-            // gix errors chain their causes in their own Display; keep it on one line.
-            let text = s.to_string().replace('\n', "; ");
-            write!(f, ": {text}")?;
-        }
-        Ok(())
+        // What mcb was doing; the cause is `source()`.
+        f.write_str(&self.context)
     }
 }
 
-impl std::error::Error for GitError {}
+impl std::error::Error for GitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub(crate) trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, GitError>;
