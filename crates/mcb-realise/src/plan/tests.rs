@@ -14,11 +14,14 @@ use crate::error::RealiseError;
 /// (component or "moodle", label) names a version; its files are held as text.
 type Pick = (String, String);
 
+/// Path → text.
+type Files = BTreeMap<String, String>;
+
 #[derive(Default)]
 struct Memory {
-    core: BTreeMap<String, String>,
+    core: Files,
     /// component → versions newest first: (label, files).
-    plugins: BTreeMap<String, Vec<(String, BTreeMap<String, String>)>>,
+    plugins: BTreeMap<String, Vec<(String, Files)>>,
 }
 
 const COMPONENTS: &str = r#"{"plugintypes": {"mod": "mod", "local": "local", "block": "blocks", "filter": "filter", "report": "report"}}"#;
@@ -51,7 +54,7 @@ impl Memory {
         m
     }
 
-    fn version(mut self, component: &str, label: &str, version_php: String) -> Memory {
+    fn version(self, component: &str, label: &str, version_php: String) -> Memory {
         self.with_files(component, label, &[("version.php", version_php)])
     }
 
