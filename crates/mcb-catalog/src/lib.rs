@@ -17,6 +17,8 @@ pub mod sources;
 pub mod stage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 pub use archive::{ZipSource, unpack_zip};
 pub use directory::{
@@ -29,6 +31,18 @@ pub use limits::{HttpLimits, Limits, LimitsError};
 pub use localdir::unpack_dir;
 pub use sources::{SourceError, SourceFailure, Sources, StoredSource};
 pub use stage::{Staged, stage_archive};
+
+/// Watches transfers (git fetches, downloads) while they run, for progress.
+pub trait TransferWatch: Sync {
+    /// A transfer starts: `label` says what and from where; `bytes` counts what has
+    /// arrived so far, until the transfer ends.
+    fn transfer(&self, _label: &str, _bytes: Arc<AtomicUsize>) {}
+}
+
+/// Watches nothing.
+pub struct NoWatch;
+
+impl TransferWatch for NoWatch {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

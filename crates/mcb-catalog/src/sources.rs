@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use mcb_config::{Location, LockedSource};
 use mcb_git::{FetchLimits, GitStore, IngestError, RemoteRefs};
@@ -96,6 +97,7 @@ pub struct StoredSource {
 
 pub struct Sources<'a> {
     pub store: &'a Store,
+    watch: &'a dyn crate::TransferWatch,
     pub git: &'a GitStore,
     pub http: &'a Http,
     /// Relative locations in the site file are relative to this directory.
@@ -144,9 +146,11 @@ impl<'a> Sources<'a> {
         base: &Path,
         limits: Limits,
         policy: CachePolicy,
+        watch: &'a dyn crate::TransferWatch,
     ) -> Self {
         Sources {
             store,
+            watch,
             git,
             http,
             base: base.to_path_buf(),
@@ -242,7 +246,10 @@ impl<'a> Sources<'a> {
             // Under the fetch lock, ref lock files of this upstream are a killed run's.
             self.git
                 .clear_stale_ref_locks(&format!("mcb/src/{}", mcb_store::url_key(&url)));
-            let refs = self.git.fetch(&url, self.fetch_limits()).map_err(|e| {
+            let received = Arc::new(AtomicUsize::new(0));
+            self.watch
+                .transfer(&format!("{component} {url}"), received.clone());
+            let refs = self.git.fetch(&url, self.fetch_limits(), &received).map_err(|e| {
                 SourceError::new(component, SourceFailure::Unavailable, e.context.clone())
                     .because(e)
                     .hint("check the URL and that the repository is reachable; --offline uses what the store already has")
@@ -328,7 +335,10 @@ impl<'a> Sources<'a> {
     }
 
     fn stage(&self, component: &str, location: &Location) -> Result<Staged, SourceError> {
-        stage_archive(self.http, self.store, location).map_err(|e| {
+        let received = Arc::new(AtomicUsize::new(0));
+        self.watch
+            .transfer(&format!("{component} {location}"), received.clone());
+        stage_archive(self.http, self.store, location, &received).map_err(|e| {
             SourceError::new(
                 component,
                 SourceFailure::Unavailable,

@@ -18,6 +18,7 @@ pub struct Staged {
 /// Writes through to a file while hashing what passes.
 struct Hashing<'a> {
     file: &'a mut std::fs::File,
+    received: &'a std::sync::atomic::AtomicUsize,
     blake3: blake3::Hasher,
     md5: md5::Md5,
     size: u64,
@@ -30,6 +31,8 @@ impl Write for Hashing<'_> {
         self.blake3.update(&buf[..n]);
         self.md5.update(&buf[..n]);
         self.size += n as u64;
+        self.received
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 
@@ -44,11 +47,13 @@ pub fn stage_archive(
     http: &Http,
     store: &mcb_store::Store,
     location: &mcb_config::Location,
+    received: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<Staged, CatalogError> {
     use md5::Digest;
     let mut file = store.staging_file()?;
     let mut sink = Hashing {
         file: file.as_file_mut(),
+        received,
         blake3: blake3::Hasher::new(),
         md5: md5::Md5::new(),
         size: 0,

@@ -4,6 +4,8 @@
 //! Warnings always reach stderr (unless --quiet).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,12 +14,34 @@ use mcb_realise::{Reporter, Stage};
 use crate::cli::GlobalArgs;
 use crate::term;
 
+/// A transfer under way: what, its byte counter, since when.
+type Transfer = (String, Arc<AtomicUsize>, Instant);
+
 pub(crate) struct Progress {
     bar: ProgressBar,
     quiet: bool,
     verbose: bool,
     visible: bool,
     started: Instant,
+    transfer: Arc<Mutex<Option<Transfer>>>,
+    stopped: Arc<AtomicBool>,
+}
+
+/// `12.3 MB`.
+fn megabytes(n: usize) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
+/// What a transfer shows: its label, the bytes so far and the rate.
+fn transfer_line(t: &Transfer) -> String {
+    let (label, bytes, since) = t;
+    let n = bytes.load(Ordering::Relaxed);
+    let secs = since.elapsed().as_secs_f64().max(0.001);
+    format!(
+        "{label}  {}  {}/s",
+        megabytes(n),
+        megabytes((n as f64 / secs) as usize)
+    )
 }
 
 fn spinner_style() -> ProgressStyle {
@@ -37,8 +61,20 @@ impl Progress {
             },
         );
         bar.set_style(spinner_style());
+        let transfer: Arc<Mutex<Option<Transfer>>> = Arc::new(Mutex::new(None));
+        let stopped = Arc::new(AtomicBool::new(false));
         if visible {
             bar.enable_steady_tick(Duration::from_millis(100));
+            // The label of a transfer moves with its bytes.
+            let (bar, transfer, stopped) = (bar.clone(), transfer.clone(), stopped.clone());
+            std::thread::spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    if let Some(t) = transfer.lock().expect("not poisoned").as_ref() {
+                        bar.set_message(transfer_line(t));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
         }
         Progress {
             bar,
@@ -46,11 +82,14 @@ impl Progress {
             verbose: g.verbose,
             visible,
             started: Instant::now(),
+            transfer,
+            stopped,
         }
     }
 
     /// Clears the line; a long command ends with its total time.
     pub fn finish(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         self.bar.finish_and_clear();
         let took = self.started.elapsed();
         if self.visible && took >= Duration::from_secs(1) {
@@ -59,8 +98,19 @@ impl Progress {
     }
 }
 
+impl mcb_catalog::TransferWatch for Progress {
+    fn transfer(&self, label: &str, bytes: Arc<AtomicUsize>) {
+        self.bar.set_style(spinner_style());
+        self.bar.set_prefix("fetch");
+        self.bar.set_message(label.to_string());
+        *self.transfer.lock().expect("not poisoned") =
+            Some((label.to_string(), bytes, Instant::now()));
+    }
+}
+
 impl Reporter for Progress {
     fn stage(&self, stage: Stage, detail: &str) {
+        *self.transfer.lock().expect("not poisoned") = None;
         // A new stage ends any bar: back to the spinner.
         self.bar.set_style(spinner_style());
         self.bar.set_length(0);

@@ -5,12 +5,14 @@
 //! fetched is not a commit of this upstream).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use gix::remote::Direction;
 use mcb_store::GitOid;
 
+use crate::progress::PackBytes;
 use crate::{Context, GitError, GitStore, git_oid, oid};
 
 /// Time limits for talking to an upstream over HTTP(S).
@@ -77,8 +79,14 @@ impl RemoteRefs {
 
 impl GitStore {
     /// Fetches every branch and tag of `url` (a URL or a local path). Objects already in
-    /// the store are not transferred again.
-    pub fn fetch(&self, url: &str, limits: FetchLimits) -> Result<RemoteRefs, GitError> {
+    /// the store are not transferred again. `received` counts the bytes of pack received
+    /// as they arrive.
+    pub fn fetch(
+        &self,
+        url: &str,
+        limits: FetchLimits,
+        received: &Arc<AtomicUsize>,
+    ) -> Result<RemoteRefs, GitError> {
         let key = mcb_store::url_key(url);
         let repo = self.repo();
         let what = || format!("cannot fetch {url}");
@@ -104,10 +112,11 @@ impl GitStore {
             connection.set_transport_options(options);
         }
         let interrupt = AtomicBool::new(false);
+        let mut progress = PackBytes::root(received.clone());
         connection
-            .prepare_fetch(gix::progress::Discard, Default::default())
+            .prepare_fetch(&mut progress, Default::default())
             .map_err(|e| network_error(url, limits, e))?
-            .receive(gix::progress::Discard, &interrupt)
+            .receive(&mut progress, &interrupt)
             .map_err(|e| network_error(url, limits, e))?;
         self.refs(url)
     }

@@ -11,6 +11,7 @@ mod error;
 mod fetch;
 mod history;
 mod ingest;
+mod progress;
 
 use std::path::{Path, PathBuf};
 

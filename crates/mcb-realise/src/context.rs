@@ -66,8 +66,12 @@ impl RunContext {
         })
     }
 
-    /// The sources of a site whose file is in `site_dir`.
-    pub fn sources(&self, site_dir: &std::path::Path) -> Sources<'_> {
+    /// The sources of a site whose file is in `site_dir`; `reporter` watches transfers.
+    pub fn sources<'a>(
+        &'a self,
+        site_dir: &std::path::Path,
+        reporter: &'a dyn Reporter,
+    ) -> Sources<'a> {
         Sources::new(
             &self.store,
             &self.git,
@@ -75,6 +79,7 @@ impl RunContext {
             site_dir,
             self.options.limits,
             self.options.cache_policy(),
+            reporter,
         )
     }
 

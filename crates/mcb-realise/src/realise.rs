@@ -91,7 +91,7 @@ pub fn realise(
         return Ok(done);
     }
 
-    let sources = ctx.sources(site.dir());
+    let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
     let mut warnings: Vec<String> = Vec::new();

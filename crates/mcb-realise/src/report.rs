@@ -29,8 +29,9 @@ impl Stage {
 }
 
 /// How a run tells its caller what it is doing. The CLI draws progress and prints
-/// warnings; tests and libraries can stay silent.
-pub trait Reporter: Sync {
+/// warnings; tests and libraries can stay silent. Transfers (git fetches, downloads) are
+/// watched through [`mcb_catalog::TransferWatch`].
+pub trait Reporter: mcb_catalog::TransferWatch {
     /// A stage starts; `detail` says on what (a component, a URL).
     fn stage(&self, _stage: Stage, _detail: &str) {}
     /// Work with a known size starts (files to lay out).
@@ -45,3 +46,5 @@ pub trait Reporter: Sync {
 pub struct Silent;
 
 impl Reporter for Silent {}
+
+impl mcb_catalog::TransferWatch for Silent {}

@@ -87,7 +87,7 @@ pub fn reproduce(
     o.store = temp.path().join("store");
     o.offline = false;
     let ctx = RunContext::open(&o, Some(&site), reporter)?;
-    let sources = ctx.sources(site.dir());
+    let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
     catalog.prefetch(&site, Some(&lock), reporter);

@@ -95,12 +95,13 @@ pub fn check_upgrade(
     site_path: &Path,
     target: Release,
     opts: &Options,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<UpgradeCheck, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let lock = Lock::load(&site.lock_path())?;
-    let ctx = RunContext::open(opts, Some(&site), &crate::report::Silent)?;
+    let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let git = &ctx.git;
-    let sources = ctx.sources(site.dir());
+    let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
     let mut notes = Vec::new();

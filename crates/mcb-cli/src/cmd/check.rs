@@ -9,7 +9,7 @@ use crate::term::{out_json, say};
 
 pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_realise::check_upgrade(&a.site, a.moodle, &a.net.options(g));
+    let result = mcb_realise::check_upgrade(&a.site, a.moodle, &a.net.options(g), &progress);
     progress.finish();
     let c = result?;
     let code = if c.blocked {

@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for tests: fixed or scripted responses per path,
-//! ETag handling, and a log of every request (method, path, headers) to assert on.
+//! ETag handling, and a log of every request (path, headers) to assert on.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,7 +40,6 @@ impl Response {
 
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: String,
     pub path: String,
     /// Header names in lowercase.
     pub headers: HashMap<String, String>,
@@ -136,8 +135,7 @@ fn serve(conn: TcpStream, state: Arc<Mutex<Routes>>) {
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return;
     }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
+    let mut parts = line.split_whitespace().skip(1);
     let target = parts.next().unwrap_or("/").to_string();
     let path = target.split('?').next().unwrap_or("/").to_string();
     let mut headers = HashMap::new();
@@ -160,7 +158,6 @@ fn serve(conn: TcpStream, state: Arc<Mutex<Routes>>) {
     let response = {
         let mut st = state.lock().unwrap();
         st.log.push(Request {
-            method,
             path: path.clone(),
             headers: headers.clone(),
         });

@@ -1,11 +1,9 @@
 //! Plugins from the plugins directory, served on loopback: selection, downloads checked
 //! against md5, caching with ETags, retries, offline use, dependencies and `check`/`info`.
 
-mod common;
-
-use common::directory::{Published, publish};
-use common::http::{Response, Server};
-use common::*;
+use crate::support::directory::{Published, publish};
+use crate::support::http::{Response, Server};
+use crate::support::*;
 
 fn site(
     f: &Fixture,

@@ -2,14 +2,12 @@
 //! with a message naming the source and the problem, and a refused run leaves the store,
 //! the previous `result`, the lock and the branch as they were.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::http::Server;
-use common::*;
+use crate::support::http::Server;
+use crate::support::*;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -1211,10 +1209,10 @@ impl Drop for ReadOnly {
 fn read_only_commands_work_on_a_read_only_store() {
     let f = Fixture::new();
     let server = Server::start();
-    let list = common::directory::publish(
+    let list = crate::support::directory::publish(
         &server,
         &server,
-        &[common::directory::Published::new(
+        &[crate::support::directory::Published::new(
             "mod_x",
             2024100100,
             "2024100700",

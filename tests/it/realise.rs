@@ -1,10 +1,8 @@
 //! `mcb realise` against real git repositories, zips and directories.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 
-use common::*;
+use crate::support::*;
 
 fn core_site(f: &Fixture, moodle: &GitRepo, spec: &str, plugins: &str) -> std::path::PathBuf {
     f.site(&format!(
@@ -586,17 +584,20 @@ fn core_zip(release: &str, build: &str, branch: &str) -> Vec<u8> {
 #[test]
 fn core_from_a_zip_over_http_and_from_a_directory() {
     let f = Fixture::new();
-    let server = common::http::Server::start();
+    let server = crate::support::http::Server::start();
     let core = core_zip("4.5.2 (Build: 20250210)", "2024100702.00", "405");
     let core_hash = blake3_pin(&core);
-    server.set("/moodle-4.5.2.zip", common::http::Response::ok(core));
+    server.set(
+        "/moodle-4.5.2.zip",
+        crate::support::http::Response::ok(core),
+    );
     let block = zip_bytes(&[(
         "block_z/version.php",
         &plugin_php("block_z", 2024100100, "2024100700", ""),
         0o644,
     )]);
     let block_hash = blake3_pin(&block);
-    server.set("/block_z.zip", common::http::Response::ok(block));
+    server.set("/block_z.zip", crate::support::http::Response::ok(block));
     // Plain http:// is accepted only with a pinned hash.
     let unpinned = f.site(&format!(
         "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\"))",

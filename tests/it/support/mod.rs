@@ -1,8 +1,6 @@
 //! Fixtures for the integration tests: real git repositories built with `git`, real zip
 //! files, site files, and the `mcb` binary run against them. Nothing reaches the network.
 
-#![allow(dead_code)]
-
 pub mod directory;
 pub mod http;
 

@@ -1,12 +1,10 @@
 //! The store over time: gc with roots, verify, verify --tree, reproduce, concurrent runs
 //! and runs killed at any moment.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(

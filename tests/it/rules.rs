@@ -1,9 +1,7 @@
 //! Bad input and Moodle's rules: each failure is a clear error naming the file, line and
 //! column or the component and rule, and leaves the previous result, lock and store intact.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 #[test]
 fn malformed_ron_shows_line_and_column() {

@@ -1,0 +1,11 @@
+//! The integration tests: the real `mcb` binary against upstreams each test builds (git
+//! repositories, zips, directories, HTTP servers on 127.0.0.1). Nothing reaches the
+//! network.
+
+mod support;
+
+mod directory;
+mod hardening;
+mod lifecycle;
+mod realise;
+mod rules;
