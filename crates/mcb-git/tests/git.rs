@@ -4,6 +4,10 @@ use std::process::Command;
 use mcb_git::{CommitInfo, FetchLimits, GitStore, Graft, SourceContent, SourceFile};
 use mcb_store::{EntryKind, SourceLimits, Store};
 
+fn counter() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0))
+}
+
 fn stored(store: &Store, path: &str, kind: EntryKind, bytes: &[u8]) -> SourceFile {
     let (object, size) = store
         .put_object_from(&mut &bytes[..], kind == EntryKind::Exec)
@@ -53,7 +57,7 @@ fn fetch_resolve_ingest_compose_commit() {
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
     let url = format!("file://{}", up.display());
-    let refs = g.fetch(&url, FetchLimits::default()).unwrap();
+    let refs = g.fetch(&url, FetchLimits::default(), &counter()).unwrap();
     assert_eq!(refs.tags.len(), 2);
     assert!(refs.heads.contains_key("main"));
     assert_eq!(refs.head, refs.heads.get("main").cloned());
@@ -69,7 +73,7 @@ fn fetch_resolve_ingest_compose_commit() {
     assert_eq!(g.refs(&url).unwrap().tags, refs.tags);
     // Fetching from a plain path works too.
     assert_eq!(
-        g.fetch(up.to_str().unwrap(), FetchLimits::default())
+        g.fetch(up.to_str().unwrap(), FetchLimits::default(), &counter())
             .unwrap()
             .tags
             .len(),
@@ -192,7 +196,11 @@ fn a_commit_resolves_only_within_its_own_upstream() {
         .unwrap();
     let fork_head = fork_refs.head.clone().unwrap();
     let refs = g
-        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .fetch(
+            &format!("file://{}", up.display()),
+            FetchLimits::default(),
+            &counter(),
+        )
         .unwrap();
     assert!(
         g.has_commit(&fork_head),
@@ -224,7 +232,11 @@ fn hostile_trees_are_refused_before_anything_is_stored() {
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
     let refs = g
-        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .fetch(
+            &format!("file://{}", up.display()),
+            FetchLimits::default(),
+            &counter(),
+        )
         .unwrap();
     let head = refs.head.clone().unwrap();
     let e = g
@@ -245,7 +257,11 @@ fn hostile_trees_are_refused_before_anything_is_stored() {
     git(&up, &["add", "-A"]);
     git(&up, &["commit", "-qm", "fine"]);
     let refs = g
-        .fetch(&format!("file://{}", up.display()), FetchLimits::default())
+        .fetch(
+            &format!("file://{}", up.display()),
+            FetchLimits::default(),
+            &counter(),
+        )
         .unwrap();
     let e = g
         .ingest_commit(&store, refs.head.as_ref().unwrap(), None, &small)
