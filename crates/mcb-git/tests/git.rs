@@ -171,6 +171,7 @@ fn unreachable_url_is_a_clear_error() {
         .fetch(
             &format!("file://{}/nothing-here", tmp.path().display()),
             FetchLimits::default(),
+            &counter(),
         )
         .unwrap_err();
     assert!(err.to_string().starts_with("cannot fetch file://"), "{err}");
@@ -192,6 +193,7 @@ fn a_commit_resolves_only_within_its_own_upstream() {
         .fetch(
             &format!("file://{}", fork.display()),
             FetchLimits::default(),
+            &counter(),
         )
         .unwrap();
     let fork_head = fork_refs.head.clone().unwrap();
