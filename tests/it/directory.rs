@@ -10,12 +10,14 @@ fn site(
     m: &GitRepo,
     spec: &str,
     directory: &str,
-    plugins: &str,
+    plugins: &[(&str, Src)],
 ) -> std::path::PathBuf {
-    f.site(&format!(
-        "Site(\n  name: \"dir\",\n  moodle: (version: \"{spec}\", git: \"{}\"),\n  plugins: {{\n{plugins}\n  }},\n  directory: \"{directory}\",\n)\n",
-        m.url()
-    ))
+    f.site(
+        &Site::new("dir")
+            .core(m.url(), spec)
+            .plugins(plugins)
+            .directory(directory),
+    )
 }
 
 fn zip_requests(server: &Server) -> usize {
@@ -45,7 +47,7 @@ fn newest_compatible_stable_version_is_chosen() {
             Published::new("mod_att", 2025041500, "2025041400", &["5.0"]),
         ],
     );
-    let j = f.realise_ok(&site(&f, &m, "4.5.1", &list, "\"mod_att\": (),"));
+    let j = f.realise_ok(&site(&f, &m, "4.5.1", &list, &[("mod_att", Src::index())]));
     assert_eq!(j["plugins"]["mod_att"]["version"], "2024100800");
     assert_eq!(j["plugins"]["mod_att"]["install_path"], "mod/att");
     assert!(f.path("site/result/mod/att/lib.php").is_file());
@@ -57,7 +59,7 @@ fn newest_compatible_stable_version_is_chosen() {
 
     // On 4.5.10 the newer stable one installs.
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
-    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_att\": (),"));
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, &[("mod_att", Src::index())]));
     assert_eq!(j["plugins"]["mod_att"]["version"], "2024120100");
 
     // A pin that fits is taken, maturity notwithstanding.
@@ -66,7 +68,7 @@ fn newest_compatible_stable_version_is_chosen() {
         &m,
         "4.5",
         &list,
-        "\"mod_att\": (version: \"2024121500\"),",
+        &[("mod_att", Src::index().pin("2024121500"))],
     ));
     assert_eq!(j["plugins"]["mod_att"]["version"], "2024121500");
 }
@@ -91,7 +93,7 @@ fn a_pinned_version_that_does_not_fit_says_why() {
             &m,
             "4.5",
             &list,
-            "\"block_b\": (version: \"2025041500\"),",
+            &[("block_b", Src::index().pin("2025041500"))],
         ),
         4,
     );
@@ -105,7 +107,7 @@ fn a_pinned_version_that_does_not_fit_says_why() {
             &m,
             "4.5.1",
             &list,
-            "\"block_b\": (version: \"2024100900\"),",
+            &[("block_b", Src::index().pin("2024100900"))],
         ),
         4,
     );
@@ -116,7 +118,7 @@ fn a_pinned_version_that_does_not_fit_says_why() {
             &m,
             "4.5",
             &list,
-            "\"block_b\": (version: \"2020010100\"),",
+            &[("block_b", Src::index().pin("2020010100"))],
         ),
         4,
     );
@@ -125,7 +127,10 @@ fn a_pinned_version_that_does_not_fit_says_why() {
             && err.contains("mcb info block_b"),
         "{err}"
     );
-    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"block_none\": (),"), 4);
+    let err = f.realise_err(
+        &site(&f, &m, "4.5", &list, &[("block_none", Src::index())]),
+        4,
+    );
     assert!(
         err.contains("block_none is not in the plugins directory"),
         "{err}"
@@ -152,7 +157,7 @@ fn an_md5_mismatch_stores_nothing() {
         "/download/10000/local_m_2024100800.zip",
         Response::ok(Published::new("local_m", 2024100899, "2024100700", &["4.5"]).zip()),
     );
-    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"local_m\": (),"), 6);
+    let err = f.realise_err(&site(&f, &m, "4.5", &list, &[("local_m", Src::index())]), 6);
     assert!(
         err.contains("local_m") && err.contains("md5") && err.contains("nothing entered the store"),
         "{err}"
@@ -175,19 +180,37 @@ fn list_errors_are_clear() {
     let m = moodle_repo(f.path("moodle"));
     let s = Server::start();
     let err = f.realise_err(
-        &site(&f, &m, "4.5", &s.url("/missing.php"), "\"mod_x\": (),"),
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &s.url("/missing.php"),
+            &[("mod_x", Src::index())],
+        ),
         5,
     );
     assert!(err.contains("mod_x") && err.contains("HTTP 404"), "{err}");
     s.set("/broken.php", Response::ok("<html>maintenance</html>"));
     let err = f.realise_err(
-        &site(&f, &m, "4.5", &s.url("/broken.php"), "\"mod_x\": (),"),
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &s.url("/broken.php"),
+            &[("mod_x", Src::index())],
+        ),
         5,
     );
     assert!(err.contains("not a plugin list"), "{err}");
     s.set("/down.php", Response::status(503));
     let err = f.realise_err(
-        &site(&f, &m, "4.5", &s.url("/down.php"), "\"mod_x\": (),"),
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &s.url("/down.php"),
+            &[("mod_x", Src::index())],
+        ),
         5,
     );
     assert!(err.contains("HTTP 503 (after 4 attempts)"), "{err}");
@@ -212,7 +235,7 @@ fn too_many_requests_is_retried() {
         ],
     );
     let started = std::time::Instant::now();
-    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_r\": (),"));
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, &[("mod_r", Src::index())]));
     assert_eq!(j["plugins"]["mod_r"]["version"], "2024100800");
     assert_eq!(s.requests_to("/api/1.3/pluglist.php").len(), 2);
     assert!(
@@ -231,7 +254,7 @@ fn the_list_is_cached_with_its_etag_and_zips_are_not_downloaded_twice() {
         &s,
         &[Published::new("mod_e", 2024100800, "2024100700", &["4.5"])],
     );
-    let site = site(&f, &m, "4.5", &list, "\"mod_e\": (),");
+    let site = site(&f, &m, "4.5", &list, &[("mod_e", Src::index())]);
     f.realise_ok(&site);
     assert_eq!(s.requests_to("/api/1.3/pluglist.php").len(), 1);
     assert_eq!(zip_requests(&s), 1);
@@ -319,7 +342,7 @@ fn the_token_goes_to_the_directory_host_only() {
         .mcb()
         .env("MCB_MARKETPLACE_TOKEN", "s3cret")
         .arg("realise")
-        .arg(site(&f, &m, "4.5", &list, "\"mod_t\": (),"))
+        .arg(site(&f, &m, "4.5", &list, &[("mod_t", Src::index())]))
         .output()
         .unwrap();
     assert!(
@@ -357,7 +380,7 @@ fn mcb_directory_overrides_the_site_file() {
         &m,
         "4.5",
         "http://127.0.0.1:1/nothing-listens-here",
-        "\"mod_o\": (),",
+        &[("mod_o", Src::index())],
     );
     let out = f
         .mcb()
@@ -414,7 +437,7 @@ fn dependencies_are_added_automatically() {
             ),
         ],
     );
-    let j = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_main\": (),"));
+    let j = f.realise_ok(&site(&f, &m, "4.5", &list, &[("mod_main", Src::index())]));
     assert_eq!(j["plugins"]["local_lib"]["auto"], true);
     assert_eq!(j["plugins"]["local_lib"]["version"], "2024090500");
     assert_eq!(j["plugins"]["filter_deep"]["auto"], true, "transitive");
@@ -427,7 +450,7 @@ fn dependencies_are_added_automatically() {
     let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
     assert!(lock.contains("auto: true"), "{lock}");
     // The lock with its automatic entries is reused as it is.
-    let again = f.realise_ok(&site(&f, &m, "4.5", &list, "\"mod_main\": (),"));
+    let again = f.realise_ok(&site(&f, &m, "4.5", &list, &[("mod_main", Src::index())]));
     assert_eq!(again["changed"], false);
 }
 
@@ -447,7 +470,13 @@ fn an_unsatisfiable_dependency_is_explained() {
         ],
     );
     let err = f.realise_err(
-        &site(&f, &m, "4.5", &list, "\"report_embedquestion\": (),"),
+        &site(
+            &f,
+            &m,
+            "4.5",
+            &list,
+            &[("report_embedquestion", Src::index())],
+        ),
         4,
     );
     assert!(
@@ -475,7 +504,7 @@ fn a_dependency_cycle_through_the_directory_is_reported() {
                 .extra("$plugin->dependencies = ['local_a' => ANY_VERSION];"),
         ],
     );
-    let err = f.realise_err(&site(&f, &m, "4.5", &list, "\"local_a\": (),"), 4);
+    let err = f.realise_err(&site(&f, &m, "4.5", &list, &[("local_a", Src::index())]), 4);
     assert!(
         err.contains("[dependency cycle]") && err.contains("local_a → local_b → local_a"),
         "{err}"
@@ -504,10 +533,11 @@ fn a_site_mixing_directory_git_and_zip_plugins() {
             0o644,
         )]),
     );
-    let plugins = format!(
-        "\"mod_d\": (), \"block_g\": (git: \"{}\"), \"local_z\": (zip: \"../z.zip\"),",
-        g.url()
-    );
+    let plugins = [
+        ("mod_d", Src::index()),
+        ("block_g", Src::git(g.url())),
+        ("local_z", Src::zip("../z.zip")),
+    ];
     let j = f.realise_ok(&site(&f, &m, "4.5", &list, &plugins));
     for c in ["mod_d", "block_g", "local_z"] {
         assert!(j["plugins"][c]["version"].is_string(), "{c}");
@@ -596,7 +626,11 @@ fn check_names_the_plugin_that_blocks_an_upgrade() {
         &m,
         "4.5",
         &list,
-        "\"mod_ok\": (), \"block_old\": (), \"tool_merged\": (),",
+        &[
+            ("mod_ok", Src::index()),
+            ("block_old", Src::index()),
+            ("tool_merged", Src::index()),
+        ],
     );
     f.realise_ok(&site);
     let out = f
@@ -654,7 +688,11 @@ fn check_names_the_plugin_that_blocks_an_upgrade() {
     );
 
     // Without the blockers, 5.0 is reachable: exit 0.
-    let ok_site = f.write("ok/site.ron", format!("Site(name: \"ok\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_ok\": () }}, directory: \"{list}\")", m.url()));
+    let ok_site = Site::new("ok")
+        .core(m.url(), "4.5")
+        .plugin("mod_ok", Src::index())
+        .directory(list)
+        .write(&f, "ok/site.ron");
     let out = f
         .mcb()
         .args(["check", "--moodle", "5.0"])

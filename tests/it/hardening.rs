@@ -26,8 +26,8 @@ fn raw_plugin(f: &Fixture, dir: &str, component: &str, extra: &[(&str, &[u8], &[
     r
 }
 
-fn git_entry(component: &str, repo: &GitRepo) -> String {
-    format!("\"{component}\": (git: \"{}\", ref: \"v1\"),", repo.url())
+fn git_entry(component: &'static str, repo: &GitRepo) -> (&'static str, Src) {
+    (component, Src::git(repo.url()).at("v1"))
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn symlinks_leaving_their_plugin_are_refused_for_every_source() {
             "local_s",
             &[("120000", name.as_bytes(), target.as_bytes())],
         );
-        let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &repo)), 5);
+        let err = f.realise_err(&good_site(&f, &m, &[git_entry("local_s", &repo)]), 5);
         assert!(
             err.contains("local_s") && err.contains(&format!("'{name}'")) && err.contains(target),
             "{err}"
@@ -60,7 +60,7 @@ fn symlinks_leaving_their_plugin_are_refused_for_every_source() {
             ("local_s/m", "../", 0o120777),
         ]),
     );
-    let err = f.realise_err(&good_site(&f, &m, "\"local_s\": (zip: \"../up.zip\"),"), 5);
+    let err = f.realise_err(&good_site(&f, &m, &[("local_s", Src::zip("../up.zip"))]), 5);
     assert!(
         err.contains("'m'") && err.contains("outside its own plugin"),
         "{err}"
@@ -76,7 +76,7 @@ fn symlinks_leaving_their_plugin_are_refused_for_every_source() {
             ("120000", b"alias.php", b"lang/en/local_s.php"),
         ],
     );
-    let j = f.realise_ok(&good_site(&f, &m, &git_entry("local_s", &fine)));
+    let j = f.realise_ok(&good_site(&f, &m, &[git_entry("local_s", &fine)]));
     assert_eq!(j["plugins"]["local_s"]["install_path"], "local/s");
     assert_eq!(
         std::fs::read_link(f.path("site/result/local/s/alias.php")).unwrap(),
@@ -95,7 +95,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
     ];
     for (dir, path) in cases {
         let repo = raw_plugin(&f, dir, "local_s", &[("100644", path, b"x")]);
-        let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &repo)), 5);
+        let err = f.realise_err(&good_site(&f, &m, &[git_entry("local_s", &repo)]), 5);
         assert!(
             err.contains("local_s") && err.contains("entry '"),
             "{dir}: {err}"
@@ -112,7 +112,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
             ("100644", b"a\xff.php", b"2"),
         ],
     );
-    let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &repo)), 5);
+    let err = f.realise_err(&good_site(&f, &m, &[git_entry("local_s", &repo)]), 5);
     assert!(err.contains("not valid UTF-8"), "{err}");
     // A name holding `/` inside one tree entry cannot pass for a path.
     let r = GitRepo::init(f.path("slash"));
@@ -124,7 +124,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
     ]);
     let commit = r.git(&["commit-tree", &tree, "-m", "slash"]);
     r.git(&["tag", "v1", &commit]);
-    let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &r)), 5);
+    let err = f.realise_err(&good_site(&f, &m, &[git_entry("local_s", &r)]), 5);
     assert!(
         err.contains("'lib/evil.php'") && err.contains("'/'"),
         "{err}"
@@ -149,7 +149,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
     let commit = bomb.git(&["commit-tree", &tree, "-m", "bomb"]);
     bomb.git(&["tag", "v1", &commit]);
     let started = Instant::now();
-    let err = f.realise_err(&good_site(&f, &m, &git_entry("local_s", &bomb)), 5);
+    let err = f.realise_err(&good_site(&f, &m, &[git_entry("local_s", &bomb)]), 5);
     assert!(err.contains("more than 200000 files"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
     before.assert_intact(&f);
@@ -165,7 +165,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
             ("local_s/vendor/.git/config", "[core]", 0o644),
         ]),
     );
-    let err = f.realise_err(&good_site(&f, &m, "\"local_s\": (zip: \"../g.zip\"),"), 5);
+    let err = f.realise_err(&good_site(&f, &m, &[("local_s", Src::zip("../g.zip"))]), 5);
     assert!(
         err.contains("'vendor/.git/config'") && err.contains(".git entry"),
         "{err}"
@@ -176,7 +176,7 @@ fn git_names_and_bad_names_are_refused_for_every_source() {
     );
     f.write("d/local_s/lib/.Git/HEAD", "ref: x");
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_s\": (path: \"../d/local_s\"),"),
+        &good_site(&f, &m, &[("local_s", Src::path("../d/local_s"))]),
         5,
     );
     assert!(
@@ -236,13 +236,9 @@ fn ids_in_a_lock_are_checked_and_its_tree_is_not_trusted() {
     );
 
     // Another site's tree, a valid id: the branch says which tree the commit holds.
-    let other = f.write(
-        "other/site.ron",
-        format!(
-            "Site(name: \"other\", moodle: (version: \"4.4\", git: \"{}\"))",
-            m.url()
-        ),
-    );
+    let other = Site::new("other")
+        .core(m.url(), "4.4")
+        .write(&f, "other/site.ron");
     let o = f.realise_ok(&other);
     let other_tree = o["tree"].as_str().unwrap();
     std::fs::write(&lock_path, lock.replace(&tree, other_tree)).unwrap();
@@ -281,10 +277,12 @@ fn a_subplugin_whose_name_sorts_before_its_parent_is_committed_whole() {
         "src/certelement_text/version.php",
         plugin_php("certelement_text", 2024100100, "2024100700", ""),
     );
-    let site = f.site(&format!(
-        "Site(name: \"c\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_cert\": (path: \"../src/mod_cert\"), \"certelement_text\": (path: \"../src/certelement_text\") }})",
-        m.url()
-    ));
+    let site = f.site(
+        &Site::new("c")
+            .core(m.url(), "4.5")
+            .plugin("mod_cert", Src::path("../src/mod_cert"))
+            .plugin("certelement_text", Src::path("../src/certelement_text")),
+    );
     // realise_ok checks the commit against the generation file by file.
     let j = f.realise_ok(&site);
     assert_eq!(
@@ -311,25 +309,14 @@ fn a_commit_of_another_upstream_is_not_a_ref_of_this_one() {
     fork.write("evil.php", "<?php // fork only\n");
     let fork_commit = fork.commit("fork");
     // Another site brings the fork's commit into the store.
-    let other = f.write(
-        "other/site.ron",
-        format!(
-            "Site(name: \"other\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_u\": (git: \"{}\", ref: \"main\") }})",
-            m.url(),
-            fork.url()
-        ),
-    );
+    let other = Site::new("other")
+        .core(m.url(), "4.5")
+        .plugin("local_u", Src::git(fork.url()).at("main"))
+        .write(&f, "other/site.ron");
     f.realise_ok(&other);
     for reference in [fork_commit.as_str(), &fork_commit[..10]] {
         let err = f.realise_err(
-            &good_site(
-                &f,
-                &m,
-                &format!(
-                    "\"local_u\": (git: \"{}\", ref: \"{reference}\"),",
-                    up.url()
-                ),
-            ),
+            &good_site(&f, &m, &[("local_u", Src::git(up.url()).at(reference))]),
             5,
         );
         assert!(
@@ -359,7 +346,10 @@ fn a_plugin_cannot_redefine_a_plugin_type() {
         &good_site(
             &f,
             &m,
-            "\"local_evil\": (path: \"../src/local_evil\"), \"local_other\": (path: \"../src/local_other\"),",
+            &[
+                ("local_evil", Src::path("../src/local_evil")),
+                ("local_other", Src::path("../src/local_other")),
+            ],
         ),
         4,
     );
@@ -386,20 +376,8 @@ fn hotfix(path: &Path) {
 fn an_edited_generation_is_never_reused_as_it_is() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let site_a = f.write(
-        "a/site.ron",
-        format!(
-            "Site(name: \"a\", moodle: (version: \"4.5\", git: \"{}\"))",
-            m.url()
-        ),
-    );
-    let site_b = f.write(
-        "b/site.ron",
-        format!(
-            "Site(name: \"b\", moodle: (version: \"4.5\", git: \"{}\"))",
-            m.url()
-        ),
-    );
+    let site_a = Site::new("a").core(m.url(), "4.5").write(&f, "a/site.ron");
+    let site_b = Site::new("b").core(m.url(), "4.5").write(&f, "b/site.ron");
     f.realise_ok(&site_a);
     let original = std::fs::read(f.path("a/result/index.php")).unwrap();
     hotfix(&f.path("a/result/index.php"));
@@ -489,13 +467,10 @@ fn reflinks_keep_an_edit_in_its_own_tree() {
             plugin_php("local_p", 2024100100, "2024100700", ""),
         );
         f.write(&format!("{name}/local_p/lib.php"), plugin);
-        f.write(
-            &format!("{name}/site.ron"),
-            format!(
-                "Site(name: \"{name}\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_p\": (path: \"local_p\") }})",
-                m.url()
-            ),
-        )
+        Site::new(name)
+            .core(m.url(), "4.5")
+            .plugin("local_p", Src::path("local_p"))
+            .write(&f, &format!("{name}/site.ron"))
     };
     let a = site("a", "<?php // a\n");
     let b = site("b", "<?php // b\n");
@@ -559,7 +534,7 @@ fn reflinks_keep_an_edit_in_its_own_tree() {
 #[test]
 fn a_destination_that_cannot_be_written_moves_nothing() {
     let (f, m, before) = realised();
-    let changed = good_site(&f, &m, "").to_path_buf();
+    let changed = good_site(&f, &m, &[]).to_path_buf();
     // Change the site so the next run has something to publish.
     let text = std::fs::read_to_string(&changed)
         .unwrap()
@@ -624,13 +599,10 @@ fn a_destination_that_cannot_be_written_moves_nothing() {
 fn gc_keeps_what_a_generation_without_its_record_uses() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let site = f.write(
-        "a/site.ron",
-        format!(
-            "Site(name: \"a\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_p\": (path: \"local_p\") }})",
-            m.url()
-        ),
-    );
+    let site = Site::new("a")
+        .core(m.url(), "4.5")
+        .plugin("local_p", Src::path("local_p"))
+        .write(&f, "a/site.ron");
     f.write(
         "a/local_p/version.php",
         plugin_php("local_p", 2024100100, "2024100700", ""),
@@ -685,12 +657,11 @@ fn gc_keeps_what_a_generation_without_its_record_uses() {
 fn two_site_files_cannot_share_a_name() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let body = format!(
-        "Site(name: \"prod\", moodle: (version: \"4.5\", git: \"{}\"))",
-        m.url()
-    );
-    let one = f.write("one/site.ron", &body);
-    let two = f.write("two/site.ron", body.replace("4.5", "4.4"));
+    let body = Site::new("prod").core(m.url(), "4.5");
+    let one = body.write(&f, "one/site.ron");
+    let two = Site::new("prod")
+        .core(m.url(), "4.4")
+        .write(&f, "two/site.ron");
     f.realise_ok(&one);
     let branch = branch_head(&f.store(), "prod");
     let out = f.mcb().arg("realise").arg(&two).output().unwrap();
@@ -757,7 +728,7 @@ fn hostile_sizes_and_nesting_are_errors_not_crashes() {
         let out = f
             .mcb()
             .arg("realise")
-            .arg(good_site(&f, &m, "\"local_s\": (zip: \"../huge.zip\"),"))
+            .arg(good_site(&f, &m, &[("local_s", Src::zip("../huge.zip"))]))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -779,7 +750,7 @@ fn hostile_sizes_and_nesting_are_errors_not_crashes() {
     );
     f.write("src/local_d/version.php", deep);
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_d\": (path: \"../src/local_d\"),"),
+        &good_site(&f, &m, &[("local_d", Src::path("../src/local_d"))]),
         4,
     );
     assert!(
@@ -817,7 +788,7 @@ fn zip_bombs_and_endless_bodies_stop_at_the_limits() {
     };
     assert!(bomb.len() < 4 << 20);
     f.write("bomb.zip", &bomb);
-    let site = good_site(&f, &m, "\"local_b\": (zip: \"../bomb.zip\"),");
+    let site = good_site(&f, &m, &[("local_b", Src::zip("../bomb.zip"))]);
     let out = f
         .mcb()
         .env("MCB_LIMITS", "file-bytes=64M")
@@ -861,10 +832,12 @@ fn zip_bombs_and_endless_bodies_stop_at_the_limits() {
             });
         }
     });
-    let site = f.site(&format!(
-        "Site(name: \"s1\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_x\": () }}, directory: \"http://{addr}/pluglist.php\")",
-        m.url()
-    ));
+    let site = f.site(
+        &Site::new("s1")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::index())
+            .directory(format!("http://{addr}/pluglist.php")),
+    );
     let out = f
         .mcb()
         .env("MCB_LIMITS", "http-bytes=4M")
@@ -892,10 +865,12 @@ fn servers_that_never_answer_time_out_naming_the_host() {
             held.push(c);
         }
     });
-    let site = f.site(&format!(
-        "Site(name: \"s1\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_x\": () }}, directory: \"http://{addr}/pluglist.php\")",
-        m.url()
-    ));
+    let site = f.site(
+        &Site::new("s1")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::index())
+            .directory(format!("http://{addr}/pluglist.php")),
+    );
     let t = Instant::now();
     let out = f
         .mcb()
@@ -914,7 +889,7 @@ fn servers_that_never_answer_time_out_naming_the_host() {
     before.assert_intact(&f);
 
     // Git over HTTP: a silent server, and a port nobody listens on.
-    let git_site = |url: &str| good_site(&f, &m, &format!("\"local_g\": (git: \"{url}\"),"));
+    let git_site = |url: &str| good_site(&f, &m, &[("local_g", Src::git(url))]);
     let out = f
         .mcb()
         .env("MCB_LIMITS", "idle-timeout=1s")
@@ -969,7 +944,7 @@ fn lesser_inputs_get_clear_errors() {
     // SAFETY: a valid, NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_f\": (path: \"../src/local_f\"),"),
+        &good_site(&f, &m, &[("local_f", Src::path("../src/local_f"))]),
         5,
     );
     assert!(err.contains("pipe") && err.contains("is a FIFO"), "{err}");
@@ -982,7 +957,7 @@ fn lesser_inputs_get_clear_errors() {
     );
     std::os::unix::fs::symlink("real.php", f.path("src/local_l/version.php")).unwrap();
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_l\": (path: \"../src/local_l\"),"),
+        &good_site(&f, &m, &[("local_l", Src::path("../src/local_l"))]),
         4,
     );
     assert!(
@@ -1034,10 +1009,11 @@ fn text_from_upstreams_reaches_the_terminal_escaped() {
         )
         .replace("'r2024100100'", "\"\u{1b}[2J\u{1b}]0;owned\u{7}\""),
     );
-    let site = f.site(&format!(
-        "Site(name: \"e\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_e\": (path: \"../src/local_e\") }})",
-        m.url()
-    ));
+    let site = f.site(
+        &Site::new("e")
+            .core(m.url(), "4.5")
+            .plugin("local_e", Src::path("../src/local_e")),
+    );
     let out = f.mcb().arg("realise").arg(&site).output().unwrap();
     assert!(out.status.success());
     assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b));
@@ -1068,10 +1044,9 @@ fn the_lock_respects_the_umask_and_hashes_any_case() {
         0o644,
     )]);
     f.write("z.zip", &z);
-    let site = f.site(&format!(
-        "Site(name: \"u\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_z\": (zip: \"../z.zip\", hash: \"{}\") }})",
-        m.url(),
-        blake3_pin(&z).to_uppercase().replace("BLAKE3:", "blake3:")
+    let site = f.site(&Site::new("u").core(m.url(), "4.5").plugin(
+        "local_z",
+        Src::zip("../z.zip").hash(&blake3_pin(&z).to_uppercase().replace("BLAKE3:", "blake3:")),
     ));
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"));
     c.arg("--store").arg(f.store()).arg("realise").arg(&site);
@@ -1099,13 +1074,7 @@ fn the_lock_respects_the_umask_and_hashes_any_case() {
 fn missing_objects_are_named_and_restored_from_git() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let a = f.write(
-        "a/site.ron",
-        format!(
-            "Site(name: \"a\", moodle: (version: \"4.5\", git: \"{}\"))",
-            m.url()
-        ),
-    );
+    let a = Site::new("a").core(m.url(), "4.5").write(&f, "a/site.ron");
     f.realise_ok(&a);
     let index = std::fs::read(f.path("a/result/index.php")).unwrap();
     let h = blake3::hash(&index).to_hex().to_string();
@@ -1118,13 +1087,10 @@ fn missing_objects_are_named_and_restored_from_git() {
         "{text}"
     );
     // A new site on the same core restores it from git on the way.
-    let b = f.write(
-        "b/site.ron",
-        format!(
-            "Site(name: \"b\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_p\": (path: \"p\") }})",
-            m.url()
-        ),
-    );
+    let b = Site::new("b")
+        .core(m.url(), "4.5")
+        .plugin("local_p", Src::path("p"))
+        .write(&f, "b/site.ron");
     f.write(
         "b/p/version.php",
         plugin_php("local_p", 2024100100, "2024100700", ""),
@@ -1155,7 +1121,7 @@ fn submodules_are_named_when_left_out() {
     let out = f
         .mcb()
         .arg("realise")
-        .arg(good_site(&f, &m, &git_entry("local_m", &repo)))
+        .arg(good_site(&f, &m, &[git_entry("local_m", &repo)]))
         .output()
         .unwrap();
     assert!(
@@ -1220,10 +1186,12 @@ fn read_only_commands_work_on_a_read_only_store() {
         )],
     );
     let m = moodle_repo(f.path("moodle"));
-    let site = f.site(&format!(
-        "Site(name: \"r\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"mod_x\": () }}, directory: \"{list}\")",
-        m.url()
-    ));
+    let site = f.site(
+        &Site::new("r")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::index())
+            .directory(list),
+    );
     f.realise_ok(&site);
     let Some(_ro) = ReadOnly::mount(&f.store()) else {
         eprintln!("no read-only mount here (needs root): skipped");

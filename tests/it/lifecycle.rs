@@ -23,10 +23,10 @@ fn dev_site(f: &Fixture, m: &GitRepo, name: &str, dir: &str) -> PathBuf {
         plugin_php("local_dev", 2024100100, "2024100700", ""),
     );
     f.write(&format!("{dir}/local_dev/lib.php"), "<?php // 0\n");
-    f.write(
-        &format!("{dir}/site.ron"),
-        format!("Site(name: \"{name}\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"local_dev\": (path: \"local_dev\") }})", m.url()),
-    )
+    Site::new(name)
+        .core(m.url(), "4.5")
+        .plugin("local_dev", Src::path("local_dev"))
+        .write(f, &format!("{dir}/site.ron"))
 }
 
 fn generation_of(link: &Path) -> String {
@@ -352,11 +352,12 @@ fn reproduce_rebuilds_the_same_tree_in_an_empty_store() {
             0o644,
         )]),
     );
-    let site = f.site(&format!(
-        "Site(name: \"r\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"block_x\": (git: \"{}\"), \"local_z\": (zip: \"../z.zip\") }})",
-        m.url(),
-        p.url()
-    ));
+    let site = f.site(
+        &Site::new("r")
+            .core(m.url(), "4.5")
+            .plugin("block_x", Src::git(p.url()))
+            .plugin("local_z", Src::zip("../z.zip")),
+    );
     let j = f.realise_ok(&site);
     let out = f
         .mcb()

@@ -4,11 +4,13 @@ use std::os::unix::fs::MetadataExt;
 
 use crate::support::*;
 
-fn core_site(f: &Fixture, moodle: &GitRepo, spec: &str, plugins: &str) -> std::path::PathBuf {
-    f.site(&format!(
-        "Site(name: \"s1\", moodle: (version: \"{spec}\", git: \"{}\"), plugins: {{ {plugins} }})",
-        moodle.url()
-    ))
+fn core_site(
+    f: &Fixture,
+    moodle: &GitRepo,
+    spec: &str,
+    plugins: &[(&str, Src)],
+) -> std::path::PathBuf {
+    f.site(&Site::new("s1").core(moodle.url(), spec).plugins(plugins))
 }
 
 fn release_of(json: &serde_json::Value) -> String {
@@ -28,17 +30,17 @@ fn moodle_version_specs_pick_the_right_commit() {
         ("tag:v4.5.1", "4.5.1 (Build: 20241209)"),
     ];
     for (spec, release) in cases {
-        let site = core_site(&f, &m, spec, "");
+        let site = core_site(&f, &m, spec, &[]);
         let j = f.realise_ok(&site);
         assert_eq!(release_of(&j), release, "spec {spec}");
         let index = std::fs::read_to_string(f.path("site/result/index.php")).unwrap();
         assert!(index.contains(release), "spec {spec}: result shows {index}");
     }
     let v451 = m.git(&["rev-parse", "v4.5.1^{commit}"]);
-    let site = core_site(&f, &m, &format!("commit:{}", &v451[..10]), "");
+    let site = core_site(&f, &m, &format!("commit:{}", &v451[..10]), &[]);
     assert_eq!(release_of(&f.realise_ok(&site)), "4.5.1 (Build: 20241209)");
 
-    let site = core_site(&f, &m, "4.6", "");
+    let site = core_site(&f, &m, "4.6", &[]);
     let err = f.realise_err(&site, 5);
     assert!(
         err.contains("nothing that matches version \"4.6\""),
@@ -58,12 +60,7 @@ fn moodle_51_layout_puts_plugins_under_public() {
         f.path("block_x"),
         &[("v1.0", plugin_php("block_x", 2025100100, "2025100600", ""))],
     );
-    let site = core_site(
-        &f,
-        &m,
-        "5.1",
-        &format!("\"block_x\": (git: \"{}\"),", p.url()),
-    );
+    let site = core_site(&f, &m, "5.1", &[("block_x", Src::git(p.url()))]);
     let j = f.realise_ok(&site);
     assert_eq!(j["plugins"]["block_x"]["install_path"], "public/blocks/x");
     assert!(f.path("site/result/public/blocks/x/version.php").is_file());
@@ -101,7 +98,7 @@ fn git_plugin_without_ref_takes_the_newest_compatible_tag_in_numeric_order() {
             ),
         ],
     );
-    let entry = format!("\"mod_x\": (git: \"{}\"),", p.url());
+    let entry = [("mod_x", Src::git(p.url()))];
     let j = f.realise_ok(&core_site(&f, &m, "4.5.1", &entry));
     assert_eq!(
         j["plugins"]["mod_x"]["version"], "2024100800",
@@ -157,14 +154,14 @@ fn git_refs_tags_branches_commits_and_the_default_branch() {
         ("develop", "2024110100"),
         (&first[..12], "2024010100"),
     ] {
-        let entry = format!("\"local_y\": (git: \"{}\", ref: \"{reference}\"),", p.url());
+        let entry = [("local_y", Src::git(p.url()).at(reference))];
         let j = f.realise_ok(&core_site(&f, &m, "4.5", &entry));
         assert_eq!(
             j["plugins"]["local_y"]["version"], version,
             "ref {reference}"
         );
     }
-    let entry = format!("\"local_y\": (git: \"{}\", ref: \"nope\"),", p.url());
+    let entry = [("local_y", Src::git(p.url()).at("nope"))];
     let err = f.realise_err(&core_site(&f, &m, "4.5", &entry), 5);
     assert!(
         err.contains("'nope' is not a tag, branch or commit"),
@@ -181,7 +178,7 @@ fn git_refs_tags_branches_commits_and_the_default_branch() {
         &plugin_php("local_z", 2024050100, "2024042200", ""),
     );
     q.commit("backport on main");
-    let entry = format!("\"local_z\": (git: \"{}\"),", q.url());
+    let entry = [("local_z", Src::git(q.url()))];
     let out = f
         .mcb()
         .args(["realise", "--json"])
@@ -253,12 +250,14 @@ fn zip_and_path_sources_and_subplugins() {
         &f,
         &m,
         "4.5",
-        r#""tool_z": (zip: "../zips/tool_z.zip"),
-           "mod_parent": (path: "../src/mod_parent"),
-           "parentsub_child": (path: "../src/parentsub_child"),
-           "mod_other": (path: "../src/mod_other"),
-           "othersub_a": (path: "../src/othersub_a"),
-           "quizaccess_timer": (path: "../src/quizaccess_timer"),"#,
+        &[
+            ("tool_z", Src::zip("../zips/tool_z.zip")),
+            ("mod_parent", Src::path("../src/mod_parent")),
+            ("parentsub_child", Src::path("../src/parentsub_child")),
+            ("mod_other", Src::path("../src/mod_other")),
+            ("othersub_a", Src::path("../src/othersub_a")),
+            ("quizaccess_timer", Src::path("../src/quizaccess_timer")),
+        ],
     );
     let j = f.realise_ok(&site);
     let path = |c: &str| {
@@ -301,12 +300,7 @@ fn the_codebase_is_hardlinked_read_only_and_equals_the_site_branch() {
         f.path("block_x"),
         &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
     );
-    let site = core_site(
-        &f,
-        &m,
-        "4.5",
-        &format!("\"block_x\": (git: \"{}\"),", p.url()),
-    );
+    let site = core_site(&f, &m, "4.5", &[("block_x", Src::git(p.url()))]);
     let j = f.realise_ok(&site);
     for key in ["site", "commit", "tree", "path"] {
         assert!(j[key].is_string(), "{key} in {j}");
@@ -379,10 +373,10 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
         &f,
         &m,
         "4.5",
-        &format!(
-            "\"block_x\": (git: \"{}\"), \"local_q\": (zip: \"../plug.zip\"),",
-            p.url()
-        ),
+        &[
+            ("block_x", Src::git(p.url())),
+            ("local_q", Src::zip("../plug.zip")),
+        ],
     );
     let first = f.realise_ok(&site);
     let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
@@ -417,10 +411,7 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
     // Offline with nothing in the store fails clearly.
     let g = Fixture::new();
     std::fs::rename(f.path("moodle.gone"), f.path("moodle")).unwrap();
-    let site2 = g.site(&format!(
-        "Site(name: \"s2\", moodle: (version: \"4.5\", git: \"{}\"))",
-        m.url()
-    ));
+    let site2 = g.site(&Site::new("s2").core(m.url(), "4.5"));
     let out = g
         .mcb()
         .args(["realise", "--offline"])
@@ -447,14 +438,15 @@ fn the_same_site_in_two_empty_stores_gives_the_same_tree_and_commit() {
             0o644,
         )]),
     );
-    let body = format!(
-        "Site(name: \"prod\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ \"block_x\": (git: \"{}\"), \"local_q\": (zip: \"{}\") }})",
-        m.url(),
-        p.url(),
-        f.path("plug.zip").display()
-    );
-    let a = f.write("a/site.ron", &body);
-    let b = f.write("b/site.ron", &body);
+    let body = Site::new("prod")
+        .core(m.url(), "4.5")
+        .plugin("block_x", Src::git(p.url()))
+        .plugin(
+            "local_q",
+            Src::zip(f.path("plug.zip").display().to_string()),
+        );
+    let a = body.write(&f, "a/site.ron");
+    let b = body.write(&f, "b/site.ron");
     let ja = f
         .mcb_with_store(&f.path("store-a"))
         .args(["realise", "--json"])
@@ -483,10 +475,7 @@ fn the_same_site_in_two_empty_stores_gives_the_same_tree_and_commit() {
 fn sources_enter_the_store_once() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let one = f.site(&format!(
-        "Site(name: \"one\", moodle: (version: \"4.5\", git: \"{}\"))",
-        m.url()
-    ));
+    let one = f.site(&Site::new("one").core(m.url(), "4.5"));
     f.realise_ok(&one);
     let count = || {
         walkdir::WalkDir::new(f.store().join("objects"))
@@ -495,13 +484,9 @@ fn sources_enter_the_store_once() {
             .count()
     };
     let before = count();
-    let two = f.write(
-        "two/site.ron",
-        format!(
-            "Site(name: \"two\", moodle: (version: \"4.5\", git: \"{}\"))",
-            m.url()
-        ),
-    );
+    let two = Site::new("two")
+        .core(m.url(), "4.5")
+        .write(&f, "two/site.ron");
     let j = f.realise_ok(&two);
     assert_eq!(
         count(),
@@ -526,10 +511,7 @@ fn a_generation_on_another_filesystem_is_copied_and_says_so() {
     let elsewhere = tempfile::tempdir_in(shm).unwrap();
     std::fs::create_dir_all(f.store()).unwrap();
     // Open the store once so its layout exists, then move generations/ away.
-    let site = f.site(&format!(
-        "Site(name: \"s\", moodle: (version: \"4.4\", git: \"{}\"))",
-        m.url()
-    ));
+    let site = f.site(&Site::new("s").core(m.url(), "4.4"));
     f.realise_ok(&site);
     let gens = f.store().join("generations");
     for e in std::fs::read_dir(&gens).unwrap() {
@@ -547,10 +529,7 @@ fn a_generation_on_another_filesystem_is_copied_and_says_so() {
     }
     std::fs::remove_dir(&gens).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), &gens).unwrap();
-    let site = f.site(&format!(
-        "Site(name: \"s\", moodle: (version: \"4.5\", git: \"{}\"))",
-        m.url()
-    ));
+    let site = f.site(&Site::new("s").core(m.url(), "4.5"));
     let out = f.mcb().arg("realise").arg(&site).output().unwrap();
     assert!(
         out.status.success(),
@@ -599,17 +578,22 @@ fn core_from_a_zip_over_http_and_from_a_directory() {
     let block_hash = blake3_pin(&block);
     server.set("/block_z.zip", crate::support::http::Response::ok(block));
     // Plain http:// is accepted only with a pinned hash.
-    let unpinned = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\"))",
-        server.url("/moodle-4.5.2.zip"),
-    ));
+    let unpinned =
+        f.site(&Site::new("z").core_from(Src::zip(server.url("/moodle-4.5.2.zip")).pin("4.5.2")));
     let err = f.realise_err(&unpinned, 3);
     assert!(err.contains("plain http:// without a `hash`"), "{err}");
-    let site = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.5.2\", zip: \"{}\", hash: \"{core_hash}\"), plugins: {{ \"block_z\": (zip: \"{}\", hash: \"{block_hash}\") }})",
-        server.url("/moodle-4.5.2.zip"),
-        server.url("/block_z.zip")
-    ));
+    let site = f.site(
+        &Site::new("z")
+            .core_from(
+                Src::zip(server.url("/moodle-4.5.2.zip"))
+                    .pin("4.5.2")
+                    .hash(&core_hash),
+            )
+            .plugin(
+                "block_z",
+                Src::zip(server.url("/block_z.zip")).hash(&block_hash),
+            ),
+    );
     let j = f.realise_ok(&site);
     assert_eq!(j["moodle"]["release"], "4.5.2 (Build: 20250210)");
     assert!(f.path("site/result/blocks/z/version.php").is_file());
@@ -617,10 +601,13 @@ fn core_from_a_zip_over_http_and_from_a_directory() {
     assert!(ua.starts_with("mcb/"), "{ua}");
 
     // A zip that holds another release than the site file asks for is refused.
-    let wrong = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.4\", zip: \"{}\", hash: \"{core_hash}\"))",
-        server.url("/moodle-4.5.2.zip")
-    ));
+    let wrong = f.site(
+        &Site::new("z").core_from(
+            Src::zip(server.url("/moodle-4.5.2.zip"))
+                .pin("4.4")
+                .hash(&core_hash),
+        ),
+    );
     let err = f.realise_err(&wrong, 5);
     assert!(
         err.contains("asks for Moodle 4.4, but the source holds 4.5.2"),
@@ -628,20 +615,22 @@ fn core_from_a_zip_over_http_and_from_a_directory() {
     );
 
     // A missing download is a clear error.
-    let missing = f.site(&format!(
-        "Site(name: \"z\", moodle: (version: \"4.5\", zip: \"{}\", hash: \"{core_hash}\"))",
-        server.url("/nope.zip")
-    ));
+    let missing = f.site(
+        &Site::new("z").core_from(
+            Src::zip(server.url("/nope.zip"))
+                .pin("4.5")
+                .hash(&core_hash),
+        ),
+    );
     let err = f.realise_err(&missing, 5);
     assert!(err.contains("moodle:") && err.contains("HTTP 404"), "{err}");
 
     // Core from a local directory.
     let m = moodle_repo(f.path("moodle"));
     m.git(&["checkout", "-q", "v4.5.1"]);
-    let site = f.write(
-        "dir/site.ron",
-        "Site(name: \"d\", moodle: (version: \"4.5.1\", path: \"../moodle\"))",
-    );
+    let site = Site::new("d")
+        .core_from(Src::path("../moodle").pin("4.5.1"))
+        .write(&f, "dir/site.ron");
     let j = f.realise_ok(&site);
     assert_eq!(j["moodle"]["build"], "2024100701");
     assert!(
@@ -673,25 +662,19 @@ fn the_chosen_tag_brings_its_own_dependencies() {
         "src/local_dep/version.php",
         plugin_php("local_dep", 2024050100, "2024042200", ""),
     );
-    let plugins = format!(
-        "\"mod_d\": (git: \"{}\"), \"local_dep\": (path: \"../src/local_dep\"),",
-        p.url()
-    );
+    let plugins = [
+        ("mod_d", Src::git(p.url())),
+        ("local_dep", Src::path("../src/local_dep")),
+    ];
     // On 4.4 v1.0 is chosen and needs nothing.
-    let site = f.site(&format!(
-        "Site(name: \"s\", moodle: (version: \"4.4\", git: \"{}\"), plugins: {{ {plugins} }})",
-        m.url()
-    ));
+    let site = f.site(&Site::new("s").core(m.url(), "4.4").plugins(&plugins));
     assert_eq!(
         f.realise_ok(&site)["plugins"]["mod_d"]["version"],
         "2024060100"
     );
     // On 4.5 v1.1 is chosen, and its dependency is too old.
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
-    let site = f.site(&format!(
-        "Site(name: \"s\", moodle: (version: \"4.5\", git: \"{}\"), plugins: {{ {plugins} }})",
-        m.url()
-    ));
+    let site = f.site(&Site::new("s").core(m.url(), "4.5").plugins(&plugins));
     let err = f.realise_err(&site, 4);
     assert!(
         err.contains("mod_d 2024110100 requires local_dep 2024100100 or later"),

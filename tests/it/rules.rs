@@ -6,10 +6,14 @@ use crate::support::*;
 #[test]
 fn malformed_ron_shows_line_and_column() {
     let (f, m, before) = realised();
-    let site = f.site(&format!(
-        "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\")\n    plugins: {{}},\n)\n",
-        m.url()
-    ));
+    // A comma missing after `moodle: (…)`.
+    let site = f.write(
+        "site/site.ron",
+        format!(
+            "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\")\n    plugins: {{}},\n)\n",
+            m.url()
+        ),
+    );
     let err = f.realise_err(&site, 3);
     let expected = format!("{}:4:", f.path("site/site.ron").display());
     assert!(err.contains(&expected), "wants {expected} in: {err}");
@@ -19,30 +23,31 @@ fn malformed_ron_shows_line_and_column() {
 #[test]
 fn unknown_field_two_sources_and_bad_names_are_refused_before_any_fetch() {
     let (f, m, before) = realised();
+    let nowhere = || Src::git("file:///nowhere");
     let cases = [
         (
-            "        \"mod_x\": (git: \"file:///nowhere\", colour: \"red\"),",
+            vec![("mod_x", nowhere().with("colour", "red"))],
             "colour",
             Some(5),
         ),
         (
-            "        \"mod_x\": (git: \"file:///nowhere\", zip: \"x.zip\"),",
+            vec![("mod_x", nowhere().with("zip", "x.zip"))],
             "at most one of git, zip, path",
             Some(5),
         ),
         (
-            "        \"attendance\": (git: \"file:///nowhere\"),",
+            vec![("attendance", nowhere())],
             "not a Moodle component name",
             Some(5),
         ),
         (
-            "        \"mod_x\": (path: \"/a\"),\n        \"mod_x\": (path: \"/b\"),",
+            vec![("mod_x", Src::path("/a")), ("mod_x", Src::path("/b"))],
             "listed twice",
             Some(6),
         ),
     ];
     for (plugins, says, line) in cases {
-        let site = good_site(&f, &m, plugins);
+        let site = good_site(&f, &m, &plugins);
         let err = f.realise_err(&site, 3);
         assert!(err.contains(says), "{says}: {err}");
         if let Some(l) = line {
@@ -76,7 +81,7 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
         ]),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_s\": (zip: \"../slip.zip\"),"),
+        &good_site(&f, &m, &[("local_s", Src::zip("../slip.zip"))]),
         5,
     );
     assert!(
@@ -99,7 +104,7 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
         ]),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_s\": (zip: \"../link.zip\"),"),
+        &good_site(&f, &m, &[("local_s", Src::zip("../link.zip"))]),
         5,
     );
     assert!(
@@ -114,7 +119,7 @@ fn zip_slip_and_escaping_symlinks_are_refused() {
     );
     std::os::unix::fs::symlink("/etc/passwd", f.path("dir/local_s/passwd")).unwrap();
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_s\": (path: \"../dir/local_s\"),"),
+        &good_site(&f, &m, &[("local_s", Src::path("../dir/local_s"))]),
         5,
     );
     assert!(
@@ -137,11 +142,7 @@ fn a_pinned_zip_hash_is_checked_before_anything_is_stored() {
     );
     let wrong = format!("blake3:{}", "0".repeat(64));
     let err = f.realise_err(
-        &good_site(
-            &f,
-            &m,
-            &format!("\"local_p\": (zip: \"../p.zip\", hash: \"{wrong}\"),"),
-        ),
+        &good_site(&f, &m, &[("local_p", Src::zip("../p.zip").hash(&wrong))]),
         6,
     );
     assert!(
@@ -162,7 +163,7 @@ fn a_pinned_zip_hash_is_checked_before_anything_is_stored() {
     f.realise_ok(&good_site(
         &f,
         &m,
-        &format!("\"local_p\": (zip: \"../p.zip\", hash: \"{right}\"),"),
+        &[("local_p", Src::zip("../p.zip").hash(&right))],
     ));
 }
 
@@ -179,7 +180,7 @@ fn missing_and_too_old_dependencies() {
         ),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"mod_a\": (path: \"../src/mod_a\"),"),
+        &good_site(&f, &m, &[("mod_a", Src::path("../src/mod_a"))]),
         4,
     );
     assert!(err.contains("mod_a [missing dependency]"), "{err}");
@@ -202,7 +203,10 @@ fn missing_and_too_old_dependencies() {
         &good_site(
             &f,
             &m,
-            "\"mod_a\": (path: \"../src/mod_a\"), \"local_b\": (path: \"../src/local_b\"),",
+            &[
+                ("mod_a", Src::path("../src/mod_a")),
+                ("local_b", Src::path("../src/local_b")),
+            ],
         ),
         4,
     );
@@ -220,7 +224,10 @@ fn missing_and_too_old_dependencies() {
     f.realise_ok(&good_site(
         &f,
         &m,
-        "\"mod_a\": (path: \"../src/mod_a\"), \"local_b\": (path: \"../src/local_b\"),",
+        &[
+            ("mod_a", Src::path("../src/mod_a")),
+            ("local_b", Src::path("../src/local_b")),
+        ],
     ));
 }
 
@@ -232,7 +239,7 @@ fn requires_incompatible_and_supported() {
         plugin_php("local_r", 2025050100, "2025041400", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_r\": (path: \"../src/local_r\"),"),
+        &good_site(&f, &m, &[("local_r", Src::path("../src/local_r"))]),
         4,
     );
     assert!(
@@ -251,7 +258,7 @@ fn requires_incompatible_and_supported() {
         ),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_i\": (path: \"../src/local_i\"),"),
+        &good_site(&f, &m, &[("local_i", Src::path("../src/local_i"))]),
         4,
     );
     assert!(
@@ -276,7 +283,7 @@ fn requires_incompatible_and_supported() {
         .arg(good_site(
             &f,
             &m,
-            "\"local_w\": (path: \"../src/local_w\"),",
+            &[("local_w", Src::path("../src/local_w"))],
         ))
         .output()
         .unwrap();
@@ -306,10 +313,7 @@ fn git_plugin_with_no_compatible_version_explains_why() {
             ("v2.0", plugin_php("mod_n", 2025050100, "2025041400", "")),
         ],
     );
-    let err = f.realise_err(
-        &good_site(&f, &m, &format!("\"mod_n\": (git: \"{}\"),", p.url())),
-        4,
-    );
+    let err = f.realise_err(&good_site(&f, &m, &[("mod_n", Src::git(p.url()))]), 4);
     assert!(err.contains("mod_n [no compatible version]"), "{err}");
     assert!(
         err.contains("mod_n 2025050100 (v2.0) requires Moodle build 2025041400"),
@@ -324,14 +328,7 @@ fn git_plugin_with_no_compatible_version_explains_why() {
 
     // A pin that does not exist.
     let err = f.realise_err(
-        &good_site(
-            &f,
-            &m,
-            &format!(
-                "\"mod_n\": (git: \"{}\", version: \"2020010100\"),",
-                p.url()
-            ),
-        ),
+        &good_site(&f, &m, &[("mod_n", Src::git(p.url()).pin("2020010100"))]),
         4,
     );
     assert!(
@@ -348,7 +345,7 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
         plugin_php("local_other", 2024100100, "2024100700", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"local_mine\": (path: \"../src/wrong\"),"),
+        &good_site(&f, &m, &[("local_mine", Src::path("../src/wrong"))]),
         4,
     );
     assert!(
@@ -362,7 +359,7 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
         plugin_php("block_html", 2024100100, "2024100700", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"block_html\": (path: \"../src/block_html\"),"),
+        &good_site(&f, &m, &[("block_html", Src::path("../src/block_html"))]),
         4,
     );
     assert!(err.contains("block_html [ships with core]"), "{err}");
@@ -373,7 +370,7 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
         plugin_php("foo_bar", 2024100100, "2024100700", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"foo_bar\": (path: \"../src/foo_bar\"),"),
+        &good_site(&f, &m, &[("foo_bar", Src::path("../src/foo_bar"))]),
         4,
     );
     assert!(
@@ -400,7 +397,15 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
         plugin_php("pb_y", 2024100100, "2024100700", ""),
     );
     let err = f.realise_err(
-        &good_site(&f, &m, "\"mod_p\": (path: \"../src/mod_p\"), \"pa_y\": (path: \"../src/pa_y\"), \"pb_y\": (path: \"../src/pb_y\"),"),
+        &good_site(
+            &f,
+            &m,
+            &[
+                ("mod_p", Src::path("../src/mod_p")),
+                ("pa_y", Src::path("../src/pa_y")),
+                ("pb_y", Src::path("../src/pb_y")),
+            ],
+        ),
         4,
     );
     assert!(
@@ -414,10 +419,7 @@ fn component_mismatch_core_plugins_unknown_types_and_path_clashes() {
 fn unreachable_git_url_names_the_component() {
     let (f, m, before) = realised();
     let url = format!("file://{}", f.path("no-such-repo").display());
-    let err = f.realise_err(
-        &good_site(&f, &m, &format!("\"mod_gone\": (git: \"{url}\"),")),
-        5,
-    );
+    let err = f.realise_err(&good_site(&f, &m, &[("mod_gone", Src::git(&url))]), 5);
     assert!(err.contains("mod_gone: cannot fetch"), "{err}");
     assert!(err.contains("hint:"), "{err}");
     before.assert_intact(&f);
@@ -426,11 +428,7 @@ fn unreachable_git_url_names_the_component() {
     let out = f
         .mcb()
         .args(["realise", "--json"])
-        .arg(good_site(
-            &f,
-            &m,
-            &format!("\"mod_gone\": (git: \"{url}\"),"),
-        ))
+        .arg(good_site(&f, &m, &[("mod_gone", Src::git(&url))]))
         .output()
         .unwrap();
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -465,7 +463,10 @@ fn a_dependency_cycle_is_reported_whole() {
         .arg(good_site(
             &f,
             &m,
-            "\"local_a\": (path: \"../src/local_a\"), \"local_b\": (path: \"../src/local_b\"),",
+            &[
+                ("local_a", Src::path("../src/local_a")),
+                ("local_b", Src::path("../src/local_b")),
+            ],
         ))
         .output()
         .unwrap();

@@ -3,6 +3,9 @@
 
 pub mod directory;
 pub mod http;
+pub mod site;
+
+pub use site::{Site, Src};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,8 +40,8 @@ impl Fixture {
     }
 
     /// Writes `site/site.ron` and returns its path.
-    pub fn site(&self, body: &str) -> PathBuf {
-        self.write("site/site.ron", body)
+    pub fn site(&self, site: &Site) -> PathBuf {
+        site.write(self, "site/site.ron")
     }
 
     /// `mcb --store <fixture store>` with a clean environment.
@@ -570,7 +573,7 @@ pub fn git_blob_id(bytes: &[u8]) -> String {
 pub fn realised() -> (Fixture, GitRepo, Before) {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let site = good_site(&f, &m, "");
+    let site = good_site(&f, &m, &[]);
     f.realise_ok(&site);
     let before = Before::take(&f);
     (f, m, before)
@@ -578,11 +581,12 @@ pub fn realised() -> (Fixture, GitRepo, Before) {
 
 /// The site `s1`; its plugins directory is a local, empty list, so dependencies the site
 /// lacks are looked up without any network and found missing.
-pub fn good_site(f: &Fixture, m: &GitRepo, plugins: &str) -> PathBuf {
+pub fn good_site(f: &Fixture, m: &GitRepo, plugins: &[(&str, Src)]) -> PathBuf {
     let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
-    f.site(&format!(
-        "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n{plugins}\n    }},\n    directory: \"{}\",\n)\n",
-        m.url(),
-        list.display()
-    ))
+    f.site(
+        &Site::new("s1")
+            .core(m.url(), "4.5")
+            .plugins(plugins)
+            .directory(list.display().to_string()),
+    )
 }
