@@ -9,3 +9,4 @@ mod hardening;
 mod lifecycle;
 mod realise;
 mod rules;
+mod snapshots;

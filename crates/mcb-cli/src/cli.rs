@@ -21,7 +21,13 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// The store [default: $XDG_DATA_HOME/mcb].
-    #[arg(long, global = true, value_name = "DIR", env = "MCB_STORE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "MCB_STORE",
+        hide_env_values = true
+    )]
     pub store: Option<PathBuf>,
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -59,10 +65,15 @@ pub struct NetArgs {
     /// Bounds on sizes and network time, as name=value pairs over the defaults, e.g.
     /// "file-bytes=64M,idle-timeout=60s" (source-files, source-bytes, file-bytes,
     /// http-bytes, connect-timeout, idle-timeout, request-deadline).
-    #[arg(long, env = "MCB_LIMITS", value_name = "LIMITS", value_parser = parse_limits)]
+    #[arg(long, env = "MCB_LIMITS", hide_env_values = true, value_name = "LIMITS", value_parser = parse_limits)]
     pub limits: Option<mcb_catalog::Limits>,
     /// The plugins directory to use, whatever the site file says (a URL or a local file).
-    #[arg(long, env = "MCB_DIRECTORY", value_name = "URL|FILE")]
+    #[arg(
+        long,
+        env = "MCB_DIRECTORY",
+        hide_env_values = true,
+        value_name = "URL|FILE"
+    )]
     pub directory: Option<String>,
     /// A bearer token for the plugins directory's host.
     #[arg(

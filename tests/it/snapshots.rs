@@ -1,0 +1,249 @@
+//! What users read, under review: the stdout, stderr and exit code of every command on its
+//! main success and failure cases, as text and as `--json`. Temporary paths, ids, hashes
+//! and ports are replaced by placeholders, so a snapshot changes only when the output does.
+//! `cargo insta review` shows a change; CI fails on any unreviewed one.
+
+use std::path::Path;
+
+use crate::support::directory::{Published, publish};
+use crate::support::http::Server;
+use crate::support::*;
+
+/// The output of one run, as a snapshot shows it.
+fn shown(out: &std::process::Output) -> String {
+    let mut s = format!("exit: {}\n", out.status.code().unwrap_or(-1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = match serde_json::from_str::<serde_json::Value>(&stdout) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap() + "\n",
+        Err(_) => stdout.into_owned(),
+    };
+    if !stdout.is_empty() {
+        s.push_str("--- stdout\n");
+        s.push_str(&stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.is_empty() {
+        s.push_str("--- stderr\n");
+        s.push_str(&stderr);
+    }
+    s
+}
+
+/// Snapshot settings for a fixture: its directory and every id become placeholders.
+fn settings(f: &Fixture) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    let dir = std::fs::canonicalize(f.dir.path()).unwrap();
+    s.add_filter(&regex::escape(dir.to_str().unwrap()), "[dir]");
+    s.add_filter(&regex::escape(f.dir.path().to_str().unwrap()), "[dir]");
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[hash]");
+    s.add_filter(r"\b[0-9a-f]{40}\b", "[id]");
+    s.add_filter(r"\b[0-9a-f]{32}\b", "[md5]");
+    s.add_filter(r"\b[0-9a-f]{12}\b", "[short]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
+    s.add_filter(r"\d+\.\d MB", "[size]");
+    // What git's own collection frees depends on git's version.
+    s.add_filter(r#""git_bytes": \d+"#, r#""git_bytes": [n]"#);
+    s
+}
+
+fn run(f: &Fixture, args: &[&str], at: Option<&Path>) -> String {
+    let mut c = f.mcb();
+    c.args(args);
+    if let Some(p) = at {
+        c.arg(p);
+    }
+    shown(&c.output().unwrap())
+}
+
+/// A site with a git core, a plugin from the directory (with an automatic dependency), a
+/// git plugin and a zip.
+fn sample(f: &Fixture) -> (std::path::PathBuf, Server, GitRepo) {
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let list = publish(
+        &server,
+        &server,
+        &[
+            Published::new("mod_att", 2024100800, "2024100700", &["4.4", "4.5"])
+                .extra("$plugin->dependencies = ['local_helper' => 2024010100];"),
+            Published::new("local_helper", 2024050100, "2024042200", &["4.4", "4.5"]),
+            Published::new("block_old", 2024100800, "2024100700", &["4.5"]),
+        ],
+    );
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1.0", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    let site = f.site(
+        &Site::new("prod")
+            .core(m.url(), "4.5")
+            .plugin("mod_att", Src::index())
+            .plugin("block_g", Src::git(g.url()))
+            .plugin("local_z", Src::zip("../z.zip"))
+            .directory(list),
+    );
+    (site, server, m)
+}
+
+#[test]
+fn realise() {
+    let f = Fixture::new();
+    let (site, _server, _m) = sample(&f);
+    settings(&f).bind(|| {
+        insta::assert_snapshot!("realise", run(&f, &["realise"], Some(&site)));
+        insta::assert_snapshot!(
+            "realise-noop-json",
+            run(&f, &["realise", "--json"], Some(&site))
+        );
+        insta::assert_snapshot!("realise-quiet", run(&f, &["realise", "-q"], Some(&site)));
+    });
+}
+
+#[test]
+fn realise_failures() {
+    let (f, m, _before) = realised();
+    settings(&f).bind(|| {
+        // A site file with a RON error: file, line and column.
+        let broken = f.write(
+            "site/site.ron",
+            format!(
+                "Site(\n    name: \"s1\",\n    moodle: (version: \"4.5\", git: \"{}\")\n    plugins: {{}},\n)\n",
+                m.url()
+            ),
+        );
+        insta::assert_snapshot!("realise-config-error", run(&f, &["realise"], Some(&broken)));
+        insta::assert_snapshot!(
+            "realise-config-error-json",
+            run(&f, &["realise", "--json"], Some(&broken))
+        );
+        // Nothing installs: a chain of facts.
+        f.write(
+            "src/local_new/version.php",
+            plugin_php("local_new", 2025050100, "2025041400", ""),
+        );
+        let site = good_site(&f, &m, &[("local_new", Src::path("../src/local_new"))]);
+        insta::assert_snapshot!("realise-unsatisfiable", run(&f, &["realise"], Some(&site)));
+        insta::assert_snapshot!(
+            "realise-unsatisfiable-json",
+            run(&f, &["realise", "--json"], Some(&site))
+        );
+        // A source that cannot be reached: its cause and a hint.
+        let site = good_site(
+            &f,
+            &m,
+            &[("local_gone", Src::git(format!("file://{}/nowhere", f.dir.path().display())))],
+        );
+        insta::assert_snapshot!("realise-source-error", run(&f, &["realise"], Some(&site)));
+        insta::assert_snapshot!(
+            "realise-source-error-json",
+            run(&f, &["realise", "--json"], Some(&site))
+        );
+    });
+}
+
+#[test]
+fn check_and_info() {
+    let f = Fixture::new();
+    let (site, _server, _m) = sample(&f);
+    f.realise_ok(&site);
+    settings(&f).bind(|| {
+        insta::assert_snapshot!(
+            "check-blocked",
+            run(&f, &["check", "--moodle", "4.4"], Some(&site))
+        );
+        insta::assert_snapshot!(
+            "check-blocked-json",
+            run(&f, &["check", "--json", "--moodle", "4.4"], Some(&site))
+        );
+        insta::assert_snapshot!(
+            "check-ok",
+            run(&f, &["check", "--moodle", "4.5"], Some(&site))
+        );
+        insta::assert_snapshot!(
+            "check-no-target",
+            run(&f, &["check", "--moodle", "5.0"], Some(&site))
+        );
+        insta::assert_snapshot!(
+            "check-usage-error",
+            run(&f, &["check", "--moodle", "five"], Some(&site))
+        );
+        let info = |args: &[&str]| {
+            let mut all = vec!["info"];
+            all.extend_from_slice(args);
+            all.push("--site");
+            run(&f, &all, Some(&site))
+        };
+        insta::assert_snapshot!("info", info(&["mod_att"]));
+        insta::assert_snapshot!("info-json", info(&["mod_att", "--json"]));
+        insta::assert_snapshot!("info-missing", info(&["mod_nothing"]));
+    });
+}
+
+#[test]
+fn gc_verify_and_reproduce() {
+    let f = Fixture::new();
+    let (site, _server, _m) = sample(&f);
+    f.realise_ok(&site);
+    settings(&f).bind(|| {
+        insta::assert_snapshot!("gc-dry-run", run(&f, &["gc", "--dry-run"], None));
+        insta::assert_snapshot!("gc-json", run(&f, &["gc", "--json", "--grace", "0"], None));
+        insta::assert_snapshot!("verify", run(&f, &["verify"], None));
+        insta::assert_snapshot!("verify-json", run(&f, &["verify", "--json"], None));
+        let result = f.path("site/result");
+        insta::assert_snapshot!("verify-tree", run(&f, &["verify", "--tree"], Some(&result)));
+        insta::assert_snapshot!(
+            "reproduce",
+            run(
+                &f,
+                &["reproduce", "--check"],
+                Some(&f.path("site/site.lock"))
+            )
+        );
+        insta::assert_snapshot!(
+            "reproduce-json",
+            run(
+                &f,
+                &["reproduce", "--json"],
+                Some(&f.path("site/site.lock"))
+            )
+        );
+        // Damage: an edit through the result link.
+        let index = std::fs::canonicalize(result.join("index.php")).unwrap();
+        std::fs::set_permissions(&index, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        std::fs::write(&index, "<?php // hacked\n").unwrap();
+        insta::assert_snapshot!("verify-damaged", run(&f, &["verify"], None));
+        insta::assert_snapshot!(
+            "verify-tree-drift",
+            run(&f, &["verify", "--tree"], Some(&result))
+        );
+        insta::assert_snapshot!("verify-repair", run(&f, &["verify", "--repair"], None));
+        // A store that is not there.
+        let out = f
+            .mcb_with_store(&f.path("no-store"))
+            .args(["verify", "--json"])
+            .output()
+            .unwrap();
+        insta::assert_snapshot!("verify-no-store-json", shown(&out));
+    });
+}
+
+#[test]
+fn the_command_line() {
+    let f = Fixture::new();
+    settings(&f).bind(|| {
+        insta::assert_snapshot!("help", run(&f, &["--help"], None));
+        insta::assert_snapshot!("usage-error", run(&f, &["realise", "--frobnicate"], None));
+    });
+}
