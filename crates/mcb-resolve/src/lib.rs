@@ -1,9 +1,9 @@
 //! Choosing plugin versions that fit a Moodle core and each other, and explaining, as a
 //! short chain of facts, why none fits when that happens.
 //!
-//! Inputs are what the catalog found (candidate versions with their `version.php`) and the
-//! core's facts; outputs are choices, an install order, warnings and problems. This crate
-//! fetches nothing and reads no files.
+//! Inputs are what sources offer (versions, with their `version.php` or a function that
+//! reads it on demand) and the core's facts; outputs are choices with the reason for each,
+//! an install order, warnings and problems. This crate fetches nothing and reads no files.
 
 mod check;
 mod choose;

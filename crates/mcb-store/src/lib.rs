@@ -1,10 +1,14 @@
-//! The content-addressed store shared by every site: file objects named by their blake3
-//! hash, source manifests, materialised generations, roots, the store lock, and the path of
-//! the store's git repository.
+//! The content-addressed store shared by every site, and every path inside it: file objects
+//! named by their blake3 hash, source manifests, materialised generations and their
+//! records, roots (result links, site owners), the store lock and named locks, the cache's
+//! versioned buckets, staging, and the path of the store's git repository. It also holds
+//! the rule every source's listing must pass before anything of it is stored, and the ids
+//! it reads back (checked as ids).
 //!
 //! The store is dumb and trustworthy. Everything is written under `tmp/` and renamed into
-//! place; objects are read-only; a manifest is written only after the objects it names.
-//! It knows nothing of Moodle, sites or git plumbing: callers give it bytes and paths.
+//! place; objects are read-only with a fixed mtime; a manifest is written only after the
+//! objects it names. It knows nothing of Moodle, sites' contents or git plumbing: callers
+//! give it bytes, paths and ids.
 
 mod cache;
 mod gc;
