@@ -247,3 +247,17 @@ fn the_command_line() {
         insta::assert_snapshot!("usage-error", run(&f, &["realise", "--frobnicate"], None));
     });
 }
+
+#[test]
+fn the_readme_shows_the_exit_codes_help_shows() {
+    let f = Fixture::new();
+    let out = f.mcb().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let table = help.split("Exit codes:\n").nth(1).unwrap().trim_end();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(table),
+        "README lacks the table of `mcb --help`:\n{table}"
+    );
+}
