@@ -80,25 +80,24 @@ impl GitStore {
         Ok(m.to_string())
     }
 
-    /// Every file of `tree`: path, kind and blob id.
-    pub fn tree_files(&self, tree: &GitOid) -> Result<Vec<(String, EntryKind, GitOid)>, GitError> {
+    /// Every file of `tree`: path, kind and blob id, walked by the same checks as
+    /// ingestion and stopped past `max_files`.
+    pub fn tree_files(
+        &self,
+        tree: &GitOid,
+        max_files: u64,
+    ) -> Result<Vec<(String, EntryKind, GitOid)>, GitError> {
         let repo = self.repo();
-        let t = repo
-            .find_tree(oid(tree))
-            .context(|| format!("tree {tree} is not in the store's git repository"))?;
-        let records = t
-            .traverse()
-            .breadthfirst
-            .files()
-            .context(|| format!("cannot walk tree {tree}"))?;
-        Ok(records
+        let (files, _) = crate::ingest::walk_tree(&repo, oid(tree), max_files)
+            .map_err(|e| GitError::new(format!("cannot walk tree {tree}"), e))?;
+        Ok(files
             .into_iter()
-            .filter_map(|r| {
-                Some((
-                    r.filepath.to_string(),
-                    crate::ingest::file_kind(r.mode.kind())?,
-                    git_oid(r.oid),
-                ))
+            .map(|(path, kind, id)| {
+                (
+                    String::from_utf8_lossy(&path).into_owned(),
+                    kind,
+                    git_oid(id),
+                )
             })
             .collect())
     }

@@ -271,7 +271,7 @@ impl GitStore {
 /// name is checked on its own as git stores it, so a name holding `/` cannot pass as a
 /// path, nor an empty name vanish into one.
 #[allow(clippy::type_complexity)]
-fn walk_tree(
+pub(crate) fn walk_tree(
     repo: &gix::Repository,
     root: gix::ObjectId,
     max_files: u64,

@@ -15,7 +15,7 @@ mod progress;
 
 use std::path::{Path, PathBuf};
 
-use mcb_store::GitOid;
+use mcb_store::{EntryKind, GitOid};
 
 pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
@@ -132,22 +132,19 @@ impl GitStore {
     }
 
     /// The paths of the files of `commit` that end with `suffix` (tree objects only are
-    /// read).
-    pub fn paths_ending(&self, commit: &GitOid, suffix: &str) -> Result<Vec<String>, GitError> {
-        let repo = self.repo();
+    /// read), walked by the same checks as ingestion and stopped past `max_files`.
+    pub fn paths_ending(
+        &self,
+        commit: &GitOid,
+        suffix: &str,
+        max_files: u64,
+    ) -> Result<Vec<String>, GitError> {
         let tree = self.commit_tree_id(commit)?;
-        let records = repo
-            .find_tree(oid(&tree))
-            .context(|| format!("cannot read tree {tree}"))?
-            .traverse()
-            .breadthfirst
-            .files()
-            .context(|| format!("cannot walk tree {tree}"))?;
-        Ok(records
+        Ok(self
+            .tree_files(&tree, max_files)?
             .into_iter()
-            .filter(|r| r.mode.is_blob())
-            .map(|r| r.filepath.to_string())
-            .filter(|p| p.ends_with(suffix))
+            .filter(|(p, kind, _)| *kind != EntryKind::Symlink && p.ends_with(suffix))
+            .map(|(p, _, _)| p)
             .collect())
     }
 

@@ -8,6 +8,16 @@ fn counter() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0))
 }
 
+/// Fetches the repository at `dir` over `file://`, with the default limits.
+fn fetch_dir(g: &GitStore, dir: &Path) -> mcb_git::RemoteRefs {
+    g.fetch(
+        &format!("file://{}", dir.display()),
+        FetchLimits::default(),
+        &counter(),
+    )
+    .unwrap()
+}
+
 fn stored(store: &Store, path: &str, kind: EntryKind, bytes: &[u8]) -> SourceFile {
     let (object, size) = store
         .put_object_from(&mut &bytes[..], kind == EntryKind::Exec)
@@ -189,21 +199,9 @@ fn a_commit_resolves_only_within_its_own_upstream() {
     git(&fork, &["commit", "-qm", "fork only"]);
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
-    let fork_refs = g
-        .fetch(
-            &format!("file://{}", fork.display()),
-            FetchLimits::default(),
-            &counter(),
-        )
-        .unwrap();
+    let fork_refs = fetch_dir(&g, &fork);
     let fork_head = fork_refs.head.clone().unwrap();
-    let refs = g
-        .fetch(
-            &format!("file://{}", up.display()),
-            FetchLimits::default(),
-            &counter(),
-        )
-        .unwrap();
+    let refs = fetch_dir(&g, &up);
     assert!(
         g.has_commit(&fork_head),
         "the store holds the fork's commit"
@@ -233,13 +231,7 @@ fn hostile_trees_are_refused_before_anything_is_stored() {
     git(&up, &["commit", "-qm", "escape"]);
     let store = Store::open(tmp.path().join("store")).unwrap();
     let g = GitStore::open(&store.git_dir()).unwrap();
-    let refs = g
-        .fetch(
-            &format!("file://{}", up.display()),
-            FetchLimits::default(),
-            &counter(),
-        )
-        .unwrap();
+    let refs = fetch_dir(&g, &up);
     let head = refs.head.clone().unwrap();
     let e = g
         .ingest_commit(&store, &head, None, &SourceLimits::default())
@@ -258,13 +250,7 @@ fn hostile_trees_are_refused_before_anything_is_stored() {
     std::fs::remove_file(up.join("escape")).unwrap();
     git(&up, &["add", "-A"]);
     git(&up, &["commit", "-qm", "fine"]);
-    let refs = g
-        .fetch(
-            &format!("file://{}", up.display()),
-            FetchLimits::default(),
-            &counter(),
-        )
-        .unwrap();
+    let refs = fetch_dir(&g, &up);
     let e = g
         .ingest_commit(&store, refs.head.as_ref().unwrap(), None, &small)
         .unwrap_err()
@@ -337,7 +323,7 @@ fn parents_are_grafted_before_their_subplugins_whatever_the_order() {
         )
         .unwrap();
     let files: Vec<String> = g
-        .tree_files(&tree)
+        .tree_files(&tree, 1000)
         .unwrap()
         .into_iter()
         .map(|f| f.0)
@@ -349,5 +335,28 @@ fn parents_are_grafted_before_their_subplugins_whatever_the_order() {
             "mod/cert/version.php",
             "mod/cert/element/text/version.php"
         ]
+    );
+}
+
+#[test]
+fn listing_an_upstream_commit_obeys_the_file_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    upstream(&up);
+    std::fs::create_dir_all(up.join("mod/x/db")).unwrap();
+    std::fs::write(up.join("mod/x/db/subplugins.json"), "{}").unwrap();
+    git(&up, &["add", "-A"]);
+    git(&up, &["commit", "-qm", "subplugins"]);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let head = fetch_dir(&g, &up).head.unwrap();
+    assert_eq!(
+        g.paths_ending(&head, "/db/subplugins.json", 100).unwrap(),
+        vec!["mod/x/db/subplugins.json".to_string()]
+    );
+    let e = g.paths_ending(&head, "/db/subplugins.json", 2).unwrap_err();
+    assert!(
+        format!("{e}: {:?}", std::error::Error::source(&e)).contains("more than 2 files"),
+        "{e}"
     );
 }

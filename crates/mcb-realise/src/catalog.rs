@@ -497,7 +497,11 @@ impl Catalog for SiteCatalog<'_> {
             SourcePick::Index { version, locked } => {
                 from_manifest(&self.index_zip("index", version, locked.as_ref())?)
             }
-            SourcePick::Git { commit, .. } => self.sources.git.paths_ending(commit, suffix)?,
+            SourcePick::Git { commit, .. } => {
+                self.sources
+                    .git
+                    .paths_ending(commit, suffix, self.sources.limits.source.files)?
+            }
         })
     }
 

@@ -22,6 +22,11 @@ use crate::error::RealiseError;
 use crate::options::Options;
 use crate::report::Reporter;
 
+/// The most files a generation's tree may hold when it is read back (gc, verify, repair).
+/// A generation is a core and its plugins, each held to the per-source limit when it came
+/// in; this bound stops a damaged tree that names one subtree over and over.
+const GENERATION_FILES: u64 = 2_000_000;
+
 /// What `gc` did.
 #[derive(Debug, Clone)]
 pub struct GcOutcome {
@@ -408,7 +413,7 @@ fn rebuild_generation(
 ) -> Result<usize, RealiseError> {
     let mut restored = 0;
     let mut entries: Vec<(String, Entry)> = Vec::new();
-    for (path, kind, oid) in git.tree_files(key)? {
+    for (path, kind, oid) in git.tree_files(key, GENERATION_FILES)? {
         let exec = kind == EntryKind::Exec;
         let entry = match by_oid.get(&oid) {
             Some(e) => Entry {
@@ -490,7 +495,7 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
             .with_hint("pass a `result` link or a directory under <store>/generations/")
         })?;
     let expected: BTreeMap<String, (EntryKind, GitOid)> = git
-        .tree_files(&key)?
+        .tree_files(&key, GENERATION_FILES)?
         .into_iter()
         .map(|(p, k, oid)| (p, (k, oid)))
         .collect();

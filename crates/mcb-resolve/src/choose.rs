@@ -167,14 +167,9 @@ pub fn choose<T, E>(
     let (listed, unlisted): (Vec<Offer<T>>, Vec<Offer<T>>) =
         offers.into_iter().partition(|o| o.not_listed.is_none());
     if listed.is_empty() {
-        let rule = if pin.is_some() {
-            Rule::Pin
-        } else {
-            Rule::NoCompatibleVersion
-        };
         let mut p = Problem::new(
             component,
-            rule,
+            unmet(pin),
             format!(
                 "no version of {component} that its source offers supports Moodle {}",
                 core.major_release()
@@ -277,14 +272,9 @@ pub fn choose<T, E>(
             why,
         }));
     }
-    let rule = if pin.is_some() {
-        Rule::Pin
-    } else {
-        Rule::NoCompatibleVersion
-    };
     let mut p = Problem::new(
         component,
-        rule,
+        unmet(pin),
         format!(
             "none of the {considered} candidate versions installs on Moodle {}",
             core_name(core)
@@ -302,6 +292,16 @@ pub fn choose<T, E>(
     Ok(Err(p.hint(
         "choose a Moodle version these plugin versions support, or another source for the plugin",
     )))
+}
+
+/// The rule a failed choice breaks: the site file's pin when there is one, otherwise the
+/// plain lack of a compatible version.
+fn unmet(pin: Option<&str>) -> Rule {
+    if pin.is_some() {
+        Rule::Pin
+    } else {
+        Rule::NoCompatibleVersion
+    }
 }
 
 #[cfg(test)]

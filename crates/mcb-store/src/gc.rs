@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -71,24 +70,12 @@ fn disk(meta: &fs::Metadata) -> u64 {
     meta.blocks() * 512
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
-    match fs::read_dir(dir) {
-        Ok(rd) => {
-            let mut v: Vec<fs::DirEntry> = rd.collect::<io::Result<_>>().at(dir)?;
-            v.sort_by_key(|e| e.file_name());
-            Ok(v)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).at(dir),
-    }
-}
-
 impl Store {
     /// Every object in the store: (hash, executable, path).
     pub fn objects(&self) -> Result<Vec<(ObjectHash, bool, PathBuf)>> {
         let mut out = Vec::new();
-        for fan in read_dir_sorted(&self.root.join("objects"))? {
-            for e in read_dir_sorted(&fan.path())? {
+        for fan in crate::read_dir_sorted(&self.root.join("objects"))? {
+            for e in crate::read_dir_sorted(&fan.path())? {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let (hash, exec) = match name.strip_suffix("-x") {
                     Some(h) => (h, true),
@@ -106,8 +93,8 @@ impl Store {
     /// Every manifest in the store.
     pub fn manifest_hashes(&self) -> Result<Vec<ManifestHash>> {
         let mut out = Vec::new();
-        for fan in read_dir_sorted(&self.root.join("pkgs"))? {
-            for e in read_dir_sorted(&fan.path())? {
+        for fan in crate::read_dir_sorted(&self.root.join("pkgs"))? {
+            for e in crate::read_dir_sorted(&fan.path())? {
                 if let Some(Ok(h)) = e
                     .file_name()
                     .to_string_lossy()
@@ -186,7 +173,7 @@ impl Store {
             }
         }
         // `.uses` records and staging directories without a generation.
-        for e in read_dir_sorted(&gens)? {
+        for e in crate::read_dir_sorted(&gens)? {
             let name = e.file_name().to_string_lossy().into_owned();
             let stale_uses = name.strip_suffix(".uses").is_some_and(|k| {
                 !gens.join(k).is_dir() && GitOid::parse(k).is_ok_and(|k| !keep.contains(&k))
@@ -235,7 +222,7 @@ impl Store {
         }
 
         // Staging files of interrupted runs, and memos naming removed manifests.
-        for e in read_dir_sorted(&self.root.join("tmp"))? {
+        for e in crate::read_dir_sorted(&self.root.join("tmp"))? {
             remove_leftover(&e.path(), grace, dry_run, &mut report)?;
         }
         report.leftovers += self.cache().prune(dry_run)?;

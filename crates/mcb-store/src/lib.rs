@@ -102,6 +102,20 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+/// The entries of a directory of the store in name order; none when it does not exist
+/// (a store grows its directories as it needs them).
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<fs::DirEntry> = rd.collect::<io::Result<_>>().at(dir)?;
+            v.sort_by_key(|e| e.file_name());
+            Ok(v)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).at(dir),
+    }
+}
+
 /// A store rooted at one directory.
 #[derive(Debug, Clone)]
 pub struct Store {
