@@ -28,6 +28,13 @@ struct Listed {
     link: Option<Vec<u8>>,
 }
 
+fn io(path: &Path, source: std::io::Error) -> CatalogError {
+    CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn kind_name(t: &fs::FileType) -> &'static str {
     if t.is_fifo() {
         "a FIFO"
@@ -53,7 +60,7 @@ pub fn unpack_dir(
     match fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(err(root, "is not a directory".into())),
-        Err(e) => return Err(err(root, format!("cannot be read: {e}"))),
+        Err(source) => return Err(io(root, source)),
     }
     let mut listed: Vec<Listed> = Vec::new();
     let walker = walkdir::WalkDir::new(root)
@@ -67,7 +74,10 @@ pub fn unpack_dir(
                     .any(|s| e.file_name() == OsStr::new(s)))
         });
     for entry in walker {
-        let entry = entry.map_err(|e| err(root, e.to_string()))?;
+        let entry = entry.map_err(|e| CatalogError::Io {
+            path: e.path().unwrap_or(root).to_path_buf(),
+            source: e.into(),
+        })?;
         let t = entry.file_type();
         if t.is_dir() {
             continue;
@@ -80,13 +90,13 @@ pub fn unpack_dir(
             .as_bytes()
             .to_vec();
         let (kind, link) = if t.is_symlink() {
-            let target =
-                fs::read_link(entry.path()).map_err(|e| err(entry.path(), e.to_string()))?;
+            let target = fs::read_link(entry.path()).map_err(|source| io(entry.path(), source))?;
             (EntryKind::Symlink, Some(target.into_os_string().into_vec()))
         } else if t.is_file() {
-            let meta = entry
-                .metadata()
-                .map_err(|e| err(entry.path(), e.to_string()))?;
+            let meta = entry.metadata().map_err(|e| CatalogError::Io {
+                path: entry.path().to_path_buf(),
+                source: e.into(),
+            })?;
             if meta.permissions().mode() & 0o111 != 0 {
                 (EntryKind::Exec, None)
             } else {
