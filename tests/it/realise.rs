@@ -29,16 +29,21 @@ fn moodle_version_specs_pick_the_right_commit() {
         ("4.4", "4.4 (Build: 20240422)"),
         ("tag:v4.5.1", "4.5.1 (Build: 20241209)"),
     ];
+    // Each spec in turn on one site: some go back, which a site without a database may.
+    let allow = ["--allow-downgrade"];
     for (spec, release) in cases {
         let site = core_site(&f, &m, spec, &[]);
-        let j = f.realise_ok(&site);
+        let j = f.realise_ok_with(&site, &allow);
         assert_eq!(release_of(&j), release, "spec {spec}");
         let index = std::fs::read_to_string(f.path("site/result/index.php")).unwrap();
         assert!(index.contains(release), "spec {spec}: result shows {index}");
     }
     let v451 = m.git(&["rev-parse", "v4.5.1^{commit}"]);
     let site = core_site(&f, &m, &format!("commit:{}", &v451[..10]), &[]);
-    assert_eq!(release_of(&f.realise_ok(&site)), "4.5.1 (Build: 20241209)");
+    assert_eq!(
+        release_of(&f.realise_ok_with(&site, &allow)),
+        "4.5.1 (Build: 20241209)"
+    );
 
     let site = core_site(&f, &m, "4.6", &[]);
     let err = f.realise_err(&site, 5);
@@ -123,7 +128,12 @@ fn git_plugin_without_ref_takes_the_newest_compatible_tag_in_numeric_order() {
         "v1.11 once the core build allows it"
     );
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
-    let j = f.realise_ok(&core_site(&f, &m, "4.4", &entry));
+    // Back to 4.4 is a downgrade of core and plugin: refused, then allowed.
+    let site44 = core_site(&f, &m, "4.4", &entry);
+    let err = f.realise_err(&site44, 2);
+    assert!(err.contains("refusing to downgrade"), "{err}");
+    assert!(err.contains("mod_x: 2024120100 → 2024060100"), "{err}");
+    let j = f.realise_ok_with(&site44, &["--allow-downgrade"]);
     assert_eq!(j["plugins"]["mod_x"]["version"], "2024060100");
 }
 
@@ -154,8 +164,9 @@ fn git_refs_tags_branches_commits_and_the_default_branch() {
         ("develop", "2024110100"),
         (&first[..12], "2024010100"),
     ] {
+        // Moving between refs goes back too: this site has no database to protect.
         let entry = [("local_y", Src::git(p.url()).at(reference))];
-        let j = f.realise_ok(&core_site(&f, &m, "4.5", &entry));
+        let j = f.realise_ok_with(&core_site(&f, &m, "4.5", &entry), &["--allow-downgrade"]);
         assert_eq!(
             j["plugins"]["local_y"]["version"], version,
             "ref {reference}"
@@ -181,7 +192,7 @@ fn git_refs_tags_branches_commits_and_the_default_branch() {
     let entry = [("local_z", Src::git(q.url()))];
     let out = f
         .mcb()
-        .args(["realise", "--json"])
+        .args(["realise", "--json", "--allow-downgrade"])
         .arg(core_site(&f, &m, "4.4", &entry))
         .output()
         .unwrap();
@@ -672,18 +683,30 @@ fn the_chosen_tag_brings_its_own_dependencies() {
         f.realise_ok(&site)["plugins"]["mod_d"]["version"],
         "2024060100"
     );
-    // On 4.5 v1.1 is chosen, and its dependency is too old.
+    // On 4.5 v1.1 is the newest, but its dependency is too old: v1.0, which needs
+    // nothing, is taken instead, and -v says why v1.1 was not.
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
     let site = f.site(&Site::new("s").core(m.url(), "4.5").plugins(&plugins));
-    let err = f.realise_err(&site, 4);
+    let out = f.mcb().args(["realise", "-v"]).arg(&site).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("mod_d 2024110100 requires local_dep 2024100100 or later"),
+        err.contains(
+            "mod_d 2024060100 (v1.0): the newest version that fits with the site's other plugins"
+        ),
         "{err}"
     );
+    assert!(
+        err.contains("not mod_d 2024110100 (v1.1): requires local_dep ≥ 2024100100, and the site can have local_dep 2024050100"),
+        "{err}"
+    );
+    // With the dependency new enough, v1.1 (the lock's v1.0 no longer what the newest is
+    // after `update`; here the lock is removed).
     f.write(
         "src/local_dep/version.php",
         plugin_php("local_dep", 2024100100, "2024042200", ""),
     );
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
     assert_eq!(
         f.realise_ok(&site)["plugins"]["mod_d"]["version"],
         "2024110100"

@@ -185,7 +185,7 @@ fn missing_and_too_old_dependencies() {
     );
     assert!(err.contains("mod_a [missing dependency]"), "{err}");
     assert!(
-        err.contains("mod_a 2024100100 requires local_b ≥ 2024090100"),
+        err.contains("mod_a 2024100100 (../src/mod_a) requires local_b ≥ 2024090100"),
         "{err}"
     );
     assert!(
@@ -321,7 +321,7 @@ fn git_plugin_with_no_compatible_version_explains_why() {
     );
     assert!(err.contains("incompatible with Moodle branch 405"), "{err}");
     assert!(
-        err.contains("on branch main"),
+        err.contains("(branch main) requires Moodle build"),
         "the default branch was tried too: {err}"
     );
     before.assert_intact(&f);

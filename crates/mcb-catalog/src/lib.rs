@@ -29,7 +29,7 @@ pub use http::{Fetched, Http, HttpError};
 pub use index::LazyIndex;
 pub use limits::{HttpLimits, Limits, LimitsError};
 pub use localdir::unpack_dir;
-pub use sources::{SourceError, SourceFailure, Sources, StoredSource};
+pub use sources::{SourceError, SourceFailure, Sources, StoredLinks, StoredSource};
 pub use stage::{Staged, stage_archive};
 
 /// Watches transfers (git fetches, downloads) while they run, for progress.

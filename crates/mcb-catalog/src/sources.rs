@@ -4,7 +4,7 @@
 //! Sources already in the store are read from it: nothing is downloaded twice. Every kind
 //! passes the same source rule and limits on its way in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -93,6 +93,28 @@ pub struct StoredSource {
     /// The manifest is not recorded yet: it is, after the batch's objects are synced.
     pub pending: bool,
     pub memos: Vec<Memo>,
+}
+
+/// The site file's own symlinks, as a package in the store.
+#[derive(Debug, Clone)]
+pub struct StoredLinks {
+    pub manifest: Manifest,
+    pub hash: ManifestHash,
+}
+
+/// `path` with `.` and `..` worked out by text alone: a link's target is never followed.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 pub struct Sources<'a> {
@@ -678,6 +700,48 @@ impl<'a> Sources<'a> {
                 Ok(Some(bytes))
             }
         }
+    }
+
+    /// The site file's links as a package in the store (none when it has none). A target
+    /// inside the store is refused: a codebase must not reach into the store.
+    pub fn links(
+        &self,
+        links: &BTreeMap<String, String>,
+    ) -> Result<Option<StoredLinks>, SourceError> {
+        if links.is_empty() {
+            return Ok(None);
+        }
+        let root = self.store.root();
+        let roots: Vec<PathBuf> = [Some(lexical(root)), std::fs::canonicalize(root).ok()]
+            .into_iter()
+            .flatten()
+            .collect();
+        for (at, target) in links {
+            let t = lexical(Path::new(target));
+            if roots.iter().any(|r| t.starts_with(r)) {
+                return Err(SourceError::new(
+                    "links",
+                    SourceFailure::Refused,
+                    format!("link {at} points into the store ({target})"),
+                )
+                .hint("point it at the site's own file outside the store, such as /etc/moodle/SITE/config.php"));
+            }
+        }
+        let list: Vec<(String, String)> =
+            links.iter().map(|(a, t)| (a.clone(), t.clone())).collect();
+        let manifest = self
+            .git
+            .link_package(self.store, &list)
+            .map_err(|e| ingest_error("links", "the site file's links", e))?;
+        let hash = manifest.hash();
+        if !self.store.has_manifest(&hash) {
+            let stored = self
+                .store
+                .sync()
+                .and_then(|_| self.store.put_manifest(&manifest));
+            stored.map_err(|e| SourceError::store("links", e))?;
+        }
+        Ok(Some(StoredLinks { manifest, hash }))
     }
 
     /// Records the manifests of this batch: one sync for all objects first, so that no

@@ -137,6 +137,10 @@ pub struct RealiseArgs {
     /// Take over the site's name when another site file owns it.
     #[arg(long)]
     pub force: bool,
+    /// Realise even when core or a plugin would go to an older version than the site's
+    /// last generation has (only for a database that never ran the newer code).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

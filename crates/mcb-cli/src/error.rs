@@ -18,10 +18,10 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
    0  success
    1  mcb's own failure: the store, git or the filesystem
-   2  changes pending (plan), an upgrade blocked (check)
+   2  changes pending (plan), an upgrade blocked (check), a downgrade refused (realise)
    3  the site file or lock is invalid, or the site's name belongs to another site file
    4  no set of versions satisfies the site file and Moodle's rules
-   5  a source could not be fetched or read, or was refused
+   5  a source could not be fetched or read, or was refused; check: a plugin unknown
    6  content does not match its hash: verify found damage or drift, reproduce differs
   64  the command line is not valid";
 
@@ -168,6 +168,14 @@ impl From<RealiseError> for CliError {
                 return CliError::from(c.clone());
             }
             RealiseError::Owner { .. } => (Exit::Config, Place::default(), Vec::new()),
+            RealiseError::Downgrade(d) => (
+                Exit::Pending,
+                Place {
+                    component: d.first().map(|d| d.component.clone()),
+                    ..Place::default()
+                },
+                Vec::new(),
+            ),
             RealiseError::Unsatisfiable(p) => (Exit::Unsatisfiable, Place::default(), p.clone()),
             RealiseError::Source(s) => (
                 match s.failure {

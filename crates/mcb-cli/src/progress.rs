@@ -137,6 +137,13 @@ impl Reporter for Progress {
         self.bar.inc(1);
     }
 
+    fn detail(&self, message: &str) {
+        if self.verbose && !self.quiet {
+            self.bar
+                .suspend(|| term::err_line(&format!("{:>21} {message}", "")));
+        }
+    }
+
     fn warn(&self, message: &str) {
         if !self.quiet {
             self.bar

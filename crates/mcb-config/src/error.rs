@@ -15,7 +15,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> ConfigError {
+    pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: file.into(),
             position: None,
@@ -25,17 +25,17 @@ impl ConfigError {
         }
     }
 
-    pub(crate) fn at(mut self, position: Option<(usize, usize)>) -> ConfigError {
+    pub fn at(mut self, position: Option<(usize, usize)>) -> ConfigError {
         self.position = position;
         self
     }
 
-    pub(crate) fn component(mut self, c: impl Into<String>) -> ConfigError {
+    pub fn component(mut self, c: impl Into<String>) -> ConfigError {
         self.component = Some(c.into());
         self
     }
 
-    pub(crate) fn hint(mut self, h: impl Into<String>) -> ConfigError {
+    pub fn hint(mut self, h: impl Into<String>) -> ConfigError {
         self.hint = Some(h.into());
         self
     }

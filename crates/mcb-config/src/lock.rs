@@ -2,6 +2,7 @@
 //! tree anywhere. It records what each entry asked for, so that a later run can tell
 //! whether the lock still satisfies the site file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use mcb_store::{Blake3, GitOid, ManifestHash, Md5};
@@ -95,6 +96,12 @@ pub struct Lock {
     pub moodle: LockedMoodle,
     /// Sorted by component.
     pub plugins: Vec<LockedPlugin>,
+    /// Symlinks the site file adds to the codebase: path → absolute target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
+    /// What the run that chose these versions warned about, said again when it is reused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The git tree id of the codebase.
     pub tree: GitOid,
     /// The commit that recorded it on the site's branch (absent in the copy of the lock a
@@ -155,6 +162,7 @@ impl Lock {
             plugins.push(PluginRequest {
                 component,
                 version: p.pin.clone(),
+                maturity: None,
                 source: p.request.clone().unwrap_or(SourceSpec::Directory),
                 line: 0,
             });
@@ -168,6 +176,8 @@ impl Lock {
             },
             plugins,
             directory: None,
+            maturity: None,
+            links: self.links.clone(),
         })
     }
 
@@ -203,6 +213,18 @@ impl Lock {
                     &p.component,
                     format!("the lock is not valid: install path {e}"),
                 )
+            })?;
+        }
+        for (at, target) in &lock.links {
+            crate::site::check_link(at, target).map_err(|why| {
+                ConfigError::new(
+                    path,
+                    format!(
+                        "the lock is not valid: link \"{}\": {why}",
+                        at.escape_debug()
+                    ),
+                )
+                .at(find_line(text, "links"))
             })?;
         }
         let mut names: Vec<&str> = lock.plugins.iter().map(|p| p.component.as_str()).collect();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mcb_moodle::{Component, MoodleSpec};
+use mcb_moodle::{Component, Maturity, MoodleSpec};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -92,8 +92,11 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRequest {
     pub component: Component,
-    /// An exact plugin version (`2024101500`) the site pins.
+    /// The version the site pins: a build number (`2024101500`) or a release name
+    /// (`3.1.6`, as `$plugin->release` and the plugins directory say it).
     pub version: Option<String>,
+    /// The least maturity taken without a warning (the site's, else stable).
+    pub maturity: Option<Maturity>,
     pub source: SourceSpec,
     /// Line of the entry in the site file, for messages.
     pub line: usize,
@@ -116,6 +119,11 @@ pub struct SiteFile {
     /// Sorted by component.
     pub plugins: Vec<PluginRequest>,
     pub directory: Option<String>,
+    /// The least maturity taken without a warning, for every plugin that does not say.
+    pub maturity: Option<Maturity>,
+    /// Symlinks added to the codebase: path in the codebase → absolute target outside it
+    /// (the site's own `config.php`).
+    pub links: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +136,7 @@ struct RawSource {
     zip: Option<String>,
     hash: Option<String>,
     path: Option<String>,
+    maturity: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +148,10 @@ struct RawSite {
     plugins: PluginMap,
     #[serde(default)]
     directory: Option<String>,
+    #[serde(default)]
+    maturity: Option<String>,
+    #[serde(default)]
+    links: BTreeMap<String, String>,
 }
 
 /// The plugins map in file order, duplicates kept so they can be reported.
@@ -289,20 +302,39 @@ impl SiteFile {
                     .component(&key)
             })?;
             let source = plugin_source(path, &key, &entry, pos)?;
+            let maturity = match &entry.maturity {
+                Some(m) => Some(parse_maturity(path, m, pos).map_err(|e| e.component(&key))?),
+                None => None,
+            };
             plugins.push(PluginRequest {
                 component,
                 version: entry.version,
+                maturity,
                 source,
                 line: pos.map(|p| p.0).unwrap_or(0),
             });
         }
         plugins.sort_by(|a, b| a.component.cmp(&b.component));
+        let maturity = match &raw.maturity {
+            Some(m) => Some(parse_maturity(path, m, field_position(text, "maturity"))?),
+            None => None,
+        };
+        let links_pos = field_position(text, "links");
+        for (at, target) in &raw.links {
+            check_link(at, target).map_err(|why| {
+                ConfigError::new(path, format!("link \"{}\": {why}", at.escape_debug()))
+                    .at(links_pos)
+                    .hint("links: {\"config.php\": \"/etc/moodle/SITE/config.php\"}: a path in the codebase and an absolute target outside the store")
+            })?;
+        }
         Ok(SiteFile {
             path: path.to_path_buf(),
             name: raw.name,
             moodle,
             plugins,
             directory: raw.directory,
+            maturity,
+            links: raw.links,
         })
     }
 
@@ -450,11 +482,14 @@ fn plugin_source(
 ) -> Result<SourceSpec, ConfigError> {
     let src = one_source(path, "this entry", raw, pos).map_err(|e| e.component(key))?;
     if let Some(v) = &raw.version
-        && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+        && (v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_control))
     {
         return Err(ConfigError::new(
             path,
-            format!("version '{v}' is not a plugin version number such as 2024101500"),
+            format!(
+                "version '{}' is not a plugin version: a build number such as 2024101500 or a release name such as 3.1.6",
+                v.escape_debug()
+            ),
         )
         .at(pos)
         .component(key));
@@ -462,11 +497,63 @@ fn plugin_source(
     Ok(src.unwrap_or(SourceSpec::Directory))
 }
 
+/// `"stable"`, `"rc"`, `"beta"`, `"alpha"` (or Moodle's `MATURITY_RC`…).
+fn parse_maturity(
+    path: &Path,
+    text: &str,
+    pos: Option<(usize, usize)>,
+) -> Result<Maturity, ConfigError> {
+    let t = text.trim().to_ascii_lowercase();
+    Ok(match t.strip_prefix("maturity_").unwrap_or(&t) {
+        "stable" => Maturity::Stable,
+        "rc" => Maturity::Rc,
+        "beta" => Maturity::Beta,
+        "alpha" => Maturity::Alpha,
+        _ => {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "maturity '{}' is not one of stable, rc, beta, alpha",
+                    text.escape_debug()
+                ),
+            )
+            .at(pos));
+        }
+    })
+}
+
+/// A link is a clean relative path in the codebase to an absolute path outside it.
+pub(crate) fn check_link(at: &str, target: &str) -> Result<(), String> {
+    let bad_part =
+        |p: &str| p.is_empty() || p == "." || p == ".." || p.eq_ignore_ascii_case(".git");
+    if at.is_empty() || at.starts_with('/') || at.len() > 1024 || at.split('/').any(bad_part) {
+        return Err(
+            "the path must be relative to the codebase, with no '.', '..', '.git' or empty part"
+                .into(),
+        );
+    }
+    if at.chars().any(char::is_control) || target.chars().any(char::is_control) {
+        return Err("control characters are not allowed".into());
+    }
+    if !target.starts_with('/') || target.len() > 4096 {
+        return Err(format!(
+            "the target '{}' must be an absolute path (mcb never follows it; the web server does)",
+            target.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 fn moodle_request(
     path: &Path,
     raw: RawSource,
     pos: Option<(usize, usize)>,
 ) -> Result<MoodleRequest, ConfigError> {
+    if raw.maturity.is_some() {
+        return Err(ConfigError::new(path, "`moodle` takes no `maturity`")
+            .at(pos)
+            .hint("name the core with version: \"4.5\", \"4.5+\", \"4.5.3\", \"tag:NAME\" or \"commit:SHA\""));
+    }
     if raw.reference.is_some() {
         return Err(ConfigError::new(path, "`moodle` takes no `ref`")
             .at(pos)
@@ -599,5 +686,52 @@ Site(
 
         let core_path = parse("Site(name: \"a\", moodle: (path: \"moodle\"))").unwrap();
         assert_eq!(core_path.moodle.spec, None);
+
+        let m = parse("Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {\"mod_x\": (maturity: \"gold\")})").unwrap_err();
+        assert!(
+            m.message.contains("not one of stable, rc, beta, alpha"),
+            "{m}"
+        );
+        assert_eq!(m.component.as_deref(), Some("mod_x"));
+    }
+
+    #[test]
+    fn maturity_release_pins_and_links() {
+        let s = parse(
+            r#"Site(
+    name: "a",
+    moodle: (version: "4.5"),
+    maturity: "beta",
+    plugins: {
+        "mod_x": (version: "3.1.6", maturity: "rc"),
+        "mod_y": (),
+    },
+    links: {"config.php": "/etc/moodle/a/config.php"},
+)"#,
+        )
+        .unwrap();
+        assert_eq!(s.maturity, Some(Maturity::Beta));
+        let x = s.plugin("mod_x").unwrap();
+        assert_eq!(x.version.as_deref(), Some("3.1.6"));
+        assert_eq!(x.maturity, Some(Maturity::Rc));
+        assert_eq!(s.plugin("mod_y").unwrap().maturity, None);
+        assert_eq!(s.links["config.php"], "/etc/moodle/a/config.php");
+
+        for (at, target, why) in [
+            ("config.php", "config/prod.php", "absolute path"),
+            ("../config.php", "/etc/c.php", "relative to the codebase"),
+            ("/config.php", "/etc/c.php", "relative to the codebase"),
+            (".git/hooks/x", "/etc/c.php", "'.git'"),
+        ] {
+            let e = parse(&format!(
+                "Site(name: \"a\", moodle: (version: \"4.5\"),\n links: {{\"{at}\": \"{target}\"}})"
+            ))
+            .unwrap_err();
+            assert!(e.message.contains(why), "{at}: {e}");
+            assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        }
+        let e =
+            parse("Site(name: \"a\", moodle: (version: \"4.5\", maturity: \"rc\"))").unwrap_err();
+        assert!(e.message.contains("takes no `maturity`"), "{e}");
     }
 }

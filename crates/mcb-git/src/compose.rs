@@ -4,7 +4,7 @@
 //! (the lock), never from the clock or the environment.
 
 use gix::objs::tree::EntryKind;
-use mcb_store::GitOid;
+use mcb_store::{Entry, GitOid};
 
 use crate::{Context, GitError, GitStore, git_oid, oid};
 
@@ -31,7 +31,14 @@ impl GitStore {
     /// Core's tree with every graft in place. Grafts are placed in path order, so a
     /// plugin's tree goes in before its subplugins' trees go into it (`mod/cert` before
     /// `mod/cert/element/text`), whatever order the caller gives.
-    pub fn compose(&self, core_tree: &GitOid, grafts: &[Graft]) -> Result<GitOid, GitError> {
+    ///
+    /// `files` are single entries placed last (the site's own symlinks).
+    pub fn compose(
+        &self,
+        core_tree: &GitOid,
+        grafts: &[Graft],
+        files: &[Entry],
+    ) -> Result<GitOid, GitError> {
         let repo = self.repo();
         let mut editor = repo
             .edit_tree(oid(core_tree))
@@ -42,6 +49,15 @@ impl GitStore {
             editor
                 .upsert(g.path.as_str(), EntryKind::Tree, oid(&g.tree))
                 .context(|| format!("cannot place a tree at {}", g.path))?;
+        }
+        for f in files {
+            editor
+                .upsert(
+                    f.path.as_str(),
+                    crate::ingest::tree_kind(f.kind),
+                    oid(&f.oid),
+                )
+                .context(|| format!("cannot place {} in the tree", f.path))?;
         }
         Ok(git_oid(
             editor

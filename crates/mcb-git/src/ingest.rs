@@ -66,7 +66,7 @@ pub(crate) fn file_kind(k: TreeKind) -> Option<EntryKind> {
     }
 }
 
-fn tree_kind(k: EntryKind) -> TreeKind {
+pub(crate) fn tree_kind(k: EntryKind) -> TreeKind {
     match k {
         EntryKind::File => TreeKind::Blob,
         EntryKind::Exec => TreeKind::BlobExecutable,
@@ -209,6 +209,37 @@ impl GitStore {
             })
             .collect();
         check_listing(&listing)?;
+        self.write_package(store, files)
+    }
+
+    /// The site's own symlinks (`links:` of the site file) as a package: each path is
+    /// checked as a clean path, and each target is kept as written, pointing outside the
+    /// codebase by design; mcb never follows it.
+    pub fn link_package(
+        &self,
+        store: &Store,
+        links: &[(String, String)],
+    ) -> Result<Manifest, IngestError> {
+        for (path, _) in links {
+            mcb_store::listing::check_path(path.as_bytes())?;
+        }
+        let files = links
+            .iter()
+            .map(|(path, target)| SourceFile {
+                path: path.clone(),
+                kind: EntryKind::Symlink,
+                content: SourceContent::LinkTarget(target.clone()),
+            })
+            .collect();
+        self.write_package(store, files)
+    }
+
+    /// Files whose listing is checked: each a git blob, together a git tree.
+    fn write_package(
+        &self,
+        store: &Store,
+        files: Vec<SourceFile>,
+    ) -> Result<Manifest, IngestError> {
         let entries: Result<Vec<Entry>, IngestError> = files
             .into_par_iter()
             .map_init(

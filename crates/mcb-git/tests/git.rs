@@ -117,6 +117,17 @@ fn fetch_resolve_ingest_compose_commit() {
             ],
         )
         .unwrap();
+    // The site's own link: kept as written, though it points outside the codebase.
+    let links = g
+        .link_package(
+            &store,
+            &[("config.php".into(), "/etc/moodle/prod/config.php".into())],
+        )
+        .unwrap();
+    assert!(
+        g.link_package(&store, &[("../config.php".into(), "/etc/x".into())])
+            .is_err()
+    );
     let tree = g
         .compose(
             &core.tree,
@@ -124,8 +135,17 @@ fn fetch_resolve_ingest_compose_commit() {
                 path: "blocks/x".into(),
                 tree: plugin.tree.clone(),
             }],
+            &links.entries,
         )
         .unwrap();
+    let linked: Vec<(String, EntryKind)> = g
+        .tree_files(&tree, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.0 == "config.php")
+        .map(|f| (f.0, f.1))
+        .collect();
+    assert_eq!(linked, [("config.php".to_string(), EntryKind::Symlink)]);
     let info = CommitInfo {
         message: "m\n".into(),
         time: 1_700_000_000,
@@ -320,6 +340,7 @@ fn parents_are_grafted_before_their_subplugins_whatever_the_order() {
                     tree: parent.tree.clone(),
                 },
             ],
+            &[],
         )
         .unwrap();
     let files: Vec<String> = g

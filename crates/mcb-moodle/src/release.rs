@@ -258,6 +258,42 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Orders tag names as release names: a leading `v` is ignored (`3.1.2` and `v3.1.2` are
+/// one release), digit runs compare as numbers, and a pre-release suffix (`-rc1`, `beta`,
+/// `-alpha2`, `dev`) comes before the release it leads to: `v2.0-rc1` < `v2.0` < `v2.0.1`.
+/// Used only to break ties between tags of one plugin version.
+pub fn tag_cmp(a: &str, b: &str) -> Ordering {
+    let (na, sa) = split_tag(a);
+    let (nb, sb) = split_tag(b);
+    natural_cmp(na, nb)
+        .then_with(|| match (pre_release(sa), pre_release(sb)) {
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            _ => natural_cmp(sa, sb),
+        })
+        .then_with(|| a.cmp(b))
+}
+
+/// (numbered part, suffix) of a tag, without a leading `v`: `v2.0-rc1` → (`2.0`, `-rc1`).
+fn split_tag(tag: &str) -> (&str, &str) {
+    let body = tag
+        .strip_prefix(['v', 'V'])
+        .filter(|b| b.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(tag);
+    let end = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let numbers = body[..end].trim_end_matches('.');
+    (numbers, &body[numbers.len()..])
+}
+
+fn pre_release(suffix: &str) -> bool {
+    let s = suffix.to_ascii_lowercase();
+    ["alpha", "beta", "rc", "pre", "dev"]
+        .iter()
+        .any(|m| s.trim_start_matches(['-', '.', '_', '+']).starts_with(m))
+}
+
 fn trim_zeros(d: &[u8]) -> &[u8] {
     let start = d.iter().position(|&c| c != b'0').unwrap_or(d.len());
     &d[start..]
@@ -266,6 +302,42 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_order_as_releases() {
+        let mut tags = vec![
+            "v1.9",
+            "v2.0",
+            "2.1",
+            "v2.0-rc1",
+            "v1.10",
+            "v2.0-beta",
+            "v2.0.1",
+            "3.1.2",
+            "v3.1.1",
+        ];
+        tags.sort_by(|a, b| tag_cmp(a, b));
+        assert_eq!(
+            tags,
+            [
+                "v1.9",
+                "v1.10",
+                "v2.0-beta",
+                "v2.0-rc1",
+                "v2.0",
+                "v2.0.1",
+                "2.1",
+                "v3.1.1",
+                "3.1.2"
+            ]
+        );
+        // One release tagged twice is ordered, not equal: the order stays total.
+        assert_eq!(tag_cmp("3.1.2", "v3.1.2"), std::cmp::Ordering::Less);
+        assert_eq!(
+            tag_cmp("MOODLE_405_STABLE", "main"),
+            std::cmp::Ordering::Less
+        );
+    }
 
     #[test]
     fn builds_keep_hundredths() {

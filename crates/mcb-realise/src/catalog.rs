@@ -332,21 +332,19 @@ impl Catalog for SiteCatalog<'_> {
                 reference: None,
             } => {
                 let refs = s.git_refs(name, url).map_err(reject)?;
-                let mut tags: Vec<(&String, &GitOid)> = refs.tags.iter().collect();
-                tags.sort_by(|a, b| mcb_moodle::natural_cmp(b.0, a.0));
+                // Every tag's version.php is read now, from git objects already fetched:
+                // the ranking orders tags by the plugin version they hold. A tag whose
+                // version.php cannot be read is offered unread, and refused with why.
                 let mut offers = Vec::new();
-                for (tag, commit) in tags {
+                for (tag, commit) in &refs.tags {
                     let pick = SourcePick::Git {
                         url: url.clone(),
                         reference: tag.clone(),
                         commit: commit.clone(),
                     };
-                    // A tag whose version.php cannot be read is not a version.
-                    let Ok(Ok(info)) = crate::plan::read_version_php(self, name, &pick) else {
-                        continue;
-                    };
+                    let info = crate::plan::read_version_php(self, name, &pick)?.ok();
                     offers.push(Offer {
-                        info: Some(info),
+                        info,
                         ..Offer::new(tag.clone(), pick)
                     });
                 }
@@ -378,6 +376,7 @@ impl Catalog for SiteCatalog<'_> {
                     .map(|v| Offer {
                         version: Build::parse(&v.version),
                         maturity: v.maturity.and_then(Maturity::from_code),
+                        release: v.release.clone(),
                         not_listed: (!v.supports(&xy)).then(|| {
                             format!(
                                 "{name} {} ({}) supports Moodle {}, not {xy}",

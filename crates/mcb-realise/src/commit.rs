@@ -25,8 +25,15 @@ pub struct Committed {
     pub new_commit: bool,
 }
 
-/// The lock of a plan whose sources are fetched and whose tree is `tree`.
-pub fn lock_of<P>(site: &SiteFile, plan: &Plan<P>, fetched: &Fetched, tree: &GitOid) -> Lock {
+/// The lock of a plan whose sources are fetched and whose tree is `tree`; `warnings` are
+/// what choosing and fetching them warned about.
+pub fn lock_of<P>(
+    site: &SiteFile,
+    plan: &Plan<P>,
+    fetched: &Fetched,
+    tree: &GitOid,
+    warnings: &[String],
+) -> Lock {
     let core = &plan.core.version;
     let mut lock = Lock {
         format: LOCK_FORMAT,
@@ -58,6 +65,8 @@ pub fn lock_of<P>(site: &SiteFile, plan: &Plan<P>, fetched: &Fetched, tree: &Git
                 date: s.date,
             })
             .collect(),
+        links: site.links.clone(),
+        warnings: warnings.to_vec(),
         tree: tree.clone(),
         commit: None,
         date: 0,

@@ -1,6 +1,8 @@
 //! The compose stage: the codebase's git tree, core's tree with each plugin's tree grafted
 //! at its install path, and the same codebase as a list of files for materialising.
 
+use mcb_catalog::StoredLinks;
+use mcb_config::{ConfigError, SiteFile};
 use mcb_git::{GitStore, Graft};
 use mcb_store::{Entry, GitOid};
 
@@ -8,11 +10,12 @@ use crate::error::RealiseError;
 use crate::fetch::Fetched;
 use crate::plan::Plan;
 
-/// The codebase's tree id.
+/// The codebase's tree id: core, the plugins at their install paths, the site's links.
 pub fn compose<P>(
     git: &GitStore,
     plan: &Plan<P>,
     fetched: &Fetched,
+    links: Option<&StoredLinks>,
 ) -> Result<GitOid, RealiseError> {
     let grafts: Vec<Graft> = plan
         .plugins
@@ -23,7 +26,35 @@ pub fn compose<P>(
             tree: s.manifest.tree.clone(),
         })
         .collect();
-    Ok(git.compose(&fetched.core.manifest.tree, &grafts)?)
+    let files = links.map(|l| l.manifest.entries.as_slice()).unwrap_or(&[]);
+    Ok(git.compose(&fetched.core.manifest.tree, &grafts, files)?)
+}
+
+/// A link adds a file the codebase does not have: one where a file or directory of the
+/// codebase is, or inside a file, is refused.
+pub fn check_links(
+    site: &SiteFile,
+    files: &[(String, &Entry)],
+    links: &StoredLinks,
+) -> Result<(), RealiseError> {
+    let under = |dir: &str, path: &str| {
+        path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    };
+    for link in &links.manifest.entries {
+        let at = link.path.as_str();
+        if let Some((taken, _)) = files
+            .iter()
+            .find(|(p, _)| p == at || under(at, p) || under(p, at))
+        {
+            return Err(ConfigError::new(
+                &site.path,
+                format!("link \"{at}\": the codebase already has {taken} there"),
+            )
+            .hint("links add the site's own files; choose a path the codebase does not use")
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The codebase as files: core, then each plugin at its install path, where a deeper

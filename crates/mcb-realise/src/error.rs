@@ -23,6 +23,9 @@ pub enum RealiseError {
         #[source]
         source: std::io::Error,
     },
+    /// The plan would put older code on the site than its last generation has.
+    #[error("{}", downgrade_text(.0))]
+    Downgrade(Vec<crate::plan::Downgrade>),
     /// The site's name already belongs to another site file.
     #[error("{message}")]
     Owner { message: String, hint: String },
@@ -30,6 +33,16 @@ pub enum RealiseError {
     Store(#[from] mcb_store::StoreError),
     #[error(transparent)]
     Git(#[from] mcb_git::GitError),
+}
+
+fn downgrade_text(downgrades: &[crate::plan::Downgrade]) -> String {
+    let mut s = String::from(
+        "refusing to downgrade: Moodle refuses older code against a database that has run the newer code",
+    );
+    for d in downgrades {
+        s.push_str(&format!("\n- {}: {} → {}", d.component, d.from, d.to));
+    }
+    s
 }
 
 fn problems_text(problems: &[Problem]) -> String {
@@ -69,10 +82,28 @@ impl RealiseError {
             RealiseError::Config(e) => e.hint.as_deref(),
             RealiseError::Source(e) => e.hint.as_deref(),
             RealiseError::Owner { hint, .. } => Some(hint),
+            RealiseError::Downgrade(_) => Some(
+                "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade",
+            ),
             RealiseError::Store(mcb_store::StoreError::NoStore { .. }) => {
                 Some("check --store (or MCB_STORE); mcb makes a store on the first realise")
             }
             _ => None,
         }
     }
+}
+
+/// An error and its causes on one line, each said once: "cannot read X: connection refused".
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -31,7 +31,7 @@ pub use error::RealiseError;
 pub use fetch::Fetched;
 pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
 pub use options::Options;
-pub use plan::{Catalog, Change, Plan, PlannedCore, PlannedPlugin, plan};
+pub use plan::{Catalog, Change, Downgrade, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use reproduce::{Reproduction, reproduce};

@@ -26,6 +26,8 @@ pub struct Options {
     pub link: LinkMode,
     /// Take over a site name another site file owns.
     pub force: bool,
+    /// Realise even when a version goes down against the site's last generation.
+    pub allow_downgrade: bool,
 }
 
 impl Options {
@@ -40,6 +42,7 @@ impl Options {
             limits: Limits::default(),
             link: LinkMode::Hardlink,
             force: false,
+            allow_downgrade: false,
         }
     }
 

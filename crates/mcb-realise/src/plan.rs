@@ -6,25 +6,22 @@
 //! memory; it reads what choosing needs (`version.php`, `lib/components.json`, subplugin
 //! declarations) and stores nothing of its own.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
-use mcb_config::{Lock, LockedMoodle, LockedPlugin, PluginRequest, SiteFile, SourceSpec};
-use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, MoodleSpec, PluginVersion};
+use mcb_config::{
+    Lock, LockedMoodle, LockedPlugin, LockedSource, PluginRequest, SiteFile, SourceSpec,
+};
+use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, Maturity, MoodleSpec, PluginVersion};
 use mcb_resolve::{
-    Chosen, Fit, Offer, Problem, Rule, SelectedPlugin, Warning, check_site, choose, fit,
+    Offer, Policy, Problem, Rule, SelectedPlugin, Solution, Solved, SourceFailure, Universe,
+    check_site, solve,
 };
 
 use crate::error::RealiseError;
 
 /// What a source offers, newest first, or why it offers nothing.
 pub type Offers<P> = Result<Vec<Offer<P>>, Problem>;
-
-/// A plugin chosen while planning: for what request, and the choice.
-struct Picked<P> {
-    component: Component,
-    request: Option<PluginRequest>,
-    chosen: Chosen<P>,
-}
 
 /// Where versions and files come from, as the plan stage sees it.
 pub trait Catalog {
@@ -99,6 +96,8 @@ pub struct PlannedPlugin<P> {
     pub install_path: String,
     /// Why this version, in a sentence.
     pub why: String,
+    /// The versions ranked before it, each with why it was not taken.
+    pub passed_over: Vec<String>,
 }
 
 impl<P> PlannedPlugin<P> {
@@ -144,6 +143,14 @@ pub enum Change {
     },
 }
 
+/// A component whose version would go down.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Downgrade {
+    pub component: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// What a site's codebase will be.
 #[derive(Debug, Clone)]
 pub struct Plan<P> {
@@ -155,6 +162,40 @@ pub struct Plan<P> {
     pub order: Vec<String>,
     pub warnings: Vec<String>,
     pub changes: Vec<Change>,
+}
+
+impl<P> Plan<P> {
+    /// What would go down against `previous`, the site's last generation: core's build or
+    /// any plugin's version. Moodle refuses older code against a database that has run
+    /// the newer one.
+    pub fn downgrades_from(&self, previous: &Lock) -> Vec<Downgrade> {
+        let mut out = Vec::new();
+        let core = &self.core.version;
+        if let Some(was) = Build::parse(&previous.moodle.build)
+            && was > core.build
+        {
+            out.push(Downgrade {
+                component: "moodle".into(),
+                from: format!("{} ({was})", previous.moodle.release),
+                to: format!("{} ({})", core.release, core.build),
+            });
+        }
+        for p in &self.plugins {
+            let Some(was) = previous.plugin(p.component.as_str()) else {
+                continue;
+            };
+            if let (Some(from), Some(to)) = (Build::parse(&was.version), p.info.version)
+                && from > to
+            {
+                out.push(Downgrade {
+                    component: p.component.to_string(),
+                    from: from.to_string(),
+                    to: to.to_string(),
+                });
+            }
+        }
+        out
+    }
 }
 
 fn read_text<C: Catalog>(
@@ -184,18 +225,23 @@ pub(crate) fn read_version_php<C: Catalog>(
     })
 }
 
-fn version_php_problem(component: &str, why: String) -> Problem {
-    Problem::new(component, Rule::VersionPhp, why)
-}
-
 /// The core a plan starts from: its version, checked against the spec, and its layout.
-fn plan_core<C: Catalog>(
+pub(crate) fn plan_core<C: Catalog>(
     catalog: &C,
     site: &SiteFile,
     lock: Option<&Lock>,
 ) -> Result<(PlannedCore<C::Pick>, CoreLayout), RealiseError> {
     let locked = lock.filter(|l| l.moodle_fits(site)).map(|l| &l.moodle);
     let pick = catalog.core(site, locked)?;
+    core_of(catalog, site.moodle.spec.as_ref(), pick)
+}
+
+/// A core source read: its version, checked against `spec`, and its layout.
+pub(crate) fn core_of<C: Catalog>(
+    catalog: &C,
+    spec: Option<&MoodleSpec>,
+    pick: C::Pick,
+) -> Result<(PlannedCore<C::Pick>, CoreLayout), RealiseError> {
     let (php, public) = match read_text(catalog, "moodle", &pick, "version.php")? {
         Some(t) => (t, false),
         None => match read_text(catalog, "moodle", &pick, "public/version.php")? {
@@ -210,7 +256,7 @@ fn plan_core<C: Catalog>(
     };
     let version = CoreVersion::parse(&php)
         .map_err(|e| RealiseError::source("moodle", format!("core {e}")))?;
-    if let Some(spec) = &site.moodle.spec {
+    if let Some(spec) = spec {
         check_core_spec(spec, &version)?;
     }
     let rel = |p: &str| mcb_moodle::layout::web_root_path(public, p);
@@ -274,106 +320,165 @@ fn check_core_spec(spec: &MoodleSpec, core: &CoreVersion) -> Result<(), RealiseE
     Ok(())
 }
 
-pub(crate) type PluginChoice<P> = Result<Chosen<P>, Problem>;
+/// The solver's view of one site: what the site file asks, what the lock chose, what the
+/// sources offer and what core ships.
+struct SiteUniverse<'a, C: Catalog> {
+    catalog: &'a C,
+    site: &'a SiteFile,
+    lock: Option<&'a Lock>,
+    core: &'a PlannedCore<C::Pick>,
+    layout: &'a CoreLayout,
+    /// Core's own plugin versions, read once each.
+    shipped: RefCell<HashMap<String, Option<Build>>>,
+}
 
-/// Chooses a version of one plugin the site file asks for (or a dependency, with the
-/// index as its source), keeping the lock's choice while it still answers the request.
-pub(crate) fn plan_plugin<C: Catalog>(
-    catalog: &C,
-    core: &CoreVersion,
-    component: &Component,
-    source: &SourceSpec,
-    pin: Option<&str>,
-    locked: Option<&LockedPlugin>,
-) -> Result<PluginChoice<C::Pick>, RealiseError> {
-    let name = component.as_str();
-    if let Some(l) = locked {
-        let pick = catalog.locked(component, l, source)?;
-        let info = match read_version_php(catalog, name, &pick)? {
-            Ok(info) => info,
-            Err(why) => return Ok(Err(version_php_problem(name, why))),
-        };
-        return Ok(Ok(Chosen {
-            why: format!("{name} {}: kept from the lock", l.version),
-            offer: Offer::new(l.version.clone(), pick),
-            info,
-            warning: None,
-        }));
-    }
-    let mut offers = match catalog.offers(component, source, core)? {
-        Ok(o) => o,
-        Err(p) => return Ok(Err(p)),
-    };
-    let chooses = matches!(
-        source,
-        SourceSpec::Directory
-            | SourceSpec::Git {
-                reference: None,
-                ..
-            }
-    );
-    if !chooses && offers.len() == 1 {
-        // A source that names one version (a ref, a zip, a directory) is taken as it is:
-        // the checks every site passes say what is wrong with it.
-        let offer = offers.remove(0);
-        let info = match read_version_php(catalog, name, &offer.payload)? {
-            Ok(info) => info,
-            Err(why) => return Ok(Err(version_php_problem(name, why))),
-        };
-        if let Some(p) = pin
-            && (info.version.is_none() || info.version != Build::parse(p))
-        {
-            return Ok(Err(Problem::new(
-                name,
-                Rule::Pin,
-                format!(
-                    "the site file pins version {p}, but the source holds {}",
-                    info.version
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "no version".into())
-                ),
-            )));
+impl<C: Catalog> SiteUniverse<'_, C> {
+    /// The source a component comes from and the policy it is chosen by.
+    fn request(&self, component: &str) -> (SourceSpec, Option<&PluginRequest>) {
+        match self.site.plugin(component) {
+            Some(req) => (req.source.clone(), Some(req)),
+            None => (SourceSpec::Directory, None),
         }
-        let why = match info.version {
-            Some(v) => format!("{name} {v}: what the site file's source holds"),
-            None => format!("{name}: what the site file's source holds"),
-        };
-        return Ok(Ok(Chosen {
-            offer,
-            info,
-            warning: None,
-            why,
-        }));
     }
-    let chosen = choose(name, core, offers, pin, |o| {
-        read_version_php(catalog, name, &o.payload)
-    })?;
-    let problem = match chosen {
-        Ok(c) => return Ok(Ok(c)),
-        Err(p) if pin.is_some() => return Ok(Err(p)),
-        Err(p) => p,
+}
+
+/// How a lock names the version it chose: its tag or branch, or its index release.
+fn locked_label(l: &LockedPlugin) -> String {
+    match &l.source {
+        LockedSource::Git { reference, .. } => reference.clone(),
+        _ => l.release.clone().unwrap_or_else(|| l.version.clone()),
+    }
+}
+
+impl<C: Catalog> Universe for SiteUniverse<'_, C> {
+    type Payload = C::Pick;
+    type Error = RealiseError;
+
+    fn core(&self) -> &CoreVersion {
+        &self.core.version
+    }
+
+    fn requested(&self) -> Vec<String> {
+        self.site
+            .plugins
+            .iter()
+            .map(|p| p.component.to_string())
+            .collect()
+    }
+
+    fn locked(&self, component: &str) -> Result<Option<Offer<C::Pick>>, RealiseError> {
+        let Some(l) = self.lock.and_then(|l| l.plugin(component)) else {
+            return Ok(None);
+        };
+        let (source, req) = self.request(component);
+        let fits = match req {
+            Some(req) => {
+                Lock::plugin_fits(l, req) && !matches!(req.source, SourceSpec::Path { .. })
+            }
+            None => l.auto,
+        };
+        if !fits {
+            return Ok(None);
+        }
+        let c = Component::parse(component).expect("locked components are checked");
+        let pick = self.catalog.locked(&c, l, &source)?;
+        Ok(Some(Offer {
+            version: Build::parse(&l.version),
+            release: l.release.clone(),
+            ..Offer::new(locked_label(l), pick)
+        }))
+    }
+
+    fn offers(
+        &self,
+        component: &str,
+    ) -> Result<Result<(Vec<Offer<C::Pick>>, Policy), Problem>, RealiseError> {
+        let Ok(c) = Component::parse(component) else {
+            return Ok(Err(Problem::new(
+                component,
+                Rule::MissingDependency,
+                format!("'{component}' is not a component name"),
+            )));
+        };
+        let (source, req) = self.request(component);
+        let mut offers = match self.catalog.offers(&c, &source, &self.core.version)? {
+            Ok(o) => o,
+            Err(p) => return Ok(Err(p)),
+        };
+        let chooses = matches!(
+            source,
+            SourceSpec::Directory
+                | SourceSpec::Git {
+                    reference: None,
+                    ..
+                }
+        );
+        if chooses && let Some(mut branch) = self.catalog.default_branch(&c, &source)? {
+            branch.last_resort = true;
+            offers.push(branch);
+        }
+        let policy = Policy {
+            pin: req.and_then(|r| r.version.clone()),
+            maturity: req
+                .and_then(|r| r.maturity)
+                .or(self.site.maturity)
+                .unwrap_or(Maturity::Stable),
+            as_is: !chooses,
+        };
+        Ok(Ok((offers, policy)))
+    }
+
+    fn load(
+        &self,
+        component: &str,
+        offer: &Offer<C::Pick>,
+    ) -> Result<Result<PluginVersion, String>, RealiseError> {
+        read_version_php(self.catalog, component, &offer.payload)
+    }
+
+    fn ships(&self, component: &str) -> Option<Option<Build>> {
+        if !self.layout.is_standard(component) {
+            return None;
+        }
+        if let Some(v) = self.shipped.borrow().get(component) {
+            return Some(*v);
+        }
+        let version = shipped_version(self.catalog, &self.core.pick, self.layout, component);
+        self.shipped
+            .borrow_mut()
+            .insert(component.to_string(), version);
+        Some(version)
+    }
+}
+
+/// The version of a plugin core ships, from its `version.php` in the core.
+fn shipped_version<C: Catalog>(
+    catalog: &C,
+    core: &C::Pick,
+    layout: &CoreLayout,
+    component: &str,
+) -> Option<Build> {
+    let dir = layout
+        .install_path(&Component::parse(component).ok()?)
+        .ok()?;
+    let php = read_text(catalog, "moodle", core, &format!("{dir}/version.php")).ok()??;
+    PluginVersion::parse(&php).ok()?.version
+}
+
+/// A source that failed while choosing, said with the plugins that needed it.
+fn failed_source(f: SourceFailure<RealiseError>) -> RealiseError {
+    let Some(by) = f.needed_by else {
+        return f.error;
     };
-    // No tag installs: the default branch, if it does.
-    let Some(branch) = catalog.default_branch(component, source)? else {
-        return Ok(Err(problem));
-    };
-    match read_version_php(catalog, name, &branch.payload)? {
-        Ok(info) => match fit(core, &info, &format!("{name} on branch {}", branch.label)) {
-            Fit::Blocked(_, why) => Ok(Err(problem.fact(why))),
-            _ => Ok(Ok(Chosen {
-                why: format!("{name} on branch {}: no tag installs", branch.label),
-                warning: Some(Warning {
-                    component: name.to_string(),
-                    message: format!(
-                        "no tag fits this Moodle; using the default branch {}",
-                        branch.label
-                    ),
-                }),
-                offer: branch,
-                info,
-            })),
-        },
-        Err(why) => Ok(Err(problem.fact(why))),
+    match f.error {
+        RealiseError::Source(mut e) => {
+            e.message = format!(
+                "{by} requires {}, which the site file does not list, so it comes from the plugins directory: {}",
+                f.component, e.message
+            );
+            RealiseError::Source(e)
+        }
+        other => other,
     }
 }
 
@@ -384,82 +489,80 @@ pub fn plan<C: Catalog>(
     site: &SiteFile,
     lock: Option<&Lock>,
 ) -> Result<Plan<C::Pick>, RealiseError> {
-    let (core, mut layout) = plan_core(catalog, site, lock)?;
-    let mut warnings: Vec<String> = Vec::new();
-    let mut problems: Vec<Problem> = Vec::new();
-    let mut chosen: Vec<Picked<C::Pick>> = Vec::new();
+    let (core, layout) = plan_core(catalog, site, lock)?;
+    plan_on(catalog, site, lock, core, layout)
+}
 
-    for req in &site.plugins {
-        let locked = lock
-            .and_then(|l| l.plugin(req.component.as_str()))
-            .filter(|l| Lock::plugin_fits(l, req))
-            .filter(|_| !matches!(req.source, SourceSpec::Path { .. }));
-        match plan_plugin(
-            catalog,
-            &core.version,
-            &req.component,
-            &req.source,
-            req.version.as_deref(),
-            locked,
-        )? {
-            Ok(c) => {
-                if let Some(w) = &c.warning {
-                    warnings.push(w.to_string());
-                }
-                chosen.push(Picked {
-                    component: req.component.clone(),
-                    request: Some(req.clone()),
-                    chosen: c,
-                });
-            }
-            Err(p) => problems.push(p),
-        }
-    }
-    if problems.is_empty() {
-        add_dependencies(
-            catalog,
-            &core.version,
-            &layout,
-            lock,
-            &mut chosen,
-            &mut problems,
-            &mut warnings,
-        )?;
-    }
-    if !problems.is_empty() {
-        return Err(RealiseError::Unsatisfiable(problems));
-    }
-    chosen.sort_by(|a, b| a.component.cmp(&b.component));
+/// Every plugin's version on `core`, or the problems that leave none; a source that
+/// fails is returned with the plugins that needed it.
+pub(crate) fn choose_versions<C: Catalog>(
+    catalog: &C,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    core: &PlannedCore<C::Pick>,
+    layout: &CoreLayout,
+) -> Result<Solution<C::Pick>, Box<SourceFailure<RealiseError>>> {
+    let universe = SiteUniverse {
+        catalog,
+        site,
+        lock,
+        core,
+        layout,
+        shipped: RefCell::new(HashMap::new()),
+    };
+    solve(&universe)
+}
 
-    add_plugin_subplugins(catalog, &mut layout, &chosen)?;
-    let selected: Vec<SelectedPlugin> = chosen
+/// The plan on a core already chosen.
+fn plan_on<C: Catalog>(
+    catalog: &C,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    core: PlannedCore<C::Pick>,
+    mut layout: CoreLayout,
+) -> Result<Plan<C::Pick>, RealiseError> {
+    let solved = match choose_versions(catalog, site, lock, &core, &layout) {
+        Ok(Ok(solved)) => solved,
+        Ok(Err(problems)) => return Err(RealiseError::Unsatisfiable(problems)),
+        Err(failure) => return Err(failed_source(*failure)),
+    };
+    let mut warnings: Vec<String> = solved
         .iter()
-        .map(|p| SelectedPlugin {
-            component: p.component.clone(),
-            info: p.chosen.info.clone(),
-            auto: p.request.is_none(),
+        .filter_map(|s| s.warning.as_ref().map(|w| format!("{}: {w}", s.component)))
+        .collect();
+
+    add_plugin_subplugins(catalog, &mut layout, &solved)?;
+    let selected: Vec<SelectedPlugin> = solved
+        .iter()
+        .map(|s| SelectedPlugin {
+            component: Component::parse(&s.component).expect("solved components are valid"),
+            info: s.info.clone(),
+            auto: s.auto,
         })
         .collect();
-    let core_plugin_version = |component: &str| -> Option<Build> {
-        let c = Component::parse(component).ok()?;
-        let dir = layout.install_path(&c).ok()?;
-        let php =
-            read_text(catalog, "moodle", &core.pick, &format!("{dir}/version.php")).ok()??;
-        PluginVersion::parse(&php).ok()?.version
-    };
+    let core_plugin_version =
+        |component: &str| shipped_version(catalog, &core.pick, &layout, component);
     let check = check_site(&core.version, &layout, &selected, &core_plugin_version)
         .map_err(RealiseError::Unsatisfiable)?;
-    warnings.extend(check.warnings.iter().map(|w| w.to_string()));
+    for w in check.warnings.iter().map(|w| w.to_string()) {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
 
-    let plugins: Vec<PlannedPlugin<C::Pick>> = chosen
+    let plugins: Vec<PlannedPlugin<C::Pick>> = solved
         .into_iter()
-        .map(|p| PlannedPlugin {
-            install_path: check.paths[p.component.as_str()].clone(),
-            component: p.component,
-            request: p.request,
-            pick: p.chosen.offer.payload,
-            info: p.chosen.info,
-            why: p.chosen.why,
+        .map(|s| {
+            let component = Component::parse(&s.component).expect("solved components are valid");
+            PlannedPlugin {
+                install_path: check.paths[s.component.as_str()].clone(),
+                request: site.plugin(&s.component).cloned(),
+                component,
+                pick: s.offer.payload,
+                info: s.info,
+                why: s.why,
+                passed_over: s.passed_over,
+            }
         })
         .collect();
     let changes = changes(catalog, lock, &core, &plugins);
@@ -473,126 +576,25 @@ pub fn plan<C: Catalog>(
     })
 }
 
-/// Adds, from the plugins directory, every dependency the chosen plugins declare that the
-/// site does not list and core does not ship, transitively. Each is marked `auto`.
-#[allow(clippy::too_many_arguments)]
-fn add_dependencies<C: Catalog>(
-    catalog: &C,
-    core: &CoreVersion,
-    layout: &CoreLayout,
-    lock: Option<&Lock>,
-    chosen: &mut Vec<Picked<C::Pick>>,
-    problems: &mut Vec<Problem>,
-    warnings: &mut Vec<String>,
-) -> Result<(), RealiseError> {
-    let who = |c: &Component, info: &PluginVersion| match info.version {
-        Some(v) => format!("{c} {v}"),
-        None => c.to_string(),
-    };
-    let mut queue: Vec<(String, Option<Build>, Component, String)> = Vec::new();
-    for p in chosen.iter() {
-        for (dep, min) in &p.chosen.info.dependencies {
-            queue.push((
-                dep.clone(),
-                *min,
-                p.component.clone(),
-                who(&p.component, &p.chosen.info),
-            ));
-        }
-    }
-    let xy = core.major_release();
-    while let Some((dep, min, needer, needed_by)) = queue.pop() {
-        if chosen.iter().any(|p| p.component.as_str() == dep) || layout.is_standard(&dep) {
-            continue;
-        }
-        let Ok(component) = Component::parse(&dep) else {
-            problems.push(Problem::new(
-                needer.as_str(),
-                Rule::MissingDependency,
-                format!("{needed_by} depends on '{dep}', which is not a component name"),
-            ));
-            continue;
-        };
-        let need = match min {
-            Some(v) => format!("{dep} ≥ {v}"),
-            None => dep.clone(),
-        };
-        let locked = lock
-            .and_then(|l| l.plugin(&dep))
-            .filter(|l| l.auto)
-            .filter(|l| min.is_none_or(|m| Build::parse(&l.version).is_some_and(|v| v >= m)));
-        let outcome = plan_plugin(
-            catalog,
-            core,
-            &component,
-            &SourceSpec::Directory,
-            None,
-            locked,
-        )?;
-        match outcome {
-            Ok(c) => {
-                if let (Some(m), Some(have)) = (min, c.info.version)
-                    && have < m
-                {
-                    problems.push(
-                        Problem::new(
-                            needer.as_str(),
-                            Rule::DependencyTooOld,
-                            format!("{needed_by} requires {need}"),
-                        )
-                        .fact(format!("the newest {dep} for Moodle {xy} is {have}"))
-                        .hint(format!("use an older {needer} or a newer Moodle")),
-                    );
-                    continue;
-                }
-                if let Some(w) = &c.warning {
-                    warnings.push(w.to_string());
-                }
-                for (d, m) in &c.info.dependencies {
-                    queue.push((d.clone(), *m, component.clone(), who(&component, &c.info)));
-                }
-                chosen.push(Picked {
-                    component,
-                    request: None,
-                    chosen: c,
-                });
-            }
-            Err(p) => {
-                let mut problem = Problem::new(
-                    needer.as_str(),
-                    Rule::MissingDependency,
-                    format!("{needed_by} requires {need}, which the site file does not list"),
-                );
-                for f in p.facts {
-                    problem = problem.fact(f);
-                }
-                problems.push(problem.hint(format!(
-                    "add \"{dep}\" to the site file with a source that fits"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Subplugin types declared by the site's plugins, parents before children.
 fn add_plugin_subplugins<C: Catalog>(
     catalog: &C,
     layout: &mut CoreLayout,
-    chosen: &[Picked<C::Pick>],
+    chosen: &[Solved<C::Pick>],
 ) -> Result<(), RealiseError> {
-    let mut waiting: Vec<(&Component, &C::Pick, String)> = Vec::new();
+    let mut waiting: Vec<(Component, &C::Pick, String)> = Vec::new();
     for p in chosen {
-        let pick = &p.chosen.offer.payload;
-        if let Some(json) = read_text(catalog, p.component.as_str(), pick, "db/subplugins.json")? {
-            waiting.push((&p.component, pick, json));
+        let pick = &p.offer.payload;
+        if let Some(json) = read_text(catalog, &p.component, pick, "db/subplugins.json")? {
+            let c = Component::parse(&p.component).expect("solved components are valid");
+            waiting.push((c, pick, json));
         }
     }
     loop {
         let before = waiting.len();
         let mut still = Vec::new();
         for (c, pick, json) in waiting {
-            match layout.web_path(c) {
+            match layout.web_path(&c) {
                 Ok(dir) => {
                     layout
                         .add_plugin_subplugins(&dir, &format!("{c}/db/subplugins.json"), &json)

@@ -9,7 +9,7 @@ use mcb_store::{GitOid, LinkMode};
 
 use crate::catalog::SiteCatalog;
 use crate::commit::{commit, lock_of, source_label};
-use crate::compose::{codebase_files, compose};
+use crate::compose::{check_links, codebase_files, compose};
 use crate::context::RunContext;
 use crate::error::RealiseError;
 use crate::fetch::fetch;
@@ -88,37 +88,56 @@ pub fn realise(
     if let Some(lock) = &old_lock
         && let Some(done) = up_to_date(&ctx, &site, lock, &link)?
     {
+        // Said again: the versions did not change, neither did what is wrong with them.
+        for w in &done.warnings {
+            reporter.warn(w);
+        }
         return Ok(done);
     }
 
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
-    let mut warnings: Vec<String> = Vec::new();
-    let mut warn = |w: String| {
-        reporter.warn(&w);
-        warnings.push(w);
-    };
 
     catalog.prefetch(&site, old_lock.as_ref(), reporter);
     reporter.stage(Stage::Plan, &site.name);
     let plan = plan(&catalog, &site, old_lock.as_ref())?;
-    for w in &plan.warnings {
-        warn(w.clone());
+    for p in &plan.plugins {
+        reporter.detail(&p.why);
+        for skipped in &p.passed_over {
+            reporter.detail(&format!("  not {skipped}"));
+        }
     }
+    refuse_downgrades(&ctx, &site, &plan)?;
     let fetched = fetch(&catalog, &plan, reporter)?;
-    for note in sources.take_notes() {
-        warn(note);
+    // What choosing and fetching warn about belongs to these versions: the lock keeps it.
+    let mut warnings: Vec<String> = plan.warnings.clone();
+    warnings.extend(sources.take_notes());
+    for w in &warnings {
+        reporter.warn(w);
     }
     reporter.stage(Stage::Compose, &site.name);
-    let tree = compose(&ctx.git, &plan, &fetched)?;
+    let mut files = codebase_files(&plan, &fetched);
+    let links = sources.links(&site.links)?;
+    if let Some(l) = &links {
+        check_links(&site, &files, l)?;
+    }
+    let tree = compose(&ctx.git, &plan, &fetched, links.as_ref())?;
     reporter.stage(Stage::Commit, &site.name);
-    let committed = commit(&ctx.git, &site.name, lock_of(&site, &plan, &fetched, &tree))?;
+    let lock = lock_of(&site, &plan, &fetched, &tree, &warnings);
+    let committed = commit(&ctx.git, &site.name, lock)?;
     reporter.stage(Stage::Materialise, tree.as_str());
-    let files = codebase_files(&plan, &fetched);
     let mut uses: Vec<mcb_store::ManifestHash> = fetched.all().map(|s| s.hash.clone()).collect();
+    if let Some(l) = &links {
+        files.extend(l.manifest.entries.iter().map(|e| (e.path.clone(), e)));
+        uses.push(l.hash.clone());
+    }
     uses.sort();
     uses.dedup();
+    let mut warn = |w: String| {
+        reporter.warn(&w);
+        warnings.push(w);
+    };
     let generation = materialise(
         &ctx.store, &ctx.git, &tree, &files, &uses, opts.link, reporter, &mut warn,
     )?;
@@ -158,7 +177,7 @@ fn up_to_date(
     link: &Path,
 ) -> Result<Option<Realised>, RealiseError> {
     let (store, git) = (&ctx.store, &ctx.git);
-    if lock.site != site.name || !lock.moodle_fits(site) {
+    if lock.site != site.name || !lock.moodle_fits(site) || lock.links != site.links {
         return Ok(None);
     }
     if matches!(site.moodle.source, SourceSpec::Path { .. }) {
@@ -212,10 +231,34 @@ fn up_to_date(
         moodle_release: lock.moodle.release.clone(),
         moodle_build: lock.moodle.build.clone(),
         plugins: realised_plugins(lock),
-        warnings: Vec::new(),
+        warnings: lock.warnings.clone(),
         changed: false,
         lock_written: false,
         copied_files: 0,
         link_mode: mode,
     }))
+}
+
+/// Refuses a plan that puts older code on the site than its last generation (the commit
+/// its branch points at) has, unless the options allow it.
+fn refuse_downgrades<P>(
+    ctx: &RunContext,
+    site: &SiteFile,
+    plan: &crate::plan::Plan<P>,
+) -> Result<(), RealiseError> {
+    if ctx.options.allow_downgrade {
+        return Ok(());
+    }
+    let Some(head) = ctx.git.branch_head(&site.name)? else {
+        return Ok(());
+    };
+    let Some(previous) = crate::commit::lock_in_commit(&ctx.git, &head)? else {
+        return Ok(());
+    };
+    let downgrades = plan.downgrades_from(&previous);
+    if downgrades.is_empty() {
+        Ok(())
+    } else {
+        Err(RealiseError::Downgrade(downgrades))
+    }
 }

@@ -40,6 +40,8 @@ pub trait Reporter: mcb_catalog::TransferWatch {
     fn advance(&self) {}
     /// Something the user should read, that does not stop the run.
     fn warn(&self, _message: &str) {}
+    /// What a run decided and why, for who asks (`-v`).
+    fn detail(&self, _message: &str) {}
 }
 
 /// A reporter that says nothing.

@@ -95,7 +95,8 @@ pub fn reproduce(
     let plan = plan(&catalog, &site, Some(&lock))?;
     let fetched = fetch(&catalog, &plan, reporter)?;
     reporter.stage(Stage::Compose, &site.name);
-    let tree = compose(&ctx.git, &plan, &fetched)?;
+    let links = sources.links(&site.links)?;
+    let tree = compose(&ctx.git, &plan, &fetched, links.as_ref())?;
     let mut differing = Vec::new();
     if fetched.core.hash != lock.moodle.manifest {
         differing.push((

@@ -4,17 +4,19 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use mcb_catalog::{LazyIndex, PluginRecord};
 use mcb_config::{Lock, PluginRequest, SiteFile, SourceSpec};
 use mcb_moodle::{CoreLayout, CoreVersion, MoodleSpec, Release};
 use mcb_resolve::{Fit, fit};
 use mcb_store::Store;
 
-use crate::catalog::{SiteCatalog, pick_core_ref};
+use crate::catalog::{SiteCatalog, SourcePick, pick_core_ref};
 use crate::context::RunContext;
 use crate::error::RealiseError;
 use crate::options::Options;
-use crate::plan::plan_plugin;
+use crate::plan::{PlannedCore, choose_versions, core_of};
 
 /// Stands for a core whose build is unknown: no `requires` blocks it.
 const UNKNOWN_BUILD: mcb_moodle::Build = mcb_moodle::Build::MAX;
@@ -64,6 +66,8 @@ pub enum Readiness {
     },
     /// The target core ships this component: drop the plugin.
     InCore,
+    /// Its source (or a dependency's) could not be read: nobody knows.
+    Unknown { reason: String },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -87,10 +91,49 @@ pub struct UpgradeCheck {
     pub plugins: Vec<PluginReadiness>,
     /// Something blocks the upgrade.
     pub blocked: bool,
+    /// Some plugin could not be evaluated.
+    pub unknown: bool,
     pub notes: Vec<String>,
 }
 
-/// Checks whether `site` can move to Moodle `target` (X.Y).
+/// The target core: the newest X.Y release of a git core source; for another source, the
+/// site's own core with the target's branch and an unknown build.
+fn target_core(
+    catalog: &SiteCatalog,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    target: Release,
+    notes: &mut Vec<String>,
+) -> Result<(PlannedCore<SourcePick>, CoreLayout), RealiseError> {
+    let sources = catalog.sources;
+    if let SourceSpec::Git { url, .. } = &site.moodle.source {
+        let refs = sources.git_refs("moodle", url)?;
+        let spec = MoodleSpec::Series(target);
+        let (tag, commit) = pick_core_ref(sources, &refs, &spec, url)?;
+        let pick = SourcePick::Git {
+            url: url.clone(),
+            reference: tag,
+            commit,
+        };
+        return core_of(catalog, Some(&spec), pick);
+    }
+    notes.push(format!(
+        "the site's core comes from a {} source, so the exact {target} build is unknown: `requires` is not checked",
+        site.moodle.source.kind()
+    ));
+    let (mut core, layout) = crate::plan::plan_core(catalog, site, lock)?;
+    core.version = CoreVersion {
+        build: UNKNOWN_BUILD,
+        release: format!("{target}"),
+        branch: target.branch(),
+        maturity: None,
+    };
+    Ok((core, layout))
+}
+
+/// Checks whether `site` can move to Moodle `target` (X.Y): the same resolution as
+/// realise, on the target core. A plugin that blocks is set aside and the rest resolved
+/// again, so every plugin gets its own answer; one whose source cannot be read is unknown.
 pub fn check_upgrade(
     site_path: &Path,
     target: Release,
@@ -100,126 +143,143 @@ pub fn check_upgrade(
     let site = SiteFile::load(site_path)?;
     let lock = Lock::load(&site.lock_path())?;
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
-    let git = &ctx.git;
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
     let mut notes = Vec::new();
+    catalog.prefetch(&site, None, reporter);
+    reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));
+    let (core, layout) = target_core(&catalog, &site, lock.as_ref(), target, &mut notes)?;
+    let requires_unknown = core.version.build == UNKNOWN_BUILD;
 
-    // The target core: the newest X.Y release of the site's core source.
-    let (core, standard) = match &site.moodle.source {
-        SourceSpec::Git { url, .. } => {
-            let refs = sources.git_refs("moodle", url)?;
-            let (tag, commit) = pick_core_ref(&sources, &refs, &MoodleSpec::Series(target), url)?;
-            let php = git
-                .read_file(&commit, "version.php")?
-                .or(git.read_file(&commit, "public/version.php")?);
-            let php = php.ok_or_else(|| {
-                RealiseError::source("moodle", format!("{tag} has no version.php"))
-            })?;
-            let core = CoreVersion::parse(&String::from_utf8_lossy(&php))
-                .map_err(|e| RealiseError::source("moodle", format!("{tag}: core {e}")))?;
-            let public = git.read_file(&commit, "public/version.php")?.is_some();
-            let rel = |p: &str| mcb_moodle::layout::web_root_path(public, p);
-            let components = git
-                .read_file(&commit, &rel("lib/components.json"))?
-                .unwrap_or_else(|| b"{\"plugintypes\":{}}".to_vec());
-            let plugins = git.read_file(&commit, &rel("lib/plugins.json"))?;
-            let layout = CoreLayout::new(
-                &String::from_utf8_lossy(&components),
-                plugins.as_deref().map(String::from_utf8_lossy).as_deref(),
-                public,
-            )
-            .ok();
-            (core, layout)
+    let mut settled: BTreeMap<String, Readiness> = BTreeMap::new();
+    let mut remaining = site.clone();
+    remaining.plugins.retain(|p| {
+        if layout.is_standard(p.component.as_str()) {
+            settled.insert(p.component.to_string(), Readiness::InCore);
+            false
+        } else {
+            true
         }
-        _ => {
-            notes.push(format!(
-                "the site's core comes from a {} source, so the exact {target} build is unknown: `requires` is not checked",
-                site.moodle.source.kind()
-            ));
-            let core = CoreVersion {
-                build: UNKNOWN_BUILD,
-                release: format!("{target}"),
-                branch: target.branch(),
-                maturity: None,
-            };
-            (core, None)
+    });
+    let mut solved = Vec::new();
+    // Each round sets aside at least one plugin, so this ends.
+    for _ in 0..=site.plugins.len() {
+        let outcome = choose_versions(&catalog, &remaining, None, &core, &layout);
+        let mut set_aside: Vec<(String, Readiness)> = Vec::new();
+        match outcome {
+            Ok(Ok(s)) => {
+                solved = s;
+                break;
+            }
+            Ok(Err(problems)) => {
+                for p in problems {
+                    let readiness = Readiness::Blocked {
+                        last_supported: remaining
+                            .plugin(&p.component)
+                            .and_then(|r| last_supported(&index, r)),
+                        reasons: p.facts,
+                    };
+                    set_aside.push((p.component, readiness));
+                }
+            }
+            Err(f) => {
+                let reason = match &f.needed_by {
+                    Some(by) => format!(
+                        "{by} requires {}, which cannot be read: {}",
+                        f.component,
+                        crate::error::chain(&f.error)
+                    ),
+                    None => crate::error::chain(&f.error),
+                };
+                match f.wanted_by {
+                    Some(c) => set_aside.push((c, Readiness::Unknown { reason })),
+                    None => return Err(f.error),
+                }
+            }
         }
-    };
-    let requires_unknown = core.build == UNKNOWN_BUILD;
-
-    let mut requests: Vec<(PluginRequest, bool)> =
-        site.plugins.iter().map(|p| (p.clone(), false)).collect();
-    if let Some(l) = &lock {
-        for p in l.plugins.iter().filter(|p| p.auto) {
-            if let Ok(component) = mcb_moodle::Component::parse(&p.component) {
-                requests.push((
-                    PluginRequest {
-                        component,
-                        version: None,
-                        source: SourceSpec::Directory,
-                        line: 0,
+        let before = remaining.plugins.len();
+        for (c, readiness) in set_aside {
+            remaining.plugins.retain(|p| p.component.as_str() != c);
+            settled.insert(c, readiness);
+        }
+        if remaining.plugins.len() == before {
+            // A problem that names no plugin of the site file: every plugin left shares it.
+            for p in remaining.plugins.drain(..) {
+                settled.insert(
+                    p.component.to_string(),
+                    Readiness::Blocked {
+                        reasons: vec!["no set of plugin versions fits together".into()],
+                        last_supported: None,
                     },
-                    true,
-                ));
+                );
             }
         }
     }
 
-    let mut plugins = Vec::new();
-    for (req, auto) in requests {
-        let name = req.component.to_string();
-        let locked = lock
-            .as_ref()
-            .and_then(|l| l.plugin(&name))
-            .map(|p| p.version.clone());
-        let readiness = if standard.as_ref().is_some_and(|l| l.is_standard(&name)) {
-            Readiness::InCore
-        } else {
-            match plan_plugin(&catalog, &core, &req.component, &req.source, None, None)? {
-                Ok(chosen) => match fit(&core, &chosen.info, &name) {
-                    Fit::Blocked(_, why) => Readiness::Blocked {
-                        reasons: vec![why],
-                        last_supported: None,
-                    },
-                    other => Readiness::Fits {
-                        version: chosen
-                            .info
-                            .version
-                            .map(|v| v.to_string())
-                            .unwrap_or_default(),
-                        release: chosen.info.release.clone(),
-                        warning: match other {
-                            Fit::OutsideSupported(w) => Some(w),
-                            _ => chosen.warning.map(|w| w.message),
-                        },
-                    },
+    let locked = |c: &str| {
+        lock.as_ref()
+            .and_then(|l| l.plugin(c))
+            .map(|p| p.version.clone())
+    };
+    let mut plugins: Vec<PluginReadiness> = Vec::new();
+    for s in solved {
+        let readiness = match (
+            remaining.plugin(&s.component),
+            fit(&core.version, &s.info, &s.component),
+        ) {
+            // A source that names one version is taken as it is: say if it blocks.
+            (Some(_), Fit::Blocked(_, why)) => Readiness::Blocked {
+                reasons: vec![why],
+                last_supported: None,
+            },
+            (_, f) => Readiness::Fits {
+                version: s.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                release: s.info.release.clone(),
+                warning: match f {
+                    Fit::OutsideSupported(w) => Some(w),
+                    _ => s.warning.clone(),
                 },
-                Err(problem) => Readiness::Blocked {
-                    last_supported: last_supported(&index, &req),
-                    reasons: problem.facts,
-                },
-            }
+            },
         };
         plugins.push(PluginReadiness {
-            component: name,
-            locked,
-            source: req.source.kind(),
-            auto,
+            locked: locked(&s.component),
+            source: site
+                .plugin(&s.component)
+                .map(|r| r.source.kind())
+                .unwrap_or("directory"),
+            auto: s.auto,
+            component: s.component,
             readiness,
         });
     }
+    for (c, readiness) in settled {
+        plugins.push(PluginReadiness {
+            locked: locked(&c),
+            source: site
+                .plugin(&c)
+                .map(|r| r.source.kind())
+                .unwrap_or("directory"),
+            auto: site.plugin(&c).is_none(),
+            component: c,
+            readiness,
+        });
+    }
+    plugins.sort_by(|a, b| (a.auto, &a.component).cmp(&(b.auto, &b.component)));
     let blocked = plugins
         .iter()
-        .any(|p| !matches!(p.readiness, Readiness::Fits { .. }));
+        .any(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore));
+    let unknown = plugins
+        .iter()
+        .any(|p| matches!(p.readiness, Readiness::Unknown { .. }));
     Ok(UpgradeCheck {
         site: site.name.clone(),
         target: target.to_string(),
-        core_release: (!requires_unknown).then(|| core.release.clone()),
-        core_build: (!requires_unknown).then(|| core.build.to_string()),
+        core_release: (!requires_unknown).then(|| core.version.release.clone()),
+        core_build: (!requires_unknown).then(|| core.version.build.to_string()),
         plugins,
         blocked,
+        unknown,
         notes,
     })
 }

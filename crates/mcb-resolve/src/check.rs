@@ -8,7 +8,7 @@ use mcb_moodle::{Build, Component, CoreLayout, CoreVersion, PluginVersion};
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::DiGraph;
 
-use crate::choose::{Fit, fit};
+use crate::candidates::{Fit, fit};
 use crate::problem::{Problem, Rule, Warning};
 
 /// A plugin version chosen for the site.

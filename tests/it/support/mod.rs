@@ -62,9 +62,15 @@ impl Fixture {
 
     /// Runs `mcb realise --json SITE`, asserts success and returns the JSON.
     pub fn realise_ok(&self, site: &Path) -> serde_json::Value {
+        self.realise_ok_with(site, &[])
+    }
+
+    /// `realise_ok` with more arguments (`--allow-downgrade`).
+    pub fn realise_ok_with(&self, site: &Path, args: &[&str]) -> serde_json::Value {
         let out = self
             .mcb()
             .args(["realise", "--json"])
+            .args(args)
             .arg(site)
             .output()
             .unwrap();
@@ -85,7 +91,18 @@ impl Fixture {
 
     /// Runs `mcb realise SITE`, asserts it fails with `code`, returns stderr.
     pub fn realise_err(&self, site: &Path, code: i32) -> String {
-        let out = self.mcb().arg("realise").arg(site).output().unwrap();
+        self.realise_err_with(site, &[], code)
+    }
+
+    /// `realise_err` with more arguments.
+    pub fn realise_err_with(&self, site: &Path, args: &[&str], code: i32) -> String {
+        let out = self
+            .mcb()
+            .arg("realise")
+            .args(args)
+            .arg(site)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(code), "stderr:\n{stderr}");
         stderr

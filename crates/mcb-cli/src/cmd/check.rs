@@ -14,6 +14,8 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     let c = result?;
     let code = if c.blocked {
         Exit::Pending
+    } else if c.unknown {
+        Exit::Source
     } else {
         Exit::Success
     };
@@ -58,6 +60,10 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
                     say!("           last supported release: Moodle {l}");
                 }
             }
+            Readiness::Unknown { reason } => {
+                say!("  UNKNOWN  {:<26} {now}{dep}", p.component);
+                say!("           {reason}");
+            }
             Readiness::InCore => {
                 say!("  IN CORE  {:<26} {now}{dep}", p.component);
                 say!(
@@ -74,10 +80,23 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     let blocking = c
         .plugins
         .iter()
-        .filter(|p| !matches!(p.readiness, Readiness::Fits { .. }))
+        .filter(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore))
         .count();
-    if blocking == 0 {
+    let unknown = c
+        .plugins
+        .iter()
+        .filter(|p| matches!(p.readiness, Readiness::Unknown { .. }))
+        .count();
+    if unknown > 0 {
+        say!(
+            "{} could not be checked: their sources could not be read",
+            super::plural(unknown, "plugin")
+        );
+    }
+    if blocking == 0 && unknown == 0 {
         say!("every plugin has a version for Moodle {}", c.target);
+    } else if blocking == 0 {
+        say!("no plugin that could be checked blocks Moodle {}", c.target);
     } else {
         say!(
             "{} block{} the upgrade to Moodle {}",

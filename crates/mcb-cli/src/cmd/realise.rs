@@ -46,6 +46,7 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
     opts.out = a.out.clone();
     opts.link = mcb_store::LinkMode::parse(&a.link).expect("clap allows only known modes");
     opts.force = a.force;
+    opts.allow_downgrade = a.allow_downgrade;
     let progress = Progress::new(g);
     let result = mcb_realise::realise(&a.site, &opts, &progress);
     progress.finish();

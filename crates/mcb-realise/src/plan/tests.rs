@@ -363,6 +363,8 @@ fn lock_with(component: &str, version: &str) -> Lock {
             manifest: h('c'),
             date: 0,
         }],
+        links: Default::default(),
+        warnings: Vec::new(),
         tree: GitOid::parse(&id('d')).unwrap(),
         commit: None,
         date: 0,
