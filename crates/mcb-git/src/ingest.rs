@@ -54,6 +54,8 @@ pub struct IngestedCommit {
     /// Paths of submodules: git records only a commit id there, and mcb fetches no
     /// submodule, so they are absent from the codebase.
     pub submodules: Vec<String>,
+    /// How many blobs were read from git (the rest came from the base's objects).
+    pub blobs_read: usize,
 }
 
 /// What a tree entry is as a file; `None` for directories and submodules.
@@ -129,6 +131,7 @@ impl GitStore {
             .collect();
         check_listing(&listing)?;
         let total = std::sync::atomic::AtomicU64::new(0);
+        let read = std::sync::atomic::AtomicUsize::new(0);
 
         let entries: Result<Vec<Entry>, IngestError> = files
             .par_iter()
@@ -138,9 +141,13 @@ impl GitStore {
                     let path = String::from_utf8(raw_path.clone())
                         .expect("the listing check refused names that are not UTF-8");
                     let oid_hex = git_oid(*id);
+                    // A blob the base knows has the same content whatever its mode now:
+                    // the object is reused, or copied to the other mode.
                     if let Some(k) = known.get(&oid_hex)
                         && (k.kind == EntryKind::Symlink) == (*kind == EntryKind::Symlink)
-                        && store.has_object(k.object(), *kind == EntryKind::Exec)
+                        && store
+                            .put_object_variant(k.object(), *kind == EntryKind::Exec)
+                            .map_err(store_err)?
                     {
                         return Ok(Entry {
                             path,
@@ -167,6 +174,7 @@ impl GitStore {
                             limit: limits.total_bytes,
                         });
                     }
+                    read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let blob = repo
                         .find_object(*id)
                         .context(|| format!("cannot read {path} of {commit}"))?;
@@ -186,6 +194,7 @@ impl GitStore {
         Ok(IngestedCommit {
             manifest: Manifest::new(tree_id, entries?),
             submodules,
+            blobs_read: read.into_inner(),
         })
     }
 

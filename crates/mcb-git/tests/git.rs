@@ -381,3 +381,61 @@ fn listing_an_upstream_commit_obeys_the_file_limit() {
         "{e}"
     );
 }
+
+#[test]
+fn a_release_that_only_changes_modes_reads_no_blob_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    std::fs::create_dir_all(up.join("lib")).unwrap();
+    git(&up, &["init", "-q", "-b", "main"]);
+    git(&up, &["config", "user.email", "t@t"]);
+    git(&up, &["config", "user.name", "t"]);
+    for i in 0..20 {
+        let f = up.join(format!("lib/f{i}.php"));
+        std::fs::write(&f, format!("<?php // {i}")).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(up.join("version.php"), "<?php $version = 1;").unwrap();
+    git(&up, &["add", "-A"]);
+    git(&up, &["commit", "-qm", "4.5.0"]);
+    // The next release only drops the executable bit (as 4.5.0 → 4.5.5 did).
+    for i in 0..20 {
+        git(
+            &up,
+            &["update-index", "--chmod=-x", "--", &format!("lib/f{i}.php")],
+        );
+    }
+    git(&up, &["commit", "-qm", "4.5.5"]);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let head = fetch_dir(&g, &up).head.unwrap();
+    let old = mcb_store::GitOid::parse(
+        String::from_utf8(
+            Command::new("git")
+                .args(["rev-parse", "HEAD~1"])
+                .current_dir(&up)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    let limits = SourceLimits::default();
+    let first = g.ingest_commit(&store, &old, None, &limits).unwrap();
+    assert_eq!(first.blobs_read, 21);
+    let second = g
+        .ingest_commit(&store, &head, Some(&first.manifest), &limits)
+        .unwrap();
+    assert_eq!(
+        second.blobs_read, 0,
+        "every blob came from the base's objects"
+    );
+    for e in &second.manifest.entries {
+        assert_eq!(e.kind, EntryKind::File, "{}", e.path);
+        let object = store.object_path(&e.blake3, false);
+        let bytes = std::fs::read(&object).unwrap();
+        assert_eq!(mcb_store::ObjectHash::of(&bytes), e.blake3);
+    }
+}

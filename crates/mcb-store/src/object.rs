@@ -53,6 +53,27 @@ impl Store {
         self.write_object_file(&path, bytes, executable)
     }
 
+    /// Makes the other-mode copy of an object already stored (same content, executable
+    /// or not), without reading the content from its source again: a point release that
+    /// only changes modes costs a copy per file. `false` when neither mode is there, or the
+    /// one there was edited through a hardlink (it is not trusted as a source).
+    pub fn put_object_variant(&self, hash: &ObjectHash, executable: bool) -> Result<bool> {
+        let path = self.object_path(hash, executable);
+        if path.exists() {
+            return Ok(true);
+        }
+        let other = self.object_path(hash, !executable);
+        if !other.exists() || self.object_tampered(hash, !executable) {
+            return Ok(false);
+        }
+        let tmp = self.root.join("tmp");
+        let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
+        let mut src = fs::File::open(&other).at(&other)?;
+        std::io::copy(&mut src, f.as_file_mut()).at(f.path())?;
+        self.finish_object_file(f, &path, executable)?;
+        Ok(true)
+    }
+
     /// Adds an object from a stream, never holding more than a buffer of it in memory, and
     /// returns its hash and size. The content is staged in tmp/ while it is hashed; a
     /// reader that fails (a size limit, a broken archive) leaves nothing behind.
