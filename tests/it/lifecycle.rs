@@ -417,6 +417,19 @@ fn reproduce_rebuilds_the_same_tree_in_an_empty_store() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("changed since the lock"));
+
+    // The empty stores were made inside the store's tmp/ and are removed after the
+    // answer, by a process of their own.
+    let tmp = f.store().join("tmp");
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = std::fs::read_dir(&tmp).unwrap().count();
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(left, 0, "reproduce left its temporary store behind");
 }
 
 #[test]

@@ -79,20 +79,42 @@ pub fn reproduce(
     reporter: &dyn Reporter,
 ) -> Result<Reproduction, RealiseError> {
     let (lock, site) = target_lock(opts, target)?;
-    let temp = tempfile::tempdir().map_err(|e| RealiseError::Filesystem {
-        message: "cannot make a temporary store".into(),
-        source: e,
-    })?;
+    // The empty store goes inside the real one when there is one (its filesystem, and its
+    // removal does not hold up the answer); else in the system's temporary directory.
+    let home = Store::open_existing(&opts.store).ok();
+    let staged = home.as_ref().and_then(|s| s.staging("reproduce-").ok());
+    let temp = match staged {
+        Some(t) => t,
+        None => tempfile::tempdir().map_err(|e| RealiseError::Filesystem {
+            message: "cannot make a temporary store".into(),
+            source: e,
+        })?,
+    };
     let mut o = opts.clone();
     o.store = temp.path().join("store");
     o.offline = false;
-    let ctx = RunContext::open(&o, Some(&site), reporter)?;
+    let result = rebuild(&o, &lock, &site, reporter);
+    match &home {
+        Some(store) if temp.path().starts_with(store.root()) => store.discard(temp),
+        _ => drop(temp),
+    }
+    result
+}
+
+/// Plan, fetch and compose `lock` in the empty store of `o`, and compare.
+fn rebuild(
+    o: &Options,
+    lock: &Lock,
+    site: &SiteFile,
+    reporter: &dyn Reporter,
+) -> Result<Reproduction, RealiseError> {
+    let ctx = RunContext::open(o, Some(site), reporter)?;
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
-    catalog.prefetch(&site, Some(&lock), reporter);
+    catalog.prefetch(site, Some(lock), reporter);
     reporter.stage(Stage::Plan, &site.name);
-    let plan = plan(&catalog, &site, Some(&lock))?;
+    let plan = plan(&catalog, site, Some(lock))?;
     let fetched = fetch(&catalog, &plan, reporter)?;
     reporter.stage(Stage::Compose, &site.name);
     let links = sources.links(&site.links)?;

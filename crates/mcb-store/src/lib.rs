@@ -273,6 +273,21 @@ impl Store {
             .at(&tmp)
     }
 
+    /// Lets go of a staging directory without waiting for it to be removed: a process of
+    /// its own removes it, and whatever that leaves (a kill, a failed start) is under
+    /// `tmp/`, where `gc` removes leftovers.
+    pub fn discard(&self, dir: tempfile::TempDir) {
+        let path = dir.keep();
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg("--")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+
     /// A fresh staging file under `tmp/`, removed on drop unless persisted.
     pub fn staging_file(&self) -> Result<tempfile::NamedTempFile> {
         let tmp = self.root.join("tmp");
