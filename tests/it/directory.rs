@@ -709,3 +709,68 @@ fn check_names_the_plugin_that_blocks_an_upgrade() {
         String::from_utf8_lossy(&out.stdout).contains("every plugin has a version for Moodle 5.0")
     );
 }
+
+#[test]
+fn an_unreachable_directory_names_the_plugin_that_needs_it() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    f.write(
+        "src/mod_a/version.php",
+        plugin_php(
+            "mod_a",
+            2024100100,
+            "2024042200",
+            "$plugin->dependencies = ['local_dep' => ANY_VERSION];",
+        ),
+    );
+    let plugins = [("mod_a", Src::path("../src/mod_a"))];
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new(
+            "local_dep",
+            2024100100,
+            "2024042200",
+            &["4.5"],
+        )],
+    );
+    // Never reached: nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "http://{}/api/1.3/pluglist.php",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+
+    let err = f.realise_err(&site(&f, &m, "4.5", &dead, &plugins), 5);
+    assert!(
+        err.contains(
+            "mod_a 2024100100 (../src/mod_a) requires local_dep, which the site file does not list"
+        ),
+        "names the plugin that needs the directory: {err}"
+    );
+    assert!(err.contains("cannot read the plugin index"), "{err}");
+    assert!(
+        !err.contains("--offline"),
+        "no cached list, so --offline cannot help: {err}"
+    );
+
+    // Once the list is cached, the hint offers it.
+    f.realise_ok(&site(&f, &m, "4.5", &list, &plugins));
+    drop(s);
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let err = f.realise_err_with(&site(&f, &m, "4.5", &list, &plugins), &["--refresh"], 5);
+    assert!(err.contains("pass --offline to use the copy"), "{err}");
+    let out = f
+        .mcb()
+        .args(["realise", "--offline", "--json"])
+        .arg(f.path("site/site.ron"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -42,13 +42,27 @@ impl<'a> LazyIndex<'a> {
         });
         match loaded {
             Ok(l) => Ok(l),
-            Err(e) => Err(SourceError::new(
-                component,
-                SourceFailure::Unavailable,
-                format!("cannot read the plugin index {}", self.location),
-            )
-            .because(e.clone())
-            .hint("check the directory URL (site file `directory:` or MCB_DIRECTORY)")),
+            Err(e) => {
+                // --offline helps only when this store has a copy of the list.
+                let cached = !self.http.is_offline()
+                    && self.cache.is_some_and(|s| {
+                        s.cache()
+                            .index_list(&self.location, self.http.limits().body_bytes)
+                            .is_some()
+                    });
+                let hint = if cached {
+                    "check the directory URL (site file `directory:` or MCB_DIRECTORY), or pass --offline to use the copy of the list this store has"
+                } else {
+                    "check the directory URL (site file `directory:` or MCB_DIRECTORY)"
+                };
+                Err(SourceError::new(
+                    component,
+                    SourceFailure::Unavailable,
+                    format!("cannot read the plugin index {}", self.location),
+                )
+                .because(e.clone())
+                .hint(hint))
+            }
         }
     }
 }
