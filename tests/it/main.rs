@@ -8,5 +8,6 @@ mod directory;
 mod hardening;
 mod lifecycle;
 mod realise;
+mod resolve;
 mod rules;
 mod snapshots;

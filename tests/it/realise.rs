@@ -750,3 +750,114 @@ fn the_readme_demo_realises_offline() {
             .is_file()
     );
 }
+
+#[test]
+fn links_give_each_site_its_own_config_php() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let prod = Site::new("prod")
+        .core(m.url(), "4.5")
+        .link("config.php", "/etc/moodle/prod/config.php");
+    let test = Site::new("test")
+        .core(m.url(), "4.5")
+        .link("config.php", "/etc/moodle/test/config.php");
+    let a = f.realise_ok(&prod.write(&f, "prod/site.ron"));
+    let b = f.realise_ok(&test.write(&f, "test/site.ron"));
+    // Each site's config is part of its own tree: two generations, not one shared.
+    assert_ne!(a["tree"], b["tree"]);
+    for (site, target) in [
+        ("prod", "/etc/moodle/prod/config.php"),
+        ("test", "/etc/moodle/test/config.php"),
+    ] {
+        let link = f.path(&format!("{site}/result/config.php"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::Path::new(target)
+        );
+    }
+    // The lock records the links; a second run is a no-op, and verify finds nothing wrong
+    // (it never follows the link to a file that does not exist here).
+    let lock = std::fs::read_to_string(f.path("prod/site.lock")).unwrap();
+    assert!(
+        lock.contains("\"config.php\": \"/etc/moodle/prod/config.php\""),
+        "{lock}"
+    );
+    let again = f.realise_ok(&prod.write(&f, "prod/site.ron"));
+    assert_eq!(again["changed"], false);
+    f.mcb().arg("verify").assert().success();
+    f.mcb()
+        .args(["verify", "--tree"])
+        .arg(f.path("prod/result"))
+        .assert()
+        .success();
+
+    // A link into the store is refused, as is one where the codebase has a file.
+    let into = Site::new("into")
+        .core(m.url(), "4.5")
+        .link("config.php", &format!("{}/objects/x", f.store().display()));
+    let err = f.realise_err(&into.write(&f, "into/site.ron"), 5);
+    assert!(
+        err.contains("link config.php points into the store"),
+        "{err}"
+    );
+    let clash = Site::new("clash")
+        .core(m.url(), "4.5")
+        .link("version.php", "/etc/moodle/clash/version.php");
+    let err = f.realise_err(&clash.write(&f, "clash/site.ron"), 3);
+    assert!(
+        err.contains("link \"version.php\": the codebase already has version.php there"),
+        "{err}"
+    );
+    assert!(!f.path("clash/result").exists());
+}
+
+#[test]
+fn warnings_are_said_again_by_a_run_that_changes_nothing_and_not_with_q() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    // Outside its supported range: Moodle only warns, and so does mcb.
+    let p = plugin_repo(
+        f.path("mod_w"),
+        &[(
+            "v1.0",
+            plugin_php(
+                "mod_w",
+                2024060100,
+                "2024042200",
+                "$plugin->supported = [401, 404];",
+            ),
+        )],
+    );
+    let site = f.site(
+        &Site::new("s")
+            .core(m.url(), "4.5")
+            .plugin("mod_w", Src::git(p.url())),
+    );
+    let first = f.mcb().arg("realise").arg(&site).output().unwrap();
+    let warned = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(first.status.success(), "{warned}");
+    assert!(
+        warned.contains("warning: mod_w: mod_w 2024060100"),
+        "{warned}"
+    );
+    assert!(warned.contains("Moodle will warn"), "{warned}");
+    let again = f.mcb().arg("realise").arg(&site).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.starts_with("up to date"), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        warned,
+        "the same warning"
+    );
+    let j = f.realise_ok(&site);
+    assert!(
+        j["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("Moodle will warn")
+    );
+    // -q prints errors only: nothing here.
+    let quiet = f.mcb().args(["-q", "realise"]).arg(&site).output().unwrap();
+    assert!(quiet.status.success());
+    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty());
+}

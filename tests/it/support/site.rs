@@ -72,6 +72,7 @@ pub struct Site {
     moodle: Src,
     plugins: Vec<(String, Src)>,
     directory: Option<String>,
+    links: Vec<(String, String)>,
 }
 
 impl Site {
@@ -81,6 +82,7 @@ impl Site {
             moodle: Src::index(),
             plugins: Vec::new(),
             directory: None,
+            links: Vec::new(),
         }
     }
 
@@ -112,6 +114,12 @@ impl Site {
         self
     }
 
+    /// A symlink the site adds to its codebase.
+    pub fn link(mut self, at: &str, target: &str) -> Site {
+        self.links.push((at.to_string(), target.to_string()));
+        self
+    }
+
     /// The site file's text.
     pub fn ron(&self) -> String {
         let mut s = format!(
@@ -125,6 +133,14 @@ impl Site {
         s.push_str("    },\n");
         if let Some(d) = &self.directory {
             let _ = writeln!(s, "    directory: {},", quote(d));
+        }
+        if !self.links.is_empty() {
+            let links: Vec<String> = self
+                .links
+                .iter()
+                .map(|(a, t)| format!("{}: {}", quote(a), quote(t)))
+                .collect();
+            let _ = writeln!(s, "    links: {{{}}},", links.join(", "));
         }
         s.push_str(")\n");
         s
