@@ -2,6 +2,7 @@
 //! ≥ 30,000 files and ≥ 250 MB in about 3,000 directories, 30 plugin repositories and 5
 //! plugin zips), then, side by side in one run, the median of several runs of:
 //! cold realise, warm realise of a new site, no-op realise, realise after a point release,
+//! realise after a release that changes only file modes, reproduce of a lock,
 //! `cp -al` of the same tree (the floor), `git clone --bare` of the core (the fetch floor),
 //! the naive script (clone + copy plugins + `git add -A` + `git commit`), mcb's peak memory,
 //! and the store's size for 1 site and for 10 sites sharing two releases.
@@ -25,6 +26,8 @@ const TARGET_BYTES: u64 = 270 * 1024 * 1024;
 const PLUGINS: usize = 30;
 const ZIPS: usize = 5;
 const CHANGED_IN_POINT_RELEASE: usize = 600;
+/// Files whose mode alone changes in the next release (4.5.0 → 4.5.5 changed 27,889).
+const MODE_ONLY_CHANGES: usize = 20_000;
 
 /// A small deterministic generator (xorshift64*), so every machine builds the same fixture.
 struct Rng(u64);
@@ -255,9 +258,31 @@ fn build_fixture(root: &Path) -> Fixture {
         changed_bytes += content.len() as u64;
         second.push((paths[i].clone(), content, false));
     }
+    // Then a release that changes only modes: the same content, now executable.
+    let changed: std::collections::HashSet<usize> = (0..CHANGED_IN_POINT_RELEASE)
+        .map(|k| (k * 47) % CORE_FILES)
+        .collect();
+    let mut third = vec![(
+        "version.php".to_string(),
+        core_version_php("2024100702.00", "4.5.2 (Build: 20241216)"),
+        false,
+    )];
+    third.extend(
+        first
+            .iter()
+            .take(CORE_FILES)
+            .enumerate()
+            .filter(|(i, _)| !changed.contains(i))
+            .take(MODE_ONLY_CHANGES)
+            .map(|(_, (path, content, _))| (path.clone(), content.clone(), true)),
+    );
     fast_import(
         &core,
-        vec![("v4.5.0".into(), first), ("v4.5.1".into(), second)],
+        vec![
+            ("v4.5.0".into(), first),
+            ("v4.5.1".into(), second),
+            ("v4.5.2".into(), third),
+        ],
     );
 
     let mut plugins = Vec::new();
@@ -491,6 +516,8 @@ fn main() {
     let mut warm = Vec::new();
     let mut noop = Vec::new();
     let mut point = Vec::new();
+    let mut modes = Vec::new();
+    let mut reproduce = Vec::new();
     let mut cp = Vec::new();
     let mut clone = Vec::new();
     let mut naive = Vec::new();
@@ -532,6 +559,21 @@ fn main() {
         let s = measure(mcb_cmd(&store).arg("realise").arg(&site_a1));
         peak = peak.max(s.max_rss_kb);
         point.push(s.wall);
+
+        let site_a2 = fx.site(
+            &fx.root.join(format!("sites/a{r}")),
+            "alpha",
+            "4.5.2",
+            |_| true,
+        );
+        let s = measure(mcb_cmd(&store).arg("realise").arg(&site_a2));
+        peak = peak.max(s.max_rss_kb);
+        modes.push(s.wall);
+
+        // Rebuilding the 4.5.0 site's lock from its origins: about one cold realise.
+        let lock = fx.root.join(format!("sites/b{r}/site.lock"));
+        // A reproduction that differs exits non-zero, and `measure` stops the bench.
+        reproduce.push(measure(mcb_cmd(&store).arg("reproduce").arg(&lock)).wall);
 
         let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
         let copy = fx.root.join(format!("cp-{r}"));
@@ -599,6 +641,7 @@ fn main() {
     let store10_size = disk_usage(&store10);
 
     let (cold, warm, noop, point) = (median(cold), median(warm), median(noop), median(point));
+    let (modes, reproduce) = (median(modes), median(reproduce));
     let (cp, clone, naive) = (median(cp), median(clone), median(naive));
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
@@ -659,6 +702,18 @@ fn main() {
         secs(point),
         "—".into(),
         true,
+    );
+    row(
+        &format!("realise after a release changing only the modes of {MODE_ONLY_CHANGES} files"),
+        secs(modes),
+        format!("≤ 2 × the point release = {}", secs(point * 2)),
+        modes <= point * 2,
+    );
+    row(
+        "reproduce the lock of the 4.5.0 site",
+        secs(reproduce),
+        format!("≤ 1.5 × cold realise = {}", secs(cold.mul_f64(1.5))),
+        reproduce.as_secs_f64() <= 1.5 * cold.as_secs_f64(),
     );
     row("`cp -al` of the tree (floor)", secs(cp), "—".into(), true);
     row(

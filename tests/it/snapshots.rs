@@ -149,6 +149,41 @@ fn realise_failures() {
             "realise-source-error-json",
             run(&f, &["realise", "--json"], Some(&site))
         );
+        // A dependency that needs a newer version than this Moodle can have.
+        f.write(
+            "src/mod_needs/version.php",
+            plugin_php(
+                "mod_needs",
+                2024100100,
+                "2024042200",
+                "$plugin->dependencies = ['local_old' => 2025010100];",
+            ),
+        );
+        f.write(
+            "src/local_old/version.php",
+            plugin_php("local_old", 2024010100, "2024042200", ""),
+        );
+        let site = good_site(
+            &f,
+            &m,
+            &[
+                ("mod_needs", Src::path("../src/mod_needs")),
+                ("local_old", Src::path("../src/local_old")),
+            ],
+        );
+        insta::assert_snapshot!("realise-conflict", run(&f, &["realise"], Some(&site)));
+        // Back to an older core than the site's last generation.
+        let older = f.write(
+            "site/site.ron",
+            std::fs::read_to_string(good_site(&f, &m, &[]))
+                .unwrap()
+                .replace("version: \"4.5\"", "version: \"4.5.1\""),
+        );
+        insta::assert_snapshot!("realise-downgrade", run(&f, &["realise"], Some(&older)));
+        insta::assert_snapshot!(
+            "realise-downgrade-json",
+            run(&f, &["realise", "--json"], Some(&older))
+        );
     });
 }
 

@@ -272,9 +272,15 @@ impl<'a> Sources<'a> {
             self.watch
                 .transfer(&format!("{component} {url}"), received.clone());
             let refs = self.git.fetch(&url, self.fetch_limits(), &received).map_err(|e| {
+                // --offline helps only when this store fetched the upstream before.
+                let had = cache.upstream_fetched(&url).is_some();
                 SourceError::new(component, SourceFailure::Unavailable, e.context.clone())
                     .because(e)
-                    .hint("check the URL and that the repository is reachable; --offline uses what the store already has")
+                    .hint(if had {
+                        "check the URL and that the repository is reachable; --offline uses what the store already has of it"
+                    } else {
+                        "check the URL and that the repository is reachable"
+                    })
             })?;
             cache
                 .mark_upstream_fetched(&url)

@@ -123,7 +123,10 @@ impl CliError {
                 "exit_code": self.exit as u8,
                 "message": self.error.to_string(),
                 "causes": self.causes(),
-                "hint": self.hints.first(),
+                "hint": self
+                    .hints
+                    .first()
+                    .or_else(|| self.problems.iter().find_map(|p| p.hint.as_ref())),
                 "problems": problems,
             });
             if let (Some(obj), Ok(serde_json::Value::Object(place))) =
