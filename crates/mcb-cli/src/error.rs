@@ -173,11 +173,16 @@ impl From<RealiseError> for CliError {
             RealiseError::Owner { .. } => (Exit::Config, Place::default(), Vec::new()),
             RealiseError::Downgrade(d) => (
                 Exit::Pending,
-                Place {
-                    component: d.first().map(|d| d.component.clone()),
-                    ..Place::default()
-                },
-                Vec::new(),
+                Place::default(),
+                d.iter()
+                    .map(|d| {
+                        Problem::new(
+                            &d.component,
+                            mcb_resolve::Rule::Downgrade,
+                            format!("{} → {}", d.from, d.to),
+                        )
+                    })
+                    .collect(),
             ),
             RealiseError::Unsatisfiable(p) => (Exit::Unsatisfiable, Place::default(), p.clone()),
             RealiseError::Source(s) => (

@@ -27,6 +27,8 @@ pub enum Rule {
     Pin,
     /// `version.php` is missing or unreadable.
     VersionPhp,
+    /// A version lower than the one the site's database has run.
+    Downgrade,
 }
 
 impl Rule {
@@ -44,6 +46,7 @@ impl Rule {
             Rule::NoCompatibleVersion => "no compatible version",
             Rule::Pin => "pinned version",
             Rule::VersionPhp => "version.php",
+            Rule::Downgrade => "downgrade",
         }
     }
 }
