@@ -307,12 +307,12 @@ impl<T: Clone> Candidates<T> {
                 .cmp(&a.known_version())
                 .then_with(|| tag_cmp(&b.label, &a.label))
         });
-        // One version tagged twice (`3.1.2` and `v3.1.2`) is one candidate.
-        ranked
-            .dedup_by(|b, a| b.known_version().is_some() && b.known_version() == a.known_version());
         ranked.extend(last);
         if let Some(pin) = self.policy.pin.clone() {
-            let total = ranked.len();
+            let mut versions: Vec<Option<Build>> =
+                ranked.iter().map(|o| o.known_version()).collect();
+            versions.dedup_by(|b, a| b.is_some() && a == b);
+            let total = versions.len();
             ranked.retain(|o| self.pin_matches(&pin, o) != Some(false));
             if ranked.is_empty() {
                 return Err(Problem::new(
@@ -327,15 +327,16 @@ impl<T: Clone> Candidates<T> {
                     self.component
                 )));
             }
-            let mut named: Vec<String> = ranked
+            // The distinct versions the pin names, each under its best tag.
+            let mut named: Vec<(Build, String)> = ranked
                 .iter()
                 .filter(|o| self.pin_matches(&pin, o) == Some(true))
                 .filter_map(|o| {
-                    o.known_version()
-                        .map(|v| describe(&self.component, &o.label, Some(v)))
+                    let v = o.known_version()?;
+                    Some((v, describe(&self.component, &o.label, Some(v))))
                 })
                 .collect();
-            named.dedup();
+            named.dedup_by_key(|(v, _)| *v);
             if pin_build(&pin).is_none() && named.len() > 1 {
                 let mut p = Problem::new(
                     &self.component,
@@ -345,12 +346,17 @@ impl<T: Clone> Candidates<T> {
                         named.len()
                     ),
                 );
-                for n in named {
+                for (_, n) in named {
                     p = p.fact(n);
                 }
                 return Err(p.hint("pin the build number of the one you want"));
             }
         }
+        // One version tagged twice (`v3.1.4` and `v3.1.5` both hold 2024062801) is one
+        // candidate, under its best tag; after the pin, which may name either's release.
+        ranked.dedup_by(|b, a| {
+            !b.last_resort && b.known_version().is_some() && b.known_version() == a.known_version()
+        });
         self.slots
             .extend(ranked.into_iter().map(|o| Slot::new(o, false)));
         Ok(())
@@ -629,7 +635,8 @@ impl<T: Clone> Candidates<T> {
             if i == chosen {
                 continue;
             }
-            let earlier = i < chosen || key(i) < key(chosen);
+            // Ranked before it, or in a better tier (a version that installs).
+            let earlier = i < chosen || (s.tier().is_some() && key(i) < key(chosen));
             if !earlier {
                 continue;
             }

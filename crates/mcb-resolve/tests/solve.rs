@@ -353,6 +353,38 @@ fn pins_name_a_build_or_a_release() {
 }
 
 #[test]
+fn release_pins_on_local_mailtest_tags() {
+    // The real tags of moodle-local_mailtest: `3.1.2` and `v3.1.2` hold different builds
+    // with one release name; `v3.1.4` and `v3.1.5` hold one build.
+    let vs = vec![
+        v("3.1.2", 2024042801, 2013040500).release("3.1.2"),
+        v("v3.1.2", 2024042800, 2013040500).release("3.1.2"),
+        v("v3.1.4", 2024062801, 2013040500).release("3.1.4"),
+        v("v3.1.5", 2024062801, 2013040500).release("3.1.5"),
+        v("v3.1.6", 2024072200, 2013040500).release("3.1.6"),
+    ];
+    let pinned = |pin: &str| {
+        Memory::new_site().offers("mod_x", vs.clone()).policy(
+            "mod_x",
+            Policy {
+                pin: Some(pin.into()),
+                ..Policy::default()
+            },
+        )
+    };
+    assert_eq!(pinned("3.1.4").chosen()[0].1, "v3.1.4");
+    assert_eq!(pinned("2024062801").chosen()[0].1, "v3.1.5");
+    let p = pinned("3.1.2").run().unwrap_err();
+    let text = p[0].to_string();
+    assert!(text.contains("names 2 versions"), "{text}");
+    assert!(text.contains("mod_x 2024042801 (3.1.2)"), "{text}");
+    assert!(text.contains("mod_x 2024042800 (v3.1.2)"), "{text}");
+    // Unpinned, the newest: v3.1.6.
+    let m = Memory::new_site().offers("mod_x", vs);
+    assert_eq!(m.chosen()[0].1, "v3.1.6");
+}
+
+#[test]
 fn only_the_versions_reached_are_read() {
     let m = Memory::new_site().offers(
         "mod_x",
