@@ -735,13 +735,10 @@ fn an_unreachable_directory_names_the_plugin_that_needs_it() {
             &["4.5"],
         )],
     );
-    // Never reached: nothing listens on this port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!(
         "http://{}/api/1.3/pluglist.php",
-        closed.local_addr().unwrap()
+        crate::support::http::closed_port()
     );
-    drop(closed);
 
     let err = f.realise_err(&site(&f, &m, "4.5", &dead, &plugins), 5);
     assert!(

@@ -911,10 +911,7 @@ fn servers_that_never_answer_time_out_naming_the_host() {
         err.contains("did not answer in time") && err.contains(&addr.to_string()),
         "{err}"
     );
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = crate::support::http::closed_port();
     let out = f
         .mcb()
         .arg("realise")

@@ -291,9 +291,10 @@ fn check_sees_dependencies_and_keeps_going_past_a_source_it_cannot_read() {
         ),
     );
     // A zip on a port where nothing listens.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}/tool_gone.zip", closed.local_addr().unwrap());
-    drop(closed);
+    let dead = format!(
+        "http://{}/tool_gone.zip",
+        crate::support::http::closed_port()
+    );
     let site = f.site(
         &Site::new("s")
             .core(m.url(), "4.5")

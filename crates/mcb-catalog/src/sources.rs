@@ -102,21 +102,6 @@ pub struct StoredLinks {
     pub hash: ManifestHash,
 }
 
-/// `path` with `.` and `..` worked out by text alone: a link's target is never followed.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 pub struct Sources<'a> {
     pub store: &'a Store,
     watch: &'a dyn crate::TransferWatch,
@@ -718,12 +703,15 @@ impl<'a> Sources<'a> {
             return Ok(None);
         }
         let root = self.store.root();
-        let roots: Vec<PathBuf> = [Some(lexical(root)), std::fs::canonicalize(root).ok()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let roots: Vec<PathBuf> = [
+            Some(mcb_config::normalize(root)),
+            std::fs::canonicalize(root).ok(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         for (at, target) in links {
-            let t = lexical(Path::new(target));
+            let t = mcb_config::normalize(Path::new(target));
             if roots.iter().any(|r| t.starts_with(r)) {
                 return Err(SourceError::new(
                     "links",

@@ -11,4 +11,6 @@ mod site;
 
 pub use error::ConfigError;
 pub use lock::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource};
-pub use site::{DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec};
+pub use site::{
+    DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec, normalize,
+};

@@ -360,8 +360,9 @@ impl SiteFile {
     }
 }
 
-/// Removes `.` and `..` components without touching the filesystem.
-fn normalize(p: &Path) -> PathBuf {
+/// Removes `.` and `..` components by text alone, without touching the filesystem (a path
+/// in a site file, a link's target that is never followed).
+pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

@@ -201,3 +201,11 @@ fn serve(conn: TcpStream, state: Arc<Mutex<Routes>>) {
     let _ = conn.write_all(&body);
     let _ = conn.flush();
 }
+
+/// An address on loopback where nothing listens (a port bound, then let go).
+pub fn closed_port() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
