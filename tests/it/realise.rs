@@ -744,6 +744,35 @@ fn the_readme_demo_realises_offline() {
         "{stdout}"
     );
     assert!(stdout.contains("mod/quiz/accessrule/timer"));
+    // What the README shows is what the demo prints: the same commit on every machine.
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let shown = |prefix: &str| {
+        readme
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| rest.trim().to_string())
+    };
+    let commit = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("commit "))
+        .unwrap();
+    assert_eq!(
+        shown("commit ").as_deref(),
+        Some(commit),
+        "README's demo commit"
+    );
+    let tree = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tree "))
+        .unwrap();
+    let generation = tree.rsplit('/').next().unwrap();
+    assert!(
+        shown("tree ").is_some_and(|t| t.ends_with(generation)),
+        "README's demo tree"
+    );
     assert!(copy.join("result/blocks/hello/version.php").is_file());
     assert!(
         copy.join("result/local/greet/classes/greeting.php")
