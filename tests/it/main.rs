@@ -5,6 +5,7 @@
 mod support;
 
 mod directory;
+mod gitops;
 mod hardening;
 mod lifecycle;
 mod realise;

@@ -132,7 +132,10 @@ fn git_plugin_without_ref_takes_the_newest_compatible_tag_in_numeric_order() {
     let site44 = core_site(&f, &m, "4.4", &entry);
     let err = f.realise_err(&site44, 2);
     assert!(err.contains("refusing to downgrade"), "{err}");
-    assert!(err.contains("mod_x: 2024120100 → 2024060100"), "{err}");
+    assert!(
+        err.contains("mod_x: r2024120100 (2024120100) → r2024060100 (2024060100)"),
+        "{err}"
+    );
     let j = f.realise_ok_with(&site44, &["--allow-downgrade"]);
     assert_eq!(j["plugins"]["mod_x"]["version"], "2024060100");
 }

@@ -10,7 +10,7 @@ use crate::support::http::Server;
 use crate::support::*;
 
 /// The output of one run, as a snapshot shows it.
-fn shown(out: &std::process::Output) -> String {
+pub(crate) fn shown(out: &std::process::Output) -> String {
     let mut s = format!("exit: {}\n", out.status.code().unwrap_or(-1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stdout = match serde_json::from_str::<serde_json::Value>(&stdout) {
@@ -30,7 +30,7 @@ fn shown(out: &std::process::Output) -> String {
 }
 
 /// Snapshot settings for a fixture: its directory and every id become placeholders.
-fn settings(f: &Fixture) -> insta::Settings {
+pub(crate) fn settings(f: &Fixture) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path("snapshots");
     s.set_prepend_module_to_snapshot(false);

@@ -119,6 +119,190 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Versions of a plugin in the plugins directory and the Moodle releases each supports.
     Info(InfoArgs),
+    /// What realise would change, changing nothing: core, plugins added, removed, upgraded,
+    /// downgraded (dangerous), sources; exit 2 when something is pending.
+    Plan(PlanArgs),
+    /// Move the lock to the newest versions the site file allows (all, or those named),
+    /// then realise.
+    Update(UpdateArgs),
+    /// What update would move in the lock, without moving it; exit 2 when something would.
+    Outdated(PlanArgs),
+    /// Re-read the site file, ask upstream, update and realise; with --watch, again and
+    /// again until stopped.
+    Reconcile(ReconcileArgs),
+    /// The site's generations, newest first.
+    History(HistoryArgs),
+    /// Make an earlier generation current again (a new commit on the site branch).
+    Rollback(RollbackArgs),
+    /// The sites in the store: current commit, tree, result links, what only each costs.
+    Sites(SitesArgs),
+    /// Retire a site: delete its branch and roots, so gc frees what only it used.
+    Forget(ForgetArgs),
+    /// Write a commented starter site file.
+    Init(InitArgs),
+    /// Add a plugin to the site file (keeping its comments), then plan.
+    Add(AddArgs),
+    /// Remove a plugin from the site file (keeping its comments), then plan.
+    Remove(RemoveArgs),
+    /// Read an existing Moodle installation and write the site file and lock that realise
+    /// to the same files.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// Only these plugins (default: everything).
+    pub components: Vec<String>,
+    /// Moodle itself (with components: core and those).
+    #[arg(long)]
+    pub core: bool,
+    /// Write the lock only; build and switch nothing.
+    #[arg(long)]
+    pub lock_only: bool,
+    /// Update even when a version would go down against the last generation.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Where to put the `result` link (default: beside the site file).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReconcileArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// Repeat every SECS seconds until SIGINT or SIGTERM; a failed round is retried with
+    /// backoff.
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<u64>,
+    /// Where to put the `result` link (default: beside the site file).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// A site file, or a site's name in the store.
+    #[arg(default_value = "site.ron")]
+    pub site: String,
+    /// At most this many generations.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// The generation: a commit on the site branch, or -N for N generations back
+    /// [default: -1].
+    #[arg(long, value_name = "COMMIT|-N", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Roll back even though components go down (only for a database that never ran
+    /// the newer code, or was restored from before it).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Where to put the `result` link (default: beside the site file).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SitesArgs {
+    /// Generations per site counted as kept (as gc --keep).
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// The site's name (or its site file).
+    pub site: String,
+    /// Forget it even though a `result` link serves its current generation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The site file to write.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// The Moodle release, e.g. 4.5.
+    #[arg(long, value_name = "X.Y", value_parser = parse_release, default_value = "4.5")]
+    pub moodle: mcb_moodle::Release,
+    /// The site's name [default: the directory's name].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// A component such as mod_attendance.
+    pub component: String,
+    /// The site file.
+    #[arg(long, default_value = "site.ron", value_name = "SITE.ron")]
+    pub site: PathBuf,
+    /// From a git repository.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["zip", "path"])]
+    pub git: Option<String>,
+    /// A tag, branch or commit of --git.
+    #[arg(long = "ref", value_name = "REF", requires = "git")]
+    pub reference: Option<String>,
+    /// From a zip (URL or file).
+    #[arg(long, value_name = "URL|FILE", conflicts_with = "path")]
+    pub zip: Option<String>,
+    /// From a local directory.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<String>,
+    /// Pin a release (as administrators see it) or a build number.
+    #[arg(long)]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// A component in the site file.
+    pub component: String,
+    /// The site file.
+    #[arg(long, default_value = "site.ron", value_name = "SITE.ron")]
+    pub site: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The Moodle installation (its code: the directory holding version.php).
+    pub dir: PathBuf,
+    /// The site's name [default: the directory's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write site.ron and site.lock.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +325,9 @@ pub struct RealiseArgs {
     /// last generation has (only for a database that never ran the newer code).
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Fail (exit 2) when the lock would change: the lock in git is what CI builds.
+    #[arg(long)]
+    pub locked: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

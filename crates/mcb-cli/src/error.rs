@@ -18,7 +18,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
    0  success
    1  mcb's own failure: the store, git or the filesystem
-   2  changes pending (plan), an upgrade blocked (check), a downgrade refused (realise)
+   2  changes pending (plan, outdated), an upgrade blocked (check), a downgrade refused
+      (realise, update, rollback), the lock would change (realise --locked)
    3  the site file or lock is invalid, or the site's name belongs to another site file
    4  no set of versions satisfies the site file and Moodle's rules
    5  a source could not be fetched or read, or was refused; check: a plugin unknown
@@ -77,6 +78,41 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// mcb's own failure (exit 1): `what` could not be done, because of `cause`.
+    pub fn failure(
+        what: String,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> CliError {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{what}")]
+        struct Failed {
+            what: String,
+            #[source]
+            cause: Box<dyn std::error::Error + Send + Sync>,
+        }
+        CliError {
+            exit: Exit::Failure,
+            error: Box::new(Failed {
+                what,
+                cause: Box::new(cause),
+            }),
+            hints: Vec::new(),
+            place: Box::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// A command line that parses but does not make sense (exit 64).
+    pub fn usage_text(message: String) -> CliError {
+        CliError {
+            exit: Exit::Usage,
+            error: message.into(),
+            hints: Vec::new(),
+            place: Box::default(),
+            problems: Vec::new(),
+        }
+    }
+
     /// The error's causes, outermost first, skipping one whose text its parent already
     /// says (some errors repeat their cause in their own message).
     fn causes(&self) -> Vec<String> {
@@ -106,41 +142,46 @@ impl CliError {
         }
         term::err_line(&text);
         if json {
-            let problems: Vec<serde_json::Value> = self
-                .problems
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "component": p.component,
-                        "rule": p.rule.name(),
-                        "facts": p.facts,
-                        "hint": p.hint,
-                    })
-                })
-                .collect();
-            let mut e = serde_json::json!({
-                "kind": self.exit.kind(),
-                "exit_code": self.exit as u8,
-                "message": self.error.to_string(),
-                "causes": self.causes(),
-                "hint": self
-                    .hints
-                    .first()
-                    .or_else(|| self.problems.iter().find_map(|p| p.hint.as_ref())),
-                "problems": problems,
-            });
-            if let (Some(obj), Ok(serde_json::Value::Object(place))) =
-                (e.as_object_mut(), serde_json::to_value(&self.place))
-            {
-                obj.extend(place);
-            }
-            if let Some(rule) = self.problems.first().map(|p| p.rule.name())
-                && let Some(obj) = e.as_object_mut()
-            {
-                obj.insert("rule".into(), rule.into());
-            }
-            term::out_json_doc(&serde_json::json!({ "error": e }));
+            term::out_json_doc(&serde_json::json!({ "error": self.json() }));
         }
+    }
+
+    /// The error as the object `--json` prints under `error`.
+    pub fn json(&self) -> serde_json::Value {
+        let problems: Vec<serde_json::Value> = self
+            .problems
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "component": p.component,
+                    "rule": p.rule.name(),
+                    "facts": p.facts,
+                    "hint": p.hint,
+                })
+            })
+            .collect();
+        let mut e = serde_json::json!({
+            "kind": self.exit.kind(),
+            "exit_code": self.exit as u8,
+            "message": self.error.to_string(),
+            "causes": self.causes(),
+            "hint": self
+                .hints
+                .first()
+                .or_else(|| self.problems.iter().find_map(|p| p.hint.as_ref())),
+            "problems": problems,
+        });
+        if let (Some(obj), Ok(serde_json::Value::Object(place))) =
+            (e.as_object_mut(), serde_json::to_value(&self.place))
+        {
+            obj.extend(place);
+        }
+        if let Some(rule) = self.problems.first().map(|p| p.rule.name())
+            && let Some(obj) = e.as_object_mut()
+        {
+            obj.insert("rule".into(), rule.into());
+        }
+        e
     }
 }
 
@@ -184,6 +225,7 @@ impl From<RealiseError> for CliError {
                     })
                     .collect(),
             ),
+            RealiseError::LockWouldChange(_) => (Exit::Pending, Place::default(), Vec::new()),
             RealiseError::Unsatisfiable(p) => (Exit::Unsatisfiable, Place::default(), p.clone()),
             RealiseError::Source(s) => (
                 match s.failure {

@@ -27,6 +27,18 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(g, a),
         Command::Reproduce(a) => cmd::reproduce::run(g, a),
         Command::Info(a) => cmd::info::run(g, a),
+        Command::Plan(a) => cmd::plan::run(g, a),
+        Command::Update(a) => cmd::update::run(g, a),
+        Command::Outdated(a) => cmd::plan::outdated(g, a),
+        Command::Reconcile(a) => cmd::reconcile::run(g, a),
+        Command::History(a) => cmd::history::run(g, a),
+        Command::Rollback(a) => cmd::history::rollback(g, a),
+        Command::Sites(a) => cmd::sites::run(g, a),
+        Command::Forget(a) => cmd::sites::forget(g, a),
+        Command::Init(a) => cmd::edit::init(g, a),
+        Command::Add(a) => cmd::edit::add(g, a),
+        Command::Remove(a) => cmd::edit::remove(g, a),
+        Command::Import(a) => cmd::import::run(g, a),
     };
     let exit = match result {
         Ok(exit) => exit,

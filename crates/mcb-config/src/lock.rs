@@ -1,6 +1,8 @@
 //! The lock, `site.lock`: the exact resolved state of a site, enough to rebuild the same
 //! tree anywhere. It records what each entry asked for, so that a later run can tell
-//! whether the lock still satisfies the site file.
+//! whether the lock still satisfies the site file. It holds only what resolution decided
+//! (and the tree id, which follows from it): no commit id and no date of the run, so one
+//! site file gives one lock on every machine. Commits live on the site branch.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -102,14 +104,8 @@ pub struct Lock {
     /// What the run that chose these versions warned about, said again when it is reused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The git tree id of the codebase.
+    /// The git tree id of the codebase: a pure function of what is above.
     pub tree: GitOid,
-    /// The commit that recorded it on the site's branch (absent in the copy of the lock a
-    /// commit carries: a commit cannot name itself).
-    #[serde(default)]
-    pub commit: Option<GitOid>,
-    /// The commit date: the newest date among the sources.
-    pub date: i64,
 }
 
 impl Lock {
@@ -233,6 +229,14 @@ impl Lock {
             return Err(bad(w[0], "the lock lists this component twice".into()));
         }
         Ok(lock)
+    }
+
+    /// The newest date among the sources: the date of the commit that records the lock.
+    pub fn source_date(&self) -> i64 {
+        std::iter::once(self.moodle.date)
+            .chain(self.plugins.iter().map(|p| p.date))
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn plugin(&self, component: &str) -> Option<&LockedPlugin> {

@@ -132,4 +132,25 @@ impl GitStore {
         .context(|| format!("cannot move branch {branch} to {commit}"))?;
         Ok(())
     }
+
+    /// Deletes `branch`, provided it still points at `expected`.
+    pub fn delete_branch(&self, branch: &str, expected: &GitOid) -> Result<(), GitError> {
+        use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
+        let repo = self.repo();
+        let name: gix::refs::FullName = format!("refs/heads/{branch}")
+            .try_into()
+            .map_err(|e| GitError::new(format!("cannot delete branch {branch}"), e))?;
+        repo.edit_reference(RefEdit {
+            change: Change::Delete {
+                expected: PreviousValue::MustExistAndMatch(gix::refs::Target::Object(oid(
+                    expected,
+                ))),
+                log: RefLog::AndReference,
+            },
+            name,
+            deref: false,
+        })
+        .context(|| format!("cannot delete branch {branch}"))?;
+        Ok(())
+    }
 }

@@ -59,6 +59,38 @@ impl GitStore {
         Ok(out)
     }
 
+    /// Up to `n` commits along `commit`'s first parents, newest first, each with its tree
+    /// and time.
+    pub fn first_parent_log(
+        &self,
+        commit: &GitOid,
+        n: usize,
+    ) -> Result<Vec<(GitOid, GitOid, i64)>, GitError> {
+        let repo = self.repo();
+        let mut out = Vec::new();
+        let mut next = Some(oid(commit));
+        while let Some(id) = next {
+            if out.len() >= n {
+                break;
+            }
+            let c = repo
+                .find_commit(id)
+                .context(|| format!("cannot read commit {id}"))?;
+            let tree = git_oid(
+                c.tree_id()
+                    .context(|| format!("cannot read commit {id}"))?
+                    .detach(),
+            );
+            let time = c
+                .time()
+                .context(|| format!("cannot read commit {id}"))?
+                .seconds;
+            out.push((git_oid(id), tree, time));
+            next = c.parent_ids().next().map(|p| p.detach());
+        }
+        Ok(out)
+    }
+
     /// The distinct trees of the newest `n` generations along `commit`'s first parents.
     pub fn recent_trees(&self, commit: &GitOid, n: usize) -> Result<Vec<GitOid>, GitError> {
         Ok(self

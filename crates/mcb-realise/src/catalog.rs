@@ -512,10 +512,7 @@ impl Catalog for SiteCatalog<'_> {
                 reference,
                 commit,
             } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
-            SourcePick::Index { version, .. } => format!(
-                "plugins directory version {} (id {})",
-                version.version, version.id
-            ),
+            SourcePick::Index { version, .. } => format!("directory version {}", version.id),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The commit stage: the lock the run arrived at, and the deterministic commit that records
-//! it on the site's branch. Everything in the commit comes from the lock (author, date,
-//! message), so the same lock on the same parent always gives the same commit. The branch
+//! it on the site's branch. Everything in the commit comes from the lock and its parent
+//! (author, date, message with what moved), so the same lock on the same parent always
+//! gives the same commit. The branch
 //! itself moves only when the run publishes.
 
 use mcb_config::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource, SiteFile};
 use mcb_git::{CommitInfo, GitStore};
 use mcb_store::GitOid;
 
+use crate::changes::{Change, Snapshot};
 use crate::error::RealiseError;
 use crate::fetch::Fetched;
 use crate::plan::Plan;
@@ -23,10 +25,12 @@ pub struct Committed {
     pub head: Option<GitOid>,
     /// A new commit was written (the branch does not hold this tree yet).
     pub new_commit: bool,
+    /// What moved since the head's lock.
+    pub changes: Vec<Change>,
 }
 
 /// The lock of a plan whose sources are fetched and whose tree is `tree`; `warnings` are
-/// what choosing and fetching them warned about.
+/// what choosing them warned about (the same on every machine, unlike what a store found).
 pub fn lock_of<P>(
     site: &SiteFile,
     plan: &Plan<P>,
@@ -35,7 +39,7 @@ pub fn lock_of<P>(
     warnings: &[String],
 ) -> Lock {
     let core = &plan.core.version;
-    let mut lock = Lock {
+    Lock {
         format: LOCK_FORMAT,
         site: site.name.clone(),
         moodle: LockedMoodle {
@@ -68,41 +72,61 @@ pub fn lock_of<P>(
         links: site.links.clone(),
         warnings: warnings.to_vec(),
         tree: tree.clone(),
-        commit: None,
-        date: 0,
-    };
-    lock.date = std::iter::once(lock.moodle.date)
-        .chain(lock.plugins.iter().map(|p| p.date))
-        .max()
-        .unwrap_or(0);
-    lock
+    }
+}
+
+/// What a new commit on a site branch says first: a realise, or a rollback.
+#[derive(Debug, Clone)]
+pub enum Title {
+    Realise,
+    Rollback { to: GitOid },
 }
 
 /// Writes the commit of `lock` on top of the site branch's head (none when the head
-/// already holds the tree). The branch does not move.
-pub fn commit(git: &GitStore, branch: &str, mut lock: Lock) -> Result<Committed, RealiseError> {
+/// already holds the tree and `title` is a realise). Its message lists what moved since
+/// the head's lock. The branch does not move.
+pub fn commit(
+    git: &GitStore,
+    branch: &str,
+    lock: Lock,
+    title: Title,
+) -> Result<Committed, RealiseError> {
     let head = git.branch_head(branch)?;
     let head_tree = match &head {
         Some(h) => Some(git.commit_tree_id(h)?),
         None => None,
     };
+    let parent_lock = match &head {
+        Some(h) => lock_in_commit(git, h)?,
+        None => None,
+    };
+    let changes =
+        Snapshot::of_lock(&lock).changes_from(parent_lock.as_ref().map(Snapshot::of_lock).as_ref());
     let (commit, new_commit) = match &head {
-        Some(h) if head_tree.as_ref() == Some(&lock.tree) => (h.clone(), false),
+        Some(h) if head_tree.as_ref() == Some(&lock.tree) && matches!(title, Title::Realise) => {
+            (h.clone(), false)
+        }
         _ => {
+            // Never older than the parent: history reads in order, and stays a function of
+            // the lock and the parent.
+            let parent_time = match &head {
+                Some(h) => git.commit_time(h)?,
+                None => 0,
+            };
             let info = CommitInfo {
-                message: commit_message(&lock),
-                time: lock.date,
+                message: commit_message(&lock, &title, &changes),
+                time: lock.source_date().max(parent_time),
                 parent: head.clone(),
             };
             (git.write_commit(&lock.tree, &info)?, true)
         }
     };
-    lock.commit = Some(commit.clone());
     Ok(Committed {
         lock,
         commit,
         head,
         new_commit,
+        changes,
     })
 }
 
@@ -122,18 +146,35 @@ pub fn source_label(s: &LockedSource) -> String {
     }
 }
 
-/// Everything in the message comes from the lock, so the same lock on the same parent
-/// always gives the same commit.
-fn commit_message(lock: &Lock) -> String {
-    let mut m = format!(
-        "{}: Moodle {} with {} plugin{}\n\nmoodle {} {}\n",
-        lock.site,
-        lock.moodle.release,
-        lock.plugins.len(),
-        if lock.plugins.len() == 1 { "" } else { "s" },
+/// Everything in the message comes from the lock, the title and the parent's lock, so the
+/// same lock on the same parent always gives the same commit.
+fn commit_message(lock: &Lock, title: &Title, changes: &[Change]) -> String {
+    let mut m = match title {
+        Title::Realise => format!(
+            "{}: Moodle {} with {} plugin{}\n",
+            lock.site,
+            lock.moodle.release,
+            lock.plugins.len(),
+            if lock.plugins.len() == 1 { "" } else { "s" },
+        ),
+        Title::Rollback { to } => format!(
+            "{}: roll back to {} (Moodle {})\n",
+            lock.site,
+            &to.as_str()[..12],
+            lock.moodle.release
+        ),
+    };
+    if !changes.is_empty() {
+        m.push('\n');
+        for c in changes {
+            m.push_str(&format!("{c}\n"));
+        }
+    }
+    m.push_str(&format!(
+        "\nmoodle {} {}\n",
         lock.moodle.build,
         source_label(&lock.moodle.source)
-    );
+    ));
     for p in &lock.plugins {
         m.push_str(&format!(
             "{} {} {}{} {}\n",
@@ -144,15 +185,9 @@ fn commit_message(lock: &Lock) -> String {
             source_label(&p.source)
         ));
     }
-    // The whole lock (but its own commit id), so `mcb reproduce COMMIT` can rebuild it.
+    // The whole lock, so `mcb reproduce COMMIT` and `mcb rollback` can rebuild it.
     m.push_str(LOCK_MARKER);
-    m.push_str(
-        &Lock {
-            commit: None,
-            ..lock.clone()
-        }
-        .to_text(),
-    );
+    m.push_str(&lock.to_text());
     m
 }
 

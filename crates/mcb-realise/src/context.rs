@@ -30,30 +30,35 @@ impl RunContext {
         site: Option<&SiteFile>,
         reporter: &dyn Reporter,
     ) -> Result<RunContext, RealiseError> {
+        let directory = opts.directory_for(site);
+        Self::open_named(opts, site.map(|s| s.name.as_str()), directory, reporter)
+    }
+
+    /// As [`RunContext::open`], for a site known by its name only.
+    pub fn open_named(
+        opts: &Options,
+        site: Option<&str>,
+        directory: String,
+        reporter: &dyn Reporter,
+    ) -> Result<RunContext, RealiseError> {
         let store = Store::open(&opts.store)?;
         let store_lock = store.lock(LockMode::Shared, || {
             reporter.warn("waiting for the store lock: `mcb gc` is running on this store")
         })?;
         let site_lock = match site {
-            Some(s) => {
-                Some(
-                    store.lock_named(&format!("site-{}", s.name), LockMode::Exclusive, || {
-                        reporter.warn(&format!(
-                            "waiting: another mcb is realising site {}",
-                            s.name
-                        ))
-                    })?,
-                )
-            }
+            Some(s) => Some(
+                store.lock_named(&format!("site-{s}"), LockMode::Exclusive, || {
+                    reporter.warn(&format!("waiting: another mcb is realising site {s}"))
+                })?,
+            ),
             None => None,
         };
         let git = mcb_catalog::sources::open_git(&store)?;
         if let Some(s) = site {
             // Under the site lock, a ref lock file on the site's branch is a killed run's.
-            git.clear_stale_ref_locks(&format!("heads/{}", s.name));
+            git.clear_stale_ref_locks(&format!("heads/{s}"));
             git.clear_stale_packed_refs_lock(std::time::Duration::from_secs(10));
         }
-        let directory = opts.directory_for(site);
         let http = opts.http(&directory);
         Ok(RunContext {
             store,

@@ -25,7 +25,10 @@ pub enum RealiseError {
     },
     /// The plan would put older code on the site than its last generation has.
     #[error("{}", downgrade_text(.0))]
-    Downgrade(Vec<crate::plan::Downgrade>),
+    Downgrade(Vec<crate::changes::Downgrade>),
+    /// `--locked`, and the lock would change (or there is none).
+    #[error("{}", lock_changes_text(.0.as_deref()))]
+    LockWouldChange(Option<Vec<crate::changes::Change>>),
     /// The site's name already belongs to another site file.
     #[error("{message}")]
     Owner { message: String, hint: String },
@@ -35,7 +38,21 @@ pub enum RealiseError {
     Git(#[from] mcb_git::GitError),
 }
 
-fn downgrade_text(downgrades: &[crate::plan::Downgrade]) -> String {
+fn lock_changes_text(changes: Option<&[crate::changes::Change]>) -> String {
+    match changes {
+        None => "--locked, but the site has no lock".into(),
+        Some([]) => "--locked, but the lock would change (its tree or warnings differ)".into(),
+        Some(changes) => {
+            let mut s = String::from("--locked, but the lock would change:");
+            for c in changes {
+                s.push_str(&format!("\n{c}"));
+            }
+            s
+        }
+    }
+}
+
+fn downgrade_text(downgrades: &[crate::changes::Downgrade]) -> String {
     let mut s = String::from(
         "refusing to downgrade: Moodle refuses older code against a database that has run the newer code",
     );
@@ -84,6 +101,9 @@ impl RealiseError {
             RealiseError::Owner { hint, .. } => Some(hint),
             RealiseError::Downgrade(_) => Some(
                 "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade",
+            ),
+            RealiseError::LockWouldChange(_) => Some(
+                "run `mcb update` (or `mcb realise` without --locked) and commit site.lock with the site file",
             ),
             RealiseError::Store(mcb_store::StoreError::NoStore { .. }) => {
                 Some("check --store (or MCB_STORE); mcb makes a store on the first realise")

@@ -10,14 +10,17 @@
 //! prints.
 
 mod catalog;
+mod changes;
 mod commit;
 mod compose;
 mod context;
 mod error;
 mod fetch;
+mod generations;
 mod lifecycle;
 mod materialise;
 mod options;
+mod pending;
 mod plan;
 mod publish;
 mod realise;
@@ -26,12 +29,18 @@ mod reproduce;
 mod upgrade;
 
 pub use catalog::{SiteCatalog, SourcePick};
+pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use commit::{Committed, LOCK_MARKER, lock_in_commit, source_label};
 pub use error::RealiseError;
 pub use fetch::Fetched;
+pub use generations::{
+    Forgotten, Generation, RollbackTarget, RolledBack, SiteRef, SiteSummary, forget, history,
+    rollback, sites,
+};
 pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
-pub use options::Options;
-pub use plan::{Catalog, Change, Downgrade, Plan, PlannedCore, PlannedPlugin, plan};
+pub use options::{Options, Update};
+pub use pending::{Pending, PlannedChoice, pending};
+pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use reproduce::{Reproduction, reproduce};

@@ -25,7 +25,7 @@ use crate::report::Reporter;
 /// The most files a generation's tree may hold when it is read back (gc, verify, repair).
 /// A generation is a core and its plugins, each held to the per-source limit when it came
 /// in; this bound stops a damaged tree that names one subtree over and over.
-const GENERATION_FILES: u64 = 2_000_000;
+pub(crate) const GENERATION_FILES: u64 = 2_000_000;
 
 /// What `gc` did.
 #[derive(Debug, Clone)]

@@ -28,6 +28,25 @@ pub struct Options {
     pub force: bool,
     /// Realise even when a version goes down against the site's last generation.
     pub allow_downgrade: bool,
+    /// Fail when the lock would change (CI).
+    pub locked: bool,
+    /// Write the lock, build nothing.
+    pub lock_only: bool,
+    /// Which locked choices to set aside for the newest versions the site file allows.
+    pub update: Update,
+}
+
+/// Which of the lock's choices a run sets aside, to take the newest versions the site
+/// file allows instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Update {
+    /// Keep every choice of the lock that still answers the site file.
+    #[default]
+    Nothing,
+    /// Choose everything afresh.
+    All,
+    /// Choose these plugins (and core, when `core`) afresh; keep the rest.
+    Only { components: Vec<String>, core: bool },
 }
 
 impl Options {
@@ -43,6 +62,9 @@ impl Options {
             link: LinkMode::Hardlink,
             force: false,
             allow_downgrade: false,
+            locked: false,
+            lock_only: false,
+            update: Update::Nothing,
         }
     }
 

@@ -1,13 +1,13 @@
 //! The plan stage: from the site file, the lock and what sources offer, to a [`Plan`] —
 //! the core and every plugin with its chosen version, where it comes from, where it
-//! installs and why, the dependencies added on the way, and what changes against the lock.
+//! installs and why, and the dependencies added on the way.
 //!
 //! It reads sources only through a [`Catalog`], so it is tested against catalogs held in
 //! memory; it reads what choosing needs (`version.php`, `lib/components.json`, subplugin
 //! declarations) and stores nothing of its own.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use mcb_config::{
     Lock, LockedMoodle, LockedPlugin, LockedSource, PluginRequest, SiteFile, SourceSpec,
@@ -106,51 +106,6 @@ impl<P> PlannedPlugin<P> {
     }
 }
 
-/// One difference between the lock and the plan.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum Change {
-    Core {
-        from: Option<String>,
-        to: String,
-        /// The new core build is older: Moodle refuses it against an upgraded database.
-        downgrade: bool,
-    },
-    Added {
-        component: String,
-        version: String,
-        auto: bool,
-    },
-    Removed {
-        component: String,
-        version: String,
-        auto: bool,
-    },
-    Upgraded {
-        component: String,
-        from: String,
-        to: String,
-    },
-    Downgraded {
-        component: String,
-        from: String,
-        to: String,
-    },
-    Source {
-        component: String,
-        from: String,
-        to: String,
-    },
-}
-
-/// A component whose version would go down.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Downgrade {
-    pub component: String,
-    pub from: String,
-    pub to: String,
-}
-
 /// What a site's codebase will be.
 #[derive(Debug, Clone)]
 pub struct Plan<P> {
@@ -161,41 +116,6 @@ pub struct Plan<P> {
     /// Dependencies before their dependants.
     pub order: Vec<String>,
     pub warnings: Vec<String>,
-    pub changes: Vec<Change>,
-}
-
-impl<P> Plan<P> {
-    /// What would go down against `previous`, the site's last generation: core's build or
-    /// any plugin's version. Moodle refuses older code against a database that has run
-    /// the newer one.
-    pub fn downgrades_from(&self, previous: &Lock) -> Vec<Downgrade> {
-        let mut out = Vec::new();
-        let core = &self.core.version;
-        if let Some(was) = Build::parse(&previous.moodle.build)
-            && was > core.build
-        {
-            out.push(Downgrade {
-                component: "moodle".into(),
-                from: format!("{} ({was})", previous.moodle.release),
-                to: format!("{} ({})", core.release, core.build),
-            });
-        }
-        for p in &self.plugins {
-            let Some(was) = previous.plugin(p.component.as_str()) else {
-                continue;
-            };
-            if let (Some(from), Some(to)) = (Build::parse(&was.version), p.info.version)
-                && from > to
-            {
-                out.push(Downgrade {
-                    component: p.component.to_string(),
-                    from: from.to_string(),
-                    to: to.to_string(),
-                });
-            }
-        }
-        out
-    }
 }
 
 fn read_text<C: Catalog>(
@@ -483,13 +403,24 @@ fn failed_source(f: SourceFailure<RealiseError>) -> RealiseError {
 }
 
 /// The plan: core, the site's plugins, their dependencies from the index, install paths,
-/// the checks every site passes, and the changes against `lock`.
+/// and the checks every site passes.
 pub fn plan<C: Catalog>(
     catalog: &C,
     site: &SiteFile,
     lock: Option<&Lock>,
 ) -> Result<Plan<C::Pick>, RealiseError> {
-    let (core, layout) = plan_core(catalog, site, lock)?;
+    plan_with(catalog, site, lock, true)
+}
+
+/// The plan, keeping the lock's core only when `keep_core` (an update of core sets it
+/// aside; its plugins are kept or not by what `lock` holds).
+pub(crate) fn plan_with<C: Catalog>(
+    catalog: &C,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    keep_core: bool,
+) -> Result<Plan<C::Pick>, RealiseError> {
+    let (core, layout) = plan_core(catalog, site, lock.filter(|_| keep_core))?;
     plan_on(catalog, site, lock, core, layout)
 }
 
@@ -565,14 +496,12 @@ fn plan_on<C: Catalog>(
             }
         })
         .collect();
-    let changes = changes(catalog, lock, &core, &plugins);
     Ok(Plan {
         site: site.name.clone(),
         core,
         plugins,
         order: check.order,
         warnings,
-        changes,
     })
 }
 
@@ -614,85 +543,6 @@ fn add_plugin_subplugins<C: Catalog>(
             return Ok(());
         }
     }
-}
-
-/// What the plan changes against the lock.
-fn changes<C: Catalog>(
-    catalog: &C,
-    lock: Option<&Lock>,
-    core: &PlannedCore<C::Pick>,
-    plugins: &[PlannedPlugin<C::Pick>],
-) -> Vec<Change> {
-    let mut out = Vec::new();
-    let old_core = lock.map(|l| (&l.moodle.release, Build::parse(&l.moodle.build)));
-    let new_build = core.version.build;
-    if old_core
-        .is_none_or(|(release, build)| *release != core.version.release || build != Some(new_build))
-    {
-        out.push(Change::Core {
-            from: old_core.map(|(r, _)| r.clone()),
-            to: core.version.release.clone(),
-            downgrade: old_core.is_some_and(|(_, b)| b.is_some_and(|b| b > new_build)),
-        });
-    }
-    let old: BTreeMap<&str, &LockedPlugin> = lock
-        .map(|l| {
-            l.plugins
-                .iter()
-                .map(|p| (p.component.as_str(), p))
-                .collect()
-        })
-        .unwrap_or_default();
-    for p in plugins {
-        let version = p.info.version.map(|v| v.to_string()).unwrap_or_default();
-        let Some(was) = old.get(p.component.as_str()) else {
-            out.push(Change::Added {
-                component: p.component.to_string(),
-                version,
-                auto: p.auto(),
-            });
-            continue;
-        };
-        let (from, to) = (Build::parse(&was.version), p.info.version);
-        match (from, to) {
-            (Some(f), Some(t)) if t > f => out.push(Change::Upgraded {
-                component: p.component.to_string(),
-                from: was.version.clone(),
-                to: version.clone(),
-            }),
-            (Some(f), Some(t)) if t < f => out.push(Change::Downgraded {
-                component: p.component.to_string(),
-                from: was.version.clone(),
-                to: version.clone(),
-            }),
-            _ => {}
-        }
-        let request_changed = p.request.as_ref().map(|r| &r.source) != was.request.as_ref();
-        if request_changed {
-            out.push(Change::Source {
-                component: p.component.to_string(),
-                from: was
-                    .request
-                    .as_ref()
-                    .map(|r| r.kind().to_string())
-                    .unwrap_or_else(|| "auto".into()),
-                to: match &p.request {
-                    Some(r) => r.source.kind().to_string(),
-                    None => format!("auto: {}", catalog.describe(&p.pick)),
-                },
-            });
-        }
-    }
-    for (name, was) in old {
-        if !plugins.iter().any(|p| p.component.as_str() == name) {
-            out.push(Change::Removed {
-                component: name.to_string(),
-                version: was.version.clone(),
-                auto: was.auto,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

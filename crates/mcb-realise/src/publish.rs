@@ -152,25 +152,7 @@ fn prepare(
 ) -> Result<Prepared, RealiseError> {
     let lock = match lock {
         None => None,
-        Some((path, text)) => {
-            if path.is_dir() {
-                return Err(local(
-                    format!("cannot write the lock {}", path.display()),
-                    io::Error::other("it is a directory"),
-                ));
-            }
-            let dir = parent(path);
-            // 0666 less the umask: a lock is as readable as any file the user writes.
-            let mut f = tempfile::Builder::new()
-                .prefix(".site.lock.")
-                .permissions(fs::Permissions::from_mode(0o666))
-                .tempfile_in(dir)
-                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
-            f.write_all(text.as_bytes())
-                .and_then(|()| f.as_file().sync_all())
-                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
-            Some((f, path.to_path_buf()))
-        }
+        Some((path, text)) => Some(prepare_file(path, text)?),
     };
     let link = if fs::read_link(link).ok().as_deref() == Some(target) {
         None
@@ -204,6 +186,40 @@ fn prepare(
         Some((staging, link.to_path_buf()))
     };
     Ok(Prepared { lock, link })
+}
+
+/// A file written beside `path` under a temporary name and synced, waiting to be renamed
+/// over it.
+fn prepare_file(
+    path: &Path,
+    text: &str,
+) -> Result<(tempfile::NamedTempFile, PathBuf), RealiseError> {
+    if path.is_dir() {
+        return Err(local(
+            format!("cannot write the lock {}", path.display()),
+            io::Error::other("it is a directory"),
+        ));
+    }
+    let dir = parent(path);
+    // 0666 less the umask: a lock is as readable as any file the user writes.
+    let mut f = tempfile::Builder::new()
+        .prefix(".site.lock.")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.as_file().sync_all())
+        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+    Ok((f, path.to_path_buf()))
+}
+
+/// Replaces `path` with `text` in one rename (the lock of `update --lock-only`, of a
+/// rollback).
+pub(crate) fn write_file_atomic(path: &Path, text: &str) -> Result<(), RealiseError> {
+    let (f, path) = prepare_file(path, text)?;
+    f.persist(&path)
+        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e.error))?;
+    Ok(())
 }
 
 fn parent(path: &Path) -> &Path {

@@ -8,14 +8,15 @@ use mcb_config::{Lock, SiteFile, SourceSpec};
 use mcb_store::{GitOid, LinkMode};
 
 use crate::catalog::SiteCatalog;
-use crate::commit::{commit, lock_of, source_label};
+use crate::changes::{Change, Snapshot};
+use crate::commit::{Title, commit, lock_of, source_label};
 use crate::compose::{check_links, codebase_files, compose};
 use crate::context::RunContext;
 use crate::error::RealiseError;
 use crate::fetch::fetch;
 use crate::materialise::materialise;
-use crate::options::Options;
-use crate::plan::plan;
+use crate::options::{Options, Update};
+use crate::plan::{Catalog, plan_with};
 use crate::publish::{check_owner, publish, relink};
 use crate::report::{Reporter, Stage};
 
@@ -33,16 +34,19 @@ pub struct RealisedPlugin {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Realised {
     pub site: String,
-    pub commit: GitOid,
+    /// The commit on the site branch (none when only the lock was written).
+    pub commit: Option<GitOid>,
     pub tree: GitOid,
-    /// The generation directory in the store.
-    pub path: PathBuf,
+    /// The generation directory in the store (none when only the lock was written).
+    pub path: Option<PathBuf>,
     /// The `result` link that now points at it.
     pub link: PathBuf,
     pub moodle_release: String,
     pub moodle_build: String,
     pub plugins: Vec<RealisedPlugin>,
     pub warnings: Vec<String>,
+    /// What moved since the site's last generation (or, with none, its lock).
+    pub changes: Vec<Change>,
     /// A new commit or generation was made (false: the site was already realised).
     pub changed: bool,
     /// The lock file was written.
@@ -82,10 +86,15 @@ pub fn realise(
 ) -> Result<Realised, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let old_lock = Lock::load(&site.lock_path())?;
+    if opts.locked && old_lock.is_none() {
+        return Err(RealiseError::LockWouldChange(None));
+    }
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let link = link_path(&site, opts);
     check_owner(&ctx, &site, reporter)?;
-    if let Some(lock) = &old_lock
+    if opts.update == Update::Nothing
+        && !opts.lock_only
+        && let Some(lock) = &old_lock
         && let Some(done) = up_to_date(&ctx, &site, lock, &link)?
     {
         // Said again: the versions did not change, neither did what is wrong with them.
@@ -99,21 +108,33 @@ pub fn realise(
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index);
 
-    catalog.prefetch(&site, old_lock.as_ref(), reporter);
+    let (prefer, keep_core) = preference(&site, old_lock.as_ref(), &opts.update)?;
+    catalog.prefetch(&site, prefer.as_ref().filter(|_| keep_core), reporter);
     reporter.stage(Stage::Plan, &site.name);
-    let plan = plan(&catalog, &site, old_lock.as_ref())?;
+    let plan = plan_with(&catalog, &site, prefer.as_ref(), keep_core)?;
     for p in &plan.plugins {
         reporter.detail(&p.why);
         for skipped in &p.passed_over {
             reporter.detail(&format!("  not {skipped}"));
         }
     }
-    refuse_downgrades(&ctx, &site, &plan)?;
+    let previous = previous_generation(&ctx, &site)?;
+    let planned = Snapshot::of_plan(&plan, &site, |p| catalog.describe(p));
+    refuse_downgrades(&ctx, previous.as_ref(), &planned)?;
+    if opts.locked
+        && let Some(old) = &old_lock
+    {
+        let moved = planned.changes_from(Some(&Snapshot::of_lock(old)));
+        if !moved.is_empty() {
+            return Err(RealiseError::LockWouldChange(Some(moved)));
+        }
+    }
     let fetched = fetch(&catalog, &plan, reporter)?;
-    // What choosing and fetching warn about belongs to these versions: the lock keeps it.
+    // What choosing warns about belongs to these versions: the lock keeps it. What fetching
+    // found belongs to this store and this run: it is said, not locked.
     let mut warnings: Vec<String> = plan.warnings.clone();
-    warnings.extend(sources.take_notes());
-    for w in &warnings {
+    let notes = sources.take_notes();
+    for w in warnings.iter().chain(&notes) {
         reporter.warn(w);
     }
     reporter.stage(Stage::Compose, &site.name);
@@ -123,9 +144,37 @@ pub fn realise(
         check_links(&site, &files, l)?;
     }
     let tree = compose(&ctx.git, &plan, &fetched, links.as_ref())?;
-    reporter.stage(Stage::Commit, &site.name);
     let lock = lock_of(&site, &plan, &fetched, &tree, &warnings);
-    let committed = commit(&ctx.git, &site.name, lock)?;
+    warnings.extend(notes);
+    if opts.locked && old_lock.as_ref() != Some(&lock) {
+        return Err(RealiseError::LockWouldChange(Some(Vec::new())));
+    }
+    let before = previous
+        .as_ref()
+        .or(old_lock.as_ref())
+        .map(Snapshot::of_lock);
+    let changes = Snapshot::of_lock(&lock).changes_from(before.as_ref());
+    if opts.lock_only {
+        let lock_written = write_lock(&site, old_lock.as_ref(), &lock)?;
+        return Ok(Realised {
+            site: site.name.clone(),
+            commit: None,
+            tree,
+            path: None,
+            link,
+            moodle_release: plan.core.version.release.clone(),
+            moodle_build: plan.core.version.build.to_string(),
+            plugins: realised_plugins(&lock),
+            warnings,
+            changes,
+            changed: false,
+            lock_written,
+            copied_files: 0,
+            link_mode: opts.link,
+        });
+    }
+    reporter.stage(Stage::Commit, &site.name);
+    let committed = commit(&ctx.git, &site.name, lock, Title::Realise)?;
     reporter.stage(Stage::Materialise, tree.as_str());
     let mut uses: Vec<mcb_store::ManifestHash> = fetched.all().map(|s| s.hash.clone()).collect();
     if let Some(l) = &links {
@@ -152,19 +201,74 @@ pub fn realise(
     )?;
     Ok(Realised {
         site: site.name.clone(),
-        commit: committed.commit,
+        commit: Some(committed.commit),
         tree,
-        path: generation.path,
+        path: Some(generation.path),
         link,
         moodle_release: plan.core.version.release.clone(),
         moodle_build: plan.core.version.build.to_string(),
         plugins: realised_plugins(&committed.lock),
         warnings,
+        changes,
         changed: committed.new_commit || generation.created,
         lock_written: published.lock_written,
         copied_files: generation.copied,
         link_mode: generation.mode,
     })
+}
+
+/// The lock whose choices a run keeps, and whether it keeps the lock's core: all of them,
+/// or all but those `update` names. A named component the site has never heard of is a
+/// mistake in the command, said as such.
+pub(crate) fn preference(
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    update: &Update,
+) -> Result<(Option<Lock>, bool), RealiseError> {
+    match update {
+        Update::Nothing => Ok((lock.cloned(), true)),
+        Update::All => Ok((None, false)),
+        Update::Only { components, core } => {
+            for c in components {
+                let known = site.plugin(c).is_some() || lock.is_some_and(|l| l.plugin(c).is_some());
+                if !known {
+                    return Err(mcb_config::ConfigError::new(
+                        &site.path,
+                        format!("{c} is neither in the site file nor in its lock"),
+                    )
+                    .component(c)
+                    .hint("name a plugin the site has, or --core for Moodle itself")
+                    .into());
+                }
+            }
+            let kept = lock.map(|l| {
+                let mut l = l.clone();
+                l.plugins.retain(|p| !components.contains(&p.component));
+                l
+            });
+            Ok((kept, !core))
+        }
+    }
+}
+
+/// The lock of the site's last generation: the one its branch points at.
+pub(crate) fn previous_generation(
+    ctx: &RunContext,
+    site: &SiteFile,
+) -> Result<Option<Lock>, RealiseError> {
+    match ctx.git.branch_head(&site.name)? {
+        Some(head) => crate::commit::lock_in_commit(&ctx.git, &head),
+        None => Ok(None),
+    }
+}
+
+/// Writes `lock` beside the site file when it differs from `old`; says whether it did.
+fn write_lock(site: &SiteFile, old: Option<&Lock>, lock: &Lock) -> Result<bool, RealiseError> {
+    if old == Some(lock) {
+        return Ok(false);
+    }
+    crate::publish::write_file_atomic(&site.lock_path(), &lock.to_text())?;
+    Ok(true)
 }
 
 /// The no-op case: the lock answers the site file, the branch is at the lock's commit,
@@ -199,14 +303,11 @@ fn up_to_date(
     {
         return Ok(None);
     }
-    let Some(commit) = &lock.commit else {
+    let Some(commit) = git.branch_head(&site.name)? else {
         return Ok(None);
     };
-    if git.branch_head(&site.name)?.as_ref() != Some(commit) {
-        return Ok(None);
-    }
     // The lock's `tree` is a claim: the commit on the branch says which tree it is.
-    if !git.has_commit(commit) || git.commit_tree_id(commit)? != lock.tree {
+    if !git.has_commit(&commit) || git.commit_tree_id(&commit)? != lock.tree {
         return Ok(None);
     }
     match store.check_generation(&lock.tree)? {
@@ -224,14 +325,15 @@ fn up_to_date(
     relink(ctx, site, &generation, link)?;
     Ok(Some(Realised {
         site: site.name.clone(),
-        commit: commit.clone(),
+        commit: Some(commit),
         tree: lock.tree.clone(),
-        path: generation,
+        path: Some(generation),
         link: link.to_path_buf(),
         moodle_release: lock.moodle.release.clone(),
         moodle_build: lock.moodle.build.clone(),
         plugins: realised_plugins(lock),
         warnings: lock.warnings.clone(),
+        changes: Vec::new(),
         changed: false,
         lock_written: false,
         copied_files: 0,
@@ -241,21 +343,18 @@ fn up_to_date(
 
 /// Refuses a plan that puts older code on the site than its last generation (the commit
 /// its branch points at) has, unless the options allow it.
-fn refuse_downgrades<P>(
+fn refuse_downgrades(
     ctx: &RunContext,
-    site: &SiteFile,
-    plan: &crate::plan::Plan<P>,
+    previous: Option<&Lock>,
+    planned: &Snapshot,
 ) -> Result<(), RealiseError> {
     if ctx.options.allow_downgrade {
         return Ok(());
     }
-    let Some(head) = ctx.git.branch_head(&site.name)? else {
+    let Some(previous) = previous else {
         return Ok(());
     };
-    let Some(previous) = crate::commit::lock_in_commit(&ctx.git, &head)? else {
-        return Ok(());
-    };
-    let downgrades = plan.downgrades_from(&previous);
+    let downgrades = planned.downgrades_from(&Snapshot::of_lock(previous));
     if downgrades.is_empty() {
         Ok(())
     } else {

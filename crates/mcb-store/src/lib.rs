@@ -236,6 +236,15 @@ impl Store {
         self.write_atomic(&self.site_owner_path(name), &text)
     }
 
+    /// Forgets who owns site `name`.
+    pub fn remove_site_owner(&self, name: &str) -> Result<()> {
+        let p = self.site_owner_path(name);
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&p),
+            _ => Ok(()),
+        }
+    }
+
     fn site_owner_path(&self, name: &str) -> PathBuf {
         // Site names are [a-z0-9_-]+ (checked by the site file); the hash keeps any other
         // text out of the path all the same.

@@ -32,6 +32,16 @@ impl Store {
         fs::rename(&staging, &root).at(&root)
     }
 
+    /// Drops the root of `link`, whatever it points at.
+    pub fn remove_result_root(&self, link: &Path) -> Result<()> {
+        let name = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();
+        let root = self.results_roots_dir().join(name);
+        match fs::remove_file(&root) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(&root),
+            _ => Ok(()),
+        }
+    }
+
     /// Drops the roots of `result` links that are gone or no longer point into this
     /// store; returns the links whose roots were (or, dry, would be) dropped.
     pub fn prune_result_roots(&self, dry_run: bool) -> Result<Vec<PathBuf>> {

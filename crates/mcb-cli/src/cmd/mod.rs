@@ -2,11 +2,33 @@
 //! as its JSON document.
 
 pub mod check;
+pub mod edit;
 pub mod gc;
+pub mod history;
+pub mod import;
 pub mod info;
+pub mod plan;
 pub mod realise;
+pub mod reconcile;
 pub mod reproduce;
+pub mod sites;
+pub mod update;
 pub mod verify;
+
+/// What moved, one line each (nothing on a site's first build: everything is new, and the
+/// list of plugins follows).
+pub(crate) fn say_changes(changes: &[mcb_realise::Change]) {
+    use crate::term::say;
+    let first = changes
+        .iter()
+        .any(|c| matches!(c, mcb_realise::Change::Core { from: None, .. }));
+    if first {
+        return;
+    }
+    for c in changes {
+        say!("  {c}");
+    }
+}
 
 /// `n thing` or `n things`.
 pub(crate) fn plural(n: usize, thing: &str) -> String {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, RealiseArgs};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
-use crate::term::{out_json, say};
+use crate::term::say;
 
 #[derive(Serialize)]
 struct Moodle<'a> {
@@ -28,13 +28,14 @@ struct Plugin<'a> {
 #[derive(Serialize)]
 struct Output<'a> {
     site: &'a str,
-    commit: &'a mcb_store::GitOid,
+    commit: Option<&'a mcb_store::GitOid>,
     tree: &'a mcb_store::GitOid,
-    path: &'a std::path::Path,
+    path: Option<&'a std::path::Path>,
     link: &'a std::path::Path,
     moodle: Moodle<'a>,
     plugins: BTreeMap<&'a str, Plugin<'a>>,
     warnings: &'a [String],
+    changes: &'a [mcb_realise::Change],
     changed: bool,
     lock_written: bool,
     copied_files: usize,
@@ -47,55 +48,74 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
     opts.link = mcb_store::LinkMode::parse(&a.link).expect("clap allows only known modes");
     opts.force = a.force;
     opts.allow_downgrade = a.allow_downgrade;
+    opts.locked = a.locked;
     let progress = Progress::new(g);
     let result = mcb_realise::realise(&a.site, &opts, &progress);
     progress.finish();
     let r = result?;
+    show(g, &r);
+    Ok(Exit::Success)
+}
+
+/// `realise --json`: the document.
+pub(crate) fn json(r: &mcb_realise::Realised) -> serde_json::Value {
+    serde_json::to_value(Output {
+        site: &r.site,
+        commit: r.commit.as_ref(),
+        tree: &r.tree,
+        path: r.path.as_deref(),
+        link: &r.link,
+        moodle: Moodle {
+            release: &r.moodle_release,
+            build: &r.moodle_build,
+        },
+        plugins: r
+            .plugins
+            .iter()
+            .map(|p| {
+                (
+                    p.component.as_str(),
+                    Plugin {
+                        version: &p.version,
+                        release: p.release.as_deref(),
+                        install_path: &p.install_path,
+                        source: &p.source,
+                        auto: p.auto,
+                    },
+                )
+            })
+            .collect(),
+        warnings: &r.warnings,
+        changes: &r.changes,
+        changed: r.changed,
+        lock_written: r.lock_written,
+        copied_files: r.copied_files,
+        link_mode: r.link_mode,
+    })
+    .expect("outputs are plain data")
+}
+
+/// What a realise (or update) made, as text or as its JSON document.
+pub(crate) fn show(g: &GlobalArgs, r: &mcb_realise::Realised) {
     if g.json {
-        out_json(&Output {
-            site: &r.site,
-            commit: &r.commit,
-            tree: &r.tree,
-            path: &r.path,
-            link: &r.link,
-            moodle: Moodle {
-                release: &r.moodle_release,
-                build: &r.moodle_build,
-            },
-            plugins: r
-                .plugins
-                .iter()
-                .map(|p| {
-                    (
-                        p.component.as_str(),
-                        Plugin {
-                            version: &p.version,
-                            release: p.release.as_deref(),
-                            install_path: &p.install_path,
-                            source: &p.source,
-                            auto: p.auto,
-                        },
-                    )
-                })
-                .collect(),
-            warnings: &r.warnings,
-            changed: r.changed,
-            lock_written: r.lock_written,
-            copied_files: r.copied_files,
-            link_mode: r.link_mode,
-        });
-        return Ok(Exit::Success);
+        crate::term::out_json_doc(&json(r));
+        return;
     }
     if g.quiet {
-        return Ok(Exit::Success);
+        return;
     }
-    let what = if r.changed { "realised" } else { "up to date" };
+    let what = match (&r.commit, r.changed) {
+        (None, _) => "locked",
+        (Some(_), true) => "realised",
+        (Some(_), false) => "up to date",
+    };
     say!(
         "{what} {}: Moodle {} with {}",
         r.site,
         r.moodle_release,
         super::plural(r.plugins.len(), "plugin")
     );
+    super::say_changes(&r.changes);
     for p in &r.plugins {
         say!(
             "  {:<28} {:<12} {}{}",
@@ -105,8 +125,14 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
             if p.auto { " (dependency)" } else { "" }
         );
     }
-    say!("commit {}", r.commit);
-    say!("tree   {}", r.path.display());
-    say!("result {}", r.link.display());
-    Ok(Exit::Success)
+    if let Some(c) = &r.commit {
+        say!("commit {c}");
+    }
+    if let Some(p) = &r.path {
+        say!("tree   {}", p.display());
+        say!("result {}", r.link.display());
+    }
+    if r.lock_written {
+        say!("site.lock updated");
+    }
 }

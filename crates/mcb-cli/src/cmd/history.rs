@@ -1,0 +1,126 @@
+//! `mcb history` and `mcb rollback`.
+
+use mcb_realise::{RollbackTarget, SiteRef};
+
+use crate::cli::{GlobalArgs, HistoryArgs, RollbackArgs, local_options};
+use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
+
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    site: &'a str,
+    generations: &'a [mcb_realise::Generation],
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+pub(crate) fn date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
+    let opts = local_options(g);
+    let site = SiteRef::parse(&a.site, &opts.store)?;
+    let generations = mcb_realise::history(&opts, &site.name, a.limit)?;
+    if g.json {
+        out_json(&Output {
+            site: &site.name,
+            generations: &generations,
+        });
+        return Ok(Exit::Success);
+    }
+    if g.quiet {
+        return Ok(Exit::Success);
+    }
+    for gen_ in &generations {
+        say!(
+            "{} {} {}{}{}",
+            &gen_.commit.as_str()[..12],
+            date(gen_.date),
+            gen_.title,
+            if gen_.current { "  [current]" } else { "" },
+            if gen_.kept {
+                ""
+            } else {
+                "  [files removed by gc: rollback rebuilds them from git]"
+            }
+        );
+        for c in &gen_.changes {
+            say!("    {c}");
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
+    let mut opts = local_options(g);
+    opts.offline = true;
+    opts.allow_downgrade = a.allow_downgrade;
+    opts.out = a.out.clone();
+    let target = match a.to.as_deref() {
+        None => RollbackTarget::Back(1),
+        Some(t) => match t.strip_prefix('-').map(str::parse::<usize>) {
+            Some(Ok(n)) if n > 0 => RollbackTarget::Back(n),
+            Some(_) => {
+                return Err(CliError::usage_text(format!(
+                    "--to {t}: give a commit or -N with N ≥ 1"
+                )));
+            }
+            None => RollbackTarget::Commit(t.to_string()),
+        },
+    };
+    let progress = Progress::new(g);
+    let result = mcb_realise::rollback(&a.site, &target, &opts, &progress);
+    progress.finish();
+    let r = result?;
+    if g.json {
+        out_json(&r);
+        return Ok(Exit::Success);
+    }
+    if g.quiet {
+        return Ok(Exit::Success);
+    }
+    say!(
+        "rolled back {} to {} (Moodle {}){}",
+        r.site,
+        &r.to.as_str()[..12],
+        r.moodle_release,
+        if r.from_git {
+            "; its files were gone from the store and were laid out again from git"
+        } else {
+            ""
+        }
+    );
+    for c in &r.changes {
+        say!("  {c}");
+    }
+    if !r.downgrades.is_empty() {
+        say!(
+            "{} went down: Moodle refuses older code against a database that has run the newer one; restore the database from before the upgrade too",
+            super::plural(r.downgrades.len(), "component")
+        );
+    }
+    say!("commit {}", r.commit);
+    say!("tree   {}", r.path.display());
+    say!("result {}", r.link.display());
+    if r.lock_written {
+        say!("site.lock restored");
+    }
+    Ok(Exit::Success)
+}

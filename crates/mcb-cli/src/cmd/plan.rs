@@ -1,0 +1,119 @@
+//! `mcb plan` and `mcb outdated`: what a realise would change, and what an update would
+//! move in the lock; nothing is built or written.
+
+use mcb_realise::{Change, Pending, Update};
+
+use crate::cli::{GlobalArgs, PlanArgs};
+use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
+
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    pending: &'a Pending,
+    pending_changes: bool,
+    dangerous: bool,
+}
+
+pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
+    let progress = Progress::new(g);
+    let result = mcb_realise::pending(&a.site, &a.net.options(g), &progress);
+    progress.finish();
+    let p = result?;
+    let exit = if p.is_pending() {
+        Exit::Pending
+    } else {
+        Exit::Success
+    };
+    if g.json {
+        out_json(&Output {
+            pending: &p,
+            pending_changes: p.is_pending(),
+            dangerous: p.is_dangerous(),
+        });
+        return Ok(exit);
+    }
+    if g.quiet {
+        return Ok(exit);
+    }
+    match (&p.generation, p.changes.is_empty()) {
+        (Some(c), true) => say!(
+            "{}: nothing to change (Moodle {}, generation {})",
+            p.site,
+            p.moodle_release,
+            &c.as_str()[..12]
+        ),
+        (Some(c), false) => say!(
+            "{}: realise would change {} against generation {}:",
+            p.site,
+            super::plural(p.changes.len(), "thing"),
+            &c.as_str()[..12]
+        ),
+        (None, _) => say!("{}: no generation yet; realise would build:", p.site),
+    }
+    for c in &p.changes {
+        say!("  {c}");
+    }
+    if p.is_dangerous() {
+        say!(
+            "DANGER: this plan downgrades. Moodle refuses to run older code against a database that has run the newer one; realise refuses it unless --allow-downgrade"
+        );
+    }
+    if g.verbose {
+        say!("why:");
+        for c in &p.plugins {
+            say!("  {}", c.why);
+            for skipped in &c.passed_over {
+                say!("    not {skipped}");
+            }
+        }
+    }
+    for w in &p.warnings {
+        say!("warning: {w}");
+    }
+    Ok(exit)
+}
+
+#[derive(serde::Serialize)]
+struct Outdated<'a> {
+    site: &'a str,
+    outdated: &'a [Change],
+}
+
+pub fn outdated(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
+    let mut opts = a.net.options(g);
+    opts.update = Update::All;
+    opts.refresh = !opts.offline;
+    let progress = Progress::new(g);
+    let result = mcb_realise::pending(&a.site, &opts, &progress);
+    progress.finish();
+    let p = result?;
+    let exit = if p.lock_changes.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Pending
+    };
+    if g.json {
+        out_json(&Outdated {
+            site: &p.site,
+            outdated: &p.lock_changes,
+        });
+        return Ok(exit);
+    }
+    if g.quiet {
+        return Ok(exit);
+    }
+    if p.lock_changes.is_empty() {
+        say!(
+            "{}: every version is the newest the site file allows",
+            p.site
+        );
+    } else {
+        say!("{}: update would move:", p.site);
+        for c in &p.lock_changes {
+            say!("  {c}");
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,461 @@
+//! A site's past and its end: `history` (the generations on its branch, newest first),
+//! `rollback` (an earlier generation made current again, as a new commit), `sites` (every
+//! site in the store) and `forget` (a site retired, so that `gc` frees what only it used).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use mcb_config::{Lock, SiteFile};
+use mcb_store::{Entry, EntryKind, GitOid, LinkMode, Manifest, ObjectHash, Store};
+
+use crate::changes::{Change, Downgrade, Snapshot};
+use crate::commit::{Title, commit, lock_in_commit};
+use crate::context::RunContext;
+use crate::error::RealiseError;
+use crate::options::Options;
+use crate::publish::{check_owner, publish};
+use crate::report::{Reporter, Stage};
+
+/// The most commits `history` and `rollback` walk on a branch.
+const MAX_HISTORY: usize = 100_000;
+
+/// A site named on the command line: its site file, or its name in the store.
+#[derive(Debug, Clone)]
+pub struct SiteRef {
+    pub name: String,
+    /// The site file, when one was given or the store records one.
+    pub file: Option<PathBuf>,
+}
+
+impl SiteRef {
+    /// `arg` is a site file when one exists at that path, else a site's name.
+    pub fn parse(arg: &str, store: &Path) -> Result<SiteRef, RealiseError> {
+        let path = Path::new(arg);
+        if path.is_file() {
+            let site = SiteFile::load(path)?;
+            return Ok(SiteRef {
+                name: site.name.clone(),
+                file: Some(path.to_path_buf()),
+            });
+        }
+        let owner = Store::open_existing(store)
+            .ok()
+            .and_then(|s| s.site_owner(arg))
+            .filter(|p| p.is_file());
+        Ok(SiteRef {
+            name: arg.to_string(),
+            file: owner,
+        })
+    }
+}
+
+/// One generation of a site: a commit on its branch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    pub commit: GitOid,
+    pub tree: GitOid,
+    /// Seconds since the epoch.
+    pub date: i64,
+    /// The commit's first line.
+    pub title: String,
+    pub moodle_release: Option<String>,
+    /// What moved against the generation before it.
+    pub changes: Vec<Change>,
+    /// The store still holds the generation's files (gc has not removed them).
+    pub kept: bool,
+    /// It is the site's current generation.
+    pub current: bool,
+}
+
+fn no_site(name: &str) -> RealiseError {
+    RealiseError::Config(
+        mcb_config::ConfigError::new(
+            Path::new(name),
+            format!("the store has no site named {name}"),
+        )
+        .hint("`mcb sites` lists the sites in the store"),
+    )
+}
+
+/// The generations on site `name`'s branch, newest first (at most `limit`).
+pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generation>, RealiseError> {
+    let store = Store::open_existing(&opts.store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
+    let head = git.branch_head(name)?.ok_or_else(|| no_site(name))?;
+    // One more than shown: the oldest shown needs its parent's lock for its changes.
+    let log = git.first_parent_log(&head, limit.saturating_add(1))?;
+    let locks: Vec<Option<Lock>> = log
+        .iter()
+        .map(|(c, _, _)| lock_in_commit(&git, c).ok().flatten())
+        .collect();
+    let mut out = Vec::new();
+    for (i, (commit, tree, time)) in log.iter().enumerate().take(limit) {
+        let lock = locks[i].as_ref();
+        let parent = locks.get(i + 1).and_then(Option::as_ref);
+        let changes = match lock {
+            Some(l) => Snapshot::of_lock(l).changes_from(parent.map(Snapshot::of_lock).as_ref()),
+            None => Vec::new(),
+        };
+        let message = git.commit_message(commit)?;
+        out.push(Generation {
+            commit: commit.clone(),
+            tree: tree.clone(),
+            date: *time,
+            title: message.lines().next().unwrap_or("").to_string(),
+            moodle_release: lock.map(|l| l.moodle.release.clone()),
+            changes,
+            kept: store.generation_path(tree).is_dir(),
+            current: i == 0,
+        });
+    }
+    Ok(out)
+}
+
+/// Which generation to go back to.
+#[derive(Debug, Clone)]
+pub enum RollbackTarget {
+    /// A commit on the site's branch (a unique prefix of at least 7 hex digits will do).
+    Commit(String),
+    /// This many commits back along the branch.
+    Back(usize),
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RolledBack {
+    pub site: String,
+    /// The generation rolled back to.
+    pub to: GitOid,
+    /// The new commit that records the rollback.
+    pub commit: GitOid,
+    pub tree: GitOid,
+    pub path: PathBuf,
+    pub link: PathBuf,
+    pub moodle_release: String,
+    /// Everything that moves, and among it what goes down.
+    pub changes: Vec<Change>,
+    pub downgrades: Vec<Downgrade>,
+    /// The generation was gone from the store and was laid out again from git.
+    pub from_git: bool,
+    pub lock_written: bool,
+}
+
+/// Makes an earlier generation of the site current again, without the network: its files
+/// (from the store, or from git when gc removed them), its lock, and a new commit on the
+/// branch that says so. Refuses to move any component down unless the options allow it.
+pub fn rollback(
+    site_file: &Path,
+    target: &RollbackTarget,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<RolledBack, RealiseError> {
+    let site = SiteFile::load(site_file)?;
+    let old_lock = Lock::load(&site.lock_path())?;
+    let ctx = RunContext::open(opts, Some(&site), reporter)?;
+    check_owner(&ctx, &site, reporter)?;
+    let head = ctx
+        .git
+        .branch_head(&site.name)?
+        .ok_or_else(|| no_site(&site.name))?;
+    let log = ctx.git.first_parent_log(&head, MAX_HISTORY)?;
+    let (to, tree, _) = match target {
+        RollbackTarget::Back(n) => log.get(*n).cloned().ok_or_else(|| {
+            rollback_error(
+                &site,
+                format!(
+                    "site {} has {} generation{}: there is none {n} back",
+                    site.name,
+                    log.len(),
+                    if log.len() == 1 { "" } else { "s" }
+                ),
+            )
+        })?,
+        RollbackTarget::Commit(prefix) => {
+            let p = prefix.to_ascii_lowercase();
+            let found: Vec<_> = log
+                .iter()
+                .filter(|(c, _, _)| p.len() >= 7 && c.as_str().starts_with(&p))
+                .collect();
+            match found.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(rollback_error(
+                        &site,
+                        format!("{prefix} is not a commit on site {}'s branch", site.name),
+                    ));
+                }
+                _ => {
+                    return Err(rollback_error(
+                        &site,
+                        format!("{prefix} names more than one commit: give more digits"),
+                    ));
+                }
+            }
+        }
+    };
+    let head_tree = ctx.git.commit_tree_id(&head)?;
+    if tree == head_tree {
+        return Err(rollback_error(
+            &site,
+            format!(
+                "site {} is already at the codebase of {}",
+                site.name,
+                &to.as_str()[..12]
+            ),
+        ));
+    }
+    let lock = lock_in_commit(&ctx.git, &to)?.ok_or_else(|| {
+        rollback_error(
+            &site,
+            format!("commit {to} carries no lock: it is not a generation mcb made"),
+        )
+    })?;
+    let current = lock_in_commit(&ctx.git, &head)?;
+    let target_snapshot = Snapshot::of_lock(&lock);
+    let before = current.as_ref().map(Snapshot::of_lock);
+    let downgrades = before
+        .as_ref()
+        .map(|b| target_snapshot.downgrades_from(b))
+        .unwrap_or_default();
+    if !downgrades.is_empty() && !opts.allow_downgrade {
+        return Err(RealiseError::Downgrade(downgrades));
+    }
+    let changes = target_snapshot.changes_from(before.as_ref());
+
+    reporter.stage(Stage::Materialise, tree.as_str());
+    let (path, from_git) = match ctx.store.check_generation(&tree)? {
+        Some(damaged) if damaged.is_empty() => (ctx.store.generation_path(&tree), false),
+        _ => (
+            materialise_from_git(&ctx.store, &ctx.git, &tree, opts.link, reporter)?,
+            true,
+        ),
+    };
+    reporter.stage(Stage::Commit, &site.name);
+    let committed = commit(
+        &ctx.git,
+        &site.name,
+        lock,
+        Title::Rollback { to: to.clone() },
+    )?;
+    let link = match &opts.out {
+        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+        None => site.dir().join("result"),
+    };
+    let published = publish(
+        &ctx,
+        &site,
+        old_lock.as_ref(),
+        &committed,
+        &path,
+        &link,
+        reporter,
+    )?;
+    Ok(RolledBack {
+        site: site.name.clone(),
+        to,
+        commit: committed.commit,
+        tree,
+        path,
+        link,
+        moodle_release: committed.lock.moodle.release.clone(),
+        changes,
+        downgrades,
+        from_git,
+        lock_written: published.lock_written,
+    })
+}
+
+fn rollback_error(site: &SiteFile, message: String) -> RealiseError {
+    RealiseError::Config(
+        mcb_config::ConfigError::new(&site.path, message)
+            .hint("`mcb history` lists the site's generations"),
+    )
+}
+
+/// Lays out generation `tree` from the store's git repository alone: every blob becomes
+/// an object again, and one manifest of the whole tree records what the generation uses,
+/// so gc keeps it.
+fn materialise_from_git(
+    store: &Store,
+    git: &mcb_git::GitStore,
+    tree: &GitOid,
+    mode: LinkMode,
+    reporter: &dyn Reporter,
+) -> Result<PathBuf, RealiseError> {
+    let files = git.tree_files(tree, crate::lifecycle::GENERATION_FILES)?;
+    reporter.total(files.len() as u64);
+    let mut entries = Vec::with_capacity(files.len());
+    for (path, kind, oid) in files {
+        let bytes = git.read_blob(&oid)?;
+        let blake3 = store.put_object(&bytes, kind == EntryKind::Exec)?;
+        entries.push(Entry {
+            path,
+            kind,
+            size: bytes.len() as u64,
+            blake3,
+            oid,
+        });
+        reporter.advance();
+    }
+    let manifest = Manifest::new(tree.clone(), entries);
+    let hash = store.put_manifest(&manifest)?;
+    let laid: Vec<(String, &Entry)> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    let generation = store.materialise(tree, &laid, Some(&[hash]), mode, &|| {})?;
+    Ok(generation.path)
+}
+
+/// A site in the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SiteSummary {
+    pub name: String,
+    pub commit: GitOid,
+    pub tree: GitOid,
+    pub moodle_release: Option<String>,
+    /// The site file that owns it, as recorded.
+    pub site_file: Option<PathBuf>,
+    /// Live `result` links pointing at its current generation.
+    pub results: Vec<PathBuf>,
+    /// Bytes of objects that only this site's kept generations use.
+    pub unique_bytes: u64,
+}
+
+/// Every site in the store, with what only it costs (over its newest `keep` generations,
+/// as gc counts them).
+pub fn sites(opts: &Options, keep: usize) -> Result<Vec<SiteSummary>, RealiseError> {
+    let store = Store::open_existing(&opts.store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
+    let live = store.live_result_targets()?;
+    let mut out = Vec::new();
+    // Object → the sites that use it.
+    let mut users: HashMap<(ObjectHash, bool), (HashSet<usize>, u64)> = HashMap::new();
+    let mut manifests_read: HashMap<mcb_store::ManifestHash, Vec<(ObjectHash, bool, u64)>> =
+        HashMap::new();
+    for (i, (name, head)) in git.site_branches()?.into_iter().enumerate() {
+        let tree = git.commit_tree_id(&head)?;
+        let lock = lock_in_commit(&git, &head).ok().flatten();
+        for t in git.recent_trees(&head, keep)? {
+            for m in store.generation_uses(&t).unwrap_or_default() {
+                let objects = manifests_read.entry(m.clone()).or_insert_with(|| {
+                    store
+                        .read_manifest(&m)
+                        .map(|m| {
+                            m.entries
+                                .iter()
+                                .map(|e| (e.blake3.clone(), e.executable(), e.size))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                for (h, exec, size) in objects.iter() {
+                    let u = users
+                        .entry((h.clone(), *exec))
+                        .or_insert_with(|| (HashSet::new(), *size));
+                    u.0.insert(i);
+                }
+            }
+        }
+        let generation = store.generation_path(&tree);
+        out.push(SiteSummary {
+            results: live
+                .iter()
+                .filter(|(_, target)| *target == generation)
+                .map(|(l, _)| l.clone())
+                .collect(),
+            site_file: store.site_owner(&name),
+            moodle_release: lock.map(|l| l.moodle.release),
+            name,
+            commit: head,
+            tree,
+            unique_bytes: 0,
+        });
+    }
+    let mut unique: BTreeMap<usize, u64> = BTreeMap::new();
+    for (sites, size) in users.values() {
+        if sites.len() == 1 {
+            *unique
+                .entry(*sites.iter().next().expect("one"))
+                .or_default() += size;
+        }
+    }
+    for (i, s) in out.iter_mut().enumerate() {
+        s.unique_bytes = unique.get(&i).copied().unwrap_or(0);
+    }
+    Ok(out)
+}
+
+/// What `forget` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Forgotten {
+    pub site: String,
+    pub commit: GitOid,
+    /// `result` links whose roots were dropped (with `force`).
+    pub dropped_results: Vec<PathBuf>,
+}
+
+/// Retires site `name`: deletes its branch, its owner record and the roots of `result`
+/// links pointing at its generations, so the next `gc` frees what only it used. Refuses
+/// while a live `result` link points at its current generation, unless `force`.
+pub fn forget(
+    opts: &Options,
+    name: &str,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<Forgotten, RealiseError> {
+    let ctx = RunContext::open_named(opts, Some(name), String::new(), reporter)?;
+    let head = ctx.git.branch_head(name)?.ok_or_else(|| no_site(name))?;
+    // A codebase another site also made stays theirs: its links and roots are left alone.
+    let mut others: HashSet<PathBuf> = HashSet::new();
+    for (other, other_head) in ctx.git.site_branches()? {
+        if other != name {
+            for (_, t, _) in ctx.git.first_parent_log(&other_head, MAX_HISTORY)? {
+                others.insert(ctx.store.generation_path(&t));
+            }
+        }
+    }
+    let trees: HashSet<PathBuf> = ctx
+        .git
+        .first_parent_log(&head, MAX_HISTORY)?
+        .into_iter()
+        .map(|(_, t, _)| ctx.store.generation_path(&t))
+        .filter(|p| !others.contains(p))
+        .collect();
+    let current = ctx.store.generation_path(&ctx.git.commit_tree_id(&head)?);
+    let live = ctx.store.live_result_targets()?;
+    let serving: Vec<&PathBuf> = live
+        .iter()
+        .filter(|(_, t)| *t == current && trees.contains(t))
+        .map(|(l, _)| l)
+        .collect();
+    if !serving.is_empty() && !force {
+        return Err(RealiseError::Owner {
+            message: format!(
+                "site {name} is live: {} point{} at its current generation",
+                serving
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if serving.len() == 1 { "s" } else { "" }
+            ),
+            hint: "remove the result link (or point it elsewhere) first, or pass --force".into(),
+        });
+    }
+    let mut dropped = Vec::new();
+    for (link, target) in &live {
+        if trees.contains(target) {
+            ctx.store.remove_result_root(link)?;
+            dropped.push(link.clone());
+        }
+    }
+    ctx.git.delete_branch(name, &head)?;
+    ctx.store.remove_site_owner(name)?;
+    Ok(Forgotten {
+        site: name.to_string(),
+        commit: head,
+        dropped_results: dropped,
+    })
+}

@@ -1,0 +1,110 @@
+//! `plan` and `outdated`: the plan stage run and compared, changing nothing. `plan` says
+//! what a realise would do against the site's last generation; `outdated` says what an
+//! update would move in the lock. Only what choosing needs is read (refs, `version.php`
+//! of candidates); nothing is built.
+
+use std::path::Path;
+
+use mcb_config::{Lock, SiteFile};
+use mcb_store::GitOid;
+
+use crate::catalog::SiteCatalog;
+use crate::changes::{Change, Snapshot};
+use crate::commit::lock_in_commit;
+use crate::context::RunContext;
+use crate::error::RealiseError;
+use crate::options::Options;
+use crate::plan::{Catalog, plan_with};
+use crate::realise::preference;
+use crate::report::{Reporter, Stage};
+
+/// A plugin as the plan chose it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedChoice {
+    pub component: String,
+    pub version: String,
+    pub release: Option<String>,
+    pub source: String,
+    pub auto: bool,
+    /// Why this version, in a sentence.
+    pub why: String,
+    /// The versions ranked above it, each with why it was not taken.
+    pub passed_over: Vec<String>,
+}
+
+/// What a run would change.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pending {
+    pub site: String,
+    pub moodle_release: String,
+    pub moodle_build: String,
+    /// The commit of the site's last generation, when it has one.
+    pub generation: Option<GitOid>,
+    /// What moves against the last generation (everything, when there is none).
+    pub changes: Vec<Change>,
+    /// What moves against the lock beside the site file (everything, when there is none).
+    pub lock_changes: Vec<Change>,
+    pub plugins: Vec<PlannedChoice>,
+    pub warnings: Vec<String>,
+}
+
+impl Pending {
+    /// Would a realise change the site?
+    pub fn is_pending(&self) -> bool {
+        self.generation.is_none() || !self.changes.is_empty()
+    }
+
+    /// Does any change put older code on the site?
+    pub fn is_dangerous(&self) -> bool {
+        self.changes.iter().any(Change::is_dangerous)
+    }
+}
+
+/// The plan of `site_path` under `opts` (its `update` says which locked choices to set
+/// aside), compared with the last generation and the lock.
+pub fn pending(
+    site_path: &Path,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Pending, RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let old_lock = Lock::load(&site.lock_path())?;
+    let ctx = RunContext::open(opts, Some(&site), reporter)?;
+    let sources = ctx.sources(site.dir(), reporter);
+    let index = ctx.index();
+    let catalog = SiteCatalog::new(&sources, &index);
+    let (prefer, keep_core) = preference(&site, old_lock.as_ref(), &opts.update)?;
+    catalog.prefetch(&site, prefer.as_ref().filter(|_| keep_core), reporter);
+    reporter.stage(Stage::Plan, &site.name);
+    let plan = plan_with(&catalog, &site, prefer.as_ref(), keep_core)?;
+    let planned = Snapshot::of_plan(&plan, &site, |p| catalog.describe(p));
+    let head = ctx.git.branch_head(&site.name)?;
+    let previous = match &head {
+        Some(h) => lock_in_commit(&ctx.git, h)?,
+        None => None,
+    };
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(sources.take_notes());
+    Ok(Pending {
+        site: site.name.clone(),
+        moodle_release: plan.core.version.release.clone(),
+        moodle_build: plan.core.version.build.to_string(),
+        generation: head,
+        changes: planned.changes_from(previous.as_ref().map(Snapshot::of_lock).as_ref()),
+        lock_changes: planned.changes_from(old_lock.as_ref().map(Snapshot::of_lock).as_ref()),
+        plugins: plan
+            .plugins
+            .iter()
+            .map(|p| PlannedChoice {
+                component: p.component.to_string(),
+                version: p.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                release: p.info.release.clone(),
+                source: catalog.describe(&p.pick),
+                auto: p.auto(),
+                why: p.why.clone(),
+                passed_over: p.passed_over.clone(),
+            })
+            .collect(),
+        warnings,
+    })
+}

@@ -1,0 +1,741 @@
+//! The GitOps loop, event by event, against upstreams that move: a new core tag, a weekly
+//! build, a new plugin tag or directory version, a plugin added, removed, re-pinned or
+//! moved to another source; `plan`, `update`, `outdated`, `reconcile` (once and
+//! `--watch`), `history`, `rollback`, `forget`, `sites`, `--locked`, and locks that are the
+//! same on every machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::snapshots::{settings, shown};
+use crate::support::directory::{Published, publish};
+use crate::support::http::Server;
+use crate::support::*;
+
+/// Runs mcb with `args` and returns its output.
+fn mcb(f: &Fixture, args: &[&str]) -> Output {
+    f.mcb().args(args).output().unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The paths that differ between two commits of the store's site repository.
+fn changed_paths(store: &Path, a: &str, b: &str) -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(store.join("git"))
+        .args(["diff-tree", "-r", "--name-only", a, b])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The number of commits on a site branch.
+fn commits(store: &Path, site: &str) -> usize {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(store.join("git"))
+        .args(["rev-list", "--count", site])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A new release on the 4.5 line: tag `tag` on a commit made from v4.5.10.
+fn new_core_release(m: &GitRepo, tag: &str, build: &str, release: &str) {
+    m.git(&["checkout", "-q", "-b", &format!("rel-{tag}"), "v4.5.10"]);
+    write_core(m, "", build, release, "405");
+    m.commit(release);
+    m.tag(tag);
+    m.git(&["checkout", "-q", "main"]);
+}
+
+/// A plugin repository for `component` with one tag per (tag, version, extra php).
+fn plugin(f: &Fixture, component: &str, tags: &[(&str, u64, &str)]) -> GitRepo {
+    let r = GitRepo::init(f.path(&format!("up/{component}")));
+    for (tag, version, extra) in tags {
+        add_tag(&r, component, tag, *version, extra);
+    }
+    r
+}
+
+fn add_tag(r: &GitRepo, component: &str, tag: &str, version: u64, extra: &str) {
+    r.write(
+        "version.php",
+        &plugin_php(component, version, "2024100700", extra),
+    );
+    r.write("lib.php", &format!("<?php // {tag}\n"));
+    r.commit(tag);
+    r.tag(tag);
+}
+
+/// The directory the tests publish: `filter_dep` (a dependency) and `block_dir`.
+fn directory(server: &Server, block_dir_versions: &[u64]) -> String {
+    let mut v = vec![Published::new(
+        "filter_dep",
+        2024050100,
+        "2024042200",
+        &["4.4", "4.5"],
+    )];
+    for b in block_dir_versions {
+        v.push(Published::new("block_dir", *b, "2024100700", &["4.5"]));
+    }
+    publish(server, server, &v)
+}
+
+#[test]
+fn plan_names_core_plugin_and_dependency_changes_and_changes_nothing() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let list = directory(&server, &[]);
+    let x = plugin(
+        &f,
+        "mod_x",
+        &[
+            ("v1.0", 2024050100, ""),
+            (
+                "v1.1",
+                2024060100,
+                "$plugin->dependencies = ['filter_dep' => 2024010100];",
+            ),
+        ],
+    );
+    let old = Site::new("s")
+        .core(m.url(), "4.5.1")
+        .plugin("mod_x", Src::git(x.url()).at("v1.0"))
+        .directory(&list);
+    let site = f.site(&old);
+    f.realise_ok(&site);
+    let lock_before = std::fs::read(f.path("site/site.lock")).unwrap();
+    let head = branch_head(&f.store(), "s");
+
+    let out = mcb(&f, &["plan", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("nothing to change"), "{}", text(&out));
+
+    // The administrator moves core and mod_x on; mod_x v1.1 needs filter_dep.
+    let new = Site::new("s")
+        .core(m.url(), "4.5.10")
+        .plugin("mod_x", Src::git(x.url()).at("v1.1"))
+        .directory(&list);
+    f.site(&new);
+    let out = mcb(&f, &["plan", s(&site)]);
+    assert_eq!(code(&out), 2, "pending: {}", text(&out));
+    settings(&f).bind(|| insta::assert_snapshot!("plan", shown(&out)));
+    let out = mcb(&f, &["plan", "--json", s(&site)]);
+    assert_eq!(code(&out), 2);
+    settings(&f).bind(|| insta::assert_snapshot!("plan-json", shown(&out)));
+    // Nothing moved: lock, branch and result are as they were.
+    assert_eq!(
+        std::fs::read(f.path("site/site.lock")).unwrap(),
+        lock_before
+    );
+    assert_eq!(branch_head(&f.store(), "s"), head);
+
+    // -v says why each version.
+    let out = mcb(&f, &["plan", "-v", s(&site)]);
+    assert!(
+        text(&out).contains("mod_x 2024060100 (v1.1)"),
+        "{}",
+        text(&out)
+    );
+
+    // A pin moved back: plan flags it as dangerous, in text and JSON.
+    f.realise_ok(&site);
+    f.site(&old);
+    let out = mcb(&f, &["plan", s(&site)]);
+    assert_eq!(code(&out), 2);
+    let t = text(&out);
+    assert!(
+        t.contains("! mod_x r2024060100 → r2024050100  DOWNGRADE"),
+        "{t}"
+    );
+    assert!(t.contains("DANGER"), "{t}");
+    let j = json_of(&mcb(&f, &["plan", "--json", s(&site)]));
+    assert_eq!(j["dangerous"], true);
+    assert!(
+        j["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["change"] == "downgraded" && c["component"] == "mod_x"),
+        "{j}"
+    );
+    assert!(
+        j["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["change"] == "removed"
+                && c["component"] == "filter_dep"
+                && c["auto"] == true),
+        "{j}"
+    );
+}
+
+#[test]
+fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_each() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let list = directory(&server, &[2024100800]);
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = f.site(
+        &Site::new("s")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::git(x.url()))
+            .plugin("block_dir", Src::index())
+            .directory(&list),
+    );
+    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first = branch_head(&f.store(), "s");
+    let n = commits(&f.store(), "s");
+
+    // Nothing new upstream: no commit, no new generation.
+    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json_of(&out)["changed"], false);
+    assert_eq!(branch_head(&f.store(), "s"), first);
+
+    // A core point release: one commit, only core's files differ.
+    new_core_release(&m, "v4.5.11", "2024100711.00", "4.5.11 (Build: 20251110)");
+    let out = mcb(&f, &["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("moodle 4.5.10 → 4.5.11"),
+        "{}",
+        text(&out)
+    );
+    let second = branch_head(&f.store(), "s");
+    assert_eq!(commits(&f.store(), "s"), n + 1);
+    let paths = changed_paths(&f.store(), &first, &second);
+    assert!(!paths.is_empty());
+    assert!(
+        paths
+            .iter()
+            .all(|p| !p.starts_with("mod/x/") && !p.starts_with("blocks/dir/")),
+        "{paths:?}"
+    );
+    // The commit says what moved.
+    let msg = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(f.store().join("git"))
+        .args(["log", "-1", "--format=%B", &second])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&msg.stdout).contains("moodle 4.5.10 → 4.5.11"),
+        "{}",
+        String::from_utf8_lossy(&msg.stdout)
+    );
+
+    // A new plugin tag: only that plugin's subtree differs.
+    add_tag(&x, "mod_x", "v1.1", 2024060100, "");
+    let out = mcb(&f, &["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("mod_x r2024050100 → r2024060100"),
+        "{}",
+        text(&out)
+    );
+    let third = branch_head(&f.store(), "s");
+    let paths = changed_paths(&f.store(), &second, &third);
+    assert!(!paths.is_empty());
+    assert!(paths.iter().all(|p| p.starts_with("mod/x/")), "{paths:?}");
+
+    // A new directory version: only that plugin's subtree differs.
+    directory(&server, &[2024100800, 2024110100]);
+    let out = mcb(&f, &["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("block_dir r2024100800 → r2024110100"),
+        "{}",
+        text(&out)
+    );
+    let fourth = branch_head(&f.store(), "s");
+    let paths = changed_paths(&f.store(), &third, &fourth);
+    assert!(!paths.is_empty());
+    assert!(
+        paths.iter().all(|p| p.starts_with("blocks/dir/")),
+        "{paths:?}"
+    );
+
+    // And again nothing: no commit.
+    let out = mcb(&f, &["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(branch_head(&f.store(), "s"), fourth);
+
+    // history lists them newest first, with what moved.
+    let out = mcb(&f, &["history", "--json", s(&site)]);
+    let j = json_of(&out);
+    let g = j["generations"].as_array().unwrap();
+    assert_eq!(g[0]["commit"], fourth.as_str());
+    assert_eq!(g[0]["current"], true);
+    assert_eq!(g[1]["commit"], third.as_str());
+    assert_eq!(g[2]["commit"], second.as_str());
+    assert_eq!(g[2]["changes"][0]["change"], "core");
+    assert!(g.iter().all(|g| g["kept"] == true));
+}
+
+#[test]
+fn a_weekly_build_moves_a_plus_site() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let site = good_site(&f, &m, &[]);
+    let plus = Site::new("s1").core(m.url(), "4.5+");
+    let site = {
+        let _ = site;
+        f.site(&plus)
+    };
+    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json_of(&out)["moodle"]["build"], "2024100710.03");
+    let before = branch_head(&f.store(), "s1");
+    m.git(&["checkout", "-q", "MOODLE_405_STABLE"]);
+    write_core(&m, "", "2024100710.04", "4.5.10+ (Build: 20251027)", "405");
+    m.commit("weekly 4.5.10+");
+    m.git(&["checkout", "-q", "main"]);
+    let out = mcb(&f, &["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("moodle 4.5.10+ (2024100710.03) → 4.5.10+ (2024100710.04)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(commits(&f.store(), "s1"), 2);
+    assert_ne!(branch_head(&f.store(), "s1"), before);
+}
+
+#[test]
+fn removing_a_plugin_and_changing_its_source_show_in_plan_and_in_the_tree() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let list = directory(&server, &[2024100800]);
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let d = plugin(&f, "block_dir", &[("v1", 2024100800, "")]);
+    let with = Site::new("s")
+        .core(m.url(), "4.5.10")
+        .plugin("mod_x", Src::git(x.url()))
+        .plugin("block_dir", Src::git(d.url()))
+        .directory(&list);
+    let site = f.site(&with);
+    let j = f.realise_ok(&site);
+    let generation = PathBuf::from(j["path"].as_str().unwrap());
+    assert!(generation.join("mod/x/version.php").exists());
+
+    // git → directory for block_dir, mod_x removed.
+    let without = Site::new("s")
+        .core(m.url(), "4.5.10")
+        .plugin("block_dir", Src::index())
+        .directory(&list);
+    f.site(&without);
+    let out = mcb(&f, &["plan", s(&site)]);
+    assert_eq!(code(&out), 2);
+    let t = text(&out);
+    assert!(t.contains("- mod_x r2024050100"), "{t}");
+    assert!(t.contains("~ block_dir source git → directory"), "{t}");
+    let j = f.realise_ok(&site);
+    let generation = PathBuf::from(j["path"].as_str().unwrap());
+    assert!(!generation.join("mod/x").exists());
+    assert!(f.path("site/result/blocks/dir/version.php").exists());
+    assert!(!f.path("site/result/mod/x").exists());
+}
+
+#[test]
+fn update_moves_only_what_it_names_and_outdated_says_it_first() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let a = plugin(&f, "mod_a", &[("v1", 2024010100, "")]);
+    let b = plugin(&f, "mod_b", &[("v1", 2024010100, "")]);
+    let site = good_site(
+        &f,
+        &m,
+        &[("mod_a", Src::git(a.url())), ("mod_b", Src::git(b.url()))],
+    );
+    f.realise_ok(&site);
+    add_tag(&a, "mod_a", "v2", 2024020100, "");
+    add_tag(&b, "mod_b", "v2", 2024020100, "");
+
+    // realise keeps the lock; outdated sees both (it asks upstream whatever the cache).
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["mod_a"]["version"], "2024010100");
+    let out = mcb(&f, &["outdated", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("mod_a r2024010100 → r2024020100"), "{t}");
+    assert!(t.contains("mod_b r2024010100 → r2024020100"), "{t}");
+
+    let out = mcb(&f, &["update", "--json", s(&site), "mod_a"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let j = json_of(&out);
+    assert_eq!(j["plugins"]["mod_a"]["version"], "2024020100");
+    assert_eq!(j["plugins"]["mod_b"]["version"], "2024010100");
+    assert_eq!(j["changes"].as_array().unwrap().len(), 1, "{j}");
+
+    // --lock-only writes the lock and builds nothing.
+    let head = branch_head(&f.store(), "s1");
+    let out = mcb(&f, &["update", "--lock-only", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("site.lock updated"), "{}", text(&out));
+    assert_eq!(branch_head(&f.store(), "s1"), head);
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert_eq!(lock.matches("version: \"2024020100\"").count(), 2, "{lock}");
+
+    // An unknown component is a mistake in the command.
+    let out = mcb(&f, &["update", s(&site), "mod_zzz"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("mod_zzz is neither in the site file nor in its lock"));
+    let out = mcb(&f, &["outdated", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+#[test]
+fn rollback_restores_tree_and_lock_without_upstreams_and_asks_for_downgrades() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let first = f.realise_ok(&site);
+    let first_lock = std::fs::read(f.path("site/site.lock")).unwrap();
+    add_tag(&x, "mod_x", "v1.1", 2024060100, "");
+    let out = mcb(&f, &["update", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let second_head = branch_head(&f.store(), "s1");
+    // Upstreams move away.
+    std::fs::rename(f.path("moodle"), f.path("moodle-gone")).unwrap();
+    std::fs::rename(f.path("up"), f.path("up-gone")).unwrap();
+
+    let out = mcb(&f, &["rollback", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    settings(&f).bind(|| insta::assert_snapshot!("rollback-downgrade", shown(&out)));
+    assert_eq!(branch_head(&f.store(), "s1"), second_head);
+
+    let out = mcb(&f, &["rollback", "--allow-downgrade", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("! mod_x r2024060100 → r2024050100"), "{t}");
+    let now = std::fs::read_link(f.path("site/result")).unwrap();
+    assert_eq!(now, PathBuf::from(first["path"].as_str().unwrap()));
+    assert_eq!(std::fs::read(f.path("site/site.lock")).unwrap(), first_lock);
+    // The rollback is a commit of its own, on top.
+    let head = branch_head(&f.store(), "s1");
+    assert_ne!(head, second_head);
+    assert_eq!(commits(&f.store(), "s1"), 3);
+    let j = json_of(&mcb(&f, &["history", "--json", "s1"]));
+    assert!(
+        j["generations"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("roll back to"),
+        "{j}"
+    );
+    // Realise now: the lock answers the site file, nothing to do, offline.
+    let out = mcb(&f, &["realise", "--offline", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("up to date"), "{}", text(&out));
+}
+
+#[test]
+fn rollback_rebuilds_a_generation_gc_removed_from_git() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let first = f.realise_ok(&site);
+    let first_tree = first["tree"].as_str().unwrap().to_string();
+    add_tag(&x, "mod_x", "v1.1", 2024060100, "");
+    assert_eq!(code(&mcb(&f, &["update", s(&site)])), 0);
+    let out = mcb(&f, &["gc", "--keep", "1", "--grace", "0"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let generation = f.store().join("generations").join(&first_tree);
+    assert!(!generation.exists(), "gc removed the first generation");
+    let j = json_of(&mcb(&f, &["history", "--json", s(&site)]));
+    assert_eq!(j["generations"][1]["kept"], false);
+
+    std::fs::rename(f.path("up"), f.path("up-gone")).unwrap();
+    let out = mcb(
+        &f,
+        &[
+            "rollback",
+            "--json",
+            "--allow-downgrade",
+            "--to",
+            "-1",
+            s(&site),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let j = json_of(&out);
+    assert_eq!(j["from_git"], true);
+    assert!(generation.join("mod/x/version.php").exists());
+    assert_committed_tree_is_materialised(&f.store(), j["commit"].as_str().unwrap(), &generation);
+    // The rebuilt generation is whole and kept by the next gc.
+    assert_eq!(code(&mcb(&f, &["gc", "--keep", "1", "--grace", "0"])), 0);
+    let out = mcb(&f, &["verify"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(generation.join("mod/x/version.php").exists());
+}
+
+#[test]
+fn locks_are_byte_identical_across_stores_with_different_histories() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(
+        &f,
+        "mod_x",
+        &[("v1.0", 2024050100, ""), ("v1.1", 2024060100, "")],
+    );
+    let lock = f.path("site/site.lock");
+    // Store A: an older pin first, then the site file as it is now.
+    let older = good_site(&f, &m, &[("mod_x", Src::git(x.url()).at("v1.0"))]);
+    f.realise_ok(&older);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()).at("v1.1"))]);
+    f.realise_ok(&site);
+    let a = std::fs::read(&lock).unwrap();
+    // Store B: the same site file, straight away.
+    std::fs::remove_file(&lock).unwrap();
+    let b_store = f.path("store-b");
+    let out = f
+        .mcb_with_store(&b_store)
+        .args(["realise", s(&site), "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let b = std::fs::read(&lock).unwrap();
+    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    assert_ne!(
+        branch_head(&f.store(), "s1"),
+        branch_head(&b_store, "s1"),
+        "the commits differ (their parents do); the locks do not"
+    );
+    // And store B realising store A's lock rewrites nothing.
+    let out = f
+        .mcb_with_store(&b_store)
+        .args(["realise", "--locked", s(&site)])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(std::fs::read(&lock).unwrap(), a);
+}
+
+#[test]
+fn locked_fails_when_the_lock_would_change() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(
+        &f,
+        "mod_x",
+        &[("v1.0", 2024050100, ""), ("v1.1", 2024060100, "")],
+    );
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()).at("v1.0"))]);
+    let err = f.realise_err_with(&site, &["--locked"], 2);
+    assert!(err.contains("--locked, but the site has no lock"), "{err}");
+    f.realise_ok(&site);
+    let lock = std::fs::read(f.path("site/site.lock")).unwrap();
+    let head = branch_head(&f.store(), "s1");
+    good_site(&f, &m, &[("mod_x", Src::git(x.url()).at("v1.1"))]);
+    let err = f.realise_err_with(&site, &["--locked"], 2);
+    assert!(err.contains("--locked, but the lock would change"), "{err}");
+    assert!(err.contains("mod_x r2024050100 → r2024060100"), "{err}");
+    assert_eq!(std::fs::read(f.path("site/site.lock")).unwrap(), lock);
+    assert_eq!(branch_head(&f.store(), "s1"), head);
+}
+
+#[test]
+fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let keep = f.write(
+        "other/site.ron",
+        Site::new("other").core(m.url(), "4.5.1").ron(),
+    );
+    f.realise_ok(&keep);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let j = f.realise_ok(&site);
+    let generation = PathBuf::from(j["path"].as_str().unwrap());
+
+    let sites = json_of(&mcb(&f, &["sites", "--json"]));
+    let names: Vec<&str> = sites["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["other", "s1"]);
+    let s1 = &sites["sites"][1];
+    assert!(s1["unique_bytes"].as_u64().unwrap() > 0, "{s1}");
+    assert_eq!(s1["results"][0], s(&f.path("site/result")));
+
+    // Live: refused.
+    let out = mcb(&f, &["forget", "s1"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("is live"), "{}", text(&out));
+    std::fs::remove_file(f.path("site/result")).unwrap();
+    let out = mcb(&f, &["forget", "s1"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = mcb(&f, &["gc", "--grace", "0"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        !generation.exists(),
+        "gc freed the forgotten site's generation"
+    );
+    let sites = json_of(&mcb(&f, &["sites", "--json"]));
+    assert_eq!(sites["sites"].as_array().unwrap().len(), 1);
+    let out = mcb(&f, &["verify"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(f.path("other/result/version.php").exists());
+    let out = mcb(&f, &["realise", "--offline", s(&keep)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("up to date"), "{}", text(&out));
+}
+
+#[test]
+fn watch_picks_up_a_change_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .env_remove("MCB_STORE")
+        .arg("--store")
+        .arg(f.store())
+        .args(["reconcile", "--json", "--watch", "1", s(&site)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let r1 = next();
+    assert_eq!(r1["round"], 1);
+    assert_eq!(r1["ok"], true, "{r1}");
+    add_tag(&x, "mod_x", "v1.1", 2024060100, "");
+    let mut seen = false;
+    for _ in 0..2 {
+        let r = next();
+        if r["realised"]["plugins"]["mod_x"]["version"] == "2024060100" {
+            assert_eq!(r["realised"]["changed"], true);
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the new tag is realised within two rounds");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_failed_round_is_reported_and_the_watch_goes_on() {
+    use std::io::BufRead;
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let site = good_site(&f, &m, &[]);
+    f.realise_ok(&site);
+    // A broken site file: the round fails, the loop survives it.
+    std::fs::write(&site, "Site(").unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .env_remove("MCB_STORE")
+        .arg("--store")
+        .arg(f.store())
+        .args(["reconcile", "--json", "--watch", "1", s(&site)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let r1: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(r1["ok"], false, "{r1}");
+    assert_eq!(r1["error"]["kind"], "config");
+    assert_eq!(r1["next_in_secs"], 2, "backoff doubles the wait");
+    good_site(&f, &m, &[]);
+    let r2: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(r2["ok"], true, "{r2}");
+    assert_eq!(r2["next_in_secs"], 1);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn init_add_remove_keep_the_file_as_written() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = f.path("site/site.ron");
+    std::fs::create_dir_all(f.path("site")).unwrap();
+    let out = mcb(&f, &["init", "--moodle", "4.5", "--name", "s", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let text0 = std::fs::read_to_string(&site).unwrap();
+    assert!(text0.contains("// The site file"));
+    // Point core at the local repository, keeping the comments.
+    let mut t = text0.replace(
+        "moodle: (version: \"4.5\"),",
+        &format!(
+            "moodle: (version: \"4.5\", git: \"{}\"), // local mirror",
+            m.url()
+        ),
+    );
+    t.push_str("// the end\n");
+    std::fs::write(&site, &t).unwrap();
+    let out = mcb(&f, &["add", "mod_x", "--site", s(&site), "--git", &x.url()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("+ mod_x"), "{}", text(&out));
+    let added = std::fs::read_to_string(&site).unwrap();
+    assert!(added.contains("// local mirror"));
+    assert!(added.contains("// the end"));
+    assert!(added.contains("//   \"mod_attendance\": (),"));
+    assert!(added.contains(&format!("\"mod_x\": (git: \"{}\"),", x.url())));
+    // A plugin that cannot be had: the edit is undone.
+    let out = mcb(
+        &f,
+        &["add", "mod_y", "--site", s(&site), "--git", "/nowhere"],
+    );
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("is as it was"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), added);
+    let out = mcb(&f, &["remove", "mod_x", "--site", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), t);
+}
