@@ -300,6 +300,8 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
     assert_eq!(branch_head(&f.store(), "s"), fourth);
 
     // history lists them newest first, with what moved.
+    let out = mcb(&f, &["history", s(&site)]);
+    settings(&f).bind(|| insta::assert_snapshot!("history", shown(&out)));
     let out = mcb(&f, &["history", "--json", s(&site)]);
     let j = json_of(&out);
     let g = j["generations"].as_array().unwrap();
@@ -738,4 +740,189 @@ fn init_add_remove_keep_the_file_as_written() {
     let out = mcb(&f, &["remove", "mod_x", "--site", s(&site)]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&site).unwrap(), t);
+}
+
+/// A site with core, a git plugin and a directory plugin, realised; returns the site file,
+/// the directory list's URL, the plugin repository and the realise's JSON.
+fn imported_fixture(f: &Fixture, server: &Server) -> (PathBuf, String, GitRepo, serde_json::Value) {
+    let m = moodle_repo(f.path("moodle"));
+    let list = directory(server, &[2024100800]);
+    let x = plugin(f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = f.site(
+        &Site::new("s")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::git(x.url()))
+            .plugin("block_dir", Src::index())
+            .directory(&list),
+    );
+    let j = f.realise_ok(&site);
+    (site, list, x, j)
+}
+
+#[test]
+fn import_of_a_realised_tree_gives_a_site_file_that_builds_the_same_tree() {
+    let f = Fixture::new();
+    let server = Server::start();
+    let (_, list, _, j) = imported_fixture(&f, &server);
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--name",
+            "adopted",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("adopted-text")),
+            s(&f.path("site/result")),
+        ],
+    );
+    settings(&f).bind(|| insta::assert_snapshot!("import", shown(&out)));
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--json",
+            "--name",
+            "adopted",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("adopted")),
+            s(&f.path("site/result")),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = json_of(&out);
+    assert_eq!(r["same_files"], true, "{r}");
+    assert_eq!(r["core"]["matched"], "store");
+    assert_eq!(r["installation_tree"], j["tree"]);
+    let site = std::fs::read_to_string(f.path("adopted/site.ron")).unwrap();
+    assert!(site.contains("\"mod_x\": (git: "), "{site}");
+    assert!(
+        site.contains("\"block_dir\": (version: \"2024100800\")"),
+        "{site}"
+    );
+    let again = f.realise_ok(&f.path("adopted/site.ron"));
+    assert_eq!(
+        again["tree"], j["tree"],
+        "the imported site builds the same tree"
+    );
+}
+
+#[test]
+fn import_reports_an_edited_file_and_recognises_checkouts_and_directory_zips() {
+    let f = Fixture::new();
+    let server = Server::start();
+    let (_, list, x, _) = imported_fixture(&f, &server);
+    // A plain copy of the codebase, one plugin file edited, mod_x replaced by a checkout.
+    let copy = f.path("copy");
+    let st = std::process::Command::new("cp")
+        .args(["-rL", s(&f.path("site/result")), s(&copy)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lib = copy.join("blocks/dir/lib.php");
+    let mut perms = std::fs::metadata(&lib).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&lib, perms).unwrap();
+    std::fs::write(&lib, "<?php // edited on the server\n").unwrap();
+    std::fs::write(copy.join("config.php"), "<?php $CFG = new stdClass();\n").unwrap();
+
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--json",
+            "--name",
+            "edited",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("edited")),
+            s(&copy),
+        ],
+    );
+    let r = json_of(&out);
+    let dir = r["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["component"] == "block_dir")
+        .unwrap();
+    assert_eq!(dir["matched"], "path", "{r}");
+    assert_eq!(dir["differs"], serde_json::json!(["M lib.php"]), "{r}");
+    assert!(
+        r["problems"].as_array().unwrap().iter().any(|p| p
+            .as_str()
+            .unwrap()
+            .contains("block_dir matches no known version")),
+        "{r}"
+    );
+    assert_eq!(r["left_out"], serde_json::json!(["config.php"]));
+    // The path entry takes the files as they are: the same code, config.php left out.
+    assert_eq!(r["same_files"], true, "{r}");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // Another store, which knows nothing: a checkout and a directory zip are still
+    // recognised; core is assumed to be its release, and said so.
+    std::fs::write(&lib, "<?php // v1\n").unwrap();
+    std::fs::remove_dir_all(copy.join("mod/x")).unwrap();
+    let st = std::process::Command::new("git")
+        .args(["clone", "-q", &x.url(), s(&copy.join("mod/x"))])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(copy.join("blocks/dir")).unwrap();
+    let zip = server.body("/download/10001/block_dir_2024100800.zip");
+    let zip_path = f.write("block_dir.zip", zip);
+    // The zip's top folder is the plugin's; it installs as blocks/dir.
+    let unpacked = f.path("unpacked");
+    let mut a = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    a.extract(&unpacked).unwrap();
+    let top = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::rename(top, copy.join("blocks/dir")).unwrap();
+    let out = f
+        .mcb_with_store(&f.path("store-b"))
+        .args([
+            "import",
+            "--json",
+            "--name",
+            "fresh",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("fresh")),
+            s(&copy),
+        ])
+        .output()
+        .unwrap();
+    let r = json_of(&out);
+    let by = |c: &str| {
+        r["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["component"] == c)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("mod_x")["matched"], "checkout", "{r}");
+    assert_eq!(by("block_dir")["matched"], "directory", "{r}");
+    assert_eq!(r["core"]["matched"], "release", "{r}");
+    assert!(
+        r["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("core matches no source"),
+        "{r}"
+    );
+    assert_eq!(r["lock_file"], serde_json::Value::Null);
+    assert_eq!(code(&out), 6, "{}", text(&out));
 }

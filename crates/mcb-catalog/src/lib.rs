@@ -28,7 +28,7 @@ pub use directory::{
 pub use http::{Fetched, Http, HttpError};
 pub use index::LazyIndex;
 pub use limits::{HttpLimits, Limits, LimitsError};
-pub use localdir::unpack_dir;
+pub use localdir::{unpack_dir, unpack_dir_except};
 pub use sources::{SourceError, SourceFailure, Sources, StoredLinks, StoredSource};
 pub use stage::{Staged, stage_archive};
 

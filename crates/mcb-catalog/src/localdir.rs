@@ -53,6 +53,17 @@ pub fn unpack_dir(
     store: &Store,
     limits: &SourceLimits,
 ) -> Result<Vec<SourceFile>, CatalogError> {
+    unpack_dir_except(root, store, limits, &[])
+}
+
+/// [`unpack_dir`], leaving out the directories `skipped` (relative to `root`) as well: the
+/// version control metadata of checkouts nested in the tree, say.
+pub fn unpack_dir_except(
+    root: &Path,
+    store: &Store,
+    limits: &SourceLimits,
+    skipped: &[String],
+) -> Result<Vec<SourceFile>, CatalogError> {
     let err = |path: &Path, message: String| CatalogError::Dir {
         path: path.to_path_buf(),
         message,
@@ -68,10 +79,15 @@ pub fn unpack_dir(
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
-            !(e.depth() == 1
+            let vcs = e.depth() == 1
                 && SKIPPED_AT_TOP
                     .iter()
-                    .any(|s| e.file_name() == OsStr::new(s)))
+                    .any(|s| e.file_name() == OsStr::new(s));
+            let asked = !skipped.is_empty()
+                && e.path()
+                    .strip_prefix(root)
+                    .is_ok_and(|rel| skipped.iter().any(|s| rel == Path::new(s)));
+            !(vcs || asked)
         });
     for entry in walker {
         let entry = entry.map_err(|e| CatalogError::Io {

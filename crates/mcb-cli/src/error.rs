@@ -23,7 +23,8 @@ Exit codes:
    3  the site file or lock is invalid, or the site's name belongs to another site file
    4  no set of versions satisfies the site file and Moodle's rules
    5  a source could not be fetched or read, or was refused; check: a plugin unknown
-   6  content does not match its hash: verify found damage or drift, reproduce differs
+   6  content does not match its hash: verify found damage or drift, reproduce differs,
+      import cannot reproduce the installation exactly
   64  the command line is not valid";
 
 /// How a command ended.

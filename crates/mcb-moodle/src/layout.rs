@@ -189,6 +189,11 @@ impl CoreLayout {
         Ok(added)
     }
 
+    /// Every plugin type with its directory relative to the web root.
+    pub fn types(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.types.iter().map(|(t, d)| (t.as_str(), d.as_str()))
+    }
+
     /// Is this plugin type known?
     pub fn has_type(&self, plugin_type: &str) -> bool {
         self.types.contains_key(plugin_type)

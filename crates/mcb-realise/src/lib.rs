@@ -17,6 +17,7 @@ mod context;
 mod error;
 mod fetch;
 mod generations;
+mod import;
 mod lifecycle;
 mod materialise;
 mod options;
@@ -37,6 +38,7 @@ pub use generations::{
     Forgotten, Generation, RollbackTarget, RolledBack, SiteRef, SiteSummary, forget, history,
     rollback, sites,
 };
+pub use import::{Imported, ImportedPiece, Recognised, import};
 pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
 pub use options::{Options, Update};
 pub use pending::{Pending, PlannedChoice, pending};

@@ -1,8 +1,115 @@
 //! `mcb import`.
 
+use mcb_realise::Recognised;
+
 use crate::cli::{GlobalArgs, ImportArgs};
 use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
 
-pub fn run(_g: &GlobalArgs, _a: &ImportArgs) -> Result<Exit, CliError> {
-    Ok(Exit::Success)
+pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => {
+            let dir = std::fs::canonicalize(&a.dir)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "site".into());
+            let clean: String = dir
+                .to_lowercase()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            if clean.is_empty() {
+                "site".into()
+            } else {
+                clean
+            }
+        }
+    };
+    let opts = a.net.options(g);
+    let progress = Progress::new(g);
+    let result = mcb_realise::import(&a.dir, &name, &a.out, &opts, &progress);
+    progress.finish();
+    let r = result?;
+    let code = if r.same_files() {
+        Exit::Success
+    } else {
+        Exit::Integrity
+    };
+    if g.json {
+        #[derive(serde::Serialize)]
+        struct Output<'a> {
+            #[serde(flatten)]
+            imported: &'a mcb_realise::Imported,
+            same_files: bool,
+        }
+        out_json(&Output {
+            imported: &r,
+            same_files: r.same_files(),
+        });
+        return Ok(code);
+    }
+    if g.quiet {
+        return Ok(code);
+    }
+    say!(
+        "imported {} (Moodle {}) into {}",
+        r.site,
+        r.moodle_release,
+        r.site_file.display()
+    );
+    for p in std::iter::once(&r.core).chain(&r.plugins) {
+        let how = match &p.recognised {
+            Recognised::Store { source } => format!("as built before: {source}"),
+            Recognised::Checkout { url, commit } => {
+                format!("git checkout {url} at {}", &commit[..12.min(commit.len())])
+            }
+            Recognised::Directory { version } => format!("plugins directory {version}"),
+            Recognised::Path { dir } => format!("NOT RECOGNISED: taken from {dir} as it is"),
+            Recognised::Release { version } => {
+                format!("NOT RECOGNISED: assumed Moodle {version} from moodle.git")
+            }
+        };
+        say!("  {:<28} {how}", p.component);
+        if let Some(n) = &p.nearest {
+            say!(
+                "    {} file{} differ from {n}:",
+                p.differs.len(),
+                if p.differs.len() == 1 { "" } else { "s" }
+            );
+            for d in p.differs.iter().take(20) {
+                say!("      {d}");
+            }
+            if p.differs.len() > 20 {
+                say!("      … and {} more", p.differs.len() - 20);
+            }
+        }
+    }
+    for (at, target) in &r.links {
+        say!("  link {at} → {target}");
+    }
+    if !r.left_out.is_empty() {
+        say!("left out (not code): {}", r.left_out.join(", "));
+    }
+    match &r.lock_file {
+        Some(l) => say!("wrote {}", l.display()),
+        None => say!("no lock written"),
+    }
+    if r.same_files() {
+        say!(
+            "the site file builds exactly the installation's code (tree {})",
+            r.installation_tree
+        );
+    }
+    for p in &r.problems {
+        say!("cannot reproduce: {p}");
+    }
+    Ok(code)
 }

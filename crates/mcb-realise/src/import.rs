@@ -1,0 +1,638 @@
+//! `import`: an existing Moodle installation read back into a site file and a lock. Core's
+//! `version.php`, `lib/components.json`, `lib/plugins.json` and every `db/subplugins.json`
+//! say where plugins live and which ship with core; every other plugin directory is an
+//! add-on. Each piece (core, each add-on) is matched by its git tree id: against every
+//! source a site in this store was built from, against its own git checkout, against the
+//! plugins directory's zip of the version its `version.php` names; what matches nothing
+//! becomes a `path:` entry, reported with the files that differ from the nearest known
+//! version. `config.php` and data stay out (a `config.php` symlink becomes a `links:`
+//! entry). The lock is then written by resolving the new site file, and its tree compared
+//! with the installation's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use mcb_catalog::{SourceFailure, unpack_dir_except};
+use mcb_config::{Lock, LockedSource};
+use mcb_git::{SourceContent, SourceFile};
+use mcb_moodle::{Component, CoreLayout, CoreVersion, PluginVersion};
+use mcb_store::{GitOid, Manifest};
+
+use crate::commit::lock_in_commit;
+use crate::context::RunContext;
+use crate::error::RealiseError;
+use crate::options::Options;
+use crate::report::{Reporter, Stage};
+
+/// How far back each site's history is searched for known sources.
+const KNOWN_GENERATIONS: usize = 50;
+
+/// Files of an installation that are not code and never enter a site file's sources.
+const LEFT_OUT: &[&str] = &["config.php", "moodledata"];
+
+/// How a piece of the installation was recognised.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "matched", rename_all = "snake_case")]
+pub enum Recognised {
+    /// The same files as a source a site in this store was built from.
+    Store { source: String },
+    /// A git checkout at a commit whose tree is exactly these files.
+    Checkout { url: String, commit: String },
+    /// The plugins directory's zip of this version.
+    Directory { version: String },
+    /// Nothing known holds these files: the directory itself is the source.
+    Path { dir: String },
+    /// Core matched nothing known: the official release of its version is assumed.
+    Release { version: String },
+}
+
+/// One piece of the installation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportedPiece {
+    pub component: String,
+    pub install_path: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub recognised: Recognised,
+    /// Against the nearest known version, when it matched nothing: `M path`, `A path`,
+    /// `D path`.
+    pub differs: Vec<String>,
+    /// What the nearest known version was.
+    pub nearest: Option<String>,
+}
+
+/// What `import` wrote and found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Imported {
+    pub site: String,
+    pub site_file: PathBuf,
+    /// The lock, when the site file could be resolved.
+    pub lock_file: Option<PathBuf>,
+    pub moodle_release: String,
+    pub core: ImportedPiece,
+    pub plugins: Vec<ImportedPiece>,
+    pub links: BTreeMap<String, String>,
+    /// What stayed out (config.php, data directories).
+    pub left_out: Vec<String>,
+    /// The git tree of the installation's code.
+    pub installation_tree: GitOid,
+    /// The tree the new lock builds.
+    pub lock_tree: Option<GitOid>,
+    /// What cannot be reproduced as it is, and why.
+    pub problems: Vec<String>,
+}
+
+impl Imported {
+    /// Does the site file build exactly the installation's files?
+    pub fn same_files(&self) -> bool {
+        self.lock_tree.as_ref() == Some(&self.installation_tree)
+    }
+}
+
+fn import_error(dir: &Path, message: String) -> RealiseError {
+    RealiseError::Config(mcb_config::ConfigError::new(dir, message))
+}
+
+fn read(dir: &Path, rel: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(rel)).ok()
+}
+
+/// A source known to this store: how a site file asks for it, as an entry.
+#[derive(Debug, Clone)]
+struct Known {
+    label: String,
+    /// The entry's value in a site file.
+    entry: String,
+    manifest: Manifest,
+}
+
+fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn plugin_entry(source: &LockedSource, version: &str) -> String {
+    match source {
+        LockedSource::Git { url, reference, .. } => {
+            format!("(git: {}, ref: {})", q(url), q(reference))
+        }
+        LockedSource::Zip { location, .. } => format!("(zip: {})", q(location)),
+        LockedSource::Path { dir } => format!("(path: {})", q(dir)),
+        LockedSource::Directory { .. } => format!("(version: {})", q(version)),
+    }
+}
+
+fn core_entry(lock: &Lock) -> String {
+    match &lock.moodle.source {
+        LockedSource::Git {
+            url,
+            reference,
+            commit,
+        } => match mcb_moodle::release::parse_release_tag(reference) {
+            Some((r, p)) => format!("(version: {}, git: {})", q(&format!("{r}.{p}")), q(url)),
+            None => format!(
+                "(version: {}, git: {})",
+                q(&format!("commit:{commit}")),
+                q(url)
+            ),
+        },
+        LockedSource::Zip { location, .. } => format!("(zip: {})", q(location)),
+        LockedSource::Path { dir } => format!("(path: {})", q(dir)),
+        LockedSource::Directory { .. } => "()".into(),
+    }
+}
+
+/// Every source the sites of this store were built from, by the git tree of its files:
+/// component → tree → how to ask for it. `moodle` is core.
+fn known_sources(
+    ctx: &RunContext,
+) -> Result<HashMap<String, HashMap<GitOid, Known>>, RealiseError> {
+    let mut out: HashMap<String, HashMap<GitOid, Known>> = HashMap::new();
+    for (_, head) in ctx.git.site_branches()? {
+        for (commit, _, _) in ctx.git.first_parent_log(&head, KNOWN_GENERATIONS)? {
+            let Ok(Some(lock)) = lock_in_commit(&ctx.git, &commit) else {
+                continue;
+            };
+            if let Ok(m) = ctx.store.read_manifest(&lock.moodle.manifest) {
+                out.entry("moodle".into())
+                    .or_default()
+                    .entry(m.tree.clone())
+                    .or_insert_with(|| Known {
+                        label: crate::commit::source_label(&lock.moodle.source),
+                        entry: core_entry(&lock),
+                        manifest: m,
+                    });
+            }
+            for p in &lock.plugins {
+                if let Ok(m) = ctx.store.read_manifest(&p.manifest) {
+                    out.entry(p.component.clone())
+                        .or_default()
+                        .entry(m.tree.clone())
+                        .or_insert_with(|| Known {
+                            label: format!(
+                                "{} {}",
+                                p.version,
+                                crate::commit::source_label(&p.source)
+                            ),
+                            entry: plugin_entry(&p.source, &p.version),
+                            manifest: m,
+                        });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `git` in `dir`, its output when it succeeds.
+fn git_in(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A git checkout at `dir` whose HEAD holds exactly `tree`: its remote (or the checkout
+/// itself) and commit.
+fn checkout(dir: &Path, tree: &GitOid) -> Option<(String, String)> {
+    if !dir.join(".git").exists() {
+        return None;
+    }
+    let head_tree = git_in(dir, &["rev-parse", "HEAD^{tree}"])?;
+    if head_tree != tree.as_str() {
+        return None;
+    }
+    let commit = git_in(dir, &["rev-parse", "HEAD"])?;
+    let url = git_in(dir, &["config", "--get", "remote.origin.url"])
+        .unwrap_or_else(|| dir.display().to_string());
+    Some((url, commit))
+}
+
+/// The files of `ours` against `theirs`: modified, added and removed.
+fn differences(ours: &Manifest, theirs: &Manifest) -> Vec<String> {
+    let a: BTreeMap<&str, &mcb_store::Entry> =
+        ours.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let b: BTreeMap<&str, &mcb_store::Entry> = theirs
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    let mut out = Vec::new();
+    for (p, e) in &a {
+        match b.get(p) {
+            None => out.push(format!("A {p}")),
+            Some(t) if t.oid != e.oid || t.kind != e.kind => out.push(format!("M {p}")),
+            _ => {}
+        }
+    }
+    for p in b.keys() {
+        if !a.contains_key(p) {
+            out.push(format!("D {p}"));
+        }
+    }
+    out
+}
+
+/// The known manifest sharing the most files with `ours`.
+fn nearest<'a>(ours: &Manifest, known: impl Iterator<Item = &'a Known>) -> Option<&'a Known> {
+    let mine: std::collections::HashSet<(&str, &GitOid)> = ours
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.oid))
+        .collect();
+    known.max_by_key(|k| {
+        k.manifest
+            .entries
+            .iter()
+            .filter(|e| mine.contains(&(e.path.as_str(), &e.oid)))
+            .count()
+    })
+}
+
+/// Reads the installation at `dir` and writes `site.ron` and `site.lock` in `out`.
+pub fn import(
+    dir: &Path,
+    name: &str,
+    out: &Path,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Imported, RealiseError> {
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| import_error(dir, format!("cannot read the installation: {e}")))?;
+    let site_file = out.join("site.ron");
+    if site_file.exists() {
+        return Err(import_error(
+            &site_file,
+            "exists already; import writes a new site file only".into(),
+        ));
+    }
+    let public = !root.join("version.php").is_file() && root.join("public/version.php").is_file();
+    let web = if public {
+        root.join("public")
+    } else {
+        root.clone()
+    };
+    let web_prefix = if public { "public/" } else { "" };
+    let core_php = read(&web, "version.php").ok_or_else(|| {
+        import_error(
+            &root,
+            "has no version.php: it is not a Moodle codebase".into(),
+        )
+    })?;
+    let core = CoreVersion::parse(&core_php)
+        .map_err(|e| import_error(&root.join("version.php"), e.to_string()))?;
+    let components = read(&web, "lib/components.json")
+        .ok_or_else(|| import_error(&root, "has no lib/components.json".into()))?;
+    let mut layout = CoreLayout::new(
+        &components,
+        read(&web, "lib/plugins.json").as_deref(),
+        public,
+    )
+    .map_err(|e| import_error(&root, e.to_string()))?;
+
+    // Plugin directories, type by type; subplugin types found on the way add more.
+    let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    loop {
+        let before = found.len();
+        let types: Vec<(String, String)> = layout
+            .types()
+            .map(|(t, d)| (t.to_string(), d.to_string()))
+            .collect();
+        for (ty, tdir) in types {
+            let Ok(rd) = std::fs::read_dir(web.join(&tdir)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let pname = e.file_name().to_string_lossy().into_owned();
+                let component = format!("{ty}_{pname}");
+                let pdir = format!("{tdir}/{pname}");
+                if found.contains_key(&component)
+                    || Component::parse(&component).is_err()
+                    || !e.path().join("version.php").is_file()
+                {
+                    continue;
+                }
+                let standard = layout.is_standard(&component);
+                if let Some(json) = read(&e.path(), "db/subplugins.json") {
+                    let label = format!("{pdir}/db/subplugins.json");
+                    let _ = if standard {
+                        layout.add_subplugins(&pdir, &label, &json)
+                    } else {
+                        layout.add_plugin_subplugins(&pdir, &label, &json)
+                    };
+                }
+                found.insert(component, (format!("{web_prefix}{pdir}"), standard));
+            }
+        }
+        if found.len() == before {
+            break;
+        }
+    }
+    let addons: Vec<(String, String)> = found
+        .into_iter()
+        .filter(|(_, (_, standard))| !standard)
+        .map(|(c, (p, _))| (c, p))
+        .collect();
+
+    let ctx = RunContext::open(opts, None, reporter)?;
+    reporter.stage(Stage::Fetch, &root.display().to_string());
+    // Checkouts of add-ons keep their metadata to themselves.
+    let skipped: Vec<String> = addons
+        .iter()
+        .flat_map(|(_, p)| [".git", ".hg", ".svn"].map(|v| format!("{p}/{v}")))
+        .collect();
+    let files =
+        unpack_dir_except(&root, &ctx.store, &opts.limits.source, &skipped).map_err(|e| {
+            RealiseError::Source(mcb_catalog::SourceError::new(
+                "moodle",
+                SourceFailure::Refused,
+                format!("cannot read {}: {e}", root.display()),
+            ))
+        })?;
+
+    // Each file to its piece: the deepest add-on holding it, else core.
+    let mut by_depth: Vec<&(String, String)> = addons.iter().collect();
+    by_depth.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+    let mut pieces: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
+    let mut whole: Vec<SourceFile> = Vec::new();
+    let mut links: BTreeMap<String, String> = BTreeMap::new();
+    let mut left_out: Vec<String> = Vec::new();
+    for f in files {
+        let top = f.path.split('/').next().unwrap_or("");
+        let in_left_out = LEFT_OUT.contains(&top) || (public && f.path == "public/config.php");
+        if in_left_out {
+            if let SourceContent::LinkTarget(t) = &f.content
+                && !f.path.contains('/')
+                && t.starts_with('/')
+            {
+                links.insert(f.path.clone(), t.clone());
+                whole.push(f.clone());
+            } else if !left_out.contains(&top.to_string()) {
+                left_out.push(top.to_string());
+            }
+            continue;
+        }
+        let owner = by_depth
+            .iter()
+            .find(|(_, p)| f.path.starts_with(&format!("{p}/")));
+        match owner {
+            Some((component, p)) => {
+                let rel = f.path[p.len() + 1..].to_string();
+                whole.push(f.clone());
+                pieces
+                    .entry(component.clone())
+                    .or_default()
+                    .push(SourceFile { path: rel, ..f });
+            }
+            None => {
+                whole.push(f.clone());
+                pieces.entry("moodle".into()).or_default().push(f);
+            }
+        }
+    }
+    let manifest_of = |files: Vec<SourceFile>| -> Result<Manifest, RealiseError> {
+        ctx.git.ingest_files(&ctx.store, files).map_err(|e| {
+            RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
+        })
+    };
+    let installation = manifest_of(whole)?;
+    let known = known_sources(&ctx)?;
+    let sources = ctx.sources(&root, reporter);
+    let index = ctx.index();
+    let mut problems = Vec::new();
+
+    let recognise = |component: &str,
+                     install_path: &str,
+                     dir: &Path,
+                     manifest: &Manifest,
+                     version: &str,
+                     problems: &mut Vec<String>|
+     -> (ImportedPiece, String) {
+        let mut piece = ImportedPiece {
+            component: component.to_string(),
+            install_path: install_path.to_string(),
+            version: version.to_string(),
+            recognised: Recognised::Path {
+                dir: dir.display().to_string(),
+            },
+            differs: Vec::new(),
+            nearest: None,
+        };
+        let mine = known.get(component);
+        if let Some(k) = mine.and_then(|m| m.get(&manifest.tree)) {
+            piece.recognised = Recognised::Store {
+                source: k.label.clone(),
+            };
+            return (piece, k.entry.clone());
+        }
+        if let Some((url, commit)) = checkout(dir, &manifest.tree) {
+            piece.recognised = Recognised::Checkout {
+                url: url.clone(),
+                commit: commit.clone(),
+            };
+            let entry = if component == "moodle" {
+                format!(
+                    "(version: {}, git: {})",
+                    q(&format!("commit:{commit}")),
+                    q(&url)
+                )
+            } else {
+                format!("(git: {}, ref: {})", q(&url), q(&commit))
+            };
+            return (piece, entry);
+        }
+        let mut candidates: Vec<Known> = mine
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        if component != "moodle" {
+            match index.get(component) {
+                Ok(ix) => {
+                    if let Some(v) = ix
+                        .lookup(component)
+                        .and_then(|r| r.versions.iter().find(|v| v.version == version))
+                    {
+                        match sources.directory_zip(component, v, None) {
+                            Ok(stored) if stored.manifest.tree == manifest.tree => {
+                                piece.recognised = Recognised::Directory {
+                                    version: version.to_string(),
+                                };
+                                return (piece, format!("(version: {})", q(version)));
+                            }
+                            Ok(stored) => candidates.push(Known {
+                                label: format!("{version} from the plugins directory"),
+                                entry: String::new(),
+                                manifest: stored.manifest,
+                            }),
+                            Err(e) => problems.push(format!(
+                                "{component}: the plugins directory's zip of {version} could not be compared: {}",
+                                crate::error::chain(&e)
+                            )),
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!(
+                    "{component}: not compared with the plugins directory: {}",
+                    crate::error::chain(&e)
+                )),
+            }
+        }
+        if let Some(n) = nearest(manifest, candidates.iter()) {
+            piece.differs = differences(manifest, &n.manifest);
+            piece.nearest = Some(n.label.clone());
+        }
+        if component == "moodle" {
+            let release = core
+                .release
+                .split([' ', '+'])
+                .next()
+                .unwrap_or("")
+                .to_string();
+            piece.recognised = Recognised::Release {
+                version: release.clone(),
+            };
+            problems.push(format!(
+                "core matches no source this store knows and is not a git checkout: the site file asks for Moodle {release} from moodle.git, whose files may differ{}",
+                if piece.differs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} files differ from {})", piece.differs.len(), piece.nearest.as_deref().unwrap_or("?"))
+                }
+            ));
+            return (piece, format!("(version: {})", q(&release)));
+        }
+        problems.push(format!(
+            "{component} matches no known version: it is taken from {} as it is{}",
+            dir.display(),
+            match &piece.nearest {
+                Some(n) => format!(
+                    "; {} differ{} from {n}",
+                    if piece.differs.len() == 1 {
+                        "1 file".to_string()
+                    } else {
+                        format!("{} files", piece.differs.len())
+                    },
+                    if piece.differs.len() == 1 { "s" } else { "" }
+                ),
+                None => String::new(),
+            }
+        ));
+        (piece, format!("(path: {})", q(&dir.display().to_string())))
+    };
+
+    reporter.stage(Stage::Plan, name);
+    let core_manifest = manifest_of(pieces.remove("moodle").unwrap_or_default())?;
+    let (core_piece, core_value) = recognise(
+        "moodle",
+        "",
+        &root,
+        &core_manifest,
+        &core.build.to_string(),
+        &mut problems,
+    );
+    let mut plugin_pieces = Vec::new();
+    let mut entries = Vec::new();
+    for (component, path) in &addons {
+        let manifest = manifest_of(pieces.remove(component).unwrap_or_default())?;
+        let version = read(&root.join(path), "version.php")
+            .and_then(|t| PluginVersion::parse(&t).ok())
+            .and_then(|v| v.version)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let (piece, value) = recognise(
+            component,
+            path,
+            &root.join(path),
+            &manifest,
+            &version,
+            &mut problems,
+        );
+        let how = match &piece.recognised {
+            Recognised::Store { source } => format!("as built before: {source}"),
+            Recognised::Checkout { .. } => "its git checkout".into(),
+            Recognised::Directory { version } => format!("the plugins directory's {version}"),
+            _ => "matches no known version: taken as it is".into(),
+        };
+        entries.push(format!(
+            "        // {how}\n        {}: {value},\n",
+            q(component)
+        ));
+        plugin_pieces.push(piece);
+    }
+    drop(sources);
+    drop(ctx);
+
+    let mut text = format!(
+        "// Imported by `mcb import` from {}.\n// Every version is pinned to what the installation holds; loosen pins to follow upstream.\nSite(\n    name: {},\n    moodle: {core_value},\n    plugins: {{\n",
+        root.display(),
+        q(name)
+    );
+    for e in &entries {
+        text.push_str(e);
+    }
+    text.push_str("    },\n");
+    if let Some(d) = &opts.directory {
+        text.push_str(&format!("    directory: {},\n", q(d)));
+    }
+    if !links.is_empty() {
+        let l: Vec<String> = links
+            .iter()
+            .map(|(a, t)| format!("{}: {}", q(a), q(t)))
+            .collect();
+        text.push_str(&format!("    links: {{{}}},\n", l.join(", ")));
+    }
+    text.push_str(")\n");
+    mcb_config::SiteFile::parse(&site_file, &text)?;
+    std::fs::create_dir_all(out).map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot make {}", out.display()),
+        source: e,
+    })?;
+    crate::publish::write_file_atomic(&site_file, &text)?;
+
+    // The lock: the new site file resolved, nothing built or switched.
+    let mut lock_opts = opts.clone();
+    lock_opts.lock_only = true;
+    lock_opts.force = true;
+    // A core taken on trust would lock files the installation may not have: no lock then.
+    let core_known = !matches!(core_piece.recognised, Recognised::Release { .. });
+    let (lock_file, lock_tree) = if !core_known {
+        problems.push(
+            "no lock was written: core is not recognised; point `moodle:` at its true source, then realise"
+                .into(),
+        );
+        (None, None)
+    } else {
+        match crate::realise::realise(&site_file, &lock_opts, reporter) {
+            Ok(r) => (Some(out.join("site.lock")), Some(r.tree)),
+            Err(e) => {
+                problems.push(format!("no lock was written: {}", crate::error::chain(&e)));
+                (None, None)
+            }
+        }
+    };
+    if let Some(t) = &lock_tree
+        && *t != installation.tree
+    {
+        problems.push(format!(
+            "the site file builds tree {t}, the installation's code is tree {}: see the differences above",
+            installation.tree
+        ));
+    }
+    Ok(Imported {
+        site: name.to_string(),
+        site_file,
+        lock_file,
+        moodle_release: core.release.clone(),
+        core: core_piece,
+        plugins: plugin_pieces,
+        links,
+        left_out,
+        installation_tree: installation.tree,
+        lock_tree,
+        problems,
+    })
+}
