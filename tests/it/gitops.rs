@@ -145,6 +145,8 @@ fn plan_names_core_plugin_and_dependency_changes_and_changes_nothing() {
     let out = mcb(&f, &["plan", s(&site)]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("nothing to change"), "{}", text(&out));
+    let out = mcb(&f, &["plan", "--offline", s(&site)]);
+    assert_eq!(code(&out), 0, "from the store alone: {}", text(&out));
 
     // The administrator moves core and mod_x on; mod_x v1.1 needs filter_dep.
     let new = Site::new("s")
@@ -424,6 +426,13 @@ fn update_moves_only_what_it_names_and_outdated_says_it_first() {
     assert!(text(&out).contains("mod_zzz is neither in the site file nor in its lock"));
     let out = mcb(&f, &["outdated", s(&site)]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A deleted lock and a new tag: realise chooses afresh and asks upstream to do so.
+    assert_eq!(code(&mcb(&f, &["realise", s(&site)])), 0);
+    add_tag(&a, "mod_a", "v3", 2024030100, "");
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["mod_a"]["version"], "2024030100");
 }
 
 #[test]
