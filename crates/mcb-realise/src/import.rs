@@ -110,33 +110,59 @@ fn q(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn plugin_entry(source: &LockedSource, version: &str) -> String {
+/// A location as the site file at `base` wrote it, made to work from anywhere: a URL as
+/// it is, a relative path made absolute.
+fn anywhere(base: Option<&Path>, written: &str) -> String {
+    match base {
+        Some(b) => mcb_config::Location::of(b, written).for_git(),
+        None => written.to_string(),
+    }
+}
+
+fn plugin_entry(source: &LockedSource, version: &str, base: Option<&Path>) -> String {
     match source {
         LockedSource::Git { url, reference, .. } => {
-            format!("(git: {}, ref: {})", q(url), q(reference))
+            format!("(git: {}, ref: {})", q(&anywhere(base, url)), q(reference))
         }
-        LockedSource::Zip { location, .. } => format!("(zip: {})", q(location)),
-        LockedSource::Path { dir } => format!("(path: {})", q(dir)),
+        LockedSource::Zip { location, blake3 } => format!(
+            "(zip: {}, hash: {})",
+            q(&anywhere(base, location)),
+            q(&format!("blake3:{blake3}"))
+        ),
+        LockedSource::Path { dir } => format!("(path: {})", q(&anywhere(base, dir))),
         LockedSource::Directory { .. } => format!("(version: {})", q(version)),
     }
 }
 
-fn core_entry(lock: &Lock) -> String {
+fn core_entry(lock: &Lock, base: Option<&Path>) -> String {
+    let spec = lock
+        .moodle
+        .spec
+        .as_deref()
+        .map(|s| format!("version: {}, ", q(s)))
+        .unwrap_or_default();
     match &lock.moodle.source {
         LockedSource::Git {
             url,
             reference,
             commit,
-        } => match mcb_moodle::release::parse_release_tag(reference) {
-            Some((r, p)) => format!("(version: {}, git: {})", q(&format!("{r}.{p}")), q(url)),
-            None => format!(
-                "(version: {}, git: {})",
-                q(&format!("commit:{commit}")),
-                q(url)
-            ),
-        },
-        LockedSource::Zip { location, .. } => format!("(zip: {})", q(location)),
-        LockedSource::Path { dir } => format!("(path: {})", q(dir)),
+        } => {
+            let url = anywhere(base, url);
+            match mcb_moodle::release::parse_release_tag(reference) {
+                Some((r, p)) => format!("(version: {}, git: {})", q(&format!("{r}.{p}")), q(&url)),
+                None => format!(
+                    "(version: {}, git: {})",
+                    q(&format!("commit:{commit}")),
+                    q(&url)
+                ),
+            }
+        }
+        LockedSource::Zip { location, blake3 } => format!(
+            "({spec}zip: {}, hash: {})",
+            q(&anywhere(base, location)),
+            q(&format!("blake3:{blake3}"))
+        ),
+        LockedSource::Path { dir } => format!("({spec}path: {})", q(&anywhere(base, dir))),
         LockedSource::Directory { .. } => "()".into(),
     }
 }
@@ -147,7 +173,10 @@ fn known_sources(
     ctx: &RunContext,
 ) -> Result<HashMap<String, HashMap<GitOid, Known>>, RealiseError> {
     let mut out: HashMap<String, HashMap<GitOid, Known>> = HashMap::new();
-    for (_, head) in ctx.git.site_branches()? {
+    for (site, head) in ctx.git.site_branches()? {
+        // Relative locations are relative to the site file that wrote them.
+        let owner = ctx.store.site_owner(&site);
+        let base = owner.as_deref().and_then(Path::parent);
         for (commit, _, _) in ctx.git.first_parent_log(&head, KNOWN_GENERATIONS)? {
             let Ok(Some(lock)) = lock_in_commit(&ctx.git, &commit) else {
                 continue;
@@ -158,7 +187,7 @@ fn known_sources(
                     .entry(m.tree.clone())
                     .or_insert_with(|| Known {
                         label: crate::commit::source_label(&lock.moodle.source),
-                        entry: core_entry(&lock),
+                        entry: core_entry(&lock, base),
                         manifest: m,
                     });
             }
@@ -173,7 +202,7 @@ fn known_sources(
                                 p.version,
                                 crate::commit::source_label(&p.source)
                             ),
-                            entry: plugin_entry(&p.source, &p.version),
+                            entry: plugin_entry(&p.source, &p.version, base),
                             manifest: m,
                         });
                 }
@@ -340,6 +369,15 @@ pub fn import(
         .collect();
 
     let ctx = RunContext::open(opts, None, reporter)?;
+    if ctx.git.branch_head(name)?.is_some() {
+        return Err(RealiseError::Config(
+            mcb_config::ConfigError::new(
+                &site_file,
+                format!("the store has a site named {name} already"),
+            )
+            .hint("give the imported site another name with --name"),
+        ));
+    }
     reporter.stage(Stage::Fetch, &root.display().to_string());
     // Checkouts of add-ons keep their metadata to themselves.
     let skipped: Vec<String> = addons
@@ -596,7 +634,6 @@ pub fn import(
     // The lock: the new site file resolved, nothing built or switched.
     let mut lock_opts = opts.clone();
     lock_opts.lock_only = true;
-    lock_opts.force = true;
     // A core taken on trust would lock files the installation may not have: no lock then.
     let core_known = !matches!(core_piece.recognised, Recognised::Release { .. });
     let (lock_file, lock_tree) = if !core_known {

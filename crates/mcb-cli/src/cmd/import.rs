@@ -11,8 +11,14 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
     let name = match &a.name {
         Some(n) => n.clone(),
         None => {
-            let dir = std::fs::canonicalize(&a.dir)
-                .ok()
+            // A `result` link is named after the directory that holds it.
+            let given = std::path::absolute(&a.dir).unwrap_or_else(|_| a.dir.clone());
+            let named = if given.file_name().is_some_and(|n| n == "result") {
+                given.parent().map(std::path::Path::to_path_buf)
+            } else {
+                Some(given)
+            };
+            let dir = named
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "site".into());
             let clean: String = dir
