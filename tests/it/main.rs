@@ -8,6 +8,7 @@ mod directory;
 mod gitops;
 mod hardening;
 mod lifecycle;
+mod marketplace;
 mod realise;
 mod resolve;
 mod rules;

@@ -19,11 +19,13 @@ const ATTEMPTS: u32 = 4;
 pub enum HttpError {
     #[error("not fetching {url}: --offline was given and it is not in the store")]
     Offline { url: String },
-    #[error("{url} answered HTTP {status}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() })]
+    #[error("{url} answered HTTP {status}{}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() }, .problem.as_deref().map(|p| format!(": {p}")).unwrap_or_default())]
     Status {
         url: String,
         status: u16,
         attempts: u32,
+        /// The server's RFC 9457 problem (`title: detail`), when it sent one.
+        problem: Option<String>,
     },
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },
@@ -49,12 +51,45 @@ pub enum Fetched {
     },
 }
 
+/// The most redirects one request follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// A URL as messages show it: without its query string, which may carry a key.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => base.to_string(),
+        None => url.to_string(),
+    }
+}
+
+/// A bearer token and the hosts it may go to (`host` for any port, or `host:port`).
+#[derive(Clone)]
+struct Token {
+    hosts: Vec<String>,
+    secret: String,
+}
+
+impl Token {
+    fn allows(&self, url: &str) -> bool {
+        let Ok(u) = reqwest::Url::parse(url) else {
+            return false;
+        };
+        let Some(host) = u.host_str() else {
+            return false;
+        };
+        let with_port = format!("{host}:{}", u.port_or_known_default().unwrap_or(0));
+        self.hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&with_port))
+    }
+}
+
 pub struct Http {
     client: reqwest::blocking::Client,
     offline: bool,
     limits: HttpLimits,
-    /// (host, token): the token goes to this host only.
-    token: Option<(String, String)>,
+    /// The token and the hosts it goes to; never to any other, redirects included.
+    token: Option<Token>,
     in_flight: Mutex<HashMap<String, usize>>,
     freed: Condvar,
     base_backoff: Duration,
@@ -79,6 +114,9 @@ impl Http {
             // In the blocking client this bounds each wait: for the answer, and for each
             // read of its body. The whole request is bounded by `limits.deadline`.
             .timeout(limits.idle)
+            // Redirects are followed here, one hop at a time, so that the token goes to the
+            // hosts it belongs to and to no other.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client has a static configuration");
         Http {
@@ -97,10 +135,19 @@ impl Http {
         }
     }
 
-    /// Sends `token` as a bearer token to the host of `url`, and to no other host.
-    pub fn with_token_for(mut self, url: &str, token: String) -> Http {
-        self.token = Some((host_of(url), token));
+    /// Sends `token` as a bearer token to `hosts` (each `host` or `host:port`), and to
+    /// no other host.
+    pub fn with_token(mut self, hosts: Vec<String>, token: String) -> Http {
+        self.token = Some(Token {
+            hosts,
+            secret: token,
+        });
         self
+    }
+
+    /// Is a token set for the host of `url`?
+    pub fn has_token_for(&self, url: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| t.allows(url))
     }
 
     pub fn is_offline(&self) -> bool {
@@ -115,9 +162,10 @@ impl Http {
         match self.get_conditional(url, None)? {
             Fetched::Body { bytes, .. } => Ok(bytes),
             Fetched::NotModified => Err(HttpError::Status {
-                url: url.to_string(),
+                url: shown_url(url),
                 status: 304,
                 attempts: 1,
+                problem: None,
             }),
         }
     }
@@ -146,16 +194,17 @@ impl Http {
         let resp = self
             .send(url, None, started)?
             .ok_or_else(|| HttpError::Status {
-                url: url.to_string(),
+                url: shown_url(url),
                 status: 304,
                 attempts: 1,
+                problem: None,
             })?;
         self.read_body(url, resp, started, sink)
     }
 
     fn timed_out(&self, url: &str, what: String) -> HttpError {
         HttpError::TimedOut {
-            url: url.to_string(),
+            url: shown_url(url),
             host: host_of(url),
             what,
         }
@@ -171,23 +220,25 @@ impl Http {
     ) -> Result<Option<reqwest::blocking::Response>, HttpError> {
         if self.offline {
             return Err(HttpError::Offline {
-                url: url.to_string(),
+                url: shown_url(url),
             });
         }
         let host = host_of(url);
         let _slot = self.acquire(&host);
         let mut attempt = 0;
         let mut timeouts = 0;
+        let mut hops = 0;
+        let mut current = url.to_string();
         loop {
             attempt += 1;
-            let mut req = self.client.get(url);
+            let mut req = self.client.get(&current);
             if let Some(e) = etag {
                 req = req.header(reqwest::header::IF_NONE_MATCH, e);
             }
-            if let Some((h, t)) = &self.token
-                && *h == host
+            if let Some(t) = &self.token
+                && t.allows(&current)
             {
-                req = req.bearer_auth(t);
+                req = req.bearer_auth(&t.secret);
             }
             let retry_wait = match req.send() {
                 Ok(resp) => {
@@ -198,12 +249,33 @@ impl Http {
                     if status.is_success() {
                         return Ok(Some(resp));
                     }
+                    if status.is_redirection()
+                        && let Some(next) = resp
+                            .headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|l| l.to_str().ok())
+                            .and_then(|l| reqwest::Url::parse(&current).ok()?.join(l).ok())
+                    {
+                        hops += 1;
+                        if hops > MAX_REDIRECTS || !matches!(next.scheme(), "http" | "https") {
+                            return Err(HttpError::Transport {
+                                url: shown_url(url),
+                                message: format!(
+                                    "more than {MAX_REDIRECTS} redirects, or a redirect to a URL that is not http(s)"
+                                ),
+                            });
+                        }
+                        current = next.to_string();
+                        attempt -= 1;
+                        continue;
+                    }
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     if !retryable || attempt >= ATTEMPTS {
                         return Err(HttpError::Status {
-                            url: url.to_string(),
+                            url: shown_url(&current),
                             status: status.as_u16(),
                             attempts: attempt,
+                            problem: problem_of(resp),
                         });
                     }
                     resp.headers()
@@ -238,7 +310,7 @@ impl Http {
                             return Err(self.timed_out(url, what));
                         }
                         return Err(HttpError::Transport {
-                            url: url.to_string(),
+                            url: shown_url(url),
                             message: describe_transport(&e),
                         });
                     }
@@ -271,7 +343,7 @@ impl Http {
         let limit = self.limits.body_bytes;
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(HttpError::TooLarge {
-                url: url.to_string(),
+                url: shown_url(url),
                 limit,
             });
         }
@@ -302,7 +374,7 @@ impl Http {
                 }
                 Err(e) => {
                     return Err(HttpError::Transport {
-                        url: url.to_string(),
+                        url: shown_url(url),
                         message: format!("the answer broke off: {}", error_chain(&e)),
                     });
                 }
@@ -310,13 +382,13 @@ impl Http {
             total += n as u64;
             if total > limit {
                 return Err(HttpError::TooLarge {
-                    url: url.to_string(),
+                    url: shown_url(url),
                     limit,
                 });
             }
             sink.write_all(&buf[..n])
                 .map_err(|e| HttpError::Transport {
-                    url: url.to_string(),
+                    url: shown_url(url),
                     message: format!("cannot keep the answer: {e}"),
                 })?;
         }
@@ -401,6 +473,42 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// The RFC 9457 problem a failed answer carries (`application/problem+json`), as
+/// `title: detail`; at most 64 KB of it is read.
+fn problem_of(resp: reqwest::blocking::Response) -> Option<String> {
+    let is_problem = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/problem+json")
+        });
+    if !is_problem {
+        return None;
+    }
+    let mut body = Vec::new();
+    resp.take(64 * 1024).read_to_end(&mut body).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect::<String>()
+            })
+            .filter(|s| !s.is_empty())
+    };
+    match (text("title"), text("detail")) {
+        (Some(t), Some(d)) => Some(format!("{t}: {d}")),
+        (Some(t), None) => Some(t),
+        (None, Some(d)) => Some(d),
+        (None, None) => None,
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,9 @@ pub struct Sources<'a> {
     /// Things worth saying that happened while fetching (submodules left out, objects
     /// restored from git), for the run's warnings.
     notes: Mutex<Vec<String>>,
+    /// The Marketplace API's base URL and the Marketplace's hosts, when a token is set: a
+    /// directory zip the list places on the Marketplace is downloaded through the API.
+    marketplace: Option<(String, Vec<String>)>,
 }
 
 /// The store's git repository, created under a lock the first time so that two runs on a
@@ -131,6 +134,65 @@ pub fn open_git(store: &Store) -> Result<GitStore, mcb_git::GitError> {
         .lock_named("git-init", mcb_store::LockMode::Exclusive, || {})
         .map_err(|e| mcb_git::GitError::new("cannot lock the store", e))?;
     GitStore::open(&path)
+}
+
+/// A 401 or 402 from a download, said as what it means on the Marketplace.
+fn marketplace_refusal(
+    e: SourceError,
+    component: &str,
+    v: &DirectoryVersion,
+    url: &str,
+) -> SourceError {
+    let status = e.cause.as_ref().and_then(|c| {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> =
+            Some(c.as_ref() as &(dyn std::error::Error + 'static));
+        while let Some(err) = cur {
+            let http =
+                err.downcast_ref::<crate::http::HttpError>()
+                    .or_else(|| match err.downcast_ref::<crate::CatalogError>() {
+                        Some(crate::CatalogError::Http(h)) => Some(h),
+                        _ => None,
+                    });
+            if let Some(crate::http::HttpError::Status {
+                status, problem, ..
+            }) = http
+            {
+                return Some((*status, problem.clone()));
+            }
+            cur = err.source();
+        }
+        None
+    });
+    let shown = crate::http::shown_url(url);
+    let said = |problem: &Option<String>| {
+        problem
+            .as_deref()
+            .map(|p| format!(" (the Marketplace says: {p})"))
+            .unwrap_or_default()
+    };
+    match status {
+        Some((401, problem)) => SourceError::new(
+            component,
+            SourceFailure::Refused,
+            format!(
+                "the Marketplace needs a token for {component} {}: {shown} answered 401{}",
+                v.version,
+                said(&problem)
+            ),
+        )
+        .hint("set MCB_MARKETPLACE_TOKEN to a Marketplace subscriber's token; it is sent only to the hosts in MCB_MARKETPLACE_HOSTS (default: marketplace.moodle.com and the directory list's host)"),
+        Some((402, problem)) => SourceError::new(
+            component,
+            SourceFailure::Refused,
+            format!(
+                "{component} {} must be purchased on the Marketplace: {shown} answered 402{}",
+                v.version,
+                said(&problem)
+            ),
+        )
+        .hint("buy it on the Marketplace for the account whose token is MCB_MARKETPLACE_TOKEN, or pin another version"),
+        _ => e,
+    }
 }
 
 fn ingest_error(component: &str, what: &str, e: IngestError) -> SourceError {
@@ -166,7 +228,16 @@ impl<'a> Sources<'a> {
             policy,
             refs: Mutex::new(HashMap::new()),
             notes: Mutex::new(Vec::new()),
+            marketplace: None,
         }
+    }
+
+    /// Downloads the directory zips whose URL is on one of `hosts` (the Marketplace's)
+    /// through the Marketplace API at `api` (`…/plugins/{component}/versions/{version}
+    /// /download`), which takes the token.
+    pub fn with_marketplace(mut self, api: String, hosts: Vec<String>) -> Self {
+        self.marketplace = Some((api, hosts));
+        self
     }
 
     /// Where a location written in the site file is.
@@ -299,6 +370,7 @@ impl<'a> Sources<'a> {
             )
             .because(e)
         })?;
+        // The lock names the directory's own URL: a token-less machine reads the same lock.
         let locked = |blake3: Blake3| LockedSource::Directory {
             id: v.id,
             url: v.downloadurl.clone(),
@@ -318,7 +390,22 @@ impl<'a> Sources<'a> {
                 memos: Vec::new(),
             });
         }
-        let staged = self.stage(component, &Location::Url(v.downloadurl.clone()))?;
+        let on_marketplace = |hosts: &[String]| {
+            let h = crate::http::host_of(&v.downloadurl);
+            let bare = h.rsplit_once(':').map_or(h.as_str(), |(b, _)| b);
+            hosts.iter().any(|m| m == &h || m == bare)
+        };
+        let url = match &self.marketplace {
+            Some((api, hosts)) if on_marketplace(hosts) => format!(
+                "{}/plugins/{component}/versions/{}/download",
+                api.trim_end_matches('/'),
+                v.version
+            ),
+            _ => v.downloadurl.clone(),
+        };
+        let staged = self
+            .stage(component, &Location::Url(url.clone()))
+            .map_err(|e| marketplace_refusal(e, component, v, &url))?;
         if staged.md5 != md5.as_str() {
             return Err(SourceError::new(
                 component,
@@ -352,10 +439,14 @@ impl<'a> Sources<'a> {
         self.watch
             .transfer(&format!("{component} {location}"), received.clone());
         stage_archive(self.http, self.store, location, &received).map_err(|e| {
+            let shown = match location {
+                Location::Url(u) => crate::http::shown_url(u),
+                other => other.to_string(),
+            };
             SourceError::new(
                 component,
                 SourceFailure::Unavailable,
-                format!("cannot get {location}"),
+                format!("cannot get {shown}"),
             )
             .because(e)
         })

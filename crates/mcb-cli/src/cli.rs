@@ -75,7 +75,7 @@ pub struct NetArgs {
         value_name = "URL|FILE"
     )]
     pub directory: Option<String>,
-    /// A bearer token for the plugins directory's host.
+    /// A bearer token for the Moodle Marketplace.
     #[arg(
         long,
         env = "MCB_MARKETPLACE_TOKEN",
@@ -83,6 +83,18 @@ pub struct NetArgs {
         hide_env_values = true
     )]
     pub marketplace_token: Option<String>,
+    /// The hosts the Marketplace token goes to (comma-separated `host` or `host:port`).
+    #[arg(
+        long,
+        env = "MCB_MARKETPLACE_HOSTS",
+        hide = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub marketplace_hosts: Option<Vec<String>>,
+    /// The Marketplace API's base URL.
+    #[arg(long, env = "MCB_MARKETPLACE_API", hide = true, hide_env_values = true)]
+    pub marketplace_api: Option<String>,
 }
 
 fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
@@ -398,6 +410,19 @@ impl NetArgs {
         o.limits = self.limits.unwrap_or_default();
         o.directory = self.directory.clone().filter(|d| !d.is_empty());
         o.token = self.marketplace_token.clone().filter(|t| !t.is_empty());
+        o.token_hosts = self
+            .marketplace_hosts
+            .clone()
+            .map(|h| {
+                h.into_iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|h| !h.is_empty());
+        if let Some(api) = self.marketplace_api.clone().filter(|a| !a.is_empty()) {
+            o.marketplace_api = api.trim_end_matches('/').to_string();
+        }
         o
     }
 }

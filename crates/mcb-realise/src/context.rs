@@ -77,7 +77,7 @@ impl RunContext {
         site_dir: &std::path::Path,
         reporter: &'a dyn Reporter,
     ) -> Sources<'a> {
-        Sources::new(
+        let sources = Sources::new(
             &self.store,
             &self.git,
             &self.http,
@@ -85,7 +85,15 @@ impl RunContext {
             self.options.limits,
             self.options.cache_policy(),
             reporter,
-        )
+        );
+        if self.options.token.is_some() {
+            let api = self.options.marketplace_api.clone();
+            let mut hosts = vec![crate::options::MARKETPLACE_HOST.to_string()];
+            hosts.push(mcb_catalog::http::host_of(&api));
+            sources.with_marketplace(api, hosts)
+        } else {
+            sources
+        }
     }
 
     /// The site's plugin index, loaded on first use.

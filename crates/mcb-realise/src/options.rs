@@ -6,6 +6,12 @@ use mcb_catalog::{CachePolicy, Http, Limits};
 use mcb_config::SiteFile;
 use mcb_store::LinkMode;
 
+/// The Moodle Marketplace's host.
+pub const MARKETPLACE_HOST: &str = "marketplace.moodle.com";
+
+/// The Marketplace API.
+pub const DEFAULT_MARKETPLACE_API: &str = "https://marketplace.moodle.com/api";
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -18,8 +24,13 @@ pub struct Options {
     pub directory: Option<String>,
     /// Revalidate cached metadata (the directory list, upstream refs) whatever its age.
     pub refresh: bool,
-    /// A bearer token for the plugins directory's host (`MCB_MARKETPLACE_TOKEN`).
+    /// A bearer token for the Marketplace (`MCB_MARKETPLACE_TOKEN`).
     pub token: Option<String>,
+    /// The hosts the token goes to (`MCB_MARKETPLACE_HOSTS`); default: the Marketplace's
+    /// and the directory list's.
+    pub token_hosts: Option<Vec<String>>,
+    /// The Marketplace API's base URL (`MCB_MARKETPLACE_API`).
+    pub marketplace_api: String,
     /// Bounds on sizes and network time (`MCB_LIMITS`).
     pub limits: Limits,
     /// How generations are laid out.
@@ -58,6 +69,8 @@ impl Options {
             directory: None,
             refresh: false,
             token: None,
+            token_hosts: None,
+            marketplace_api: DEFAULT_MARKETPLACE_API.to_string(),
             limits: Limits::default(),
             link: LinkMode::Hardlink,
             force: false,
@@ -76,11 +89,27 @@ impl Options {
             .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string())
     }
 
-    /// The HTTP client of a run, its token scoped to the directory's host.
+    /// The hosts the token goes to: those named, else the Marketplace's (site and API)
+    /// and the directory list's.
+    pub fn token_hosts(&self, directory: &str) -> Vec<String> {
+        if let Some(h) = &self.token_hosts {
+            return h.clone();
+        }
+        let mut hosts = vec![MARKETPLACE_HOST.to_string()];
+        for url in [directory, self.marketplace_api.as_str()] {
+            let h = mcb_catalog::http::host_of(url);
+            if !h.is_empty() && !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        hosts
+    }
+
+    /// The HTTP client of a run, its token scoped to the token's hosts.
     pub(crate) fn http(&self, directory: &str) -> Http {
         let http = Http::new(self.offline, self.limits.http);
         match &self.token {
-            Some(t) => http.with_token_for(directory, t.clone()),
+            Some(t) => http.with_token(self.token_hosts(directory), t.clone()),
             None => http,
         }
     }

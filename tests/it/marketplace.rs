@@ -1,0 +1,209 @@
+//! The Moodle Marketplace: a token sent only to the hosts it belongs to (redirects
+//! included), downloads through the Marketplace API, and 401 / 402 said as what they mean.
+
+use crate::snapshots::{settings, shown};
+use crate::support::directory::{Published, publish};
+use crate::support::http::{Response, Server};
+use crate::support::*;
+
+const ZIP: &str = "/download/10000/mod_t_2024100800.zip";
+
+fn site(f: &Fixture, m: &GitRepo, list: &str) -> std::path::PathBuf {
+    f.site(
+        &Site::new("mp")
+            .core(m.url(), "4.5")
+            .plugin("mod_t", Src::index())
+            .directory(list),
+    )
+}
+
+fn auth(r: &crate::support::http::Request) -> Option<&str> {
+    r.headers.get("authorization").map(String::as_str)
+}
+
+fn host(s: &Server) -> String {
+    format!("127.0.0.1:{}", s.port)
+}
+
+#[test]
+fn the_token_follows_redirects_only_to_the_hosts_named() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let (list_host, relay, market, third) = (
+        Server::start(),
+        Server::start(),
+        Server::start(),
+        Server::start(),
+    );
+    let list = publish(
+        &list_host,
+        &relay,
+        &[Published::new("mod_t", 2024100800, "2024100700", &["4.5"])],
+    );
+    // The list's URL goes through a relay to the Marketplace, which hands over to a CDN.
+    let zip = relay.body(ZIP);
+    relay.set(
+        ZIP,
+        Response::status(302).header("Location", &market.url("/hop")),
+    );
+    market.set(
+        "/hop",
+        Response::status(302).header("Location", &third.url("/cdn/t.zip")),
+    );
+    third.set("/cdn/t.zip", Response::ok(zip));
+    let out = f
+        .mcb()
+        .env("MCB_MARKETPLACE_TOKEN", "s3cret")
+        .env(
+            "MCB_MARKETPLACE_HOSTS",
+            format!("{},{}", host(&list_host), host(&market)),
+        )
+        .args(["realise", "--json"])
+        .arg(site(&f, &m, &list))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(auth(&list_host.requests()[0]), Some("Bearer s3cret"));
+    assert_eq!(auth(&relay.requests()[0]), None, "not a host named");
+    assert_eq!(auth(&market.requests()[0]), Some("Bearer s3cret"));
+    assert_eq!(
+        auth(&third.requests()[0]),
+        None,
+        "a redirect does not carry it on"
+    );
+    // Never written down.
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(!lock.contains("s3cret"));
+    let grep = std::process::Command::new("grep")
+        .args(["-r", "-l", "s3cret"])
+        .arg(f.store())
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}
+
+/// A list whose zip lives on the Marketplace double, whose API answers `api`.
+fn on_marketplace(f: &Fixture, api: Response) -> (std::path::PathBuf, Server, Server) {
+    let m = moodle_repo(f.path("moodle"));
+    let (list_host, market) = (Server::start(), Server::start());
+    let list = publish(
+        &list_host,
+        &market,
+        &[Published::new("mod_t", 2024100800, "2024100700", &["4.5"])],
+    );
+    let zip = market.body(ZIP);
+    market.set(ZIP, Response::status(404));
+    let api = if api.status == 200 {
+        Response::ok(zip)
+    } else {
+        api
+    };
+    market.set("/api/plugins/mod_t/versions/2024100800/download", api);
+    (site(f, &m, &list), list_host, market)
+}
+
+#[test]
+fn a_marketplace_zip_is_downloaded_through_the_api_with_the_token() {
+    let f = Fixture::new();
+    let (site, _list, market) = on_marketplace(&f, Response::ok(""));
+    let out = f
+        .mcb()
+        .env("MCB_MARKETPLACE_TOKEN", "s3cret")
+        .env("MCB_MARKETPLACE_API", market.url("/api"))
+        .args(["realise", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = market.requests_to("/api/plugins/mod_t/versions/2024100800/download");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(auth(&calls[0]), Some("Bearer s3cret"));
+    // The lock names the directory's URL, checked by md5 and blake3 like any zip.
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains(ZIP), "{lock}");
+    assert!(!lock.contains("/api/"), "{lock}");
+}
+
+#[test]
+fn unauthorised_and_payment_required_say_what_to_do() {
+    let problem = |status: u16, title: &str, detail: &str| {
+        let mut r = Response::status(status).header("Content-Type", "application/problem+json");
+        r.body = serde_json::to_vec(&serde_json::json!({
+            "type": "about:blank", "title": title, "status": status, "detail": detail
+        }))
+        .unwrap();
+        r
+    };
+    for (status, name, title, detail, needle) in [
+        (
+            401,
+            "marketplace-401",
+            "Unauthorized",
+            "A Marketplace subscription is required.",
+            "the Marketplace needs a token for mod_t 2024100800",
+        ),
+        (
+            402,
+            "marketplace-402",
+            "Payment Required",
+            "This plugin is sold on the Marketplace.",
+            "mod_t 2024100800 must be purchased on the Marketplace",
+        ),
+    ] {
+        let f = Fixture::new();
+        let (site, _list, market) = on_marketplace(&f, problem(status, title, detail));
+        let out = f
+            .mcb()
+            .env("MCB_MARKETPLACE_TOKEN", "wrong")
+            .env("MCB_MARKETPLACE_API", market.url("/api"))
+            .arg("realise")
+            .arg(&site)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(err.contains(detail), "{err}");
+        assert!(!err.contains("wrong"), "the token is never printed: {err}");
+        settings(&f).bind(|| insta::assert_snapshot!(name, shown(&out)));
+    }
+}
+
+#[test]
+fn a_direct_download_answering_401_names_the_url_without_its_query() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let list = publish(
+        &s,
+        &s,
+        &[Published::new("mod_t", 2024100800, "2024100700", &["4.5"])],
+    );
+    // The list points at a Marketplace URL with a key in its query string.
+    let body = String::from_utf8(s.body("/api/1.3/pluglist.php")).unwrap();
+    let keyed = body.replace(".zip\"", ".zip?key=k3y\"");
+    s.set("/api/1.3/pluglist.php", Response::ok(keyed));
+    s.set(ZIP, Response::status(401));
+    let out = f
+        .mcb()
+        .arg("realise")
+        .arg(site(&f, &m, &list))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("answered 401"), "{err}");
+    assert!(!err.contains("k3y"), "{err}");
+}
