@@ -89,18 +89,6 @@ pub fn realise(
     if opts.locked && old_lock.is_none() {
         return Err(RealiseError::LockWouldChange(None));
     }
-    // Without a lock every version is chosen now: upstream is asked, whatever the age of
-    // what the store last heard from it.
-    let fresh;
-    let opts = if old_lock.is_none() && !opts.offline && !opts.refresh {
-        fresh = Options {
-            refresh: true,
-            ..opts.clone()
-        };
-        &fresh
-    } else {
-        opts
-    };
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let link = link_path(&site, opts);
     check_owner(&ctx, &site, reporter)?;
