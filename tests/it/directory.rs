@@ -771,3 +771,88 @@ fn an_unreachable_directory_names_the_plugin_that_needs_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn several_indexes_are_asked_in_order_and_the_lock_says_which_served() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let (mirror, public) = (Server::start(), Server::start());
+    publish(
+        &mirror,
+        &mirror,
+        &[Published::new("mod_a", 2024010100, "2024100700", &["4.5"])],
+    );
+    // The mirror is a local copy of its list; it carries only mod_a.
+    let mirror_file = f.write("mirror.json", mirror.body("/api/1.3/pluglist.php"));
+    let public_list = publish(
+        &public,
+        &public,
+        &[
+            Published::new("mod_a", 2024020100, "2024100700", &["4.5"]),
+            Published::new("mod_b", 2024020100, "2024100700", &["4.5"]),
+        ],
+    );
+    let mirror_at = mirror_file.display().to_string();
+    let site = f.site(
+        &Site::new("many")
+            .core(m.url(), "4.5")
+            .plugin("mod_a", Src::index())
+            .plugin("mod_b", Src::index())
+            .directories(&[&mirror_at, &public_list]),
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(
+        j["plugins"]["mod_a"]["version"], "2024010100",
+        "the mirror first"
+    );
+    assert_eq!(
+        j["plugins"]["mod_b"]["version"], "2024020100",
+        "then the public list"
+    );
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains(&format!("index: \"{mirror_at}\"")), "{lock}");
+    assert!(
+        lock.contains(&format!("index: \"{public_list}\"")),
+        "{lock}"
+    );
+
+    // mcb info shows what each index has.
+    let out = f
+        .mcb()
+        .args(["info", "--json", "--site"])
+        .arg(&site)
+        .arg("mod_a")
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["indexes"].as_array().unwrap().len(), 2, "{info}");
+    assert_eq!(info["indexes"][1]["versions"][0]["version"], "2024020100");
+
+    // A first index that cannot be read is passed over, and said.
+    let gone = format!(
+        "http://{}/api/1.3/pluglist.php",
+        crate::support::http::closed_port()
+    );
+    f.site(
+        &Site::new("many")
+            .core(m.url(), "4.5")
+            .plugin("mod_a", Src::index())
+            .directories(&[&gone, &public_list]),
+    );
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let out = f
+        .mcb()
+        .args(["realise", "--json", "--allow-downgrade"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["plugins"]["mod_a"]["version"], "2024020100");
+    assert!(err.contains("cannot read the plugin index"), "{err}");
+    assert!(
+        err.contains("looked up in the other plugin indexes"),
+        "{err}"
+    );
+}

@@ -1,21 +1,32 @@
-//! A plugin index loaded on first use: a site with no plugin from an index never asks for
-//! its list, and one run asks at most once.
+//! The plugin indexes of a site, each loaded on first use: a site with no plugin from an
+//! index never asks for its list, and one run asks each at most once. A site may name
+//! several (a local mirror first, the public directory after): they are asked in order,
+//! and one that cannot be read is passed over for the next.
 
 use std::sync::{Arc, OnceLock};
 
 use mcb_store::Store;
 
 use crate::CatalogError;
-use crate::directory::{CachePolicy, PluginIndex, Pluglist};
+use crate::directory::{CachePolicy, PluginIndex, PluginRecord, Pluglist};
 use crate::http::Http;
 use crate::sources::{SourceError, SourceFailure};
 
 pub struct LazyIndex<'a> {
-    pub location: String,
+    /// The indexes, in the order they are asked.
+    pub locations: Vec<String>,
     http: &'a Http,
     cache: Option<&'a Store>,
     policy: CachePolicy,
-    list: OnceLock<Result<Pluglist, Arc<CatalogError>>>,
+    lists: Vec<OnceLock<Result<Pluglist, Arc<CatalogError>>>>,
+}
+
+/// What one index says of a component.
+pub struct IndexAnswer<'i> {
+    pub location: &'i str,
+    /// The component's record (`None`: the index does not list it), or why the index
+    /// could not be read.
+    pub record: Result<Option<&'i PluginRecord>, SourceError>,
 }
 
 impl<'a> LazyIndex<'a> {
@@ -26,19 +37,29 @@ impl<'a> LazyIndex<'a> {
         cache: Option<&'a Store>,
         policy: CachePolicy,
     ) -> Self {
+        Self::many(vec![location], http, cache, policy)
+    }
+
+    /// The indexes at `locations`, asked in that order.
+    pub fn many(
+        locations: Vec<String>,
+        http: &'a Http,
+        cache: Option<&'a Store>,
+        policy: CachePolicy,
+    ) -> Self {
         LazyIndex {
-            location,
+            lists: locations.iter().map(|_| OnceLock::new()).collect(),
+            locations,
             http,
             cache,
             policy,
-            list: OnceLock::new(),
         }
     }
 
-    /// The index, loading it the first time. `component` is what needs it, for messages.
-    pub fn get(&self, component: &str) -> Result<&dyn PluginIndex, SourceError> {
-        let loaded = self.list.get_or_init(|| {
-            Pluglist::load(self.http, self.cache, &self.location, self.policy).map_err(Arc::new)
+    fn load(&self, i: usize, component: &str) -> Result<&Pluglist, SourceError> {
+        let location = &self.locations[i];
+        let loaded = self.lists[i].get_or_init(|| {
+            Pluglist::load(self.http, self.cache, location, self.policy).map_err(Arc::new)
         });
         match loaded {
             Ok(l) => Ok(l),
@@ -47,7 +68,7 @@ impl<'a> LazyIndex<'a> {
                 let cached = !self.http.is_offline()
                     && self.cache.is_some_and(|s| {
                         s.cache()
-                            .index_list(&self.location, self.http.limits().body_bytes)
+                            .index_list(location, self.http.limits().body_bytes)
                             .is_some()
                     });
                 let hint = if cached {
@@ -58,11 +79,53 @@ impl<'a> LazyIndex<'a> {
                 Err(SourceError::new(
                     component,
                     SourceFailure::Unavailable,
-                    format!("cannot read the plugin index {}", self.location),
+                    format!("cannot read the plugin index {location}"),
                 )
                 .because(e.clone())
                 .hint(hint))
             }
+        }
+    }
+
+    /// What index `i` says of `component` (loading it if this is the first question).
+    pub fn answer(&self, i: usize, component: &str) -> IndexAnswer<'_> {
+        IndexAnswer {
+            location: &self.locations[i],
+            record: self.load(i, component).map(|l| l.lookup(component)),
+        }
+    }
+
+    /// What every index says of `component`, in order.
+    pub fn answers(&self, component: &str) -> Vec<IndexAnswer<'_>> {
+        (0..self.locations.len())
+            .map(|i| self.answer(i, component))
+            .collect()
+    }
+
+    /// The first index that lists `component`; else the first that could be read (to
+    /// say it does not list it); else why the first could not be read.
+    pub fn get(&self, component: &str) -> Result<&dyn PluginIndex, SourceError> {
+        let mut first_read: Option<&Pluglist> = None;
+        let mut first_error: Option<SourceError> = None;
+        for i in 0..self.locations.len() {
+            match self.load(i, component) {
+                Ok(l) if l.lookup(component).is_some() => return Ok(l),
+                Ok(l) => {
+                    first_read.get_or_insert(l);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (first_read, first_error) {
+            (Some(l), _) => Ok(l),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(SourceError::new(
+                component,
+                SourceFailure::Unavailable,
+                "no plugin index is configured",
+            )),
         }
     }
 }

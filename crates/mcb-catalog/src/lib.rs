@@ -26,7 +26,7 @@ pub use directory::{
     check_md5,
 };
 pub use http::{Fetched, Http, HttpError};
-pub use index::LazyIndex;
+pub use index::{IndexAnswer, LazyIndex};
 pub use limits::{HttpLimits, Limits, LimitsError};
 pub use localdir::{unpack_dir, unpack_dir_except};
 pub use sources::{SourceError, SourceFailure, Sources, StoredLinks, StoredSource};

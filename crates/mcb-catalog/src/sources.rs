@@ -245,7 +245,8 @@ impl<'a> Sources<'a> {
         Location::of(&self.base, written)
     }
 
-    fn note(&self, text: String) {
+    /// Keeps `text` to be said with the run's warnings.
+    pub fn note(&self, text: String) {
         self.notes.lock().expect("not poisoned").push(text);
     }
 
@@ -358,6 +359,7 @@ impl<'a> Sources<'a> {
         component: &str,
         v: &DirectoryVersion,
         locked_blake3: Option<&Blake3>,
+        index: Option<&str>,
     ) -> Result<StoredSource, SourceError> {
         let md5 = Md5::parse(&v.downloadmd5.trim().to_ascii_lowercase()).map_err(|e| {
             SourceError::new(
@@ -376,6 +378,7 @@ impl<'a> Sources<'a> {
             url: v.downloadurl.clone(),
             md5: md5.clone(),
             blake3,
+            index: index.map(str::to_string),
         };
         if let Some(memo) = self.store.cache().archive(&md5)
             && locked_blake3.is_none_or(|l| *l == memo.blake3)
@@ -730,10 +733,12 @@ impl<'a> Sources<'a> {
                 url,
                 md5,
                 blake3,
+                index,
             } => self.directory_zip(
                 component,
                 &DirectoryVersion::from_lock(*id, url, md5),
                 Some(blake3),
+                index.as_deref(),
             ),
         }
     }

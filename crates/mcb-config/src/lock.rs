@@ -53,6 +53,9 @@ pub enum LockedSource {
         md5: Md5,
         /// blake3 of the zip file.
         blake3: Blake3,
+        /// The index that listed it, when the site asks more than one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<String>,
     },
 }
 
@@ -171,7 +174,7 @@ impl Lock {
                 source: self.moodle.request.clone(),
             },
             plugins,
-            directory: None,
+            directories: Vec::new(),
             maturity: None,
             links: self.links.clone(),
         })

@@ -118,7 +118,9 @@ pub struct SiteFile {
     pub moodle: MoodleRequest,
     /// Sorted by component.
     pub plugins: Vec<PluginRequest>,
-    pub directory: Option<String>,
+    /// The plugin indexes, in the order they are asked (`directory:` first, then
+    /// `directories:`); empty: the public plugins directory.
+    pub directories: Vec<String>,
     /// The least maturity taken without a warning, for every plugin that does not say.
     pub maturity: Option<Maturity>,
     /// Symlinks added to the codebase: path in the codebase → absolute target outside it
@@ -148,6 +150,8 @@ struct RawSite {
     plugins: PluginMap,
     #[serde(default)]
     directory: Option<String>,
+    #[serde(default)]
+    directories: Vec<String>,
     #[serde(default)]
     maturity: Option<String>,
     #[serde(default)]
@@ -327,12 +331,23 @@ impl SiteFile {
                     .hint("links: {\"config.php\": \"/etc/moodle/SITE/config.php\"}: a path in the codebase and an absolute target outside the store")
             })?;
         }
+        let mut directories: Vec<String> = raw.directory.into_iter().collect();
+        for d in raw.directories {
+            if d.trim().is_empty() {
+                return Err(ConfigError::new(path, "an empty entry in `directories`")
+                    .at(field_position(text, "directories"))
+                    .hint("each entry is a pluglist URL or a local file in its format"));
+            }
+            if !directories.contains(&d) {
+                directories.push(d);
+            }
+        }
         Ok(SiteFile {
             path: path.to_path_buf(),
             name: raw.name,
             moodle,
             plugins,
-            directory: raw.directory,
+            directories,
             maturity,
             links: raw.links,
         })

@@ -33,6 +33,8 @@ pub enum SourcePick {
     Index {
         version: Box<DirectoryVersion>,
         locked: Option<Blake3>,
+        /// The index that lists it, when the site asks more than one.
+        index: Option<String>,
     },
 }
 
@@ -107,9 +109,11 @@ impl<'a> SiteCatalog<'a> {
                 .sources
                 .git_commit(component, url, reference, commit)
                 .map_err(reject),
-            SourcePick::Index { version, locked } => {
-                self.index_zip(component, version, locked.as_ref())
-            }
+            SourcePick::Index {
+                version,
+                locked,
+                index,
+            } => self.index_zip(component, version, locked.as_ref(), index.as_deref()),
         }
     }
 
@@ -118,6 +122,7 @@ impl<'a> SiteCatalog<'a> {
         component: &str,
         v: &DirectoryVersion,
         locked: Option<&Blake3>,
+        index: Option<&str>,
     ) -> Result<StoredSource, RealiseError> {
         if let Some(s) = self
             .loaded
@@ -129,13 +134,51 @@ impl<'a> SiteCatalog<'a> {
         }
         let s = self
             .sources
-            .directory_zip(component, v, locked)
+            .directory_zip(component, v, locked, index)
             .map_err(reject)?;
         self.loaded
             .lock()
             .expect("not poisoned")
             .insert(v.downloadurl.clone(), s.clone());
         Ok(s)
+    }
+
+    /// The index `component` comes from: the first that has a version for Moodle `xy`,
+    /// else the first that lists it at all. An index that cannot be read is passed over
+    /// (and said) when another answers; when none can be read, the first's error.
+    fn index_record(
+        &self,
+        component: &str,
+        xy: &str,
+    ) -> Result<Option<(&str, &mcb_catalog::PluginRecord)>, RealiseError> {
+        let mut listed = None;
+        let mut unread: Vec<SourceError> = Vec::new();
+        let mut read_any = false;
+        for i in 0..self.index.locations.len() {
+            let answer = self.index.answer(i, component);
+            match answer.record {
+                Ok(Some(r)) => {
+                    read_any = true;
+                    if r.versions.iter().any(|v| v.supports(xy)) {
+                        listed = Some((answer.location, r));
+                        break;
+                    }
+                    listed.get_or_insert((answer.location, r));
+                }
+                Ok(None) => read_any = true,
+                Err(e) => unread.push(e),
+            }
+        }
+        if !read_any && !unread.is_empty() {
+            return Err(reject(unread.remove(0)));
+        }
+        for e in unread {
+            self.sources.note(format!(
+                "{}; {component} was looked up in the other plugin indexes",
+                crate::error::chain(&e)
+            ));
+        }
+        Ok(listed)
     }
 
     /// The refs of a git source, and the commit to check it reaches.
@@ -177,11 +220,13 @@ impl<'a> SiteCatalog<'a> {
             url,
             md5,
             blake3,
+            index,
         } = locked
         {
             return Ok(SourcePick::Index {
                 version: Box::new(DirectoryVersion::from_lock(*id, url, md5)),
                 locked: Some(blake3.clone()),
+                index: index.clone(),
             });
         }
         let pinned = match request {
@@ -357,19 +402,17 @@ impl Catalog for SiteCatalog<'_> {
             ),
             SourceSpec::Path { dir } => stored(s.path(name, dir).map_err(reject)?, dir),
             SourceSpec::Directory => {
-                let index = self.index.get(name).map_err(reject)?;
-                let Some(record) = index.lookup(name) else {
+                let xy = core.major_release().to_string();
+                let Some((location, record)) = self.index_record(name, &xy)? else {
+                    let asked = self.index.locations.join(", ");
                     return Ok(Err(Problem::new(
                         name,
                         Rule::NoCompatibleVersion,
-                        format!(
-                            "{name} is not in the plugins directory ({})",
-                            index.describe()
-                        ),
+                        format!("{name} is not in the plugins directory ({asked})"),
                     )
                     .hint("check the component name, or give a git, zip or path source")));
                 };
-                let xy = core.major_release().to_string();
+                let index = (self.index.locations.len() > 1).then(|| location.to_string());
                 Ok(Ok(record
                     .newest_first()
                     .into_iter()
@@ -390,6 +433,7 @@ impl Catalog for SiteCatalog<'_> {
                             SourcePick::Index {
                                 version: Box::new(v.clone()),
                                 locked: None,
+                                index: index.clone(),
                             },
                         )
                     })
@@ -463,9 +507,11 @@ impl Catalog for SiteCatalog<'_> {
         };
         match pick {
             SourcePick::Stored(s) => stored(s),
-            SourcePick::Index { version, locked } => {
-                stored(&self.index_zip(component, version, locked.as_ref())?)
-            }
+            SourcePick::Index {
+                version,
+                locked,
+                index,
+            } => stored(&self.index_zip(component, version, locked.as_ref(), index.as_deref())?),
             SourcePick::Git { commit, .. } => {
                 let limit = self.sources.limits.source.file_bytes;
                 Ok(match self.sources.git.file_at(commit, path, limit)? {
@@ -493,9 +539,16 @@ impl Catalog for SiteCatalog<'_> {
         };
         Ok(match pick {
             SourcePick::Stored(s) => from_manifest(s),
-            SourcePick::Index { version, locked } => {
-                from_manifest(&self.index_zip("index", version, locked.as_ref())?)
-            }
+            SourcePick::Index {
+                version,
+                locked,
+                index,
+            } => from_manifest(&self.index_zip(
+                "index",
+                version,
+                locked.as_ref(),
+                index.as_deref(),
+            )?),
             SourcePick::Git { commit, .. } => {
                 self.sources
                     .git

@@ -15,8 +15,8 @@ pub struct RunContext {
     pub store: Store,
     pub git: GitStore,
     pub http: Http,
-    /// The site's plugins directory (or other index).
-    pub directory: String,
+    /// The site's plugin indexes, in the order they are asked.
+    pub directories: Vec<String>,
     pub options: Options,
     _store_lock: StoreLock,
     _site_lock: Option<StoreLock>,
@@ -30,15 +30,15 @@ impl RunContext {
         site: Option<&SiteFile>,
         reporter: &dyn Reporter,
     ) -> Result<RunContext, RealiseError> {
-        let directory = opts.directory_for(site);
-        Self::open_named(opts, site.map(|s| s.name.as_str()), directory, reporter)
+        let directories = opts.directories_for(site);
+        Self::open_named(opts, site.map(|s| s.name.as_str()), directories, reporter)
     }
 
     /// As [`RunContext::open`], for a site known by its name only.
     pub fn open_named(
         opts: &Options,
         site: Option<&str>,
-        directory: String,
+        directories: Vec<String>,
         reporter: &dyn Reporter,
     ) -> Result<RunContext, RealiseError> {
         let store = Store::open(&opts.store)?;
@@ -59,12 +59,12 @@ impl RunContext {
             git.clear_stale_ref_locks(&format!("heads/{s}"));
             git.clear_stale_packed_refs_lock(std::time::Duration::from_secs(10));
         }
-        let http = opts.http(&directory);
+        let http = opts.http(&directories);
         Ok(RunContext {
             store,
             git,
             http,
-            directory,
+            directories,
             options: opts.clone(),
             _store_lock: store_lock,
             _site_lock: site_lock,
@@ -98,8 +98,8 @@ impl RunContext {
 
     /// The site's plugin index, loaded on first use.
     pub fn index(&self) -> LazyIndex<'_> {
-        LazyIndex::new(
-            self.directory.clone(),
+        LazyIndex::many(
+            self.directories.clone(),
             &self.http,
             Some(&self.store),
             self.options.cache_policy(),

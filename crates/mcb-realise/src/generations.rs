@@ -405,7 +405,7 @@ pub fn forget(
     force: bool,
     reporter: &dyn Reporter,
 ) -> Result<Forgotten, RealiseError> {
-    let ctx = RunContext::open_named(opts, Some(name), String::new(), reporter)?;
+    let ctx = RunContext::open_named(opts, Some(name), Vec::new(), reporter)?;
     let head = ctx.git.branch_head(name)?.ok_or_else(|| no_site(name))?;
     // A codebase another site also made stays theirs: its links and roots are left alone.
     let mut others: HashSet<PathBuf> = HashSet::new();

@@ -494,7 +494,7 @@ pub fn import(
                         .lookup(component)
                         .and_then(|r| r.versions.iter().find(|v| v.version == version))
                     {
-                        match sources.directory_zip(component, v, None) {
+                        match sources.directory_zip(component, v, None, None) {
                             Ok(stored) if stored.manifest.tree == manifest.tree => {
                                 piece.recognised = Recognised::Directory {
                                     version: version.to_string(),

@@ -81,22 +81,30 @@ impl Options {
         }
     }
 
-    /// The directory a site uses: the override, else the site file's, else the public one.
-    pub fn directory_for(&self, site: Option<&SiteFile>) -> String {
-        self.directory
-            .clone()
-            .or_else(|| site.and_then(|s| s.directory.clone()))
-            .unwrap_or_else(|| mcb_catalog::DEFAULT_DIRECTORY.to_string())
+    /// The plugin indexes a site uses, in order: the override, else the site file's, else
+    /// the public directory.
+    pub fn directories_for(&self, site: Option<&SiteFile>) -> Vec<String> {
+        if let Some(d) = &self.directory {
+            return vec![d.clone()];
+        }
+        match site {
+            Some(s) if !s.directories.is_empty() => s.directories.clone(),
+            _ => vec![mcb_catalog::DEFAULT_DIRECTORY.to_string()],
+        }
     }
 
     /// The hosts the token goes to: those named, else the Marketplace's (site and API)
     /// and the directory list's.
-    pub fn token_hosts(&self, directory: &str) -> Vec<String> {
+    pub fn token_hosts(&self, directories: &[String]) -> Vec<String> {
         if let Some(h) = &self.token_hosts {
             return h.clone();
         }
         let mut hosts = vec![MARKETPLACE_HOST.to_string()];
-        for url in [directory, self.marketplace_api.as_str()] {
+        for url in directories
+            .iter()
+            .map(String::as_str)
+            .chain([self.marketplace_api.as_str()])
+        {
             let h = mcb_catalog::http::host_of(url);
             if !h.is_empty() && !hosts.contains(&h) {
                 hosts.push(h);
@@ -106,10 +114,10 @@ impl Options {
     }
 
     /// The HTTP client of a run, its token scoped to the token's hosts.
-    pub(crate) fn http(&self, directory: &str) -> Http {
+    pub(crate) fn http(&self, directories: &[String]) -> Http {
         let http = Http::new(self.offline, self.limits.http);
         match &self.token {
-            Some(t) => http.with_token(self.token_hosts(directory), t.clone()),
+            Some(t) => http.with_token(self.token_hosts(directories), t.clone()),
             None => http,
         }
     }

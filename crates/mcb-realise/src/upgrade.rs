@@ -21,29 +21,48 @@ use crate::plan::{PlannedCore, choose_versions, core_of};
 /// Stands for a core whose build is unknown: no `requires` blocks it.
 const UNKNOWN_BUILD: mcb_moodle::Build = mcb_moodle::Build::MAX;
 
-/// The directory's record of `component`.
+/// Each index's record of `component`, in the order the site asks them (those that do not
+/// list it left out); an error when none does.
 pub fn plugin_info(
     opts: &Options,
     site: Option<&Path>,
     component: &str,
-) -> Result<(String, PluginRecord), RealiseError> {
+) -> Result<Vec<(String, PluginRecord)>, RealiseError> {
     let site = match site {
         Some(p) => Some(SiteFile::load(p)?),
         None => None,
     };
-    let location = opts.directory_for(site.as_ref());
+    let locations = opts.directories_for(site.as_ref());
     // The store is only a cache here: none, or a read-only one, still answers.
     let store = Store::open_existing(&opts.store).ok();
-    let http = opts.http(&location);
-    let directory = LazyIndex::new(location.clone(), &http, store.as_ref(), opts.cache_policy());
-    let index = directory.get(component)?;
-    match index.lookup(component) {
-        Some(r) => Ok((index.describe(), r.clone())),
-        None => Err(RealiseError::source(
+    let http = opts.http(&locations);
+    let indexes = LazyIndex::many(
+        locations.clone(),
+        &http,
+        store.as_ref(),
+        opts.cache_policy(),
+    );
+    let mut found = Vec::new();
+    let mut first_error = None;
+    for answer in indexes.answers(component) {
+        match answer.record {
+            Ok(Some(r)) => found.push((answer.location.to_string(), r.clone())),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    match first_error {
+        Some(e) if locations.len() == 1 => Err(e.into()),
+        _ => Err(RealiseError::source(
             component,
             format!(
                 "{component} is not in the plugins directory ({})",
-                index.describe()
+                locations.join(", ")
             ),
         )),
     }

@@ -72,6 +72,7 @@ pub struct Site {
     moodle: Src,
     plugins: Vec<(String, Src)>,
     directory: Option<String>,
+    directories: Vec<String>,
     links: Vec<(String, String)>,
 }
 
@@ -82,6 +83,7 @@ impl Site {
             moodle: Src::index(),
             plugins: Vec::new(),
             directory: None,
+            directories: Vec::new(),
             links: Vec::new(),
         }
     }
@@ -114,6 +116,12 @@ impl Site {
         self
     }
 
+    /// Plugin indexes asked in order.
+    pub fn directories(mut self, urls: &[&str]) -> Site {
+        self.directories = urls.iter().map(|u| u.to_string()).collect();
+        self
+    }
+
     /// A symlink the site adds to its codebase.
     pub fn link(mut self, at: &str, target: &str) -> Site {
         self.links.push((at.to_string(), target.to_string()));
@@ -133,6 +141,10 @@ impl Site {
         s.push_str("    },\n");
         if let Some(d) = &self.directory {
             let _ = writeln!(s, "    directory: {},", quote(d));
+        }
+        if !self.directories.is_empty() {
+            let d: Vec<String> = self.directories.iter().map(|u| quote(u)).collect();
+            let _ = writeln!(s, "    directories: [{}],", d.join(", "));
         }
         if !self.links.is_empty() {
             let links: Vec<String> = self

@@ -18,13 +18,40 @@ struct Version<'a> {
     id: u64,
 }
 
-/// `info --json`.
+/// One index's versions.
+#[derive(Serialize)]
+struct Listed<'a> {
+    directory: &'a str,
+    versions: Vec<Version<'a>>,
+}
+
+/// `info --json`: the first index that lists the plugin, and every index in `indexes`.
 #[derive(Serialize)]
 struct Output<'a> {
     component: &'a str,
     name: Option<&'a str>,
     directory: &'a str,
     versions: Vec<Version<'a>>,
+    indexes: Vec<Listed<'a>>,
+}
+
+fn versions_of(record: &mcb_catalog::PluginRecord) -> Vec<Version<'_>> {
+    record
+        .newest_first()
+        .into_iter()
+        .map(|v| Version {
+            version: &v.version,
+            release: v.release.as_deref(),
+            maturity: maturity_name(v.maturity),
+            supported_moodles: v
+                .supportedmoodles
+                .iter()
+                .map(|s| s.release.as_str())
+                .collect(),
+            download_url: &v.downloadurl,
+            id: v.id,
+        })
+        .collect()
 }
 
 fn maturity_name(code: Option<i64>) -> &'static str {
@@ -43,27 +70,19 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs) -> Result<Exit, CliError> {
             .is_file()
             .then(|| PathBuf::from("site.ron"))
     });
-    let (source, record) =
-        mcb_realise::plugin_info(&a.net.options(g), site.as_deref(), &a.component)?;
-    let versions = record.newest_first();
+    let found = mcb_realise::plugin_info(&a.net.options(g), site.as_deref(), &a.component)?;
+    let (source, record) = &found[0];
     if g.json {
         out_json(&Output {
             component: &record.component,
             name: record.name.as_deref(),
-            directory: &source,
-            versions: versions
+            directory: source,
+            versions: versions_of(record),
+            indexes: found
                 .iter()
-                .map(|v| Version {
-                    version: &v.version,
-                    release: v.release.as_deref(),
-                    maturity: maturity_name(v.maturity),
-                    supported_moodles: v
-                        .supportedmoodles
-                        .iter()
-                        .map(|s| s.release.as_str())
-                        .collect(),
-                    download_url: &v.downloadurl,
-                    id: v.id,
+                .map(|(d, r)| Listed {
+                    directory: d,
+                    versions: versions_of(r),
                 })
                 .collect(),
         });
@@ -72,30 +91,33 @@ pub fn run(g: &GlobalArgs, a: &InfoArgs) -> Result<Exit, CliError> {
     if g.quiet {
         return Ok(Exit::Success);
     }
-    say!(
-        "{}{} — {} in {source}",
-        record.component,
-        record
-            .name
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
-        super::plural(versions.len(), "version")
-    );
-    say!(
-        "  {:<12} {:<20} {:<8} moodle",
-        "version",
-        "release",
-        "maturity"
-    );
-    for v in versions {
+    for (source, record) in &found {
+        let versions = record.newest_first();
         say!(
-            "  {:<12} {:<20} {:<8} {}",
-            v.version,
-            v.release.as_deref().unwrap_or("-"),
-            maturity_name(v.maturity),
-            v.supported_list()
+            "{}{} — {} in {source}",
+            record.component,
+            record
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            super::plural(versions.len(), "version")
         );
+        say!(
+            "  {:<12} {:<20} {:<8} moodle",
+            "version",
+            "release",
+            "maturity"
+        );
+        for v in versions {
+            say!(
+                "  {:<12} {:<20} {:<8} {}",
+                v.version,
+                v.release.as_deref().unwrap_or("-"),
+                maturity_name(v.maturity),
+                v.supported_list()
+            );
+        }
     }
     Ok(Exit::Success)
 }

@@ -359,6 +359,7 @@ fn lock_with(component: &str, version: &str) -> Lock {
                 url: "https://x/a.zip".into(),
                 md5: mcb_store::Md5::parse(&"e".repeat(32)).unwrap(),
                 blake3: mcb_store::Blake3::parse(&"f".repeat(64)).unwrap(),
+                index: None,
             },
             install_path: "local/a".into(),
             manifest: h('c'),
