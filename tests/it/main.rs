@@ -4,6 +4,7 @@
 
 mod support;
 
+mod composer;
 mod directory;
 mod gitops;
 mod hardening;

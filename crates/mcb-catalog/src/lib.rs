@@ -8,6 +8,7 @@
 //! versions (that is `mcb-resolve`) nor decide what a site contains.
 
 pub mod archive;
+pub mod composer;
 pub mod directory;
 pub mod http;
 pub mod index;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 pub use archive::{ZipSource, unpack_zip};
+pub use composer::{ComposerPackage, PACKAGIST, package_versions};
 pub use directory::{
     CachePolicy, DEFAULT_DIRECTORY, DirectoryVersion, PluginIndex, PluginRecord, Pluglist,
     check_md5,
@@ -54,6 +56,8 @@ pub enum CatalogError {
     Http(#[from] HttpError),
     #[error("plugins directory {url}: {message}")]
     Directory { url: String, message: String },
+    #[error("composer repository {location}: {message}")]
+    Index { location: String, message: String },
     #[error(transparent)]
     Store(#[from] mcb_store::StoreError),
     #[error("cannot read {}: {source}", path.display())]

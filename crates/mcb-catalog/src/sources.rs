@@ -121,6 +121,8 @@ pub struct Sources<'a> {
     /// The Marketplace API's base URL and the Marketplace's hosts, when a token is set: a
     /// directory zip the list places on the Marketplace is downloaded through the API.
     marketplace: Option<(String, Vec<String>)>,
+    /// Composer package versions by repository and name, read once per run.
+    composer: Mutex<HashMap<String, Vec<crate::ComposerPackage>>>,
 }
 
 /// The store's git repository, created under a lock the first time so that two runs on a
@@ -229,6 +231,7 @@ impl<'a> Sources<'a> {
             refs: Mutex::new(HashMap::new()),
             notes: Mutex::new(Vec::new()),
             marketplace: None,
+            composer: Mutex::new(HashMap::new()),
         }
     }
 
@@ -740,7 +743,133 @@ impl<'a> Sources<'a> {
                 Some(blake3),
                 index.as_deref(),
             ),
+            LockedSource::Composer {
+                repository,
+                package,
+                version,
+                url,
+                blake3,
+            } => self.composer_zip(
+                component,
+                repository,
+                &crate::ComposerPackage {
+                    name: package.clone(),
+                    version: version.clone(),
+                    package_type: String::new(),
+                    dist_url: url.clone(),
+                    sha1: None,
+                    sha256: None,
+                    installer_name: None,
+                },
+                Some(blake3),
+            ),
         }
+    }
+
+    /// Every version of Composer package `package` in the first of `repositories` that
+    /// has it (each repository asked once per run), with that repository.
+    pub fn composer_versions(
+        &self,
+        component: &str,
+        repositories: &[String],
+        package: &str,
+    ) -> Result<Option<(String, Vec<crate::ComposerPackage>)>, SourceError> {
+        for repo in repositories {
+            let key = format!("{repo}\n{package}");
+            let cached = self
+                .composer
+                .lock()
+                .expect("not poisoned")
+                .get(&key)
+                .cloned();
+            let versions = match cached {
+                Some(v) => v,
+                None => {
+                    let location = self.locate(repo).for_git();
+                    let v = crate::composer::package_versions(self.http, &location, package)
+                        .map_err(|e| {
+                            SourceError::new(
+                                component,
+                                SourceFailure::Unavailable,
+                                format!("cannot read the Composer repository {repo}"),
+                            )
+                            .because(e)
+                        })?;
+                    self.composer
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(key, v.clone());
+                    v
+                }
+            };
+            if !versions.is_empty() {
+                return Ok(Some((repo.clone(), versions)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A Composer package's dist zip: downloaded, checked against the repository's
+    /// checksum (sha1 or sha256, when it gives one) and the lock's blake3 before anything
+    /// enters the store.
+    pub fn composer_zip(
+        &self,
+        component: &str,
+        repository: &str,
+        p: &crate::ComposerPackage,
+        locked_blake3: Option<&Blake3>,
+    ) -> Result<StoredSource, SourceError> {
+        let url = self.locate(&p.dist_url);
+        let staged = self.stage(component, &url)?;
+        let shown = crate::http::shown_url(&p.dist_url);
+        let integrity = |what: &str, want: &str, got: &str| {
+            SourceError::new(
+                component,
+                SourceFailure::Integrity,
+                format!(
+                    "{shown} has {what} {got}, but the repository says {want}; nothing entered the store"
+                ),
+            )
+        };
+        if p.sha1.is_some() || p.sha256.is_some() {
+            use sha1::Digest;
+            let bytes = std::fs::read(staged.file.path()).map_err(|e| {
+                SourceError::new(component, SourceFailure::Store, "cannot read a staged file")
+                    .because(e)
+            })?;
+            if let Some(want) = &p.sha256 {
+                let got = hex::encode(sha2::Sha256::digest(&bytes));
+                if &got != want {
+                    return Err(integrity("sha256", want, &got));
+                }
+            }
+            if let Some(want) = &p.sha1 {
+                let got = hex::encode(sha1::Sha1::digest(&bytes));
+                if &got != want {
+                    return Err(integrity("sha1", want, &got));
+                }
+            }
+        }
+        if let Some(l) = locked_blake3
+            && *l != staged.blake3
+        {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Integrity,
+                format!(
+                    "{shown} changed since the lock was written (blake3 {l}, now {}); nothing entered the store",
+                    staged.blake3
+                ),
+            ));
+        }
+        let locked = LockedSource::Composer {
+            repository: repository.to_string(),
+            package: p.name.clone(),
+            version: p.version.clone(),
+            url: p.dist_url.clone(),
+            blake3: staged.blake3.clone(),
+        };
+        self.unpack(component, &p.dist_url, &staged, locked)
     }
 
     /// The content of a file of a source, from the object store. A symlink is refused (its

@@ -283,9 +283,13 @@ pub struct AddArgs {
     #[arg(long, value_name = "URL|FILE", conflicts_with = "path")]
     pub zip: Option<String>,
     /// From a local directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "composer")]
     pub path: Option<String>,
-    /// Pin a release (as administrators see it) or a build number.
+    /// From a Composer package (vendor/moodle-type_name) of the site's repositories.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["git", "zip"])]
+    pub composer: Option<String>,
+    /// Pin a release (as administrators see it) or a build number; with --composer, a
+    /// Composer constraint such as ^2.1.
     #[arg(long)]
     pub version: Option<String>,
     #[command(flatten)]

@@ -49,6 +49,9 @@ pub enum NewSource {
     Path {
         dir: String,
     },
+    Composer {
+        package: String,
+    },
 }
 
 fn quoted(s: &str) -> String {
@@ -69,6 +72,9 @@ impl NewSource {
             }
             NewSource::Zip { location } => fields.push(format!("zip: {}", quoted(location))),
             NewSource::Path { dir } => fields.push(format!("path: {}", quoted(dir))),
+            NewSource::Composer { package } => {
+                fields.push(format!("composer: {}", quoted(package)))
+            }
         }
         if let Some(v) = version {
             fields.push(format!("version: {}", quoted(v)));

@@ -5,6 +5,7 @@
 //! line and column (RON syntax), or the component and the rule it breaks. This crate never
 //! touches the network or the store.
 
+pub mod composer;
 pub mod edit;
 mod error;
 mod lock;

@@ -57,6 +57,16 @@ pub enum LockedSource {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<String>,
     },
+    /// A Composer package's dist zip.
+    Composer {
+        /// The repository that served it.
+        repository: String,
+        package: String,
+        version: String,
+        url: String,
+        /// blake3 of the zip file.
+        blake3: Blake3,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +185,7 @@ impl Lock {
             },
             plugins,
             directories: Vec::new(),
+            composer_repositories: Vec::new(),
             maturity: None,
             links: self.links.clone(),
         })
@@ -274,6 +285,12 @@ fn source_answers(locked: &LockedSource, request: &SourceSpec) -> bool {
         ) => location == wanted,
         (LockedSource::Path { dir }, SourceSpec::Path { dir: wanted }) => dir == wanted,
         (LockedSource::Directory { .. }, SourceSpec::Directory) => true,
+        (
+            LockedSource::Composer { package, .. },
+            SourceSpec::Composer {
+                package: wanted, ..
+            },
+        ) => package == wanted,
         _ => false,
     }
 }

@@ -34,6 +34,13 @@ pub enum SourceSpec {
     Path {
         dir: String,
     },
+    /// A package of the site's Composer repositories.
+    Composer {
+        package: String,
+        /// The Composer version constraint (the entry's `version`).
+        #[serde(default)]
+        constraint: Option<String>,
+    },
 }
 
 impl SourceSpec {
@@ -43,6 +50,7 @@ impl SourceSpec {
             SourceSpec::Git { .. } => "git",
             SourceSpec::Zip { .. } => "zip",
             SourceSpec::Path { .. } => "path",
+            SourceSpec::Composer { .. } => "composer",
         }
     }
 }
@@ -121,6 +129,9 @@ pub struct SiteFile {
     /// The plugin indexes, in the order they are asked (`directory:` first, then
     /// `directories:`); empty: the public plugins directory.
     pub directories: Vec<String>,
+    /// The Composer repositories (base URLs) `composer:` entries come from, in order;
+    /// empty: Packagist's.
+    pub composer_repositories: Vec<String>,
     /// The least maturity taken without a warning, for every plugin that does not say.
     pub maturity: Option<Maturity>,
     /// Symlinks added to the codebase: path in the codebase → absolute target outside it
@@ -138,6 +149,7 @@ struct RawSource {
     zip: Option<String>,
     hash: Option<String>,
     path: Option<String>,
+    composer: Option<String>,
     maturity: Option<String>,
 }
 
@@ -152,6 +164,8 @@ struct RawSite {
     directory: Option<String>,
     #[serde(default)]
     directories: Vec<String>,
+    #[serde(default)]
+    composer_repositories: Vec<String>,
     #[serde(default)]
     maturity: Option<String>,
     #[serde(default)]
@@ -312,7 +326,12 @@ impl SiteFile {
             };
             plugins.push(PluginRequest {
                 component,
-                version: entry.version,
+                // A Composer entry's `version` is its constraint, kept with its source.
+                version: if matches!(source, SourceSpec::Composer { .. }) {
+                    None
+                } else {
+                    entry.version
+                },
                 maturity,
                 source,
                 line: pos.map(|p| p.0).unwrap_or(0),
@@ -342,12 +361,23 @@ impl SiteFile {
                 directories.push(d);
             }
         }
+        for r in &raw.composer_repositories {
+            if !(r.starts_with("https://") || r.starts_with("http://") || r.starts_with('/')) {
+                return Err(ConfigError::new(
+                    path,
+                    format!("composer repository '{}' is not a URL", r.escape_debug()),
+                )
+                .at(field_position(text, "composer_repositories"))
+                .hint("give the repository's base URL, e.g. https://repo.packagist.org"));
+            }
+        }
         Ok(SiteFile {
             path: path.to_path_buf(),
             name: raw.name,
             moodle,
             plugins,
             directories,
+            composer_repositories: raw.composer_repositories,
             maturity,
             links: raw.links,
         })
@@ -412,6 +442,7 @@ fn one_source(
         ("git", raw.git.is_some()),
         ("zip", raw.zip.is_some()),
         ("path", raw.path.is_some()),
+        ("composer", raw.composer.is_some()),
     ]
     .iter()
     .filter(|(_, set)| *set)
@@ -421,7 +452,7 @@ fn one_source(
         return Err(ConfigError::new(
             path,
             format!(
-                "{what} has {} sources ({}); an entry takes at most one of git, zip, path",
+                "{what} has {} sources ({}); an entry takes at most one of git, zip, path, composer",
                 given.len(),
                 given.join(", ")
             ),
@@ -468,7 +499,12 @@ fn one_source(
         .at(pos)
         .hint("use https://, or pin the content with hash: \"blake3:…\" (mcb prints the hash when it fetches it)"));
     }
-    for (field, value) in [("git", &raw.git), ("zip", &raw.zip), ("path", &raw.path)] {
+    for (field, value) in [
+        ("git", &raw.git),
+        ("zip", &raw.zip),
+        ("path", &raw.path),
+        ("composer", &raw.composer),
+    ] {
         if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
             return Err(ConfigError::new(path, format!("{what} has an empty `{field}`")).at(pos));
         }
@@ -497,6 +533,18 @@ fn plugin_source(
     pos: Option<(usize, usize)>,
 ) -> Result<SourceSpec, ConfigError> {
     let src = one_source(path, "this entry", raw, pos).map_err(|e| e.component(key))?;
+    if let Some(package) = &raw.composer {
+        crate::composer::check_package_name(package)
+            .map_err(|e| ConfigError::new(path, e).at(pos).component(key))?;
+        if let Some(v) = &raw.version {
+            crate::composer::Constraint::parse(v)
+                .map_err(|e| ConfigError::new(path, e).at(pos).component(key))?;
+        }
+        return Ok(SourceSpec::Composer {
+            package: package.clone(),
+            constraint: raw.version.clone(),
+        });
+    }
     if let Some(v) = &raw.version
         && (v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_control))
     {
@@ -574,6 +622,13 @@ fn moodle_request(
         return Err(ConfigError::new(path, "`moodle` takes no `ref`")
             .at(pos)
             .hint("name the core with version: \"4.5\", \"4.5+\", \"4.5.3\", \"tag:NAME\" or \"commit:SHA\""));
+    }
+    if raw.composer.is_some() {
+        return Err(ConfigError::new(
+            path,
+            "`moodle` cannot come from a Composer package; give git, zip or path",
+        )
+        .at(pos));
     }
     let source = one_source(path, "`moodle`", &raw, pos)?;
     let spec = match &raw.version {

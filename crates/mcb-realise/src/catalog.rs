@@ -36,11 +36,19 @@ pub enum SourcePick {
         /// The index that lists it, when the site asks more than one.
         index: Option<String>,
     },
+    /// A version of a Composer package: its dist zip downloaded when first read.
+    Composer {
+        package: Box<mcb_catalog::ComposerPackage>,
+        repository: String,
+        locked: Option<Blake3>,
+    },
 }
 
 pub struct SiteCatalog<'a> {
     pub sources: &'a Sources<'a>,
     index: &'a LazyIndex<'a>,
+    /// The Composer repositories `composer:` entries come from, in order.
+    composer: Vec<String>,
     /// Index zips downloaded while choosing, by URL: each once per run.
     loaded: Mutex<HashMap<String, StoredSource>>,
 }
@@ -54,8 +62,39 @@ impl<'a> SiteCatalog<'a> {
         SiteCatalog {
             sources,
             index,
+            composer: vec![mcb_catalog::PACKAGIST.to_string()],
             loaded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes `composer:` entries from `repositories` (none given: Packagist's).
+    pub fn with_composer(mut self, repositories: &[String]) -> Self {
+        if !repositories.is_empty() {
+            self.composer = repositories.to_vec();
+        }
+        self
+    }
+
+    /// A Composer version's zip, downloaded once per run.
+    fn composer_zip(
+        &self,
+        component: &str,
+        repository: &str,
+        p: &mcb_catalog::ComposerPackage,
+        locked: Option<&Blake3>,
+    ) -> Result<StoredSource, RealiseError> {
+        if let Some(s) = self.loaded.lock().expect("not poisoned").get(&p.dist_url) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .sources
+            .composer_zip(component, repository, p, locked)
+            .map_err(reject)?;
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(p.dist_url.clone(), s.clone());
+        Ok(s)
     }
 
     /// Fetches the refs of every git upstream the site names, two at a time, before the plan
@@ -114,6 +153,11 @@ impl<'a> SiteCatalog<'a> {
                 locked,
                 index,
             } => self.index_zip(component, version, locked.as_ref(), index.as_deref()),
+            SourcePick::Composer {
+                package,
+                repository,
+                locked,
+            } => self.composer_zip(component, repository, package, locked.as_ref()),
         }
     }
 
@@ -141,6 +185,96 @@ impl<'a> SiteCatalog<'a> {
             .expect("not poisoned")
             .insert(v.downloadurl.clone(), s.clone());
         Ok(s)
+    }
+
+    /// The versions of Composer package `package` that meet `constraint`, newest first;
+    /// a version of another type or installing under another name is listed with why it
+    /// is not taken.
+    fn composer_offers(
+        &self,
+        component: &Component,
+        package: &str,
+        constraint: Option<&str>,
+    ) -> Result<Offers<SourcePick>, RealiseError> {
+        let name = component.as_str();
+        let constraint = match constraint {
+            Some(c) => Some(
+                mcb_config::composer::Constraint::parse(c)
+                    .map_err(|e| RealiseError::source(name, e))?,
+            ),
+            None => None,
+        };
+        let Some((repository, versions)) = self
+            .sources
+            .composer_versions(name, &self.composer, package)
+            .map_err(reject)?
+        else {
+            return Ok(Err(Problem::new(
+                name,
+                Rule::NoCompatibleVersion,
+                format!(
+                    "{package} is in no Composer repository the site names ({})",
+                    self.composer.join(", ")
+                ),
+            )
+            .hint("check the package name and composer_repositories")));
+        };
+        let want_type = format!("moodle-{}", component.plugin_type());
+        let default_name = package
+            .split_once('/')
+            .map(|(_, n)| n.strip_prefix("moodle-").unwrap_or(n))
+            .unwrap_or(package);
+        let mut offers = Vec::new();
+        for p in versions {
+            let Some(v) = mcb_config::composer::ComposerVersion::parse(&p.version) else {
+                continue;
+            };
+            if constraint.as_ref().is_some_and(|c| !c.matches(&v))
+                || (constraint.is_none() && !v.is_stable())
+            {
+                continue;
+            }
+            let folder = p.installer_name.as_deref().unwrap_or(default_name);
+            let wrong = if p.package_type != want_type {
+                Some(format!(
+                    "{package} {} is of type {}, not {want_type}",
+                    p.version, p.package_type
+                ))
+            } else if folder != component.plugin_name() && folder != name {
+                Some(format!(
+                    "{package} {} installs as {folder}, not {}",
+                    p.version,
+                    component.plugin_name()
+                ))
+            } else {
+                None
+            };
+            offers.push(Offer {
+                not_listed: wrong,
+                ..Offer::new(
+                    p.version.clone(),
+                    SourcePick::Composer {
+                        package: Box::new(p),
+                        repository: repository.clone(),
+                        locked: None,
+                    },
+                )
+            });
+        }
+        if offers.is_empty() {
+            return Ok(Err(Problem::new(
+                name,
+                Rule::Pin,
+                format!(
+                    "{package} has no version that meets {}",
+                    constraint
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "the stable releases".into())
+                ),
+            )
+            .hint(format!("the repository is {repository}"))));
+        }
+        Ok(Ok(offers))
     }
 
     /// The index `component` comes from: the first that has a version for Moodle `xy`,
@@ -227,6 +361,28 @@ impl<'a> SiteCatalog<'a> {
                 version: Box::new(DirectoryVersion::from_lock(*id, url, md5)),
                 locked: Some(blake3.clone()),
                 index: index.clone(),
+            });
+        }
+        if let LockedSource::Composer {
+            repository,
+            package,
+            version,
+            url,
+            blake3,
+        } = locked
+        {
+            return Ok(SourcePick::Composer {
+                package: Box::new(mcb_catalog::ComposerPackage {
+                    name: package.clone(),
+                    version: version.clone(),
+                    package_type: String::new(),
+                    dist_url: url.clone(),
+                    sha1: None,
+                    sha256: None,
+                    installer_name: None,
+                }),
+                repository: repository.clone(),
+                locked: Some(blake3.clone()),
             });
         }
         let pinned = match request {
@@ -332,7 +488,9 @@ impl Catalog for SiteCatalog<'_> {
             SourceSpec::Path { dir } => {
                 SourcePick::Stored(Box::new(s.path("moodle", dir).map_err(reject)?))
             }
-            SourceSpec::Directory => unreachable!("mcb-config never gives core a directory source"),
+            SourceSpec::Directory | SourceSpec::Composer { .. } => {
+                unreachable!("mcb-config gives core only git, zip or path sources")
+            }
         })
     }
 
@@ -401,6 +559,10 @@ impl Catalog for SiteCatalog<'_> {
                 location,
             ),
             SourceSpec::Path { dir } => stored(s.path(name, dir).map_err(reject)?, dir),
+            SourceSpec::Composer {
+                package,
+                constraint,
+            } => self.composer_offers(component, package, constraint.as_deref()),
             SourceSpec::Directory => {
                 let xy = core.major_release().to_string();
                 let Some((location, record)) = self.index_record(name, &xy)? else {
@@ -512,6 +674,11 @@ impl Catalog for SiteCatalog<'_> {
                 locked,
                 index,
             } => stored(&self.index_zip(component, version, locked.as_ref(), index.as_deref())?),
+            SourcePick::Composer {
+                package,
+                repository,
+                locked,
+            } => stored(&self.composer_zip(component, repository, package, locked.as_ref())?),
             SourcePick::Git { commit, .. } => {
                 let limit = self.sources.limits.source.file_bytes;
                 Ok(match self.sources.git.file_at(commit, path, limit)? {
@@ -549,6 +716,16 @@ impl Catalog for SiteCatalog<'_> {
                 locked.as_ref(),
                 index.as_deref(),
             )?),
+            SourcePick::Composer {
+                package,
+                repository,
+                locked,
+            } => from_manifest(&self.composer_zip(
+                "composer",
+                repository,
+                package,
+                locked.as_ref(),
+            )?),
             SourcePick::Git { commit, .. } => {
                 self.sources
                     .git
@@ -566,6 +743,9 @@ impl Catalog for SiteCatalog<'_> {
                 commit,
             } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
             SourcePick::Index { version, .. } => format!("directory version {}", version.id),
+            SourcePick::Composer { package, .. } => {
+                format!("composer {} {}", package.name, package.version)
+            }
         }
     }
 }

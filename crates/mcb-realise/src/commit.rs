@@ -143,6 +143,9 @@ pub fn source_label(s: &LockedSource) -> String {
         }
         LockedSource::Path { dir } => format!("path {dir}"),
         LockedSource::Directory { id, .. } => format!("directory version {id}"),
+        LockedSource::Composer {
+            package, version, ..
+        } => format!("composer {package} {version}"),
     }
 }
 

@@ -131,6 +131,9 @@ fn plugin_entry(source: &LockedSource, version: &str, base: Option<&Path>) -> St
         ),
         LockedSource::Path { dir } => format!("(path: {})", q(&anywhere(base, dir))),
         LockedSource::Directory { .. } => format!("(version: {})", q(version)),
+        LockedSource::Composer {
+            package, version, ..
+        } => format!("(composer: {}, version: {})", q(package), q(version)),
     }
 }
 
@@ -163,7 +166,7 @@ fn core_entry(lock: &Lock, base: Option<&Path>) -> String {
             q(&format!("blake3:{blake3}"))
         ),
         LockedSource::Path { dir } => format!("({spec}path: {})", q(&anywhere(base, dir))),
-        LockedSource::Directory { .. } => "()".into(),
+        LockedSource::Directory { .. } | LockedSource::Composer { .. } => "()".into(),
     }
 }
 

@@ -328,6 +328,7 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
         let chooses = matches!(
             source,
             SourceSpec::Directory
+                | SourceSpec::Composer { .. }
                 | SourceSpec::Git {
                     reference: None,
                     ..

@@ -106,7 +106,7 @@ pub fn realise(
 
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index);
+    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
 
     let (prefer, keep_core) = preference(&site, old_lock.as_ref(), &opts.update)?;
     catalog.prefetch(&site, prefer.as_ref().filter(|_| keep_core), reporter);

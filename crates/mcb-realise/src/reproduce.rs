@@ -111,7 +111,7 @@ fn rebuild(
     let ctx = RunContext::open(o, Some(site), reporter)?;
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index);
+    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
     catalog.prefetch(site, Some(lock), reporter);
     reporter.stage(Stage::Plan, &site.name);
     let plan = plan(&catalog, site, Some(lock))?;

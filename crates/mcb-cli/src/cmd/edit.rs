@@ -116,6 +116,9 @@ fn edit_then_plan(
 pub fn add(g: &GlobalArgs, a: &AddArgs) -> Result<Exit, CliError> {
     let old = read(&a.site)?;
     let source = match (&a.git, &a.zip, &a.path) {
+        _ if a.composer.is_some() => NewSource::Composer {
+            package: a.composer.clone().unwrap_or_default(),
+        },
         (Some(url), _, _) => NewSource::Git {
             url: url.clone(),
             reference: a.reference.clone(),

@@ -1,0 +1,183 @@
+//! Composer sources: a repository in Composer 2's format on loopback (`packages.json`, a
+//! minified `p2` file, dist zips), constraints, the package type, checksums, the lock and
+//! reproduce.
+
+use sha1::Digest;
+
+use crate::support::http::{Response, Server};
+use crate::support::*;
+
+/// A dist zip of mod_foo at `version` (one top folder, as GitHub's archives have).
+fn dist(build: u64) -> Vec<u8> {
+    zip_bytes(&[
+        (
+            "acme-moodle-mod_foo-1a2b3c/version.php",
+            &plugin_php("mod_foo", build, "2024100700", ""),
+            0o644,
+        ),
+        ("acme-moodle-mod_foo-1a2b3c/lib.php", "<?php\n", 0o644),
+    ])
+}
+
+/// Publishes `acme/moodle-mod_foo` 2.2.0, 2.1.3, 2.1.0, 2.0.0 (minified) and
+/// `acme/bar` (a library) on `server`; `bad_sum` gives 2.1.3 a wrong sha1.
+fn repository(server: &Server, bad_sum: bool) -> String {
+    let versions = [
+        ("2.2.0", 2024090100u64),
+        ("2.1.3", 2024080300),
+        ("2.1.0", 2024080100),
+        ("2.0.0", 2024070100),
+    ];
+    let mut entries = Vec::new();
+    for (i, (v, build)) in versions.iter().enumerate() {
+        let zip = dist(*build);
+        let path = format!("/dist/mod_foo-{v}.zip");
+        let mut sum = hex::encode(sha1::Sha1::digest(&zip));
+        if bad_sum && *v == "2.1.3" {
+            sum = "0".repeat(40);
+        }
+        server.set(&path, Response::ok(zip));
+        let mut e = serde_json::json!({
+            "version": v,
+            "dist": {"type": "zip", "url": server.url(&path), "shasum": sum},
+        });
+        if i == 0 {
+            // The first entry carries what the others inherit (Composer 2's minified form).
+            e["name"] = "acme/moodle-mod_foo".into();
+            e["type"] = "moodle-mod".into();
+            e["extra"] = serde_json::json!({"installer-name": "foo"});
+        }
+        entries.push(e);
+    }
+    server.set(
+        "/packages.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({
+                "packages": [], "metadata-url": "/p2/%package%.json"
+            }))
+            .unwrap(),
+        ),
+    );
+    server.set(
+        "/p2/acme/moodle-mod_foo.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({
+                "minified": "composer/2.0",
+                "packages": {"acme/moodle-mod_foo": entries}
+            }))
+            .unwrap(),
+        ),
+    );
+    let bar = dist(2024010100);
+    server.set("/dist/bar.zip", Response::ok(bar));
+    server.set(
+        "/p2/acme/bar.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({
+                "packages": {"acme/bar": [{"name": "acme/bar", "version": "1.0.0", "type": "library",
+                    "dist": {"type": "zip", "url": server.url("/dist/bar.zip")}}]}
+            }))
+            .unwrap(),
+        ),
+    );
+    server.url("")
+}
+
+fn site_with(f: &Fixture, m: &GitRepo, repo: &str, entry: &str) -> std::path::PathBuf {
+    f.write(
+        "site/site.ron",
+        format!(
+            "Site(\n    name: \"c\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n        {entry}\n    }},\n    composer_repositories: [\"{repo}\"],\n)\n",
+            m.url()
+        ),
+    )
+}
+
+#[test]
+fn a_composer_package_is_chosen_by_constraint_locked_and_reproduced() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let repo = repository(&server, false);
+    let site = site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo", version: "~2.1.0"),"#,
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(
+        j["plugins"]["mod_foo"]["version"], "2024080300",
+        "2.1.3: ~2.1.0 stops below 2.2"
+    );
+    assert_eq!(j["plugins"]["mod_foo"]["install_path"], "mod/foo");
+    assert!(f.path("site/result/mod/foo/lib.php").exists());
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains("Composer("), "{lock}");
+    assert!(lock.contains("package: \"acme/moodle-mod_foo\""), "{lock}");
+    assert!(lock.contains("version: \"2.1.3\""), "{lock}");
+    assert!(lock.contains(&format!("repository: \"{repo}\"")), "{lock}");
+    // Only the version read was downloaded.
+    assert_eq!(server.requests_to("/dist/mod_foo-2.2.0.zip").len(), 0);
+    let out = f
+        .mcb()
+        .args(["reproduce", "--json"])
+        .arg(f.path("site/site.lock"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["same"], true, "{r}");
+
+    // Without a constraint: the newest stable.
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["mod_foo"]["version"], "2024090100");
+}
+
+#[test]
+fn a_wrong_checksum_and_a_wrong_type_are_refused() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    let repo = repository(&server, true);
+    let site = site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo", version: "~2.1.0"),"#,
+    );
+    let err = f.realise_err(&site, 6);
+    assert!(err.contains("has sha1"), "{err}");
+    assert!(err.contains("nothing entered the store"), "{err}");
+
+    site_with(&f, &m, &repo, r#""local_bar": (composer: "acme/bar"),"#);
+    let err = f.realise_err(&site, 4);
+    assert!(
+        err.contains("acme/bar 1.0.0 is of type library, not moodle-local"),
+        "{err}"
+    );
+
+    // A constraint that is not Composer's is the site file's mistake.
+    site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo", version: "newest"),"#,
+    );
+    let err = f.realise_err(&site, 3);
+    assert!(
+        err.contains("is not a Composer version constraint"),
+        "{err}"
+    );
+}
