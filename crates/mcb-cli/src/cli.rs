@@ -354,8 +354,19 @@ pub struct CheckArgs {
     #[arg(default_value = "site.ron")]
     pub site: PathBuf,
     /// The Moodle release to check, e.g. 5.0.
-    #[arg(long, value_name = "X.Y", value_parser = parse_release)]
-    pub moodle: mcb_moodle::Release,
+    #[arg(long, value_name = "X.Y", value_parser = parse_release, required_unless_present = "all_branches")]
+    pub moodle: Option<mcb_moodle::Release>,
+    /// Where the target release's code is (a git upstream or a directory), when the site's
+    /// own core source does not hold it.
+    #[arg(long, value_name = "URL|PATH")]
+    pub core_source: Option<String>,
+    /// Every release from the site's own to the newest mcb knows: which plugin has a
+    /// version for which (the readiness matrix).
+    #[arg(long, conflicts_with = "moodle")]
+    pub all_branches: bool,
+    /// With --all-branches, also write the matrix as a self-contained HTML page.
+    #[arg(long, value_name = "FILE", requires = "all_branches")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
 }

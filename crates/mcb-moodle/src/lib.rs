@@ -13,5 +13,8 @@ pub mod version_php;
 
 pub use component::{Component, ComponentError};
 pub use layout::{CoreLayout, LayoutError};
-pub use release::{Branch, Build, MoodleSpec, Release, SpecError, natural_cmp, tag_cmp};
+pub use release::{
+    Branch, Build, MoodleSpec, Release, SpecError, known_releases, natural_cmp, release_build,
+    tag_cmp,
+};
 pub use version_php::{CoreVersion, Maturity, PluginVersion, VersionPhpError};

@@ -210,6 +210,38 @@ impl fmt::Display for MoodleSpec {
     }
 }
 
+/// The `$version` of each Moodle release's first build (X.Y.0), for answering questions
+/// about a release whose code is not at hand. From Moodle's own tags.
+const RELEASE_BUILDS: &[(u32, u32, i64)] = &[
+    (3, 9, 2020061500),
+    (3, 10, 2020110900),
+    (3, 11, 2021051700),
+    (4, 0, 2022041900),
+    (4, 1, 2022112800),
+    (4, 2, 2023042400),
+    (4, 3, 2023100900),
+    (4, 4, 2024042200),
+    (4, 5, 2024100700),
+    (5, 0, 2025041400),
+    (5, 1, 2025100600),
+];
+
+/// The build of release `r`'s X.Y.0, when mcb knows it.
+pub fn release_build(r: Release) -> Option<Build> {
+    RELEASE_BUILDS
+        .iter()
+        .find(|(ma, mi, _)| *ma == r.major && *mi == r.minor)
+        .map(|(_, _, b)| Build::from_int(*b))
+}
+
+/// Every release mcb knows the build of, oldest first.
+pub fn known_releases() -> Vec<Release> {
+    RELEASE_BUILDS
+        .iter()
+        .map(|(ma, mi, _)| Release::new(*ma, *mi))
+        .collect()
+}
+
 /// Parses a Moodle release tag `vX.Y.Z` (no pre-release suffix) into its release and patch.
 pub fn parse_release_tag(tag: &str) -> Option<(Release, u32)> {
     let body = tag.strip_prefix('v')?;

@@ -46,4 +46,7 @@ pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use reproduce::{Reproduction, reproduce};
-pub use upgrade::{PluginReadiness, Readiness, UpgradeCheck, check_upgrade, plugin_info};
+pub use upgrade::{
+    MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, UpgradeCheck,
+    check_upgrade, plugin_info, readiness_matrix,
+};

@@ -87,6 +87,8 @@ pub enum Readiness {
     InCore,
     /// Its source (or a dependency's) could not be read: nobody knows.
     Unknown { reason: String },
+    /// A dependency added automatically that nothing needs on this release.
+    NotNeeded,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -115,38 +117,73 @@ pub struct UpgradeCheck {
     pub notes: Vec<String>,
 }
 
-/// The target core: the newest X.Y release of a git core source; for another source, the
-/// site's own core with the target's branch and an unknown build.
+/// The target core, from the first of: `core_source` (a git upstream or a directory
+/// holding X.Y), the site's own git core source if it has an X.Y release, mcb's table of
+/// release builds (X.Y.0's build, with the site's own core's layout), or nothing (the
+/// indexes' `supportedmoodles` alone, `requires` unchecked). `notes` says which.
 fn target_core(
     catalog: &SiteCatalog,
     site: &SiteFile,
     lock: Option<&Lock>,
     target: Release,
+    core_source: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<(PlannedCore<SourcePick>, CoreLayout), RealiseError> {
     let sources = catalog.sources;
-    if let SourceSpec::Git { url, .. } = &site.moodle.source {
+    let spec = MoodleSpec::Series(target);
+    let from_git = |url: &str| -> Result<_, RealiseError> {
         let refs = sources.git_refs("moodle", url)?;
-        let spec = MoodleSpec::Series(target);
         let (tag, commit) = pick_core_ref(sources, &refs, &spec, url)?;
         let pick = SourcePick::Git {
-            url: url.clone(),
+            url: url.to_string(),
             reference: tag,
             commit,
         };
-        return core_of(catalog, Some(&spec), pick);
-    }
-    notes.push(format!(
-        "the site's core comes from a {} source, so the exact {target} build is unknown: `requires` is not checked",
-        site.moodle.source.kind()
-    ));
-    let (mut core, layout) = crate::plan::plan_core(catalog, site, lock)?;
-    core.version = CoreVersion {
-        build: UNKNOWN_BUILD,
-        release: format!("{target}"),
-        branch: target.branch(),
-        maturity: None,
+        core_of(catalog, Some(&spec), pick)
     };
+    if let Some(given) = core_source {
+        let dir = sources.locate(given);
+        let is_dir = matches!(&dir, mcb_config::Location::Path(p) if p.join("version.php").is_file() || p.join("public/version.php").is_file());
+        if is_dir {
+            let stored = sources.path("moodle", given)?;
+            return core_of(catalog, Some(&spec), SourcePick::Stored(Box::new(stored)));
+        }
+        return from_git(given);
+    }
+    if let SourceSpec::Git { url, .. } = &site.moodle.source {
+        match from_git(url) {
+            Ok(found) => return Ok(found),
+            Err(e) => notes.push(format!(
+                "the site's core source has no Moodle {target} ({}); pass --core-source URL|PATH to check against its code",
+                crate::error::chain(&e)
+            )),
+        }
+    }
+    let (mut core, layout) = crate::plan::plan_core(catalog, site, lock)?;
+    match mcb_moodle::release_build(target) {
+        Some(build) => {
+            notes.push(format!(
+                "Moodle {target} is taken as {target}.0 (build {build}, from mcb's table of releases) with the site's own core layout; a plugin that requires a later {target}.x shows as blocked"
+            ));
+            core.version = CoreVersion {
+                build,
+                release: format!("{target}"),
+                branch: target.branch(),
+                maturity: None,
+            };
+        }
+        None => {
+            notes.push(format!(
+                "mcb knows no build of Moodle {target} and no core source holds it: plugins are checked against the releases the indexes say they support; `requires` is not checked"
+            ));
+            core.version = CoreVersion {
+                build: UNKNOWN_BUILD,
+                release: format!("{target}"),
+                branch: target.branch(),
+                maturity: None,
+            };
+        }
+    }
     Ok((core, layout))
 }
 
@@ -156,6 +193,7 @@ fn target_core(
 pub fn check_upgrade(
     site_path: &Path,
     target: Release,
+    core_source: Option<&str>,
     opts: &Options,
     reporter: &dyn crate::report::Reporter,
 ) -> Result<UpgradeCheck, RealiseError> {
@@ -168,7 +206,14 @@ pub fn check_upgrade(
     let mut notes = Vec::new();
     catalog.prefetch(&site, None, reporter);
     reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));
-    let (core, layout) = target_core(&catalog, &site, lock.as_ref(), target, &mut notes)?;
+    let (core, layout) = target_core(
+        &catalog,
+        &site,
+        lock.as_ref(),
+        target,
+        core_source,
+        &mut notes,
+    )?;
     let requires_unknown = core.version.build == UNKNOWN_BUILD;
 
     let mut settled: BTreeMap<String, Readiness> = BTreeMap::new();
@@ -315,4 +360,94 @@ fn last_supported(directory: &LazyIndex, req: &PluginRequest) -> Option<String> 
         .iter()
         .flat_map(|v| v.supportedmoodles.iter().map(|s| s.release.clone()))
         .max_by(|a, b| mcb_moodle::natural_cmp(a, b))
+}
+
+/// One plugin on one release, in the readiness matrix.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MatrixCell {
+    pub release: String,
+    #[serde(flatten)]
+    pub readiness: Readiness,
+}
+
+/// One plugin across releases.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MatrixRow {
+    pub component: String,
+    pub auto: bool,
+    pub locked: Option<String>,
+    pub cells: Vec<MatrixCell>,
+}
+
+/// Which plugins have a version for which Moodle release: the upgrade-readiness matrix.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadinessMatrix {
+    pub site: String,
+    pub releases: Vec<String>,
+    pub plugins: Vec<MatrixRow>,
+    /// Per release, what the check could not know.
+    pub notes: BTreeMap<String, Vec<String>>,
+}
+
+/// The readiness of every plugin of `site_path` on each release from the site's own up to
+/// the newest mcb knows (the four newest when the site has no lock yet).
+pub fn readiness_matrix(
+    site_path: &Path,
+    core_source: Option<&str>,
+    opts: &Options,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<ReadinessMatrix, RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let lock = Lock::load(&site.lock_path())?;
+    let known = mcb_moodle::known_releases();
+    let from = lock
+        .as_ref()
+        .map(|l| mcb_moodle::Branch(l.moodle.branch).release())
+        .and_then(|r| known.iter().position(|k| *k == r))
+        .unwrap_or(known.len().saturating_sub(4));
+    let releases: Vec<Release> = known[from..].to_vec();
+    let mut rows: BTreeMap<String, MatrixRow> = BTreeMap::new();
+    let mut notes = BTreeMap::new();
+    for r in &releases {
+        let check = check_upgrade(site_path, *r, core_source, opts, reporter)?;
+        notes.insert(r.to_string(), check.notes.clone());
+        for p in check.plugins {
+            let row = rows
+                .entry(p.component.clone())
+                .or_insert_with(|| MatrixRow {
+                    component: p.component.clone(),
+                    auto: p.auto,
+                    locked: p.locked.clone(),
+                    cells: Vec::new(),
+                });
+            row.cells.push(MatrixCell {
+                release: r.to_string(),
+                readiness: p.readiness,
+            });
+        }
+    }
+    let names: Vec<String> = releases.iter().map(ToString::to_string).collect();
+    let mut plugins: Vec<MatrixRow> = rows.into_values().collect();
+    // A plugin absent on a release (an automatic dependency nothing needs there) is not
+    // part of the site on it.
+    for row in &mut plugins {
+        let mut cells = Vec::new();
+        for name in &names {
+            match row.cells.iter().find(|c| &c.release == name) {
+                Some(c) => cells.push(c.clone()),
+                None => cells.push(MatrixCell {
+                    release: name.clone(),
+                    readiness: Readiness::NotNeeded,
+                }),
+            }
+        }
+        row.cells = cells;
+    }
+    plugins.sort_by(|a, b| (a.auto, &a.component).cmp(&(b.auto, &b.component)));
+    Ok(ReadinessMatrix {
+        site: site.name.clone(),
+        releases: names,
+        plugins,
+        notes,
+    })
 }

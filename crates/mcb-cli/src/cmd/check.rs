@@ -8,8 +8,17 @@ use crate::progress::Progress;
 use crate::term::{out_json, say};
 
 pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
+    let Some(target) = a.moodle else {
+        return matrix(g, a);
+    };
     let progress = Progress::new(g);
-    let result = mcb_realise::check_upgrade(&a.site, a.moodle, &a.net.options(g), &progress);
+    let result = mcb_realise::check_upgrade(
+        &a.site,
+        target,
+        a.core_source.as_deref(),
+        &a.net.options(g),
+        &progress,
+    );
     progress.finish();
     let c = result?;
     let code = if c.blocked {
@@ -64,6 +73,7 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
                 say!("  UNKNOWN  {:<26} {now}{dep}", p.component);
                 say!("           {reason}");
             }
+            Readiness::NotNeeded => {}
             Readiness::InCore => {
                 say!("  IN CORE  {:<26} {now}{dep}", p.component);
                 say!(
@@ -106,4 +116,122 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         );
     }
     Ok(code)
+}
+
+/// A cell of the matrix, as text.
+fn cell_text(r: &Readiness) -> String {
+    match r {
+        Readiness::Fits {
+            version, release, ..
+        } => release.clone().unwrap_or_else(|| version.clone()),
+        Readiness::Blocked { .. } => "BLOCKS".into(),
+        Readiness::InCore => "in core".into(),
+        Readiness::Unknown { .. } => "unknown".into(),
+        Readiness::NotNeeded => "-".into(),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The matrix as one HTML page with no external assets.
+fn html(m: &mcb_realise::ReadinessMatrix) -> String {
+    let mut h =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+    h.push_str(&html_escape(&format!("Upgrade readiness: {}", m.site)));
+    h.push_str("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.3em .6em;text-align:left}td.fits{background:#d7f5d7}td.blocked{background:#f8d0d0}td.in_core{background:#e0e0f8}td.unknown{background:#f8f0c8}td.not_needed{color:#888}</style></head><body>\n");
+    h.push_str(&format!(
+        "<h1>Upgrade readiness: {}</h1>\n<table id=\"readiness\"><thead><tr><th>plugin</th><th>now</th>",
+        html_escape(&m.site)
+    ));
+    for r in &m.releases {
+        h.push_str(&format!("<th>Moodle {}</th>", html_escape(r)));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    for row in &m.plugins {
+        h.push_str(&format!(
+            "<tr><th>{}{}</th><td>{}</td>",
+            html_escape(&row.component),
+            if row.auto { " (dependency)" } else { "" },
+            html_escape(row.locked.as_deref().unwrap_or("-"))
+        ));
+        for c in &row.cells {
+            let (class, title) = match &c.readiness {
+                Readiness::Fits { warning, .. } => ("fits", warning.clone().unwrap_or_default()),
+                Readiness::Blocked { reasons, .. } => ("blocked", reasons.join("; ")),
+                Readiness::InCore => ("in_core", "Moodle ships it".to_string()),
+                Readiness::Unknown { reason } => ("unknown", reason.clone()),
+                Readiness::NotNeeded => ("not_needed", String::new()),
+            };
+            h.push_str(&format!(
+                "<td class=\"{class}\" title=\"{}\">{}</td>",
+                html_escape(&title),
+                html_escape(&cell_text(&c.readiness))
+            ));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n");
+    for (release, notes) in &m.notes {
+        for n in notes {
+            h.push_str(&format!(
+                "<p class=\"note\">Moodle {}: {}</p>\n",
+                html_escape(release),
+                html_escape(n)
+            ));
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// `check --all-branches`.
+fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
+    let progress = Progress::new(g);
+    let result = mcb_realise::readiness_matrix(
+        &a.site,
+        a.core_source.as_deref(),
+        &a.net.options(g),
+        &progress,
+    );
+    progress.finish();
+    let m = result?;
+    if let Some(path) = &a.html {
+        std::fs::write(path, html(&m))
+            .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
+    }
+    if g.json {
+        out_json(&m);
+        return Ok(Exit::Success);
+    }
+    if g.quiet {
+        return Ok(Exit::Success);
+    }
+    let mut head = format!("{:<28} {:<12}", "plugin", "now");
+    for r in &m.releases {
+        head.push_str(&format!(" {:<12}", format!("Moodle {r}")));
+    }
+    say!("{}", head.trim_end());
+    for row in &m.plugins {
+        let name = if row.auto {
+            format!("{} (dep)", row.component)
+        } else {
+            row.component.clone()
+        };
+        let mut line = format!("{:<28} {:<12}", name, row.locked.as_deref().unwrap_or("-"));
+        for c in &row.cells {
+            line.push_str(&format!(" {:<12}", cell_text(&c.readiness)));
+        }
+        say!("{}", line.trim_end());
+    }
+    for (release, notes) in &m.notes {
+        for n in notes {
+            say!("note: Moodle {release}: {n}");
+        }
+    }
+    Ok(Exit::Success)
 }

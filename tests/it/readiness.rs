@@ -1,0 +1,232 @@
+//! Upgrade checks whose target release is not in the site's core source: a separate core
+//! source, mcb's table of releases, and the readiness matrix across releases (text, JSON,
+//! and an HTML page read back in a headless browser).
+
+use crate::support::directory::{Published, publish};
+use crate::support::http::Server;
+use crate::support::*;
+
+/// A core repository holding only Moodle 5.0.0 and 5.0.2.
+fn moodle50(f: &Fixture) -> GitRepo {
+    let r = GitRepo::init(f.path("moodle50"));
+    for (tag, build, release) in [
+        ("v5.0.0", "2025041400.00", "5.0 (Build: 20250414)"),
+        ("v5.0.2", "2025041402.00", "5.0.2 (Build: 20250616)"),
+    ] {
+        write_core(&r, "", build, release, "500");
+        r.commit(release);
+        r.tag(tag);
+    }
+    r
+}
+
+/// A site on Moodle 4.5: mod_att from the directory (4.4 and 4.5 only), mod_y from git
+/// (v1 for 4.5 only, v2 requires 5.0.2's build and stops before 5.1), block_g from git (says nothing).
+fn site(f: &Fixture, server: &Server) -> std::path::PathBuf {
+    let m = moodle_repo(f.path("moodle"));
+    let list = publish(
+        server,
+        server,
+        &[Published::new(
+            "mod_att",
+            2024100800,
+            "2024100700",
+            &["4.4", "4.5"],
+        )],
+    );
+    let y = plugin_repo(
+        f.path("mod_y"),
+        &[
+            (
+                "v1",
+                plugin_php(
+                    "mod_y",
+                    2024100100,
+                    "2024100700",
+                    "$plugin->incompatible = 500;",
+                ),
+            ),
+            (
+                "v2",
+                plugin_php(
+                    "mod_y",
+                    2025060100,
+                    "2025041402",
+                    "$plugin->incompatible = 501;",
+                ),
+            ),
+        ],
+    );
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1.0", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    let site = f.site(
+        &Site::new("ready")
+            .core(m.url(), "4.5")
+            .plugin("mod_att", Src::index())
+            .plugin("mod_y", Src::git(y.url()))
+            .plugin("block_g", Src::git(g.url()))
+            .directory(list),
+    );
+    f.realise_ok(&site);
+    site
+}
+
+fn check(f: &Fixture, args: &[&str], site: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let out = f
+        .mcb()
+        .args(["check", "--json"])
+        .args(args)
+        .arg(site)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status<'a>(j: &'a serde_json::Value, component: &str) -> &'a serde_json::Value {
+    j["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["component"] == component)
+        .unwrap()
+}
+
+#[test]
+fn a_target_the_core_source_lacks_comes_from_core_source_or_the_release_table() {
+    let f = Fixture::new();
+    let server = Server::start();
+    let site = site(&f, &server);
+    // From mcb's table: 5.0 is 5.0.0's build, which mod_y v2 does not reach.
+    let (code, j, err) = check(&f, &["--moodle", "5.0"], &site);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(j["core_build"], "2025041400");
+    assert_eq!(status(&j, "mod_y")["status"], "blocked", "{j}");
+    assert_eq!(status(&j, "mod_att")["status"], "blocked");
+    assert!(
+        j["notes"]
+            .to_string()
+            .contains("from mcb's table of releases"),
+        "{j}"
+    );
+    // Against the code of 5.0 itself: its newest 5.0.x is 5.0.2, and mod_y v2 installs.
+    let core = moodle50(&f);
+    let (code, j, err) = check(
+        &f,
+        &["--moodle", "5.0", "--core-source", &core.url()],
+        &site,
+    );
+    assert_eq!(code, 2, "mod_att still blocks: {err}");
+    assert_eq!(j["core_build"], "2025041402");
+    assert_eq!(status(&j, "mod_y")["status"], "fits", "{j}");
+    assert_eq!(status(&j, "mod_y")["version"], "2025060100");
+    // A release mcb does not know and no source holds: supportedmoodles alone.
+    let (_, j, _) = check(&f, &["--moodle", "6.1"], &site);
+    assert_eq!(j["core_build"], serde_json::Value::Null);
+    assert!(
+        j["notes"].to_string().contains("`requires` is not checked"),
+        "{j}"
+    );
+}
+
+/// The table rows of the page as the browser sees them: cell texts per row.
+fn rows_in_browser(page: &std::path::Path) -> Vec<Vec<String>> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a headless Chromium (the Debian package `chromium`; .ci/run installs it)");
+    let out = std::process::Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    let table = dom
+        .split("<table id=\"readiness\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("the page has the readiness table");
+    let cell = regex::Regex::new(r"<t[hd][^>]*>(.*?)</t[hd]>").unwrap();
+    table
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            cell.captures_iter(row)
+                .map(|c| c[1].replace("&amp;", "&"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
+    let f = Fixture::new();
+    let server = Server::start();
+    let site = site(&f, &server);
+    let page = f.path("readiness.html");
+    let out = f
+        .mcb()
+        .args(["check", "--all-branches", "--html"])
+        .arg(&page)
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let att = text.lines().find(|l| l.starts_with("mod_att")).unwrap();
+    let cells: Vec<&str> = att.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["mod_att", "2024100800", "r2024100800", "BLOCKS", "BLOCKS"],
+        "{text}"
+    );
+
+    let (_, j, _) = check(&f, &["--all-branches"], &site);
+    assert_eq!(j["releases"], serde_json::json!(["4.5", "5.0", "5.1"]));
+    let y = j["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["component"] == "mod_y")
+        .unwrap();
+    assert_eq!(y["cells"][0]["status"], "fits");
+    assert_eq!(y["cells"][2]["status"], "blocked", "mod_y stops before 5.1");
+
+    let rows = rows_in_browser(&page);
+    assert_eq!(
+        rows[0],
+        ["plugin", "now", "Moodle 4.5", "Moodle 5.0", "Moodle 5.1"]
+    );
+    let att = rows
+        .iter()
+        .find(|r| r[0] == "mod_att")
+        .expect("a mod_att row");
+    assert_eq!(att[1..], ["2024100800", "r2024100800", "BLOCKS", "BLOCKS"]);
+    let g = rows.iter().find(|r| r[0] == "block_g").unwrap();
+    assert_eq!(g[2..], ["r2024100100", "r2024100100", "r2024100100"]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("src="),
+        "no external assets"
+    );
+}
