@@ -856,3 +856,75 @@ fn several_indexes_are_asked_in_order_and_the_lock_says_which_served() {
         "{err}"
     );
 }
+
+#[test]
+fn min_age_keeps_a_fresh_release_out_until_it_has_aged() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("mod_c", 2024100800, "2024100700", &["4.5"]),
+            Published::new("mod_c", 2024110100, "2024100700", &["4.5"]).created(now - 2 * 86_400),
+        ],
+    );
+    let write = |site_age: &str, plugin_age: &str| {
+        f.write(
+            "site/site.ron",
+            format!(
+                "Site(\n    name: \"cool\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    {site_age}\n    plugins: {{\n        \"mod_c\": ({plugin_age}),\n    }},\n    directory: \"{list}\",\n)\n",
+                m.url()
+            ),
+        )
+    };
+    let site = write("min_age: \"7d\",", "");
+    let out = f
+        .mcb()
+        .args(["realise", "--json", "-v"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["plugins"]["mod_c"]["version"], "2024100800",
+        "the 2-day-old release waits"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("was released 2 days ago; the site waits 7 days (min_age)"),
+        "{err}"
+    );
+    // update keeps it out too; a plugin may say otherwise, and then update takes it.
+    let update = || {
+        let out = f
+            .mcb()
+            .args(["update", "--json"])
+            .arg(&site)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(update()["plugins"]["mod_c"]["version"], "2024100800");
+    write("min_age: \"7d\",", "min_age: \"1d\"");
+    assert_eq!(update()["plugins"]["mod_c"]["version"], "2024110100");
+    // A bad duration is the site file's mistake.
+    write("min_age: \"soon\",", "");
+    let err = f.realise_err(&site, 3);
+    assert!(err.contains("is not a duration"), "{err}");
+}

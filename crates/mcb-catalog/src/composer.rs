@@ -30,6 +30,47 @@ pub struct ComposerPackage {
     pub sha256: Option<String>,
     /// `extra.installer-name`: the plugin's folder.
     pub installer_name: Option<String>,
+    /// When it was released (`time`), seconds since the epoch.
+    pub time: Option<i64>,
+}
+
+/// `2024-05-01T12:00:00+00:00` (or with `Z`, or a space for `T`) as seconds since the
+/// epoch; an offset is applied.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (date, rest) = (t.get(..10)?, t.get(11..)?);
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, zone) = rest.split_at(rest.find(['Z', '+', '-']).unwrap_or(rest.len()));
+    let mut c = clock.split('.').next()?.split(':');
+    let (h, mi, s) = (
+        num(c.next()?)?,
+        num(c.next()?)?,
+        num(c.next().unwrap_or("0"))?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let offset = match zone.chars().next() {
+        None | Some('Z') => 0,
+        Some(sign) => {
+            let z = zone[1..].replace(':', "");
+            let (zh, zm) = (num(z.get(..2)?)?, num(z.get(2..4).unwrap_or("00"))?);
+            let o = zh * 3600 + zm * 60;
+            if sign == '-' { -o } else { o }
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s - offset)
 }
 
 fn bad(repo: &str, message: String) -> CatalogError {
@@ -110,6 +151,7 @@ fn package_of(name: &str, v: &Value) -> Option<ComposerPackage> {
             .and_then(|e| e.get("installer-name"))
             .and_then(Value::as_str)
             .map(str::to_string),
+        time: v.get("time").and_then(Value::as_str).and_then(parse_time),
     })
 }
 
@@ -130,6 +172,74 @@ fn expand(entries: &[Value]) -> Vec<Value> {
         out.push(Value::Object(current.clone()));
     }
     out
+}
+
+/// A security advisory a Composer repository publishes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Advisory {
+    pub package: String,
+    pub title: String,
+    pub cve: Option<String>,
+    pub link: Option<String>,
+    /// The versions it affects, as a Composer constraint.
+    pub affected: String,
+}
+
+/// The advisories `repo` publishes for `packages` (its `security-advisories.api-url`);
+/// none when it publishes none.
+pub fn advisories(
+    http: &Http,
+    repo: &str,
+    packages: &[String],
+) -> Result<Vec<Advisory>, CatalogError> {
+    let Some(root) = read_json(http, repo, &join(repo, "packages.json"))? else {
+        return Ok(Vec::new());
+    };
+    let Some(api) = root
+        .get("security-advisories")
+        .and_then(|s| s.get("api-url"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut url = join(repo, api);
+    for (i, p) in packages.iter().enumerate() {
+        url.push(if i == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        });
+        url.push_str(&format!("packages[]={p}"));
+    }
+    let Some(doc) = read_json(http, repo, &url)? else {
+        return Ok(Vec::new());
+    };
+    let text = |v: &Value, k: &str| {
+        v.get(k).and_then(Value::as_str).map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(500)
+                .collect::<String>()
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(by) = doc.get("advisories").and_then(Value::as_object) {
+        for (package, list) in by {
+            for a in list.as_array().into_iter().flatten() {
+                let Some(affected) = text(a, "affectedVersions") else {
+                    continue;
+                };
+                out.push(Advisory {
+                    package: package.clone(),
+                    title: text(a, "title").unwrap_or_else(|| "(no title)".into()),
+                    cve: text(a, "cve").filter(|c| !c.is_empty()),
+                    link: text(a, "link").filter(|l| !l.is_empty()),
+                    affected,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every version of `name` that `repo` offers, in the repository's order.
@@ -194,6 +304,15 @@ mod tests {
         assert_eq!(p[1].installer_name.as_deref(), Some("foo"));
         assert_eq!(p[2].installer_name, None);
         assert_eq!(p[0].sha1, None, "an empty shasum is no checksum");
+    }
+
+    #[test]
+    fn release_times_read_as_seconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:00+00:00"), Some(0));
+        assert_eq!(parse_time("2024-05-01T12:00:00Z"), Some(1_714_564_800));
+        assert_eq!(parse_time("2024-05-01T14:00:00+02:00"), Some(1_714_564_800));
+        assert_eq!(parse_time("2024-05-01 12:00:00"), Some(1_714_564_800));
+        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

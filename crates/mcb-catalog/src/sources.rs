@@ -760,6 +760,7 @@ impl<'a> Sources<'a> {
                     sha1: None,
                     sha256: None,
                     installer_name: None,
+                    time: None,
                 },
                 Some(blake3),
             ),

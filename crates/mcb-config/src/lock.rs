@@ -170,6 +170,7 @@ impl Lock {
                 .map_err(|e| ConfigError::new(path, e.to_string()).component(&p.component))?;
             plugins.push(PluginRequest {
                 component,
+                min_age: None,
                 version: p.pin.clone(),
                 maturity: None,
                 source: p.request.clone().unwrap_or(SourceSpec::Directory),
@@ -187,6 +188,7 @@ impl Lock {
             directories: Vec::new(),
             composer_repositories: Vec::new(),
             maturity: None,
+            min_age: None,
             links: self.links.clone(),
         })
     }

@@ -105,6 +105,8 @@ pub struct PluginRequest {
     pub version: Option<String>,
     /// The least maturity taken without a warning (the site's, else stable).
     pub maturity: Option<Maturity>,
+    /// A version younger than this many seconds is not taken (the site's, else none).
+    pub min_age: Option<u64>,
     pub source: SourceSpec,
     /// Line of the entry in the site file, for messages.
     pub line: usize,
@@ -134,6 +136,8 @@ pub struct SiteFile {
     pub composer_repositories: Vec<String>,
     /// The least maturity taken without a warning, for every plugin that does not say.
     pub maturity: Option<Maturity>,
+    /// The release cooldown in seconds, for every plugin that does not say.
+    pub min_age: Option<u64>,
     /// Symlinks added to the codebase: path in the codebase → absolute target outside it
     /// (the site's own `config.php`).
     pub links: BTreeMap<String, String>,
@@ -151,6 +155,7 @@ struct RawSource {
     path: Option<String>,
     composer: Option<String>,
     maturity: Option<String>,
+    min_age: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +173,8 @@ struct RawSite {
     composer_repositories: Vec<String>,
     #[serde(default)]
     maturity: Option<String>,
+    #[serde(default)]
+    min_age: Option<String>,
     #[serde(default)]
     links: BTreeMap<String, String>,
 }
@@ -324,8 +331,13 @@ impl SiteFile {
                 Some(m) => Some(parse_maturity(path, m, pos).map_err(|e| e.component(&key))?),
                 None => None,
             };
+            let min_age = match &entry.min_age {
+                Some(a) => Some(parse_age(path, a, pos).map_err(|e| e.component(&key))?),
+                None => None,
+            };
             plugins.push(PluginRequest {
                 component,
+                min_age,
                 // A Composer entry's `version` is its constraint, kept with its source.
                 version: if matches!(source, SourceSpec::Composer { .. }) {
                     None
@@ -371,11 +383,16 @@ impl SiteFile {
                 .hint("give the repository's base URL, e.g. https://repo.packagist.org"));
             }
         }
+        let min_age = match &raw.min_age {
+            Some(a) => Some(parse_age(path, a, field_position(text, "min_age"))?),
+            None => None,
+        };
         Ok(SiteFile {
             path: path.to_path_buf(),
             name: raw.name,
             moodle,
             plugins,
+            min_age,
             directories,
             composer_repositories: raw.composer_repositories,
             maturity,
@@ -559,6 +576,34 @@ fn plugin_source(
         .component(key));
     }
     Ok(src.unwrap_or(SourceSpec::Directory))
+}
+
+/// A duration such as `"7d"`, `"36h"`, `"2w"` (s, m, h, d, w), in seconds.
+fn parse_age(path: &Path, text: &str, pos: Option<(usize, usize)>) -> Result<u64, ConfigError> {
+    let t = text.trim();
+    let bad = || {
+        ConfigError::new(
+            path,
+            format!(
+                "min_age '{}' is not a duration such as \"7d\", \"36h\" or \"2w\"",
+                t.escape_debug()
+            ),
+        )
+        .at(pos)
+    };
+    let unit = t.chars().last().ok_or_else(bad)?;
+    let scale: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = t[..t.len() - 1].trim().parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .filter(|s| *s <= 10 * 365 * 86_400)
+        .ok_or_else(bad)
 }
 
 /// `"stable"`, `"rc"`, `"beta"`, `"alpha"` (or Moodle's `MATURITY_RC`…).

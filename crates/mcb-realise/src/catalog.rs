@@ -251,6 +251,7 @@ impl<'a> SiteCatalog<'a> {
             };
             offers.push(Offer {
                 not_listed: wrong,
+                published: p.time,
                 ..Offer::new(
                     p.version.clone(),
                     SourcePick::Composer {
@@ -380,6 +381,7 @@ impl<'a> SiteCatalog<'a> {
                     sha1: None,
                     sha256: None,
                     installer_name: None,
+                    time: None,
                 }),
                 repository: repository.clone(),
                 locked: Some(blake3.clone()),
@@ -546,8 +548,13 @@ impl Catalog for SiteCatalog<'_> {
                         commit: commit.clone(),
                     };
                     let info = crate::plan::read_version_php(self, name, &pick)?.ok();
+                    let published = match &pick {
+                        SourcePick::Git { commit, .. } => s.git.commit_time(commit).ok(),
+                        _ => None,
+                    };
                     offers.push(Offer {
                         info,
+                        published,
                         ..Offer::new(tag.clone(), pick)
                     });
                 }
@@ -582,6 +589,7 @@ impl Catalog for SiteCatalog<'_> {
                         version: Build::parse(&v.version),
                         maturity: v.maturity.and_then(Maturity::from_code),
                         release: v.release.clone(),
+                        published: v.timecreated,
                         not_listed: (!v.supports(&xy)).then(|| {
                             format!(
                                 "{name} {} ({}) supports Moodle {}, not {xy}",

@@ -41,7 +41,7 @@ pub use generations::{
 pub use import::{Imported, ImportedPiece, Recognised, import};
 pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
 pub use options::{Options, Update};
-pub use pending::{Pending, PlannedChoice, pending};
+pub use pending::{AdvisoryHit, Pending, PlannedChoice, pending};
 pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};

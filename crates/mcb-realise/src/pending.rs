@@ -46,6 +46,19 @@ pub struct Pending {
     pub lock_changes: Vec<Change>,
     pub plugins: Vec<PlannedChoice>,
     pub warnings: Vec<String>,
+    /// Security advisories that affect versions the lock holds.
+    pub advisories: Vec<AdvisoryHit>,
+}
+
+/// An advisory that affects a locked version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdvisoryHit {
+    pub component: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub advisory: mcb_catalog::Advisory,
+    /// The plan moves the component to a version it does not affect.
+    pub fixed_by_plan: bool,
 }
 
 impl Pending {
@@ -84,6 +97,10 @@ pub fn pending(
         None => None,
     };
     let mut warnings = plan.warnings.clone();
+    let advisories = match &old_lock {
+        Some(lock) => advisory_hits(&sources, &ctx.http, lock, &plan, &mut warnings),
+        None => Vec::new(),
+    };
     warnings.extend(sources.take_notes());
     Ok(Pending {
         site: site.name.clone(),
@@ -106,5 +123,77 @@ pub fn pending(
             })
             .collect(),
         warnings,
+        advisories,
     })
+}
+
+/// The advisories each Composer repository publishes for the packages the lock holds,
+/// kept where they affect the locked version. A repository that cannot be asked is said
+/// in `warnings`.
+fn advisory_hits(
+    sources: &mcb_catalog::Sources,
+    http: &mcb_catalog::Http,
+    lock: &Lock,
+    plan: &crate::plan::Plan<crate::catalog::SourcePick>,
+    warnings: &mut Vec<String>,
+) -> Vec<AdvisoryHit> {
+    let mut by_repo: std::collections::BTreeMap<&str, Vec<(&str, &str, &str)>> = Default::default();
+    for p in &lock.plugins {
+        if let mcb_config::LockedSource::Composer {
+            repository,
+            package,
+            version,
+            ..
+        } = &p.source
+        {
+            by_repo.entry(repository).or_default().push((
+                p.component.as_str(),
+                package.as_str(),
+                version.as_str(),
+            ));
+        }
+    }
+    let mut hits = Vec::new();
+    for (repo, locked) in by_repo {
+        let names: Vec<String> = locked.iter().map(|(_, p, _)| p.to_string()).collect();
+        let location = sources.locate(repo).for_git();
+        let found = match mcb_catalog::advisories(http, &location, &names) {
+            Ok(a) => a,
+            Err(e) => {
+                warnings.push(format!(
+                    "cannot read the security advisories of {repo}: {e}"
+                ));
+                continue;
+            }
+        };
+        for a in found {
+            let Ok(affected) = mcb_config::composer::Constraint::parse(&a.affected) else {
+                continue;
+            };
+            for (component, package, version) in &locked {
+                let Some(v) = mcb_config::composer::ComposerVersion::parse(version) else {
+                    continue;
+                };
+                if *package == a.package && affected.matches(&v) {
+                    let planned = plan
+                        .plugins
+                        .iter()
+                        .find(|p| p.component.as_str() == *component)
+                        .and_then(|p| match &p.pick {
+                            crate::catalog::SourcePick::Composer { package, .. } => {
+                                Some(package.version.clone())
+                            }
+                            _ => None,
+                        });
+                    hits.push(AdvisoryHit {
+                        component: component.to_string(),
+                        version: version.to_string(),
+                        fixed_by_plan: planned.is_some_and(|r| !affected.matches_text(&r)),
+                        advisory: a.clone(),
+                    });
+                }
+            }
+        }
+    }
+    hits
 }

@@ -345,6 +345,10 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
                 .or(self.site.maturity)
                 .unwrap_or(Maturity::Stable),
             as_is: !chooses,
+            min_age: req
+                .and_then(|r| r.min_age)
+                .or(self.site.min_age)
+                .map(|a| (a, now())),
         };
         Ok(Ok((offers, policy)))
     }
@@ -544,6 +548,14 @@ fn add_plugin_subplugins<C: Catalog>(
             return Ok(());
         }
     }
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct Offer<T> {
     pub not_listed: Option<String>,
     /// A git source's default branch: taken only when no tag installs.
     pub last_resort: bool,
+    /// When it was released (seconds since the epoch), when the source says.
+    pub published: Option<i64>,
     /// Its `version.php`, when already read.
     pub info: Option<PluginVersion>,
     pub payload: T,
@@ -49,6 +51,7 @@ impl<T> Offer<T> {
             release: None,
             not_listed: None,
             last_resort: false,
+            published: None,
             info: None,
             payload,
         }
@@ -76,6 +79,9 @@ pub struct Policy {
     /// The source names one version (a ref, a zip, a directory): it is taken as it is, and
     /// the checks every site passes say what is wrong with it.
     pub as_is: bool,
+    /// A version released less than this long before `now` is not taken (the release
+    /// cooldown): (seconds, now).
+    pub min_age: Option<(u64, i64)>,
 }
 
 impl Default for Policy {
@@ -84,6 +90,7 @@ impl Default for Policy {
             pin: None,
             maturity: Maturity::Stable,
             as_is: false,
+            min_age: None,
         }
     }
 }
@@ -376,8 +383,24 @@ impl<T: Clone> Candidates<T> {
             return Ok(());
         }
         let slot = &self.slots[i];
-        let standing = match &slot.offer.not_listed {
-            Some(why) if !slot.locked => Standing::Refused(Rule::NoCompatibleVersion, why.clone()),
+        let young = match (self.policy.min_age, slot.offer.published) {
+            (Some((age, now)), Some(at)) if !slot.locked && now - at < age as i64 => {
+                let days = |s: i64| (s as f64 / 86_400.0 * 10.0).round() / 10.0;
+                Some(format!(
+                    "{} {} was released {} days ago; the site waits {} days (min_age)",
+                    self.component,
+                    slot.offer.label,
+                    days(now - at),
+                    days(age as i64)
+                ))
+            }
+            _ => None,
+        };
+        let standing = match (&slot.offer.not_listed, young) {
+            (_, Some(why)) => Standing::Refused(Rule::Cooldown, why),
+            (Some(why), _) if !slot.locked => {
+                Standing::Refused(Rule::NoCompatibleVersion, why.clone())
+            }
             _ => {
                 let info = match &slot.offer.info {
                     Some(info) => Ok(info.clone()),

@@ -29,6 +29,8 @@ pub enum Rule {
     VersionPhp,
     /// A version lower than the one the site's database has run.
     Downgrade,
+    /// Released more recently than the site's `min_age` allows.
+    Cooldown,
 }
 
 impl Rule {
@@ -47,6 +49,7 @@ impl Rule {
             Rule::Pin => "pinned version",
             Rule::VersionPhp => "version.php",
             Rule::Downgrade => "downgrade",
+            Rule::Cooldown => "release cooldown",
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct Published {
     pub maturity: u32,
     /// Appended to version.php (dependencies, incompatible, ...).
     pub extra: String,
+    /// When the directory says it was released (default: November 2023).
+    pub created: Option<i64>,
 }
 
 impl Published {
@@ -33,11 +35,18 @@ impl Published {
             supports,
             maturity: 200,
             extra: String::new(),
+            created: None,
         }
     }
 
     pub fn extra(mut self, php: &str) -> Published {
         self.extra = php.to_string();
+        self
+    }
+
+    /// Released at `secs` since the epoch.
+    pub fn created(mut self, secs: i64) -> Published {
+        self.created = Some(secs);
         self
     }
 
@@ -90,7 +99,7 @@ pub fn publish(server: &Server, zips: &Server, versions: &[Published]) -> String
             "vcsrepositoryurl": "https://example.invalid/repo",
             "vcsbranch": null,
             "vcstag": format!("v{}", v.version),
-            "timecreated": 1700000000 + i,
+            "timecreated": v.created.unwrap_or(1700000000 + i as i64),
             "supportedmoodles": v.supports.iter().map(|r| json!({"version": 2024100700, "release": r})).collect::<Vec<_>>(),
         }));
     }

@@ -69,6 +69,30 @@ pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
             }
         }
     }
+    for a in &p.advisories {
+        say!(
+            "ADVISORY: {} {} ({}): {}{}{}{}",
+            a.component,
+            a.version,
+            a.advisory.package,
+            a.advisory.title,
+            a.advisory
+                .cve
+                .as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default(),
+            a.advisory
+                .link
+                .as_deref()
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default(),
+            if a.fixed_by_plan {
+                "; this plan moves past it"
+            } else {
+                "; this plan keeps it: update or pin a fixed version"
+            }
+        );
+    }
     for w in &p.warnings {
         say!("warning: {w}");
     }
