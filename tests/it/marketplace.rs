@@ -207,3 +207,117 @@ fn a_direct_download_answering_401_names_the_url_without_its_query() {
     assert!(err.contains("answered 401"), "{err}");
     assert!(!err.contains("k3y"), "{err}");
 }
+
+#[test]
+fn a_site_mixing_list_marketplace_composer_and_git_realises_and_reproduces() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let (list_host, market, packages) = (Server::start(), Server::start(), Server::start());
+    // The list: mod_free downloads from the list's host, mod_t from the Marketplace.
+    let free = Published::new("mod_free", 2024100800, "2024100700", &["4.5"]);
+    let paid = Published::new("mod_t", 2024100800, "2024100700", &["4.5"]);
+    let list = publish(&list_host, &list_host, &[free]);
+    let free_zip = list_host.body("/download/10000/mod_free_2024100800.zip");
+    let list_body = publish(&list_host, &market, &[paid]);
+    assert_eq!(list, list_body);
+    let paid_zip = market.body(ZIP);
+    market.set(ZIP, Response::status(401));
+    market.set(
+        "/api/plugins/mod_t/versions/2024100800/download",
+        Response::ok(paid_zip),
+    );
+    // One list with both: mod_free's zip on the list host, mod_t's on the Marketplace.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&list_host.body("/api/1.3/pluglist.php")).unwrap();
+    let mut free_record = doc["plugins"][0].clone();
+    free_record["component"] = "mod_free".into();
+    free_record["id"] = 900.into();
+    free_record["versions"][0]["id"] = 20000.into();
+    free_record["versions"][0]["downloadurl"] = list_host.url("/free.zip").into();
+    free_record["versions"][0]["downloadmd5"] =
+        crate::support::directory::md5_hex(&free_zip).into();
+    doc["plugins"].as_array_mut().unwrap().push(free_record);
+    list_host.set("/free.zip", Response::ok(free_zip));
+    list_host.set(
+        "/api/1.3/pluglist.php",
+        Response::ok(serde_json::to_vec(&doc).unwrap()),
+    );
+    // A Composer repository with one package.
+    let dist = zip_bytes(&[(
+        "acme-moodle-local_c-1/version.php",
+        &plugin_php("local_c", 2024090100, "2024100700", ""),
+        0o644,
+    )]);
+    packages.set("/dist/local_c.zip", Response::ok(dist));
+    packages.set(
+        "/packages.json",
+        Response::ok(r#"{"packages": [], "metadata-url": "/p2/%package%.json"}"#),
+    );
+    packages.set(
+        "/p2/acme/moodle-local_c.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({"packages": {"acme/moodle-local_c": [
+                {"name": "acme/moodle-local_c", "version": "1.2.0", "type": "moodle-local",
+                 "dist": {"type": "zip", "url": packages.url("/dist/local_c.zip")}}
+            ]}}))
+            .unwrap(),
+        ),
+    );
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1.0", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    let site = f.write(
+        "site/site.ron",
+        format!(
+            "Site(\n    name: \"mixed\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n        \"mod_free\": (),\n        \"mod_t\": (),\n        \"local_c\": (composer: \"acme/moodle-local_c\"),\n        \"block_g\": (git: \"{}\"),\n    }},\n    directory: \"{list}\",\n    composer_repositories: [\"{}\"],\n)\n",
+            m.url(),
+            g.url(),
+            packages.url("")
+        ),
+    );
+    let env = |c: &mut assert_cmd::Command| {
+        c.env("MCB_MARKETPLACE_TOKEN", "s3cret")
+            .env("MCB_MARKETPLACE_API", market.url("/api"));
+    };
+    let mut c = f.mcb();
+    env(&mut c);
+    let out = c.args(["realise", "--json"]).arg(&site).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in ["mod_free", "mod_t", "local_c", "block_g"] {
+        assert!(j["plugins"][c]["version"].is_string(), "{c}: {j}");
+    }
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains("/free.zip"), "{lock}");
+    assert!(lock.contains(ZIP), "{lock}");
+    assert!(lock.contains("package: \"acme/moodle-local_c\""), "{lock}");
+    assert!(lock.contains("Git("), "{lock}");
+    assert!(!lock.contains("s3cret"));
+    // reproduce rebuilds it all from its origins in an empty store.
+    let mut c = f.mcb();
+    env(&mut c);
+    let out = c
+        .args(["reproduce", "--json"])
+        .arg(f.path("site/site.lock"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["same"], true, "{r}");
+    assert_eq!(
+        market
+            .requests_to("/api/plugins/mod_t/versions/2024100800/download")
+            .len(),
+        2,
+        "the realise and the reproduce, both through the API"
+    );
+}

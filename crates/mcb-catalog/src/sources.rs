@@ -402,7 +402,7 @@ impl<'a> Sources<'a> {
             hosts.iter().any(|m| m == &h || m == bare)
         };
         let url = match &self.marketplace {
-            Some((api, hosts)) if on_marketplace(hosts) => format!(
+            Some((api, hosts)) if on_marketplace(hosts) && !v.version.is_empty() => format!(
                 "{}/plugins/{component}/versions/{}/download",
                 api.trim_end_matches('/'),
                 v.version

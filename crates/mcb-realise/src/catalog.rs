@@ -335,6 +335,7 @@ impl<'a> SiteCatalog<'a> {
     }
 
     /// A locked source with no git: from the store, or fetched again as the lock says.
+    /// `version` is the locked plugin's (the Marketplace downloads by it).
     fn stored_or_refetched(
         &self,
         component: &str,
@@ -342,6 +343,7 @@ impl<'a> SiteCatalog<'a> {
         manifest: &mcb_store::ManifestHash,
         date: i64,
         request: &SourceSpec,
+        version: &str,
     ) -> Result<SourcePick, RealiseError> {
         if let Some(s) = self
             .sources
@@ -358,8 +360,10 @@ impl<'a> SiteCatalog<'a> {
             index,
         } = locked
         {
+            let mut v = DirectoryVersion::from_lock(*id, url, md5);
+            v.version = version.to_string();
             return Ok(SourcePick::Index {
-                version: Box::new(DirectoryVersion::from_lock(*id, url, md5)),
+                version: Box::new(v),
                 locked: Some(blake3.clone()),
                 index: index.clone(),
             });
@@ -468,6 +472,7 @@ impl Catalog for SiteCatalog<'_> {
                     &l.manifest,
                     l.date,
                     &site.moodle.source,
+                    &l.build,
                 ),
             };
         }
@@ -660,7 +665,14 @@ impl Catalog for SiteCatalog<'_> {
                 reference,
                 commit,
             } => self.git_pick(name, url, reference, commit),
-            other => self.stored_or_refetched(name, other, &locked.manifest, locked.date, request),
+            other => self.stored_or_refetched(
+                name,
+                other,
+                &locked.manifest,
+                locked.date,
+                request,
+                &locked.version,
+            ),
         }
     }
 
