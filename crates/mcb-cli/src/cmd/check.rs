@@ -122,8 +122,17 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
 fn cell_text(r: &Readiness) -> String {
     match r {
         Readiness::Fits {
-            version, release, ..
-        } => release.clone().unwrap_or_else(|| version.clone()),
+            version,
+            release,
+            warning,
+        } => {
+            let v = release.clone().unwrap_or_else(|| version.clone());
+            if warning.is_some() {
+                format!("{v} (!)")
+            } else {
+                v
+            }
+        }
         Readiness::Blocked { .. } => "BLOCKS".into(),
         Readiness::InCore => "in core".into(),
         Readiness::Unknown { .. } => "unknown".into(),
@@ -227,6 +236,21 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             line.push_str(&format!(" {:<12}", cell_text(&c.readiness)));
         }
         say!("{}", line.trim_end());
+    }
+    let warned: Vec<String> = m
+        .plugins
+        .iter()
+        .flat_map(|row| {
+            row.cells.iter().filter_map(move |c| match &c.readiness {
+                Readiness::Fits {
+                    warning: Some(w), ..
+                } => Some(format!("(!) Moodle {}: {w}", c.release)),
+                _ => None,
+            })
+        })
+        .collect();
+    for w in warned {
+        say!("{w}");
     }
     for (release, notes) in &m.notes {
         for n in notes {
