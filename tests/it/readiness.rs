@@ -126,6 +126,17 @@ fn a_target_the_core_source_lacks_comes_from_core_source_or_the_release_table() 
     assert_eq!(j["core_build"], "2025041402");
     assert_eq!(status(&j, "mod_y")["status"], "fits", "{j}");
     assert_eq!(status(&j, "mod_y")["version"], "2025060100");
+    // Moodle's own upstream holds it: asked when the site's own source lacks it.
+    let out = f
+        .mcb()
+        .env("MCB_MOODLE_GIT", core.url())
+        .args(["check", "--json", "--moodle", "5.0"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["core_build"], "2025041402", "{j}");
+    assert!(j["notes"].to_string().contains("is read from"), "{j}");
     // A release mcb does not know and no source holds: supportedmoodles alone.
     let (_, j, _) = check(&f, &["--moodle", "6.1"], &site);
     assert_eq!(j["core_build"], serde_json::Value::Null);

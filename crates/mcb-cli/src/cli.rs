@@ -95,6 +95,9 @@ pub struct NetArgs {
     /// The Marketplace API's base URL.
     #[arg(long, env = "MCB_MARKETPLACE_API", hide = true, hide_env_values = true)]
     pub marketplace_api: Option<String>,
+    /// Moodle's own git upstream (for releases no site source holds).
+    #[arg(long, env = "MCB_MOODLE_GIT", hide = true, hide_env_values = true)]
+    pub moodle_git: Option<String>,
 }
 
 fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
@@ -435,6 +438,9 @@ impl NetArgs {
                     .collect::<Vec<_>>()
             })
             .filter(|h| !h.is_empty());
+        if let Some(g) = self.moodle_git.clone().filter(|g| !g.is_empty()) {
+            o.moodle_git = g;
+        }
         if let Some(api) = self.marketplace_api.clone().filter(|a| !a.is_empty()) {
             o.marketplace_api = api.trim_end_matches('/').to_string();
         }

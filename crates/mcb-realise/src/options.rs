@@ -31,6 +31,9 @@ pub struct Options {
     pub token_hosts: Option<Vec<String>>,
     /// The Marketplace API's base URL (`MCB_MARKETPLACE_API`).
     pub marketplace_api: String,
+    /// Moodle's own git upstream, asked for a release no site source holds
+    /// (`MCB_MOODLE_GIT`).
+    pub moodle_git: String,
     /// Bounds on sizes and network time (`MCB_LIMITS`).
     pub limits: Limits,
     /// How generations are laid out.
@@ -71,6 +74,7 @@ impl Options {
             token: None,
             token_hosts: None,
             marketplace_api: DEFAULT_MARKETPLACE_API.to_string(),
+            moodle_git: mcb_config::DEFAULT_MOODLE_GIT.to_string(),
             limits: Limits::default(),
             link: LinkMode::Hardlink,
             force: false,

@@ -118,7 +118,8 @@ pub struct UpgradeCheck {
 }
 
 /// The target core, from the first of: `core_source` (a git upstream or a directory
-/// holding X.Y), the site's own git core source if it has an X.Y release, mcb's table of
+/// holding X.Y), the site's own git core source if it has an X.Y release, Moodle's own
+/// upstream (`moodle_git`, when online), mcb's table of
 /// release builds (X.Y.0's build, with the site's own core's layout), or nothing (the
 /// indexes' `supportedmoodles` alone, `requires` unchecked). `notes` says which.
 fn target_core(
@@ -127,6 +128,7 @@ fn target_core(
     lock: Option<&Lock>,
     target: Release,
     core_source: Option<&str>,
+    moodle_git: &str,
     notes: &mut Vec<String>,
 ) -> Result<(PlannedCore<SourcePick>, CoreLayout), RealiseError> {
     let sources = catalog.sources;
@@ -150,11 +152,29 @@ fn target_core(
         }
         return from_git(given);
     }
-    if let SourceSpec::Git { url, .. } = &site.moodle.source {
+    let own = match &site.moodle.source {
+        SourceSpec::Git { url, .. } => Some(url.as_str()),
+        _ => None,
+    };
+    if let Some(url) = own {
         match from_git(url) {
             Ok(found) => return Ok(found),
             Err(e) => notes.push(format!(
                 "the site's core source has no Moodle {target} ({}); pass --core-source URL|PATH to check against its code",
+                crate::error::chain(&e)
+            )),
+        }
+    }
+    // Moodle's own upstream holds every release: asked when online and not asked above.
+    let upstream = sources.locate(moodle_git).for_git();
+    if !catalog.sources.offline && own.is_none_or(|u| sources.locate(u).for_git() != upstream) {
+        match from_git(&upstream) {
+            Ok(found) => {
+                notes.push(format!("Moodle {target} is read from {upstream}"));
+                return Ok(found);
+            }
+            Err(e) => notes.push(format!(
+                "Moodle {target} could not be read from {upstream}: {}",
                 crate::error::chain(&e)
             )),
         }
@@ -212,6 +232,7 @@ pub fn check_upgrade(
         lock.as_ref(),
         target,
         core_source,
+        &opts.moodle_git,
         &mut notes,
     )?;
     let requires_unknown = core.version.build == UNKNOWN_BUILD;

@@ -54,6 +54,8 @@ impl Fixture {
         c.env_remove("MCB_STORE")
             .env_remove("MCB_DIRECTORY")
             .env_remove("MCB_MARKETPLACE_TOKEN")
+            // Moodle's own upstream is never reached from a test: a repository that is not.
+            .env("MCB_MOODLE_GIT", "/nonexistent/moodle.git")
             .env("MCB_HTTP_BACKOFF_MS", "10")
             .arg("--store")
             .arg(store);
