@@ -34,6 +34,23 @@ pub struct ComposerPackage {
     pub time: Option<i64>,
 }
 
+impl ComposerPackage {
+    /// The version a lock recorded: its name, version and dist URL (the lock's blake3
+    /// stands for the repository's checksums).
+    pub fn from_lock(name: &str, version: &str, dist_url: &str) -> ComposerPackage {
+        ComposerPackage {
+            name: name.to_string(),
+            version: version.to_string(),
+            package_type: String::new(),
+            dist_url: dist_url.to_string(),
+            sha1: None,
+            sha256: None,
+            installer_name: None,
+            time: None,
+        }
+    }
+}
+
 /// `2024-05-01T12:00:00+00:00` (or with `Z`, or a space for `T`) as seconds since the
 /// epoch; an offset is applied.
 pub fn parse_time(text: &str) -> Option<i64> {

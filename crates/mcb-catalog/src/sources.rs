@@ -138,6 +138,26 @@ pub fn open_git(store: &Store) -> Result<GitStore, mcb_git::GitError> {
     GitStore::open(&path)
 }
 
+/// A staged download must be the bytes the lock recorded, when it recorded them.
+fn check_locked(
+    component: &str,
+    shown: &str,
+    locked: Option<&Blake3>,
+    staged: &Staged,
+) -> Result<(), SourceError> {
+    match locked {
+        Some(l) if *l != staged.blake3 => Err(SourceError::new(
+            component,
+            SourceFailure::Integrity,
+            format!(
+                "{shown} changed since the lock was written (blake3 {l}, now {}); nothing entered the store",
+                staged.blake3
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A 401 or 402 from a download, said as what it means on the Marketplace.
 fn marketplace_refusal(
     e: SourceError,
@@ -422,18 +442,7 @@ impl<'a> Sources<'a> {
                 ),
             ));
         }
-        if let Some(l) = locked_blake3
-            && *l != staged.blake3
-        {
-            return Err(SourceError::new(
-                component,
-                SourceFailure::Integrity,
-                format!(
-                    "{} changed since the lock was written (blake3 {l}, now {}); nothing entered the store",
-                    v.downloadurl, staged.blake3
-                ),
-            ));
-        }
+        check_locked(component, &v.downloadurl, locked_blake3, &staged)?;
         let blake3 = staged.blake3.clone();
         let mut s = self.unpack(component, &v.downloadurl, &staged, locked(blake3.clone()))?;
         s.memos = vec![Memo::Archive { md5, blake3 }];
@@ -752,16 +761,7 @@ impl<'a> Sources<'a> {
             } => self.composer_zip(
                 component,
                 repository,
-                &crate::ComposerPackage {
-                    name: package.clone(),
-                    version: version.clone(),
-                    package_type: String::new(),
-                    dist_url: url.clone(),
-                    sha1: None,
-                    sha256: None,
-                    installer_name: None,
-                    time: None,
-                },
+                &crate::ComposerPackage::from_lock(package, version, url),
                 Some(blake3),
             ),
         }
@@ -851,18 +851,7 @@ impl<'a> Sources<'a> {
                 }
             }
         }
-        if let Some(l) = locked_blake3
-            && *l != staged.blake3
-        {
-            return Err(SourceError::new(
-                component,
-                SourceFailure::Integrity,
-                format!(
-                    "{shown} changed since the lock was written (blake3 {l}, now {}); nothing entered the store",
-                    staged.blake3
-                ),
-            ));
-        }
+        check_locked(component, &shown, locked_blake3, &staged)?;
         let locked = LockedSource::Composer {
             repository: repository.to_string(),
             package: p.name.clone(),

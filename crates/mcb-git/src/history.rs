@@ -29,50 +29,16 @@ impl GitStore {
         Ok(out)
     }
 
-    /// The newest `n` generations along `commit`'s first parents: each distinct tree with
-    /// the newest commit that made it.
-    pub fn recent_generations(
+    /// Walks `commit`'s first parents, newest first, handing each commit, its tree and
+    /// time to `visit` until it returns false or the history ends.
+    fn walk_first_parents(
         &self,
         commit: &GitOid,
-        n: usize,
-    ) -> Result<Vec<(GitOid, GitOid)>, GitError> {
+        mut visit: impl FnMut(GitOid, GitOid, i64) -> bool,
+    ) -> Result<(), GitError> {
         let repo = self.repo();
-        let mut out: Vec<(GitOid, GitOid)> = Vec::new();
         let mut next = Some(oid(commit));
         while let Some(id) = next {
-            if out.len() >= n {
-                break;
-            }
-            let c = repo
-                .find_commit(id)
-                .context(|| format!("cannot read commit {id}"))?;
-            let tree = git_oid(
-                c.tree_id()
-                    .context(|| format!("cannot read commit {id}"))?
-                    .detach(),
-            );
-            if !out.iter().any(|(_, t)| *t == tree) {
-                out.push((git_oid(id), tree));
-            }
-            next = c.parent_ids().next().map(|p| p.detach());
-        }
-        Ok(out)
-    }
-
-    /// Up to `n` commits along `commit`'s first parents, newest first, each with its tree
-    /// and time.
-    pub fn first_parent_log(
-        &self,
-        commit: &GitOid,
-        n: usize,
-    ) -> Result<Vec<(GitOid, GitOid, i64)>, GitError> {
-        let repo = self.repo();
-        let mut out = Vec::new();
-        let mut next = Some(oid(commit));
-        while let Some(id) = next {
-            if out.len() >= n {
-                break;
-            }
             let c = repo
                 .find_commit(id)
                 .context(|| format!("cannot read commit {id}"))?;
@@ -85,9 +51,49 @@ impl GitStore {
                 .time()
                 .context(|| format!("cannot read commit {id}"))?
                 .seconds;
-            out.push((git_oid(id), tree, time));
+            if !visit(git_oid(id), tree, time) {
+                break;
+            }
             next = c.parent_ids().next().map(|p| p.detach());
         }
+        Ok(())
+    }
+
+    /// The newest `n` generations along `commit`'s first parents: each distinct tree with
+    /// the newest commit that made it.
+    pub fn recent_generations(
+        &self,
+        commit: &GitOid,
+        n: usize,
+    ) -> Result<Vec<(GitOid, GitOid)>, GitError> {
+        let mut out: Vec<(GitOid, GitOid)> = Vec::new();
+        if n == 0 {
+            return Ok(out);
+        }
+        self.walk_first_parents(commit, |c, tree, _| {
+            if !out.iter().any(|(_, t)| *t == tree) {
+                out.push((c, tree));
+            }
+            out.len() < n
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `n` commits along `commit`'s first parents, newest first, each with its tree
+    /// and time.
+    pub fn first_parent_log(
+        &self,
+        commit: &GitOid,
+        n: usize,
+    ) -> Result<Vec<(GitOid, GitOid, i64)>, GitError> {
+        let mut out = Vec::new();
+        if n == 0 {
+            return Ok(out);
+        }
+        self.walk_first_parents(commit, |c, tree, time| {
+            out.push((c, tree, time));
+            out.len() < n
+        })?;
         Ok(out)
     }
 

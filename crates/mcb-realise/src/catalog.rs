@@ -377,16 +377,9 @@ impl<'a> SiteCatalog<'a> {
         } = locked
         {
             return Ok(SourcePick::Composer {
-                package: Box::new(mcb_catalog::ComposerPackage {
-                    name: package.clone(),
-                    version: version.clone(),
-                    package_type: String::new(),
-                    dist_url: url.clone(),
-                    sha1: None,
-                    sha256: None,
-                    installer_name: None,
-                    time: None,
-                }),
+                package: Box::new(mcb_catalog::ComposerPackage::from_lock(
+                    package, version, url,
+                )),
                 repository: repository.clone(),
                 locked: Some(blake3.clone()),
             });

@@ -47,30 +47,8 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> Result<Exit, CliError> {
     let name = match &a.name {
         Some(n) => n.clone(),
         None => {
-            let dir = std::path::absolute(&a.site)
-                .ok()
-                .and_then(|p| {
-                    p.parent()
-                        .and_then(|d| d.file_name())
-                        .map(|n| n.to_string_lossy().into_owned())
-                })
-                .unwrap_or_else(|| "site".into());
-            let clean: String = dir
-                .to_lowercase()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            if clean.is_empty() {
-                "site".into()
-            } else {
-                clean
-            }
+            let file = std::path::absolute(&a.site).unwrap_or_else(|_| a.site.clone());
+            super::site_name_from(file.parent())
         }
     };
     let text = starter(&name, &a.moodle.to_string());

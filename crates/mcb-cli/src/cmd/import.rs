@@ -13,29 +13,10 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         None => {
             // A `result` link is named after the directory that holds it.
             let given = std::path::absolute(&a.dir).unwrap_or_else(|_| a.dir.clone());
-            let named = if given.file_name().is_some_and(|n| n == "result") {
-                given.parent().map(std::path::Path::to_path_buf)
+            if given.file_name().is_some_and(|n| n == "result") {
+                super::site_name_from(given.parent())
             } else {
-                Some(given)
-            };
-            let dir = named
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "site".into());
-            let clean: String = dir
-                .to_lowercase()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            if clean.is_empty() {
-                "site".into()
-            } else {
-                clean
+                super::site_name_from(Some(&given))
             }
         }
     };

@@ -15,6 +15,29 @@ pub mod sites;
 pub mod update;
 pub mod verify;
 
+/// A site name made from a directory's name: lowercase letters, digits, `-` and `_`.
+pub(crate) fn site_name_from(dir: Option<&std::path::Path>) -> String {
+    let raw = dir
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "site".into()
+    } else {
+        clean
+    }
+}
+
 /// What moved, one line each (nothing on a site's first build: everything is new, and the
 /// list of plugins follows).
 pub(crate) fn say_changes(changes: &[mcb_realise::Change]) {
