@@ -10,6 +10,7 @@ mod gitops;
 mod hardening;
 mod lifecycle;
 mod marketplace;
+mod moodle_test;
 mod readiness;
 mod realise;
 mod resolve;

@@ -162,6 +162,38 @@ pub enum Command {
     /// Read an existing Moodle installation and write the site file and lock that realise
     /// to the same files.
     Import(ImportArgs),
+    /// Prove the site's current generation with Moodle's own command line: lint, install
+    /// or upgrade from the previous generation, schema check; exit 7 when it fails.
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// The site file.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
+    /// Parse the PHP files that changed since the previous generation.
+    #[arg(long)]
+    pub lint: bool,
+    /// Install this generation into an empty database.
+    #[arg(long)]
+    pub install: bool,
+    /// Install an earlier generation (-N, or a commit) or restore a pg_dump file, then
+    /// upgrade to this one.
+    #[arg(long, value_name = "GEN|COMMIT|DUMP", allow_hyphen_values = true)]
+    pub upgrade_from: Option<String>,
+    /// Compare the database with the install files after installing or upgrading.
+    #[arg(long)]
+    pub schema: bool,
+    /// Lint every PHP file, not only those that changed.
+    #[arg(long)]
+    pub all: bool,
+    /// Use this PostgreSQL server instead of a throwaway cluster.
+    #[arg(long, value_name = "postgresql://USER:PASS@HOST:PORT")]
+    pub db: Option<String>,
+    /// Leave the scratch tree, dataroot and cluster for inspection, and say where.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +240,9 @@ pub struct ReconcileArgs {
     /// Where to put the `result` link (default: beside the site file).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Test each new generation (`mcb test`) and switch `result` only when it passes.
+    #[arg(long)]
+    pub test: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

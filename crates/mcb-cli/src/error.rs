@@ -25,6 +25,7 @@ Exit codes:
    5  a source could not be fetched or read, or was refused; check: a plugin unknown
    6  content does not match its hash: verify found damage or drift, reproduce differs,
       import cannot reproduce the installation exactly
+   7  a test failed: Moodle's installer, upgrade or schema check, or lint, found a problem
   64  the command line is not valid";
 
 /// How a command ended.
@@ -37,6 +38,7 @@ pub enum Exit {
     Unsatisfiable = 4,
     Source = 5,
     Integrity = 6,
+    TestFailed = 7,
     Usage = 64,
 }
 
@@ -50,6 +52,7 @@ impl Exit {
             Exit::Unsatisfiable => "unsatisfiable",
             Exit::Source => "source",
             Exit::Integrity => "integrity",
+            Exit::TestFailed => "test failed",
             Exit::Usage => "usage",
         }
     }
@@ -98,6 +101,17 @@ impl CliError {
                 cause: Box::new(cause),
             }),
             hints: Vec::new(),
+            place: Box::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// A test that failed (exit 7).
+    pub fn test_failed(message: String, hint: &str) -> CliError {
+        CliError {
+            exit: Exit::TestFailed,
+            error: message.into(),
+            hints: vec![hint.to_string()],
             place: Box::default(),
             problems: Vec::new(),
         }
@@ -240,9 +254,11 @@ impl From<RealiseError> for CliError {
                 },
                 Vec::new(),
             ),
-            RealiseError::Filesystem { .. } | RealiseError::Store(_) | RealiseError::Git(_) => {
-                (Exit::Failure, Place::default(), Vec::new())
-            }
+            RealiseError::Filesystem { .. }
+            | RealiseError::Store(_)
+            | RealiseError::Git(_)
+            | RealiseError::Environment { .. }
+            | RealiseError::Interrupted => (Exit::Failure, Place::default(), Vec::new()),
         };
         let place = Place {
             component: place

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Add(a) => cmd::edit::add(g, a),
         Command::Remove(a) => cmd::edit::remove(g, a),
         Command::Import(a) => cmd::import::run(g, a),
+        Command::Test(a) => cmd::test::run(g, a),
     };
     let exit = match result {
         Ok(exit) => exit,
@@ -69,6 +70,7 @@ mod tests {
             (Exit::Unsatisfiable, 4),
             (Exit::Source, 5),
             (Exit::Integrity, 6),
+            (Exit::TestFailed, 7),
             (Exit::Usage, 64),
         ] {
             assert_eq!(exit as u8, code);

@@ -29,6 +29,12 @@ pub enum RealiseError {
     /// `--locked`, and the lock would change (or there is none).
     #[error("{}", lock_changes_text(.0.as_deref()))]
     LockWouldChange(Option<Vec<crate::changes::Change>>),
+    /// What a command needs from the machine is not there (php, PostgreSQL).
+    #[error("{message}")]
+    Environment { message: String, hint: String },
+    /// Stopped by SIGINT or SIGTERM; what was temporary is removed.
+    #[error("interrupted; everything temporary was removed")]
+    Interrupted,
     /// The site's name already belongs to another site file.
     #[error("{message}")]
     Owner { message: String, hint: String },
@@ -99,6 +105,7 @@ impl RealiseError {
             RealiseError::Config(e) => e.hint.as_deref(),
             RealiseError::Source(e) => e.hint.as_deref(),
             RealiseError::Owner { hint, .. } => Some(hint),
+            RealiseError::Environment { hint, .. } => Some(hint),
             RealiseError::Downgrade(_) => Some(
                 "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade",
             ),

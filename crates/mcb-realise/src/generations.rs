@@ -65,6 +65,8 @@ pub struct Generation {
     pub kept: bool,
     /// It is the site's current generation.
     pub current: bool,
+    /// What `mcb test` found for it ("passed", "FAILED"), when it was tested.
+    pub test: Option<String>,
 }
 
 fn no_site(name: &str) -> RealiseError {
@@ -106,6 +108,7 @@ pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generatio
             changes,
             kept: store.generation_path(tree).is_dir(),
             current: i == 0,
+            test: crate::site_test::recorded_result(&git, commit),
         });
     }
     Ok(out)
@@ -275,7 +278,7 @@ fn rollback_error(site: &SiteFile, message: String) -> RealiseError {
 /// Lays out generation `tree` from the store's git repository alone: every blob becomes
 /// an object again, and one manifest of the whole tree records what the generation uses,
 /// so gc keeps it.
-fn materialise_from_git(
+pub(crate) fn materialise_from_git(
     store: &Store,
     git: &mcb_git::GitStore,
     tree: &GitOid,

@@ -23,10 +23,12 @@ mod materialise;
 mod options;
 mod pending;
 mod plan;
+mod postgres;
 mod publish;
 mod realise;
 mod report;
 mod reproduce;
+mod site_test;
 mod upgrade;
 
 pub use catalog::{SiteCatalog, SourcePick};
@@ -46,6 +48,9 @@ pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use reproduce::{Reproduction, reproduce};
+pub use site_test::{
+    MoodleFailure, StepResult, TEST_NOTES, TestPlan, TestReport, recorded_result, test_site,
+};
 pub use upgrade::{
     MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, UpgradeCheck,
     check_upgrade, plugin_info, readiness_matrix,

@@ -48,6 +48,8 @@ pub struct Options {
     pub lock_only: bool,
     /// Which locked choices to set aside for the newest versions the site file allows.
     pub update: Update,
+    /// Commit and lay out the codebase, but leave `result` where it is.
+    pub hold_link: bool,
 }
 
 /// Which of the lock's choices a run sets aside, to take the newest versions the site
@@ -82,6 +84,7 @@ impl Options {
             locked: false,
             lock_only: false,
             update: Update::Nothing,
+            hold_link: false,
         }
     }
 

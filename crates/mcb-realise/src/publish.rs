@@ -54,8 +54,16 @@ pub fn publish(
     }
     let lock_written = prepared.writes_lock();
     prepared.switch_lock()?;
-    prepared.switch_link()?;
-    ctx.store.add_result_root(link)?;
+    if ctx.options.hold_link {
+        // The codebase is committed but not served yet (`reconcile --test` serves it once
+        // its test passes).
+        if let Some((staging, _)) = prepared.link.take() {
+            let _ = fs::remove_file(staging);
+        }
+    } else {
+        prepared.switch_link()?;
+        ctx.store.add_result_root(link)?;
+    }
     record_owner(ctx, site)?;
     Ok(Published { lock_written })
 }

@@ -27,6 +27,7 @@ const UPSTREAM_LATEST: &str = "upstream-latest-v1";
 const UPSTREAM_FETCHED: &str = "upstream-fetched-v1";
 const ARCHIVE_MANIFESTS: &str = "archive-manifests-v1";
 const INDEX_LISTS: &str = "index-lists-v1";
+const TEST_SNAPSHOTS: &str = "test-snapshots-v1";
 
 /// Every bucket this mcb writes.
 pub(crate) const BUCKETS: &[&str] = &[
@@ -35,6 +36,7 @@ pub(crate) const BUCKETS: &[&str] = &[
     UPSTREAM_FETCHED,
     ARCHIVE_MANIFESTS,
     INDEX_LISTS,
+    TEST_SNAPSHOTS,
 ];
 
 /// The key of a URL in the cache (and of its namespace in the store's git repository).
@@ -97,6 +99,13 @@ impl Cache<'_> {
     fn write(&self, bucket: &str, key: &str, text: &str) -> Result<()> {
         self.store
             .write_atomic(&self.path(bucket, key), text.as_bytes())
+    }
+
+    /// Where the database dump and data directory of an installed codebase `tree` are kept
+    /// (`mcb test`), so the next test of an upgrade from it restores them instead of
+    /// installing again. The directory holds `db.dump` and `dataroot/` when complete.
+    pub fn test_snapshot_dir(&self, tree: &GitOid) -> PathBuf {
+        self.path(TEST_SNAPSHOTS, tree.as_str())
     }
 
     /// The manifest `commit`'s tree gave, when it was ingested before.

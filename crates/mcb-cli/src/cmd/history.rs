@@ -50,11 +50,15 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
     }
     for gen_ in &generations {
         say!(
-            "{} {} {}{}{}",
+            "{} {} {}{}{}{}",
             &gen_.commit.as_str()[..12],
             date(gen_.date),
             gen_.title,
             if gen_.current { "  [current]" } else { "" },
+            gen_.test
+                .as_deref()
+                .map(|t| format!("  [test {t}]"))
+                .unwrap_or_default(),
             if gen_.kept {
                 ""
             } else {

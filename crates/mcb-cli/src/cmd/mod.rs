@@ -12,6 +12,7 @@ pub mod realise;
 pub mod reconcile;
 pub mod reproduce;
 pub mod sites;
+pub mod test;
 pub mod update;
 pub mod verify;
 

@@ -23,10 +23,56 @@ fn round(g: &GlobalArgs, a: &ReconcileArgs) -> Result<mcb_realise::Realised, Cli
     opts.out = a.out.clone();
     opts.update = Update::All;
     opts.refresh = !opts.offline;
+    opts.hold_link = a.test;
     let progress = Progress::new(g);
     let result = mcb_realise::realise(&a.site, &opts, &progress);
     progress.finish();
-    Ok(result?)
+    let realised = result?;
+    if !a.test || !realised.changed {
+        return Ok(realised);
+    }
+    // The new generation is served only once Moodle installs or upgrades to it.
+    let progress = Progress::new(g);
+    let tested =
+        mcb_realise::test_site(&a.site, &mcb_realise::TestPlan::default(), &opts, &progress);
+    progress.finish();
+    let report = tested?;
+    if !report.passed {
+        let mut said = Vec::new();
+        for s in report.steps.iter().filter(|s| !s.passed) {
+            for f in &s.failures {
+                said.push(format!(
+                    "{}: {}{}",
+                    s.step,
+                    f.component
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    f.message
+                ));
+            }
+        }
+        return Err(CliError::test_failed(
+            format!(
+                "generation {} failed its test; result still serves the previous one\n{}",
+                realised
+                    .commit
+                    .as_ref()
+                    .map(|c| &c.as_str()[..12])
+                    .unwrap_or("?"),
+                said.join("\n")
+            ),
+            "`mcb history` shows the result; fix the site file or pin what broke",
+        ));
+    }
+    let mut serve = a.net.options(g);
+    serve.out = a.out.clone();
+    serve.offline = true;
+    let progress = Progress::new(g);
+    let served = mcb_realise::realise(&a.site, &serve, &progress);
+    progress.finish();
+    served?;
+    Ok(realised)
 }
 
 pub fn run(g: &GlobalArgs, a: &ReconcileArgs) -> Result<Exit, CliError> {

@@ -1,0 +1,78 @@
+//! `mcb test`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::cli::{GlobalArgs, TestArgs};
+use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
+
+pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
+    // SIGINT and SIGTERM end the test after the running step, with everything cleaned up.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| CliError::failure(format!("cannot watch for signal {signal}"), e))?;
+    }
+    let plan = mcb_realise::TestPlan {
+        lint: a.lint,
+        install: a.install,
+        upgrade_from: a.upgrade_from.clone(),
+        schema: a.schema,
+        all_files: a.all,
+        db: a.db.clone(),
+        keep: a.keep,
+        stop: Some(stop),
+    };
+    let progress = Progress::new(g);
+    let result = mcb_realise::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
+    progress.finish();
+    let r = result?;
+    let exit = if r.passed {
+        Exit::Success
+    } else {
+        Exit::TestFailed
+    };
+    if g.json {
+        out_json(&r);
+        return Ok(exit);
+    }
+    if !g.quiet {
+        say!(
+            "{} {}: tested {} (php {}, postgresql {})",
+            if r.passed { "passed" } else { "FAILED" },
+            r.site,
+            &r.commit.as_str()[..12],
+            r.php,
+            r.postgres
+        );
+        for s in &r.steps {
+            say!(
+                "  {:<20} {:<6} {:>6.1} s  {}",
+                s.step,
+                if s.passed { "ok" } else { "FAILED" },
+                s.seconds,
+                s.detail
+            );
+            for f in &s.failures {
+                say!(
+                    "    {}{}{}",
+                    f.component
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    f.message,
+                    f.code
+                        .as_deref()
+                        .map(|c| format!(" [{c}]"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for k in &r.kept {
+            say!("kept {}", k.display());
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,851 @@
+//! `mcb test`: a generation proven against Moodle's own command line before it reaches a
+//! server. Lint the PHP files that changed (many per PHP process, several processes at
+//! once), install into a throwaway PostgreSQL database, upgrade from the previous
+//! generation (restored from its snapshot when one is kept), and compare the schema with
+//! the install files. A failure names the component Moodle was working on and quotes
+//! Moodle's message. The result is recorded as a git note on the generation's commit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use mcb_config::SiteFile;
+use mcb_store::{EntryKind, GitOid};
+
+use crate::context::RunContext;
+use crate::error::RealiseError;
+use crate::options::Options;
+use crate::postgres::{PgError, Server};
+use crate::report::{Reporter, Stage};
+
+/// The notes ref test results are recorded under.
+pub const TEST_NOTES: &str = "refs/notes/mcb-test";
+
+/// PHP extensions Moodle needs, checked before anything starts.
+const PHP_EXTENSIONS: &[&str] = &[
+    "pgsql",
+    "intl",
+    "zip",
+    "mbstring",
+    "xml",
+    "gd",
+    "curl",
+    "soap",
+    "dom",
+    "simplexml",
+];
+
+/// Files linted per PHP process.
+const LINT_BATCH: usize = 400;
+
+/// The lint PHP runs: each file parsed fully (`TOKEN_PARSE`), every syntax error printed
+/// as `file:line: message`.
+const LINT_PHP: &str = r#"<?php
+$bad = 0;
+foreach (array_slice($argv, 1) as $f) {
+    try {
+        token_get_all(file_get_contents($f), TOKEN_PARSE);
+    } catch (ParseError $e) {
+        echo $f, ':', $e->getLine(), ': ', $e->getMessage(), "\n";
+        $bad++;
+    }
+}
+exit($bad ? 1 : 0);
+"#;
+
+/// Which steps to run.
+#[derive(Debug, Clone, Default)]
+pub struct TestPlan {
+    pub lint: bool,
+    pub install: bool,
+    /// Upgrade from a generation (`-N`), a commit on the branch, or a `pg_dump` file.
+    pub upgrade_from: Option<String>,
+    pub schema: bool,
+    /// Lint every PHP file, not only those that changed.
+    pub all_files: bool,
+    /// A server to use instead of a throwaway cluster.
+    pub db: Option<String>,
+    /// Leave the scratch tree, dataroot and cluster for inspection.
+    pub keep: bool,
+    /// Set by SIGINT/SIGTERM: stop after the running step and clean up.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// What Moodle said when it failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MoodleFailure {
+    /// The component Moodle was installing or upgrading (`moodle` for core).
+    pub component: Option<String>,
+    /// Moodle's own message (`!!! … !!!`), or the schema difference.
+    pub message: String,
+    /// Moodle's error code (`cannotdowngrade`, `ddlexception`).
+    pub code: Option<String>,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepResult {
+    pub step: String,
+    pub passed: bool,
+    pub seconds: f64,
+    /// What it did ("12 files", "from snapshot").
+    pub detail: String,
+    pub failures: Vec<MoodleFailure>,
+}
+
+/// What `mcb test` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestReport {
+    pub site: String,
+    pub commit: GitOid,
+    pub tree: GitOid,
+    pub php: String,
+    pub postgres: String,
+    pub steps: Vec<StepResult>,
+    pub passed: bool,
+    /// The previous generation was restored from its snapshot, not installed again.
+    pub snapshot_used: bool,
+    /// With --keep: what was left.
+    pub kept: Vec<PathBuf>,
+}
+
+fn env_error(message: impl Into<String>, hint: impl Into<String>) -> RealiseError {
+    RealiseError::Environment {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+impl From<PgError> for RealiseError {
+    fn from(e: PgError) -> RealiseError {
+        RealiseError::Environment {
+            message: e.message,
+            hint: e
+                .hint
+                .unwrap_or_else(|| "see PostgreSQL's message above".into()),
+        }
+    }
+}
+
+/// The PHP version, after checking PHP and the extensions Moodle needs are there.
+fn check_php() -> Result<String, RealiseError> {
+    let out = Command::new("php").arg("-m").output().map_err(|_| {
+        env_error(
+            "php cannot be found",
+            "install PHP's command line (Debian: apt-get install php-cli php-pgsql php-intl php-zip php-mbstring php-xml php-gd php-curl php-soap)",
+        )
+    })?;
+    let have = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let have: Vec<&str> = have.lines().map(str::trim).collect();
+    let missing: Vec<&str> = PHP_EXTENSIONS
+        .iter()
+        .copied()
+        .filter(|e| !have.contains(e))
+        .collect();
+    if !missing.is_empty() {
+        return Err(env_error(
+            format!(
+                "PHP lacks the extension{} Moodle needs: {}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ),
+            format!(
+                "install them (Debian: apt-get install {})",
+                missing
+                    .iter()
+                    .map(|e| match *e {
+                        "dom" | "simplexml" => "php-xml".to_string(),
+                        e => format!("php-{e}"),
+                    })
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ));
+    }
+    let v = Command::new("php")
+        .args(["-r", "echo PHP_VERSION;"])
+        .output()
+        .map_err(|e| env_error(format!("cannot run php: {e}"), "check the PHP installation"))?;
+    Ok(String::from_utf8_lossy(&v.stdout).trim().to_string())
+}
+
+/// Moodle's failure in its command-line output: the component of the last `-->X` line
+/// before the first `!!!` line, the message between `!!!`s and the error code.
+pub fn moodle_failure(output: &str) -> Option<MoodleFailure> {
+    let lines: Vec<&str> = output.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("!!!"))?;
+    let component = lines[..at]
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("-->"))
+        .map(|c| {
+            let c = c.trim();
+            if c.eq_ignore_ascii_case("system") {
+                "moodle".to_string()
+            } else {
+                c.to_string()
+            }
+        });
+    let message = lines[at]
+        .trim()
+        .trim_start_matches('!')
+        .trim_end_matches('!')
+        .trim()
+        .to_string();
+    // "Cannot downgrade mod_x from …" names its component before any `-->` line does.
+    let component = component.or_else(|| {
+        message
+            .strip_prefix("Cannot downgrade ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string)
+    });
+    let code = lines[at..].iter().find_map(|l| {
+        l.trim()
+            .strip_prefix("!! Error code:")
+            .map(|c| c.trim_end_matches('!').trim().to_string())
+    });
+    Some(MoodleFailure {
+        component,
+        message,
+        code,
+    })
+}
+
+/// The differences `check_database_schema.php` reports: a table line, then ` * …` lines.
+pub fn schema_failures(output: &str) -> Vec<MoodleFailure> {
+    let mut out = Vec::new();
+    let mut table: Option<&str> = None;
+    for l in output.lines() {
+        if let Some(what) = l.trim_start().strip_prefix("* ") {
+            out.push(MoodleFailure {
+                component: table.map(str::to_string),
+                message: format!("{}: {what}", table.unwrap_or("?")),
+                code: Some("schema".into()),
+            });
+        } else if !l.trim().is_empty() {
+            table = Some(l.trim());
+        }
+    }
+    out
+}
+
+/// A Moodle codebase laid out for a test, with a generated config.php, on the store's
+/// filesystem (files hardlinked from the generation).
+struct Scratch {
+    root: PathBuf,
+    code: PathBuf,
+    dataroot: PathBuf,
+}
+
+impl Scratch {
+    fn new(parent: &Path) -> Result<Scratch, RealiseError> {
+        let root = tempfile::Builder::new()
+            .prefix("mcb-test-")
+            .tempdir_in(parent)
+            .map_err(|e| fs_error("cannot make a scratch directory", e))?
+            .keep();
+        let dataroot = root.join("moodledata");
+        std::fs::create_dir_all(&dataroot).map_err(|e| fs_error("cannot make the dataroot", e))?;
+        Ok(Scratch {
+            code: root.join("code"),
+            root,
+            dataroot,
+        })
+    }
+
+    /// Lays out `generation` as the code, with a config.php for `server` and `db`.
+    fn switch_code(
+        &self,
+        generation: &Path,
+        server: &Server,
+        db: &str,
+    ) -> Result<(), RealiseError> {
+        if self.code.exists() {
+            std::fs::remove_dir_all(&self.code)
+                .map_err(|e| fs_error("cannot clear the scratch tree", e))?;
+        }
+        link_tree(generation, &self.code)?;
+        // Moodle 5.1+ has its web root under public/; config.php stays at the top.
+        let config = self.code.join("config.php");
+        let _ = std::fs::remove_file(&config);
+        let php_str = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
+        let text = format!(
+            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/lib/setup.php');\n",
+            php_str(&server.host),
+            php_str(db),
+            php_str(&server.user),
+            php_str(&server.password),
+            server.port,
+            php_str(&self.dataroot.display().to_string()),
+        );
+        std::fs::write(&config, text).map_err(|e| fs_error("cannot write config.php", e))
+    }
+
+    /// Runs `php -d max_input_vars=5000 SCRIPT ARGS` in the code; (passed, output).
+    fn php(&self, script: &str, args: &[&str]) -> Result<(bool, String), RealiseError> {
+        let out = Command::new("php")
+            .args(["-d", "max_input_vars=5000"])
+            .arg(self.code.join(script))
+            .args(args)
+            .current_dir(&self.code)
+            .output()
+            .map_err(|e| env_error(format!("cannot run php: {e}"), "check the PHP installation"))?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text))
+    }
+}
+
+fn fs_error(what: &str, e: std::io::Error) -> RealiseError {
+    RealiseError::Filesystem {
+        message: what.to_string(),
+        source: e,
+    }
+}
+
+/// `from` laid out at `to`: directories made, files hardlinked (copied across
+/// filesystems), symlinks made again.
+fn link_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
+    for e in walkdir::WalkDir::new(from).follow_links(false) {
+        let e = e.map_err(|e| fs_error("cannot read the generation", e.into()))?;
+        let rel = e.path().strip_prefix(from).expect("under its root");
+        let dest = to.join(rel);
+        let t = e.file_type();
+        let done = if t.is_dir() {
+            std::fs::create_dir_all(&dest)
+        } else if t.is_symlink() {
+            std::fs::read_link(e.path()).and_then(|l| std::os::unix::fs::symlink(l, &dest))
+        } else {
+            std::fs::hard_link(e.path(), &dest)
+                .or_else(|_| std::fs::copy(e.path(), &dest).map(|_| ()))
+        };
+        done.map_err(|err| fs_error(&format!("cannot lay out {}", dest.display()), err))?;
+    }
+    Ok(())
+}
+
+/// Copies a directory tree (the dataroot), files copied.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
+    for e in walkdir::WalkDir::new(from).follow_links(false) {
+        let e = e.map_err(|e| fs_error("cannot read a dataroot", e.into()))?;
+        let rel = e.path().strip_prefix(from).expect("under its root");
+        let dest = to.join(rel);
+        let done = if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest)
+        } else {
+            std::fs::copy(e.path(), &dest).map(|_| ())
+        };
+        done.map_err(|err| fs_error("cannot copy a dataroot", err))?;
+    }
+    Ok(())
+}
+
+/// The files of a tree that differ from (or are not in) `before`, as paths.
+fn changed_php(
+    git: &mcb_git::GitStore,
+    tree: &GitOid,
+    before: Option<&GitOid>,
+) -> Result<Vec<String>, RealiseError> {
+    let limit = crate::lifecycle::GENERATION_FILES;
+    let old: BTreeMap<String, GitOid> = match before {
+        Some(b) => git
+            .tree_files(b, limit)?
+            .into_iter()
+            .map(|(p, _, o)| (p, o))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Ok(git
+        .tree_files(tree, limit)?
+        .into_iter()
+        .filter(|(p, k, o)| {
+            *k != EntryKind::Symlink
+                && p.ends_with(".php")
+                && !p.contains("/tests/fixtures/")
+                && old.get(p) != Some(o)
+        })
+        .map(|(p, _, _)| p)
+        .collect())
+}
+
+/// Lints `files` (relative to `code`) in batches, as many PHP processes at once as there
+/// are cores; each syntax error as a failure naming `file:line`.
+fn lint(code: &Path, scratch: &Path, files: &[String]) -> Result<Vec<MoodleFailure>, RealiseError> {
+    let script = scratch.join("lint.php");
+    std::fs::write(&script, LINT_PHP).map_err(|e| fs_error("cannot write the lint script", e))?;
+    let batches: Vec<&[String]> = files.chunks(LINT_BATCH).collect();
+    let results: Vec<Result<String, RealiseError>> = crate::fetch::fetch_pool().install(|| {
+        use rayon::prelude::*;
+        batches
+            .par_iter()
+            .map(|batch| {
+                let out = Command::new("php")
+                    .arg(&script)
+                    .args(batch.iter())
+                    .current_dir(code)
+                    .output()
+                    .map_err(|e| {
+                        env_error(format!("cannot run php: {e}"), "check the PHP installation")
+                    })?;
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for r in results {
+        for line in r?.lines().filter(|l| !l.trim().is_empty()) {
+            failures.push(MoodleFailure {
+                component: None,
+                message: line.to_string(),
+                code: Some("syntax".into()),
+            });
+        }
+    }
+    Ok(failures)
+}
+
+struct Run<'a> {
+    ctx: &'a RunContext,
+    server: &'a Server,
+    scratch: &'a Scratch,
+    steps: Vec<StepResult>,
+    snapshot_used: bool,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl Run<'_> {
+    fn stopped(&self) -> Result<(), RealiseError> {
+        if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(RealiseError::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        step: &str,
+        started: Instant,
+        detail: String,
+        failures: Vec<MoodleFailure>,
+    ) -> bool {
+        let passed = failures.is_empty();
+        self.steps.push(StepResult {
+            step: step.to_string(),
+            passed,
+            seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            detail,
+            failures,
+        });
+        passed
+    }
+
+    /// The generation of `tree` in the store (laid out from git when gc removed it).
+    fn generation(&self, tree: &GitOid) -> Result<PathBuf, RealiseError> {
+        match self.ctx.store.check_generation(tree)? {
+            Some(d) if d.is_empty() => Ok(self.ctx.store.generation_path(tree)),
+            _ => crate::generations::materialise_from_git(
+                &self.ctx.store,
+                &self.ctx.git,
+                tree,
+                self.ctx.options.link,
+                &crate::report::Silent,
+            ),
+        }
+    }
+
+    /// Installs `tree` into database `db`: from its snapshot when one is kept, else with
+    /// Moodle's installer (then snapshotted). Returns whether it passed.
+    fn install(&mut self, step: &str, tree: &GitOid, db: &str) -> Result<bool, RealiseError> {
+        self.stopped()?;
+        let started = Instant::now();
+        let generation = self.generation(tree)?;
+        self.server.fresh_database(db)?;
+        self.scratch.switch_code(&generation, self.server, db)?;
+        let _ = std::fs::remove_dir_all(&self.scratch.dataroot);
+        std::fs::create_dir_all(&self.scratch.dataroot)
+            .map_err(|e| fs_error("cannot make the dataroot", e))?;
+        let snap = self.ctx.store.cache().test_snapshot_dir(tree);
+        if snap.join("db.dump").is_file() && snap.join("dataroot").is_dir() {
+            self.server.restore(db, &snap.join("db.dump"))?;
+            copy_tree(&snap.join("dataroot"), &self.scratch.dataroot)?;
+            self.snapshot_used = true;
+            return Ok(self.record(
+                step,
+                started,
+                format!("{} restored from its snapshot", short(tree)),
+                Vec::new(),
+            ));
+        }
+        let (ok, out) = self.scratch.php(
+            "admin/cli/install_database.php",
+            &[
+                "--agree-license",
+                "--fullname=mcb test",
+                "--shortname=mcbtest",
+                "--adminuser=admin",
+                "--adminpass=Mcb-test-1",
+                "--adminemail=admin@example.invalid",
+                "--supportemail=admin@example.invalid",
+            ],
+        )?;
+        let completed = ok && out.contains("Installation completed successfully");
+        if !completed {
+            let f = moodle_failure(&out).unwrap_or_else(|| MoodleFailure {
+                component: None,
+                message: last_lines(&out),
+                code: None,
+            });
+            return Ok(self.record(
+                step,
+                started,
+                format!("{} with Moodle's installer", short(tree)),
+                vec![f],
+            ));
+        }
+        self.snapshot(tree, db)?;
+        Ok(self.record(
+            step,
+            started,
+            format!("{} with Moodle's installer", short(tree)),
+            Vec::new(),
+        ))
+    }
+
+    /// Keeps database `db` and the dataroot as the snapshot of `tree`.
+    fn snapshot(&self, tree: &GitOid, db: &str) -> Result<(), RealiseError> {
+        let dir = self.ctx.store.cache().test_snapshot_dir(tree);
+        let staging = dir.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| fs_error("cannot keep a snapshot", e))?;
+        // The dump is written by a client that may run as another user: give it a place.
+        self.server.dump(db, &staging.join("db.dump"))?;
+        copy_tree(&self.scratch.dataroot, &staging.join("dataroot"))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&staging, &dir).map_err(|e| fs_error("cannot keep a snapshot", e))
+    }
+
+    /// Switches the code to `tree` and runs Moodle's upgrade.
+    fn upgrade(
+        &mut self,
+        step: &str,
+        tree: &GitOid,
+        db: &str,
+        from: &str,
+    ) -> Result<bool, RealiseError> {
+        self.stopped()?;
+        let started = Instant::now();
+        let generation = self.generation(tree)?;
+        self.scratch.switch_code(&generation, self.server, db)?;
+        let (ok, out) = self.scratch.php(
+            "admin/cli/upgrade.php",
+            &["--non-interactive", "--allow-unstable"],
+        )?;
+        let failures = if ok && !out.contains("!!!") {
+            Vec::new()
+        } else {
+            vec![moodle_failure(&out).unwrap_or_else(|| MoodleFailure {
+                component: None,
+                message: last_lines(&out),
+                code: None,
+            })]
+        };
+        Ok(self.record(step, started, format!("{from} → {}", short(tree)), failures))
+    }
+
+    fn schema(&mut self) -> Result<bool, RealiseError> {
+        self.stopped()?;
+        let started = Instant::now();
+        let (ok, out) = self
+            .scratch
+            .php("admin/cli/check_database_schema.php", &[])?;
+        let mut failures = if ok {
+            Vec::new()
+        } else {
+            schema_failures(&out)
+        };
+        if !ok && failures.is_empty() {
+            failures.push(MoodleFailure {
+                component: None,
+                message: last_lines(&out),
+                code: Some("schema".into()),
+            });
+        }
+        Ok(self.record(
+            "schema",
+            started,
+            "check_database_schema.php".into(),
+            failures,
+        ))
+    }
+}
+
+fn short(id: &GitOid) -> &str {
+    &id.as_str()[..12]
+}
+
+/// The last lines of an output, for a failure that says nothing in Moodle's shape.
+fn last_lines(out: &str) -> String {
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" / ")
+}
+
+/// Tests the current generation of the site at `site_path`.
+pub fn test_site(
+    site_path: &Path,
+    plan: &TestPlan,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<TestReport, RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let php = check_php()?;
+    crate::postgres::check_programs(plan.db.is_none())?;
+    let ctx = RunContext::open(opts, Some(&site), reporter)?;
+    let head = ctx.git.branch_head(&site.name)?.ok_or_else(|| {
+        env_error(
+            format!("site {} has no generation to test", site.name),
+            "run `mcb realise` first",
+        )
+    })?;
+    let log = ctx.git.first_parent_log(&head, 100_000)?;
+    let tree = log[0].1.clone();
+    let previous = log.iter().skip(1).find(|(_, t, _)| *t != tree).cloned();
+
+    // What to run: the flags given, else lint, an upgrade (or an install) and the schema.
+    let chosen = plan.lint || plan.install || plan.upgrade_from.is_some() || plan.schema;
+    let do_lint = if chosen { plan.lint } else { true };
+    let upgrade_from: Option<String> = match &plan.upgrade_from {
+        Some(f) => Some(f.clone()),
+        None if !chosen && previous.is_some() => Some("-1".into()),
+        None => None,
+    };
+    let do_install =
+        plan.install || (!chosen && previous.is_none()) || (plan.schema && upgrade_from.is_none());
+    let do_schema = if chosen { plan.schema } else { true };
+
+    let tmp = std::env::temp_dir();
+    let server = match &plan.db {
+        Some(url) => Server::connect(url)?,
+        None => {
+            reporter.stage(Stage::Fetch, "PostgreSQL");
+            Server::start(&tmp, plan.keep)?
+        }
+    };
+    let scratch = Scratch::new(&ctx.store.root().join("tmp"))?;
+    let db = format!("mcb_test_{}", std::process::id());
+    let mut run = Run {
+        ctx: &ctx,
+        server: &server,
+        scratch: &scratch,
+        steps: Vec::new(),
+        snapshot_used: false,
+        stop: plan.stop.clone(),
+    };
+    let outcome = (|| -> Result<(), RealiseError> {
+        if do_lint {
+            run.stopped()?;
+            reporter.stage(Stage::Plan, "lint");
+            let started = Instant::now();
+            let before = if plan.all_files {
+                None
+            } else {
+                previous.as_ref().map(|p| &p.1)
+            };
+            let files = changed_php(&ctx.git, &tree, before)?;
+            let generation = run.generation(&tree)?;
+            let failures = lint(&generation, &scratch.root, &files)?;
+            run.record(
+                "lint",
+                started,
+                format!(
+                    "{} PHP file{}",
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" }
+                ),
+                failures,
+            );
+        }
+        if let Some(from) = &upgrade_from {
+            reporter.stage(Stage::Materialise, "upgrade");
+            if Path::new(from).is_file() {
+                let started = Instant::now();
+                server.fresh_database(&db)?;
+                server.restore(&db, Path::new(from))?;
+                run.record("restore", started, from.to_string(), Vec::new());
+                run.upgrade("upgrade", &tree, &db, from)?;
+            } else {
+                let (commit, old_tree) = pick_generation(&log, from)?;
+                if run.install("install (previous)", &old_tree, &db)? {
+                    run.upgrade("upgrade", &tree, &db, short(&commit))?;
+                }
+            }
+        } else if do_install {
+            reporter.stage(Stage::Materialise, "install");
+            run.install("install", &tree, &db)?;
+        }
+        let installed = run
+            .steps
+            .iter()
+            .any(|s| s.step.starts_with("install") || s.step == "upgrade");
+        if do_schema && installed && run.steps.iter().all(|s| s.passed || s.step == "lint") {
+            run.schema()?;
+        }
+        Ok(())
+    })();
+    let steps = std::mem::take(&mut run.steps);
+    let snapshot_used = run.snapshot_used;
+    let postgres = server.version.clone();
+    server.drop_database(&db);
+    let mut kept = Vec::new();
+    if plan.keep {
+        kept.push(scratch.root.clone());
+        if let Some(d) = server.cluster_dir() {
+            kept.push(d.to_path_buf());
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(&scratch.root);
+    }
+    drop(server);
+    outcome?;
+    let passed = steps.iter().all(|s| s.passed);
+    let report = TestReport {
+        site: site.name.clone(),
+        commit: head,
+        tree,
+        php,
+        postgres,
+        steps,
+        passed,
+        snapshot_used,
+        kept,
+    };
+    record_note(&ctx, &report)?;
+    Ok(report)
+}
+
+/// The generation `-N` back, or the commit `from` names, on the branch: (commit, tree).
+fn pick_generation(
+    log: &[(GitOid, GitOid, i64)],
+    from: &str,
+) -> Result<(GitOid, GitOid), RealiseError> {
+    let found = match from.strip_prefix('-').map(str::parse::<usize>) {
+        Some(Ok(n)) => log.get(n).cloned(),
+        _ => {
+            let p = from.to_ascii_lowercase();
+            log.iter()
+                .find(|(c, _, _)| p.len() >= 7 && c.as_str().starts_with(&p))
+                .cloned()
+        }
+    };
+    found.map(|(c, t, _)| (c, t)).ok_or_else(|| {
+        env_error(
+            format!("--upgrade-from {from}: no such generation on the site's branch, and no such dump file"),
+            "`mcb history` lists the generations; a dump is a file pg_dump wrote",
+        )
+    })
+}
+
+/// The result as a git note on the generation's commit (replacing an earlier one).
+fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
+    let mut text = format!(
+        "mcb test: {}\nphp {}, postgresql {}\n",
+        if r.passed { "passed" } else { "FAILED" },
+        r.php,
+        r.postgres
+    );
+    for s in &r.steps {
+        text.push_str(&format!(
+            "{} {} ({} s): {}\n",
+            s.step,
+            if s.passed { "passed" } else { "FAILED" },
+            s.seconds,
+            s.detail
+        ));
+        for f in &s.failures {
+            text.push_str(&format!(
+                "  {}{}{}\n",
+                f.component
+                    .as_deref()
+                    .map(|c| format!("{c}: "))
+                    .unwrap_or_default(),
+                f.message,
+                f.code
+                    .as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(ctx.git.path())
+        .args(["notes", "--ref", TEST_NOTES, "add", "-f", "-m"])
+        .arg(&text)
+        .arg(r.commit.as_str())
+        .env("GIT_AUTHOR_NAME", "mcb")
+        .env("GIT_AUTHOR_EMAIL", "mcb@localhost")
+        .env("GIT_COMMITTER_NAME", "mcb")
+        .env("GIT_COMMITTER_EMAIL", "mcb@localhost")
+        .output()
+        .map_err(|e| fs_error("cannot run git to record the result", e))?;
+    if !out.status.success() {
+        return Err(RealiseError::Filesystem {
+            message: "cannot record the test result as a git note".into(),
+            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// The test result recorded on `commit`, if any: its first line.
+pub fn recorded_result(git: &mcb_git::GitStore, commit: &GitOid) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git.path())
+        .args(["notes", "--ref", TEST_NOTES, "show", commit.as_str()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim_start_matches("mcb test: ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moodle_failures_name_the_component_and_quote_the_message() {
+        let out = "-->System\n++ Success ++\n-->local_broken\n!!! Exception - broken on purpose !!!\n!! Error code: generalexceptionmessage !!\n";
+        let f = moodle_failure(out).unwrap();
+        assert_eq!(f.component.as_deref(), Some("local_broken"));
+        assert_eq!(f.message, "Exception - broken on purpose");
+        assert_eq!(f.code.as_deref(), Some("generalexceptionmessage"));
+        let f = moodle_failure(
+            "!!! Cannot downgrade mod_x from 2 to 1. !!!\n!! Error code: cannotdowngrade !!",
+        )
+        .unwrap();
+        assert_eq!(f.component.as_deref(), Some("mod_x"));
+        assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
+        assert!(moodle_failure("all good").is_none());
+    }
+
+    #[test]
+    fn schema_differences_name_table_and_column() {
+        let f =
+            schema_failures("mdl_local_x\n * column 'note' is expected, but not found in table\n");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].component.as_deref(), Some("mdl_local_x"));
+        assert!(f[0].message.contains("column 'note'"));
+    }
+}

@@ -1,0 +1,466 @@
+//! `mcb test` against the Moodle-shaped PHP fixture (`tests/fixtures/moodle-shaped`): real
+//! PHP, a real throwaway PostgreSQL cluster, real install and upgrade scripts.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+/// A core repository: the synthetic core plus the fixture's command-line scripts.
+fn core(f: &Fixture) -> GitRepo {
+    let r = GitRepo::init(f.path("moodle"));
+    write_core(&r, "", "2024100700.00", "4.5 (Build: 20241007)", "405");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/moodle-shaped");
+    for rel in [
+        "lib/setup.php",
+        "admin/cli/install_database.php",
+        "admin/cli/upgrade.php",
+        "admin/cli/check_database_schema.php",
+    ] {
+        r.write(rel, &std::fs::read_to_string(fixture.join(rel)).unwrap());
+    }
+    r.commit("Moodle 4.5");
+    r.tag("v4.5.0");
+    r
+}
+
+fn install_xml(table: &str, fields: &[&str]) -> String {
+    let f: String = fields
+        .iter()
+        .map(|n| {
+            let t = if *n == "id" { "int" } else { "char" };
+            format!("        <FIELD NAME=\"{n}\" TYPE=\"{t}\"/>\n")
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?>\n<XMLDB>\n  <TABLES>\n    <TABLE NAME=\"{table}\">\n      <FIELDS>\n{f}      </FIELDS>\n    </TABLE>\n  </TABLES>\n</XMLDB>\n"
+    )
+}
+
+/// One release of a plugin: its tag, version and the files it adds or changes.
+type Release<'a> = (&'a str, u64, &'a [(&'a str, String)]);
+
+/// A plugin repository `local_<name>` with one tag per release.
+fn plugin(f: &Fixture, name: &str, tags: &[Release<'_>]) -> GitRepo {
+    let r = GitRepo::init(f.path(&format!("up/{name}")));
+    for (tag, version, files) in tags {
+        r.write(
+            "version.php",
+            &plugin_php(&format!("local_{name}"), *version, "2024100700", ""),
+        );
+        for (p, c) in files.iter() {
+            r.write(p, c);
+        }
+        r.commit(tag);
+        r.tag(tag);
+    }
+    r
+}
+
+fn good(f: &Fixture) -> GitRepo {
+    plugin(
+        f,
+        "good",
+        &[
+            ("v1", 2024010100, &[("db/install.xml", install_xml("local_good", &["id", "name"]))]),
+            (
+                "v2",
+                2024020100,
+                &[
+                    ("db/install.xml", install_xml("local_good", &["id", "name", "note"])),
+                    (
+                        "db/upgrade.php",
+                        "<?php\nfunction xmldb_local_good_upgrade($oldversion) {\n    global $CFG;\n    if ($oldversion < 2024020100) {\n        fx_sql(\"ALTER TABLE {$CFG->prefix}local_good ADD COLUMN note VARCHAR(255)\");\n    }\n    return true;\n}\n".to_string(),
+                    ),
+                ],
+            ),
+        ],
+    )
+}
+
+/// A temporary directory PostgreSQL (run as `postgres` when the tests run as root) can
+/// enter, used as TMPDIR so the test sees what mcb leaves behind.
+struct OpenTmp(PathBuf);
+
+impl OpenTmp {
+    fn new() -> OpenTmp {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::Builder::new()
+            .prefix("mcb-it-tmp-")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        OpenTmp(d)
+    }
+
+    fn is_empty(&self) -> bool {
+        std::fs::read_dir(&self.0).unwrap().next().is_none()
+    }
+}
+
+impl Drop for OpenTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn test(
+    f: &Fixture,
+    tmp: &OpenTmp,
+    site: &Path,
+    args: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let out = f
+        .mcb()
+        .env("TMPDIR", &tmp.0)
+        .args(["test", "--json"])
+        .args(args)
+        .arg(site)
+        .output()
+        .unwrap();
+    let j = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        j,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn step<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {j}"))
+}
+
+fn no_scratch_left(f: &Fixture) -> bool {
+    std::fs::read_dir(f.store().join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .all(|e| !e.file_name().to_string_lossy().starts_with("mcb-test-"))
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn install_upgrade_from_a_snapshot_and_a_refused_downgrade() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let g = good(&f);
+    let site = good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v1"))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &[]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(j["passed"], true);
+    assert_eq!(step(&j, "install")["passed"], true);
+    assert_eq!(step(&j, "schema")["passed"], true);
+    assert!(
+        step(&j, "lint")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PHP file")
+    );
+    assert_eq!(j["snapshot_used"], false);
+    assert!(
+        tmp.is_empty() && no_scratch_left(&f),
+        "cleaned up after success"
+    );
+
+    // v2: the upgrade starts from v1's snapshot, not from a new install.
+    good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v2"))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &[]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(j["snapshot_used"], true, "{j}");
+    assert_eq!(step(&j, "upgrade")["passed"], true);
+    assert_eq!(step(&j, "schema")["passed"], true);
+    assert_eq!(
+        step(&j, "lint")["detail"],
+        "2 PHP files",
+        "only what changed (version.php, db/upgrade.php): {j}"
+    );
+
+    // Back to v1 against v2's database: Moodle refuses, and mcb says who and why.
+    good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v1"))]);
+    f.realise_ok_with(&site, &["--allow-downgrade"]);
+    let (code, j, err) = test(&f, &tmp, &site, &[]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let up = step(&j, "upgrade");
+    assert_eq!(up["failures"][0]["component"], "local_good");
+    assert_eq!(up["failures"][0]["code"], "cannotdowngrade");
+    assert!(
+        up["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot downgrade local_good from 2024020100 to 2024010100")
+    );
+    assert!(
+        tmp.is_empty() && no_scratch_left(&f),
+        "cleaned up after failure"
+    );
+
+    // history shows the results.
+    let out = f
+        .mcb()
+        .args(["history", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h["generations"][0]["test"], "FAILED");
+    assert_eq!(h["generations"][1]["test"], "passed");
+}
+
+#[test]
+fn a_broken_install_a_schema_difference_and_a_syntax_error_are_named() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let broken = plugin(
+        &f,
+        "broken",
+        &[(
+            "v1",
+            2024010100,
+            &[(
+                "db/install.php",
+                "<?php\nfunction xmldb_local_broken_install() {\n    throw new Exception('broken on purpose');\n}\n".to_string(),
+            )],
+        )],
+    );
+    let site = good_site(&f, &m, &[("local_broken", Src::git(broken.url()))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let fail = &step(&j, "install")["failures"][0];
+    assert_eq!(fail["component"], "local_broken");
+    assert_eq!(fail["message"], "Exception - broken on purpose");
+
+    // An upgrade that forgets a column the install file declares.
+    let forgetful = plugin(
+        &f,
+        "forgetful",
+        &[
+            (
+                "v1",
+                2024010100,
+                &[(
+                    "db/install.xml",
+                    install_xml("local_forgetful", &["id", "name"]),
+                )],
+            ),
+            (
+                "v2",
+                2024020100,
+                &[(
+                    "db/install.xml",
+                    install_xml("local_forgetful", &["id", "name", "extra"]),
+                )],
+            ),
+        ],
+    );
+    let site = good_site(
+        &f,
+        &m,
+        &[("local_forgetful", Src::git(forgetful.url()).at("v1"))],
+    );
+    f.realise_ok(&site);
+    good_site(
+        &f,
+        &m,
+        &[("local_forgetful", Src::git(forgetful.url()).at("v2"))],
+    );
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &[]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let fail = &step(&j, "schema")["failures"][0];
+    assert_eq!(fail["component"], "mdl_local_forgetful");
+    assert!(
+        fail["message"].as_str().unwrap().contains("column 'extra'"),
+        "{j}"
+    );
+
+    // A syntax error: file and line.
+    let bad = plugin(
+        &f,
+        "bad",
+        &[(
+            "v1",
+            2024010100,
+            &[("lib.php", "<?php\nfunction x( {\n".to_string())],
+        )],
+    );
+    let site = good_site(&f, &m, &[("local_bad", Src::git(bad.url()))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &["--lint", "--all"]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let fail = &step(&j, "lint")["failures"][0];
+    assert!(
+        fail["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("local/bad/lib.php:2:"),
+        "{j}"
+    );
+    assert!(tmp.is_empty() && no_scratch_left(&f));
+}
+
+#[test]
+fn missing_php_is_said_with_what_to_install() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let site = good_site(&f, &m, &[]);
+    f.realise_ok(&site);
+    let empty = f.path("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = f
+        .mcb()
+        .env("PATH", &empty)
+        .env("TMPDIR", &tmp.0)
+        .arg("test")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("php cannot be found"), "{err}");
+    assert!(err.contains("apt-get install php-cli"), "{err}");
+}
+
+#[test]
+fn sigint_stops_after_the_running_step_and_cleans_up() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let slow = plugin(
+        &f,
+        "slow",
+        &[(
+            "v1",
+            2024010100,
+            &[(
+                "db/install.php",
+                "<?php\nfunction xmldb_local_slow_install() {\n    sleep(3);\n}\n".to_string(),
+            )],
+        )],
+    );
+    let site = good_site(&f, &m, &[("local_slow", Src::git(slow.url()))]);
+    f.realise_ok(&site);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .env_remove("MCB_STORE")
+        .env("TMPDIR", &tmp.0)
+        .arg("--store")
+        .arg(f.store())
+        .args(["test", "--install", "--schema"])
+        .arg(&site)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the install runs (the cluster is up), then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_dir(&tmp.0).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("mcb-test-pg-")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(tmp.is_empty(), "the cluster is gone");
+    assert!(no_scratch_left(&f), "the scratch tree is gone");
+}
+
+#[test]
+fn reconcile_with_test_serves_a_generation_only_once_it_passes() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let flaky = plugin(&f, "flaky", &[("v1", 2024010100, &[])]);
+    let site = good_site(&f, &m, &[("local_flaky", Src::git(flaky.url()))]);
+    let first = f.realise_ok(&site);
+    let served = || std::fs::read_link(f.path("site/result")).unwrap();
+    assert_eq!(served(), PathBuf::from(first["path"].as_str().unwrap()));
+    // A release whose upgrade step breaks.
+    let r = GitRepo {
+        path: flaky.path.clone(),
+    };
+    r.write(
+        "version.php",
+        &plugin_php("local_flaky", 2024020100, "2024100700", ""),
+    );
+    r.write(
+        "db/upgrade.php",
+        "<?php\nfunction xmldb_local_flaky_upgrade($old) {\n    throw new Exception('upgrade step broken');\n}\n",
+    );
+    r.commit("v2");
+    r.tag("v2");
+    let out = f
+        .mcb()
+        .env("TMPDIR", &tmp.0)
+        .args(["reconcile", "--test"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("result still serves the previous one"),
+        "{err}"
+    );
+    assert!(
+        err.contains("local_flaky: Exception - upgrade step broken"),
+        "{err}"
+    );
+    assert_eq!(
+        served(),
+        PathBuf::from(first["path"].as_str().unwrap()),
+        "not switched"
+    );
+    // The fix: served once it passes.
+    r.write(
+        "db/upgrade.php",
+        "<?php\nfunction xmldb_local_flaky_upgrade($old) {\n    return true;\n}\n",
+    );
+    r.write(
+        "version.php",
+        &plugin_php("local_flaky", 2024030100, "2024100700", ""),
+    );
+    r.commit("v3");
+    r.tag("v3");
+    let out = f
+        .mcb()
+        .env("TMPDIR", &tmp.0)
+        .args(["reconcile", "--test", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        served(),
+        PathBuf::from(j["path"].as_str().unwrap()),
+        "switched"
+    );
+    assert_eq!(j["plugins"]["local_flaky"]["version"], "2024030100");
+}
