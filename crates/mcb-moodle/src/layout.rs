@@ -102,7 +102,18 @@ impl CoreLayout {
             types: c
                 .plugintypes
                 .into_iter()
-                .map(|(k, v)| (k, v.trim_matches('/').to_string()))
+                .map(|(k, v)| {
+                    let v = v.trim_matches('/');
+                    // Moodle 5.1 keeps components.json at the codebase root, its paths
+                    // relative to that root (`public/mod`); they are kept relative to the
+                    // web root here, like those of subplugins.json.
+                    let v = if public {
+                        v.strip_prefix("public/").unwrap_or(v)
+                    } else {
+                        v
+                    };
+                    (k, v.to_string())
+                })
                 .collect(),
             standard,
             public,
@@ -305,6 +316,19 @@ mod tests {
                 plugin_type: "foo".into()
             }
         );
+    }
+
+    #[test]
+    fn public_layout_paths_from_the_codebase_root_are_read_as_web_root_paths() {
+        // Moodle 5.1's own lib/components.json, at the codebase root.
+        let l = CoreLayout::new(
+            r#"{"plugintypes": {"mod": "public/mod", "block": "public/blocks"}}"#,
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(l.install_path(&c("block_xp")).unwrap(), "public/blocks/xp");
+        assert_eq!(l.web_path(&c("mod_x")).unwrap(), "mod/x");
     }
 
     #[test]

@@ -318,14 +318,14 @@ pub fn import(
     })?;
     let core = CoreVersion::parse(&core_php)
         .map_err(|e| import_error(&root.join("version.php"), e.to_string()))?;
-    let components = read(&web, "lib/components.json")
+    // Moodle 5.1 keeps these at the codebase root; older releases in the web root (the same).
+    let lib_file = |name: &str| {
+        read(&root, &format!("lib/{name}")).or_else(|| read(&web, &format!("lib/{name}")))
+    };
+    let components = lib_file("components.json")
         .ok_or_else(|| import_error(&root, "has no lib/components.json".into()))?;
-    let mut layout = CoreLayout::new(
-        &components,
-        read(&web, "lib/plugins.json").as_deref(),
-        public,
-    )
-    .map_err(|e| import_error(&root, e.to_string()))?;
+    let mut layout = CoreLayout::new(&components, lib_file("plugins.json").as_deref(), public)
+        .map_err(|e| import_error(&root, e.to_string()))?;
 
     // Plugin directories, type by type; subplugin types found on the way add more.
     let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();

@@ -179,15 +179,19 @@ pub(crate) fn core_of<C: Catalog>(
     if let Some(spec) = spec {
         check_core_spec(spec, &version)?;
     }
-    let rel = |p: &str| mcb_moodle::layout::web_root_path(public, p);
-    let components =
-        read_text(catalog, "moodle", &pick, &rel("lib/components.json"))?.ok_or_else(|| {
-            RealiseError::source(
-                "moodle",
-                format!("the core has no {}", rel("lib/components.json")),
-            )
-        })?;
-    let plugins = read_text(catalog, "moodle", &pick, &rel("lib/plugins.json"))?;
+    // Moodle 5.1 keeps lib/components.json and lib/plugins.json at the codebase root, not
+    // under public/; an older layout has them in its web root, which is the root.
+    let lib_file = |name: &str| -> Result<Option<String>, RealiseError> {
+        let at_root = read_text(catalog, "moodle", &pick, &format!("lib/{name}"))?;
+        match at_root {
+            Some(t) => Ok(Some(t)),
+            None if public => read_text(catalog, "moodle", &pick, &format!("public/lib/{name}")),
+            None => Ok(None),
+        }
+    };
+    let components = lib_file("components.json")?
+        .ok_or_else(|| RealiseError::source("moodle", "the core has no lib/components.json"))?;
+    let plugins = lib_file("plugins.json")?;
     let mut layout = CoreLayout::new(&components, plugins.as_deref(), public)
         .map_err(|e| RealiseError::source("moodle", e.to_string()))?;
     let web_prefix = if public { "public/" } else { "" };

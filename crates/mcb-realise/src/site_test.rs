@@ -206,9 +206,12 @@ pub fn moodle_failure(output: &str) -> Option<MoodleFailure> {
             .and_then(|r| r.split_whitespace().next())
             .map(str::to_string)
     });
+    // `!! Error code: X !!`, or (as Moodle prints it) `!! ` then `Error code: X !!`.
     let code = lines[at..].iter().find_map(|l| {
         l.trim()
-            .strip_prefix("!! Error code:")
+            .trim_start_matches('!')
+            .trim()
+            .strip_prefix("Error code:")
             .map(|c| c.trim_end_matches('!').trim().to_string())
     });
     Some(MoodleFailure {
@@ -838,6 +841,11 @@ mod tests {
         assert_eq!(f.component.as_deref(), Some("mod_x"));
         assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
         assert!(moodle_failure("all good").is_none());
+        // As Moodle 5.1's upgrade.php prints it.
+        let real = "\n!!! Cannot downgrade local_mailtest from 2025042700 to 2024072200. !!!\n!! \nError code: cannotdowngrade !!\n!! Stack trace: * line 787 of /lib/upgradelib.php: downgrade_exception thrown\n";
+        let f = moodle_failure(real).unwrap();
+        assert_eq!(f.component.as_deref(), Some("local_mailtest"));
+        assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
     }
 
     #[test]

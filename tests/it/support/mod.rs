@@ -324,7 +324,9 @@ pub fn moodle_repo(path: PathBuf) -> GitRepo {
     r
 }
 
-/// A Moodle 5.1 repository: the web root under public/.
+/// A Moodle 5.1 repository as Moodle lays it out: the web root under public/, and
+/// lib/components.json and lib/plugins.json at the codebase root, their paths relative to
+/// it (`public/mod`).
 pub fn moodle51_repo(path: PathBuf) -> GitRepo {
     let r = GitRepo::init(path);
     write_core(
@@ -334,6 +336,18 @@ pub fn moodle51_repo(path: PathBuf) -> GitRepo {
         "5.1 (Build: 20251006)",
         "501",
     );
+    std::fs::remove_file(r.path.join("public/lib/components.json")).unwrap();
+    std::fs::remove_file(r.path.join("public/lib/plugins.json")).unwrap();
+    let mut components: serde_json::Value = serde_json::from_str(COMPONENTS_JSON).unwrap();
+    for dir in components["plugintypes"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        *dir = format!("public/{}", dir.as_str().unwrap()).into();
+    }
+    r.write("lib/components.json", &components.to_string());
+    r.write("lib/plugins.json", PLUGINS_JSON);
     r.write("composer.json", "{}\n");
     r.commit("Moodle 5.1");
     r.tag("v5.1.0");
