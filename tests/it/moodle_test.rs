@@ -238,6 +238,21 @@ fn a_broken_install_a_schema_difference_and_a_syntax_error_are_named() {
     let fail = &step(&j, "install")["failures"][0];
     assert_eq!(fail["component"], "local_broken");
     assert_eq!(fail["message"], "Exception - broken on purpose");
+    // --keep leaves the scratch tree and the cluster, and says where.
+    let (code, j, _) = test(&f, &tmp, &site, &["--install", "--keep"]);
+    assert_eq!(code, 7);
+    let kept: Vec<PathBuf> = j["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| PathBuf::from(k.as_str().unwrap()))
+        .collect();
+    assert_eq!(kept.len(), 2, "{j}");
+    assert!(kept[0].join("code/config.php").is_file());
+    assert!(kept[1].join("data/PG_VERSION").is_file());
+    for k in &kept {
+        std::fs::remove_dir_all(k).unwrap();
+    }
 
     // An upgrade that forgets a column the install file declares.
     let forgetful = plugin(
