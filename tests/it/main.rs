@@ -5,6 +5,7 @@
 mod support;
 
 mod composer;
+mod deploy;
 mod directory;
 mod gitops;
 mod hardening;

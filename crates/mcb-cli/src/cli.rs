@@ -165,6 +165,53 @@ pub enum Command {
     /// Prove the site's current generation with Moodle's own command line: lint, install
     /// or upgrade from the previous generation, schema check; exit 7 when it fails.
     Test(TestArgs),
+    /// Push a site's branch (and its test results) to a git remote.
+    Push(PushArgs),
+    /// Lay a site's generation out on this machine as DIR/releases/<commit> and switch
+    /// DIR/current to it.
+    Deploy(DeployArgs),
+    /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
+    Completions(CompletionsArgs),
+    /// The manual page, in roff, on stdout.
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// [SITE.ron|NAME] REMOTE: the site (default site.ron) and where to push it.
+    #[arg(num_args = 1..=2, value_names = ["SITE", "REMOTE"], required = true)]
+    pub args: Vec<String>,
+    /// Overwrite a remote branch that has diverged.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// A git remote holding the site's branch, or an mcb store on this machine.
+    #[arg(required_unless_present = "rollback")]
+    pub from: Option<String>,
+    /// The site's name.
+    #[arg(long, required_unless_present = "rollback")]
+    pub site: Option<String>,
+    /// The generation (default: the newest).
+    #[arg(long, value_name = "COMMIT")]
+    pub commit: Option<String>,
+    /// The deploy directory: releases/ and the current link go there.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Releases to keep.
+    #[arg(long, default_value_t = mcb_realise::KEEP_RELEASES)]
+    pub keep: usize,
+    /// Switch current back to the release before it.
+    #[arg(long, conflicts_with_all = ["from", "commit"])]
+    pub rollback: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]

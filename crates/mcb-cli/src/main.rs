@@ -40,6 +40,10 @@ fn main() -> ExitCode {
         Command::Remove(a) => cmd::edit::remove(g, a),
         Command::Import(a) => cmd::import::run(g, a),
         Command::Test(a) => cmd::test::run(g, a),
+        Command::Push(a) => cmd::remote::push(g, a),
+        Command::Deploy(a) => cmd::remote::deploy(g, a),
+        Command::Completions(a) => cmd::remote::completions(a),
+        Command::Man => cmd::remote::man(),
     };
     let exit = match result {
         Ok(exit) => exit,

@@ -14,6 +14,7 @@ mod changes;
 mod commit;
 mod compose;
 mod context;
+mod deploy;
 mod error;
 mod fetch;
 mod generations;
@@ -34,6 +35,7 @@ mod upgrade;
 pub use catalog::{SiteCatalog, SourcePick};
 pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use commit::{Committed, LOCK_MARKER, lock_in_commit, source_label};
+pub use deploy::{DeploySource, Deployed, KEEP_RELEASES, Pushed, deploy, push, rollback_deploy};
 pub use error::RealiseError;
 pub use fetch::Fetched;
 pub use generations::{

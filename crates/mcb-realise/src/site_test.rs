@@ -315,7 +315,7 @@ fn fs_error(what: &str, e: std::io::Error) -> RealiseError {
 
 /// `from` laid out at `to`: directories made, files hardlinked (copied across
 /// filesystems), symlinks made again.
-fn link_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
+pub(crate) fn link_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
     for e in walkdir::WalkDir::new(from).follow_links(false) {
         let e = e.map_err(|e| fs_error("cannot read the generation", e.into()))?;
         let rel = e.path().strip_prefix(from).expect("under its root");

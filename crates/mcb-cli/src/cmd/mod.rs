@@ -10,6 +10,7 @@ pub mod info;
 pub mod plan;
 pub mod realise;
 pub mod reconcile;
+pub mod remote;
 pub mod reproduce;
 pub mod sites;
 pub mod test;

@@ -1,0 +1,101 @@
+//! `mcb push`, `mcb deploy`, `mcb completions`, `mcb man`.
+
+use mcb_realise::{DeploySource, SiteRef};
+
+use crate::cli::{CompletionsArgs, DeployArgs, GlobalArgs, PushArgs, local_options};
+use crate::error::{CliError, Exit};
+use crate::term::{out_json, say};
+
+pub fn push(g: &GlobalArgs, a: &PushArgs) -> Result<Exit, CliError> {
+    let (site, remote) = match a.args.as_slice() {
+        [remote] => ("site.ron".to_string(), remote.clone()),
+        [site, remote] => (site.clone(), remote.clone()),
+        _ => unreachable!("clap takes one or two"),
+    };
+    let opts = local_options(g);
+    let site = SiteRef::parse(&site, &opts.store)?;
+    let p = mcb_realise::push(&opts, &site.name, &remote, a.force)?;
+    if g.json {
+        out_json(&p);
+    } else if !g.quiet {
+        if p.updated {
+            say!(
+                "pushed {} ({}) to {}",
+                p.site,
+                &p.commit.as_str()[..12],
+                p.remote
+            );
+        } else {
+            say!(
+                "{} already has {} at {}",
+                p.remote,
+                p.site,
+                &p.commit.as_str()[..12]
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<Exit, CliError> {
+    let d = if a.rollback {
+        mcb_realise::rollback_deploy(&a.to)?
+    } else {
+        let from = a.from.as_deref().expect("clap requires it");
+        let site = a.site.as_deref().expect("clap requires it");
+        mcb_realise::deploy(
+            &DeploySource::parse(from),
+            site,
+            a.commit.as_deref(),
+            &a.to,
+            a.keep,
+        )?
+    };
+    if g.json {
+        out_json(&d);
+    } else if !g.quiet {
+        say!(
+            "{} {} → {}{}",
+            if a.rollback {
+                "rolled back"
+            } else {
+                "deployed"
+            },
+            d.current.display(),
+            d.release.display(),
+            if d.hardlinked {
+                " (hardlinked from the store)"
+            } else {
+                ""
+            }
+        );
+        if let Some(p) = &d.previous {
+            say!("  was {}", p.display());
+        }
+        for r in &d.removed {
+            say!("  removed {}", r.display());
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn completions(a: &CompletionsArgs) -> Result<Exit, CliError> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "mcb", &mut std::io::stdout());
+    Ok(Exit::Success)
+}
+
+pub fn man() -> Result<Exit, CliError> {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .map_err(|e| CliError::failure("cannot render the manual page".into(), e))?;
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&out)
+        .map_err(|e| CliError::failure("cannot write the manual page".into(), e))?;
+    Ok(Exit::Success)
+}

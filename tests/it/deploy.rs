@@ -1,0 +1,315 @@
+//! Codebases leave the machine that built them: `push` to a bare repository and to a git
+//! daemon on 127.0.0.1, `deploy` from the remote alone (and from a store), switching,
+//! rolling back, failing without touching `current`, and links kept as links.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::*;
+
+fn mcb(f: &Fixture, args: &[&str]) -> Output {
+    f.mcb().args(args).output().unwrap()
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A site with a plugin and a config.php link, realised; returns the site file.
+fn site(f: &Fixture, m: &GitRepo, x: &GitRepo, tag: &str) -> PathBuf {
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    f.site(
+        &Site::new("web")
+            .core(m.url(), "4.5")
+            .plugin("mod_x", Src::git(x.url()).at(tag))
+            .directory(list.display().to_string())
+            .link("config.php", "/etc/moodle/web/config.php"),
+    )
+}
+
+fn bare(f: &Fixture, name: &str) -> PathBuf {
+    let p = f.path(name);
+    std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&p)
+        .status()
+        .unwrap();
+    p
+}
+
+#[test]
+fn push_to_a_bare_repository_twice_and_after_divergence() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin_repo(
+        f.path("mod_x"),
+        &[("v1", plugin_php("mod_x", 2024050100, "2024100700", ""))],
+    );
+    let site = site(&f, &m, &x, "v1");
+    f.realise_ok(&site);
+    let remote = bare(&f, "remote.git");
+    let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
+    assert_eq!(j["updated"], true);
+    let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
+    assert_eq!(j["updated"], false, "pushing twice changes nothing");
+    assert_eq!(
+        branch_head(&f.store(), "web"),
+        git_at(&remote, &["rev-parse", "web"])
+    );
+    // Someone else commits on the remote's branch: refused, then --force.
+    let tree = git_at(&remote, &["rev-parse", "web^{tree}"]);
+    let other = git_at(
+        &remote,
+        &["commit-tree", &tree, "-p", "web", "-m", "elsewhere"],
+    );
+    git_at(&remote, &["update-ref", "refs/heads/web", &other]);
+    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("has diverged"), "{err}");
+    assert_eq!(git_at(&remote, &["rev-parse", "web"]), other, "untouched");
+    ok(&mcb(&f, &["push", "--force", s(&site), s(&remote)]));
+    assert_eq!(
+        git_at(&remote, &["rev-parse", "web"]),
+        branch_head(&f.store(), "web")
+    );
+}
+
+fn git_at(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "x")
+        .env("GIT_AUTHOR_EMAIL", "x@x")
+        .env("GIT_COMMITTER_NAME", "x")
+        .env("GIT_COMMITTER_EMAIL", "x@x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `git daemon` serving `base` on 127.0.0.1, push allowed; stopped when dropped (the
+/// daemon runs as a process of its own: its pid file says which).
+struct Daemon {
+    wrapper: std::process::Child,
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(base: &Path) -> Daemon {
+        let port = crate::support::http::closed_port().port();
+        let pid_file = base.with_extension("pid");
+        let wrapper = std::process::Command::new("git")
+            .args([
+                "daemon",
+                "--export-all",
+                "--enable=receive-pack",
+                "--reuseaddr",
+            ])
+            .arg(format!("--pid-file={}", pid_file.display()))
+            .arg(format!("--base-path={}", base.display()))
+            .args(["--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Daemon {
+            wrapper,
+            pid_file,
+            port,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let _ = self.wrapper.kill();
+        let _ = self.wrapper.wait();
+    }
+}
+
+#[test]
+fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin_repo(
+        f.path("mod_x"),
+        &[
+            ("v1", plugin_php("mod_x", 2024050100, "2024100700", "")),
+            ("v2", plugin_php("mod_x", 2024060100, "2024100700", "")),
+        ],
+    );
+    let site_file = site(&f, &m, &x, "v1");
+    let first = f.realise_ok(&site_file);
+    let served = f.path("served");
+    std::fs::create_dir_all(&served).unwrap();
+    bare(&f, "served/web.git");
+    let daemon = Daemon::start(&served);
+    let remote = format!("git://127.0.0.1:{}/web.git", daemon.port);
+    ok(&mcb(&f, &["push", s(&site_file), &remote]));
+    ok(&mcb(&f, &["push", s(&site_file), &remote]));
+
+    // A web server with nothing but the remote.
+    let www = f.path("www");
+    let j = ok(&mcb(
+        &f,
+        &[
+            "deploy",
+            "--json",
+            &remote,
+            "--site",
+            "web",
+            "--to",
+            s(&www),
+        ],
+    ));
+    assert_eq!(j["commit"], first["commit"]);
+    assert_eq!(j["hardlinked"], false);
+    let current = www.join("current");
+    assert!(current.join("mod/x/version.php").is_file());
+    let cfg = current.join("config.php");
+    assert!(
+        std::fs::symlink_metadata(&cfg)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(&cfg).unwrap(),
+        PathBuf::from("/etc/moodle/web/config.php"),
+        "the link is kept as a link, never followed"
+    );
+    let same = |p: &Path, q: &Path| std::fs::read(p).unwrap() == std::fs::read(q).unwrap();
+    assert!(same(
+        &current.join("mod/x/version.php"),
+        &f.path("site/result/mod/x/version.php")
+    ));
+
+    // A second generation: deployed, then rolled back.
+    site(&f, &m, &x, "v2");
+    let second = f.realise_ok(&site_file);
+    ok(&mcb(&f, &["push", s(&site_file), &remote]));
+    let j = ok(&mcb(
+        &f,
+        &[
+            "deploy",
+            "--json",
+            &remote,
+            "--site",
+            "web",
+            "--to",
+            s(&www),
+        ],
+    ));
+    assert_eq!(j["commit"], second["commit"]);
+    assert!(
+        std::fs::read_to_string(current.join("mod/x/version.php"))
+            .unwrap()
+            .contains("2024060100")
+    );
+    let j = ok(&mcb(
+        &f,
+        &["deploy", "--json", "--rollback", "--to", s(&www)],
+    ));
+    assert_eq!(j["commit"], first["commit"]);
+    assert!(
+        std::fs::read_to_string(current.join("mod/x/version.php"))
+            .unwrap()
+            .contains("2024050100")
+    );
+
+    // Failures leave current as it is.
+    let before = std::fs::read_link(&current).unwrap();
+    let out = mcb(
+        &f,
+        &[
+            "deploy",
+            &remote,
+            "--site",
+            "web",
+            "--commit",
+            "0123456789abcdef",
+            "--to",
+            s(&www),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_link(&current).unwrap(), before);
+    let gone = format!("git://{}/web.git", crate::support::http::closed_port());
+    let out = mcb(&f, &["deploy", &gone, "--site", "web", "--to", s(&www)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot fetch site web"), "{err}");
+    assert_eq!(std::fs::read_link(&current).unwrap(), before);
+    drop(daemon);
+
+    // From the store itself: hardlinked.
+    let www2 = f.path("www2");
+    let j = ok(&mcb(
+        &f,
+        &[
+            "deploy",
+            "--json",
+            s(&f.store()),
+            "--site",
+            "web",
+            "--to",
+            s(&www2),
+        ],
+    ));
+    assert_eq!(j["hardlinked"], true);
+    assert!(www2.join("current/mod/x/version.php").is_file());
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_command_line() {
+    let f = Fixture::new();
+    let out = mcb(&f, &["completions", "bash"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("reconcile") && text.contains("rollback"),
+        "{text}"
+    );
+    let out = mcb(&f, &["man"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH mcb"),
+        "{text}"
+    );
+    assert!(text.contains("realise"));
+}
