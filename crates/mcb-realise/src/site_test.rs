@@ -85,6 +85,20 @@ pub struct MoodleFailure {
     pub code: Option<String>,
 }
 
+impl std::fmt::Display for MoodleFailure {
+    /// `component: message [code]`, as far as each is known.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(c) = &self.component {
+            write!(f, "{c}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " [{code}]")?;
+        }
+        Ok(())
+    }
+}
+
 /// One step's result.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepResult {
@@ -771,18 +785,7 @@ fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
             s.detail
         ));
         for f in &s.failures {
-            text.push_str(&format!(
-                "  {}{}{}\n",
-                f.component
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                f.message,
-                f.code
-                    .as_deref()
-                    .map(|c| format!(" [{c}]"))
-                    .unwrap_or_default()
-            ));
+            text.push_str(&format!("  {f}\n"));
         }
     }
     let out = Command::new("git")

@@ -56,18 +56,7 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
                 s.detail
             );
             for f in &s.failures {
-                say!(
-                    "    {}{}{}",
-                    f.component
-                        .as_deref()
-                        .map(|c| format!("{c}: "))
-                        .unwrap_or_default(),
-                    f.message,
-                    f.code
-                        .as_deref()
-                        .map(|c| format!(" [{c}]"))
-                        .unwrap_or_default()
-                );
+                say!("    {f}");
             }
         }
         for k in &r.kept {
