@@ -97,9 +97,12 @@ pub fn pending(
         None => None,
     };
     let mut warnings = plan.warnings.clone();
+    // Advisories are asked of the repositories; offline there is no one to ask.
     let advisories = match &old_lock {
-        Some(lock) => advisory_hits(&sources, &ctx.http, lock, &plan, &mut warnings),
-        None => Vec::new(),
+        Some(lock) if !opts.offline => {
+            advisory_hits(&sources, &ctx.http, lock, &plan, &mut warnings)
+        }
+        _ => Vec::new(),
     };
     warnings.extend(sources.take_notes());
     Ok(Pending {
