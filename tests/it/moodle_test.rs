@@ -478,4 +478,19 @@ fn reconcile_with_test_serves_a_generation_only_once_it_passes() {
         "switched"
     );
     assert_eq!(j["plugins"]["local_flaky"]["version"], "2024030100");
+    // The upgrade was tested from the generation that passed (the one served), not from
+    // the failed one in between.
+    let note = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(f.store().join("git"))
+        .args(["notes", "--ref", "refs/notes/mcb-test", "show"])
+        .arg(j["commit"].as_str().unwrap())
+        .output()
+        .unwrap();
+    let note = String::from_utf8_lossy(&note.stdout);
+    let from = &first["commit"].as_str().unwrap()[..12];
+    assert!(
+        note.contains("upgrade passed") && note.contains(&format!("{from} →")),
+        "{note}"
+    );
 }

@@ -632,14 +632,35 @@ pub fn test_site(
     })?;
     let log = ctx.git.first_parent_log(&head, 100_000)?;
     let tree = log[0].1.clone();
-    let previous = log.iter().skip(1).find(|(_, t, _)| *t != tree).cloned();
+    // The generation to upgrade from: the one `result` serves (what the site's database
+    // has run), else the newest earlier one whose own test passed, else the one before.
+    let earlier: Vec<&(GitOid, GitOid, i64)> =
+        log.iter().skip(1).filter(|(_, t, _)| *t != tree).collect();
+    let link = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| site.dir().join("result"));
+    let served: Option<GitOid> = std::fs::read_link(&link).ok().and_then(|t| {
+        t.file_name()
+            .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
+    });
+    let previous = earlier
+        .iter()
+        .find(|(_, t, _)| Some(t) == served.as_ref())
+        .or_else(|| {
+            earlier
+                .iter()
+                .find(|(c, _, _)| recorded_result(&ctx.git, c).as_deref() == Some("passed"))
+        })
+        .or(earlier.first())
+        .map(|g| (*g).clone());
 
     // What to run: the flags given, else lint, an upgrade (or an install) and the schema.
     let chosen = plan.lint || plan.install || plan.upgrade_from.is_some() || plan.schema;
     let do_lint = if chosen { plan.lint } else { true };
     let upgrade_from: Option<String> = match &plan.upgrade_from {
         Some(f) => Some(f.clone()),
-        None if !chosen && previous.is_some() => Some("-1".into()),
+        None if !chosen => previous.as_ref().map(|(c, _, _)| c.as_str().to_string()),
         None => None,
     };
     let do_install =
