@@ -635,23 +635,35 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
     assert!(text(&out).contains("up to date"), "{}", text(&out));
 }
 
-#[test]
-fn watch_picks_up_a_change_and_stops_on_sigterm() {
+/// `mcb reconcile --json --watch 1 SITE` running, and the lines it prints.
+fn watch(
+    f: &Fixture,
+    site: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
     use std::io::BufRead;
-    let f = Fixture::new();
-    let m = moodle_repo(f.path("moodle"));
-    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
-    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
         .env_remove("MCB_STORE")
         .arg("--store")
         .arg(f.store())
-        .args(["reconcile", "--json", "--watch", "1", s(&site)])
+        .args(["reconcile", "--json", "--watch", "1", s(site)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[test]
+fn watch_picks_up_a_change_and_stops_on_sigterm() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let (mut child, mut lines) = watch(&f, &site);
     let mut next =
         || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
     let r1 = next();
@@ -677,23 +689,13 @@ fn watch_picks_up_a_change_and_stops_on_sigterm() {
 
 #[test]
 fn a_failed_round_is_reported_and_the_watch_goes_on() {
-    use std::io::BufRead;
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
     let site = good_site(&f, &m, &[]);
     f.realise_ok(&site);
     // A broken site file: the round fails, the loop survives it.
     std::fs::write(&site, "Site(").unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
-        .env_remove("MCB_STORE")
-        .arg("--store")
-        .arg(f.store())
-        .args(["reconcile", "--json", "--watch", "1", s(&site)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = watch(&f, &site);
     let r1: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(r1["ok"], false, "{r1}");
     assert_eq!(r1["error"]["kind"], "config");
