@@ -82,6 +82,23 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
         git_at(&remote, &["rev-parse", "web"]),
         branch_head(&f.store(), "web")
     );
+    assert_eq!(
+        git_at(&remote, &["rev-parse", "web/gen-1^{commit}"]),
+        branch_head(&f.store(), "web"),
+        "each generation is tagged SITE/gen-N"
+    );
+    // A remote whose generation tag names another commit has another history.
+    git_at(&remote, &["update-ref", "refs/tags/web/gen-1", &other]);
+    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("has tag web/gen-1 on another commit"), "{err}");
+    assert_eq!(git_at(&remote, &["rev-parse", "web/gen-1"]), other);
+    ok(&mcb(&f, &["push", "--force", s(&site), s(&remote)]));
+    assert_eq!(
+        git_at(&remote, &["rev-parse", "web/gen-1"]),
+        branch_head(&f.store(), "web")
+    );
 }
 
 fn git_at(repo: &Path, args: &[&str]) -> String {
@@ -241,9 +258,45 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
             .unwrap()
             .contains("2024060100")
     );
+    assert_eq!(
+        git_at(&served.join("web.git"), &["rev-parse", "web/gen-2"]),
+        second["commit"].as_str().unwrap(),
+        "the second push tags the second generation"
+    );
     let j = ok(&mcb(
         &f,
         &["deploy", "--json", "--rollback", "--to", s(&www)],
+    ));
+    assert_eq!(j["commit"], first["commit"]);
+    // A generation by its number, as `mcb history` and the tags name it.
+    let j = ok(&mcb(
+        &f,
+        &[
+            "deploy",
+            "--json",
+            &remote,
+            "--site",
+            "web",
+            "--commit",
+            "web/gen-2",
+            "--to",
+            s(&www),
+        ],
+    ));
+    assert_eq!(j["commit"], second["commit"]);
+    let j = ok(&mcb(
+        &f,
+        &[
+            "deploy",
+            "--json",
+            &remote,
+            "--site",
+            "web",
+            "--commit",
+            "gen-1",
+            "--to",
+            s(&www),
+        ],
     ));
     assert_eq!(j["commit"], first["commit"]);
     assert!(

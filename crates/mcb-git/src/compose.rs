@@ -154,3 +154,69 @@ impl GitStore {
         Ok(())
     }
 }
+
+impl GitStore {
+    /// Tags every commit on `branch`'s first parents `refs/tags/<branch>/gen-<N>`, N
+    /// counting from its first commit, and returns the tag names, oldest first. A site's
+    /// history only grows (rollback is a new commit), so a number names one commit for
+    /// good; a tag already there is left as it is.
+    pub fn tag_generations(&self, branch: &str) -> Result<Vec<String>, GitError> {
+        use gix::refs::transaction::PreviousValue;
+        let Some(head) = self.branch_head(branch)? else {
+            return Ok(Vec::new());
+        };
+        let mut log = self.first_parent_log(&head, usize::MAX)?;
+        log.reverse();
+        let repo = self.repo();
+        let mut names = Vec::with_capacity(log.len());
+        for (n, (commit, _, _)) in log.iter().enumerate() {
+            let name = format!("refs/tags/{branch}/gen-{}", n + 1);
+            let exists = repo
+                .try_find_reference(name.as_str())
+                .context(|| format!("cannot read tag {name}"))?
+                .is_some();
+            if !exists {
+                repo.reference(
+                    name.as_str(),
+                    oid(commit),
+                    PreviousValue::MustNotExist,
+                    "mcb push",
+                )
+                .context(|| format!("cannot tag {commit} as {name}"))?;
+            }
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    /// Deletes the generation tags of `branch` (a site forgotten; a new site of that name
+    /// numbers its own).
+    pub fn delete_generation_tags(&self, branch: &str) -> Result<(), GitError> {
+        use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
+        let repo = self.repo();
+        let prefix = format!("refs/tags/{branch}/gen-");
+        let platform = repo
+            .references()
+            .context(|| "cannot list tags".to_string())?;
+        let mut edits = Vec::new();
+        for r in platform
+            .prefixed(prefix.as_str())
+            .context(|| "cannot list tags".to_string())?
+        {
+            let r = r.map_err(|e| GitError::new("cannot read a tag", e))?;
+            edits.push(RefEdit {
+                change: Change::Delete {
+                    expected: PreviousValue::Any,
+                    log: RefLog::AndReference,
+                },
+                name: r.name().to_owned(),
+                deref: false,
+            });
+        }
+        if !edits.is_empty() {
+            repo.edit_references(edits)
+                .context(|| format!("cannot delete the tags of {branch}"))?;
+        }
+        Ok(())
+    }
+}

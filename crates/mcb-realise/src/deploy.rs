@@ -68,8 +68,11 @@ pub struct Pushed {
     pub site: String,
     pub remote: String,
     pub commit: GitOid,
-    /// The remote's branch moved (false: it was there already).
+    /// The remote's branch or tags moved (false: all was there already).
     pub updated: bool,
+    /// The generation tags pushed (`SITE/gen-N`, one per commit of the branch), those the
+    /// remote had included.
+    pub tags: usize,
 }
 
 /// Pushes site `name`'s branch and its test results to `remote`. A remote whose branch
@@ -84,11 +87,17 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
             "`mcb sites` lists the sites in the store",
         )
     })?;
+    let tags = gs.tag_generations(name)?;
     let branch = format!("refs/heads/{name}:refs/heads/{name}");
+    let tag_spec = format!("refs/tags/{name}/gen-*:refs/tags/{name}/gen-*");
     let mut c = git(gs.path());
     c.args(["push", "--porcelain"]);
     c.arg(remote);
-    c.arg(if force { format!("+{branch}") } else { branch });
+    if force {
+        c.arg(format!("+{branch}")).arg(format!("+{tag_spec}"));
+    } else {
+        c.arg(branch).arg(tag_spec);
+    }
     let has_notes = git(gs.path())
         .args(["rev-parse", "--verify", "-q", TEST_NOTES])
         .stdout(Stdio::null())
@@ -112,6 +121,22 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
             hint: "look at both histories; --force makes the remote's branch this store's".into(),
         });
     }
+    let tag_prefix = format!("refs/tags/{name}/gen-");
+    let ref_lines = || {
+        text.lines()
+            .filter(|l| l.starts_with(['!', '=', ' ', '+', '*', '-']) && l.contains('\t'))
+    };
+    if let Some(bad) = ref_lines().find(|l| l.starts_with('!') && l.contains(&tag_prefix)) {
+        let tag = bad.split('\t').nth(1).unwrap_or("").split(':').next_back();
+        return Err(RealiseError::Owner {
+            message: format!(
+                "{remote} has tag {} on another commit: its history of site {name} is not this store's",
+                tag.unwrap_or("").trim_start_matches("refs/tags/")
+            ),
+            hint: "look at both histories; --force makes the remote's branch and tags this store's"
+                .into(),
+        });
+    }
     if !out.status.success() {
         return Err(fail(
             format!(
@@ -125,7 +150,8 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
         site: name.to_string(),
         remote: remote.to_string(),
         commit: head,
-        updated: !line.starts_with('='),
+        updated: ref_lines().any(|l| !l.starts_with('=')),
+        tags: tags.len(),
     })
 }
 
@@ -276,12 +302,37 @@ pub fn deploy(
             .arg(format!("{tip_ref}^{{commit}}")),
         &format!("site {name} is not there"),
     )?;
+    let generation = commit.and_then(|c| {
+        c.strip_prefix(&format!("{name}/"))
+            .unwrap_or(c)
+            .strip_prefix("gen-")
+            .and_then(|n| n.parse::<usize>().ok())
+    });
     let wanted = match commit {
+        // `gen-N` (or the tag `SITE/gen-N` push makes): the Nth commit of the branch.
+        Some(c) if generation.is_some() => {
+            let n = generation.unwrap_or(0);
+            let log = run_git(
+                git(&git_dir)
+                    .args(["rev-list", "--first-parent", "--reverse"])
+                    .arg(tip.trim()),
+                &format!("cannot read the history of site {name}"),
+            )?;
+            log.lines()
+                .nth(n.wrapping_sub(1))
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    fail(
+                        format!("site {name} has no generation {c}"),
+                        "`mcb history` lists the generations; gen-1 is the first",
+                    )
+                })?
+        }
         Some(c) => {
             if !c.bytes().all(|b| b.is_ascii_hexdigit()) || c.len() < 7 {
                 return Err(fail(
                     format!("--commit {c} is not a commit id"),
-                    "give at least 7 hex digits of a commit on the site's branch",
+                    "give at least 7 hex digits of a commit on the site's branch, or gen-N",
                 ));
             }
             let full = run_git(

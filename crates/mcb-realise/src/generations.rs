@@ -52,6 +52,9 @@ impl SiteRef {
 /// One generation of a site: a commit on its branch.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Generation {
+    /// Its place in the site's history, 1 for the first commit: `mcb push` tags it
+    /// `SITE/gen-N`, `mcb deploy --commit gen-N` takes it.
+    pub number: usize,
     pub commit: GitOid,
     pub tree: GitOid,
     /// Seconds since the epoch.
@@ -86,6 +89,11 @@ pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generatio
     let head = git.branch_head(name)?.ok_or_else(|| no_site(name))?;
     // One more than shown: the oldest shown needs its parent's lock for its changes.
     let log = git.first_parent_log(&head, limit.saturating_add(1))?;
+    let total = if log.len() <= limit {
+        log.len()
+    } else {
+        git.first_parent_log(&head, usize::MAX)?.len()
+    };
     let locks: Vec<Option<Lock>> = log
         .iter()
         .map(|(c, _, _)| lock_in_commit(&git, c).ok().flatten())
@@ -100,6 +108,7 @@ pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generatio
         };
         let message = git.commit_message(commit)?;
         out.push(Generation {
+            number: total - i,
             commit: commit.clone(),
             tree: tree.clone(),
             date: *time,
@@ -455,6 +464,7 @@ pub fn forget(
         }
     }
     ctx.git.delete_branch(name, &head)?;
+    ctx.git.delete_generation_tags(name)?;
     ctx.store.remove_site_owner(name)?;
     Ok(Forgotten {
         site: name.to_string(),

@@ -50,7 +50,8 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
     }
     for gen_ in &generations {
         say!(
-            "{} {} {}{}{}{}",
+            "gen-{} {} {} {}{}{}{}",
+            gen_.number,
             &gen_.commit.as_str()[..12],
             date(gen_.date),
             gen_.title,

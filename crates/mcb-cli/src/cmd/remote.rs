@@ -20,17 +20,19 @@ pub fn push(g: &GlobalArgs, a: &PushArgs) -> Result<Exit, CliError> {
     } else if !g.quiet {
         if p.updated {
             say!(
-                "pushed {} ({}) to {}",
+                "pushed {} ({}, gen-{}) to {}",
                 p.site,
                 &p.commit.as_str()[..12],
+                p.tags,
                 p.remote
             );
         } else {
             say!(
-                "{} already has {} at {}",
+                "{} already has {} at {} (gen-{})",
                 p.remote,
                 p.site,
-                &p.commit.as_str()[..12]
+                &p.commit.as_str()[..12],
+                p.tags
             );
         }
     }
