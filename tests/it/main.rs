@@ -7,6 +7,7 @@ mod support;
 mod composer;
 mod deploy;
 mod directory;
+mod docs;
 mod gitops;
 mod hardening;
 mod lifecycle;

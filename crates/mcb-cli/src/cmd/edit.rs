@@ -53,6 +53,11 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> Result<Exit, CliError> {
     };
     let text = starter(&name, &a.moodle.to_string());
     mcb_config::SiteFile::parse(&a.site, &text)?;
+    // A new site's directory is made with its file.
+    if let Some(dir) = a.site.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io_error(format!("cannot make {}", dir.display()), e))?;
+    }
     write(&a.site, &text)?;
     if !g.quiet && !g.json {
         say!(
@@ -85,7 +90,10 @@ fn edit_then_plan(
         Ok(_) => Ok(Exit::Success),
         Err(mut e) => {
             write(site, old)?;
-            e.hints.push(format!("{} is as it was", site.display()));
+            e.hints.push(format!(
+                "the edit is undone: {} is as it was",
+                site.display()
+            ));
             Err(e)
         }
     }

@@ -67,9 +67,13 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         say!("  {:<28} {how}", p.component);
         if let Some(n) = &p.nearest {
             say!(
-                "    {} file{} differ from {n}:",
+                "    {} {} from {n}:",
                 p.differs.len(),
-                if p.differs.len() == 1 { "" } else { "s" }
+                if p.differs.len() == 1 {
+                    "file differs"
+                } else {
+                    "files differ"
+                }
             );
             for d in p.differs.iter().take(20) {
                 say!("      {d}");
@@ -95,8 +99,14 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
             r.installation_tree
         );
     }
+    // With the same files, what could not be recognised is worth knowing, not a failure.
+    let label = if r.same_files() {
+        "note"
+    } else {
+        "cannot reproduce"
+    };
     for p in &r.problems {
-        say!("cannot reproduce: {p}");
+        say!("{label}: {p}");
     }
     Ok(code)
 }
