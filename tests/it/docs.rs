@@ -385,3 +385,30 @@ fn every_site_file_the_documentation_shows_parses() {
     }
     assert!(checked >= 3, "only {checked} site files found");
 }
+
+/// Every command `mcb --help` lists has its row in the README's table of commands.
+#[test]
+fn the_readme_describes_every_command() {
+    let help = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 20, "{help}");
+    let missing: Vec<&&str> = commands
+        .iter()
+        .filter(|c| {
+            !readme.contains(&format!("| `mcb {c}")) && !readme.contains(&format!(", `mcb {c}`"))
+        })
+        .collect();
+    assert!(missing.is_empty(), "README's table lacks {missing:?}");
+}

@@ -165,7 +165,7 @@ pub enum Command {
     /// Prove the site's current generation with Moodle's own command line: lint, install
     /// or upgrade from the previous generation, schema check; exit 7 when it fails.
     Test(TestArgs),
-    /// Push a site's branch (and its test results) to a git remote.
+    /// Push a site's branch, its generation tags (SITE/gen-N) and its test results to a git remote.
     Push(PushArgs),
     /// Lay a site's generation out on this machine as DIR/releases/<commit> and switch
     /// DIR/current to it.
