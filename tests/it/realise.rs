@@ -826,3 +826,39 @@ fn warnings_are_said_again_by_a_run_that_changes_nothing_and_not_with_q() {
     assert!(quiet.status.success());
     assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty());
 }
+
+/// https upstreams, git and zip alike, go through rustls with the one crypto provider mcb
+/// installs: a server that does not speak TLS is a TLS error for each, never a crash.
+#[test]
+fn https_upstreams_speak_tls_for_git_and_zips() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            let mut c = c;
+            let _ = std::io::Write::write_all(&mut c, b"HTTP/1.0 200 OK\r\n\r\nnot tls\r\n");
+        }
+    });
+    for (component, src) in [
+        (
+            "local_x",
+            Src::git(format!("https://127.0.0.1:{port}/x.git")),
+        ),
+        (
+            "local_y",
+            Src::zip(format!("https://127.0.0.1:{port}/y.zip")),
+        ),
+    ] {
+        let site = f.site(&Site::new("s").core(m.url(), "4.5").plugin(component, src));
+        let out = f.mcb().arg("realise").arg(&site).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains(component), "{err}");
+        assert!(
+            err.contains("corrupt message"),
+            "the TLS layer answered: {err}"
+        );
+    }
+}

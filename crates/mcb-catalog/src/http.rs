@@ -108,6 +108,7 @@ pub fn host_of(url: &str) -> String {
 
 impl Http {
     pub fn new(offline: bool, limits: HttpLimits) -> Http {
+        mcb_git::tls::install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(limits.connect)

@@ -105,6 +105,8 @@ impl GitStore {
                 Direction::Fetch,
             )
             .context(what)?;
+        // gix's HTTP transport makes its reqwest client on connecting.
+        crate::tls::install_crypto_provider();
         let mut connection = remote
             .connect(Direction::Fetch)
             .map_err(|e| network_error(url, limits, e))?;

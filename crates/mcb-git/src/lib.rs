@@ -12,6 +12,7 @@ mod fetch;
 mod history;
 mod ingest;
 mod progress;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
