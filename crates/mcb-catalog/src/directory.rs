@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mcb_store::Store;
@@ -134,11 +135,34 @@ impl Default for CachePolicy {
     }
 }
 
-/// The `pluglist.php` list (or a local file in its format), loaded whole.
+/// The `pluglist.php` list (or a local file in its format). The list is checked whole
+/// once per content, and where each plugin's record lies is kept in the store's cache
+/// under the list's blake3; a run then parses only the records it asks for, so a list of
+/// thousands of plugins costs a read and a hash, not a parse.
 pub struct Pluglist {
     source: String,
-    records: HashMap<String, PluginRecord>,
+    bytes: Vec<u8>,
+    records: HashMap<String, RecordSlot>,
+    /// Every record parsed, for when a kept offset does not give the record it names.
+    whole: OnceLock<HashMap<String, PluginRecord>>,
 }
+
+/// Where one record is in the list's bytes, and the record once parsed.
+struct RecordSlot {
+    start: usize,
+    end: usize,
+    parsed: OnceLock<Option<PluginRecord>>,
+}
+
+/// The list's records as slices of it, each checked to be a plugin record.
+#[derive(Deserialize)]
+struct RawPluglist<'a> {
+    #[serde(borrow)]
+    plugins: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// The first line of a kept offsets file.
+const OFFSETS_HEADER: &str = "mcb list offsets 1";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -159,7 +183,7 @@ impl Pluglist {
     ) -> Result<Pluglist, CatalogError> {
         if let Some(path) = local_path(location) {
             let bytes = read_bounded(&path, http.limits().body_bytes)?;
-            return Pluglist::parse(location, &bytes);
+            return Pluglist::parse_cached(location, bytes, cache);
         }
         let Some(store) = cache else {
             return match http.get_conditional(location, None)? {
@@ -175,7 +199,7 @@ impl Pluglist {
         if let Some(c) = &cached {
             let fresh = now().saturating_sub(c.checked) < policy.max_age.as_secs();
             if http.is_offline() || (fresh && !policy.refresh) {
-                return Pluglist::parse(location, &c.body);
+                return Pluglist::parse_cached(location, c.body.clone(), cache);
             }
         } else if http.is_offline() {
             return Err(CatalogError::Directory {
@@ -188,7 +212,7 @@ impl Pluglist {
         match http.get_conditional(location, etag.as_deref())? {
             Fetched::NotModified => match cached {
                 Some(c) => {
-                    let list = Pluglist::parse(location, &c.body)?;
+                    let list = Pluglist::parse_cached(location, c.body, cache)?;
                     let _ = store.cache().set_index_checked(location, etag);
                     Ok(list)
                 }
@@ -199,28 +223,135 @@ impl Pluglist {
             },
             Fetched::Body { bytes, etag } => {
                 // Parse first: a broken answer never replaces a good cached list.
-                let list = Pluglist::parse(location, &bytes)?;
-                let _ = store.cache().set_index_list(location, &bytes, etag);
+                let list = Pluglist::parse_cached(location, bytes, cache)?;
+                let _ = store.cache().set_index_list(location, &list.bytes, etag);
                 Ok(list)
             }
         }
     }
 
-    pub fn parse(source: &str, bytes: &[u8]) -> Result<Pluglist, CatalogError> {
-        let list: PluglistJson =
-            serde_json::from_slice(bytes).map_err(|e| CatalogError::Directory {
-                url: source.to_string(),
-                message: format!("the answer is not a plugin list: {e}"),
-            })?;
+    /// Parses the list in `bytes`, checking every record; `cache` (a store) keeps where
+    /// each record is, and a list seen before is not parsed again.
+    pub fn parse_cached(
+        source: &str,
+        bytes: Vec<u8>,
+        cache: Option<&Store>,
+    ) -> Result<Pluglist, CatalogError> {
+        let key = cache.map(|_| mcb_store::Blake3::of(&bytes));
+        if let (Some(store), Some(key)) = (cache, &key)
+            && let Some(text) = store.cache().list_offsets(key)
+            && let Some(records) = read_offsets(&text, bytes.len())
+        {
+            return Ok(Pluglist {
+                source: source.to_string(),
+                bytes,
+                records,
+                whole: OnceLock::new(),
+            });
+        }
+        let records = index_records(source, &bytes)?;
+        if let (Some(store), Some(key)) = (cache, &key) {
+            // Best effort: a store that cannot be written parses again next time.
+            let _ = store
+                .cache()
+                .set_list_offsets(key, &write_offsets(&records));
+        }
         Ok(Pluglist {
             source: source.to_string(),
-            records: list
-                .plugins
-                .into_iter()
-                .map(|r| (r.component.clone(), r))
-                .collect(),
+            bytes,
+            records,
+            whole: OnceLock::new(),
         })
     }
+
+    pub fn parse(source: &str, bytes: &[u8]) -> Result<Pluglist, CatalogError> {
+        Pluglist::parse_cached(source, bytes.to_vec(), None)
+    }
+
+    /// Every record, parsed whole (only when a kept offset proved wrong).
+    fn whole(&self) -> &HashMap<String, PluginRecord> {
+        self.whole.get_or_init(|| {
+            serde_json::from_slice::<PluglistJson>(&self.bytes)
+                .map(|l| {
+                    l.plugins
+                        .into_iter()
+                        .map(|r| (r.component.clone(), r))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn not_a_list(source: &str, e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Directory {
+        url: source.to_string(),
+        message: format!("the answer is not a plugin list: {e}"),
+    }
+}
+
+/// Checks every record of the list in `bytes` and says where each is.
+fn index_records(source: &str, bytes: &[u8]) -> Result<HashMap<String, RecordSlot>, CatalogError> {
+    let list: RawPluglist = serde_json::from_slice(bytes).map_err(|e| not_a_list(source, e))?;
+    let base = bytes.as_ptr() as usize;
+    let mut records = HashMap::with_capacity(list.plugins.len());
+    for raw in list.plugins {
+        let record: PluginRecord =
+            serde_json::from_str(raw.get()).map_err(|e| not_a_list(source, e))?;
+        let start = raw.get().as_ptr() as usize - base;
+        records.insert(
+            record.component,
+            RecordSlot {
+                start,
+                end: start + raw.get().len(),
+                parsed: OnceLock::new(),
+            },
+        );
+    }
+    Ok(records)
+}
+
+fn write_offsets(records: &HashMap<String, RecordSlot>) -> String {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|(c, r)| format!("{c} {} {}", r.start, r.end))
+        .collect();
+    lines.sort();
+    let mut text = format!("{OFFSETS_HEADER}\n");
+    for l in lines {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    text
+}
+
+/// Kept offsets, read as input: each inside the list, or none of them.
+fn read_offsets(text: &str, len: usize) -> Option<HashMap<String, RecordSlot>> {
+    let mut lines = text.lines();
+    if lines.next()? != OFFSETS_HEADER {
+        return None;
+    }
+    let mut records = HashMap::new();
+    for l in lines {
+        let mut it = l.split(' ');
+        let (c, start, end) = (
+            it.next()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
+        if it.next().is_some() || start >= end || end > len || c.is_empty() {
+            return None;
+        }
+        records.insert(
+            c.to_string(),
+            RecordSlot {
+                start,
+                end,
+                parsed: OnceLock::new(),
+            },
+        );
+    }
+    Some(records)
 }
 
 impl PluginIndex for Pluglist {
@@ -229,7 +360,21 @@ impl PluginIndex for Pluglist {
     }
 
     fn lookup(&self, component: &str) -> Option<&PluginRecord> {
-        self.records.get(component)
+        let Some(slot) = self.records.get(component) else {
+            // Kept offsets that leave a plugin out are not believed either: the list is
+            // asked whether it names it at all.
+            let quoted = format!("\"{component}\"");
+            return memchr::memmem::find(&self.bytes, quoted.as_bytes())
+                .and_then(|_| self.whole().get(component));
+        };
+        let parsed = slot.parsed.get_or_init(|| {
+            self.bytes
+                .get(slot.start..slot.end)
+                .and_then(|b| serde_json::from_slice::<PluginRecord>(b).ok())
+                .filter(|r| r.component == component)
+        });
+        // A kept offset that does not give the record it names is not believed.
+        parsed.as_ref().or_else(|| self.whole().get(component))
     }
 }
 
@@ -291,6 +436,58 @@ mod tests {
         );
         assert!(r.versions.iter().any(|v| v.supports("4.5")));
         assert!(p.lookup("tool_nothing").is_none());
+    }
+
+    fn two_plugins() -> Vec<u8> {
+        let record = include_str!("../tests/data/pluglist-record-tool_opcache.json");
+        format!(
+            "{{\"timestamp\": 1, \"plugins\": [{record}, {{\"component\": \"mod_b\", \"versions\": []}}]}}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_list_seen_before_is_read_through_its_kept_offsets() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path().join("s")).unwrap();
+        let bytes = two_plugins();
+        let key = mcb_store::Blake3::of(&bytes);
+        let first = Pluglist::parse_cached("t", bytes.clone(), Some(&store)).unwrap();
+        let kept = store.cache().list_offsets(&key).expect("offsets kept");
+        assert_eq!(kept.lines().count(), 3, "{kept}");
+        let second = Pluglist::parse_cached("t", bytes.clone(), Some(&store)).unwrap();
+        for p in [&first, &second] {
+            assert_eq!(p.lookup("tool_opcache").unwrap().versions.len(), 31);
+            assert_eq!(p.lookup("mod_b").unwrap().component, "mod_b");
+            assert!(p.lookup("mod_c").is_none());
+        }
+        // Offsets that point elsewhere are not believed: the record comes from the list.
+        let swapped = kept
+            .replace("mod_b ", "mod_x ")
+            .replace("tool_opcache ", "mod_b ");
+        store.cache().set_list_offsets(&key, &swapped).unwrap();
+        let third = Pluglist::parse_cached("t", bytes.clone(), Some(&store)).unwrap();
+        assert_eq!(third.lookup("mod_b").unwrap().component, "mod_b");
+        assert!(third.lookup("mod_b").unwrap().versions.is_empty());
+        assert_eq!(
+            third.lookup("tool_opcache").unwrap().versions.len(),
+            31,
+            "a plugin the offsets leave out is still found"
+        );
+        assert!(third.lookup("mod_c").is_none());
+        // Offsets outside the list are no offsets at all.
+        store
+            .cache()
+            .set_list_offsets(&key, &format!("{OFFSETS_HEADER}\nmod_b 5 999999999\n"))
+            .unwrap();
+        let fourth = Pluglist::parse_cached("t", bytes, Some(&store)).unwrap();
+        assert_eq!(fourth.lookup("tool_opcache").unwrap().versions.len(), 31);
+    }
+
+    #[test]
+    fn a_malformed_record_refuses_the_list() {
+        let bad = br#"{"plugins": [{"component": "mod_a", "versions": [{"id": "x"}]}]}"#;
+        assert!(Pluglist::parse("x", bad).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `upstream-fetched-v1` | URL key | when the upstream's refs were last fetched (mtime), its URL |
 //! | `archive-manifests-v1` | md5 | the manifest, blake3 and date of a downloaded zip |
 //! | `index-lists-v1` | URL key | a plugin index's list (`.json`) and its ETag and last check (`.meta`) |
+//! | `list-offsets-v1` | blake3 of a list | where each plugin's record is in that list, so a run parses only the records it asks for |
 //!
 //! A URL key is the first 16 hex digits of the blake3 of the URL.
 
@@ -28,6 +29,9 @@ const UPSTREAM_FETCHED: &str = "upstream-fetched-v1";
 const ARCHIVE_MANIFESTS: &str = "archive-manifests-v1";
 const INDEX_LISTS: &str = "index-lists-v1";
 const TEST_SNAPSHOTS: &str = "test-snapshots-v1";
+const LIST_OFFSETS: &str = "list-offsets-v1";
+/// Offsets of lists not used for this long are removed by gc.
+const LIST_OFFSETS_MAX_AGE: u64 = 30 * 86_400;
 
 /// Every bucket this mcb writes.
 pub(crate) const BUCKETS: &[&str] = &[
@@ -37,6 +41,7 @@ pub(crate) const BUCKETS: &[&str] = &[
     ARCHIVE_MANIFESTS,
     INDEX_LISTS,
     TEST_SNAPSHOTS,
+    LIST_OFFSETS,
 ];
 
 /// The key of a URL in the cache (and of its namespace in the store's git repository).
@@ -194,6 +199,28 @@ impl Cache<'_> {
         self.write(INDEX_LISTS, &format!("{}.meta", url_key(url)), &text)
     }
 
+    /// The record offsets kept for the plugin list whose blake3 is `list` (text, as
+    /// `set_list_offsets` was given it), marked as used now.
+    pub fn list_offsets(&self, list: &Blake3) -> Option<String> {
+        let path = self.path(LIST_OFFSETS, list.as_str());
+        let text = fs::read_to_string(&path).ok()?;
+        // Used: kept from gc's age limit (touched at most once a day).
+        let old = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 86_400);
+        if old && let Ok(f) = fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Some(text)
+    }
+
+    /// Keeps the record offsets of the plugin list whose blake3 is `list`.
+    pub fn set_list_offsets(&self, list: &Blake3, text: &str) -> Result<()> {
+        self.write(LIST_OFFSETS, list.as_str(), text)
+    }
+
     /// Removes memos that name a manifest no longer in the store, and buckets of other
     /// formats. Returns the number of files removed (or, dry, that would be).
     pub(crate) fn prune(&self, dry_run: bool) -> Result<usize> {
@@ -210,6 +237,23 @@ impl Cache<'_> {
                 removed += 1;
                 if !dry_run {
                     crate::materialise::remove_tree(&bucket.path())?;
+                }
+                continue;
+            }
+            if name == LIST_OFFSETS {
+                for e in fs::read_dir(bucket.path()).at(&bucket.path())?.flatten() {
+                    let unused = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > LIST_OFFSETS_MAX_AGE);
+                    if unused {
+                        removed += 1;
+                        if !dry_run {
+                            let _ = fs::remove_file(e.path());
+                        }
+                    }
                 }
                 continue;
             }
