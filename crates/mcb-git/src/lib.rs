@@ -39,35 +39,38 @@ impl GitStore {
     /// directory left by a creation that was interrupted (no `HEAD` yet) is created again:
     /// call this while holding the lock that serialises the repository's creation.
     pub fn open(path: &Path) -> Result<GitStore, GitError> {
-        let repo = if path.join("HEAD").exists() {
-            gix::open(path)
-                .context(|| format!("cannot open the store's git repository {}", path.display()))?
-        } else {
-            let made = gix::init_bare(path).or_else(|e| {
+        if !path.join("HEAD").exists() {
+            let made = gix::init_bare(path).map(drop).or_else(|e| {
                 if path.is_dir() && !path.join("HEAD").exists() {
                     let _ = std::fs::remove_dir_all(path);
-                    gix::init_bare(path)
+                    gix::init_bare(path).map(drop)
                 } else {
                     Err(e)
                 }
             });
-            match made {
-                Ok(r) => r,
-                // Another process created it meanwhile.
-                Err(_) if path.join("HEAD").exists() => gix::open(path).context(|| {
-                    format!("cannot open the store's git repository {}", path.display())
-                })?,
-                Err(e) => {
-                    return Err(GitError::new(
-                        format!(
-                            "cannot create the store's git repository {}",
-                            path.display()
-                        ),
-                        e,
-                    ));
-                }
+            // An error with HEAD there: another process created it meanwhile.
+            if let Err(e) = made
+                && !path.join("HEAD").exists()
+            {
+                return Err(GitError::new(
+                    format!(
+                        "cannot create the store's git repository {}",
+                        path.display()
+                    ),
+                    e,
+                ));
             }
-        };
+        }
+        // Every fetch of a run adds a pack, and gix sizes its table of pack indexes when
+        // the repository is opened: leave room for a fleet's worth of upstreams.
+        let options = gix::open::Options::default().object_store_slots(
+            gix::odb::store::init::Slots::AsNeededByDiskState {
+                multiplier: 2.0,
+                minimum: 4096,
+            },
+        );
+        let repo = gix::open_opts(path, options)
+            .context(|| format!("cannot open the store's git repository {}", path.display()))?;
         Ok(GitStore {
             path: path.to_path_buf(),
             repo: repo.into_sync(),

@@ -1,0 +1,237 @@
+//! What both benchmarks use: deterministic PHP-like content, git repositories streamed
+//! through `git fast-import`, and measuring a command's wall time and peak memory.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub const WORDS: &[&str] = &[
+    "function",
+    "return",
+    "$this->",
+    "array(",
+    "global",
+    "$DB",
+    "$CFG",
+    "require_once",
+    "if",
+    "else",
+    "foreach",
+    "as",
+    "=>",
+    "get_string",
+    "context_system::instance()",
+    "new",
+    "moodle_url",
+    "echo",
+    "html_writer::tag",
+    "public",
+    "static",
+    "private",
+    "protected",
+    "class",
+    "extends",
+    "null",
+    "true",
+    "false",
+    "throw",
+    "coding_exception",
+    "$record",
+    "$course",
+    "$user",
+    "optional_param",
+    "PARAM_INT",
+];
+
+/// PHP-like text of `size` bytes: compresses like source code does, never identical.
+pub fn php_text(rng: &mut Rng, size: usize, salt: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(format!("<?php\n// file {salt}\n").as_bytes());
+    while out.len() < size {
+        let words = 4 + rng.below(10);
+        out.extend_from_slice(b"    ");
+        for _ in 0..words {
+            out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(format!("${:x};\n", rng.next() & 0xffff).as_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// A realistic size spread: most files small, a few large.
+pub fn file_size(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=59 => 1_000 + rng.below(5_000) as usize,
+        60..=89 => 6_000 + rng.below(20_000) as usize,
+        90..=98 => 26_000 + rng.below(60_000) as usize,
+        _ => 100_000 + rng.below(400_000) as usize,
+    }
+}
+
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn git(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2024-10-07T12:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-10-07T12:00:00Z")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@localhost");
+    c
+}
+
+/// The files of one commit: path, content, executable.
+pub type Files = Vec<(String, Vec<u8>, bool)>;
+
+/// Streams a repository into `git fast-import`: `commits` is a list of (tag, files), each
+/// commit changing only the files it lists.
+pub fn fast_import(repo: &Path, commits: Vec<(String, Files)>) {
+    run(git(repo).args(["init", "-q", "--bare"]));
+    let mut child = git(repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    let mut mark = 0u64;
+    let mut prev: Option<u64> = None;
+    for (i, (tag, files)) in commits.into_iter().enumerate() {
+        let mut marks = Vec::with_capacity(files.len());
+        for (path, content, exec) in files {
+            mark += 1;
+            write!(w, "blob\nmark :{mark}\ndata {}\n", content.len()).unwrap();
+            w.write_all(&content).unwrap();
+            w.write_all(b"\n").unwrap();
+            marks.push((path, mark, exec));
+        }
+        mark += 1;
+        let t = 1_728_302_400 + i as i64 * 86_400;
+        let msg = format!("release {tag}");
+        write!(
+            w,
+            "commit refs/heads/main\nmark :{mark}\nauthor bench <bench@localhost> {t} +0000\ncommitter bench <bench@localhost> {t} +0000\ndata {}\n{msg}\n",
+            msg.len()
+        )
+        .unwrap();
+        if let Some(p) = prev {
+            writeln!(w, "from :{p}").unwrap();
+        }
+        for (path, m, exec) in marks {
+            writeln!(
+                w,
+                "M {} :{m} {path}",
+                if exec { "100755" } else { "100644" }
+            )
+            .unwrap();
+        }
+        writeln!(w, "\nreset refs/tags/{tag}\nfrom :{mark}\n").unwrap();
+        prev = Some(mark);
+    }
+    drop(w);
+    assert!(child.wait().unwrap().success());
+    run(git(repo).args(["symbolic-ref", "HEAD", "refs/heads/main"]));
+}
+
+pub struct Sample {
+    pub wall: Duration,
+    pub max_rss_kb: i64,
+}
+
+/// Runs a command to completion, returning its wall time and peak resident memory.
+// The child is reaped by wait4, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
+pub fn measure(cmd: &mut Command) -> Sample {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own unwaited child; both out-pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(rc, pid, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!("{cmd:?} failed: {err}");
+    }
+    Sample {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+    }
+}
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Disk usage of a tree, each inode counted once (as `du` does).
+pub fn disk_usage(dir: &Path) -> u64 {
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if let Ok(m) = std::fs::symlink_metadata(e.path())
+            && seen.insert((m.dev(), m.ino()))
+        {
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// Removes a tree whose directories may be read-only. Only directories are made writable:
+/// files may be hardlinks of a store's objects, whose modes must not change.
+pub fn remove(path: &Path) {
+    if path.exists() {
+        run(Command::new("find")
+            .arg(path)
+            .args(["-type", "d", "-exec", "chmod", "u+w", "{}", "+"]));
+        std::fs::remove_dir_all(path).unwrap();
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
