@@ -511,7 +511,8 @@ fn directory_costs(mcb: &Path, fx: &Fixture, base: &Path) -> DirectoryCosts {
 }
 
 fn plot(rows: &[Row]) -> String {
-    let series: [(&str, &str, fn(&Row) -> f64); 6] = [
+    type Series = (&'static str, &'static str, fn(&Row) -> f64);
+    let series: [Series; 6] = [
         ("cold realise, all sites", "#1f77b4", |r| {
             r.cold.as_secs_f64()
         }),
