@@ -862,3 +862,23 @@ fn https_upstreams_speak_tls_for_git_and_zips() {
         );
     }
 }
+
+/// A site with more upstreams than gix's default table of pack indexes holds (32): every
+/// fetch of the run adds a pack to the store's repository, and the run must still read
+/// them all.
+#[test]
+fn one_run_fetches_forty_upstreams() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let mut site = Site::new("many").core(m.url(), "4.5");
+    for i in 0..40 {
+        let c = format!("local_u{i}");
+        let r = plugin_repo(
+            f.path(&c),
+            &[("v1", plugin_php(&c, 2024050100, "2024100700", ""))],
+        );
+        site = site.plugin(&c, Src::git(r.url()));
+    }
+    let j = f.realise_ok(&f.site(&site));
+    assert_eq!(j["plugins"].as_object().unwrap().len(), 40);
+}

@@ -195,11 +195,12 @@ impl Pluglist {
             };
         };
         let limit = http.limits().body_bytes;
-        let cached = store.cache().index_list(location, limit);
+        let mut cached = store.cache().index_list(location, limit);
         if let Some(c) = &cached {
             let fresh = now().saturating_sub(c.checked) < policy.max_age.as_secs();
             if http.is_offline() || (fresh && !policy.refresh) {
-                return Pluglist::parse_cached(location, c.body.clone(), cache);
+                let body = cached.take().map(|c| c.body).unwrap_or_default();
+                return Pluglist::parse_cached(location, body, cache);
             }
         } else if http.is_offline() {
             return Err(CatalogError::Directory {
