@@ -609,15 +609,34 @@ impl<'a> Sources<'a> {
                 ),
             ));
         }
-        self.unpack(
-            component,
-            written,
-            &staged,
-            LockedSource::Zip {
-                location: written.to_string(),
+        let locked = LockedSource::Zip {
+            location: written.to_string(),
+            blake3: blake.clone(),
+        };
+        // An archive with these exact bytes was unpacked before: its manifest is reused.
+        let md5 = Md5::parse(&staged.md5).ok();
+        if let Some(md5) = &md5
+            && let Some(memo) = self.store.cache().archive(md5)
+            && memo.blake3 == *blake
+            && let Ok(manifest) = self.store.read_manifest(&memo.manifest)
+        {
+            return Ok(StoredSource {
+                manifest,
+                hash: memo.manifest,
+                locked,
+                date: memo.date,
+                pending: false,
+                memos: Vec::new(),
+            });
+        }
+        let mut s = self.unpack(component, written, &staged, locked)?;
+        if let Some(md5) = md5 {
+            s.memos.push(Memo::Archive {
+                md5,
                 blake3: blake.clone(),
-            },
-        )
+            });
+        }
+        Ok(s)
     }
 
     /// Unpacks a staged archive already verified into the store.

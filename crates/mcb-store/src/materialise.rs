@@ -462,11 +462,14 @@ fn check_dir(root: &Path, rel: &str) -> Result<(Vec<String>, Vec<String>)> {
     for e in fs::read_dir(&dir).at(&dir)? {
         let e = e.at(&dir)?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let m = fs::symlink_metadata(e.path()).at(&e.path())?;
-        let t = m.file_type();
+        // The type from the directory listing; files are stat'ed relative to the open
+        // directory (`DirEntry::metadata`, never following a link), not by a path walked
+        // from the root again.
+        let t = e.file_type().at(&e.path())?;
         if t.is_dir() {
             subdirs.push(join(&name));
         } else if t.is_file() {
+            let m = e.metadata().at(&e.path())?;
             let perm = m.permissions().mode() & 0o7777;
             if !fixed_mtime(&m) || (perm != 0o444 && perm != 0o555) {
                 bad.push(join(&name));
