@@ -612,6 +612,28 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
     assert!(s1["unique_bytes"].as_u64().unwrap() > 0, "{s1}");
     assert_eq!(s1["results"][0], s(&f.path("site/result")));
 
+    // A push tags each generation in the store's repository; forgetting the site drops the
+    // tags with the branch, so a new site of that name numbers its own.
+    let remote = f.path("remote.git");
+    std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let tags = |repo: &Path| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(repo)
+            .args(["tag", "--list", "s1/*"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(tags(&f.store().join("git")), "s1/gen-1");
+    assert_eq!(tags(&remote), "s1/gen-1");
+
     // Live: refused.
     let out = mcb(&f, &["forget", "s1"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
@@ -619,6 +641,11 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
     std::fs::remove_file(f.path("site/result")).unwrap();
     let out = mcb(&f, &["forget", "s1"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        tags(&f.store().join("git")),
+        "",
+        "the site's tags went with it"
+    );
     let out = mcb(&f, &["gc", "--grace", "0"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
