@@ -43,8 +43,6 @@ fn plugin_php(component: &str, version: u64) -> Vec<u8> {
     format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = '{component}';\n$plugin->version = {version};\n$plugin->requires = 2024100700;\n$plugin->supported = [405, 500];\n$plugin->maturity = MATURITY_STABLE;\n$plugin->release = 'r{version}';\n").into_bytes()
 }
 
-const COMPONENTS_JSON: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local", "tool": "admin\/tool", "theme": "theme"}, "subsystems": {}}"#;
-
 struct Fixture {
     core: PathBuf,
     plugins: Vec<PathBuf>,
@@ -69,21 +67,11 @@ fn build_core(root: &Path, files: usize, rng: &mut Rng) -> PathBuf {
         .enumerate()
         .map(|(i, (p, s))| (p.clone(), php_text(rng, *s, i), false))
         .collect();
-    first.push((
-        "version.php".into(),
-        core_version_php("2024100700.00", "4.5 (Build: 20241007)", "405"),
-        false,
-    ));
-    first.push((
-        "lib/components.json".into(),
-        COMPONENTS_JSON.as_bytes().to_vec(),
-        false,
-    ));
-    first.push((
-        "lib/plugins.json".into(),
-        br#"{"standard": {"mod": ["quiz"]}}"#.to_vec(),
-        false,
-    ));
+    first.extend(core_metadata(core_version_php(
+        "2024100700.00",
+        "4.5 (Build: 20241007)",
+        "405",
+    )));
     let mut commits = vec![("v4.5.0".to_string(), first)];
     let later = [
         (
@@ -133,25 +121,14 @@ fn build_plugins(root: &Path, rng: &mut Rng) -> Vec<PathBuf> {
         .map(|p| {
             let component = format!("local_fp{p}");
             let repo = root.join(format!("upstream/{component}.git"));
-            std::fs::create_dir_all(&repo).unwrap();
-            let mut commits = Vec::new();
-            for (t, version) in [("v1.0", 2024100100u64), ("v1.1", 2024110100)] {
-                let mut files = vec![(
-                    "version.php".to_string(),
-                    plugin_php(&component, version),
-                    false,
-                )];
-                for f in 0..15 {
-                    let size = 500 + rng.below(5_000) as usize;
-                    files.push((
-                        format!("classes/c{f}.php"),
-                        php_text(rng, size, p * 1000 + f + version as usize % 7),
-                        false,
-                    ));
-                }
-                commits.push((t.to_string(), files));
-            }
-            fast_import(&repo, commits);
+            plugin_repo(
+                &repo,
+                15,
+                5_000,
+                p * 1000,
+                &|v| plugin_php(&component, v),
+                rng,
+            );
             repo
         })
         .collect()

@@ -30,8 +30,6 @@ const CHANGED_IN_POINT_RELEASE: usize = 600;
 const MODE_ONLY_CHANGES: usize = 20_000;
 
 /// A small deterministic generator (xorshift64*), so every machine builds the same fixture.
-const COMPONENTS_JSON: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local", "tool": "admin\/tool", "theme": "theme"}, "subsystems": {}}"#;
-
 fn core_version_php(build: &str, release: &str) -> Vec<u8> {
     format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$version  = {build};\n$release  = '{release}';\n$branch   = '405';\n$maturity = MATURITY_STABLE;\n").into_bytes()
 }
@@ -71,21 +69,10 @@ fn build_fixture(root: &Path) -> Fixture {
         .map(|(i, (p, s))| (p.clone(), php_text(&mut rng, *s, i), false))
         .collect();
     let core_bytes = first.iter().map(|f| f.1.len() as u64).sum();
-    first.push((
-        "version.php".into(),
-        core_version_php("2024100700.00", "4.5 (Build: 20241007)"),
-        false,
-    ));
-    first.push((
-        "lib/components.json".into(),
-        COMPONENTS_JSON.as_bytes().to_vec(),
-        false,
-    ));
-    first.push((
-        "lib/plugins.json".into(),
-        br#"{"standard": {"mod": ["quiz"]}}"#.to_vec(),
-        false,
-    ));
+    first.extend(core_metadata(core_version_php(
+        "2024100700.00",
+        "4.5 (Build: 20241007)",
+    )));
     first.push((
         "admin/cli/upgrade.sh".into(),
         b"#!/bin/sh\nphp admin/cli/upgrade.php\n".to_vec(),
@@ -131,31 +118,21 @@ fn build_fixture(root: &Path) -> Fixture {
         ],
     );
 
-    let mut plugins = Vec::new();
-    for p in 0..PLUGINS {
-        let component = format!("local_bp{p}");
-        let repo = root.join(format!("upstream/{component}.git"));
-        std::fs::create_dir_all(&repo).unwrap();
-        let mut commits = Vec::new();
-        for (t, version) in [("v1.0", 2024100100u64), ("v1.1", 2024110100)] {
-            let mut files = vec![(
-                "version.php".to_string(),
-                plugin_php(&component, version),
-                false,
-            )];
-            for f in 0..40 {
-                let size = 500 + rng.below(8_000) as usize;
-                files.push((
-                    format!("classes/sub{}/c{f}.php", f % 5),
-                    php_text(&mut rng, size, p * 100 + f),
-                    false,
-                ));
-            }
-            commits.push((t.to_string(), files));
-        }
-        fast_import(&repo, commits);
-        plugins.push(repo);
-    }
+    let plugins = (0..PLUGINS)
+        .map(|p| {
+            let component = format!("local_bp{p}");
+            let repo = root.join(format!("upstream/{component}.git"));
+            plugin_repo(
+                &repo,
+                40,
+                8_000,
+                p * 100,
+                &|v| plugin_php(&component, v),
+                &mut rng,
+            );
+            repo
+        })
+        .collect();
 
     let mut zips = Vec::new();
     for z in 0..ZIPS {

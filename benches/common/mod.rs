@@ -235,3 +235,51 @@ pub fn remove(path: &Path) {
 pub fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
+
+/// A plugin's repository at `repo`, tagged `v1.0` and `v1.1` (`version_php` gives each
+/// tag's `version.php` from its build number), each with `files` PHP files of up to
+/// `max_size` bytes.
+pub fn plugin_repo(
+    repo: &Path,
+    files: usize,
+    max_size: u64,
+    salt: usize,
+    version_php: &dyn Fn(u64) -> Vec<u8>,
+    rng: &mut Rng,
+) {
+    std::fs::create_dir_all(repo).unwrap();
+    let mut commits = Vec::new();
+    for (t, version) in [("v1.0", 2024100100u64), ("v1.1", 2024110100)] {
+        let mut tree = vec![("version.php".to_string(), version_php(version), false)];
+        for f in 0..files {
+            let size = 500 + rng.below(max_size) as usize;
+            tree.push((
+                format!("classes/sub{}/c{f}.php", f % 5),
+                php_text(rng, size, salt + f),
+                false,
+            ));
+        }
+        commits.push((t.to_string(), tree));
+    }
+    fast_import(repo, commits);
+}
+
+pub const COMPONENTS_JSON: &str = r#"{"plugintypes": {"mod": "mod", "block": "blocks", "local": "local", "tool": "admin\/tool", "theme": "theme"}, "subsystems": {}}"#;
+
+/// What a Moodle-shaped core holds beside its code: `version.php`, the plugin types and
+/// the standard plugins.
+pub fn core_metadata(version_php: Vec<u8>) -> Files {
+    vec![
+        ("version.php".into(), version_php, false),
+        (
+            "lib/components.json".into(),
+            COMPONENTS_JSON.as_bytes().to_vec(),
+            false,
+        ),
+        (
+            "lib/plugins.json".into(),
+            br#"{"standard": {"mod": ["quiz"]}}"#.to_vec(),
+            false,
+        ),
+    ]
+}

@@ -202,9 +202,8 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
 
     // A web server with nothing but the remote.
     let www = f.path("www");
-    let j = ok(&mcb(
-        &f,
-        &[
+    let deploy = |commit: Option<&str>| {
+        let mut args = vec![
             "deploy",
             "--json",
             &remote,
@@ -212,8 +211,13 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
             "web",
             "--to",
             s(&www),
-        ],
-    ));
+        ];
+        if let Some(c) = commit {
+            args.extend(["--commit", c]);
+        }
+        ok(&mcb(&f, &args))
+    };
+    let j = deploy(None);
     assert_eq!(j["commit"], first["commit"]);
     assert_eq!(j["hardlinked"], false);
     let current = www.join("current");
@@ -240,18 +244,7 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     site(&f, &m, &x, "v2");
     let second = f.realise_ok(&site_file);
     ok(&mcb(&f, &["push", s(&site_file), &remote]));
-    let j = ok(&mcb(
-        &f,
-        &[
-            "deploy",
-            "--json",
-            &remote,
-            "--site",
-            "web",
-            "--to",
-            s(&www),
-        ],
-    ));
+    let j = deploy(None);
     assert_eq!(j["commit"], second["commit"]);
     assert!(
         std::fs::read_to_string(current.join("mod/x/version.php"))
@@ -269,36 +262,8 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     ));
     assert_eq!(j["commit"], first["commit"]);
     // A generation by its number, as `mcb history` and the tags name it.
-    let j = ok(&mcb(
-        &f,
-        &[
-            "deploy",
-            "--json",
-            &remote,
-            "--site",
-            "web",
-            "--commit",
-            "web/gen-2",
-            "--to",
-            s(&www),
-        ],
-    ));
-    assert_eq!(j["commit"], second["commit"]);
-    let j = ok(&mcb(
-        &f,
-        &[
-            "deploy",
-            "--json",
-            &remote,
-            "--site",
-            "web",
-            "--commit",
-            "gen-1",
-            "--to",
-            s(&www),
-        ],
-    ));
-    assert_eq!(j["commit"], first["commit"]);
+    assert_eq!(deploy(Some("web/gen-2"))["commit"], second["commit"]);
+    assert_eq!(deploy(Some("gen-1"))["commit"], first["commit"]);
     assert!(
         std::fs::read_to_string(current.join("mod/x/version.php"))
             .unwrap()
