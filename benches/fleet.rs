@@ -680,7 +680,7 @@ fn main() {
             "a new site whose codebase exists already",
             |r| format!("{:.3} s", r.identical.as_secs_f64()),
             format!("{:.3} s", last.identical.as_secs_f64()),
-            "the site's plugins (independent of the fleet)",
+            "the site's plugins and the files of its codebase (checked, not laid out); not the fleet",
         ),
         (
             "a new generation (one plugin moved)",

@@ -173,6 +173,31 @@ pub struct Sample {
 // The child is reaped by wait4, which also gives its resource usage.
 #[allow(clippy::zombie_processes)]
 pub fn measure(cmd: &mut Command) -> Sample {
+    // The kernel's peak of a process spawned from this one starts from this process's own
+    // (the child shares its memory until exec): `/usr/bin/time`, small, forks the command
+    // and reports the command's own peak.
+    let rss_file = tempfile::NamedTempFile::new().unwrap();
+    let mut timed = Command::new("/usr/bin/time");
+    let wrapped = Path::new("/usr/bin/time").exists();
+    let cmd = if wrapped {
+        timed
+            .args(["-f", "%M", "-o"])
+            .arg(rss_file.path())
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => timed.env(k, v),
+                None => timed.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            timed.current_dir(d);
+        }
+        &mut timed
+    } else {
+        cmd
+    };
     let start = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
@@ -196,10 +221,15 @@ pub fn measure(cmd: &mut Command) -> Sample {
         }
         panic!("{cmd:?} failed: {err}");
     }
-    Sample {
-        wall,
-        max_rss_kb: usage.ru_maxrss,
-    }
+    let max_rss_kb = if wrapped {
+        std::fs::read_to_string(rss_file.path())
+            .ok()
+            .and_then(|t| t.lines().last()?.trim().parse().ok())
+            .unwrap_or(usage.ru_maxrss)
+    } else {
+        usage.ru_maxrss
+    };
+    Sample { wall, max_rss_kb }
 }
 
 pub fn median(mut v: Vec<Duration>) -> Duration {
