@@ -308,10 +308,9 @@ pub fn deploy(
             .strip_prefix("gen-")
             .and_then(|n| n.parse::<usize>().ok())
     });
-    let wanted = match commit {
+    let wanted = match (commit, generation) {
         // `gen-N` (or the tag `SITE/gen-N` push makes): the Nth commit of the branch.
-        Some(c) if generation.is_some() => {
-            let n = generation.unwrap_or(0);
+        (Some(c), Some(n)) => {
             let log = run_git(
                 git(&git_dir)
                     .args(["rev-list", "--first-parent", "--reverse"])
@@ -328,7 +327,7 @@ pub fn deploy(
                     )
                 })?
         }
-        Some(c) => {
+        (Some(c), None) => {
             if !c.bytes().all(|b| b.is_ascii_hexdigit()) || c.len() < 7 {
                 return Err(fail(
                     format!("--commit {c} is not a commit id"),
@@ -354,7 +353,7 @@ pub fn deploy(
             }
             full
         }
-        None => tip,
+        (None, _) => tip,
     };
     let commit = GitOid::parse(wanted.trim()).map_err(|e| {
         fail(
