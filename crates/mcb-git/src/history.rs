@@ -184,8 +184,14 @@ impl GitStore {
     /// Removes ref lock files a killed run left behind under `refs/<prefix>`. Only call it
     /// while holding the lock that serialises writers of those refs.
     pub fn clear_stale_ref_locks(&self, prefix: &str) {
-        let dir = self.path.join("refs").join(prefix);
-        for e in walkdir_locks(&dir) {
+        let path = self.path.join("refs").join(prefix);
+        // A ref (a site's branch) has its lock beside it; a namespace has them inside.
+        if let Some(name) = path.file_name() {
+            let mut lock = name.to_os_string();
+            lock.push(".lock");
+            let _ = std::fs::remove_file(path.with_file_name(lock));
+        }
+        for e in walkdir_locks(&path) {
             let _ = std::fs::remove_file(e);
         }
     }
@@ -277,4 +283,30 @@ fn du(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_runs_ref_locks_are_cleared_beside_a_branch_and_inside_a_namespace() {
+        let d = tempfile::tempdir().unwrap();
+        let g = GitStore::open(&d.path().join("git")).unwrap();
+        let heads = d.path().join("git/refs/heads");
+        std::fs::create_dir_all(heads.join("ns")).unwrap();
+        std::fs::write(heads.join("site"), "x").unwrap();
+        std::fs::write(heads.join("site.lock"), "").unwrap();
+        std::fs::write(heads.join("ns/tag.lock"), "").unwrap();
+        std::fs::write(heads.join("other.lock"), "").unwrap();
+        g.clear_stale_ref_locks("heads/site");
+        g.clear_stale_ref_locks("heads/ns");
+        assert!(!heads.join("site.lock").exists());
+        assert!(!heads.join("ns/tag.lock").exists());
+        assert!(heads.join("site").exists());
+        assert!(
+            heads.join("other.lock").exists(),
+            "another site's lock is its own"
+        );
+    }
 }
