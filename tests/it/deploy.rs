@@ -57,8 +57,13 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
     let site = site(&f, &m, &x, "v1");
     f.realise_ok(&site);
     let remote = bare(&f, "remote.git");
+    // A push killed while tagging left a tag's lock: the next push clears it.
+    let tags = f.store().join("git/refs/tags/web");
+    std::fs::create_dir_all(&tags).unwrap();
+    std::fs::write(tags.join("gen-1.lock"), "").unwrap();
     let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
     assert_eq!(j["updated"], true);
+    assert!(!tags.join("gen-1.lock").exists());
     let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
     assert_eq!(j["updated"], false, "pushing twice changes nothing");
     assert_eq!(

@@ -87,6 +87,14 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
             "`mcb sites` lists the sites in the store",
         )
     })?;
+    // Tagging writes refs of the site: one writer at a time, as for realise, and a tag lock
+    // a killed push left is cleared under that lock.
+    let _site_lock = store.lock_named(
+        &format!("site-{name}"),
+        mcb_store::LockMode::Exclusive,
+        || {},
+    )?;
+    gs.clear_stale_ref_locks(&format!("tags/{name}"));
     let tags = gs.tag_generations(name)?;
     let branch = format!("refs/heads/{name}:refs/heads/{name}");
     let tag_spec = format!("refs/tags/{name}/gen-*:refs/tags/{name}/gen-*");
