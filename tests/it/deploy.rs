@@ -336,3 +336,45 @@ fn completions_and_the_manual_page_come_from_the_command_line() {
     );
     assert!(text.contains("realise"));
 }
+
+/// Two deploys into one directory run one after the other: the second waits for the lock
+/// the first holds, then switches `current` itself.
+#[test]
+fn a_deploy_waits_for_another_in_the_same_directory() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin_repo(
+        f.path("mod_x"),
+        &[("v1", plugin_php("mod_x", 2024050100, "2024100700", ""))],
+    );
+    let site_file = site(&f, &m, &x, "v1");
+    let first = f.realise_ok(&site_file);
+    let remote = bare(&f, "remote.git");
+    ok(&mcb(&f, &["push", s(&site_file), s(&remote)]));
+    let www = f.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let held = std::fs::File::create(www.join(".mcb-deploy.lock")).unwrap();
+    held.lock().unwrap();
+    let mut deploy = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .env_remove("MCB_STORE")
+        .args([
+            "deploy",
+            "--json",
+            s(&remote),
+            "--site",
+            "web",
+            "--to",
+            s(&www),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(deploy.try_wait().unwrap().is_none(), "it waits");
+    assert!(!www.join("current").exists());
+    held.unlock().unwrap();
+    let out = deploy.wait_with_output().unwrap();
+    let j = ok(&out);
+    assert_eq!(j["commit"], first["commit"]);
+    assert!(www.join("current/mod/x/version.php").is_file());
+}

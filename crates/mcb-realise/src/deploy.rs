@@ -265,6 +265,20 @@ fn remove_release(path: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(path)
 }
 
+/// Holds `DIR/.mcb-deploy.lock`: one deploy or rollback at a time in a deploy directory.
+fn lock_deploy_dir(dir: &Path) -> Result<std::fs::File, RealiseError> {
+    let path = dir.join(".mcb-deploy.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| fs_error(format!("cannot open {}", path.display()), e))?;
+    f.lock()
+        .map_err(|e| fs_error(format!("cannot lock {}", path.display()), e))?;
+    Ok(f)
+}
+
 /// Deploys site `name` (its newest generation, or `commit`) from `source` into `dir`.
 pub fn deploy(
     source: &DeploySource,
@@ -275,6 +289,7 @@ pub fn deploy(
 ) -> Result<Deployed, RealiseError> {
     std::fs::create_dir_all(dir.join("releases"))
         .map_err(|e| fs_error(format!("cannot make {}/releases", dir.display()), e))?;
+    let _lock = lock_deploy_dir(dir)?;
     let previous = current_release(dir);
     // The repository the generation is read from: the store's, or a cache of the remote.
     let (git_dir, store) = match source {
@@ -445,6 +460,10 @@ pub fn deploy(
 
 /// Switches `DIR/current` back to the release deployed before it.
 pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
+    let _lock = match dir.is_dir() {
+        true => Some(lock_deploy_dir(dir)?),
+        false => None,
+    };
     let current = current_release(dir).ok_or_else(|| {
         fail(
             format!("{}/current is not a deployed release", dir.display()),
