@@ -900,7 +900,9 @@ impl<'a> Sources<'a> {
                 format!("{path} is a symlink; mcb reads it only as a regular file"),
             ));
         }
-        match self.store.read_object(e.object(), e.executable()) {
+        // Checked against its name: an object edited through a hardlinked tree is read
+        // from git instead, and put back.
+        match self.store.read_object_verified(e.object(), e.executable()) {
             Ok(b) => Ok(Some(b)),
             Err(_) => {
                 let bytes = self
@@ -919,7 +921,7 @@ impl<'a> Sources<'a> {
                         .hint("run `mcb verify` to see the damage")
                     })?;
                 self.note(format!(
-                    "store object {} ({component} {path}) was missing; restored from git",
+                    "store object {} ({component} {path}) was missing or edited in place; restored from git",
                     e.object()
                 ));
                 Ok(Some(bytes))

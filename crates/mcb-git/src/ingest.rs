@@ -256,17 +256,31 @@ impl GitStore {
                 |repo, f| {
                     let (object, size, id) = match f.content {
                         SourceContent::Stored { object, size } => {
-                            let path = store.object_path(&object, f.kind == EntryKind::Exec);
-                            let mut file = std::fs::File::open(&path).map_err(|e| {
-                                GitError::new(format!("cannot read {}", path.display()), e)
-                            })?;
-                            let id = gix::objs::Write::write_stream(
-                                &repo.objects,
-                                gix::objs::Kind::Blob,
-                                size,
-                                &mut file,
-                            )
-                            .context(|| format!("cannot write {} to git", f.path))?;
+                            // What goes into git is what hashes to the object's name: an
+                            // object edited through a hardlinked tree is refused here, never
+                            // copied into a git object.
+                            let bytes = store
+                                .read_object_verified(&object, f.kind == EntryKind::Exec)
+                                .map_err(|e| {
+                                    GitError::new(
+                                        format!("cannot read {} from the store", f.path),
+                                        e,
+                                    )
+                                })?;
+                            if bytes.len() as u64 != size {
+                                return Err(GitError::new(
+                                    format!("cannot read {} from the store", f.path),
+                                    std::io::Error::other(format!(
+                                        "object {object} holds {} bytes, not {size}",
+                                        bytes.len()
+                                    )),
+                                )
+                                .into());
+                            }
+                            let id = repo
+                                .write_blob(&bytes)
+                                .context(|| format!("cannot write {} to git", f.path))?
+                                .detach();
                             (object, size, id)
                         }
                         SourceContent::LinkTarget(t) => {

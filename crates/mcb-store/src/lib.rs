@@ -33,8 +33,11 @@ pub use manifest::{Entry, EntryKind, Manifest};
 pub use materialise::{GenerationRecord, LinkMode, Materialised};
 pub use object::OBJECT_MTIME;
 
-/// What a store's top directory holds.
+/// What a store's top directory holds. `README.md` is the description of this format a
+/// store may carry beside its content (the repository's `store/` does): documentation,
+/// never read.
 const STORE_NAMES: &[&str] = &[
+    "README.md",
     "VERSION",
     "objects",
     "pkgs",
@@ -205,7 +208,10 @@ impl Store {
                 found: v.trim().to_string(),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let empty = fs::read_dir(&root).at(&root)?.next().is_none();
+                let empty = fs::read_dir(&root)
+                    .at(&root)?
+                    .flatten()
+                    .all(|e| e.file_name() == "README.md");
                 if empty {
                     Err(StoreError::NoStore {
                         path: root,

@@ -8,6 +8,24 @@ use std::path::{Path, PathBuf};
 use crate::id::ObjectHash;
 use crate::{IoContext, Result, Store, StoreError};
 
+/// A writer that hashes what passes through it.
+struct HashingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Every object's modification time. Writing to a file through a hardlinked tree changes
 /// it, so an object whose mtime differs has been edited in place and must not be linked
 /// into another tree before it is repaired.
@@ -44,13 +62,21 @@ impl Store {
         executable: bool,
     ) -> Result<()> {
         let path = self.object_path(hash, executable);
-        if path.exists() {
+        if self.object_sound(hash, executable) {
             return Ok(());
         }
         self.ensure_fan(&path)?;
-        // A concurrent writer may have put the same object first: identical bytes, so
+        // Absent, or edited in place through a hardlinked tree: these bytes hash to the
+        // name, so they replace it (a new inode; trees holding the edit keep it). A
+        // concurrent writer may have put the same object first: identical bytes, so
         // replacing it is harmless.
         self.write_object_file(&path, bytes, executable)
+    }
+
+    /// Is the object there and untouched since it was stored? An object edited through a
+    /// hardlink carries another mtime; one that is not there is not sound either.
+    fn object_sound(&self, hash: &ObjectHash, executable: bool) -> bool {
+        self.object_path(hash, executable).exists() && !self.object_tampered(hash, executable)
     }
 
     /// Makes the other-mode copy of an object already stored (same content, executable
@@ -59,7 +85,7 @@ impl Store {
     /// one there was edited through a hardlink (it is not trusted as a source).
     pub fn put_object_variant(&self, hash: &ObjectHash, executable: bool) -> Result<bool> {
         let path = self.object_path(hash, executable);
-        if path.exists() {
+        if self.object_sound(hash, executable) {
             return Ok(true);
         }
         let other = self.object_path(hash, !executable);
@@ -69,7 +95,15 @@ impl Store {
         let tmp = self.root.join("tmp");
         let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
         let mut src = fs::File::open(&other).at(&other)?;
-        std::io::copy(&mut src, f.as_file_mut()).at(f.path())?;
+        // Hashed on the way: a copy carries the object's true bytes or is not made.
+        let mut hashing = HashingWriter {
+            inner: f.as_file_mut(),
+            hasher: blake3::Hasher::new(),
+        };
+        std::io::copy(&mut src, &mut hashing).at(&other)?;
+        if &ObjectHash::from_hasher(&hashing.hasher) != hash {
+            return Ok(false);
+        }
         self.finish_object_file(f, &path, executable)?;
         Ok(true)
     }
@@ -100,7 +134,7 @@ impl Store {
         }
         let hash = ObjectHash::from_hasher(&hasher);
         let path = self.object_path(&hash, executable);
-        if path.exists() {
+        if self.object_sound(&hash, executable) {
             return Ok((hash, size));
         }
         self.ensure_fan(&path)?;
@@ -164,6 +198,20 @@ impl Store {
     pub fn read_object(&self, hash: &ObjectHash, executable: bool) -> Result<Vec<u8>> {
         let path = self.object_path(hash, executable);
         fs::read(&path).at(&path)
+    }
+
+    /// Reads an object back and checks that its bytes still hash to its name: for any
+    /// copy of an object into another place (git, a release), where an edit made through a
+    /// hardlinked tree must not travel. [`StoreError::DamagedObjects`] when it does not.
+    pub fn read_object_verified(&self, hash: &ObjectHash, executable: bool) -> Result<Vec<u8>> {
+        let bytes = self.read_object(hash, executable)?;
+        if &ObjectHash::of(&bytes) != hash {
+            return Err(StoreError::DamagedObjects {
+                tampered: vec![(hash.clone(), executable)],
+                missing: Vec::new(),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Re-hashes an object; `Ok(false)` when its content no longer matches its name.

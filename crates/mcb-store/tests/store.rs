@@ -217,3 +217,86 @@ fn copies_are_files_of_their_own() {
         assert!(e.to_string().contains("reflinks need btrfs or XFS"), "{e}");
     }
 }
+
+/// An object edited through a hardlinked tree (as root on a web server would, whatever
+/// the read-only bits) is replaced the next time its true bytes come in, and never read
+/// back as if it were sound.
+#[test]
+fn an_object_edited_in_place_is_replaced_by_its_true_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let h = store.put_object(b"<?php echo 1;\n", false).unwrap();
+    let path = store.object_path(&h, false);
+    let linked = dir.path().join("www-index.php");
+    fs::hard_link(&path, &linked).unwrap();
+    fs::set_permissions(&linked, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&linked, b"<?php echo 'hotfix, longer than before';\n").unwrap();
+    assert!(store.object_tampered(&h, false));
+    assert!(matches!(
+        store.read_object_verified(&h, false),
+        Err(StoreError::DamagedObjects { .. })
+    ));
+    // A reader brings the true bytes again (a zip unpacked, a directory read).
+    let (again, size) = store
+        .put_object_from(&mut &b"<?php echo 1;\n"[..], false)
+        .unwrap();
+    assert_eq!((again, size), (h.clone(), 14));
+    assert_eq!(
+        store.read_object_verified(&h, false).unwrap(),
+        b"<?php echo 1;\n"
+    );
+    assert!(!store.object_tampered(&h, false));
+    // The edited tree keeps its edit: it is another inode now.
+    assert_eq!(
+        fs::read(&linked).unwrap(),
+        b"<?php echo 'hotfix, longer than before';\n"
+    );
+    assert_ne!(
+        fs::metadata(&linked).unwrap().ino(),
+        fs::metadata(&path).unwrap().ino()
+    );
+    // The other mode is never copied from an edited object.
+    let x = store.put_object(b"#!/bin/sh\necho hi\n", true).unwrap();
+    let xp = store.object_path(&x, true);
+    fs::set_permissions(&xp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(&xp, b"#!/bin/sh\nrm -rf /\n").unwrap();
+    let t = std::time::UNIX_EPOCH + mcb_store::OBJECT_MTIME;
+    fs::File::options()
+        .write(true)
+        .open(&xp)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    assert!(!store.put_object_variant(&x, false).unwrap());
+    assert!(!store.has_object(&x, false));
+}
+
+/// A directory whose only file is the format's description becomes a store (the
+/// repository's own `store/` holds `store/README.md`); one with other files does not.
+#[test]
+fn a_directory_holding_only_the_format_readme_becomes_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("README.md"), "# The store's format\n").unwrap();
+    assert!(matches!(
+        Store::open_existing(&root),
+        Err(StoreError::NoStore {
+            empty_dir: true,
+            ..
+        })
+    ));
+    Store::open(&root).unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("README.md")).unwrap(),
+        "# The store's format\n"
+    );
+    Store::open_existing(&root).unwrap();
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("notes.txt"), "mine\n").unwrap();
+    assert!(matches!(
+        Store::open(&other),
+        Err(StoreError::NotAStore { .. })
+    ));
+}
