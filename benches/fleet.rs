@@ -26,11 +26,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const POOL: usize = 150;
-const COMMON: usize = 20;
-const OWN: usize = 20;
-const DIRECTORY_PLUGINS: usize = 2_000;
-const VERSIONS_PER_PLUGIN: usize = 15;
+fn pool() -> usize {
+    scaled(150, 12)
+}
+fn common() -> usize {
+    scaled(20, 3)
+}
+fn own_plugins() -> usize {
+    scaled(20, 3)
+}
+fn directory_plugins() -> usize {
+    scaled(2_000, 20)
+}
+/// At any scale: the newest versions are the ones that support 4.5 and 5.0.
+fn versions_per_plugin() -> usize {
+    15
+}
 const RELEASES: [&str; 3] = ["4.5.0", "4.5.1", "4.5.2"];
 /// The directory plugin every site takes.
 const FLEET_DIR_PLUGIN: &str = "block_fleetdir";
@@ -117,7 +128,7 @@ fn build_core(root: &Path, files: usize, rng: &mut Rng) -> PathBuf {
 }
 
 fn build_plugins(root: &Path, rng: &mut Rng) -> Vec<PathBuf> {
-    (0..POOL)
+    (0..pool())
         .map(|p| {
             let component = format!("local_fp{p}");
             let repo = root.join(format!("upstream/{component}.git"));
@@ -150,7 +161,7 @@ fn build_directory(dir: &Path, base_url: &str, rng: &mut Rng) {
     let types = ["mod", "block", "local", "tool", "theme", "filter", "auth"];
     let mut list = String::from("{\"timestamp\":1733000000,\"plugins\":[");
     let mut id = 1;
-    for p in 0..DIRECTORY_PLUGINS {
+    for p in 0..directory_plugins() {
         let component = if p == 0 {
             FLEET_DIR_PLUGIN.to_string()
         } else {
@@ -165,7 +176,7 @@ fn build_directory(dir: &Path, base_url: &str, rng: &mut Rng) {
             p + 1
         )
         .unwrap();
-        for k in 0..VERSIONS_PER_PLUGIN {
+        for k in 0..versions_per_plugin() {
             let version = 2016010100 + k as u64 * 1_000_000 + (p % 97) as u64;
             let lo = (k / 2).min(releases.len() - 1);
             let hi = (lo + 2).min(releases.len() - 1);
@@ -173,7 +184,7 @@ fn build_directory(dir: &Path, base_url: &str, rng: &mut Rng) {
                 .iter()
                 .map(|(r, v)| format!("{{\"version\":{v},\"release\":\"{r}\"}}"))
                 .collect();
-            let newest = k + 2 >= VERSIONS_PER_PLUGIN;
+            let newest = k + 2 >= versions_per_plugin();
             let (url, md5) = if p == 0 && newest {
                 // A real zip for the versions a site can take.
                 let name = format!("{component}-{version}.zip");
@@ -275,21 +286,21 @@ impl Fixture {
     fn site_plugins(i: usize) -> Vec<usize> {
         let mut rng = Rng(0x5eed_0000 + i as u64 * 7919);
         let mut own: Vec<usize> = Vec::new();
-        while own.len() < OWN {
-            let p = COMMON + rng.below((POOL - COMMON) as u64) as usize;
+        while own.len() < own_plugins() {
+            let p = common() + rng.below((pool() - common()) as u64) as usize;
             if !own.contains(&p) {
                 own.push(p);
             }
         }
         own.sort();
-        (0..COMMON).chain(own).collect()
+        (0..common()).chain(own).collect()
     }
 
     /// Site file `i` at generation `generation` (1: two of its plugins pinned at v1.0;
     /// 2: the first moves to v1.1; 3: the second does too).
     fn site_text(&self, name: &str, i: usize, generation: usize) -> String {
         let plugins = Fixture::site_plugins(i);
-        let pinned = [plugins[COMMON], plugins[COMMON + 1]];
+        let pinned = [plugins[common()], plugins[common() + 1]];
         let mut body = String::new();
         for p in &plugins {
             let pin = (*p == pinned[0] && generation < 2) || (*p == pinned[1] && generation < 3);
@@ -600,14 +611,14 @@ fn main() {
     }
     let mcb = PathBuf::from(env!("CARGO_BIN_EXE_mcb"));
     let sizes: Vec<usize> = std::env::var("MCB_FLEET_SITES")
-        .unwrap_or_else(|_| "10,30,100".into())
+        .unwrap_or_else(|_| if smoke() { "2" } else { "10,30,100" }.into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let core_files: usize = std::env::var("MCB_FLEET_CORE_FILES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8_000);
+        .unwrap_or(scaled(8_000, 200));
     let base = match std::env::var_os("MCB_BENCH_DIR") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-fleet"),
@@ -644,11 +655,15 @@ fn main() {
     let mut table = String::new();
     writeln!(
         table,
-        "Machine: {} cores. Fixture: core of {} files on releases {}, and 5.0.0; a pool of {POOL} git plugins (each site: {COMMON} common + {OWN} of its own) and one plugin from a directory of {DIRECTORY_PLUGINS} plugins and {} versions ({}).\n",
+        "Machine: {} cores. Fixture: core of {} files on releases {}, and 5.0.0; a pool of {} git plugins (each site: {} common + {} of its own) and one plugin from a directory of {} plugins and {} versions ({}).\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         fx.core_files,
         RELEASES.join(", "),
-        DIRECTORY_PLUGINS * VERSIONS_PER_PLUGIN,
+        pool(),
+        common(),
+        own_plugins(),
+        directory_plugins(),
+        directory_plugins() * versions_per_plugin(),
         mb(dir.list_bytes)
     )
     .unwrap();
@@ -751,10 +766,17 @@ fn main() {
     )
     .unwrap();
     println!("{table}");
-    let benches = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches");
+    let benches = if smoke() {
+        base.clone()
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches")
+    };
     std::fs::write(benches.join("fleet.md"), &table).unwrap();
     std::fs::write(benches.join("fleet.svg"), plot(&rows)).unwrap();
-    eprintln!("written to benches/fleet.md and benches/fleet.svg");
+    eprintln!(
+        "written to {} and fleet.svg beside it",
+        benches.join("fleet.md").display()
+    );
     if std::env::var_os("MCB_BENCH_KEEP").is_none() {
         remove(&base);
     }

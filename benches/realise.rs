@@ -20,14 +20,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CORE_FILES: usize = 30_000;
-const CORE_DIRS: usize = 3_000;
-const TARGET_BYTES: u64 = 270 * 1024 * 1024;
-const PLUGINS: usize = 30;
-const ZIPS: usize = 5;
-const CHANGED_IN_POINT_RELEASE: usize = 600;
+fn core_files() -> usize {
+    scaled(30_000, 300)
+}
+fn core_dirs() -> usize {
+    scaled(3_000, 30)
+}
+fn target_bytes() -> u64 {
+    scaled(270 * 1024 * 1024, 1024 * 1024) as u64
+}
+fn plugins() -> usize {
+    scaled(30, 3)
+}
+fn zip_plugins() -> usize {
+    scaled(5, 2)
+}
+fn changed_in_point_release() -> usize {
+    scaled(600, 10)
+}
 /// Files whose mode alone changes in the next release (4.5.0 → 4.5.5 changed 27,889).
-const MODE_ONLY_CHANGES: usize = 20_000;
+fn mode_only_changes() -> usize {
+    scaled(20_000, 100)
+}
 
 /// A small deterministic generator (xorshift64*), so every machine builds the same fixture.
 fn core_version_php(build: &str, release: &str) -> Vec<u8> {
@@ -51,14 +65,14 @@ fn build_fixture(root: &Path) -> Fixture {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let core = root.join("upstream/moodle.git");
     std::fs::create_dir_all(&core).unwrap();
-    let mut paths = Vec::with_capacity(CORE_FILES);
-    for i in 0..CORE_FILES {
-        let d = i % CORE_DIRS;
+    let mut paths = Vec::with_capacity(core_files());
+    for i in 0..core_files() {
+        let d = i % core_dirs();
         paths.push(format!("c{:02}/d{:03}/f{i}.php", d % 60, d));
     }
-    let mut sizes: Vec<usize> = (0..CORE_FILES).map(|_| file_size(&mut rng)).collect();
+    let mut sizes: Vec<usize> = (0..core_files()).map(|_| file_size(&mut rng)).collect();
     let total: u64 = sizes.iter().map(|s| *s as u64).sum();
-    let scale = TARGET_BYTES as f64 / total as f64;
+    let scale = target_bytes() as f64 / total as f64;
     for s in sizes.iter_mut() {
         *s = ((*s as f64) * scale) as usize;
     }
@@ -85,15 +99,15 @@ fn build_fixture(root: &Path) -> Fixture {
         false,
     )];
     let mut changed_bytes = 0;
-    for k in 0..CHANGED_IN_POINT_RELEASE {
-        let i = (k * 47) % CORE_FILES;
+    for k in 0..changed_in_point_release() {
+        let i = (k * 47) % core_files();
         let content = php_text(&mut rng, sizes[i], i + 1_000_000);
         changed_bytes += content.len() as u64;
         second.push((paths[i].clone(), content, false));
     }
     // Then a release that changes only modes: the same content, now executable.
-    let changed: std::collections::HashSet<usize> = (0..CHANGED_IN_POINT_RELEASE)
-        .map(|k| (k * 47) % CORE_FILES)
+    let changed: std::collections::HashSet<usize> = (0..changed_in_point_release())
+        .map(|k| (k * 47) % core_files())
         .collect();
     let mut third = vec![(
         "version.php".to_string(),
@@ -103,10 +117,10 @@ fn build_fixture(root: &Path) -> Fixture {
     third.extend(
         first
             .iter()
-            .take(CORE_FILES)
+            .take(core_files())
             .enumerate()
             .filter(|(i, _)| !changed.contains(i))
-            .take(MODE_ONLY_CHANGES)
+            .take(mode_only_changes())
             .map(|(_, (path, content, _))| (path.clone(), content.clone(), true)),
     );
     fast_import(
@@ -118,7 +132,7 @@ fn build_fixture(root: &Path) -> Fixture {
         ],
     );
 
-    let plugins = (0..PLUGINS)
+    let plugins = (0..plugins())
         .map(|p| {
             let component = format!("local_bp{p}");
             let repo = root.join(format!("upstream/{component}.git"));
@@ -135,7 +149,7 @@ fn build_fixture(root: &Path) -> Fixture {
         .collect();
 
     let mut zips = Vec::new();
-    for z in 0..ZIPS {
+    for z in 0..zip_plugins() {
         let component = format!("block_bz{z}");
         let dir = root.join(format!("zipsrc/{component}"));
         std::fs::create_dir_all(dir.join("classes")).unwrap();
@@ -208,7 +222,7 @@ fn main() {
     let runs: usize = std::env::var("MCB_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(scaled(3, 1));
     let base = match std::env::var_os("MCB_BENCH_DIR") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
@@ -225,7 +239,7 @@ fn main() {
         eprintln!(
             "fixture built in {} ({} core files, {:.0} MB)",
             secs(t.elapsed()),
-            CORE_FILES,
+            core_files(),
             fx.core_bytes as f64 / 1e6
         );
         if building {
@@ -251,10 +265,10 @@ fn main() {
     let base = base.canonicalize().unwrap();
     let fx = Fixture {
         core: base.join("upstream/moodle.git"),
-        plugins: (0..PLUGINS)
+        plugins: (0..plugins())
             .map(|p| base.join(format!("upstream/local_bp{p}.git")))
             .collect(),
-        zips: (0..ZIPS)
+        zips: (0..zip_plugins())
             .map(|z| base.join(format!("upstream/block_bz{z}.zip")))
             .collect(),
         root: base.clone(),
@@ -444,8 +458,12 @@ fn main() {
     );
     let mut table = String::new();
     table.push_str(&format!(
-        "Machine: {machine}. Fixture: {CORE_FILES} core files in {CORE_DIRS} directories, {} of content, {PLUGINS} git plugins, {ZIPS} zip plugins. Median of {runs} runs.\n\n",
-        mb(fx.core_bytes)
+        "Machine: {machine}. Fixture: {} core files in {} directories, {} of content, {} git plugins, {} zip plugins. Median of {runs} runs.\n\n",
+        core_files(),
+        core_dirs(),
+        mb(fx.core_bytes),
+        plugins(),
+        zip_plugins()
     ));
     table.push_str("| measure | median | target | holds |\n|---|---|---|---|\n");
     let mut row = |name: &str, value: String, target: String, holds: bool| {
@@ -494,7 +512,10 @@ fn main() {
         true,
     );
     row(
-        &format!("realise after a release changing only the modes of {MODE_ONLY_CHANGES} files"),
+        &format!(
+            "realise after a release changing only the modes of {} files",
+            mode_only_changes()
+        ),
         secs(modes),
         format!("≤ 2 × the point release = {}", secs(point * 2)),
         modes <= point * 2,
@@ -537,7 +558,11 @@ fn main() {
         (store10_size as f64) <= budget10,
     );
     println!("{table}");
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results.md");
+    let out = if smoke() {
+        base.join("bench-results.md")
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results.md")
+    };
     std::fs::write(&out, &table).unwrap();
     eprintln!("written to {}", out.display());
     if std::env::var_os("MCB_BENCH_KEEP").is_none() {

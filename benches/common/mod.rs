@@ -10,6 +10,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `MCB_BENCH_SCALE=smoke`: every fixture tiny and every measure run once, so that the
+/// documented benchmark commands can be run end to end in CI; the numbers then mean
+/// nothing, and the results go to the fixture's directory, not beside the benchmarks.
+pub fn smoke() -> bool {
+    std::env::var("MCB_BENCH_SCALE").is_ok_and(|s| s == "smoke")
+}
+
+/// `full` for a measurement, `small` at smoke scale.
+pub fn scaled(full: usize, small: usize) -> usize {
+    if smoke() { small } else { full }
+}
+
 pub struct Rng(pub u64);
 
 impl Rng {

@@ -412,3 +412,108 @@ fn the_readme_describes_every_command() {
         .collect();
     assert!(missing.is_empty(), "README's table lacks {missing:?}");
 }
+
+/// The ```` ```sh ```` blocks of every page, in page order: (page, 1-based line, text).
+fn sh_blocks() -> Vec<(PathBuf, usize, String)> {
+    let mut out = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let mut block: Option<(usize, String)> = None;
+        for (i, l) in text.lines().enumerate() {
+            match &mut block {
+                None if l.trim_end() == "```sh" => block = Some((i + 2, String::new())),
+                None => {}
+                Some((at, body)) if l.starts_with("```") => {
+                    out.push((page.clone(), *at, std::mem::take(body)));
+                    block = None;
+                }
+                Some((_, body)) => {
+                    body.push_str(l);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The command CI itself runs: the README's test command. A test cannot run it (it is
+/// the run the test is part of), so it is the one block left out, and it must be exactly
+/// what `.ci/run` is.
+const CI_COMMAND: &str = "bash .ci/run\n";
+
+/// What a newcomer copies is what CI runs: every command of every ```` ```sh ```` block, in
+/// page order, verbatim through `bash -e` in a fresh clone of the repository (its
+/// committed state), with nothing prepared beforehand. Benchmarks run at smoke scale
+/// (`MCB_BENCH_SCALE=smoke`: tiny fixtures, one run); `MCB_STORE` is the clone's `store/`,
+/// which the README's first command fills.
+#[test]
+#[ignore = "builds mcb in release and runs every documented command; .ci/run runs it"]
+fn every_sh_block_runs_verbatim_in_a_fresh_clone() {
+    let blocks = sh_blocks();
+    assert!(
+        blocks.iter().any(|(_, _, b)| b == CI_COMMAND),
+        "the README's test command is `{}`",
+        CI_COMMAND.trim()
+    );
+    assert!(repo().join(".ci/run").is_file());
+    let sandbox = tempfile::tempdir().unwrap();
+    let clone = sandbox.path().join("mcb");
+    let ok = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(repo())
+        .arg(&clone)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git clone of the repository failed");
+    // Builds go where this test's own build is, so what CI built once is not built again.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let mut failures = Vec::new();
+    for (page, line, block) in &blocks {
+        if block == CI_COMMAND {
+            continue;
+        }
+        let name = page.strip_prefix(repo()).unwrap_or(page).display();
+        let out = std::process::Command::new("bash")
+            .args(["-e", "-u", "-o", "pipefail", "-c", block])
+            .current_dir(&clone)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("MCB_STORE", clone.join("store"))
+            .env("MCB_BENCH_SCALE", "smoke")
+            .env(
+                "MCB_BENCH_DIR",
+                sandbox.path().join(format!("bench-{line}")),
+            )
+            .env("MCB_MOODLE_GIT", "/nonexistent/moodle.git")
+            .env_remove("MCB_DIRECTORY")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{name}:{line}: {}exited {:?}\n{}",
+                block,
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The README's first command realised the demo into the clone's store.
+    let result = clone.join("examples/demo/result");
+    assert!(
+        std::fs::read_link(&result).is_ok_and(|t| t.starts_with(clone.join("store"))),
+        "the demo's result link points into the clone's store"
+    );
+    assert!(clone.join("examples/demo/site.lock").is_file());
+}
