@@ -233,3 +233,200 @@ fn plan_shows_advisories_that_affect_locked_versions() {
     assert_eq!(j["advisories"][0]["fixed_by_plan"], true, "{j}");
     assert_eq!(j["advisories"][0]["cve"], "CVE-2026-0001");
 }
+
+/// A repository that answers `p2/acme/moodle-mod_foo.json` with `doc`.
+fn repository_answering(server: &Server, doc: serde_json::Value) -> String {
+    server.set(
+        "/packages.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({
+                "packages": [], "metadata-url": "/p2/%package%.json"
+            }))
+            .unwrap(),
+        ),
+    );
+    server.set(
+        "/p2/acme/moodle-mod_foo.json",
+        Response::ok(serde_json::to_vec(&doc).unwrap()),
+    );
+    server.url("")
+}
+
+fn one_version(dist: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"packages": {"acme/moodle-mod_foo": [{
+        "name": "acme/moodle-mod_foo", "version": "2.0.0", "type": "moodle-mod",
+        "extra": {"installer-name": "foo"}, "dist": dist
+    }]}})
+}
+
+/// A repository (or a lock) that names a file on this machine as a dist gets nothing read:
+/// a text without a scheme is not a path, whatever it names.
+#[test]
+fn a_dist_that_names_a_local_file_is_refused_and_nothing_of_it_is_read() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    // A real plugin zip on this machine, holding a secret the repository wants to read.
+    let secret = zip_bytes(&[
+        (
+            "foo/version.php",
+            &plugin_php("mod_foo", 2024010100, "2024100700", ""),
+            0o644,
+        ),
+        ("foo/secret.txt", "dbpass=hunter2\n", 0o644),
+    ]);
+    let at = f.write("private/secret.zip", &secret);
+    let server = Server::start();
+    for named in [
+        at.display().to_string(),
+        "../private/secret.zip".to_string(),
+    ] {
+        let repo = repository_answering(
+            &server,
+            one_version(serde_json::json!({"type": "zip", "url": named})),
+        );
+        let site = site_with(
+            &f,
+            &m,
+            &repo,
+            r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+        );
+        let err = f.realise_err(&site, 5);
+        assert!(err.contains("is not an http(s) URL"), "{err}");
+        assert!(err.contains("malformed"), "{err}");
+        assert!(!f.path("site/result").exists());
+        assert!(!f.path("site/site.lock").exists());
+    }
+    let stored = walkdir::WalkDir::new(f.store())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| std::fs::read(e.path()).is_ok_and(|b| b.windows(7).any(|w| w == b"hunter2")));
+    assert!(!stored, "the secret reached the store");
+
+    // The same through a hand-edited lock: a good dist first, then its `url:` pointed home.
+    let zip = dist(2024080300);
+    server.set("/dist/foo.zip", Response::ok(zip.clone()));
+    let sum = hex::encode(sha1::Sha1::digest(&zip));
+    let repo = repository_answering(
+        &server,
+        one_version(
+            serde_json::json!({"type": "zip", "url": server.url("/dist/foo.zip"), "shasum": sum}),
+        ),
+    );
+    let site = site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+    );
+    f.realise_ok(&site);
+    let lock_path = f.path("site/site.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let edited = lock.replace(&server.url("/dist/foo.zip"), &at.display().to_string());
+    assert_ne!(lock, edited);
+    std::fs::write(&lock_path, &edited).unwrap();
+    let err = f.realise_err(&site, 3);
+    assert!(err.contains("is not an http(s) URL"), "{err}");
+    assert!(err.contains("site.lock"), "{err}");
+}
+
+/// A dist over plain http:// with no checksum from its repository is refused, as a `zip:`
+/// over http:// without a `hash` is.
+#[test]
+fn a_plain_http_dist_without_a_checksum_is_refused() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    server.set("/dist/foo.zip", Response::ok(dist(2024080300)));
+    let repo = repository_answering(
+        &server,
+        one_version(serde_json::json!({"type": "zip", "url": server.url("/dist/foo.zip")})),
+    );
+    let site = site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+    );
+    let err = f.realise_err(&site, 5);
+    assert!(err.contains("plain http://"), "{err}");
+    assert!(err.contains("gives no checksum"), "{err}");
+    assert_eq!(
+        server.requests_to("/dist/foo.zip").len(),
+        0,
+        "nothing was downloaded"
+    );
+}
+
+/// Metadata is held to its limits before it is expanded, and metadata of the wrong shape
+/// is said to be malformed (not "in no repository").
+#[test]
+fn composer_metadata_is_bounded_and_malformed_metadata_is_named() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = Server::start();
+    // 20,000 minified entries, each large: refused by count before any is expanded.
+    let big = "x".repeat(2_000);
+    let mut entries = vec![serde_json::json!({
+        "name": "acme/moodle-mod_foo", "version": "0.0.0", "type": "moodle-mod",
+        "description": big, "dist": {"type": "zip", "url": "https://r.example/0.zip"}
+    })];
+    for i in 1..20_000 {
+        entries.push(serde_json::json!({"version": format!("0.0.{i}")}));
+    }
+    let repo = repository_answering(
+        &server,
+        serde_json::json!({"minified": "composer/2.0", "packages": {"acme/moodle-mod_foo": entries}}),
+    );
+    let site = site_with(
+        &f,
+        &m,
+        &repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+    );
+    let started = std::time::Instant::now();
+    let err = f.realise_err(&site, 5);
+    assert!(
+        err.contains("more than 5000 (the metadata-versions limit)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    // A document over metadata-bytes is not read whole.
+    let out = f
+        .mcb()
+        .args(["realise", "--limits", "metadata-bytes=64K"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("the metadata-bytes limit"), "{err}");
+
+    for (doc, says) in [
+        (
+            serde_json::json!({"packages": {"acme/moodle-mod_foo": {"2.0.0": {}}}}),
+            "packages.acme/moodle-mod_foo is an object, not an array",
+        ),
+        (
+            serde_json::json!({"packages": ["acme/moodle-mod_foo"]}),
+            "`packages` is an array, not an object",
+        ),
+        (
+            one_version(serde_json::json!({"type": "zip", "url": 42})),
+            "`url` is a number, not a string",
+        ),
+    ] {
+        let repo = repository_answering(&server, doc);
+        site_with(
+            &f,
+            &m,
+            &repo,
+            r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+        );
+        let err = f.realise_err(&site, 5);
+        assert!(err.contains("is malformed"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("is in no Composer repository"), "{err}");
+    }
+}

@@ -248,6 +248,10 @@ fn a_site_mixing_list_marketplace_composer_and_git_realises_and_reproduces() {
         &plugin_php("local_c", 2024090100, "2024100700", ""),
         0o644,
     )]);
+    let dist_sum = {
+        use sha1::Digest;
+        hex::encode(sha1::Sha1::digest(&dist))
+    };
     packages.set("/dist/local_c.zip", Response::ok(dist));
     packages.set(
         "/packages.json",
@@ -258,7 +262,7 @@ fn a_site_mixing_list_marketplace_composer_and_git_realises_and_reproduces() {
         Response::ok(
             serde_json::to_vec(&serde_json::json!({"packages": {"acme/moodle-local_c": [
                 {"name": "acme/moodle-local_c", "version": "1.2.0", "type": "moodle-local",
-                 "dist": {"type": "zip", "url": packages.url("/dist/local_c.zip")}}
+                 "dist": {"type": "zip", "url": packages.url("/dist/local_c.zip"), "shasum": dist_sum}}
             ]}}))
             .unwrap(),
         ),

@@ -9,12 +9,10 @@ use serde_json::Value;
 
 use crate::CatalogError;
 use crate::http::Http;
+use crate::limits::MetadataLimits;
 
 /// Packagist's repository.
 pub const PACKAGIST: &str = "https://repo.packagist.org";
-
-/// The most versions of one package read from a repository.
-const MAX_VERSIONS: usize = 5_000;
 
 /// One version of a package, as its repository describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,43 +95,100 @@ fn bad(repo: &str, message: String) -> CatalogError {
     }
 }
 
-/// `repo` joined with `path` (`/p2/…` or a full URL).
-fn join(repo: &str, path: &str) -> String {
-    if path.contains("://") {
-        return path.to_string();
-    }
-    let base = repo.trim_end_matches('/');
-    match reqwest::Url::parse(&format!("{base}/")) {
-        Ok(u) => u
-            .join(path)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| format!("{base}{path}")),
-        Err(_) => format!("{base}/{}", path.trim_start_matches('/')),
-    }
+/// Is `repo` a repository on this machine (a directory), rather than a URL?
+fn is_local(repo: &str) -> bool {
+    !repo.contains("://")
 }
 
-fn read_json(http: &Http, repo: &str, url: &str) -> Result<Option<Value>, CatalogError> {
-    let bytes = if url.contains("://") {
-        match http.get_bytes(url) {
+/// Is `url` an `http://` or `https://` URL? Nothing else is fetched from what a repository
+/// says: a text without a scheme is not a path.
+pub fn is_http_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// `path` (`/p2/…`, relative or a full URL) of repository `repo`: for a remote repository
+/// an http(s) URL joined to it; for a local one a file inside its directory.
+fn join(repo: &str, path: &str) -> Result<String, CatalogError> {
+    if path.contains("://") {
+        if !is_http_url(path) {
+            return Err(bad(
+                repo,
+                format!("names '{}', which is not an http(s) URL", shown(path)),
+            ));
+        }
+        return Ok(path.to_string());
+    }
+    let base = repo.trim_end_matches('/');
+    if is_local(repo) {
+        let joined =
+            mcb_config::normalize(&std::path::Path::new(base).join(path.trim_start_matches('/')));
+        if !joined.starts_with(mcb_config::normalize(std::path::Path::new(base))) {
+            return Err(bad(
+                repo,
+                format!("names '{}', which is outside the repository", shown(path)),
+            ));
+        }
+        return Ok(joined.to_string_lossy().into_owned());
+    }
+    reqwest::Url::parse(&format!("{base}/"))
+        .and_then(|u| u.join(path))
+        .map(|u| u.to_string())
+        .map_err(|e| bad(repo, format!("cannot join '{}' to it: {e}", shown(path))))
+}
+
+/// Text from a repository as messages show it: control characters out, at most 200 chars.
+fn shown(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// A JSON document of repository `repo` at `at` (what [`join`] gave): `None` when it is
+/// not there (404, or no such file in a local repository). Held to `limits.bytes`.
+fn read_json(
+    http: &Http,
+    repo: &str,
+    at: &str,
+    limits: &MetadataLimits,
+) -> Result<Option<Value>, CatalogError> {
+    let bytes = if is_http_url(at) {
+        match http.get_document(at, limits.bytes, "metadata-bytes") {
             Ok(b) => b,
             Err(crate::http::HttpError::Status { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
     } else {
-        match std::fs::read(url) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(at) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(CatalogError::Io {
-                    path: url.into(),
+                    path: at.into(),
                     source: e,
                 });
             }
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, limits.bytes + 1), &mut bytes)
+            .map_err(|e| CatalogError::Io {
+                path: at.into(),
+                source: e,
+            })?;
+        if bytes.len() as u64 > limits.bytes {
+            return Err(bad(
+                repo,
+                format!(
+                    "{at} is larger than {} (the metadata-bytes limit)",
+                    crate::limits::human_bytes(limits.bytes)
+                ),
+            ));
         }
+        bytes
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| bad(repo, format!("{url} is not JSON: {e}")))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        bad(
+            repo,
+            format!("{} is not JSON: {e}", crate::http::shown_url(at)),
+        )
+    })
 }
 
 fn hex_of(v: Option<&Value>, len: usize) -> Option<String> {
@@ -141,54 +196,114 @@ fn hex_of(v: Option<&Value>, len: usize) -> Option<String> {
     (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
 }
 
-fn package_of(name: &str, v: &Value) -> Option<ComposerPackage> {
-    let version = v.get("version")?.as_str()?.to_string();
-    let dist = v.get("dist")?;
-    let dist_url = dist.get("url")?.as_str()?.to_string();
-    if dist
-        .get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t != "zip")
-    {
-        return None;
+/// A field that must be a string when present: `Err` names it when it is another type.
+fn text_field<'a>(
+    v: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("`{key}` is {}, not a string", kind_of(other))),
     }
-    let extra = v.get("extra");
-    Some(ComposerPackage {
-        name: name.to_string(),
-        version,
-        package_type: v
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("library")
-            .to_string(),
-        dist_url,
-        sha1: hex_of(dist.get("shasum"), 40),
-        sha256: hex_of(extra.and_then(|e| e.get("sha256")), 64),
-        installer_name: extra
-            .and_then(|e| e.get("installer-name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        time: v.get("time").and_then(Value::as_str).and_then(parse_time),
-    })
 }
 
-/// Composer 2's minified list: each entry holds what changed from the one before, and
-/// `"__unset"` removes a field.
-fn expand(entries: &[Value]) -> Vec<Value> {
-    let mut out = Vec::with_capacity(entries.len());
-    let mut current: serde_json::Map<String, Value> = serde_json::Map::new();
-    for e in entries {
-        let Some(obj) = e.as_object() else { continue };
-        for (k, v) in obj {
-            if v.as_str() == Some("__unset") {
-                current.remove(k);
-            } else {
-                current.insert(k.clone(), v.clone());
-            }
-        }
-        out.push(Value::Object(current.clone()));
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
-    out
+}
+
+/// One version as the repository describes it: `Ok(None)` for a version that cannot be
+/// installed from a zip (no dist, or a dist of another type), `Err(why)` for one whose
+/// fields are of the wrong types or whose dist URL is not an http(s) URL.
+fn package_of(
+    name: &str,
+    v: &serde_json::Map<String, Value>,
+) -> Result<Option<ComposerPackage>, String> {
+    let version = text_field(v, "version")?.ok_or("it has no `version`")?;
+    let what = |m: String| format!("version {}: {m}", shown(version));
+    let dist = match v.get("dist") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(d)) => d,
+        Some(other) => return Err(what(format!("`dist` is {}, not an object", kind_of(other)))),
+    };
+    if text_field(dist, "type")
+        .map_err(&what)?
+        .is_some_and(|t| t != "zip")
+    {
+        return Ok(None);
+    }
+    let dist_url = text_field(dist, "url")
+        .map_err(&what)?
+        .ok_or_else(|| what("its dist has no `url`".into()))?;
+    if !is_http_url(dist_url) {
+        return Err(what(format!(
+            "its dist URL '{}' is not an http(s) URL; a text without a scheme is never read as a local file",
+            shown(dist_url)
+        )));
+    }
+    let extra = match v.get("extra") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(e)) => Some(e),
+        // Composer tolerates any `extra`; mcb reads only what it knows of it.
+        Some(_) => None,
+    };
+    let package_type = text_field(v, "type").map_err(&what)?.unwrap_or("library");
+    Ok(Some(ComposerPackage {
+        name: name.to_string(),
+        version: version.to_string(),
+        package_type: package_type.to_string(),
+        dist_url: dist_url.to_string(),
+        sha1: hex_of(dist.get("shasum"), 40),
+        sha256: hex_of(extra.and_then(|e| e.get("sha256")), 64),
+        installer_name: match extra {
+            Some(e) => text_field(e, "installer-name")
+                .map_err(&what)?
+                .map(str::to_string),
+            None => None,
+        },
+        time: text_field(v, "time").map_err(&what)?.and_then(parse_time),
+    }))
+}
+
+/// The versions of a list, expanded from Composer 2's minified form when `minified` (each
+/// entry holds what changed from the one before, and `"__unset"` removes a field). One
+/// state is kept and each version read from it in turn: the work is the size of the list,
+/// not the size times the number of versions.
+fn packages_of(
+    name: &str,
+    entries: &[Value],
+    minified: bool,
+) -> Result<Vec<ComposerPackage>, String> {
+    let mut out = Vec::new();
+    let mut current: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (i, e) in entries.iter().enumerate() {
+        let Some(obj) = e.as_object() else {
+            return Err(format!("entry {} is {}, not an object", i + 1, kind_of(e)));
+        };
+        let p = if minified {
+            for (k, v) in obj {
+                if v.as_str() == Some("__unset") {
+                    current.remove(k);
+                } else {
+                    current.insert(k.clone(), v.clone());
+                }
+            }
+            package_of(name, &current)
+        } else {
+            package_of(name, obj)
+        };
+        if let Some(p) = p? {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// A security advisory a Composer repository publishes.
@@ -208,8 +323,9 @@ pub fn advisories(
     http: &Http,
     repo: &str,
     packages: &[String],
+    limits: &MetadataLimits,
 ) -> Result<Vec<Advisory>, CatalogError> {
-    let Some(root) = read_json(http, repo, &join(repo, "packages.json"))? else {
+    let Some(root) = read_json(http, repo, &join(repo, "packages.json")?, limits)? else {
         return Ok(Vec::new());
     };
     let Some(api) = root
@@ -219,7 +335,7 @@ pub fn advisories(
     else {
         return Ok(Vec::new());
     };
-    let mut url = join(repo, api);
+    let mut url = join(repo, api)?;
     for (i, p) in packages.iter().enumerate() {
         url.push(if i == 0 && !url.contains('?') {
             '?'
@@ -228,7 +344,7 @@ pub fn advisories(
         });
         url.push_str(&format!("packages[]={p}"));
     }
-    let Some(doc) = read_json(http, repo, &url)? else {
+    let Some(doc) = read_json(http, repo, &url, limits)? else {
         return Ok(Vec::new());
     };
     let text = |v: &Value, k: &str| {
@@ -259,45 +375,109 @@ pub fn advisories(
     Ok(out)
 }
 
-/// Every version of `name` that `repo` offers, in the repository's order.
+/// Every version of `name` that `repo` offers, in the repository's order; a document of
+/// the wrong shape is said to be malformed, naming what is wrong.
 pub fn package_versions(
     http: &Http,
     repo: &str,
     name: &str,
+    limits: &MetadataLimits,
 ) -> Result<Vec<ComposerPackage>, CatalogError> {
-    let root = read_json(http, repo, &join(repo, "packages.json"))?
+    let root = read_json(http, repo, &join(repo, "packages.json")?, limits)?
         .ok_or_else(|| bad(repo, "has no packages.json".into()))?;
-    let mut raw: Vec<Value> = Vec::new();
-    if let Some(meta) = root.get("metadata-url").and_then(Value::as_str) {
-        let url = join(repo, &meta.replace("%package%", name));
-        if let Some(doc) = read_json(http, repo, &url)? {
-            let list = doc
-                .get("packages")
-                .and_then(|p| p.get(name))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let minified = doc.get("minified").and_then(Value::as_str) == Some("composer/2.0");
-            raw = if minified { expand(&list) } else { list };
-        }
-    } else if let Some(versions) = root
-        .get("packages")
-        .and_then(|p| p.get(name))
-        .and_then(Value::as_object)
-    {
-        // Composer 1: version → package, inline.
-        raw = versions.values().cloned().collect();
-    }
-    if raw.len() > MAX_VERSIONS {
-        return Err(bad(
+    let malformed = |at: &str, why: String| {
+        bad(
             repo,
-            format!("lists more than {MAX_VERSIONS} versions of {name}"),
-        ));
+            format!("{} is malformed: {why}", crate::http::shown_url(at)),
+        )
+    };
+    let too_many = |n: usize| {
+        bad(
+            repo,
+            format!(
+                "lists {n} versions of {name}, more than {} (the metadata-versions limit)",
+                limits.versions
+            ),
+        )
+    };
+    let (at, entries, minified) = match root.get("metadata-url") {
+        Some(Value::String(meta)) => {
+            let at = join(repo, &meta.replace("%package%", name))?;
+            let Some(doc) = read_json(http, repo, &at, limits)? else {
+                return Ok(Vec::new());
+            };
+            let list = match doc.get("packages") {
+                None => return Ok(Vec::new()),
+                Some(Value::Object(p)) => match p.get(name) {
+                    None => return Ok(Vec::new()),
+                    Some(Value::Array(l)) => l.clone(),
+                    Some(other) => {
+                        return Err(malformed(
+                            &at,
+                            format!("packages.{name} is {}, not an array", kind_of(other)),
+                        ));
+                    }
+                },
+                Some(other) => {
+                    return Err(malformed(
+                        &at,
+                        format!("`packages` is {}, not an object", kind_of(other)),
+                    ));
+                }
+            };
+            let minified = match doc.get("minified") {
+                None | Some(Value::Null) => false,
+                Some(Value::String(m)) => m == "composer/2.0",
+                Some(other) => {
+                    return Err(malformed(
+                        &at,
+                        format!("`minified` is {}, not a string", kind_of(other)),
+                    ));
+                }
+            };
+            (at, list, minified)
+        }
+        Some(other) => {
+            return Err(malformed(
+                "packages.json",
+                format!("`metadata-url` is {}, not a string", kind_of(other)),
+            ));
+        }
+        None => {
+            // Composer 1: version → package, inline.
+            let list = match root.get("packages") {
+                None => return Ok(Vec::new()),
+                Some(Value::Object(p)) => match p.get(name) {
+                    None => return Ok(Vec::new()),
+                    Some(Value::Object(versions)) => versions.values().cloned().collect(),
+                    Some(other) => {
+                        return Err(malformed(
+                            "packages.json",
+                            format!("packages.{name} is {}, not an object", kind_of(other)),
+                        ));
+                    }
+                },
+                // Composer 2 repositories list no packages inline: `"packages": []`.
+                Some(Value::Array(a)) if a.is_empty() => return Ok(Vec::new()),
+                Some(other) => {
+                    return Err(malformed(
+                        "packages.json",
+                        format!("`packages` is {}, not an object", kind_of(other)),
+                    ));
+                }
+            };
+            ("packages.json".to_string(), list, false)
+        }
+    };
+    // Counted before anything is expanded.
+    if entries.len() as u64 > limits.versions {
+        return Err(too_many(entries.len()));
     }
+    let versions = packages_of(name, &entries, minified)
+        .map_err(|why| malformed(&at, format!("{name}: {why}")))?;
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
-    Ok(raw
-        .iter()
-        .filter_map(|v| package_of(name, v))
+    Ok(versions
+        .into_iter()
         .filter(|p| seen.insert(p.version.clone(), ()).is_none())
         .collect())
 }
@@ -309,18 +489,70 @@ mod tests {
     #[test]
     fn minified_entries_inherit_and_unset() {
         let list = serde_json::json!([
-            {"version": "2.1.0", "type": "moodle-mod", "dist": {"url": "a", "type": "zip", "shasum": ""}, "extra": {"installer-name": "foo"}},
-            {"version": "2.0.0", "dist": {"url": "b", "type": "zip"}},
+            {"version": "2.1.0", "type": "moodle-mod", "dist": {"url": "https://r.example/a.zip", "type": "zip", "shasum": ""}, "extra": {"installer-name": "foo"}},
+            {"version": "2.0.0", "dist": {"url": "https://r.example/b.zip", "type": "zip"}},
             {"version": "1.0.0", "extra": "__unset"}
         ]);
-        let out = expand(list.as_array().unwrap());
-        let p: Vec<ComposerPackage> = out.iter().filter_map(|v| package_of("a/b", v)).collect();
+        let p = packages_of("a/b", list.as_array().unwrap(), true).unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[1].package_type, "moodle-mod");
-        assert_eq!(p[1].dist_url, "b");
+        assert_eq!(p[1].dist_url, "https://r.example/b.zip");
         assert_eq!(p[1].installer_name.as_deref(), Some("foo"));
         assert_eq!(p[2].installer_name, None);
         assert_eq!(p[0].sha1, None, "an empty shasum is no checksum");
+    }
+
+    #[test]
+    fn a_dist_that_is_not_an_http_url_and_fields_of_wrong_types_are_malformed() {
+        for (entry, says) in [
+            (
+                serde_json::json!({"version": "1.0", "dist": {"url": "/srv/secret.zip"}}),
+                "is not an http(s) URL",
+            ),
+            (
+                serde_json::json!({"version": "1.0", "dist": {"url": "../private/secret.zip"}}),
+                "is not an http(s) URL",
+            ),
+            (
+                serde_json::json!({"version": "1.0", "dist": {"url": "file:///etc/passwd"}}),
+                "is not an http(s) URL",
+            ),
+            (
+                serde_json::json!({"version": 1, "dist": {"url": "https://r/a.zip"}}),
+                "`version` is a number",
+            ),
+            (
+                serde_json::json!({"version": "1.0", "dist": "https://r/a.zip"}),
+                "`dist` is a string",
+            ),
+            (
+                serde_json::json!({"version": "1.0", "dist": {"url": 7}}),
+                "`url` is a number",
+            ),
+            (serde_json::json!("1.0"), "entry 1 is a string"),
+        ] {
+            let err = packages_of("a/b", &[entry], false).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+        // A version without a dist, or with a dist that is not a zip, is not installable.
+        let p = packages_of(
+            "a/b",
+            &[serde_json::json!({"version": "1.0", "source": {"url": "https://g/x.git"}}),
+              serde_json::json!({"version": "0.9", "dist": {"type": "tar", "url": "https://r/a.tar"}})],
+            false,
+        )
+        .unwrap();
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_local_repository_names_only_files_inside_it() {
+        assert_eq!(
+            join("/srv/repo", "/p2/a/b.json").unwrap(),
+            "/srv/repo/p2/a/b.json"
+        );
+        assert!(join("/srv/repo", "../../etc/x.json").is_err());
+        assert!(join("https://r.example", "file:///etc/passwd").is_err());
     }
 
     #[test]
@@ -335,11 +567,11 @@ mod tests {
     #[test]
     fn paths_join_the_repository() {
         assert_eq!(
-            join("https://r.example/", "/p2/a/b.json"),
+            join("https://r.example/", "/p2/a/b.json").unwrap(),
             "https://r.example/p2/a/b.json"
         );
         assert_eq!(
-            join("https://r.example/sub", "packages.json"),
+            join("https://r.example/sub", "packages.json").unwrap(),
             "https://r.example/sub/packages.json"
         );
     }

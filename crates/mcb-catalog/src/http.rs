@@ -36,9 +36,13 @@ pub enum HttpError {
         host: String,
         what: String,
     },
-    /// The body is larger than the limit.
-    #[error("{url} sent more than {} (the http-bytes limit); nothing was kept", human_bytes(*.limit))]
-    TooLarge { url: String, limit: u64 },
+    /// The body is larger than the limit (`limit_name` in `MCB_LIMITS`).
+    #[error("{url} sent more than {} (the {limit_name} limit); nothing was kept", human_bytes(*.limit))]
+    TooLarge {
+        url: String,
+        limit: u64,
+        limit_name: &'static str,
+    },
 }
 
 /// The answer to a conditional GET.
@@ -171,6 +175,28 @@ impl Http {
         }
     }
 
+    /// GET of a document parsed whole (metadata), whose body is held to `limit` bytes
+    /// (`limit_name` in messages) rather than the bound on bodies.
+    pub fn get_document(
+        &self,
+        url: &str,
+        limit: u64,
+        limit_name: &'static str,
+    ) -> Result<Vec<u8>, HttpError> {
+        let started = Instant::now();
+        let resp = self
+            .send(url, None, started)?
+            .ok_or_else(|| HttpError::Status {
+                url: shown_url(url),
+                status: 304,
+                attempts: 1,
+                problem: None,
+            })?;
+        let mut bytes = Vec::new();
+        self.read_body(url, resp, started, &mut bytes, (limit, limit_name))?;
+        Ok(bytes)
+    }
+
     /// GET with `If-None-Match: etag` when an ETag is known. The body is held in memory,
     /// up to the body limit.
     pub fn get_conditional(&self, url: &str, etag: Option<&str>) -> Result<Fetched, HttpError> {
@@ -184,8 +210,12 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let mut bytes = Vec::new();
-        self.read_body(url, resp, started, &mut bytes)?;
+        self.read_body(url, resp, started, &mut bytes, self.body_limit())?;
         Ok(Fetched::Body { bytes, etag })
+    }
+
+    fn body_limit(&self) -> (u64, &'static str) {
+        (self.limits.body_bytes, "http-bytes")
     }
 
     /// GET, streaming the body into `sink` (never more than the body limit). Returns the
@@ -200,7 +230,7 @@ impl Http {
                 attempts: 1,
                 problem: None,
             })?;
-        self.read_body(url, resp, started, sink)
+        self.read_body(url, resp, started, sink, self.body_limit())
     }
 
     fn timed_out(&self, url: &str, what: String) -> HttpError {
@@ -333,19 +363,20 @@ impl Http {
         }
     }
 
-    /// Reads a body into `sink`, within the size limit and the deadline.
+    /// Reads a body into `sink`, within the size limit `(bytes, its name)` and the deadline.
     fn read_body(
         &self,
         url: &str,
         mut resp: reqwest::blocking::Response,
         started: Instant,
         sink: &mut dyn Write,
+        (limit, limit_name): (u64, &'static str),
     ) -> Result<u64, HttpError> {
-        let limit = self.limits.body_bytes;
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(HttpError::TooLarge {
                 url: shown_url(url),
                 limit,
+                limit_name,
             });
         }
         let mut buf = vec![0u8; 64 * 1024];
@@ -385,6 +416,7 @@ impl Http {
                 return Err(HttpError::TooLarge {
                     url: shown_url(url),
                     limit,
+                    limit_name,
                 });
             }
             sink.write_all(&buf[..n])

@@ -32,11 +32,32 @@ impl Default for HttpLimits {
     }
 }
 
+/// Bounds on the metadata a registry answers with (a Composer repository's JSON): it is
+/// parsed whole, so it is held far below the bound on bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    /// Bytes of one metadata document.
+    pub bytes: u64,
+    /// Versions of one package read from it.
+    pub versions: u64,
+}
+
+impl Default for MetadataLimits {
+    fn default() -> Self {
+        // Packagist's largest p2 documents hold a few MB and a few thousand versions.
+        MetadataLimits {
+            bytes: 16 << 20,
+            versions: 5_000,
+        }
+    }
+}
+
 /// All limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
     pub source: SourceLimits,
     pub http: HttpLimits,
+    pub metadata: MetadataLimits,
 }
 
 /// The names `MCB_LIMITS` takes, with what each bounds.
@@ -48,6 +69,14 @@ pub const LIMIT_NAMES: &[(&str, &str)] = &[
     ("source-bytes", "bytes of all files of one source"),
     ("file-bytes", "bytes of one file"),
     ("http-bytes", "bytes of one HTTP response body"),
+    (
+        "metadata-bytes",
+        "bytes of one metadata document (a Composer repository's JSON)",
+    ),
+    (
+        "metadata-versions",
+        "versions of one package read from a metadata document",
+    ),
     ("connect-timeout", "seconds to open a connection"),
     ("idle-timeout", "seconds without a byte from a server"),
     (
@@ -90,6 +119,8 @@ impl Limits {
                 "source-bytes" => l.source.total_bytes = size()?,
                 "file-bytes" => l.source.file_bytes = size()?,
                 "http-bytes" => l.http.body_bytes = size()?,
+                "metadata-bytes" => l.metadata.bytes = size()?,
+                "metadata-versions" => l.metadata.versions = size()?,
                 "connect-timeout" => l.http.connect = time()?,
                 "idle-timeout" => l.http.idle = time()?,
                 "request-deadline" => l.http.deadline = time()?,
@@ -110,11 +141,13 @@ impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "source-files={},source-bytes={},file-bytes={},http-bytes={},connect-timeout={}s,idle-timeout={}s,request-deadline={}s",
+            "source-files={},source-bytes={},file-bytes={},http-bytes={},metadata-bytes={},metadata-versions={},connect-timeout={}s,idle-timeout={}s,request-deadline={}s",
             self.source.files,
             self.source.total_bytes,
             self.source.file_bytes,
             self.http.body_bytes,
+            self.metadata.bytes,
+            self.metadata.versions,
             self.http.connect.as_secs(),
             self.http.idle.as_secs(),
             self.http.deadline.as_secs()

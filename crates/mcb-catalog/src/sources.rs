@@ -450,6 +450,18 @@ impl<'a> Sources<'a> {
     }
 
     fn stage(&self, component: &str, location: &Location) -> Result<Staged, SourceError> {
+        if let Location::Url(u) = location
+            && !crate::composer::is_http_url(u)
+        {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!(
+                    "'{}' is not an http(s) URL; nothing was read",
+                    crate::http::shown_url(u).escape_debug()
+                ),
+            ));
+        }
         let received = Arc::new(AtomicUsize::new(0));
         self.watch
             .transfer(&format!("{component} {location}"), received.clone());
@@ -806,15 +818,20 @@ impl<'a> Sources<'a> {
                 Some(v) => v,
                 None => {
                     let location = self.locate(repo).for_git();
-                    let v = crate::composer::package_versions(self.http, &location, package)
-                        .map_err(|e| {
-                            SourceError::new(
-                                component,
-                                SourceFailure::Unavailable,
-                                format!("cannot read the Composer repository {repo}"),
-                            )
-                            .because(e)
-                        })?;
+                    let v = crate::composer::package_versions(
+                        self.http,
+                        &location,
+                        package,
+                        &self.limits.metadata,
+                    )
+                    .map_err(|e| {
+                        SourceError::new(
+                            component,
+                            SourceFailure::Unavailable,
+                            format!("cannot read the Composer repository {repo}"),
+                        )
+                        .because(e)
+                    })?;
                     self.composer
                         .lock()
                         .expect("not poisoned")
@@ -839,9 +856,35 @@ impl<'a> Sources<'a> {
         p: &crate::ComposerPackage,
         locked_blake3: Option<&Blake3>,
     ) -> Result<StoredSource, SourceError> {
-        let url = self.locate(&p.dist_url);
-        let staged = self.stage(component, &url)?;
         let shown = crate::http::shown_url(&p.dist_url);
+        // A repository's (or a lock's) dist is a URL, never a path on this machine.
+        if !crate::composer::is_http_url(&p.dist_url) {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!(
+                    "{} {}'s dist '{shown}' is not an http(s) URL; mcb never reads a local file a repository or a lock names",
+                    p.name, p.version
+                ),
+            )
+            .hint("the repository (or the lock) is wrong; nothing was read"));
+        }
+        let plain_http = p
+            .dist_url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if plain_http && p.sha1.is_none() && p.sha256.is_none() && locked_blake3.is_none() {
+            return Err(SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!(
+                    "{} {} downloads over plain http:// ({shown}) and its repository gives no checksum: anyone on the way could change it",
+                    p.name, p.version
+                ),
+            )
+            .hint("use an https:// repository, or one that gives dist.shasum"));
+        }
+        let staged = self.stage(component, &Location::Url(p.dist_url.clone()))?;
         let integrity = |what: &str, want: &str, got: &str| {
             SourceError::new(
                 component,

@@ -64,7 +64,8 @@ pub struct NetArgs {
     pub refresh: bool,
     /// Bounds on sizes and network time, as name=value pairs over the defaults, e.g.
     /// "file-bytes=64M,idle-timeout=60s" (source-files, source-bytes, file-bytes,
-    /// http-bytes, connect-timeout, idle-timeout, request-deadline).
+    /// http-bytes, metadata-bytes, metadata-versions, connect-timeout, idle-timeout,
+    /// request-deadline).
     #[arg(long, env = "MCB_LIMITS", hide_env_values = true, value_name = "LIMITS", value_parser = parse_limits)]
     pub limits: Option<mcb_catalog::Limits>,
     /// The plugins directory to use, whatever the site file says (a URL or a local file).

@@ -217,6 +217,28 @@ impl Lock {
                 .component(component)
                 .at(find_line(text, component))
         };
+        let sources = std::iter::once(("moodle", &lock.moodle.source)).chain(
+            lock.plugins
+                .iter()
+                .map(|p| (p.component.as_str(), &p.source)),
+        );
+        for (component, source) in sources {
+            // A download the lock names is a URL: a text without a scheme is never read
+            // as a local file (a zip location may be a path: the site file wrote it).
+            let url = match source {
+                LockedSource::Directory { url, .. } | LockedSource::Composer { url, .. } => url,
+                _ => continue,
+            };
+            if !is_http_url(url) {
+                return Err(bad(
+                    component,
+                    format!(
+                        "the lock is not valid: url '{}' is not an http(s) URL",
+                        url.escape_debug()
+                    ),
+                ));
+            }
+        }
         for p in &lock.plugins {
             mcb_moodle::Component::parse(&p.component)
                 .map_err(|e| bad(&p.component, format!("the lock is not valid: {e}")))?;
@@ -272,6 +294,19 @@ impl Lock {
             && locked.pin == request.version
             && source_answers(&locked.source, &request.source)
     }
+}
+
+/// `http://host…` or `https://host…`, the only URLs a lock names downloads by.
+fn is_http_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    !rest.is_empty() && !rest.starts_with('/') && !url.chars().any(|c| c.is_control() || c == ' ')
 }
 
 /// Is the pinned source one the request can give? An edited lock that pins a zip of

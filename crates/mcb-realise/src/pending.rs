@@ -160,7 +160,8 @@ fn advisory_hits(
     for (repo, locked) in by_repo {
         let names: Vec<String> = locked.iter().map(|(_, p, _)| p.to_string()).collect();
         let location = sources.locate(repo).for_git();
-        let found = match mcb_catalog::advisories(http, &location, &names) {
+        let found = match mcb_catalog::advisories(http, &location, &names, &sources.limits.metadata)
+        {
             Ok(a) => a,
             Err(e) => {
                 warnings.push(format!(
