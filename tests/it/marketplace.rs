@@ -325,3 +325,53 @@ fn a_site_mixing_list_marketplace_composer_and_git_realises_and_reproduces() {
         "the realise and the reproduce, both through the API"
     );
 }
+
+/// A server that answers with the token it was sent (in a problem's title and detail, in
+/// a redirect's query) never gets it printed: not on stderr, not in `--json`.
+#[test]
+fn a_token_a_server_sends_back_is_never_printed() {
+    const TOKEN: &str = "tok-4f2a9c81e3";
+    let f = Fixture::new();
+    let mut echo = Response::status(401).header("Content-Type", "application/problem+json");
+    echo.body = serde_json::to_vec(&serde_json::json!({
+        "title": format!("Bad token {TOKEN}"),
+        "detail": format!("The bearer token '{TOKEN}' has expired"),
+        "status": 401
+    }))
+    .unwrap();
+    let (site, _list, market) = on_marketplace(&f, echo);
+    let out = f
+        .mcb()
+        .env("MCB_MARKETPLACE_TOKEN", TOKEN)
+        .env("MCB_MARKETPLACE_API", market.url("/api"))
+        .args(["realise", "--json", "-v"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    // The token went to the Marketplace, and came back.
+    let calls = market.requests_to("/api/plugins/mod_t/versions/2024100800/download");
+    assert_eq!(
+        auth(&calls[0]).map(str::to_string),
+        Some(format!("Bearer {TOKEN}"))
+    );
+    assert!(stderr.contains("has expired"), "{stderr}");
+    assert!(stderr.contains("[token]"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(TOKEN), "the token was printed: {text}");
+    }
+    for entry in walkdir::WalkDir::new(f.path("site"))
+        .into_iter()
+        .chain(walkdir::WalkDir::new(f.store()))
+        .flatten()
+    {
+        if entry.file_type().is_file() {
+            let text = std::fs::read(entry.path()).unwrap();
+            assert!(!text.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+        }
+    }
+}

@@ -58,11 +58,22 @@ pub enum Fetched {
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 10;
 
-/// A URL as messages show it: without its query string, which may carry a key.
+/// A URL as messages show it: without its query string, which may carry a key, and
+/// without a user and password before its host.
 pub fn shown_url(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => base.to_string(),
-        None => url.to_string(),
+    let base = match url.split_once('?') {
+        Some((base, _)) => base,
+        None => url,
+    };
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
     }
 }
 
@@ -148,6 +159,15 @@ impl Http {
             secret: token,
         });
         self
+    }
+
+    /// `text` with the token put out of sight: nothing a server answers, and nothing an
+    /// error relays, carries it to a terminal or a log.
+    pub fn redact(&self, text: &str) -> String {
+        match &self.token {
+            Some(t) if !t.secret.is_empty() => text.replace(&t.secret, "[token]"),
+            _ => text.to_string(),
+        }
     }
 
     /// Is a token set for the host of `url`?
@@ -306,7 +326,8 @@ impl Http {
                             url: shown_url(&current),
                             status: status.as_u16(),
                             attempts: attempt,
-                            problem: problem_of(resp),
+                            // A server's words may carry back what it was sent.
+                            problem: problem_of(resp).map(|p| self.redact(&p)),
                         });
                     }
                     resp.headers()
@@ -342,7 +363,7 @@ impl Http {
                         }
                         return Err(HttpError::Transport {
                             url: shown_url(url),
-                            message: describe_transport(&e),
+                            message: self.redact(&describe_transport(&e)),
                         });
                     }
                     None
@@ -595,6 +616,23 @@ mod tests {
             assert_eq!(t.join().unwrap(), b"ok");
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_shown_url_carries_no_key_and_no_password() {
+        assert_eq!(
+            shown_url("https://bob:s3cret@host.example/p/x.zip?key=k"),
+            "https://host.example/p/x.zip"
+        );
+        assert_eq!(
+            shown_url("https://host.example/a@b"),
+            "https://host.example/a@b"
+        );
+        let http = Http::new(true, HttpLimits::default()).with_token(vec![], "t0k".into());
+        assert_eq!(
+            http.redact("bad token t0k, t0k"),
+            "bad token [token], [token]"
+        );
     }
 
     #[test]
