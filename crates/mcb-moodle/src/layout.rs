@@ -98,23 +98,32 @@ impl CoreLayout {
                 }
             }
         }
+        let file = web_root_path(public, "lib/components.json");
+        let mut types = BTreeMap::new();
+        for (k, v) in c.plugintypes {
+            let v = v.trim_end_matches('/');
+            // Moodle 5.1 keeps components.json at the codebase root, its paths relative to
+            // that root (`public/mod`); they are kept relative to the web root here, like
+            // those of subplugins.json.
+            let v = if public {
+                v.strip_prefix("public/").unwrap_or(v)
+            } else {
+                v
+            };
+            if !clean_relative(v) {
+                return Err(LayoutError::BadFile {
+                    file,
+                    message: format!(
+                        "plugin type '{}' has the directory '{}', which is not a plain relative path inside the codebase",
+                        k.escape_debug(),
+                        v.escape_debug()
+                    ),
+                });
+            }
+            types.insert(k, v.to_string());
+        }
         Ok(CoreLayout {
-            types: c
-                .plugintypes
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = v.trim_matches('/');
-                    // Moodle 5.1 keeps components.json at the codebase root, its paths
-                    // relative to that root (`public/mod`); they are kept relative to the
-                    // web root here, like those of subplugins.json.
-                    let v = if public {
-                        v.strip_prefix("public/").unwrap_or(v)
-                    } else {
-                        v
-                    };
-                    (k, v.to_string())
-                })
-                .collect(),
+            types,
             standard,
             public,
         })
@@ -251,11 +260,23 @@ fn declared_types(plugin_dir: &str, label: &str, json: &str) -> Result<Vec<Decla
         message: e.to_string(),
     })?;
     let base = plugin_dir.trim_end_matches('/');
+    for (ty, dir) in s.subplugintypes.iter().chain(&s.plugintypes) {
+        if !clean_relative(dir.trim_end_matches('/')) {
+            return Err(LayoutError::BadFile {
+                file: label.to_string(),
+                message: format!(
+                    "subplugin type '{}' has the directory '{}', which is not a plain relative path",
+                    ty.escape_debug(),
+                    dir.escape_debug()
+                ),
+            });
+        }
+    }
     Ok(if !s.subplugintypes.is_empty() {
         s.subplugintypes
             .into_iter()
             .map(|(ty, rel)| {
-                let written = rel.trim_matches('/').to_string();
+                let written = rel.trim_end_matches('/').to_string();
                 Declared {
                     plugin_type: ty,
                     dir: format!("{base}/{written}"),
@@ -268,7 +289,7 @@ fn declared_types(plugin_dir: &str, label: &str, json: &str) -> Result<Vec<Decla
         s.plugintypes
             .into_iter()
             .map(|(ty, dir)| {
-                let written = dir.trim_matches('/').to_string();
+                let written = dir.trim_end_matches('/').to_string();
                 Declared {
                     plugin_type: ty,
                     dir: written.clone(),
@@ -280,9 +301,12 @@ fn declared_types(plugin_dir: &str, label: &str, json: &str) -> Result<Vec<Decla
     })
 }
 
-/// A relative path of plain names: no `.`, `..` or empty part.
+/// A relative path of plain names: no `.`, `..` or empty part, no backslash and no
+/// control character.
 fn clean_relative(p: &str) -> bool {
-    !p.is_empty() && p.split('/').all(|n| !n.is_empty() && n != "." && n != "..")
+    !p.is_empty()
+        && p.split('/').all(|n| !n.is_empty() && n != "." && n != "..")
+        && !p.chars().any(|c| c == '\\' || c.is_control())
 }
 
 #[cfg(test)]
@@ -294,6 +318,25 @@ mod tests {
 
     fn c(s: &str) -> Component {
         Component::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_plugin_type_outside_the_codebase_is_refused_naming_components_json() {
+        for dir in ["../outside", "/srv/elsewhere", "mod/../../x", "a\\b", ""] {
+            let json = serde_json::json!({"plugintypes": {"mod": "mod", "evil": dir}}).to_string();
+            let err = CoreLayout::new(&json, None, false).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("lib/components.json is not valid"), "{text}");
+            assert!(text.contains("plugin type 'evil'"), "{text}");
+        }
+        let json = r#"{"plugintypes": {"mod": "public/mod", "evil": "public/../x"}}"#;
+        let text = CoreLayout::new(json, None, true).unwrap_err().to_string();
+        assert!(text.starts_with("public/lib/components.json"), "{text}");
+        let mut l = CoreLayout::new(COMPONENTS, None, false).unwrap();
+        let err = l
+            .add_subplugins("mod/quiz", "mod/quiz/db/subplugins.json", r#"{"plugintypes": {"quizaccess": "/etc"}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("not a plain relative path"), "{err}");
     }
 
     #[test]
