@@ -494,3 +494,321 @@ fn reconcile_with_test_serves_a_generation_only_once_it_passes() {
         "{note}"
     );
 }
+
+/// A plain-SQL dump's meta-commands run nothing (`\!` would run a shell command as mcb's
+/// user): the restore fails at its step, quoting psql, and nothing ran.
+#[test]
+fn a_dump_with_shell_meta_commands_runs_nothing() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let site = good_site(&f, &m, &[]);
+    f.realise_ok(&site);
+    let marker = f.path("ran-from-the-dump");
+    let dump = f.write(
+        "evil.sql",
+        format!("CREATE TABLE t (i int);\n\\! touch {}\n", marker.display()),
+    );
+    let (code, j, err) = test(&f, &tmp, &site, &["--upgrade-from", dump.to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let restore = step(&j, "restore");
+    assert_eq!(restore["passed"], false, "{j}");
+    assert_eq!(restore["failures"][0]["code"], "restore");
+    assert!(
+        restore["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("psql could not restore"),
+        "{j}"
+    );
+    assert!(!marker.exists(), "the dump ran a shell command");
+    assert!(tmp.is_empty() && no_scratch_left(&f));
+}
+
+/// A snapshot that is not as mcb wrote it (a plain-SQL dump planted where the snapshot
+/// of a codebase is kept, even with a record that hashes it) is never restored: the
+/// codebase is installed again and the snapshot replaced.
+#[test]
+fn a_planted_snapshot_is_never_restored() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let site = good_site(&f, &m, &[]);
+    let tree = f.realise_ok(&site)["tree"].as_str().unwrap().to_string();
+    let marker = f.path("ran-from-the-snapshot");
+    let snap = f.store().join("cache/test-snapshots-v2").join(&tree);
+    std::fs::create_dir_all(snap.join("dataroot")).unwrap();
+    let dump = format!("\\! touch {}\n", marker.display());
+    std::fs::write(snap.join("db.dump"), &dump).unwrap();
+    std::fs::write(
+        snap.join("SNAPSHOT"),
+        format!(
+            "mcb test snapshot 2\ndump {}\ndataroot {}\n",
+            blake3::hash(dump.as_bytes()).to_hex(),
+            blake3::hash(b"d \0").to_hex()
+        ),
+    )
+    .unwrap();
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(j["snapshot_used"], false, "{j}");
+    assert!(
+        step(&j, "install")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("with Moodle's installer")
+    );
+    assert!(err.contains("was not as mcb wrote it"), "{err}");
+    assert!(!marker.exists(), "the planted dump ran");
+    // The snapshot is mcb's own now, and restored next time.
+    assert!(
+        std::fs::read(snap.join("db.dump"))
+            .unwrap()
+            .starts_with(b"PGDMP")
+    );
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(j["snapshot_used"], true, "{j}");
+}
+
+/// The processes a test runs, found by what their command line names.
+fn processes_naming(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+            !zombie && String::from_utf8_lossy(&cmd).contains(needle)
+        })
+        .collect()
+}
+
+/// `kill -9` of `mcb test` mid-install takes its PostgreSQL server and Moodle's installer
+/// with it; what it left on disk is removed by the next `mcb test`, and by `gc`.
+#[test]
+fn a_killed_test_leaves_no_server_running_and_its_leftovers_are_reaped() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let slow = plugin(
+        &f,
+        "slow",
+        &[(
+            "v1",
+            2024010100,
+            &[(
+                "db/install.php",
+                "<?php\nfunction xmldb_local_slow_install() {\n    sleep(20);\n}\n".to_string(),
+            )],
+        )],
+    );
+    let site = good_site(&f, &m, &[("local_slow", Src::git(slow.url()))]);
+    f.realise_ok(&site);
+    for reaper in ["test", "gc"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+            .env_remove("MCB_STORE")
+            .env("TMPDIR", &tmp.0)
+            .arg("--store")
+            .arg(f.store())
+            .args(["test", "--install"])
+            .arg(&site)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until Moodle's installer runs (it sleeps in the plugin's install).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while processes_naming("install_database.php").is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the install never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let cluster = tmp.0.to_string_lossy().into_owned();
+        assert!(
+            !processes_naming(&cluster).is_empty(),
+            "a server serves the cluster"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !(processes_naming(&cluster).is_empty()
+            && processes_naming("install_database.php").is_empty())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a child of the killed run is still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            !tmp.is_empty(),
+            "the killed run left its cluster's directory"
+        );
+        assert!(!no_scratch_left(&f), "the killed run left its scratch tree");
+        match reaper {
+            "test" => {
+                let (code, j, err) = test(&f, &tmp, &site, &["--lint"]);
+                assert_eq!(code, 0, "{err}\n{j}");
+                assert!(err.contains("that a killed run left"), "{err}");
+            }
+            _ => {
+                let out = f.mcb().env("TMPDIR", &tmp.0).arg("gc").output().unwrap();
+                let said = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success());
+                assert!(said.contains("that killed `mcb test` runs left"), "{said}");
+            }
+        }
+        assert!(tmp.is_empty(), "{reaper} removed the cluster's directory");
+        assert!(no_scratch_left(&f), "{reaper} removed the scratch tree");
+    }
+}
+
+/// A PostgreSQL server of the test's own with a password user, as a site's would be.
+struct PasswordServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl PasswordServer {
+    fn start(tmp: &OpenTmp, user: &str, password: &str) -> PasswordServer {
+        let bin = |name: &str| {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path().join("bin").join(name))
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            found.pop().unwrap_or_else(|| PathBuf::from(name))
+        };
+        let root = unsafe { libc::geteuid() } == 0;
+        let as_pg = |program: PathBuf| {
+            let mut c = if root {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(program);
+                c
+            } else {
+                std::process::Command::new(program)
+            };
+            c.current_dir(&tmp.0);
+            c
+        };
+        let dir = tmp.0.join("own-server");
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, password).unwrap();
+        if root {
+            assert!(
+                std::process::Command::new("chown")
+                    .args(["-R", "postgres"])
+                    .arg(&dir)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let out = as_pg(bin("initdb"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", user, "--auth=scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = as_pg(bin("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PasswordServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PasswordServer {
+    fn drop(&mut self) {
+        // The server itself (runuser, when root, does not pass signals on).
+        let pid = std::fs::read_to_string(self._dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+            .unwrap_or(self.child.id() as i32);
+        unsafe {
+            libc::kill(pid, libc::SIGQUIT);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `--db` takes a URL as URLs are written: a password with `/` and `@` percent-encoded is
+/// decoded, and never said back, not even when the server refuses it.
+#[test]
+fn a_db_url_with_an_encoded_password_connects_and_is_never_printed() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let site = good_site(&f, &m, &[]);
+    f.realise_ok(&site);
+    let server = PasswordServer::start(&tmp, "bob", "a/b@c-9f1e");
+    let url = format!("postgresql://bob:a%2Fb%40c-9f1e@127.0.0.1:{}", server.port);
+    let (code, j, err) = test(&f, &tmp, &site, &["--install", "--db", &url]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(step(&j, "install")["passed"], true);
+    let wrong = format!("postgresql://bob:n0t-it-7c2d@127.0.0.1:{}", server.port);
+    let out = f
+        .mcb()
+        .env("TMPDIR", &tmp.0)
+        .args(["test", "--install", "--json", "--db", &wrong])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("message above"), "{stderr}");
+    for secret in ["n0t-it-7c2d", "a/b@c-9f1e", "a%2Fb%40c-9f1e"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{stderr}{stdout}"
+        );
+    }
+    drop(server);
+}

@@ -326,7 +326,10 @@ mod tests {
             let json = serde_json::json!({"plugintypes": {"mod": "mod", "evil": dir}}).to_string();
             let err = CoreLayout::new(&json, None, false).unwrap_err();
             let text = err.to_string();
-            assert!(text.starts_with("lib/components.json is not valid"), "{text}");
+            assert!(
+                text.starts_with("lib/components.json is not valid"),
+                "{text}"
+            );
             assert!(text.contains("plugin type 'evil'"), "{text}");
         }
         let json = r#"{"plugintypes": {"mod": "public/mod", "evil": "public/../x"}}"#;
@@ -334,9 +337,16 @@ mod tests {
         assert!(text.starts_with("public/lib/components.json"), "{text}");
         let mut l = CoreLayout::new(COMPONENTS, None, false).unwrap();
         let err = l
-            .add_subplugins("mod/quiz", "mod/quiz/db/subplugins.json", r#"{"plugintypes": {"quizaccess": "/etc"}}"#)
+            .add_subplugins(
+                "mod/quiz",
+                "mod/quiz/db/subplugins.json",
+                r#"{"plugintypes": {"quizaccess": "/etc"}}"#,
+            )
             .unwrap_err();
-        assert!(err.to_string().contains("not a plain relative path"), "{err}");
+        assert!(
+            err.to_string().contains("not a plain relative path"),
+            "{err}"
+        );
     }
 
     #[test]

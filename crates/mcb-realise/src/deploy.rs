@@ -19,7 +19,7 @@ pub const KEEP_RELEASES: usize = 5;
 fn fail(message: impl Into<String>, hint: impl Into<String>) -> RealiseError {
     RealiseError::Environment {
         message: message.into(),
-        hint: hint.into(),
+        hint: Some(hint.into()),
     }
 }
 

@@ -31,7 +31,10 @@ pub enum RealiseError {
     LockWouldChange(Option<Vec<crate::changes::Change>>),
     /// What a command needs from the machine is not there (php, PostgreSQL).
     #[error("{message}")]
-    Environment { message: String, hint: String },
+    Environment {
+        message: String,
+        hint: Option<String>,
+    },
     /// Stopped by SIGINT or SIGTERM; what was temporary is removed.
     #[error("interrupted; everything temporary was removed")]
     Interrupted,
@@ -105,7 +108,7 @@ impl RealiseError {
             RealiseError::Config(e) => e.hint.as_deref(),
             RealiseError::Source(e) => e.hint.as_deref(),
             RealiseError::Owner { hint, .. } => Some(hint),
-            RealiseError::Environment { hint, .. } => Some(hint),
+            RealiseError::Environment { hint, .. } => hint.as_deref(),
             RealiseError::Downgrade(_) => Some(
                 "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade",
             ),

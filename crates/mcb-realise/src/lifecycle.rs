@@ -40,6 +40,8 @@ pub struct GcOutcome {
     /// Kept generations whose record of what they use was lost and rebuilt from the lock
     /// their commit carries.
     pub recovered: Vec<GitOid>,
+    /// Directories of killed `mcb test` runs removed (their clusters stopped).
+    pub test_leftovers: usize,
 }
 
 /// The manifests a locked codebase is made of.
@@ -109,6 +111,11 @@ pub fn gc(
     })?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let dead_links = store.prune_result_roots(dry_run)?;
+    let test_leftovers = if dry_run {
+        0
+    } else {
+        crate::site_test::reap_abandoned(&store)
+    };
     let mut roots = BTreeSet::new();
     let mut kept: BTreeMap<String, Vec<GitOid>> = BTreeMap::new();
     let generations = site_generations(&git, keep)?;
@@ -160,6 +167,7 @@ pub fn gc(
         dead_links,
         kept,
         recovered,
+        test_leftovers,
     })
 }
 

@@ -1,10 +1,18 @@
-//! PostgreSQL for `mcb test`: a throwaway cluster (`initdb` in a temporary directory,
-//! 127.0.0.1 on a free port, started and stopped here) or a server the user names, and the
-//! few things a test does with it — create a database, dump and restore one. Every command
-//! is run with its arguments passed apart, never through a shell.
+//! PostgreSQL for `mcb test`: a throwaway cluster (`initdb` in a staging directory of the
+//! store, 127.0.0.1 on a free port, its server a child of mcb that dies with it) or a
+//! server the user names, and the few things a test does with it — create a database,
+//! dump and restore one. Every program is run through `mcb-exec`: arguments apart, never a
+//! shell, output captured.
+//!
+//! A dump is code: a plain-SQL dump is fed to psql with its meta-commands disabled
+//! (`\restrict`, so `\!` runs nothing), and in a throwaway cluster every restore connects
+//! as a role without superuser rights, which cannot run programs (`COPY … TO PROGRAM`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use mcb_exec::{ExecError, Program, RunAs};
 
 /// Why PostgreSQL could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -21,14 +29,23 @@ fn pg_error(message: impl Into<String>) -> PgError {
     }
 }
 
-/// Where PostgreSQL's server programs are: on the PATH, or Debian's versioned directory.
+impl From<ExecError> for PgError {
+    fn from(e: ExecError) -> PgError {
+        pg_error(e.to_string())
+    }
+}
+
+/// The role a throwaway cluster restores dumps as: it owns the database it restores into
+/// and may do nothing a superuser alone may.
+const RESTORE_ROLE: &str = "mcb_restore";
+
+/// How long a new server has to accept connections.
+const START_WITHIN: Duration = Duration::from_secs(60);
+
+/// Where PostgreSQL's programs are: on the PATH, or Debian's versioned directory (the
+/// newest).
 fn server_bin(name: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-    {
+    if let Some(p) = mcb_exec::find_program(name) {
         return Some(p);
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -41,22 +58,76 @@ fn server_bin(name: &str) -> Option<PathBuf> {
     versions.pop()
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<Output, PgError> {
-    let out = cmd
-        .output()
-        .map_err(|e| pg_error(format!("cannot run {what}: {e}")))?;
-    if !out.status.success() {
-        return Err(pg_error(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out)
+fn program(name: &str) -> Program {
+    Program::new(server_bin(name).unwrap_or_else(|| name.into()))
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// What `--db postgresql://USER[:PASS]@HOST[:PORT]` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    pub user: String,
+    pub password: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl DbUrl {
+    pub fn parse(text: &str) -> Result<DbUrl, PgError> {
+        let bad = |why: &str| PgError {
+            message: format!(
+                "--db {}: {why}; give postgresql://USER[:PASS]@HOST[:PORT]",
+                shown_db_url(text)
+            ),
+            hint: None,
+        };
+        let u = url::Url::parse(text).map_err(|_| bad("not a URL"))?;
+        if !matches!(u.scheme(), "postgresql" | "postgres") {
+            return Err(bad("not a postgresql:// URL"));
+        }
+        if u.username().is_empty() {
+            return Err(bad("it names no user"));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| bad("its user or password is not UTF-8 once decoded"))
+        };
+        let host = match u.host().ok_or_else(|| bad("it names no host"))? {
+            url::Host::Domain(d) => d.to_string(),
+            url::Host::Ipv4(a) => a.to_string(),
+            // psql takes an IPv6 address as it is, without the URL's brackets.
+            url::Host::Ipv6(a) => a.to_string(),
+        };
+        Ok(DbUrl {
+            user: decode(u.username())?,
+            password: decode(u.password().unwrap_or(""))?,
+            host,
+            port: u.port().unwrap_or(5432),
+        })
+    }
+}
+
+/// A database URL as messages show it: its password replaced by `***`.
+pub fn shown_db_url(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{}", &rest[at + 1..])
+        }
+        None => text.to_string(),
+    }
 }
 
 /// A database server and how to reach it.
@@ -70,35 +141,48 @@ pub struct Server {
     pub version: String,
 }
 
+/// A throwaway cluster: its directory (held while this run lives) and its server.
 struct Cluster {
-    dir: PathBuf,
-    pg_ctl: PathBuf,
-    as_postgres: bool,
+    dir: mcb_store::HeldDir,
+    server: Child,
     keep: bool,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let mut c = self.command(&self.pg_ctl);
-        c.arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"]);
-        let _ = c.output();
+        // SIGQUIT: PostgreSQL's immediate shutdown; the cluster is thrown away.
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(self.server.id() as libc::pid_t, libc::SIGQUIT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.server.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
         if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.dir.path);
         }
     }
 }
 
-impl Cluster {
-    /// A command run as the `postgres` user when mcb runs as root (PostgreSQL refuses to).
-    fn command(&self, program: &Path) -> Command {
-        if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
+/// Removes a directory when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
         }
     }
 }
@@ -118,7 +202,7 @@ pub fn check_programs(own_cluster: bool) -> Result<(), PgError> {
         .collect();
     if own_cluster {
         missing.extend(
-            ["initdb", "pg_ctl"]
+            ["initdb", "postgres"]
                 .into_iter()
                 .filter(|p| server_bin(p).is_none()),
         );
@@ -137,87 +221,149 @@ pub fn check_programs(own_cluster: bool) -> Result<(), PgError> {
     })
 }
 
-impl Server {
-    /// Starts a cluster in a new directory under `parent`: trust authentication, 127.0.0.1
-    /// only, no fsync (it is thrown away).
-    pub fn start(parent: &Path, keep: bool) -> Result<Server, PgError> {
-        check_programs(true)?;
-        let initdb = server_bin("initdb").expect("checked");
-        let pg_ctl = server_bin("pg_ctl").expect("checked");
-        let dir = tempfile::Builder::new()
-            .prefix("mcb-test-pg-")
-            .tempdir_in(parent)
-            .map_err(|e| pg_error(format!("cannot make a directory for PostgreSQL: {e}")))?
-            .keep();
-        let as_postgres = is_root();
-        if as_postgres {
-            run(
-                Command::new("chown").arg("postgres").arg(&dir),
-                "chown postgres",
-            )?;
-        }
-        let cluster = Cluster {
-            dir: dir.clone(),
-            pg_ctl: pg_ctl.clone(),
-            as_postgres,
-            keep,
-        };
+/// What a throwaway cluster's directory is called, in the system's temporary directory
+/// (where the `postgres` user can reach it, whatever the store's permissions).
+pub const CLUSTER_PREFIX: &str = "mcb-test-pg-";
+
+/// Stops and removes the throwaway clusters killed runs left (their server, if the kernel
+/// did not stop it with its run, only when it is the one serving that directory).
+/// Returns how many.
+pub fn reap_abandoned_clusters() -> usize {
+    let dirs = mcb_store::abandoned_dirs(&std::env::temp_dir(), CLUSTER_PREFIX);
+    for dir in &dirs {
         let data = dir.join("data");
-        run(
-            cluster.command(&initdb).arg("-D").arg(&data).args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]),
-            "initdb",
-        )?;
+        let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        if let Some(pid) = pid {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let serves = String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy());
+            if serves {
+                // SAFETY: a signal to the process that serves this abandoned directory.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    dirs.len()
+}
+
+impl Server {
+    /// Starts a cluster in a new directory of the system's temporary directory, held by
+    /// this run: trust authentication, 127.0.0.1 only, no fsync (it is thrown away), its
+    /// server a child of this process.
+    pub fn start(keep: bool) -> Result<Server, PgError> {
+        check_programs(true)?;
+        let dir = mcb_store::HeldDir::create_in(&std::env::temp_dir(), CLUSTER_PREFIX)
+            .map_err(|e| pg_error(format!("cannot make a directory for PostgreSQL: {e}")))?;
+        // Removed again if the cluster does not start.
+        let remove_on_failure = RemoveOnDrop(Some(dir.path.clone()));
+        // PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
+        let run_as = if mcb_exec::is_root() {
+            let u = RunAs::user("postgres").ok_or_else(|| PgError {
+                message: "mcb runs as root and the system has no `postgres` user to run PostgreSQL as".into(),
+                hint: Some("install PostgreSQL from the distribution (it creates the user), or run mcb as another user".into()),
+            })?;
+            let path = std::ffi::CString::new(dir.path.as_os_str().as_encoded_bytes())
+                .expect("paths hold no NUL");
+            // SAFETY: a valid path; ids from the passwd database.
+            if unsafe { libc::chown(path.as_ptr(), u.uid, u.gid) } != 0 {
+                return Err(pg_error(format!(
+                    "cannot give {} to the postgres user: {}",
+                    dir.path.display(),
+                    std::io::Error::last_os_error()
+                )));
+            }
+            Some(u)
+        } else {
+            None
+        };
+        let as_user = |mut p: Program| {
+            if let Some(u) = run_as {
+                p.run_as(u);
+            }
+            p
+        };
+        let data = dir.path.join("data");
+        as_user(program("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .run()?;
         let port = free_port()?;
-        run(
-            cluster
-                .command(&pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .arg("-o")
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-                    dir.display()
-                ))
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-w", "start"]),
-            "pg_ctl start",
-        )?;
+        let log = dir.path.join("server.log");
+        let child = as_user(program("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir.path)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .spawn_logged(&log)?;
         let mut s = Server {
             host: "127.0.0.1".into(),
             port,
             user: "postgres".into(),
             password: String::new(),
-            cluster: Some(cluster),
+            cluster: Some(Cluster {
+                dir,
+                server: child,
+                keep,
+            }),
             version: String::new(),
         };
-        s.version = s.query("postgres", "SHOW server_version")?;
+        let started = Instant::now();
+        loop {
+            match s.query("postgres", "SHOW server_version") {
+                Ok(v) => {
+                    s.version = v;
+                    break;
+                }
+                Err(e) => {
+                    let cluster = s.cluster.as_mut().expect("started above");
+                    let ended = matches!(cluster.server.try_wait(), Ok(Some(_)));
+                    if ended || started.elapsed() > START_WITHIN {
+                        let said = std::fs::read_to_string(&log).unwrap_or_default();
+                        return Err(pg_error(format!(
+                            "PostgreSQL did not start: {}",
+                            if said.trim().is_empty() {
+                                e.message
+                            } else {
+                                mcb_exec::last_lines(&said, 5)
+                            }
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        s.query(
+            "postgres",
+            &format!("CREATE ROLE {RESTORE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"),
+        )?;
+        remove_on_failure.disarm();
         Ok(s)
     }
 
-    /// A server the user runs, named as `postgresql://USER[:PASS]@HOST[:PORT]`.
+    /// A server the user runs, named as `postgresql://USER[:PASS]@HOST[:PORT]`: user and
+    /// password percent-decoded, an IPv6 host without its brackets. The password is never
+    /// said in a message.
     pub fn connect(url: &str) -> Result<Server, PgError> {
         check_programs(false)?;
-        let bad = || PgError {
-            message: format!("--db {url}: not a postgresql://USER[:PASS]@HOST[:PORT] URL"),
-            hint: None,
-        };
-        let u = reqwest::Url::parse(url).map_err(|_| bad())?;
-        if !matches!(u.scheme(), "postgresql" | "postgres") || u.username().is_empty() {
-            return Err(bad());
-        }
+        let target = DbUrl::parse(url)?;
         let mut s = Server {
-            host: u.host_str().ok_or_else(bad)?.to_string(),
-            port: u.port().unwrap_or(5432),
-            user: u.username().to_string(),
-            password: u.password().unwrap_or("").to_string(),
+            host: target.host,
+            port: target.port,
+            user: target.user,
+            password: target.password,
             cluster: None,
             version: String::new(),
         };
@@ -227,26 +373,32 @@ impl Server {
 
     /// Where the throwaway cluster lives, when this run started one.
     pub fn cluster_dir(&self) -> Option<&Path> {
-        self.cluster.as_ref().map(|c| c.dir.as_path())
+        self.cluster.as_ref().map(|c| c.dir.path.as_path())
     }
 
-    fn client(&self, program: &str) -> Command {
-        let mut c = Command::new(server_bin(program).unwrap_or_else(|| program.into()));
+    /// A client program connecting as `user`.
+    fn client_as(&self, name: &str, user: &str) -> Program {
+        let mut c = program(name);
         c.arg("-h")
             .arg(&self.host)
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-U")
-            .arg(&self.user)
+            .arg(user)
             .env("PGPASSWORD", &self.password)
             .env("PGCONNECT_TIMEOUT", "10");
         c
     }
 
+    fn client(&self, name: &str) -> Program {
+        self.client_as(name, &self.user)
+    }
+
     /// One value from `sql` in database `db`.
     pub fn query(&self, db: &str, sql: &str) -> Result<String, PgError> {
-        let out = run(
-            self.client("psql").args([
+        let out = self
+            .client("psql")
+            .args([
                 "-X",
                 "-q",
                 "-t",
@@ -257,18 +409,22 @@ impl Server {
                 db,
                 "-c",
                 sql,
-            ]),
-            "psql",
-        )?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            ])
+            .run()?;
+        Ok(out.stdout_text().trim().to_string())
     }
 
     /// A new empty database `name` (dropped first if it exists).
     pub fn fresh_database(&self, name: &str) -> Result<(), PgError> {
         self.query("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""))?;
+        let owner = if self.cluster.is_some() {
+            format!(" OWNER {RESTORE_ROLE}")
+        } else {
+            String::new()
+        };
         self.query(
             "postgres",
-            &format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"),
+            &format!("CREATE DATABASE \"{name}\"{owner} ENCODING 'UTF8' TEMPLATE template0"),
         )?;
         Ok(())
     }
@@ -280,35 +436,99 @@ impl Server {
 
     /// Writes database `db` to `file` (pg_dump's custom format).
     pub fn dump(&self, db: &str, file: &Path) -> Result<(), PgError> {
-        run(
-            self.client("pg_dump")
-                .args(["-Fc", "-d", db, "-f"])
-                .arg(file),
-            "pg_dump",
-        )?;
+        self.client("pg_dump")
+            .args(["-Fc", "-d", db, "-f"])
+            .arg(file)
+            .run()?;
         Ok(())
     }
 
-    /// Restores `file` (a pg_dump in custom or plain format) into database `db`.
-    pub fn restore(&self, db: &str, file: &Path) -> Result<(), PgError> {
-        let custom = std::fs::read(file)
-            .map(|b| b.starts_with(b"PGDMP"))
-            .unwrap_or(false);
-        if custom {
-            run(
-                self.client("pg_restore")
-                    .args(["--no-owner", "--exit-on-error", "-d", db])
-                    .arg(file),
-                "pg_restore",
-            )?;
+    /// The user a restore connects as: in a throwaway cluster the role without superuser
+    /// rights; on the user's own server, the user it names.
+    fn restorer(&self) -> &str {
+        if self.cluster.is_some() {
+            RESTORE_ROLE
         } else {
-            run(
-                self.client("psql")
-                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
-                    .arg(file),
-                "psql (restoring a dump)",
-            )?;
+            &self.user
+        }
+    }
+
+    /// Restores a custom-format dump (pg_dump -Fc) into database `db`.
+    pub fn restore_custom(&self, db: &str, file: &Path) -> Result<(), PgError> {
+        self.client_as("pg_restore", self.restorer())
+            .args(["--no-owner", "--no-privileges", "--exit-on-error", "-d", db])
+            .arg(file)
+            .run()?;
+        Ok(())
+    }
+
+    /// Restores `file`, a dump in pg_dump's custom format (by pg_restore) or plain SQL (by
+    /// psql, its meta-commands disabled first: a `\!` in the dump runs nothing).
+    pub fn restore(&self, db: &str, file: &Path) -> Result<(), PgError> {
+        let custom = std::fs::File::open(file)
+            .and_then(|mut f| {
+                let mut head = [0u8; 5];
+                std::io::Read::read_exact(&mut f, &mut head).map(|()| head)
+            })
+            .is_ok_and(|h| &h == b"PGDMP");
+        if custom {
+            return self.restore_custom(db, file);
+        }
+        let sql = std::fs::read(file)
+            .map_err(|e| pg_error(format!("cannot read {}: {e}", file.display())))?;
+        // A key the dump cannot know: only `\unrestrict KEY` lifts the restriction.
+        let key = blake3::hash(format!("{}{:?}", std::process::id(), Instant::now()).as_bytes())
+            .to_hex()[..32]
+            .to_string();
+        let mut input = format!("\\restrict {key}\n").into_bytes();
+        input.extend_from_slice(&sql);
+        let mut psql = self.client("psql");
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", "-"]);
+        let out = psql.output_with_input(&input)?;
+        if !out.success() {
+            let said = mcb_exec::last_lines(&out.stderr_text(), 5);
+            if said.contains("invalid command \\restrict") {
+                return Err(PgError {
+                    message: format!(
+                        "{} is a plain-SQL dump, and this psql cannot disable meta-commands",
+                        file.display()
+                    ),
+                    hint: Some("use psql 15.14, 16.10, 17.6 or newer, or give a custom-format dump (pg_dump -Fc)".into()),
+                });
+            }
+            return Err(pg_error(format!(
+                "psql could not restore {}: {said}",
+                file.display()
+            )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_db_url_is_decoded_and_its_password_never_shown() {
+        let u = DbUrl::parse("postgresql://bob:a%2Fb%40c@db.example:5999").unwrap();
+        assert_eq!((u.user.as_str(), u.password.as_str()), ("bob", "a/b@c"));
+        assert_eq!((u.host.as_str(), u.port), ("db.example", 5999));
+        let u = DbUrl::parse("postgres://al%20ice@[::1]:5999").unwrap();
+        assert_eq!((u.user.as_str(), u.host.as_str()), ("al ice", "::1"));
+        assert_eq!(u.password, "");
+        for bad in [
+            "mysql://bob:pw1@h",
+            "postgresql://:pw1@h",
+            "not a url pw1",
+            "postgresql://bob:pw1@",
+        ] {
+            let e = DbUrl::parse(bad).unwrap_err();
+            assert!(!e.message.contains("pw1"), "{}", e.message);
+        }
+        assert_eq!(
+            shown_db_url("postgresql://bob:a%2Fb%40c@h:1/x"),
+            "postgresql://bob:***@h:1/x"
+        );
     }
 }

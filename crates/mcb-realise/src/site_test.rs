@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mcb_config::SiteFile;
+use mcb_exec::Program;
 use mcb_store::{EntryKind, GitOid};
 
 use crate::context::RunContext;
@@ -124,29 +124,32 @@ pub struct TestReport {
     pub snapshot_used: bool,
     /// With --keep: what was left.
     pub kept: Vec<PathBuf>,
+    /// What the run found worth saying besides the steps (leftovers removed, a snapshot
+    /// that was not as written).
+    pub notes: Vec<String>,
 }
 
 fn env_error(message: impl Into<String>, hint: impl Into<String>) -> RealiseError {
     RealiseError::Environment {
         message: message.into(),
-        hint: hint.into(),
+        hint: Some(hint.into()),
     }
 }
 
 impl From<PgError> for RealiseError {
     fn from(e: PgError) -> RealiseError {
+        // PostgreSQL's own words are in the message; a hint is given only when there is
+        // something to do that they do not say.
         RealiseError::Environment {
             message: e.message,
-            hint: e
-                .hint
-                .unwrap_or_else(|| "see PostgreSQL's message above".into()),
+            hint: e.hint,
         }
     }
 }
 
 /// The PHP version, after checking PHP and the extensions Moodle needs are there.
 fn check_php() -> Result<String, RealiseError> {
-    let out = Command::new("php").arg("-m").output().map_err(|_| {
+    let out = Program::new("php").arg("-m").output().map_err(|_| {
         env_error(
             "php cannot be found",
             "install PHP's command line (Debian: apt-get install php-cli php-pgsql php-intl php-zip php-mbstring php-xml php-gd php-curl php-soap)",
@@ -181,10 +184,10 @@ fn check_php() -> Result<String, RealiseError> {
             ),
         ));
     }
-    let v = Command::new("php")
+    let v = Program::new("php")
         .args(["-r", "echo PHP_VERSION;"])
         .output()
-        .map_err(|e| env_error(format!("cannot run php: {e}"), "check the PHP installation"))?;
+        .map_err(|e| env_error(e.to_string(), "check the PHP installation"))?;
     Ok(String::from_utf8_lossy(&v.stdout).trim().to_string())
 }
 
@@ -253,27 +256,30 @@ pub fn schema_failures(output: &str) -> Vec<MoodleFailure> {
     out
 }
 
-/// A Moodle codebase laid out for a test, with a generated config.php, on the store's
-/// filesystem (files hardlinked from the generation).
+/// A Moodle codebase laid out for a test, with a generated config.php, in a staging
+/// directory of the store that this run holds (files hardlinked from the generation).
 struct Scratch {
     root: PathBuf,
     code: PathBuf,
     dataroot: PathBuf,
+    _held: mcb_store::HeldDir,
 }
 
+/// What a test's staging directories are called: `mcb-test-…` (the scratch tree) and
+/// `mcb-test-pg-…` (a throwaway cluster).
+const STAGING_PREFIX: &str = "mcb-test-";
+
 impl Scratch {
-    fn new(parent: &Path) -> Result<Scratch, RealiseError> {
-        let root = tempfile::Builder::new()
-            .prefix("mcb-test-")
-            .tempdir_in(parent)
-            .map_err(|e| fs_error("cannot make a scratch directory", e))?
-            .keep();
+    fn new(store: &mcb_store::Store) -> Result<Scratch, RealiseError> {
+        let held = store.held_staging(STAGING_PREFIX)?;
+        let root = held.path.clone();
         let dataroot = root.join("moodledata");
         std::fs::create_dir_all(&dataroot).map_err(|e| fs_error("cannot make the dataroot", e))?;
         Ok(Scratch {
             code: root.join("code"),
             root,
             dataroot,
+            _held: held,
         })
     }
 
@@ -307,16 +313,14 @@ impl Scratch {
 
     /// Runs `php -d max_input_vars=5000 SCRIPT ARGS` in the code; (passed, output).
     fn php(&self, script: &str, args: &[&str]) -> Result<(bool, String), RealiseError> {
-        let out = Command::new("php")
+        let out = Program::new("php")
             .args(["-d", "max_input_vars=5000"])
             .arg(self.code.join(script))
             .args(args)
             .current_dir(&self.code)
             .output()
-            .map_err(|e| env_error(format!("cannot run php: {e}"), "check the PHP installation"))?;
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Ok((out.status.success(), text))
+            .map_err(|e| env_error(e.to_string(), "check the PHP installation"))?;
+        Ok((out.success(), out.all_text()))
     }
 }
 
@@ -348,20 +352,107 @@ pub(crate) fn link_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
     Ok(())
 }
 
-/// Copies a directory tree (the dataroot), files copied.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
-    for e in walkdir::WalkDir::new(from).follow_links(false) {
+/// Copies a directory tree (the dataroot): directories and regular files only, and
+/// returns the digest of what it copied (see [`tree_digest`]).
+fn copy_tree(from: &Path, to: &Path) -> Result<String, RealiseError> {
+    let mut digest = TreeDigest::default();
+    for e in walkdir::WalkDir::new(from)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let e = e.map_err(|e| fs_error("cannot read a dataroot", e.into()))?;
         let rel = e.path().strip_prefix(from).expect("under its root");
         let dest = to.join(rel);
-        let done = if e.file_type().is_dir() {
+        if e.file_type().is_dir() {
             std::fs::create_dir_all(&dest)
+                .map_err(|err| fs_error("cannot copy a dataroot", err))?;
+            digest.dir(rel);
+        } else if e.file_type().is_file() {
+            let bytes =
+                std::fs::read(e.path()).map_err(|err| fs_error("cannot read a dataroot", err))?;
+            std::fs::write(&dest, &bytes).map_err(|err| fs_error("cannot copy a dataroot", err))?;
+            digest.file(rel, &bytes);
         } else {
-            std::fs::copy(e.path(), &dest).map(|_| ())
-        };
-        done.map_err(|err| fs_error("cannot copy a dataroot", err))?;
+            return Err(fs_error(
+                "cannot copy a dataroot",
+                std::io::Error::other(format!(
+                    "{} is neither a directory nor a regular file",
+                    e.path().display()
+                )),
+            ));
+        }
     }
-    Ok(())
+    Ok(digest.finish())
+}
+
+/// The blake3 of a directory tree: each entry's path, kind and content, in name order.
+#[derive(Default)]
+struct TreeDigest(blake3::Hasher);
+
+impl TreeDigest {
+    fn dir(&mut self, rel: &Path) {
+        self.0.update(b"d ");
+        self.0.update(rel.as_os_str().as_encoded_bytes());
+        self.0.update(b"\0");
+    }
+
+    fn file(&mut self, rel: &Path, bytes: &[u8]) {
+        self.0.update(b"f ");
+        self.0.update(rel.as_os_str().as_encoded_bytes());
+        self.0.update(b"\0");
+        self.0.update(blake3::hash(bytes).as_bytes());
+    }
+
+    fn finish(self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
+}
+
+/// The digest of the tree at `dir` as [`copy_tree`] computes it; `None` when it holds
+/// anything but directories and regular files, or cannot be read.
+fn tree_digest(dir: &Path) -> Option<String> {
+    let mut digest = TreeDigest::default();
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let e = e.ok()?;
+        let rel = e.path().strip_prefix(dir).ok()?;
+        if e.file_type().is_dir() {
+            digest.dir(rel);
+        } else if e.file_type().is_file() {
+            digest.file(rel, &std::fs::read(e.path()).ok()?);
+        } else {
+            return None;
+        }
+    }
+    Some(digest.finish())
+}
+
+/// The record a snapshot's directory holds last: what its dump and its dataroot hash to.
+const SNAPSHOT_RECORD: &str = "SNAPSHOT";
+
+/// Is the snapshot at `dir` whole and as it was written: a custom-format dump and a
+/// dataroot hashing to what its record says? Anything else there (a plain-SQL dump, a
+/// file changed since) makes it no snapshot.
+fn snapshot_sound(dir: &Path) -> bool {
+    let Ok(record) = std::fs::read_to_string(dir.join(SNAPSHOT_RECORD)) else {
+        return false;
+    };
+    let field = |name: &str| {
+        record
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_string))
+    };
+    let (Some(dump), Some(dataroot)) = (field("dump "), field("dataroot ")) else {
+        return false;
+    };
+    let Ok(bytes) = std::fs::read(dir.join("db.dump")) else {
+        return false;
+    };
+    bytes.starts_with(b"PGDMP")
+        && blake3::hash(&bytes).to_hex().as_str() == dump
+        && tree_digest(&dir.join("dataroot")).as_deref() == Some(dataroot.as_str())
 }
 
 /// The files of a tree that differ from (or are not in) `before`, as paths.
@@ -403,15 +494,13 @@ fn lint(code: &Path, scratch: &Path, files: &[String]) -> Result<Vec<MoodleFailu
         batches
             .par_iter()
             .map(|batch| {
-                let out = Command::new("php")
+                let out = Program::new("php")
                     .arg(&script)
                     .args(batch.iter())
                     .current_dir(code)
                     .output()
-                    .map_err(|e| {
-                        env_error(format!("cannot run php: {e}"), "check the PHP installation")
-                    })?;
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                    .map_err(|e| env_error(e.to_string(), "check the PHP installation"))?;
+                Ok(out.stdout_text())
             })
             .collect()
     });
@@ -435,6 +524,8 @@ struct Run<'a> {
     steps: Vec<StepResult>,
     snapshot_used: bool,
     stop: Option<Arc<AtomicBool>>,
+    /// What the run found worth saying that is not a step's result.
+    notes: Vec<String>,
 }
 
 impl Run<'_> {
@@ -489,8 +580,16 @@ impl Run<'_> {
         std::fs::create_dir_all(&self.scratch.dataroot)
             .map_err(|e| fs_error("cannot make the dataroot", e))?;
         let snap = self.ctx.store.cache().test_snapshot_dir(tree);
-        if snap.join("db.dump").is_file() && snap.join("dataroot").is_dir() {
-            self.server.restore(db, &snap.join("db.dump"))?;
+        if snap.exists() && !snapshot_sound(&snap) {
+            // Not as mcb wrote it: never restored, removed, installed again.
+            let _ = std::fs::remove_dir_all(&snap);
+            self.notes.push(format!(
+                "the snapshot of {} was not as mcb wrote it; it was removed and the codebase installed again",
+                short(tree)
+            ));
+        }
+        if snap.exists() {
+            self.server.restore_custom(db, &snap.join("db.dump"))?;
             copy_tree(&snap.join("dataroot"), &self.scratch.dataroot)?;
             self.snapshot_used = true;
             return Ok(self.record(
@@ -535,15 +634,26 @@ impl Run<'_> {
         ))
     }
 
-    /// Keeps database `db` and the dataroot as the snapshot of `tree`.
+    /// Keeps database `db` and the dataroot as the snapshot of `tree`, with the record of
+    /// what both hash to, written last.
     fn snapshot(&self, tree: &GitOid, db: &str) -> Result<(), RealiseError> {
         let dir = self.ctx.store.cache().test_snapshot_dir(tree);
         let staging = dir.with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| fs_error("cannot keep a snapshot", e))?;
-        // The dump is written by a client that may run as another user: give it a place.
-        self.server.dump(db, &staging.join("db.dump"))?;
-        copy_tree(&self.scratch.dataroot, &staging.join("dataroot"))?;
+        let dump = staging.join("db.dump");
+        self.server.dump(db, &dump)?;
+        let dump_hash = blake3::hash(
+            &std::fs::read(&dump).map_err(|e| fs_error("cannot read the snapshot's dump", e))?,
+        )
+        .to_hex()
+        .to_string();
+        let dataroot = copy_tree(&self.scratch.dataroot, &staging.join("dataroot"))?;
+        std::fs::write(
+            staging.join(SNAPSHOT_RECORD),
+            format!("mcb test snapshot 2\ndump {dump_hash}\ndataroot {dataroot}\n"),
+        )
+        .map_err(|e| fs_error("cannot keep a snapshot", e))?;
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&staging, &dir).map_err(|e| fs_error("cannot keep a snapshot", e))
     }
@@ -613,6 +723,18 @@ fn last_lines(out: &str) -> String {
     lines[lines.len().saturating_sub(3)..].join(" / ")
 }
 
+/// Removes what killed test runs left: their throwaway clusters (stopping a server the
+/// kernel did not stop with its run) and their scratch trees in the store. Returns how
+/// many directories went.
+pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
+    let clusters = crate::postgres::reap_abandoned_clusters();
+    let scratch = store.abandoned_staging(STAGING_PREFIX);
+    for d in &scratch {
+        let _ = mcb_store::remove_tree(d);
+    }
+    clusters + scratch.len()
+}
+
 /// Tests the current generation of the site at `site_path`.
 pub fn test_site(
     site_path: &Path,
@@ -667,15 +789,25 @@ pub fn test_site(
         plan.install || (!chosen && previous.is_none()) || (plan.schema && upgrade_from.is_none());
     let do_schema = if chosen { plan.schema } else { true };
 
-    let tmp = std::env::temp_dir();
+    // What a killed test left: its cluster (and server, if the kernel did not stop it with
+    // its run) and its scratch tree.
+    let reaped = reap_abandoned(&ctx.store);
+    let mut notes = Vec::new();
+    if reaped > 0 {
+        notes.push(format!(
+            "{reaped} test director{} that a killed run left {} removed",
+            if reaped == 1 { "y" } else { "ies" },
+            if reaped == 1 { "was" } else { "were" }
+        ));
+    }
     let server = match &plan.db {
         Some(url) => Server::connect(url)?,
         None => {
             reporter.stage(Stage::Fetch, "PostgreSQL");
-            Server::start(&tmp, plan.keep)?
+            Server::start(plan.keep)?
         }
     };
-    let scratch = Scratch::new(&ctx.store.root().join("tmp"))?;
+    let scratch = Scratch::new(&ctx.store)?;
     let db = format!("mcb_test_{}", std::process::id());
     let mut run = Run {
         ctx: &ctx,
@@ -684,6 +816,7 @@ pub fn test_site(
         steps: Vec::new(),
         snapshot_used: false,
         stop: plan.stop.clone(),
+        notes,
     };
     let outcome = (|| -> Result<(), RealiseError> {
         if do_lint {
@@ -714,9 +847,18 @@ pub fn test_site(
             if Path::new(from).is_file() {
                 let started = Instant::now();
                 server.fresh_database(&db)?;
-                server.restore(&db, Path::new(from))?;
-                run.record("restore", started, from.to_string(), Vec::new());
-                run.upgrade("upgrade", &tree, &db, from)?;
+                // A dump that cannot be restored fails the test at this step, in its words.
+                let failures = match server.restore(&db, Path::new(from)) {
+                    Ok(()) => Vec::new(),
+                    Err(e) => vec![MoodleFailure {
+                        component: None,
+                        message: e.message,
+                        code: Some("restore".into()),
+                    }],
+                };
+                if run.record("restore", started, from.to_string(), failures) {
+                    run.upgrade("upgrade", &tree, &db, from)?;
+                }
             } else {
                 let (commit, old_tree) = pick_generation(&log, from)?;
                 if run.install("install (previous)", &old_tree, &db)? {
@@ -738,6 +880,7 @@ pub fn test_site(
     })();
     let steps = std::mem::take(&mut run.steps);
     let snapshot_used = run.snapshot_used;
+    let notes = std::mem::take(&mut run.notes);
     let postgres = server.version.clone();
     server.drop_database(&db);
     let mut kept = Vec::new();
@@ -762,6 +905,7 @@ pub fn test_site(
         passed,
         snapshot_used,
         kept,
+        notes,
     };
     record_note(&ctx, &report)?;
     Ok(report)
@@ -809,7 +953,7 @@ fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
             text.push_str(&format!("  {f}\n"));
         }
     }
-    let out = Command::new("git")
+    let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(ctx.git.path())
         .args(["notes", "--ref", TEST_NOTES, "add", "-f", "-m"])
@@ -832,7 +976,7 @@ fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
 
 /// The test result recorded on `commit`, if any: its first line.
 pub fn recorded_result(git: &mcb_git::GitStore, commit: &GitOid) -> Option<String> {
-    let out = Command::new("git")
+    let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(git.path())
         .args(["notes", "--ref", TEST_NOTES, "show", commit.as_str()])

@@ -28,7 +28,7 @@ const UPSTREAM_LATEST: &str = "upstream-latest-v1";
 const UPSTREAM_FETCHED: &str = "upstream-fetched-v1";
 const ARCHIVE_MANIFESTS: &str = "archive-manifests-v1";
 const INDEX_LISTS: &str = "index-lists-v1";
-const TEST_SNAPSHOTS: &str = "test-snapshots-v1";
+const TEST_SNAPSHOTS: &str = "test-snapshots-v2";
 const LIST_OFFSETS: &str = "list-offsets-v1";
 /// Offsets of lists not used for this long are removed by gc.
 const LIST_OFFSETS_MAX_AGE: u64 = 30 * 86_400;
@@ -108,7 +108,8 @@ impl Cache<'_> {
 
     /// Where the database dump and data directory of an installed codebase `tree` are kept
     /// (`mcb test`), so the next test of an upgrade from it restores them instead of
-    /// installing again. The directory holds `db.dump` and `dataroot/` when complete.
+    /// installing again. The directory holds `db.dump`, `dataroot/` and, written last, a
+    /// record of both's hashes that is checked before they are used.
     pub fn test_snapshot_dir(&self, tree: &GitOid) -> PathBuf {
         self.path(TEST_SNAPSHOTS, tree.as_str())
     }

@@ -285,7 +285,7 @@ fn remove_leftover(
     report: &mut GcReport,
 ) -> Result<()> {
     let meta = fs::symlink_metadata(path).at(path)?;
-    if age(&meta) < grace {
+    if age(&meta) < grace || (meta.is_dir() && crate::lock::dir_held(path)) {
         return Ok(());
     }
     report.leftovers += 1;

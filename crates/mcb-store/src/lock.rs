@@ -89,3 +89,75 @@ fn is_read_only(e: &std::io::Error) -> bool {
         || e.raw_os_error() == Some(libc::EROFS)
         || e.kind() == std::io::ErrorKind::NotFound
 }
+
+/// The file that marks a directory as in use: locked for as long as the process that made
+/// the directory lives.
+pub const HELD_MARK: &str = "held.lock";
+
+/// A directory that a running process holds: `gc` (for the store's staging) and its owner's
+/// next run leave it alone while the process lives, whatever its age, and may remove it
+/// once the process is gone. It is not removed when dropped: its owner decides (`--keep`).
+#[derive(Debug)]
+pub struct HeldDir {
+    pub path: PathBuf,
+    _mark: File,
+}
+
+impl HeldDir {
+    /// A new directory `<parent>/<prefix>…`, held by this process.
+    pub fn create_in(parent: &std::path::Path, prefix: &str) -> std::io::Result<HeldDir> {
+        let path = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)?
+            .keep();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(HELD_MARK))?;
+        file.lock()?;
+        Ok(HeldDir { path, _mark: file })
+    }
+}
+
+/// Is the directory `dir` held by a live process?
+pub fn dir_held(dir: &std::path::Path) -> bool {
+    let Ok(f) = fs::OpenOptions::new().write(true).open(dir.join(HELD_MARK)) else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => false,
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
+/// The directories in `parent` whose name starts with `prefix` and that no live process
+/// holds: what killed runs of their owner left.
+pub fn abandoned_dirs(parent: &std::path::Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .filter(|p| !dir_held(p))
+        .collect();
+    out.sort();
+    out
+}
+
+impl Store {
+    /// A new staging directory `tmp/<prefix>…`, held by this process (see [`HeldDir`]).
+    pub fn held_staging(&self, prefix: &str) -> Result<HeldDir> {
+        let tmp = self.root.join("tmp");
+        HeldDir::create_in(&tmp, prefix).at(&tmp)
+    }
+
+    /// The staging directories `tmp/<prefix>…` that no live process holds.
+    pub fn abandoned_staging(&self, prefix: &str) -> Vec<PathBuf> {
+        abandoned_dirs(&self.root.join("tmp"), prefix)
+    }
+}

@@ -568,7 +568,7 @@ fn device(path: &Path) -> Result<u64> {
 }
 
 /// Removes a tree whose directories may be read-only.
-pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+pub fn remove_tree(path: &Path) -> Result<()> {
     for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
         if entry.file_type().is_dir() {
             let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));

@@ -30,6 +30,7 @@ struct Output<'a> {
     kept_generations: usize,
     recovered_records: &'a [mcb_store::GitOid],
     unknown_use: &'a [mcb_store::GitOid],
+    test_leftovers: usize,
 }
 
 pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
@@ -59,6 +60,7 @@ pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
             kept_generations: s.kept_generations,
             recovered_records: &r.recovered,
             unknown_use: &s.unknown_use,
+            test_leftovers: r.test_leftovers,
         });
         return Ok(Exit::Success);
     }
@@ -79,6 +81,13 @@ pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
     for key in &r.recovered {
         say!(
             "generation {key} had lost its record of the sources it uses; rebuilt it from its commit"
+        );
+    }
+    if r.test_leftovers > 0 {
+        say!(
+            "removed {} test director{} that killed `mcb test` runs left",
+            r.test_leftovers,
+            if r.test_leftovers == 1 { "y" } else { "ies" }
         );
     }
     for key in &s.unknown_use {

@@ -29,6 +29,11 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
     let result = mcb_realise::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
     progress.finish();
     let r = result?;
+    if !g.quiet {
+        for n in &r.notes {
+            crate::term::err_line(&format!("warning: {n}"));
+        }
+    }
     let exit = if r.passed {
         Exit::Success
     } else {
