@@ -224,7 +224,7 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     };
     let j = deploy(None);
     assert_eq!(j["commit"], first["commit"]);
-    assert_eq!(j["hardlinked"], false);
+    assert_eq!(j["link"], "copy", "a release from a remote is copies: {j}");
     let current = www.join("current");
     assert!(current.join("mod/x/version.php").is_file());
     let cfg = current.join("config.php");
@@ -300,7 +300,8 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     assert_eq!(std::fs::read_link(&current).unwrap(), before);
     drop(daemon);
 
-    // From the store itself: hardlinked.
+    // From the store itself: files of its own (clones, or copies on this filesystem),
+    // never the store's objects.
     let www2 = f.path("www2");
     let j = ok(&mcb(
         &f,
@@ -314,8 +315,17 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
             s(&www2),
         ],
     ));
-    assert_eq!(j["hardlinked"], true);
-    assert!(www2.join("current/mod/x/version.php").is_file());
+    assert_eq!(j["link"], "clone", "{j}");
+    let released = www2.join("current/mod/x/version.php");
+    assert!(released.is_file());
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(&released).unwrap().nlink(),
+            1,
+            "not a hardlink"
+        );
+    }
 }
 
 #[test]

@@ -18,3 +18,4 @@ mod realise;
 mod resolve;
 mod rules;
 mod snapshots;
+mod trust;

@@ -489,8 +489,10 @@ fn reconcile_with_test_serves_a_generation_only_once_it_passes() {
         .unwrap();
     let note = String::from_utf8_lossy(&note.stdout);
     let from = &first["commit"].as_str().unwrap()[..12];
+    let recorded: mcb_realise::TestNote = ron::from_str(&note).unwrap();
+    let upgrade = recorded.steps.iter().find(|s| s.step == "upgrade").unwrap();
     assert!(
-        note.contains("upgrade passed") && note.contains(&format!("{from} →")),
+        upgrade.passed && upgrade.detail.starts_with(&format!("{from} →")),
         "{note}"
     );
 }

@@ -78,7 +78,7 @@ pub enum Memo {
     GitManifest(GitOid),
     /// This upstream's latest manifest: the base for its next release.
     UpstreamLatest(String),
-    /// A zip with this md5 gave this manifest.
+    /// The plugins directory's zip with this md5 is the archive with this blake3.
     Archive { md5: Md5, blake3: Blake3 },
 }
 
@@ -403,18 +403,19 @@ impl<'a> Sources<'a> {
             blake3,
             index: index.map(str::to_string),
         };
-        if let Some(memo) = self.store.cache().archive(&md5)
+        // Downloaded before: the zip kept in the cache, read again and checked as any
+        // download is (its md5 against the directory's, its blake3 against its name and
+        // the lock's). A memo that names anything else is no memo.
+        let cache = self.store.cache();
+        if let Some(memo) = cache.archive_by_md5(&md5)
             && locked_blake3.is_none_or(|l| *l == memo.blake3)
-            && let Ok(manifest) = self.store.read_manifest(&memo.manifest)
+            && let Ok(staged) =
+                self.stage(component, &Location::Path(cache.archive_path(&memo.blake3)))
+            && staged.blake3 == memo.blake3
+            && staged.md5 == md5.as_str()
         {
-            return Ok(StoredSource {
-                manifest,
-                hash: memo.manifest,
-                locked: locked(memo.blake3),
-                date: memo.date,
-                pending: false,
-                memos: Vec::new(),
-            });
+            cache.touch_archive(&memo.blake3);
+            return self.unpack(component, &v.downloadurl, &staged, locked(memo.blake3));
         }
         let on_marketplace = |hosts: &[String]| {
             let h = crate::http::host_of(&v.downloadurl);
@@ -445,6 +446,10 @@ impl<'a> Sources<'a> {
         check_locked(component, &v.downloadurl, locked_blake3, &staged)?;
         let blake3 = staged.blake3.clone();
         let mut s = self.unpack(component, &v.downloadurl, &staged, locked(blake3.clone()))?;
+        // Kept as downloaded: the next site asking for this md5 reads it from here.
+        cache
+            .keep_archive(&blake3, staged.file.path())
+            .map_err(|e| SourceError::store(component, e))?;
         s.memos = vec![Memo::Archive { md5, blake3 }];
         Ok(s)
     }
@@ -548,8 +553,13 @@ impl<'a> Sources<'a> {
             commit: commit.clone(),
         };
         let cache = self.store.cache();
+        // A memo is believed only when the manifest it names is of this commit's tree.
         if let Some(hash) = cache.git_manifest(commit)
             && let Ok(manifest) = self.store.read_manifest(&hash)
+            && self
+                .git
+                .commit_tree_id(commit)
+                .is_ok_and(|t| t == manifest.tree)
         {
             return Ok(StoredSource {
                 manifest,
@@ -625,30 +635,8 @@ impl<'a> Sources<'a> {
             location: written.to_string(),
             blake3: blake.clone(),
         };
-        // An archive with these exact bytes was unpacked before: its manifest is reused.
-        let md5 = Md5::parse(&staged.md5).ok();
-        if let Some(md5) = &md5
-            && let Some(memo) = self.store.cache().archive(md5)
-            && memo.blake3 == *blake
-            && let Ok(manifest) = self.store.read_manifest(&memo.manifest)
-        {
-            return Ok(StoredSource {
-                manifest,
-                hash: memo.manifest,
-                locked,
-                date: memo.date,
-                pending: false,
-                memos: Vec::new(),
-            });
-        }
-        let mut s = self.unpack(component, written, &staged, locked)?;
-        if let Some(md5) = md5 {
-            s.memos.push(Memo::Archive {
-                md5,
-                blake3: blake.clone(),
-            });
-        }
-        Ok(s)
+        // The bytes are in hand: what they hold is read from them, never from a memo.
+        self.unpack(component, written, &staged, locked)
     }
 
     /// Unpacks a staged archive already verified into the store.
@@ -1032,10 +1020,9 @@ impl<'a> Sources<'a> {
                 match memo {
                     Memo::GitManifest(commit) => cache.set_git_manifest(commit, &s.hash)?,
                     Memo::UpstreamLatest(url) => cache.set_upstream_latest(url, &s.hash)?,
-                    Memo::Archive { md5, blake3 } => cache.set_archive(
+                    Memo::Archive { md5, blake3 } => cache.set_archive_by_md5(
                         md5,
                         &ArchiveMemo {
-                            manifest: s.hash.clone(),
                             blake3: blake3.clone(),
                             date: s.date,
                         },

@@ -204,6 +204,12 @@ pub struct DeployArgs {
     /// Releases to keep.
     #[arg(long, default_value_t = mcb_realise::KEEP_RELEASES)]
     pub keep: usize,
+    /// How a release from a store on this machine holds its files: clones (copy-on-write
+    /// where the filesystem can, else copies), copies, reflinks, or hardlinks to the
+    /// store's objects (no extra space, but an edit on the server edits the store's copy
+    /// until mcb repairs it). A release from a remote is always copies.
+    #[arg(long, value_name = "MODE", default_value = "clone", value_parser = ["clone", "copy", "reflink", "hardlink"], conflicts_with = "rollback")]
+    pub link: String,
     /// Switch current back to the release before it.
     #[arg(long, conflicts_with_all = ["from", "commit"])]
     pub rollback: bool,
@@ -417,8 +423,9 @@ pub struct RealiseArgs {
     pub out: Option<PathBuf>,
     /// How the codebase's files are laid out: hardlinks to the store (no extra space; an
     /// edit in place is detected and repaired), reflinks (copy-on-write, btrfs or XFS: an
-    /// edit stays in its tree) or plain copies.
-    #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = ["hardlink", "reflink", "copy"])]
+    /// edit stays in its tree), clones (reflinks where the filesystem makes them, else
+    /// copies) or plain copies.
+    #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = ["hardlink", "reflink", "clone", "copy"])]
     pub link: String,
     /// Take over the site's name when another site file owns it.
     #[arg(long)]
@@ -472,9 +479,18 @@ pub struct GcArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// A `result` link or generation directory to compare with what it was made as.
+    /// A tree to compare with the generation it was made as: a `result` link, a
+    /// generation directory, a deployed release or any copy of one (the generation is
+    /// found from its place, its name or its files, unless --site or --commit names it).
     #[arg(long, value_name = "DIR")]
     pub tree: Option<PathBuf>,
+    /// With --tree: compare with this site's current generation (or, with --commit, one
+    /// of its generations).
+    #[arg(long, value_name = "SITE", requires = "tree")]
+    pub site: Option<String>,
+    /// With --tree: compare with this generation (a commit id, or gen-N with --site).
+    #[arg(long, value_name = "COMMIT|gen-N", requires = "tree")]
+    pub commit: Option<String>,
     /// Restore damaged or missing objects from git and rebuild changed generations.
     #[arg(long, conflicts_with = "tree")]
     pub repair: bool,

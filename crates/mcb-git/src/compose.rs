@@ -69,19 +69,72 @@ impl GitStore {
 
     /// The commit a site branch points at.
     pub fn branch_head(&self, branch: &str) -> Result<Option<GitOid>, GitError> {
+        self.ref_target(&format!("refs/heads/{branch}"))
+    }
+
+    /// What the ref `name` (`refs/…`) points at, peeled; `None` when there is no such ref.
+    pub fn ref_target(&self, name: &str) -> Result<Option<GitOid>, GitError> {
         let repo = self.repo();
-        let name = format!("refs/heads/{branch}");
         let r = repo
-            .try_find_reference(name.as_str())
-            .context(|| format!("cannot read branch {branch}"))?;
+            .try_find_reference(name)
+            .context(|| format!("cannot read {name}"))?;
         match r {
             Some(mut r) => Ok(Some(git_oid(
                 r.peel_to_id()
-                    .context(|| format!("cannot read branch {branch}"))?
+                    .context(|| format!("cannot read {name}"))?
                     .detach(),
             ))),
             None => Ok(None),
         }
+    }
+
+    /// Writes the files of `tree` under the existing, empty directory `dest`, from their
+    /// blobs: regular files read-only (0444, 0555 when executable), symlinks as symlinks.
+    /// Returns the number of files. For a machine with no store (a deploy from a remote).
+    pub fn write_tree(&self, tree: &GitOid, dest: &std::path::Path) -> Result<usize, GitError> {
+        use rayon::prelude::*;
+        use std::os::unix::fs::PermissionsExt;
+        let files = self.tree_files(tree, 2_000_000)?;
+        let mut dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for (path, _, _) in &files {
+            let mut p = path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if !dirs.insert(p) {
+                    break;
+                }
+            }
+        }
+        for d in &dirs {
+            let full = dest.join(d);
+            std::fs::create_dir(&full)
+                .map_err(|e| GitError::new(format!("cannot make {}", full.display()), e))?;
+        }
+        files.par_iter().try_for_each_init(
+            || self.repo(),
+            |repo, (path, kind, id)| -> Result<(), GitError> {
+                let target = dest.join(path);
+                let blob = repo
+                    .find_object(oid(id))
+                    .context(|| format!("cannot read {path}"))?;
+                let wrote = match kind {
+                    mcb_store::EntryKind::Symlink => std::os::unix::fs::symlink(
+                        String::from_utf8_lossy(&blob.data).as_ref(),
+                        &target,
+                    ),
+                    _ => std::fs::write(&target, &blob.data).and_then(|()| {
+                        let mode = if *kind == mcb_store::EntryKind::Exec {
+                            0o555
+                        } else {
+                            0o444
+                        };
+                        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+                    }),
+                };
+                wrote.map_err(|e| GitError::new(format!("cannot write {}", target.display()), e))
+            },
+        )?;
+        Ok(files.len())
     }
 
     /// Writes the commit object for `tree` (without moving any branch).

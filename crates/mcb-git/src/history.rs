@@ -217,30 +217,23 @@ impl GitStore {
         if dry_run {
             return Ok(0);
         }
-        let out = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.path)
-            // Refs stay loose: updating a packed ref takes packed-refs.lock, which a run
-            // killed at that moment would leave behind for every later run.
-            .args([
-                "-c",
-                "gc.auto=0",
-                "-c",
-                "gc.packRefs=false",
-                "-c",
-                "core.logAllRefUpdates=false",
-                "gc",
-                "--quiet",
-            ])
-            .arg(format!("--prune={grace_secs}.seconds.ago"))
-            .output()
-            .map_err(|e| GitError::new("cannot run git gc", e))?;
-        if !out.status.success() {
-            return Err(GitError::msg(format!(
-                "git gc failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+        crate::program::run(
+            crate::program::git(&self.path)
+                // Refs stay loose: updating a packed ref takes packed-refs.lock, which a run
+                // killed at that moment would leave behind for every later run.
+                .args([
+                    "-c",
+                    "gc.auto=0",
+                    "-c",
+                    "gc.packRefs=false",
+                    "-c",
+                    "core.logAllRefUpdates=false",
+                    "gc",
+                    "--quiet",
+                ])
+                .arg(format!("--prune={grace_secs}.seconds.ago")),
+            "git gc failed",
+        )?;
         Ok(before.saturating_sub(du(&self.path)))
     }
 }

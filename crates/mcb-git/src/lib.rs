@@ -1,16 +1,20 @@
 //! The store's git repository, through gix: fetching upstream sources into it, listing and
 //! resolving their refs, reading files at a commit, putting source files into git and the
 //! object store together, composing codebase trees from known ids and writing
-//! deterministic commits on site branches.
+//! deterministic commits on site branches, and checking the objects it holds. It is also
+//! the one place that runs the `git` program (`program`): push, fetch into a deploy's
+//! cache, notes, gc.
 //!
 //! It follows instructions; it does not choose versions (that is `mcb-resolve`) nor decide
 //! what a site contains.
 
+mod check;
 mod compose;
 mod error;
 mod fetch;
 mod history;
 mod ingest;
+pub mod program;
 mod progress;
 pub mod tls;
 
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use mcb_store::{EntryKind, GitOid};
 
+pub use check::BadObject;
 pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
 pub use fetch::{FetchLimits, RemoteRefs};

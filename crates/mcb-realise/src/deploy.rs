@@ -1,17 +1,24 @@
-//! Beyond one machine: `push` sends a site's branch (and its test results) to any git
-//! remote; `deploy` lays a generation out on a web server from such a remote, or from a
-//! store on that machine, as `DIR/releases/<commit>`, switches `DIR/current` to it in one
-//! rename, keeps the newest releases, and rolls back. git carries the codebases; the `git`
-//! program is run with its arguments passed apart, never through a shell.
+//! Beyond one machine: `push` sends a site's branch, its generation tags and its test
+//! results to any git remote (with the `git` program, through `mcb-git`); `deploy` lays a
+//! generation out on a web server, from such a remote or from a store on that machine, as
+//! `DIR/releases/<commit>`, switches `DIR/current` to it in one rename, keeps the newest
+//! releases, and rolls back.
+//!
+//! A release is files of its own: copy-on-write clones where the filesystem makes them,
+//! else copies checked against the store as they are made; hardlinks to the store only
+//! when asked (`--link hardlink`), since an edit on the server then edits the store's copy.
+//! `releases`, `current` and the deploy lock are entries of `DIR` itself: a symlink in their
+//! place is refused, never followed. A release deployed again is checked against its
+//! generation first and laid out again when it drifted.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use mcb_store::GitOid;
+use mcb_git::GitStore;
+use mcb_store::{GitOid, LinkMode, Store};
 
 use crate::error::RealiseError;
 use crate::options::Options;
-use crate::site_test::TEST_NOTES;
+use crate::test_note::TEST_NOTES;
 
 /// Releases kept by default: the current one and those before it.
 pub const KEEP_RELEASES: usize = 5;
@@ -30,38 +37,6 @@ fn fs_error(what: String, e: std::io::Error) -> RealiseError {
     }
 }
 
-/// A remote as the user gave it, refused when git would read it as an option.
-fn check_remote(remote: &str) -> Result<(), RealiseError> {
-    if remote.is_empty() || remote.starts_with('-') || remote.chars().any(char::is_control) {
-        return Err(fail(
-            format!("'{}' is not a git remote", remote.escape_debug()),
-            "give a URL (ssh://, https://, git://, file://) or the path of a repository",
-        ));
-    }
-    Ok(())
-}
-
-fn git(git_dir: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.arg("--git-dir")
-        .arg(git_dir)
-        .env("GIT_TERMINAL_PROMPT", "0");
-    c
-}
-
-fn run_git(c: &mut Command, what: &str) -> Result<String, RealiseError> {
-    let out = c
-        .output()
-        .map_err(|e| fail(format!("cannot run git: {e}"), "install git"))?;
-    if !out.status.success() {
-        return Err(fail(
-            format!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            "check the remote's URL, that it is reachable, and your access to it",
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// What `push` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Pushed {
@@ -75,11 +50,16 @@ pub struct Pushed {
     pub tags: usize,
 }
 
-/// Pushes site `name`'s branch and its test results to `remote`. A remote whose branch
-/// has commits this one lacks is refused unless `force`.
+/// Pushes site `name`'s branch, its generation tags and its test results to `remote`. A
+/// remote whose branch has commits this one lacks is refused unless `force`.
 pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pushed, RealiseError> {
-    check_remote(remote)?;
-    let store = mcb_store::Store::open_existing(&opts.store)?;
+    mcb_git::program::check_remote(remote).map_err(|e| {
+        fail(
+            e.to_string(),
+            "give a URL (ssh://, https://, git://, file://) or the path of a repository",
+        )
+    })?;
+    let store = Store::open_existing(&opts.store)?;
     let gs = mcb_catalog::sources::open_git(&store)?;
     let head = gs.branch_head(name)?.ok_or_else(|| {
         fail(
@@ -96,61 +76,47 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
     )?;
     gs.clear_stale_ref_locks(&format!("tags/{name}"));
     let tags = gs.tag_generations(name)?;
-    let branch = format!("refs/heads/{name}:refs/heads/{name}");
-    let tag_spec = format!("refs/tags/{name}/gen-*:refs/tags/{name}/gen-*");
-    let mut c = git(gs.path());
-    c.args(["push", "--porcelain"]);
-    c.arg(remote);
-    if force {
-        c.arg(format!("+{branch}")).arg(format!("+{tag_spec}"));
-    } else {
-        c.arg(branch).arg(tag_spec);
+    let plus = if force { "+" } else { "" };
+    let branch = format!("refs/heads/{name}");
+    let mut refspecs = vec![
+        format!("{plus}{branch}:{branch}"),
+        format!("{plus}refs/tags/{name}/gen-*:refs/tags/{name}/gen-*"),
+    ];
+    if gs.ref_target(TEST_NOTES)?.is_some() {
+        refspecs.push(format!("+{TEST_NOTES}:{TEST_NOTES}"));
     }
-    let has_notes = git(gs.path())
-        .args(["rev-parse", "--verify", "-q", TEST_NOTES])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if has_notes {
-        c.arg(format!("+{TEST_NOTES}:{TEST_NOTES}"));
-    }
-    let out = c
-        .output()
-        .map_err(|e| fail(format!("cannot run git: {e}"), "install git"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ours = format!("refs/heads/{name}:refs/heads/{name}");
-    let line = text.lines().find(|l| l.contains(&ours)).unwrap_or("");
-    if line.starts_with('!') {
+    let pushed = gs.push(remote, &refspecs)?;
+    if let Some(line) = pushed
+        .refs
+        .iter()
+        .find(|r| r.rejected() && r.remote_ref() == branch)
+    {
         return Err(RealiseError::Owner {
             message: format!(
                 "{remote} has commits on branch {name} that this store does not: it has diverged ({})",
-                line.rsplit('\t').next().unwrap_or("").trim()
+                line.summary
             ),
             hint: "look at both histories; --force makes the remote's branch this store's".into(),
         });
     }
     let tag_prefix = format!("refs/tags/{name}/gen-");
-    let ref_lines = || {
-        text.lines()
-            .filter(|l| l.starts_with(['!', '=', ' ', '+', '*', '-']) && l.contains('\t'))
-    };
-    if let Some(bad) = ref_lines().find(|l| l.starts_with('!') && l.contains(&tag_prefix)) {
-        let tag = bad.split('\t').nth(1).unwrap_or("").split(':').next_back();
+    if let Some(bad) = pushed
+        .refs
+        .iter()
+        .find(|r| r.rejected() && r.remote_ref().starts_with(&tag_prefix))
+    {
         return Err(RealiseError::Owner {
             message: format!(
                 "{remote} has tag {} on another commit: its history of site {name} is not this store's",
-                tag.unwrap_or("").trim_start_matches("refs/tags/")
+                bad.remote_ref().trim_start_matches("refs/tags/")
             ),
             hint: "look at both histories; --force makes the remote's branch and tags this store's"
                 .into(),
         });
     }
-    if !out.status.success() {
+    if let Some(why) = pushed.failed {
         return Err(fail(
-            format!(
-                "cannot push to {remote}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            format!("cannot push to {remote}: {why}"),
             "check the remote's URL, that it is reachable, and your access to it",
         ));
     }
@@ -158,7 +124,7 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
         site: name.to_string(),
         remote: remote.to_string(),
         commit: head,
-        updated: ref_lines().any(|l| !l.starts_with('=')),
+        updated: pushed.refs.iter().any(|r| !r.up_to_date()),
         tags: tags.len(),
     })
 }
@@ -184,6 +150,20 @@ impl DeploySource {
     }
 }
 
+/// What to deploy, and how.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub source: DeploySource,
+    pub site: String,
+    /// A commit (prefix) or `gen-N` (`SITE/gen-N`); the newest generation when none.
+    pub commit: Option<String>,
+    pub dir: PathBuf,
+    pub keep: usize,
+    /// How a release's files relate to the store's (a store source only): clones by
+    /// default; hardlinks only when asked.
+    pub link: LinkMode,
+}
+
 /// What `deploy` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Deployed {
@@ -194,10 +174,50 @@ pub struct Deployed {
     pub current: PathBuf,
     /// The release it pointed at before.
     pub previous: Option<PathBuf>,
-    /// Hardlinked from a store on this machine (else plain files).
-    pub hardlinked: bool,
+    /// How the release's files were laid out (`copy` for a release from a remote).
+    pub link: LinkMode,
+    /// Files copied where clones or links were asked (another filesystem, no clones).
+    pub copied: usize,
+    /// The release existed and had drifted from its generation (these paths changed): it
+    /// was laid out again.
+    pub drifted: Vec<String>,
     /// Old releases removed.
     pub removed: Vec<PathBuf>,
+}
+
+/// An entry of the deploy directory that must be what mcb made: refused when something
+/// else (a symlink leading out of it, a file) stands there.
+fn check_entry(path: &Path, want_dir: bool) -> Result<(), RealiseError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fs_error(format!("cannot read {}", path.display()), e)),
+        Ok(m) => {
+            let ok = if want_dir {
+                m.file_type().is_dir()
+            } else {
+                m.file_type().is_symlink()
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(fail(
+                    format!(
+                        "{} is {}, not what mcb makes there ({})",
+                        path.display(),
+                        if m.file_type().is_symlink() {
+                            "a symlink"
+                        } else if m.is_dir() {
+                            "a directory"
+                        } else {
+                            "a file"
+                        },
+                        if want_dir { "a directory" } else { "a symlink" }
+                    ),
+                    "mcb never follows a link out of the deploy directory; move it away",
+                ))
+            }
+        }
+    }
 }
 
 fn current_release(dir: &Path) -> Option<PathBuf> {
@@ -222,12 +242,14 @@ fn switch_current(dir: &Path, release: &Path) -> Result<(), RealiseError> {
         })
 }
 
-/// The releases in `DIR/releases`, oldest first (by the order they were deployed).
+/// The releases in `DIR/releases`, oldest first (by the order they were deployed): real
+/// directories named by a commit, nothing else.
 fn releases(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir.join("releases"))
         .map(|rd| {
             rd.flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter(|e| GitOid::parse(&e.file_name().to_string_lossy()).is_ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
                 .collect()
         })
@@ -246,32 +268,23 @@ fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
         if Some(&old) == current.as_ref() {
             continue;
         }
-        if remove_release(&old).is_ok() {
+        if mcb_store::remove_tree(&old).is_ok() {
             removed.push(old);
         }
     }
     removed
 }
 
-/// A release's files are read-only when hardlinked from a store: make its directories
-/// writable again before removing them.
-fn remove_release(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for e in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if e.file_type().is_dir() {
-            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o755));
-        }
-    }
-    std::fs::remove_dir_all(path)
-}
-
-/// Holds `DIR/.mcb-deploy.lock`: one deploy or rollback at a time in a deploy directory.
+/// Holds `DIR/.mcb-deploy.lock` (never through a symlink): one deploy or rollback at a
+/// time in a deploy directory.
 fn lock_deploy_dir(dir: &Path) -> Result<std::fs::File, RealiseError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(".mcb-deploy.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| fs_error(format!("cannot open {}", path.display()), e))?;
     f.lock()
@@ -279,187 +292,228 @@ fn lock_deploy_dir(dir: &Path) -> Result<std::fs::File, RealiseError> {
     Ok(f)
 }
 
-/// Deploys site `name` (its newest generation, or `commit`) from `source` into `dir`.
-pub fn deploy(
-    source: &DeploySource,
+/// Marks a release as deployed now (the newest).
+fn touch(release: &Path) {
+    if let Ok(f) = std::fs::File::open(release) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// The commit of site `name` that `wanted` names (its newest when none), among the
+/// generations on the branch `tip` heads.
+fn pick_commit(
+    git: &GitStore,
     name: &str,
-    commit: Option<&str>,
-    dir: &Path,
-    keep: usize,
-) -> Result<Deployed, RealiseError> {
-    std::fs::create_dir_all(dir.join("releases"))
-        .map_err(|e| fs_error(format!("cannot make {}/releases", dir.display()), e))?;
+    tip: &GitOid,
+    wanted: Option<&str>,
+) -> Result<GitOid, RealiseError> {
+    let Some(c) = wanted else {
+        return Ok(tip.clone());
+    };
+    let log = git.first_parent_log(tip, usize::MAX)?;
+    let generation = c
+        .strip_prefix(&format!("{name}/"))
+        .unwrap_or(c)
+        .strip_prefix("gen-")
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(n) = generation {
+        // `gen-N` (or the tag `SITE/gen-N` push makes): the Nth commit of the branch.
+        return log
+            .iter()
+            .rev()
+            .nth(n.wrapping_sub(1))
+            .map(|(c, _, _)| c.clone())
+            .ok_or_else(|| {
+                fail(
+                    format!("site {name} has no generation {c}"),
+                    "`mcb history` lists the generations; gen-1 is the first",
+                )
+            });
+    }
+    let p = c.to_ascii_lowercase();
+    if !p.bytes().all(|b| b.is_ascii_hexdigit()) || p.len() < 7 {
+        return Err(fail(
+            format!("--commit {c} is not a commit id"),
+            "give at least 7 hex digits of a commit on the site's branch, or gen-N",
+        ));
+    }
+    let found: Vec<&GitOid> = log
+        .iter()
+        .map(|(c, _, _)| c)
+        .filter(|commit| commit.as_str().starts_with(&p))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(fail(
+            format!("commit {c} is not a generation of site {name}"),
+            "`mcb history` lists the generations",
+        )),
+        _ => Err(fail(
+            format!("{c} names more than one generation of site {name}"),
+            "give more digits",
+        )),
+    }
+}
+
+/// Lays generation `tree` out under `top` (an empty directory): from the store's objects
+/// when a store is the source, else from git's blobs. Returns (how, files copied).
+fn lay_out_release(
+    store: Option<&Store>,
+    git: &GitStore,
+    tree: &GitOid,
+    top: &Path,
+    link: LinkMode,
+) -> Result<(LinkMode, usize), RealiseError> {
+    match store {
+        Some(store) => {
+            let uses = store.generation_uses(tree);
+            let known = crate::materialise::known_entries(store, uses.as_deref().unwrap_or(&[]));
+            let (files, _) = crate::materialise::files_of_tree(
+                store,
+                git,
+                tree,
+                &known,
+                &crate::report::Silent,
+            )?;
+            let laid: Vec<(String, &mcb_store::Entry)> =
+                files.iter().map(|(p, e)| (p.clone(), e)).collect();
+            store.check_objects(&laid)?;
+            let done = store.lay_out(&laid, top, link, &|| {})?;
+            Ok((link, done.copied))
+        }
+        None => {
+            git.write_tree(tree, top)?;
+            Ok((LinkMode::Copy, 0))
+        }
+    }
+}
+
+/// Deploys site `request.site` (its newest generation, or the one named) into
+/// `request.dir`.
+pub fn deploy(request: &DeployRequest) -> Result<Deployed, RealiseError> {
+    let dir = &request.dir;
+    let name = request.site.as_str();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fs_error(format!("cannot make {}", dir.display()), e))?;
+    let releases_dir = dir.join("releases");
+    check_entry(&releases_dir, true)?;
+    check_entry(&dir.join("current"), false)?;
+    std::fs::create_dir_all(&releases_dir)
+        .map_err(|e| fs_error(format!("cannot make {}", releases_dir.display()), e))?;
     let _lock = lock_deploy_dir(dir)?;
     let previous = current_release(dir);
     // The repository the generation is read from: the store's, or a cache of the remote.
-    let (git_dir, store) = match source {
-        DeploySource::Store(s) => (s.join("git"), Some(mcb_store::Store::open_existing(s)?)),
+    let (git, store, tip) = match &request.source {
+        DeploySource::Store(s) => {
+            let store = Store::open_existing(s)?;
+            let git = mcb_catalog::sources::open_git(&store)?;
+            let tip = git.branch_head(name)?;
+            (git, Some(store), tip)
+        }
         DeploySource::Remote(r) => {
-            check_remote(r)?;
+            mcb_git::program::check_remote(r).map_err(|e| {
+                fail(
+                    e.to_string(),
+                    "give a URL (ssh://, https://, git://, file://) or the path of a repository",
+                )
+            })?;
             let cache = dir.join(".mcb-git");
-            if !cache.join("HEAD").exists() {
-                run_git(
-                    Command::new("git")
-                        .args(["init", "-q", "--bare"])
-                        .arg(&cache),
-                    "cannot make the deploy's git cache",
-                )?;
-            }
-            run_git(
-                git(&cache)
-                    .args(["fetch", "-q", "--no-tags"])
-                    .arg(r)
-                    .arg(format!("+refs/heads/{name}:refs/remotes/mcb/{name}")),
-                &format!("cannot fetch site {name} from {r}"),
-            )?;
-            (cache, None)
-        }
-    };
-    let tip_ref = match source {
-        DeploySource::Store(_) => format!("refs/heads/{name}"),
-        DeploySource::Remote(_) => format!("refs/remotes/mcb/{name}"),
-    };
-    let tip = run_git(
-        git(&git_dir)
-            .args(["rev-parse", "--verify", "-q"])
-            .arg(format!("{tip_ref}^{{commit}}")),
-        &format!("site {name} is not there"),
-    )?;
-    let generation = commit.and_then(|c| {
-        c.strip_prefix(&format!("{name}/"))
-            .unwrap_or(c)
-            .strip_prefix("gen-")
-            .and_then(|n| n.parse::<usize>().ok())
-    });
-    let wanted = match (commit, generation) {
-        // `gen-N` (or the tag `SITE/gen-N` push makes): the Nth commit of the branch.
-        (Some(c), Some(n)) => {
-            let log = run_git(
-                git(&git_dir)
-                    .args(["rev-list", "--first-parent", "--reverse"])
-                    .arg(tip.trim()),
-                &format!("cannot read the history of site {name}"),
-            )?;
-            log.lines()
-                .nth(n.wrapping_sub(1))
-                .map(str::to_string)
-                .ok_or_else(|| {
+            check_entry(&cache, true)?;
+            GitStore::init_bare_with_git(&cache)?;
+            let git = GitStore::open(&cache)?;
+            git.fetch_refspec(r, &format!("+refs/heads/{name}:refs/remotes/mcb/{name}"))
+                .map_err(|e| {
                     fail(
-                        format!("site {name} has no generation {c}"),
-                        "`mcb history` lists the generations; gen-1 is the first",
+                        format!(
+                            "cannot fetch site {name} from {r}: {}",
+                            crate::error::chain(&e)
+                        ),
+                        "check the remote's URL, that it is reachable, and your access to it",
                     )
-                })?
+                })?;
+            let tip = git.ref_target(&format!("refs/remotes/mcb/{name}"))?;
+            (git, None, tip)
         }
-        (Some(c), None) => {
-            if !c.bytes().all(|b| b.is_ascii_hexdigit()) || c.len() < 7 {
-                return Err(fail(
-                    format!("--commit {c} is not a commit id"),
-                    "give at least 7 hex digits of a commit on the site's branch, or gen-N",
-                ));
-            }
-            let full = run_git(
-                git(&git_dir)
-                    .args(["rev-parse", "--verify", "-q"])
-                    .arg(format!("{c}^{{commit}}")),
-                &format!("commit {c} is not there"),
-            )?;
-            // Only a generation of this site: a commit its branch reaches.
-            let reached = git(&git_dir)
-                .args(["merge-base", "--is-ancestor", full.trim(), tip.trim()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !reached {
-                return Err(fail(
-                    format!("commit {c} is not a generation of site {name}"),
-                    "`mcb history` lists the generations",
-                ));
-            }
-            full
-        }
-        (None, _) => tip,
     };
-    let commit = GitOid::parse(wanted.trim()).map_err(|e| {
+    let tip = tip.ok_or_else(|| {
         fail(
-            format!("git gave a commit id that is not one: {e}"),
-            "check the remote",
+            format!("site {name} is not there"),
+            "`mcb sites` lists the sites of a store; push the site to the remote first",
         )
     })?;
-    let release = dir.join("releases").join(commit.as_str());
-    let mut hardlinked = false;
-    if !release.is_dir() {
-        let staging = dir
-            .join("releases")
-            .join(format!(".staging-{}", std::process::id()));
-        let _ = remove_release(&staging);
-        std::fs::create_dir_all(&staging)
+    let commit = pick_commit(&git, name, &tip, request.commit.as_deref())?;
+    let tree = git.commit_tree_id(&commit)?;
+    let link = if store.is_some() {
+        request.link
+    } else {
+        LinkMode::Copy
+    };
+    let release = releases_dir.join(commit.as_str());
+    check_entry(&release, true)?;
+    // A release deployed before is checked against its generation: what drifted (a
+    // hotfix, a planted file) is never served again.
+    let drifted: Vec<String> = if release.is_dir() {
+        let seen = crate::lifecycle::scan_tree(&release);
+        let d = crate::lifecycle::drift_from(&git, &tree, &seen)?;
+        d.modified
+            .into_iter()
+            .chain(d.added)
+            .chain(d.removed)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut copied = 0;
+    let mut used = link;
+    if !release.is_dir() || !drifted.is_empty() {
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&releases_dir)
             .map_err(|e| fs_error("cannot make a release directory".into(), e))?;
-        let laid = (|| -> Result<bool, RealiseError> {
-            let tree = run_git(
-                git(&git_dir)
-                    .args(["rev-parse"])
-                    .arg(format!("{}^{{tree}}", commit.as_str())),
-                "cannot read the generation's tree",
-            )?;
-            if let Some(store) = &store
-                && let Ok(t) = GitOid::parse(tree.trim())
-                && matches!(store.check_generation(&t), Ok(Some(d)) if d.is_empty())
-            {
-                crate::site_test::link_tree(&store.generation_path(&t), &staging.join("x"))?;
-                return Ok(true);
-            }
-            // Plain files from git: `git archive` into tar, symlinks as symlinks.
-            let mut archive = git(&git_dir)
-                .args(["archive", "--format=tar", commit.as_str()])
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| fail(format!("cannot run git: {e}"), "install git"))?;
-            let out_dir = staging.join("x");
-            std::fs::create_dir_all(&out_dir)
-                .map_err(|e| fs_error("cannot make a release directory".into(), e))?;
-            let tar = Command::new("tar")
-                .args(["-x", "-f", "-", "-C"])
-                .arg(&out_dir)
-                .stdin(archive.stdout.take().expect("piped"))
-                .status()
-                .map_err(|e| fail(format!("cannot run tar: {e}"), "install tar"))?;
-            let archived = archive.wait().is_ok_and(|s| s.success());
-            if !tar.success() || !archived {
-                return Err(fail(
-                    "cannot lay the generation out from git",
-                    "check the repository",
-                ));
-            }
-            Ok(false)
-        })();
-        match laid {
-            Ok(h) => hardlinked = h,
+        let top = staging.path().join("x");
+        std::fs::create_dir(&top)
+            .map_err(|e| fs_error("cannot make a release directory".into(), e))?;
+        let laid = lay_out_release(store.as_ref(), &git, &tree, &top, link);
+        let (how, n) = match laid {
+            Ok(x) => x,
             Err(e) => {
-                let _ = remove_release(&staging);
+                let _ = mcb_store::remove_tree(staging.path());
                 return Err(e);
             }
+        };
+        used = how;
+        copied = n;
+        if release.is_dir() {
+            // The drifted release leaves in one rename; the sound one takes its place.
+            let aside = staging.path().join("drifted");
+            std::fs::rename(&release, &aside)
+                .map_err(|e| fs_error("cannot move the drifted release aside".into(), e))?;
         }
-        std::fs::rename(staging.join("x"), &release)
+        std::fs::rename(&top, &release)
             .map_err(|e| fs_error("cannot place the release".into(), e))?;
-        let _ = std::fs::remove_dir_all(&staging);
-    } else {
-        // Deployed again: it is the newest release now.
-        let _ = Command::new("touch").arg(&release).status();
+        let _ = mcb_store::remove_tree(&staging.keep());
     }
+    // Deployed (again): it is the newest release now.
+    touch(&release);
     switch_current(dir, &release)?;
-    let removed = prune(dir, keep);
+    let removed = prune(dir, request.keep);
     Ok(Deployed {
         site: name.to_string(),
         commit,
         current: dir.join("current"),
         release,
         previous,
-        hardlinked,
+        link: used,
+        copied,
+        drifted,
         removed,
     })
 }
 
 /// Switches `DIR/current` back to the release deployed before it.
 pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
+    check_entry(&dir.join("releases"), true)?;
+    check_entry(&dir.join("current"), false)?;
     let _lock = match dir.is_dir() {
         true => Some(lock_deploy_dir(dir)?),
         false => None,
@@ -483,7 +537,7 @@ pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
         })?;
     switch_current(dir, &before)?;
     // The one rolled back from is the newest no more.
-    let _ = Command::new("touch").arg(&before).status();
+    touch(&before);
     let commit = before
         .file_name()
         .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
@@ -499,7 +553,9 @@ pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
         current: dir.join("current"),
         release: before,
         previous: Some(current),
-        hardlinked: false,
+        link: LinkMode::Copy,
+        copied: 0,
+        drifted: Vec::new(),
         removed: Vec::new(),
     })
 }

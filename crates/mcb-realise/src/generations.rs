@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use mcb_config::{Lock, SiteFile};
-use mcb_store::{Entry, EntryKind, GitOid, LinkMode, Manifest, ObjectHash, Store};
+use mcb_store::{GitOid, ObjectHash, Store};
 
 use crate::changes::{Change, Downgrade, Snapshot};
 use crate::commit::{Title, commit, lock_in_commit};
@@ -94,6 +94,7 @@ pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generatio
     } else {
         git.first_parent_log(&head, usize::MAX)?.len()
     };
+    let outcomes = crate::test_note::outcomes(&git)?;
     let locks: Vec<Option<Lock>> = log
         .iter()
         .map(|(c, _, _)| lock_in_commit(&git, c).ok().flatten())
@@ -117,7 +118,7 @@ pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generatio
             changes,
             kept: store.generation_path(tree).is_dir(),
             current: i == 0,
-            test: crate::site_test::recorded_result(&git, commit),
+            test: outcomes.get(commit).map(|o| o.word().to_string()),
         });
     }
     Ok(out)
@@ -238,7 +239,7 @@ pub fn rollback(
     let (path, from_git) = match ctx.store.check_generation(&tree)? {
         Some(damaged) if damaged.is_empty() => (ctx.store.generation_path(&tree), false),
         _ => (
-            materialise_from_git(&ctx.store, &ctx.git, &tree, opts.link, reporter)?,
+            crate::materialise::materialise_tree(&ctx.store, &ctx.git, &tree, opts.link, reporter)?,
             true,
         ),
     };
@@ -282,42 +283,6 @@ fn rollback_error(site: &SiteFile, message: String) -> RealiseError {
         mcb_config::ConfigError::new(&site.path, message)
             .hint("`mcb history` lists the site's generations"),
     )
-}
-
-/// Lays out generation `tree` from the store's git repository alone: every blob becomes
-/// an object again, and one manifest of the whole tree records what the generation uses,
-/// so gc keeps it.
-pub(crate) fn materialise_from_git(
-    store: &Store,
-    git: &mcb_git::GitStore,
-    tree: &GitOid,
-    mode: LinkMode,
-    reporter: &dyn Reporter,
-) -> Result<PathBuf, RealiseError> {
-    let files = git.tree_files(tree, crate::lifecycle::GENERATION_FILES)?;
-    reporter.total(files.len() as u64);
-    let mut entries = Vec::with_capacity(files.len());
-    for (path, kind, oid) in files {
-        let bytes = git.read_blob(&oid)?;
-        let blake3 = store.put_object(&bytes, kind == EntryKind::Exec)?;
-        entries.push(Entry {
-            path,
-            kind,
-            size: bytes.len() as u64,
-            blake3,
-            oid,
-        });
-        reporter.advance();
-    }
-    let manifest = Manifest::new(tree.clone(), entries);
-    let hash = store.put_manifest(&manifest)?;
-    let laid: Vec<(String, &Entry)> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.clone(), e))
-        .collect();
-    let generation = store.materialise(tree, &laid, Some(&[hash]), mode, &|| {})?;
-    Ok(generation.path)
 }
 
 /// A site in the store.

@@ -30,12 +30,15 @@ mod realise;
 mod report;
 mod reproduce;
 mod site_test;
+mod test_note;
 mod upgrade;
 
 pub use catalog::{SiteCatalog, SourcePick};
 pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use commit::{Committed, LOCK_MARKER, lock_in_commit, source_label};
-pub use deploy::{DeploySource, Deployed, KEEP_RELEASES, Pushed, deploy, push, rollback_deploy};
+pub use deploy::{
+    DeployRequest, DeploySource, Deployed, KEEP_RELEASES, Pushed, deploy, push, rollback_deploy,
+};
 pub use error::RealiseError;
 pub use fetch::Fetched;
 pub use generations::{
@@ -43,16 +46,17 @@ pub use generations::{
     rollback, sites,
 };
 pub use import::{Imported, ImportedPiece, Recognised, import};
-pub use lifecycle::{DamagedPath, GcOutcome, TreeDrift, VerifyOutcome, gc, verify, verify_tree};
+pub use lifecycle::{
+    DamagedPath, GcOutcome, TreeDrift, TreeOf, VerifyOutcome, gc, verify, verify_tree,
+};
 pub use options::{Options, Update};
 pub use pending::{AdvisoryHit, Pending, PlannedChoice, pending};
 pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
 pub use realise::{Realised, RealisedPlugin, realise};
 pub use report::{Reporter, Silent, Stage};
 pub use reproduce::{Reproduction, reproduce};
-pub use site_test::{
-    MoodleFailure, StepResult, TEST_NOTES, TestPlan, TestReport, recorded_result, test_site,
-};
+pub use site_test::{MoodleFailure, StepResult, TestPlan, TestReport, reap_abandoned, test_site};
+pub use test_note::{TEST_NOTES, TestNote, TestOutcome};
 pub use upgrade::{
     MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, UpgradeCheck,
     check_upgrade, plugin_info, readiness_matrix,

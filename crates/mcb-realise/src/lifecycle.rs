@@ -22,11 +22,6 @@ use crate::error::RealiseError;
 use crate::options::Options;
 use crate::report::Reporter;
 
-/// The most files a generation's tree may hold when it is read back (gc, verify, repair).
-/// A generation is a core and its plugins, each held to the per-source limit when it came
-/// in; this bound stops a damaged tree that names one subtree over and over.
-pub(crate) const GENERATION_FILES: u64 = 2_000_000;
-
 /// What `gc` did.
 #[derive(Debug, Clone)]
 pub struct GcOutcome {
@@ -189,16 +184,27 @@ pub struct VerifyOutcome {
     pub generations: BTreeMap<GitOid, Vec<String>>,
     /// Generation → the sites (and result links) that hold it.
     pub holders: BTreeMap<GitOid, BTreeSet<String>>,
+    /// Git objects kept generations reach that are not what their id says.
+    pub git_objects: Vec<mcb_git::BadObject>,
+    /// Cache entries whose answer is not what they name (a redirected memo, an archive
+    /// whose bytes changed).
+    pub cache: Vec<mcb_store::CacheDamage>,
     /// With `--repair`: what was restored and rebuilt.
     pub repaired_objects: usize,
     pub rebuilt_generations: Vec<GitOid>,
+    /// With `--repair`: damaged git objects written again, cache entries removed.
+    pub repaired_git_objects: usize,
+    pub removed_cache_entries: usize,
     /// Damage `--repair` could not mend, with why.
     pub unrepaired: Vec<String>,
 }
 
 impl VerifyOutcome {
     pub fn is_clean(&self) -> bool {
-        self.report.is_clean() && self.generations.is_empty()
+        self.report.is_clean()
+            && self.generations.is_empty()
+            && self.git_objects.is_empty()
+            && self.cache.is_empty()
     }
 
     /// The sites a generation touches, for messages.
@@ -311,14 +317,96 @@ pub fn verify(opts: &Options, repair: bool) -> Result<VerifyOutcome, RealiseErro
     let git = mcb_catalog::sources::open_git(&store)?;
     let mut outcome = examine(&store, &git)?;
     if repair && !outcome.is_clean() {
-        let (objects, rebuilt, unrepaired) = repair_store(&store, &git, &outcome, opts)?;
+        let (objects, rebuilt, mut unrepaired) = repair_store(&store, &git, &outcome, opts)?;
+        let (git_objects, cache_entries) =
+            repair_git_and_cache(&store, &git, &outcome, &mut unrepaired)?;
         let mut again = examine(&store, &git)?;
         again.repaired_objects = objects;
         again.rebuilt_generations = rebuilt;
+        again.repaired_git_objects = git_objects;
+        again.removed_cache_entries = cache_entries;
         again.unrepaired = unrepaired;
         outcome = again;
     }
     Ok(outcome)
+}
+
+/// The trees of every generation a site's history or a live `result` link keeps.
+fn kept_trees(store: &Store, git: &GitStore) -> Result<Vec<GitOid>, RealiseError> {
+    let mut trees: BTreeSet<GitOid> = site_generations(git, usize::MAX)?.into_keys().collect();
+    for (_, target) in store.live_result_targets()? {
+        if let Some(k) = target
+            .file_name()
+            .and_then(|k| GitOid::parse(&k.to_string_lossy()).ok())
+        {
+            trees.insert(k);
+        }
+    }
+    Ok(trees.into_iter().filter(|t| git.has_tree(t)).collect())
+}
+
+/// Memos of the cache that decide content and are not what they name: a commit's
+/// manifest memo naming a manifest of another tree, and what [`mcb_store::Cache::verify`]
+/// finds.
+fn cache_damage(
+    store: &Store,
+    git: &GitStore,
+) -> Result<Vec<mcb_store::CacheDamage>, RealiseError> {
+    let cache = store.cache();
+    let mut out = cache.verify()?;
+    for (commit, manifest) in cache.git_manifests() {
+        let Ok(m) = store.read_manifest(&manifest) else {
+            continue;
+        };
+        let tree = git.commit_tree_id(&commit).ok();
+        if tree.as_ref() != Some(&m.tree) {
+            out.push(mcb_store::CacheDamage {
+                entry: store
+                    .root()
+                    .join("cache/git-manifests-v1")
+                    .join(commit.as_str()),
+                problem: format!(
+                    "it names manifest {manifest} (tree {}) for commit {commit}, whose tree is {}",
+                    m.tree,
+                    tree.map(|t| t.to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes damaged git blobs again from the store's objects (checked against their names
+/// and the blob id), and removes damaged cache entries. Returns how many of each.
+fn repair_git_and_cache(
+    store: &Store,
+    git: &GitStore,
+    found: &VerifyOutcome,
+    unrepaired: &mut Vec<String>,
+) -> Result<(usize, usize), RealiseError> {
+    let mut git_fixed = 0;
+    if !found.git_objects.is_empty() {
+        let by_oid = entries_by_oid(store)?;
+        for bad in &found.git_objects {
+            let content = by_oid
+                .get(&bad.id)
+                .and_then(|e| store.read_object_verified(&e.blake3, e.executable()).ok());
+            match content {
+                Some(bytes) if git.replace_blob(&bad.id, &bytes)? => git_fixed += 1,
+                _ => unrepaired.push(format!(
+                    "git object {} ({} in generation {}): no sound copy of its content in the store",
+                    bad.id, bad.path, bad.generation
+                )),
+            }
+        }
+    }
+    let mut removed = 0;
+    for d in &found.cache {
+        store.cache().remove_entry(&d.entry)?;
+        removed += 1;
+    }
+    Ok((git_fixed, removed))
 }
 
 fn examine(store: &Store, git: &GitStore) -> Result<VerifyOutcome, RealiseError> {
@@ -335,13 +423,19 @@ fn examine(store: &Store, git: &GitStore) -> Result<VerifyOutcome, RealiseError>
     } else {
         holders(store, git)?
     };
+    let git_objects = git.check_trees(&kept_trees(store, git)?)?;
+    let cache = cache_damage(store, git)?;
     Ok(VerifyOutcome {
         report,
         object_paths,
         generations,
         holders,
+        git_objects,
+        cache,
         repaired_objects: 0,
         rebuilt_generations: Vec::new(),
+        repaired_git_objects: 0,
+        removed_cache_entries: 0,
         unrepaired: Vec::new(),
     })
 }
@@ -419,40 +513,8 @@ fn rebuild_generation(
     by_oid: &HashMap<GitOid, Entry>,
     opts: &Options,
 ) -> Result<usize, RealiseError> {
-    let mut restored = 0;
-    let mut entries: Vec<(String, Entry)> = Vec::new();
-    for (path, kind, oid) in git.tree_files(key, GENERATION_FILES)? {
-        let exec = kind == EntryKind::Exec;
-        let entry = match by_oid.get(&oid) {
-            Some(e) => Entry {
-                path: path.clone(),
-                kind,
-                size: e.size,
-                blake3: e.blake3.clone(),
-                oid: oid.clone(),
-            },
-            None => {
-                let bytes = git.read_blob(&oid)?;
-                let h = store.put_object(&bytes, exec)?;
-                Entry {
-                    path: path.clone(),
-                    kind,
-                    size: bytes.len() as u64,
-                    blake3: h,
-                    oid: oid.clone(),
-                }
-            }
-        };
-        if store.object_tampered(&entry.blake3, exec)
-            || (!store.has_object(&entry.blake3, exec)
-                && (entry.size > 0 || kind == EntryKind::Symlink))
-        {
-            let bytes = git.read_blob(&oid)?;
-            store.repair_object(&entry.blake3, exec, &bytes)?;
-            restored += 1;
-        }
-        entries.push((path, entry));
-    }
+    let (entries, restored) =
+        crate::materialise::files_of_tree(store, git, key, by_oid, &crate::report::Silent)?;
     let files: Vec<(String, &Entry)> = entries.iter().map(|(p, e)| (p.clone(), e)).collect();
     // Unknown stays unknown: an empty record would let gc take what the generation uses.
     let uses = store.generation_uses(key);
@@ -464,10 +526,20 @@ fn rebuild_generation(
     Ok(restored)
 }
 
-/// How a materialised tree differs from the generation it was made as.
+/// How a tree on disk differs from the generation it was made as.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TreeDrift {
+    /// The generation's tree id.
     pub generation: String,
+    /// How the generation was found: `named` (given), `store` (a directory of the store's
+    /// generations, or a `result` link to one), `release` (a deploy's `releases/<commit>`),
+    /// `tree id` (a copy that kept a generation's name), `files` (matched by its files).
+    pub found_by: String,
+    /// The site and its generation number, when a site's history holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<usize>,
     pub modified: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -479,45 +551,22 @@ impl TreeDrift {
     }
 }
 
-pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
-    let git = mcb_catalog::sources::open_git(&store)?;
-    let real = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
-        message: format!("cannot read {}", dir.display()),
-        source: e,
-    })?;
-    let key = real
-        .strip_prefix(store.generations_dir())
-        .ok()
-        .and_then(|rest| rest.components().next())
-        .and_then(|c| GitOid::parse(&c.as_os_str().to_string_lossy()).ok())
-        .ok_or_else(|| {
-            RealiseError::source(
-                "verify",
-                format!(
-                    "{} is not a generation of the store {}",
-                    dir.display(),
-                    store.root().display()
-                ),
-            )
-            .with_hint("pass a `result` link or a directory under <store>/generations/")
-        })?;
-    let expected: BTreeMap<String, (EntryKind, GitOid)> = git
-        .tree_files(&key, GENERATION_FILES)?
-        .into_iter()
-        .map(|(p, k, oid)| (p, (k, oid)))
-        .collect();
-    let root = store.generation_path(&key);
-    let on_disk: Vec<PathBuf> = walkdir::WalkDir::new(&root)
+/// A file of a tree: its path, kind and git blob id.
+pub(crate) type TreeFile = (String, EntryKind, GitOid);
+
+/// Every file of the tree at `root` (symlinks as symlinks, never followed): its path,
+/// kind and git blob id, hashed on all cores.
+pub(crate) fn scan_tree(root: &Path) -> Vec<(String, EntryKind, GitOid)> {
+    let on_disk: Vec<PathBuf> = walkdir::WalkDir::new(root)
         .into_iter()
         .flatten()
         .filter(|e| !e.file_type().is_dir())
         .map(|e| e.path().to_path_buf())
         .collect();
-    let seen: Vec<(String, EntryKind, GitOid)> = on_disk
+    on_disk
         .par_iter()
         .filter_map(|p| {
-            let rel = p.strip_prefix(&root).ok()?.to_string_lossy().into_owned();
+            let rel = p.strip_prefix(root).ok()?.to_string_lossy().into_owned();
             let meta = std::fs::symlink_metadata(p).ok()?;
             let (kind, bytes) = if meta.file_type().is_symlink() {
                 (
@@ -539,26 +588,244 @@ pub fn verify_tree(opts: &Options, dir: &Path) -> Result<TreeDrift, RealiseError
             };
             Some((rel, kind, GitStore::blob_id(&bytes)))
         })
+        .collect()
+}
+
+/// What `seen` (a scan of a tree on disk) has that generation `tree` does not, and the
+/// reverse.
+pub(crate) fn drift_from(
+    git: &GitStore,
+    tree: &GitOid,
+    seen: &[(String, EntryKind, GitOid)],
+) -> Result<TreeDrift, RealiseError> {
+    let expected: BTreeMap<String, (EntryKind, GitOid)> = git
+        .tree_files(tree, crate::materialise::GENERATION_FILES)?
+        .into_iter()
+        .map(|(p, k, oid)| (p, (k, oid)))
         .collect();
     let mut drift = TreeDrift {
-        generation: key.to_string(),
+        generation: tree.to_string(),
         ..Default::default()
     };
     let mut present = BTreeSet::new();
     for (rel, kind, oid) in seen {
-        match expected.get(&rel) {
+        match expected.get(rel) {
             None => drift.added.push(rel.clone()),
-            Some((k, o)) if *k != kind || *o != oid => drift.modified.push(rel.clone()),
+            Some((k, o)) if k != kind || o != oid => drift.modified.push(rel.clone()),
             Some(_) => {}
         }
-        present.insert(rel);
+        present.insert(rel.as_str());
     }
     drift.removed = expected
         .keys()
-        .filter(|p| !present.contains(*p))
+        .filter(|p| !present.contains(p.as_str()))
         .cloned()
         .collect();
     drift.modified.sort();
     drift.added.sort();
     Ok(drift)
+}
+
+/// Which generation a `verify --tree` compares with.
+#[derive(Debug, Clone)]
+pub enum TreeOf {
+    /// Found from the directory itself: its place, its name, or its files.
+    Found,
+    /// A commit (prefix) or `gen-N` of site `site`, or the site's current generation.
+    Named {
+        site: Option<String>,
+        commit: Option<String>,
+    },
+}
+
+/// Every generation in the store's history: tree → (site, number), newest first.
+fn all_generations(git: &GitStore) -> Result<Vec<(GitOid, String, usize)>, RealiseError> {
+    let mut out = Vec::new();
+    for (site, head) in git.site_branches()? {
+        let log = git.first_parent_log(&head, usize::MAX)?;
+        let total = log.len();
+        for (i, (_, tree, _)) in log.into_iter().enumerate() {
+            out.push((tree, site.clone(), total - i));
+        }
+    }
+    Ok(out)
+}
+
+/// Compares the tree at `dir` (a `result` link, a generation of the store, a deployed
+/// release, or any copy of one: `cp -a`, rsync) with the generation it was made as.
+pub fn verify_tree(opts: &Options, dir: &Path, of: &TreeOf) -> Result<TreeDrift, RealiseError> {
+    let store = Store::open_existing(&opts.store)?;
+    let git = mcb_catalog::sources::open_git(&store)?;
+    let real = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot read {}", dir.display()),
+        source: e,
+    })?;
+    let seen = scan_tree(&real);
+    let generations = all_generations(&git)?;
+    let of_site = |tree: &GitOid| {
+        generations
+            .iter()
+            .find(|(t, _, _)| t == tree)
+            .map(|(_, s, n)| (s.clone(), *n))
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tree, found_by) = match of {
+        TreeOf::Named { site, commit } => (
+            named_generation(&git, site.as_deref(), commit.as_deref())?,
+            "named",
+        ),
+        TreeOf::Found => {
+            let in_store = real
+                .strip_prefix(store.generations_dir())
+                .ok()
+                .and_then(|rest| rest.components().next())
+                .and_then(|c| GitOid::parse(&c.as_os_str().to_string_lossy()).ok());
+            let as_release = GitOid::parse(&name)
+                .ok()
+                .filter(|c| git.has_commit(c))
+                .and_then(|c| git.commit_tree_id(&c).ok());
+            let as_tree = GitOid::parse(&name).ok().filter(|t| git.has_tree(t));
+            if let Some(t) = in_store {
+                (t, "store")
+            } else if let Some(t) = as_release {
+                (t, "release")
+            } else if let Some(t) = as_tree {
+                (t, "tree id")
+            } else {
+                (by_files(&git, &generations, &seen).ok_or_else(|| {
+                    RealiseError::source(
+                        "verify",
+                        format!(
+                            "{} matches no generation of the store {}",
+                            dir.display(),
+                            store.root().display()
+                        ),
+                    )
+                    .with_hint("name it: --site SITE (its current generation) or --commit COMMIT|gen-N")
+                })?, "files")
+            }
+        }
+    };
+    let mut drift = drift_from(&git, &tree, &seen)?;
+    drift.found_by = found_by.to_string();
+    if let Some((site, n)) = of_site(&tree) {
+        drift.site = Some(site);
+        drift.number = Some(n);
+    }
+    Ok(drift)
+}
+
+/// The generation `commit` (a commit prefix of at least 7 hex digits, or `gen-N`) of
+/// `site` names, or the site's current one.
+fn named_generation(
+    git: &GitStore,
+    site: Option<&str>,
+    commit: Option<&str>,
+) -> Result<GitOid, RealiseError> {
+    let usage = |m: String| {
+        RealiseError::source("verify", m).with_hint("`mcb history SITE` lists a site's generations")
+    };
+    let log = match site {
+        Some(s) => {
+            let head = git
+                .branch_head(s)?
+                .ok_or_else(|| usage(format!("the store has no site named {s}")))?;
+            Some(git.first_parent_log(&head, usize::MAX)?)
+        }
+        None => None,
+    };
+    match (commit, log) {
+        (None, Some(log)) => Ok(log[0].1.clone()),
+        (Some(c), log) => {
+            if let Some(n) = c.strip_prefix("gen-").and_then(|n| n.parse::<usize>().ok()) {
+                let log = log.ok_or_else(|| {
+                    usage(format!("{c} needs --site: a generation number is a site's"))
+                })?;
+                return log
+                    .iter()
+                    .rev()
+                    .nth(n.wrapping_sub(1))
+                    .map(|(_, t, _)| t.clone())
+                    .ok_or_else(|| usage(format!("the site has no generation {c}")));
+            }
+            let p = c.to_ascii_lowercase();
+            if p.len() < 7 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(usage(format!("{c} is not a commit id or gen-N")));
+            }
+            let candidates: Vec<(GitOid, GitOid)> = match log {
+                Some(log) => log.into_iter().map(|(c, t, _)| (c, t)).collect(),
+                None => git
+                    .site_branches()?
+                    .into_iter()
+                    .flat_map(|(_, h)| git.first_parent_log(&h, usize::MAX).unwrap_or_default())
+                    .map(|(c, t, _)| (c, t))
+                    .collect(),
+            };
+            let mut found: Vec<&GitOid> = candidates
+                .iter()
+                .filter(|(commit, _)| commit.as_str().starts_with(&p))
+                .map(|(_, t)| t)
+                .collect();
+            found.dedup();
+            match found.as_slice() {
+                [t] => Ok((*t).clone()),
+                [] => Err(usage(format!("{c} is no generation in the store"))),
+                _ => Err(usage(format!(
+                    "{c} names more than one generation: give more digits"
+                ))),
+            }
+        }
+        (None, None) => Err(usage("name a site or a commit".into())),
+    }
+}
+
+/// The generation whose files `seen` shares most of, among those with the same core
+/// (`version.php` or `public/version.php`, when the tree has one).
+fn by_files(
+    git: &GitStore,
+    generations: &[(GitOid, String, usize)],
+    seen: &[(String, EntryKind, GitOid)],
+) -> Option<GitOid> {
+    let mine: std::collections::HashSet<(&str, &GitOid)> =
+        seen.iter().map(|(p, _, o)| (p.as_str(), o)).collect();
+    let core = seen
+        .iter()
+        .find(|(p, _, _)| p == "version.php" || p == "public/version.php")
+        .map(|(p, _, o)| (p.clone(), o.clone()));
+    let mut trees: Vec<&GitOid> = generations.iter().map(|(t, _, _)| t).collect();
+    trees.sort();
+    trees.dedup();
+    let listed: Vec<(&GitOid, Vec<TreeFile>)> = trees
+        .into_iter()
+        .filter_map(|t| {
+            Some((
+                t,
+                git.tree_files(t, crate::materialise::GENERATION_FILES)
+                    .ok()?,
+            ))
+        })
+        .collect();
+    // Those on the same core first; all of them when none is (its version.php was edited).
+    let same_core = |files: &[TreeFile]| {
+        core.as_ref()
+            .is_none_or(|(path, oid)| files.iter().any(|(p, _, o)| p == path && o == oid))
+    };
+    let any_same_core = listed.iter().any(|(_, f)| same_core(f));
+    let mut best: Option<(usize, GitOid)> = None;
+    for (tree, files) in &listed {
+        if any_same_core && !same_core(files) {
+            continue;
+        }
+        let same = files
+            .iter()
+            .filter(|(p, _, o)| mine.contains(&(p.as_str(), o)))
+            .count();
+        if same > 0 && best.as_ref().is_none_or(|(n, _)| same > *n) {
+            best = Some((same, (*tree).clone()));
+        }
+    }
+    best.map(|(_, t)| t)
 }

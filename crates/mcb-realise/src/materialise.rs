@@ -1,10 +1,17 @@
 //! The materialise stage: the codebase laid out as a generation in the store. Objects found
 //! edited in place or missing are restored from git first (it holds every blob), and an
 //! existing generation found changed is rebuilt; both are said.
+//!
+//! It also holds the one way a generation known only by its git tree becomes files of the
+//! store ([`files_of_tree`]): rollback to a generation gc removed, `verify --repair`, the
+//! test runner's scratch tree and deploy from a store all lay out what it gives.
+
+use std::collections::HashMap;
 
 use mcb_git::GitStore;
 use mcb_store::{
-    Entry, GitOid, LinkMode, ManifestHash, Materialised, ObjectHash, Store, StoreError,
+    Entry, EntryKind, GitOid, LinkMode, Manifest, ManifestHash, Materialised, ObjectHash, Store,
+    StoreError,
 };
 
 use crate::error::RealiseError;
@@ -96,4 +103,105 @@ fn restore_objects(
         store.repair_object(hash, *exec, &bytes)?;
     }
     Ok(())
+}
+
+/// The most files a generation's tree may hold when it is read back (rollback, gc, verify,
+/// repair, deploy). A generation is a core and its plugins, each held to the per-source
+/// limit when it came in; this bound stops a damaged tree that names one subtree over and
+/// over.
+pub(crate) const GENERATION_FILES: u64 = 2_000_000;
+
+/// The entries `manifests` name, by git blob id: what the store already knows of a tree's
+/// blobs.
+pub(crate) fn known_entries(store: &Store, manifests: &[ManifestHash]) -> HashMap<GitOid, Entry> {
+    let mut out = HashMap::new();
+    for h in manifests {
+        if let Ok(m) = store.read_manifest(h) {
+            for e in m.entries {
+                out.entry(e.oid.clone()).or_insert(e);
+            }
+        }
+    }
+    out
+}
+
+/// The files of generation `tree`, from its git tree, each with an object of the store
+/// that is there and sound: an entry `known` gives (by blob id) is used as it is; an
+/// object that is missing, edited in place, or unknown is written from its git blob. The
+/// second value counts the objects written.
+pub(crate) fn files_of_tree(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    known: &HashMap<GitOid, Entry>,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<(String, Entry)>, usize), RealiseError> {
+    let listed = git.tree_files(tree, GENERATION_FILES)?;
+    reporter.total(listed.len() as u64);
+    let mut written = 0;
+    let mut out = Vec::with_capacity(listed.len());
+    for (path, kind, oid) in listed {
+        let exec = kind == EntryKind::Exec;
+        let entry = match known.get(&oid) {
+            Some(e) if (e.kind == EntryKind::Symlink) == (kind == EntryKind::Symlink) => Entry {
+                path: path.clone(),
+                kind,
+                size: e.size,
+                blake3: e.blake3.clone(),
+                oid: oid.clone(),
+            },
+            _ => {
+                let bytes = git.read_blob(&oid)?;
+                let blake3 = store.put_object(&bytes, exec)?;
+                written += 1;
+                Entry {
+                    path: path.clone(),
+                    kind,
+                    size: bytes.len() as u64,
+                    blake3,
+                    oid: oid.clone(),
+                }
+            }
+        };
+        let needed = entry.size > 0 || kind == EntryKind::Symlink;
+        if needed
+            && (store.object_tampered(&entry.blake3, exec)
+                || !store.has_object(&entry.blake3, exec))
+            && !store.put_object_variant(&entry.blake3, exec)?
+        {
+            let bytes = git.read_blob(&oid)?;
+            store.repair_object(&entry.blake3, exec, &bytes)?;
+            written += 1;
+        }
+        out.push((path, entry));
+        reporter.advance();
+    }
+    Ok((out, written))
+}
+
+/// Lays out generation `tree` from its git tree, restoring what objects it needs, and
+/// records one manifest of the whole tree as what it uses (so gc keeps it) unless the
+/// store already records its use. Returns its path.
+pub(crate) fn materialise_tree(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    mode: LinkMode,
+    reporter: &dyn Reporter,
+) -> Result<std::path::PathBuf, RealiseError> {
+    let uses = store.generation_uses(tree);
+    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
+    let (files, _) = files_of_tree(store, git, tree, &known, reporter)?;
+    let uses = match uses {
+        Some(u) => u,
+        None => {
+            let manifest =
+                Manifest::new(tree.clone(), files.iter().map(|(_, e)| e.clone()).collect());
+            vec![store.put_manifest(&manifest)?]
+        }
+    };
+    let laid: Vec<(String, &Entry)> = files.iter().map(|(p, e)| (p.clone(), e)).collect();
+    Ok(store
+        .materialise(tree, &laid, Some(&uses), mode, &|| {})?
+        .path)
 }

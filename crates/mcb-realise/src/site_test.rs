@@ -21,9 +21,6 @@ use crate::options::Options;
 use crate::postgres::{PgError, Server};
 use crate::report::{Reporter, Stage};
 
-/// The notes ref test results are recorded under.
-pub const TEST_NOTES: &str = "refs/notes/mcb-test";
-
 /// PHP extensions Moodle needs, checked before anything starts.
 const PHP_EXTENSIONS: &[&str] = &[
     "pgsql",
@@ -461,7 +458,7 @@ fn changed_php(
     tree: &GitOid,
     before: Option<&GitOid>,
 ) -> Result<Vec<String>, RealiseError> {
-    let limit = crate::lifecycle::GENERATION_FILES;
+    let limit = crate::materialise::GENERATION_FILES;
     let old: BTreeMap<String, GitOid> = match before {
         Some(b) => git
             .tree_files(b, limit)?
@@ -558,7 +555,7 @@ impl Run<'_> {
     fn generation(&self, tree: &GitOid) -> Result<PathBuf, RealiseError> {
         match self.ctx.store.check_generation(tree)? {
             Some(d) if d.is_empty() => Ok(self.ctx.store.generation_path(tree)),
-            _ => crate::generations::materialise_from_git(
+            _ => crate::materialise::materialise_tree(
                 &self.ctx.store,
                 &self.ctx.git,
                 tree,
@@ -766,13 +763,14 @@ pub fn test_site(
         t.file_name()
             .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
     });
+    let outcomes = crate::test_note::outcomes(&ctx.git)?;
     let previous = earlier
         .iter()
         .find(|(_, t, _)| Some(t) == served.as_ref())
         .or_else(|| {
             earlier
                 .iter()
-                .find(|(c, _, _)| recorded_result(&ctx.git, c).as_deref() == Some("passed"))
+                .find(|(c, _, _)| outcomes.get(c) == Some(&crate::test_note::TestOutcome::Passed))
         })
         .or(earlier.first())
         .map(|g| (*g).clone());
@@ -935,60 +933,24 @@ fn pick_generation(
 
 /// The result as a git note on the generation's commit (replacing an earlier one).
 fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
-    let mut text = format!(
-        "mcb test: {}\nphp {}, postgresql {}\n",
-        if r.passed { "passed" } else { "FAILED" },
-        r.php,
-        r.postgres
-    );
-    for s in &r.steps {
-        text.push_str(&format!(
-            "{} {} ({} s): {}\n",
-            s.step,
-            if s.passed { "passed" } else { "FAILED" },
-            s.seconds,
-            s.detail
-        ));
-        for f in &s.failures {
-            text.push_str(&format!("  {f}\n"));
-        }
-    }
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(ctx.git.path())
-        .args(["notes", "--ref", TEST_NOTES, "add", "-f", "-m"])
-        .arg(&text)
-        .arg(r.commit.as_str())
-        .env("GIT_AUTHOR_NAME", "mcb")
-        .env("GIT_AUTHOR_EMAIL", "mcb@localhost")
-        .env("GIT_COMMITTER_NAME", "mcb")
-        .env("GIT_COMMITTER_EMAIL", "mcb@localhost")
-        .output()
-        .map_err(|e| fs_error("cannot run git to record the result", e))?;
-    if !out.status.success() {
-        return Err(RealiseError::Filesystem {
-            message: "cannot record the test result as a git note".into(),
-            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        });
-    }
-    Ok(())
-}
-
-/// The test result recorded on `commit`, if any: its first line.
-pub fn recorded_result(git: &mcb_git::GitStore, commit: &GitOid) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git.path())
-        .args(["notes", "--ref", TEST_NOTES, "show", commit.as_str()])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(|l| l.trim_start_matches("mcb test: ").to_string())
+    let note = crate::test_note::TestNote {
+        format: crate::test_note::TEST_NOTE_FORMAT,
+        passed: r.passed,
+        php: r.php.clone(),
+        database: format!("postgresql {}", r.postgres),
+        steps: r
+            .steps
+            .iter()
+            .map(|s| crate::test_note::NoteStep {
+                step: s.step.clone(),
+                passed: s.passed,
+                seconds: s.seconds,
+                detail: s.detail.clone(),
+                failures: s.failures.iter().map(|f| f.to_string()).collect(),
+            })
+            .collect(),
+    };
+    crate::test_note::record(&ctx.git, &r.commit, &note)
 }
 
 #[cfg(test)]

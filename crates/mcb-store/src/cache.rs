@@ -2,16 +2,19 @@
 //! Each bucket is a directory of `cache/` whose name carries its format version
 //! (`git-manifests-v1`): a change of format is a new bucket, and `gc` removes buckets this
 //! mcb does not know. Every memo is read back as input: an entry that does not parse is
-//! no entry.
+//! no entry, and no entry decides what a codebase holds without being checked against a
+//! content hash where it is used (`mcb verify` checks them all).
 //!
-//! | bucket | key | holds |
-//! |---|---|---|
-//! | `git-manifests-v1` | commit id | the manifest that commit's tree gave |
-//! | `upstream-latest-v1` | URL key | the manifest an upstream gave last: the base for its next release |
-//! | `upstream-fetched-v1` | URL key | when the upstream's refs were last fetched (mtime), its URL |
-//! | `archive-manifests-v1` | md5 | the manifest, blake3 and date of a downloaded zip |
-//! | `index-lists-v1` | URL key | a plugin index's list (`.json`) and its ETag and last check (`.meta`) |
-//! | `list-offsets-v1` | blake3 of a list | where each plugin's record is in that list, so a run parses only the records it asks for |
+//! | bucket | key | holds | checked by |
+//! |---|---|---|---|
+//! | `git-manifests-v1` | commit id | the manifest that commit's tree gave | the manifest's tree is the commit's |
+//! | `upstream-latest-v1` | URL key | the manifest an upstream gave last: the base for its next release | a base only: what it says of a blob is its git id's content, which verify checks |
+//! | `upstream-fetched-v1` | URL key | when the upstream's refs were last fetched (mtime), its URL | (a time, no content) |
+//! | `archives-v1` | blake3 | a downloaded zip, as it came | its bytes' blake3, each time it is read |
+//! | `archive-md5-v2` | md5 | the blake3 and date of the zip the plugins directory gave with that md5 | the zip's bytes' md5 and blake3 |
+//! | `index-lists-v1` | URL key | a plugin index's list (`.json`) and its ETag and last check (`.meta`) | (the list is read as input) |
+//! | `list-offsets-v1` | blake3 of a list | where each plugin's record is in that list, so a run parses only the records it asks for | each record read back |
+//! | `test-snapshots-v2` | tree id | a tested codebase's database dump and dataroot | the blake3 of both, recorded last |
 //!
 //! A URL key is the first 16 hex digits of the blake3 of the URL.
 
@@ -26,7 +29,10 @@ use crate::{IoContext, Result, Store};
 const GIT_MANIFESTS: &str = "git-manifests-v1";
 const UPSTREAM_LATEST: &str = "upstream-latest-v1";
 const UPSTREAM_FETCHED: &str = "upstream-fetched-v1";
-const ARCHIVE_MANIFESTS: &str = "archive-manifests-v1";
+const ARCHIVES: &str = "archives-v1";
+const ARCHIVE_MD5: &str = "archive-md5-v2";
+/// Archives not used for this long are removed by gc.
+const ARCHIVES_MAX_AGE: u64 = 30 * 86_400;
 const INDEX_LISTS: &str = "index-lists-v1";
 const TEST_SNAPSHOTS: &str = "test-snapshots-v2";
 const LIST_OFFSETS: &str = "list-offsets-v1";
@@ -38,7 +44,8 @@ pub(crate) const BUCKETS: &[&str] = &[
     GIT_MANIFESTS,
     UPSTREAM_LATEST,
     UPSTREAM_FETCHED,
-    ARCHIVE_MANIFESTS,
+    ARCHIVES,
+    ARCHIVE_MD5,
     INDEX_LISTS,
     TEST_SNAPSHOTS,
     LIST_OFFSETS,
@@ -49,13 +56,20 @@ pub fn url_key(url: &str) -> String {
     blake3::hash(url.trim_end_matches('/').as_bytes()).to_hex()[..16].to_string()
 }
 
-/// What a downloaded zip gave.
+/// What the archive memo of an md5 says: the zip with that md5 is the archive with this
+/// blake3, dated so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveMemo {
-    pub manifest: ManifestHash,
     pub blake3: Blake3,
     /// The zip's own date, seconds since the epoch.
     pub date: i64,
+}
+
+/// Damage `verify` found in the cache: an entry that is not what its key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheDamage {
+    pub entry: PathBuf,
+    pub problem: String,
 }
 
 /// A plugin index's list as last fetched.
@@ -77,6 +91,28 @@ struct ListMeta {
 /// The cache of one store.
 pub struct Cache<'a> {
     store: &'a Store,
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Was `path` last modified more than `secs` ago?
+fn older_than(path: &std::path::Path, secs: u64) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > secs)
+}
+
+/// Sets `path`'s mtime to now when it is more than a day old: "used", for gc's age limit.
+fn touch_if_old(path: &std::path::Path) {
+    if older_than(path, 86_400)
+        && let Ok(f) = fs::File::options().append(true).open(path)
+    {
+        let _ = f.set_modified(SystemTime::now());
+    }
 }
 
 fn now() -> u64 {
@@ -143,23 +179,133 @@ impl Cache<'_> {
         self.write(UPSTREAM_FETCHED, &url_key(url), &format!("{url}\n"))
     }
 
-    /// What the zip with this md5 gave, when it was downloaded before.
-    pub fn archive(&self, md5: &Md5) -> Option<ArchiveMemo> {
-        let text = self.read(ARCHIVE_MANIFESTS, md5.as_str())?;
+    /// Where the zip whose bytes hash to `blake3` is kept, once downloaded.
+    pub fn archive_path(&self, blake3: &Blake3) -> PathBuf {
+        self.path(ARCHIVES, blake3.as_str())
+    }
+
+    /// Keeps a downloaded zip (the staged file `file`, whose bytes hash to `blake3`): a
+    /// link to it when the filesystem allows, else a copy; read-only.
+    pub fn keep_archive(&self, blake3: &Blake3, file: &std::path::Path) -> Result<()> {
+        let path = self.archive_path(blake3);
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("archives are in a bucket");
+        fs::create_dir_all(dir).at(dir)?;
+        let staging = self.store.staging_file()?;
+        let tmp = staging.path().to_path_buf();
+        drop(staging);
+        if fs::hard_link(file, &tmp).is_err() {
+            fs::copy(file, &tmp).at(&tmp)?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).at(&tmp)?;
+        fs::rename(&tmp, &path).at(&path)
+    }
+
+    /// Marks the archive `blake3` as used now (touched at most once a day), so gc keeps it.
+    pub fn touch_archive(&self, blake3: &Blake3) {
+        touch_if_old(&self.archive_path(blake3));
+    }
+
+    /// What the zip with this md5 was, when the plugins directory gave it before.
+    pub fn archive_by_md5(&self, md5: &Md5) -> Option<ArchiveMemo> {
+        let text = self.read(ARCHIVE_MD5, md5.as_str())?;
         let mut it = text.split_whitespace();
         Some(ArchiveMemo {
-            manifest: ManifestHash::parse(it.next()?).ok()?,
             blake3: Blake3::parse(it.next()?).ok()?,
             date: it.next()?.parse().ok()?,
         })
     }
 
-    pub fn set_archive(&self, md5: &Md5, memo: &ArchiveMemo) -> Result<()> {
+    pub fn set_archive_by_md5(&self, md5: &Md5, memo: &ArchiveMemo) -> Result<()> {
         self.write(
-            ARCHIVE_MANIFESTS,
+            ARCHIVE_MD5,
             md5.as_str(),
-            &format!("{} {} {}\n", memo.manifest, memo.blake3, memo.date),
+            &format!("{} {}\n", memo.blake3, memo.date),
         )
+    }
+
+    /// The commits whose manifest is memoised, with it.
+    pub fn git_manifests(&self) -> Vec<(GitOid, ManifestHash)> {
+        let dir = self.store.cache_dir().join(GIT_MANIFESTS);
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let (Ok(commit), Some(Ok(m))) = (
+                GitOid::parse(&name),
+                fs::read_to_string(e.path())
+                    .ok()
+                    .map(|t| ManifestHash::parse(t.trim())),
+            ) {
+                out.push((commit, m));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Removes a memo or an archive `verify` found damaged.
+    pub fn remove_entry(&self, entry: &std::path::Path) -> Result<()> {
+        if !entry.starts_with(self.store.cache_dir()) {
+            return Ok(());
+        }
+        match fs::remove_file(entry) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(entry),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks every entry whose answer decides content against what it names: each archive
+    /// re-hashed against its name, each md5 memo against its archive's md5 and blake3.
+    pub fn verify(&self) -> Result<Vec<CacheDamage>> {
+        use md5::Digest;
+        let mut out = Vec::new();
+        let archives = self.store.cache_dir().join(ARCHIVES);
+        for e in crate::read_dir_sorted(&archives)? {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hash = fs::read(&path)
+                .ok()
+                .map(|b| blake3::hash(&b).to_hex().to_string());
+            if hash.as_deref() != Some(name.as_str()) {
+                out.push(CacheDamage {
+                    entry: path,
+                    problem: "the archive's bytes do not hash to its name".into(),
+                });
+            }
+        }
+        let memos = self.store.cache_dir().join(ARCHIVE_MD5);
+        for e in crate::read_dir_sorted(&memos)? {
+            let path = e.path();
+            let key = e.file_name().to_string_lossy().into_owned();
+            let problem = match Md5::parse(&key).ok().and_then(|m| self.archive_by_md5(&m)) {
+                None => Some("the memo cannot be read".to_string()),
+                Some(memo) => match fs::read(self.archive_path(&memo.blake3)) {
+                    // A memo whose archive gc removed is no memo: it is not damage.
+                    Err(_) => None,
+                    Ok(bytes) => {
+                        let md5 = hex_lower(&md5::Md5::digest(&bytes));
+                        if md5 != key {
+                            Some(format!(
+                                "it names archive {}, whose md5 is {md5}, not {key}",
+                                memo.blake3
+                            ))
+                        } else {
+                            None
+                        }
+                    }
+                },
+            };
+            if let Some(problem) = problem {
+                out.push(CacheDamage {
+                    entry: path,
+                    problem,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The list of the index at `url` as last fetched, at most `max_bytes` long.
@@ -241,6 +387,35 @@ impl Cache<'_> {
                 }
                 continue;
             }
+            if name == ARCHIVES {
+                for e in fs::read_dir(bucket.path()).at(&bucket.path())?.flatten() {
+                    if older_than(&e.path(), ARCHIVES_MAX_AGE) {
+                        removed += 1;
+                        if !dry_run {
+                            let _ = fs::remove_file(e.path());
+                        }
+                    }
+                }
+                continue;
+            }
+            if name == ARCHIVE_MD5 {
+                for e in fs::read_dir(bucket.path()).at(&bucket.path())?.flatten() {
+                    let named = fs::read_to_string(e.path())
+                        .ok()
+                        .and_then(|t| Blake3::parse(t.split_whitespace().next()?).ok());
+                    let live = named.is_some_and(|b| {
+                        let p = self.archive_path(&b);
+                        p.exists() && !older_than(&p, ARCHIVES_MAX_AGE)
+                    });
+                    if !live {
+                        removed += 1;
+                        if !dry_run {
+                            let _ = fs::remove_file(e.path());
+                        }
+                    }
+                }
+                continue;
+            }
             if name == LIST_OFFSETS {
                 for e in fs::read_dir(bucket.path()).at(&bucket.path())?.flatten() {
                     let unused = e
@@ -258,8 +433,7 @@ impl Cache<'_> {
                 }
                 continue;
             }
-            let names_manifest =
-                name == GIT_MANIFESTS || name == UPSTREAM_LATEST || name == ARCHIVE_MANIFESTS;
+            let names_manifest = name == GIT_MANIFESTS || name == UPSTREAM_LATEST;
             if !names_manifest {
                 continue;
             }
@@ -296,14 +470,37 @@ mod tests {
         assert_eq!(c.git_manifest(&commit), None);
         c.set_git_manifest(&commit, &m).unwrap();
         assert_eq!(c.git_manifest(&commit), Some(m.clone()));
-        let md5 = Md5::parse(&"c".repeat(32)).unwrap();
+        // An archive kept, and the md5 memo that names it.
+        let zip = d.path().join("a.zip");
+        std::fs::write(&zip, b"PK zip bytes").unwrap();
+        let blake = Blake3::parse(&blake3::hash(b"PK zip bytes").to_hex()).unwrap();
+        c.keep_archive(&blake, &zip).unwrap();
+        let md5 = Md5::parse(&hex_lower(&<md5::Md5 as md5::Digest>::digest(
+            b"PK zip bytes",
+        )))
+        .unwrap();
         let memo = ArchiveMemo {
-            manifest: m.clone(),
-            blake3: Blake3::parse(&"d".repeat(64)).unwrap(),
+            blake3: blake.clone(),
             date: 7,
         };
-        c.set_archive(&md5, &memo).unwrap();
-        assert_eq!(c.archive(&md5), Some(memo));
+        c.set_archive_by_md5(&md5, &memo).unwrap();
+        assert_eq!(c.archive_by_md5(&md5), Some(memo));
+        assert_eq!(c.verify().unwrap(), Vec::new());
+        // Redirected: a memo whose key is not its archive's md5, an archive edited.
+        let other = Md5::parse(&"c".repeat(32)).unwrap();
+        c.set_archive_by_md5(
+            &other,
+            &ArchiveMemo {
+                blake3: blake.clone(),
+                date: 7,
+            },
+        )
+        .unwrap();
+        let damage = c.verify().unwrap();
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert!(damage[0].problem.contains("whose md5 is"), "{damage:?}");
+        c.remove_entry(&damage[0].entry).unwrap();
+        assert_eq!(c.archive_by_md5(&other), None);
         std::fs::write(
             s.cache_dir().join(GIT_MANIFESTS).join(commit.as_str()),
             "../../etc\n",
@@ -322,10 +519,11 @@ mod tests {
             "over the size bound"
         );
         assert!(c.index_list("https://y/list", 10).is_none());
-        // gc's pruning: memos naming missing manifests, and foreign buckets, go.
+        // gc's pruning: memos naming missing manifests or archives, and foreign buckets, go.
         std::fs::create_dir_all(s.cache_dir().join("git-manifests")).unwrap();
+        std::fs::remove_file(c.archive_path(&blake)).unwrap();
         assert_eq!(c.prune(false).unwrap(), 3);
-        assert_eq!(c.archive(&md5), None);
+        assert_eq!(c.archive_by_md5(&md5), None);
         assert!(!s.cache_dir().join("git-manifests").exists());
     }
 }

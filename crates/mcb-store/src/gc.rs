@@ -47,12 +47,31 @@ pub struct VerifyReport {
     pub bad_manifests: Vec<(ManifestHash, String)>,
     /// Manifests that name a corrupt object.
     pub affected_manifests: BTreeSet<ManifestHash>,
+    /// (manifest, path, problem) where a manifest pairs an object with a git blob id that
+    /// is not the id of the object's content: a manifest that was not made from its files.
+    pub mispaired: Vec<(ManifestHash, String, String)>,
 }
 
 impl VerifyReport {
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty() && self.missing.is_empty() && self.bad_manifests.is_empty()
+        self.corrupt.is_empty()
+            && self.missing.is_empty()
+            && self.bad_manifests.is_empty()
+            && self.mispaired.is_empty()
     }
+}
+
+/// What a manifest says of one of its entries: (manifest, path, git blob id).
+type Claim = (ManifestHash, String, GitOid);
+
+/// The git blob id of a content: what a manifest entry's `oid` must be.
+fn blob_id_of(path: &Path) -> Option<String> {
+    use sha1::Digest;
+    let bytes = fs::read(path).ok()?;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    h.update(&bytes);
+    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn age(meta: &fs::Metadata) -> Duration {
@@ -249,6 +268,8 @@ impl Store {
             ..Default::default()
         };
         let mut missing: BTreeMap<ManifestHash, Vec<ObjectHash>> = BTreeMap::new();
+        // (object, its mode) → the blob id each manifest says it is, to check once each.
+        let mut claims: BTreeMap<(ObjectHash, bool), Vec<Claim>> = BTreeMap::new();
         for h in manifests {
             match self.read_manifest(&h) {
                 Ok(m) => {
@@ -259,6 +280,12 @@ impl Store {
                                 .entry(h.clone())
                                 .or_default()
                                 .push(e.object().clone());
+                        } else if !corrupt_set.contains(&key) {
+                            claims.entry(key.clone()).or_default().push((
+                                h.clone(),
+                                e.path.clone(),
+                                e.oid.clone(),
+                            ));
                         }
                         if corrupt_set.contains(&key) {
                             report.affected_manifests.insert(h.clone());
@@ -268,6 +295,26 @@ impl Store {
                 Err(e) => report.bad_manifests.push((h, e.to_string())),
             }
         }
+        let claims: Vec<_> = claims.into_iter().collect();
+        report.mispaired = claims
+            .par_iter()
+            .flat_map_iter(|((object, exec), said)| {
+                let actual = blob_id_of(&self.object_path(object, *exec));
+                said.iter()
+                    .filter(|(_, _, oid)| actual.as_deref() != Some(oid.as_str()))
+                    .map(|(m, path, oid)| {
+                        (
+                            m.clone(),
+                            path.clone(),
+                            format!(
+                                "it says git blob {oid} for object {object}, whose content is blob {}",
+                                actual.as_deref().unwrap_or("(unreadable)")
+                            ),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         report.missing = missing
             .into_iter()
             .flat_map(|(m, objs)| objs.into_iter().map(move |o| (m.clone(), o)))

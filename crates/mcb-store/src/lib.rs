@@ -24,13 +24,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use cache::{ArchiveMemo, Cache, CachedList, url_key};
+pub use cache::{ArchiveMemo, Cache, CacheDamage, CachedList, url_key};
 pub use gc::{GcReport, VerifyReport};
 pub use id::{Blake3, GitOid, IdError, ManifestHash, Md5, ObjectHash};
 pub use listing::{EntryProblem, EntryRefused, ListedEntry, SourceLimits, check_listing};
 pub use lock::{HELD_MARK, HeldDir, LockMode, StoreLock, abandoned_dirs, dir_held};
 pub use manifest::{Entry, EntryKind, Manifest};
-pub use materialise::{GenerationRecord, LinkMode, Materialised, remove_tree};
+pub use materialise::{GenerationRecord, LaidOut, LinkMode, Materialised, remove_tree};
 pub use object::OBJECT_MTIME;
 
 /// What a store's top directory holds. `README.md` is the description of this format a

@@ -35,6 +35,9 @@ pub enum LinkMode {
     Reflink,
     /// Plain copies: space for every file of every generation.
     Copy,
+    /// Copy-on-write clones where the filesystem makes them, plain copies elsewhere: files
+    /// of their own at the least cost the filesystem allows.
+    Clone,
 }
 
 impl LinkMode {
@@ -43,6 +46,7 @@ impl LinkMode {
             LinkMode::Hardlink => "hardlink",
             LinkMode::Reflink => "reflink",
             LinkMode::Copy => "copy",
+            LinkMode::Clone => "clone",
         }
     }
 
@@ -51,9 +55,25 @@ impl LinkMode {
             "hardlink" => Some(LinkMode::Hardlink),
             "reflink" => Some(LinkMode::Reflink),
             "copy" => Some(LinkMode::Copy),
+            "clone" => Some(LinkMode::Clone),
             _ => None,
         }
     }
+
+    /// Do files laid out this way share their inode with the store's objects?
+    pub fn shares_objects(self) -> bool {
+        self == LinkMode::Hardlink
+    }
+}
+
+/// What [`Store::lay_out`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaidOut {
+    /// Files copied rather than linked or cloned (another filesystem, the link limit, a
+    /// filesystem that does not clone).
+    pub copied: usize,
+    /// The destination is on another filesystem than the store.
+    pub cross_device: bool,
 }
 
 /// What [`Store::materialise`] did.
@@ -259,45 +279,7 @@ impl Store {
             .at(&gens)?;
         let top = staging.path().to_path_buf();
 
-        // Directories once, parents first (a parent sorts before its children).
-        let mut dirs = BTreeSet::new();
-        for (path, _) in files {
-            let mut p = path.as_str();
-            while let Some(i) = p.rfind('/') {
-                p = &p[..i];
-                if !dirs.insert(p) {
-                    break;
-                }
-            }
-        }
-        for d in &dirs {
-            let full = top.join(d);
-            fs::create_dir(&full).at(&full)?;
-        }
-
-        let objects = self.root.join("objects");
-        let cross_device = device(&objects)? != device(&top)?;
-        let copied = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        files
-            .par_iter()
-            .try_for_each(|(path, entry)| -> Result<()> {
-                if failed.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let dest = top.join(path);
-                let r = self.lay_out(entry, &dest, mode, cross_device, &copied);
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                on_file();
-                r
-            })?;
-        // Read-only and the fixed mtime last: creating entries changes a directory's mtime.
-        for d in dirs.iter().rev() {
-            seal_dir(&top.join(d))?;
-        }
-        seal_dir(&top)?;
+        let laid = self.lay_out(files, &top, mode, on_file)?;
         // Recorded before the generation appears, so no generation lacks its record.
         self.write_beside(&self.record_path(key), record.to_text().as_bytes())?;
 
@@ -324,15 +306,72 @@ impl Store {
             path: final_path,
             created: true,
             repaired,
-            copied: copied.into_inner(),
-            cross_device,
+            copied: laid.copied,
+            cross_device: laid.cross_device,
             files: files.len(),
             mode,
         })
     }
 
+    /// Lays out `files` (path → entry) under the existing, empty directory `top`: each
+    /// directory made once, each file linked, cloned or copied from its object as `mode`
+    /// says (a copy is checked against the object's name as it is made), then everything
+    /// sealed: read-only, with the fixed mtime. Objects must have passed
+    /// [`Store::check_objects`]. The one way a tree of the store is laid out, in
+    /// `generations/` or anywhere else (a deployed release).
+    pub fn lay_out(
+        &self,
+        files: &[(String, &Entry)],
+        top: &Path,
+        mode: LinkMode,
+        on_file: &(dyn Fn() + Sync),
+    ) -> Result<LaidOut> {
+        // Directories once, parents first (a parent sorts before its children).
+        let mut dirs = BTreeSet::new();
+        for (path, _) in files {
+            let mut p = path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if !dirs.insert(p) {
+                    break;
+                }
+            }
+        }
+        for d in &dirs {
+            let full = top.join(d);
+            fs::create_dir(&full).at(&full)?;
+        }
+        let objects = self.root.join("objects");
+        let cross_device = device(&objects)? != device(top)?;
+        let copied = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        files
+            .par_iter()
+            .try_for_each(|(path, entry)| -> Result<()> {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let dest = top.join(path);
+                let r = self.lay_out_file(entry, &dest, mode, cross_device, &copied);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                on_file();
+                r
+            })?;
+        // Read-only and the fixed mtime last: creating entries changes a directory's mtime.
+        for d in dirs.iter().rev() {
+            seal_dir(&top.join(d))?;
+        }
+        seal_dir(top)?;
+        Ok(LaidOut {
+            copied: copied.into_inner(),
+            cross_device,
+        })
+    }
+
     /// Refuses to lay out objects that were edited in place or are missing.
-    fn check_objects(&self, files: &[(String, &Entry)]) -> Result<()> {
+    pub fn check_objects(&self, files: &[(String, &Entry)]) -> Result<()> {
         let problems: Vec<(ObjectHash, bool, bool)> = files
             .par_iter()
             .filter(|(_, e)| e.kind == EntryKind::Symlink || e.size > 0)
@@ -365,7 +404,7 @@ impl Store {
         })
     }
 
-    fn lay_out(
+    fn lay_out_file(
         &self,
         entry: &Entry,
         dest: &Path,
@@ -388,8 +427,19 @@ impl Store {
                     return write_file(None, dest, exec);
                 }
                 match mode {
-                    LinkMode::Copy => return write_file(Some(&object), dest, exec),
+                    LinkMode::Copy => return copy_checked(&object, entry, dest),
                     LinkMode::Reflink => return reflink(&object, dest, exec),
+                    LinkMode::Clone => {
+                        return match reflink(&object, dest, exec) {
+                            Ok(()) => Ok(()),
+                            Err(StoreError::NoReflink { .. }) => {
+                                let _ = fs::remove_file(dest);
+                                copied.fetch_add(1, Ordering::Relaxed);
+                                copy_checked(&object, entry, dest)
+                            }
+                            Err(e) => Err(e),
+                        };
+                    }
                     LinkMode::Hardlink if cross_device => {
                         copied.fetch_add(1, Ordering::Relaxed);
                         return write_file(Some(&object), dest, exec);
@@ -509,6 +559,20 @@ fn finish_file(to: &Path, exec: bool) -> Result<()> {
         .at(to)?;
     let mode = if exec { 0o555 } else { 0o444 };
     fs::set_permissions(to, fs::Permissions::from_mode(mode)).at(to)
+}
+
+/// A copy of object `from` made while hashing it: the copy is the object's true content,
+/// or no copy is made ([`StoreError::DamagedObjects`]).
+fn copy_checked(from: &Path, entry: &Entry, to: &Path) -> Result<()> {
+    let bytes = fs::read(from).at(from)?;
+    if &crate::id::ObjectHash::of(&bytes) != entry.object() {
+        return Err(StoreError::DamagedObjects {
+            tampered: vec![(entry.object().clone(), entry.executable())],
+            missing: Vec::new(),
+        });
+    }
+    fs::write(to, &bytes).at(to)?;
+    finish_file(to, entry.executable())
 }
 
 /// A copy-on-write clone of `from`: shares its blocks until either is changed.

@@ -59,6 +59,8 @@ pub(crate) fn say_changes(changes: &[mcb_realise::Change]) {
 pub(crate) fn plural(n: usize, thing: &str) -> String {
     if n == 1 {
         format!("{n} {thing}")
+    } else if let Some(stem) = thing.strip_suffix('y') {
+        format!("{n} {stem}ies")
     } else {
         format!("{n} {thing}s")
     }

@@ -45,14 +45,39 @@ pub fn deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<Exit, CliError> {
     } else {
         let from = a.from.as_deref().expect("clap requires it");
         let site = a.site.as_deref().expect("clap requires it");
-        mcb_realise::deploy(
-            &DeploySource::parse(from),
-            site,
-            a.commit.as_deref(),
-            &a.to,
-            a.keep,
-        )?
+        mcb_realise::deploy(&mcb_realise::DeployRequest {
+            source: DeploySource::parse(from),
+            site: site.to_string(),
+            commit: a.commit.clone(),
+            dir: a.to.clone(),
+            keep: a.keep,
+            link: mcb_store::LinkMode::parse(&a.link).expect("clap allows only known modes"),
+        })?
     };
+    if !g.quiet {
+        if !d.drifted.is_empty() {
+            crate::term::err_line(&format!(
+                "warning: {} had drifted from its generation ({}{}); it was laid out again",
+                d.release.display(),
+                d.drifted
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if d.drifted.len() > 5 {
+                    format!(" and {} more", d.drifted.len() - 5)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if !a.rollback && d.link == mcb_store::LinkMode::Hardlink {
+            crate::term::err_line(
+                "warning: the release is hardlinked to the store's objects: an edit in it edits the store's copy (mcb finds and repairs it, but until then every generation holding the file sees the edit)",
+            );
+        }
+    }
     if g.json {
         out_json(&d);
     } else if !g.quiet {
@@ -65,10 +90,11 @@ pub fn deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<Exit, CliError> {
             },
             d.current.display(),
             d.release.display(),
-            if d.hardlinked {
-                " (hardlinked from the store)"
-            } else {
-                ""
+            match d.link {
+                mcb_store::LinkMode::Hardlink => " (hardlinked from the store)",
+                mcb_store::LinkMode::Reflink => " (reflinked from the store)",
+                mcb_store::LinkMode::Clone if d.copied == 0 => " (cloned from the store)",
+                _ => "",
             }
         );
         if let Some(p) = &d.previous {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, VerifyArgs, local_options};
+use crate::cmd::plural;
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
@@ -39,6 +40,27 @@ struct BadManifest<'a> {
     error: &'a str,
 }
 
+#[derive(Serialize)]
+struct BadGitObject<'a> {
+    object: &'a mcb_store::GitOid,
+    generation: &'a mcb_store::GitOid,
+    path: &'a str,
+    problem: &'a str,
+}
+
+#[derive(Serialize)]
+struct CacheEntry<'a> {
+    entry: &'a std::path::Path,
+    problem: &'a str,
+}
+
+#[derive(Serialize)]
+struct Mispaired<'a> {
+    manifest: &'a mcb_store::ManifestHash,
+    path: &'a str,
+    problem: &'a str,
+}
+
 /// `verify --json`.
 #[derive(Serialize)]
 struct Output<'a> {
@@ -48,17 +70,41 @@ struct Output<'a> {
     changed_generations: Vec<Changed<'a>>,
     missing: Vec<Missing<'a>>,
     bad_manifests: Vec<BadManifest<'a>>,
+    mispaired: Vec<Mispaired<'a>>,
+    git_objects: Vec<BadGitObject<'a>>,
+    cache: Vec<CacheEntry<'a>>,
     repaired_objects: usize,
+    repaired_git_objects: usize,
+    removed_cache_entries: usize,
     rebuilt_generations: &'a [mcb_store::GitOid],
     unrepaired: &'a [String],
     clean: bool,
+}
+
+/// The counts that are not zero, each with its noun and what was done: "1 object restored
+/// from git, 2 generations rebuilt".
+fn counted(parts: &[(usize, &str, &str)]) -> String {
+    parts
+        .iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, noun, done)| format!("{}{done}", plural(*n, noun)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
     let opts = local_options(g);
     let repair = a.repair;
     if let Some(dir) = &a.tree {
-        let d = mcb_realise::verify_tree(&opts, dir)?;
+        let of = if a.site.is_some() || a.commit.is_some() {
+            mcb_realise::TreeOf::Named {
+                site: a.site.clone(),
+                commit: a.commit.clone(),
+            }
+        } else {
+            mcb_realise::TreeOf::Found
+        };
+        let d = mcb_realise::verify_tree(&opts, dir, &of)?;
         let code = if d.is_clean() {
             Exit::Success
         } else {
@@ -80,13 +126,21 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         for p in &d.removed {
             say!("removed  {p}");
         }
+        let generation = match (&d.site, d.number) {
+            (Some(site), Some(n)) => format!("{} ({site}/gen-{n})", d.generation),
+            _ => d.generation.clone(),
+        };
+        let found = match d.found_by.as_str() {
+            "files" => " (found by its files)",
+            "release" => " (the release's commit)",
+            _ => "",
+        };
         if d.is_clean() {
-            say!("{} matches generation {}", dir.display(), d.generation);
+            say!("{} matches generation {generation}{found}", dir.display());
         } else {
             say!(
-                "{} has drifted from generation {}: {} modified, {} added, {} removed",
+                "{} has drifted from generation {generation}{found}: {} modified, {} added, {} removed",
                 dir.display(),
-                d.generation,
                 d.modified.len(),
                 d.added.len(),
                 d.removed.len()
@@ -156,7 +210,36 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
                     error: e,
                 })
                 .collect(),
+            mispaired: rep
+                .mispaired
+                .iter()
+                .map(|(m, path, problem)| Mispaired {
+                    manifest: m,
+                    path,
+                    problem,
+                })
+                .collect(),
+            git_objects: v
+                .git_objects
+                .iter()
+                .map(|b| BadGitObject {
+                    object: &b.id,
+                    generation: &b.generation,
+                    path: &b.path,
+                    problem: &b.problem,
+                })
+                .collect(),
+            cache: v
+                .cache
+                .iter()
+                .map(|c| CacheEntry {
+                    entry: &c.entry,
+                    problem: &c.problem,
+                })
+                .collect(),
             repaired_objects: v.repaired_objects,
+            repaired_git_objects: v.repaired_git_objects,
+            removed_cache_entries: v.removed_cache_entries,
             rebuilt_generations: &v.rebuilt_generations,
             unrepaired: &v.unrepaired,
             clean: v.is_clean(),
@@ -167,15 +250,18 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         return Ok(code);
     }
     if repair {
+        let done = counted(&[
+            (v.repaired_objects, "object", " restored from git"),
+            (v.rebuilt_generations.len(), "generation", " rebuilt"),
+            (v.repaired_git_objects, "git object", " written again"),
+            (v.removed_cache_entries, "cache entry", " removed"),
+        ]);
         say!(
-            "repaired: {} object{} restored from git, {} generation{} rebuilt",
-            v.repaired_objects,
-            if v.repaired_objects == 1 { "" } else { "s" },
-            v.rebuilt_generations.len(),
-            if v.rebuilt_generations.len() == 1 {
-                ""
+            "repaired: {}",
+            if done.is_empty() {
+                "nothing".into()
             } else {
-                "s"
+                done
             }
         );
         for u in &v.unrepaired {
@@ -208,6 +294,29 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
     for (m, e) in &rep.bad_manifests {
         say!("manifest {m} is damaged: {e}");
     }
+    for (m, path, problem) in &rep.mispaired {
+        say!("manifest {m} does not match its files at {path}: {problem}");
+    }
+    for b in &v.git_objects {
+        say!(
+            "git object {} ({} in generation {}) {}",
+            b.id,
+            if b.path.is_empty() {
+                "the tree"
+            } else {
+                &b.path
+            },
+            &b.generation.as_str()[..12],
+            b.problem
+        );
+    }
+    for c in &v.cache {
+        say!(
+            "cache entry {} is not what it names: {}",
+            c.entry.display(),
+            c.problem
+        );
+    }
     if v.is_clean() {
         say!(
             "store is sound: {} objects, {} manifests",
@@ -216,21 +325,22 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         );
     } else {
         say!(
-            "store is damaged: {} corrupt object{}, {} missing, {} damaged manifest{}, {} changed generation{}",
-            rep.corrupt.len(),
-            if rep.corrupt.len() == 1 { "" } else { "s" },
-            rep.missing.len(),
-            rep.bad_manifests.len(),
-            if rep.bad_manifests.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            v.generations.len(),
-            if v.generations.len() == 1 { "" } else { "s" }
+            "store is damaged: {}",
+            counted(&[
+                (rep.corrupt.len(), "corrupt object", ""),
+                (rep.missing.len(), "missing object", ""),
+                (
+                    rep.bad_manifests.len() + rep.mispaired.len(),
+                    "damaged manifest",
+                    ""
+                ),
+                (v.generations.len(), "changed generation", ""),
+                (v.git_objects.len(), "damaged git object", ""),
+                (v.cache.len(), "damaged cache entry", ""),
+            ])
         );
         say!(
-            "hint: `mcb verify --repair` restores every object from git (which holds each file) and rebuilds changed generations"
+            "hint: `mcb verify --repair` restores every object from git (which holds each file), rebuilds changed generations, writes damaged git objects again from sound objects and removes damaged cache entries"
         );
     }
     Ok(code)

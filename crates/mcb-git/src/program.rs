@@ -1,0 +1,279 @@
+//! The `git` program, for what users' git setups do better than a library (pushing over
+//! ssh with their keys and config, fetching a remote into a deploy's cache, writing notes,
+//! collecting garbage). Every run goes through here: arguments apart, output captured
+//! (nothing reaches the user's terminal), the child dying with mcb, no prompt, and only
+//! the transports a remote may name (`file`, `git`, `http(s)`, `ssh`: never a remote
+//! helper such as `fd::` or `ext::`, which would read from mcb's descriptors or run a
+//! command).
+
+use std::path::Path;
+
+use mcb_exec::{Output, Program};
+
+use crate::GitError;
+
+/// The transports git may use for a remote mcb is given.
+const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
+
+/// `git --git-dir DIR`, as every run of the program here starts.
+pub(crate) fn git(git_dir: &Path) -> Program {
+    let mut p = Program::new("git");
+    p.arg("--git-dir")
+        .arg(git_dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
+        .env("GIT_AUTHOR_NAME", "mcb")
+        .env("GIT_AUTHOR_EMAIL", "mcb@localhost")
+        .env("GIT_COMMITTER_NAME", "mcb")
+        .env("GIT_COMMITTER_EMAIL", "mcb@localhost");
+    p
+}
+
+/// Runs `program`; `Err` says `what` failed, with git's words.
+pub(crate) fn run(program: &mut Program, what: &str) -> Result<Output, GitError> {
+    program.run().map_err(|e| GitError::new(what, e))
+}
+
+/// Why a remote as the user wrote it is not one mcb gives git.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{remote}' is not a git remote mcb uses: {why}")]
+pub struct RemoteRefused {
+    pub remote: String,
+    pub why: String,
+}
+
+/// A remote as the user gave it: a URL (`ssh://`, `https://`, `http://`, `git://`,
+/// `file://`), an scp-like `host:path`, or a path. Refused: what git would read as an
+/// option, control characters, and a remote helper (`fd::3`, `ext::sh -c …`).
+pub fn check_remote(remote: &str) -> Result<(), RemoteRefused> {
+    let refuse = |why: &str| RemoteRefused {
+        remote: remote.escape_debug().to_string(),
+        why: why.to_string(),
+    };
+    if remote.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if remote.starts_with('-') {
+        return Err(refuse("git would read it as an option"));
+    }
+    if remote.chars().any(char::is_control) {
+        return Err(refuse("it holds control characters"));
+    }
+    if let Some((transport, _)) = remote.split_once("::")
+        && !transport.contains(['/', ':'])
+    {
+        return Err(refuse(&format!(
+            "'{transport}::' names a remote helper; give a URL (ssh://, https://, git://, file://) or a path"
+        )));
+    }
+    if let Some((scheme, _)) = remote.split_once("://")
+        && !matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "ssh" | "git+ssh" | "ssh+git" | "https" | "http" | "git" | "file"
+        )
+    {
+        return Err(refuse(&format!(
+            "the transport '{scheme}' is not one of ssh, https, http, git, file"
+        )));
+    }
+    Ok(())
+}
+
+/// One ref a push reported (`git push --porcelain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRef {
+    /// ` ` fast-forward, `+` forced, `-` deleted, `*` new, `!` rejected, `=` up to date.
+    pub flag: char,
+    /// `src:dst`.
+    pub refspec: String,
+    pub summary: String,
+}
+
+impl PushedRef {
+    pub fn rejected(&self) -> bool {
+        self.flag == '!'
+    }
+
+    pub fn up_to_date(&self) -> bool {
+        self.flag == '='
+    }
+
+    /// The remote's ref.
+    pub fn remote_ref(&self) -> &str {
+        self.refspec.rsplit(':').next().unwrap_or(&self.refspec)
+    }
+}
+
+/// What `git push` did: each ref's line, and whether git said it failed (with its words).
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub refs: Vec<PushedRef>,
+    pub failed: Option<String>,
+}
+
+impl crate::GitStore {
+    /// Pushes `refspecs` to `remote` with the `git` program (the user's ssh keys and git
+    /// config apply).
+    pub fn push(&self, remote: &str, refspecs: &[String]) -> Result<Pushed, GitError> {
+        check_remote(remote).map_err(|e| GitError::new("cannot push", e))?;
+        let out = git(&self.path)
+            .args(["push", "--porcelain", "--"])
+            .arg(remote)
+            .args(refspecs)
+            .output()
+            .map_err(|e| GitError::new("cannot run git", e))?;
+        let text = out.stdout_text();
+        let refs = text
+            .lines()
+            .filter(|l| l.len() > 2 && l.contains('\t'))
+            .filter_map(|l| {
+                let flag = l.chars().next()?;
+                if !matches!(flag, ' ' | '+' | '-' | '*' | '!' | '=') {
+                    return None;
+                }
+                let mut parts = l[1..].trim_start_matches('\t').splitn(2, '\t');
+                let refspec = parts.next()?.to_string();
+                let summary = parts.next().unwrap_or("").trim().to_string();
+                Some(PushedRef {
+                    flag,
+                    refspec,
+                    summary,
+                })
+            })
+            .collect();
+        Ok(Pushed {
+            refs,
+            failed: (!out.success()).then(|| mcb_exec::last_lines(&out.stderr_text(), 5)),
+        })
+    }
+
+    /// Fetches `refspec` from `remote` into this repository (a deploy's cache of a remote).
+    pub fn fetch_refspec(&self, remote: &str, refspec: &str) -> Result<(), GitError> {
+        check_remote(remote).map_err(|e| GitError::new("cannot fetch", e))?;
+        run(
+            git(&self.path)
+                .args(["fetch", "-q", "--no-tags", "--"])
+                .arg(remote)
+                .arg(refspec),
+            &format!("cannot fetch from {remote}"),
+        )?;
+        Ok(())
+    }
+
+    /// Creates a bare repository at `path` with the `git` program when none is there.
+    pub fn init_bare_with_git(path: &Path) -> Result<(), GitError> {
+        if path.join("HEAD").exists() {
+            return Ok(());
+        }
+        run(
+            Program::new("git").args(["init", "-q", "--bare"]).arg(path),
+            &format!("cannot make the repository {}", path.display()),
+        )?;
+        Ok(())
+    }
+
+    /// Writes `text` as the note of `commit` under `notes_ref` (replacing one there).
+    pub fn set_note(
+        &self,
+        notes_ref: &str,
+        commit: &mcb_store::GitOid,
+        text: &str,
+    ) -> Result<(), GitError> {
+        run(
+            git(&self.path)
+                .args(["notes", "--ref", notes_ref, "add", "-f", "-m"])
+                .arg(text)
+                .arg(commit.as_str()),
+            "cannot record a git note",
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remotes_that_run_or_read_things_are_refused() {
+        for ok in [
+            "ssh://git@example.org/site.git",
+            "https://example.org/site.git",
+            "git@example.org:org/site.git",
+            "/srv/git/site.git",
+            "file:///srv/git/site.git",
+            "../site.git",
+            "C:/x",
+        ] {
+            assert_eq!(check_remote(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "fd::3",
+            "fd::5",
+            "ext::sh -c touch% /tmp/x",
+            "-uupload-pack=touch /tmp/x",
+            "",
+            "ftp://example.org/x",
+            "a\nb",
+        ] {
+            assert!(check_remote(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+impl crate::GitStore {
+    /// Every note under `notes_ref`, read in one pass over its tree: annotated commit →
+    /// the note's text. None when there are no notes.
+    pub fn notes(
+        &self,
+        notes_ref: &str,
+    ) -> Result<std::collections::HashMap<mcb_store::GitOid, String>, GitError> {
+        use crate::Context;
+        let repo = self.repo();
+        let mut out = std::collections::HashMap::new();
+        let Some(mut r) = repo
+            .try_find_reference(notes_ref)
+            .context(|| format!("cannot read {notes_ref}"))?
+        else {
+            return Ok(out);
+        };
+        let commit = r
+            .peel_to_commit()
+            .context(|| format!("cannot read {notes_ref}"))?;
+        let tree = commit
+            .tree_id()
+            .context(|| format!("cannot read {notes_ref}"))?
+            .detach();
+        // Notes are named by the annotated object's id, possibly fanned out into
+        // directories of two hex digits.
+        let mut todo: Vec<(gix::ObjectId, String)> = vec![(tree, String::new())];
+        while let Some((id, prefix)) = todo.pop() {
+            let t = repo
+                .find_tree(id)
+                .context(|| format!("cannot read the notes tree {id}"))?;
+            let decoded = t
+                .decode()
+                .context(|| format!("cannot read the notes tree {id}"))?;
+            for e in &decoded.entries {
+                let name = format!("{prefix}{}", e.filename);
+                if e.mode.is_tree() {
+                    if name.len() < 40 {
+                        todo.push((e.oid.to_owned(), name));
+                    }
+                    continue;
+                }
+                let Ok(annotated) = mcb_store::GitOid::parse(&name) else {
+                    continue;
+                };
+                let blob = repo
+                    .find_object(e.oid)
+                    .context(|| format!("cannot read the note of {annotated}"))?;
+                // A note is small; anything else is not mcb's.
+                if blob.data.len() <= 1 << 20 {
+                    out.insert(annotated, String::from_utf8_lossy(&blob.data).into_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
