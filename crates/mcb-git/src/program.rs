@@ -190,37 +190,6 @@ impl crate::GitStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remotes_that_run_or_read_things_are_refused() {
-        for ok in [
-            "ssh://git@example.org/site.git",
-            "https://example.org/site.git",
-            "git@example.org:org/site.git",
-            "/srv/git/site.git",
-            "file:///srv/git/site.git",
-            "../site.git",
-            "C:/x",
-        ] {
-            assert_eq!(check_remote(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "fd::3",
-            "fd::5",
-            "ext::sh -c touch% /tmp/x",
-            "-uupload-pack=touch /tmp/x",
-            "",
-            "ftp://example.org/x",
-            "a\nb",
-        ] {
-            assert!(check_remote(bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
 impl crate::GitStore {
     /// Every note under `notes_ref`, read in one pass over its tree: annotated commit →
     /// the note's text. None when there are no notes.
@@ -275,5 +244,36 @@ impl crate::GitStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remotes_that_run_or_read_things_are_refused() {
+        for ok in [
+            "ssh://git@example.org/site.git",
+            "https://example.org/site.git",
+            "git@example.org:org/site.git",
+            "/srv/git/site.git",
+            "file:///srv/git/site.git",
+            "../site.git",
+            "C:/x",
+        ] {
+            assert_eq!(check_remote(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "fd::3",
+            "fd::5",
+            "ext::sh -c touch% /tmp/x",
+            "-uupload-pack=touch /tmp/x",
+            "",
+            "ftp://example.org/x",
+            "a\nb",
+        ] {
+            assert!(check_remote(bad).is_err(), "{bad:?}");
+        }
     }
 }
