@@ -765,6 +765,27 @@ fn links_give_each_site_its_own_config_php() {
         err.contains("link config.php points into the store"),
         "{err}"
     );
+    // Also through a symlink on the way there.
+    std::os::unix::fs::symlink(f.store(), f.path("looks-elsewhere")).unwrap();
+    let through = Site::new("through").core(m.url(), "4.5").link(
+        "config.php",
+        &format!("{}/objects/x", f.path("looks-elsewhere").display()),
+    );
+    let err = f.realise_err(&through.write(&f, "through/site.ron"), 5);
+    assert!(
+        err.contains("link config.php points into the store"),
+        "{err}"
+    );
+    // Two links, one inside the other: the site file's mistake, named.
+    let nested = Site::new("nested")
+        .core(m.url(), "4.5")
+        .link("local/site", "/srv/site")
+        .link("local/site/config.php", "/srv/config.php");
+    let err = f.realise_err(&nested.write(&f, "nested/site.ron"), 3);
+    assert!(
+        err.contains("link \"local/site/config.php\" is inside link \"local/site\""),
+        "{err}"
+    );
     let clash = Site::new("clash")
         .core(m.url(), "4.5")
         .link("version.php", "/etc/moodle/clash/version.php");

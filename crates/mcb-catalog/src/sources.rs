@@ -125,6 +125,29 @@ pub struct Sources<'a> {
     composer: Mutex<HashMap<String, Vec<crate::ComposerPackage>>>,
 }
 
+/// Where the filesystem takes `path`: its deepest existing ancestor with every symlink
+/// resolved, then the rest as written.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// The store's git repository, created under a lock the first time so that two runs on a
 /// new store do not both initialise it.
 pub fn open_git(store: &Store) -> Result<GitStore, mcb_git::GitError> {
@@ -979,7 +1002,12 @@ impl<'a> Sources<'a> {
         .collect();
         for (at, target) in links {
             let t = mcb_config::normalize(Path::new(target));
-            if roots.iter().any(|r| t.starts_with(r)) {
+            // Its text, and where the filesystem takes it (a symlink on the way into the
+            // store is the store).
+            if roots
+                .iter()
+                .any(|r| t.starts_with(r) || resolved(&t).starts_with(r))
+            {
                 return Err(SourceError::new(
                     "links",
                     SourceFailure::Refused,

@@ -261,6 +261,10 @@ impl Lock {
                 .at(find_line(text, "links"))
             })?;
         }
+        crate::site::check_links_apart(&lock.links).map_err(|why| {
+            ConfigError::new(path, format!("the lock is not valid: {why}"))
+                .at(find_line(text, "links"))
+        })?;
         let mut names: Vec<&str> = lock.plugins.iter().map(|p| p.component.as_str()).collect();
         names.sort();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {

@@ -362,6 +362,11 @@ impl SiteFile {
                     .hint("links: {\"config.php\": \"/etc/moodle/SITE/config.php\"}: a path in the codebase and an absolute target outside the store")
             })?;
         }
+        check_links_apart(&raw.links).map_err(|why| {
+            ConfigError::new(path, why)
+                .at(links_pos)
+                .hint("a link is a file of the codebase: no link can be inside another")
+        })?;
         let mut directories: Vec<String> = raw.directory.into_iter().collect();
         for d in raw.directories {
             if d.trim().is_empty() {
@@ -632,6 +637,28 @@ fn parse_maturity(
 }
 
 /// A link is a clean relative path in the codebase to an absolute path outside it.
+/// No link inside another: a link is a file (a symlink), so a path under it names nothing.
+pub(crate) fn check_links_apart(links: &BTreeMap<String, String>) -> Result<(), String> {
+    // In sorted order a path's descendants follow it; `a/b` sorts after `a` and before
+    // `a0`, so checking each against the paths after it that share its prefix is enough.
+    let paths: Vec<&String> = links.keys().collect();
+    for (i, a) in paths.iter().enumerate() {
+        for b in &paths[i + 1..] {
+            if !b.starts_with(a.as_str()) {
+                break;
+            }
+            if b.as_bytes().get(a.len()) == Some(&b'/') {
+                return Err(format!(
+                    "link \"{}\" is inside link \"{}\"",
+                    b.escape_debug(),
+                    a.escape_debug()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_link(at: &str, target: &str) -> Result<(), String> {
     let bad_part =
         |p: &str| p.is_empty() || p == "." || p == ".." || p.eq_ignore_ascii_case(".git");
@@ -745,6 +772,17 @@ Site(
             SourceSpec::Git { reference: Some(ref r), .. } if r == "v3.1.7"
         ));
         assert_eq!(s.lock_path(), PathBuf::from("/sites/a/site.lock"));
+    }
+
+    #[test]
+    fn a_link_inside_another_link_is_refused_naming_both() {
+        let e = parse(
+            "Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"),\n  plugins: {},\n  links: {\"local\": \"/srv/a\", \"local-x\": \"/srv/b\", \"local/x.php\": \"/srv/c\"},\n)",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "link \"local/x.php\" is inside link \"local\"");
+        assert_eq!(e.position.map(|p| p.0), Some(5), "{e}");
+        parse("Site(\n  name: \"a\",\n  moodle: (version: \"4.5\"),\n  plugins: {},\n  links: {\"a\": \"/x\", \"a0\": \"/y\", \"ab/c\": \"/z\"},\n)").unwrap();
     }
 
     #[test]
