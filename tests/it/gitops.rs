@@ -963,3 +963,124 @@ fn import_reports_an_edited_file_and_recognises_checkouts_and_directory_zips() {
     assert_eq!(r["lock_file"], serde_json::Value::Null);
     assert_eq!(code(&out), 6, "{}", text(&out));
 }
+
+/// What an installation holds that is not code never enters the store: config.php (its
+/// password), moodledata and any other data directory. A config.php that is a symlink
+/// becomes the site file's `links:` entry.
+#[test]
+fn import_leaves_secrets_and_data_unread_and_keeps_a_config_link() {
+    let f = Fixture::new();
+    let server = Server::start();
+    let (_, list, _, _) = imported_fixture(&f, &server);
+    let install = f.path("install");
+    let st = std::process::Command::new("cp")
+        .args(["-rL", s(&f.path("site/result")), s(&install)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    const SECRET: &str = "dbpass-7e1f3c";
+    std::fs::write(
+        install.join("config.php"),
+        format!("<?php\n$CFG->dbpass = '{SECRET}';\n"),
+    )
+    .unwrap();
+    for (dir, file) in [
+        ("moodledata/filedir/ab", "secret.pdf"),
+        ("sitedata/filedir", "b"),
+        ("sitedata/temp", "c"),
+    ] {
+        std::fs::create_dir_all(install.join(dir)).unwrap();
+        std::fs::write(install.join(dir).join(file), SECRET).unwrap();
+    }
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--json",
+            "--name",
+            "adopted",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("adopted")),
+            s(&install),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = json_of(&out);
+    assert_eq!(
+        r["left_out"],
+        serde_json::json!(["config.php", "moodledata", "sitedata"]),
+        "{r}"
+    );
+    assert_eq!(r["same_files"], true, "{r}");
+    let found = walkdir::WalkDir::new(f.store())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| {
+            std::fs::read(e.path())
+                .is_ok_and(|b| b.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()))
+        });
+    assert!(!found, "a secret reached the store");
+
+    // config.php as a link to the site's own file: a links: entry, not an error.
+    std::fs::remove_file(install.join("config.php")).unwrap();
+    std::os::unix::fs::symlink("/etc/moodle/adopted/config.php", install.join("config.php"))
+        .unwrap();
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--json",
+            "--name",
+            "linked",
+            "--directory",
+            &list,
+            "--out",
+            s(&f.path("linked")),
+            s(&install),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = json_of(&out);
+    assert_eq!(
+        r["links"]["config.php"], "/etc/moodle/adopted/config.php",
+        "{r}"
+    );
+    let site = std::fs::read_to_string(f.path("linked/site.ron")).unwrap();
+    assert!(
+        site.contains("links: {\"config.php\": \"/etc/moodle/adopted/config.php\"}"),
+        "{site}"
+    );
+    assert_eq!(r["same_files"], true, "{r}");
+
+    // A plugin type whose directory leaves the installation: named, nothing listed there.
+    let components = install.join("lib/components.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&components).unwrap()).unwrap();
+    c["plugintypes"]["evil"] = "../outside".into();
+    std::fs::create_dir_all(f.path("outside/x")).unwrap();
+    f.write("outside/x/version.php", "<?php\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&components, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&components, c.to_string()).unwrap();
+    let out = mcb(
+        &f,
+        &[
+            "import",
+            "--name",
+            "evil",
+            "--out",
+            s(&f.path("evil")),
+            s(&install),
+        ],
+    );
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(
+        text(&out).contains("lib/components.json is not valid: plugin type 'evil'"),
+        "{}",
+        text(&out)
+    );
+    assert!(!f.path("evil/site.ron").exists());
+}

@@ -505,3 +505,28 @@ fn a_redirected_cache_entry_is_never_believed_and_verify_names_it() {
     assert!(f.path("four/result/version.php").is_file());
     assert!(f.path("four/result/lib/components.json").is_file());
 }
+
+/// A core whose components.json places a plugin type outside the codebase is refused,
+/// naming the file, the type and the directory (not git's words about a path).
+#[test]
+fn a_plugin_type_outside_the_codebase_is_refused_naming_components_json() {
+    for dir in ["../b", "/srv/b"] {
+        let f = Fixture::new();
+        let m = GitRepo::init(f.path("moodle"));
+        write_core(&m, "", "2024100700.00", "4.5 (Build: 20241007)", "405");
+        let mut c: serde_json::Value = serde_json::from_str(COMPONENTS_JSON).unwrap();
+        c["plugintypes"]["evil"] = dir.into();
+        m.write("lib/components.json", &c.to_string());
+        m.commit("4.5");
+        m.tag("v4.5.0");
+        let site = f.site(&Site::new("s").core(m.url(), "4.5"));
+        let err = f.realise_err(&site, 5);
+        assert!(
+            err.contains(&format!(
+                "lib/components.json is not valid: plugin type 'evil' has the directory '{dir}'"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("invalid filename"), "{err}");
+    }
+}

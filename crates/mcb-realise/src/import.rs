@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use mcb_catalog::{SourceFailure, unpack_dir_except};
 use mcb_config::{Lock, LockedSource};
-use mcb_git::{SourceContent, SourceFile};
+use mcb_git::SourceFile;
 use mcb_moodle::{Component, CoreLayout, CoreVersion, PluginVersion};
 use mcb_store::{GitOid, Manifest};
 
@@ -27,8 +27,73 @@ use crate::report::{Reporter, Stage};
 /// How far back each site's history is searched for known sources.
 const KNOWN_GENERATIONS: usize = 50;
 
-/// Files of an installation that are not code and never enter a site file's sources.
-const LEFT_OUT: &[&str] = &["config.php", "moodledata"];
+/// Files of an installation that are not code: never read, never stored (`config.php`
+/// holds the database password; a data directory holds the site's users' files).
+const LEFT_OUT: &[&str] = &["config.php", "public/config.php", "moodledata"];
+
+/// What a Moodle data directory holds: a directory with two or more of these inside is
+/// one, whatever its name.
+const DATAROOT_MARKS: &[&str] = &[
+    "filedir",
+    "temp",
+    "cache",
+    "localcache",
+    "sessions",
+    "trashdir",
+    "muc",
+    "lang",
+];
+
+/// Is `dir` a Moodle data directory?
+fn is_dataroot(dir: &Path) -> bool {
+    DATAROOT_MARKS
+        .iter()
+        .filter(|m| dir.join(m).is_dir())
+        .count()
+        >= 2
+}
+
+/// What of the installation at `root` is not code and is left out before anything is read:
+/// `config.php` (a symlink to it kept apart, as the `links:` entry it becomes), `moodledata`
+/// and any other data directory at the top (or under `public/`).
+fn left_out(root: &Path) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut out = Vec::new();
+    let mut links = BTreeMap::new();
+    for rel in LEFT_OUT {
+        let path = root.join(rel);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink()
+            && let Ok(target) = std::fs::read_link(&path)
+            && target.is_absolute()
+            && rel.ends_with("config.php")
+        {
+            links.insert(rel.to_string(), target.to_string_lossy().into_owned());
+        }
+        out.push(rel.to_string());
+    }
+    for base in ["", "public"] {
+        let Ok(rd) = std::fs::read_dir(root.join(base)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let rel = if base.is_empty() {
+                e.file_name().to_string_lossy().into_owned()
+            } else {
+                format!("{base}/{}", e.file_name().to_string_lossy())
+            };
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && !out.contains(&rel)
+                && is_dataroot(&e.path())
+            {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    (out, links)
+}
 
 /// How a piece of the installation was recognised.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -89,8 +154,13 @@ impl Imported {
     }
 }
 
+/// The installation could not be read as a Moodle codebase: a source that cannot be read.
 fn import_error(dir: &Path, message: String) -> RealiseError {
-    RealiseError::Config(mcb_config::ConfigError::new(dir, message))
+    RealiseError::Source(mcb_catalog::SourceError::new(
+        "moodle",
+        SourceFailure::Refused,
+        format!("{}: {message}", dir.display()),
+    ))
 }
 
 fn read(dir: &Path, rel: &str) -> Option<String> {
@@ -294,14 +364,16 @@ pub fn import(
     opts: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Imported, RealiseError> {
-    let root = std::fs::canonicalize(dir)
-        .map_err(|e| import_error(dir, format!("cannot read the installation: {e}")))?;
+    let root = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot read the installation {}", dir.display()),
+        source: e,
+    })?;
     let site_file = out.join("site.ron");
     if site_file.exists() {
-        return Err(import_error(
+        return Err(RealiseError::Config(mcb_config::ConfigError::new(
             &site_file,
-            "exists already; import writes a new site file only".into(),
-        ));
+            "exists already; import writes a new site file only",
+        )));
     }
     let public = !root.join("version.php").is_file() && root.join("public/version.php").is_file();
     let web = if public {
@@ -326,6 +398,7 @@ pub fn import(
         .ok_or_else(|| import_error(&root, "has no lib/components.json".into()))?;
     let mut layout = CoreLayout::new(&components, lib_file("plugins.json").as_deref(), public)
         .map_err(|e| import_error(&root, e.to_string()))?;
+    let (left_out, links) = left_out(&root);
 
     // Plugin directories, type by type; subplugin types found on the way add more.
     let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
@@ -382,11 +455,13 @@ pub fn import(
         ));
     }
     reporter.stage(Stage::Fetch, &root.display().to_string());
-    // Checkouts of add-ons keep their metadata to themselves.
-    let skipped: Vec<String> = addons
+    // Checkouts of add-ons keep their metadata to themselves; what is not code is never
+    // read.
+    let mut skipped: Vec<String> = addons
         .iter()
         .flat_map(|(_, p)| [".git", ".hg", ".svn"].map(|v| format!("{p}/{v}")))
         .collect();
+    skipped.extend(left_out.iter().cloned());
     let files =
         unpack_dir_except(&root, &ctx.store, &opts.limits.source, &skipped).map_err(|e| {
             RealiseError::Source(mcb_catalog::SourceError::new(
@@ -401,23 +476,7 @@ pub fn import(
     by_depth.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
     let mut pieces: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
     let mut whole: Vec<SourceFile> = Vec::new();
-    let mut links: BTreeMap<String, String> = BTreeMap::new();
-    let mut left_out: Vec<String> = Vec::new();
     for f in files {
-        let top = f.path.split('/').next().unwrap_or("");
-        let in_left_out = LEFT_OUT.contains(&top) || (public && f.path == "public/config.php");
-        if in_left_out {
-            if let SourceContent::LinkTarget(t) = &f.content
-                && !f.path.contains('/')
-                && t.starts_with('/')
-            {
-                links.insert(f.path.clone(), t.clone());
-                whole.push(f.clone());
-            } else if !left_out.contains(&top.to_string()) {
-                left_out.push(top.to_string());
-            }
-            continue;
-        }
         let owner = by_depth
             .iter()
             .find(|(_, p)| f.path.starts_with(&format!("{p}/")));
@@ -441,7 +500,18 @@ pub fn import(
             RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
         })
     };
-    let installation = manifest_of(whole)?;
+    let code = manifest_of(whole)?;
+    // The links kept apart are the installation's as symlinks, as a site's `links:` are.
+    let installation_tree = if links.is_empty() {
+        code.tree.clone()
+    } else {
+        let list: Vec<(String, String)> =
+            links.iter().map(|(a, t)| (a.clone(), t.clone())).collect();
+        let linked = ctx.git.link_package(&ctx.store, &list).map_err(|e| {
+            RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
+        })?;
+        ctx.git.compose(&code.tree, &[], &linked.entries)?
+    };
     let known = known_sources(&ctx)?;
     let sources = ctx.sources(&root, reporter);
     let index = ctx.index();
@@ -655,11 +725,11 @@ pub fn import(
         }
     };
     if let Some(t) = &lock_tree
-        && *t != installation.tree
+        && *t != installation_tree
     {
         problems.push(format!(
             "the site file builds tree {t}, the installation's code is tree {}: see the differences above",
-            installation.tree
+            installation_tree
         ));
     }
     Ok(Imported {
@@ -671,7 +741,7 @@ pub fn import(
         plugins: plugin_pieces,
         links,
         left_out,
-        installation_tree: installation.tree,
+        installation_tree,
         lock_tree,
         problems,
     })
