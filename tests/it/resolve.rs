@@ -364,3 +364,93 @@ fn check_sees_dependencies_and_keeps_going_past_a_source_it_cannot_read() {
     assert!(stdout.contains("UNKNOWN  tool_gone"), "{stdout}");
     assert!(stdout.contains("1 plugin could not be checked"), "{stdout}");
 }
+
+/// One site file gives one lock, however it was reached: a fresh resolution, a realise
+/// that keeps every choice, and an update of one plugin all write the same bytes,
+/// warnings included; and `plan` says each warning once.
+#[test]
+fn the_lock_is_the_same_however_it_was_reached_and_plan_warns_once() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let s = Server::start();
+    // Both plugins install on 4.5 with a warning: their supported range ends at 4.4.
+    let list = publish(
+        &s,
+        &s,
+        &[
+            Published::new("block_old", 2024060100, "2024042200", &["4.4", "4.5"])
+                .extra("$plugin->supported = [401, 404];\n$plugin->release = '2.0';"),
+        ],
+    );
+    let w = plugin_repo(
+        f.path("mod_w"),
+        &[
+            (
+                "v1.0",
+                plugin_php(
+                    "mod_w",
+                    2024060100,
+                    "2024042200",
+                    "$plugin->supported = [401, 404];",
+                ),
+            ),
+            (
+                "v1.1",
+                plugin_php(
+                    "mod_w",
+                    2024070100,
+                    "2024042200",
+                    "$plugin->supported = [401, 404];",
+                ),
+            ),
+        ],
+    );
+    let site = f.site(
+        &Site::new("s")
+            .core(m.url(), "4.5")
+            .plugin("block_old", Src::index())
+            .plugin("mod_w", Src::git(w.url()))
+            .directory(&list),
+    );
+    let lock_path = f.path("site/site.lock");
+    f.realise_ok(&site);
+    let fresh = std::fs::read_to_string(&lock_path).unwrap();
+    assert_eq!(fresh.matches("Moodle will warn").count(), 2, "{fresh}");
+    // Kept choices.
+    f.realise_ok(&site);
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), fresh);
+    // One plugin updated, the other kept.
+    for who in ["mod_w", "block_old"] {
+        let out = f
+            .mcb()
+            .args(["update"])
+            .arg(&site)
+            .arg(who)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&lock_path).unwrap(),
+            fresh,
+            "after update {who}"
+        );
+    }
+    // plan says each warning once.
+    let out = f.mcb().arg("plan").arg(&site).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for c in ["block_old", "mod_w"] {
+        let lines: Vec<&str> = said
+            .lines()
+            .filter(|l| l.contains("Moodle will warn") && l.contains(c))
+            .collect();
+        assert_eq!(lines.len(), 1, "{c}: {said}");
+    }
+}

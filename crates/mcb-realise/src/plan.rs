@@ -266,11 +266,16 @@ impl<C: Catalog> SiteUniverse<'_, C> {
     }
 }
 
-/// How a lock names the version it chose: its tag or branch, or its index release.
+/// How a lock names the version it chose, as the source's own offer names it (so a
+/// choice kept from the lock reads, and warns, as when it was made): a git tag or branch,
+/// an index's version, a Composer version, a zip's location, a directory.
 fn locked_label(l: &LockedPlugin) -> String {
     match &l.source {
         LockedSource::Git { reference, .. } => reference.clone(),
-        _ => l.release.clone().unwrap_or_else(|| l.version.clone()),
+        LockedSource::Directory { .. } => l.version.clone(),
+        LockedSource::Composer { version, .. } => version.clone(),
+        LockedSource::Zip { location, .. } => location.clone(),
+        LockedSource::Path { dir } => dir.clone(),
     }
 }
 
@@ -306,17 +311,47 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
         }
         let c = Component::parse(component).expect("locked components are checked");
         let pick = self.catalog.locked(&c, l, &source)?;
+        // A default branch taken because no tag installed is still that, kept.
+        let last_resort = match (&l.source, &source) {
+            (
+                LockedSource::Git { reference, .. },
+                SourceSpec::Git {
+                    reference: None, ..
+                },
+            ) => self
+                .catalog
+                .default_branch(&c, &source)?
+                .is_some_and(|b| b.label == *reference),
+            _ => false,
+        };
         Ok(Some(Offer {
             version: Build::parse(&l.version),
             release: l.release.clone(),
+            last_resort,
             ..Offer::new(locked_label(l), pick)
         }))
+    }
+
+    fn policy(&self, component: &str) -> Policy {
+        let (source, req) = self.request(component);
+        Policy {
+            pin: req.and_then(|r| r.version.clone()),
+            maturity: req
+                .and_then(|r| r.maturity)
+                .or(self.site.maturity)
+                .unwrap_or(Maturity::Stable),
+            as_is: !chooses(&source),
+            min_age: req
+                .and_then(|r| r.min_age)
+                .or(self.site.min_age)
+                .map(|a| (a, now())),
+        }
     }
 
     fn offers(
         &self,
         component: &str,
-    ) -> Result<Result<(Vec<Offer<C::Pick>>, Policy), Problem>, RealiseError> {
+    ) -> Result<Result<Vec<Offer<C::Pick>>, Problem>, RealiseError> {
         let Ok(c) = Component::parse(component) else {
             return Ok(Err(Problem::new(
                 component,
@@ -324,37 +359,18 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
                 format!("'{component}' is not a component name"),
             )));
         };
-        let (source, req) = self.request(component);
+        let (source, _) = self.request(component);
         let mut offers = match self.catalog.offers(&c, &source, &self.core.version)? {
             Ok(o) => o,
             Err(p) => return Ok(Err(p)),
         };
-        let chooses = matches!(
-            source,
-            SourceSpec::Directory
-                | SourceSpec::Composer { .. }
-                | SourceSpec::Git {
-                    reference: None,
-                    ..
-                }
-        );
-        if chooses && let Some(mut branch) = self.catalog.default_branch(&c, &source)? {
+        if chooses(&source)
+            && let Some(mut branch) = self.catalog.default_branch(&c, &source)?
+        {
             branch.last_resort = true;
             offers.push(branch);
         }
-        let policy = Policy {
-            pin: req.and_then(|r| r.version.clone()),
-            maturity: req
-                .and_then(|r| r.maturity)
-                .or(self.site.maturity)
-                .unwrap_or(Maturity::Stable),
-            as_is: !chooses,
-            min_age: req
-                .and_then(|r| r.min_age)
-                .or(self.site.min_age)
-                .map(|a| (a, now())),
-        };
-        Ok(Ok((offers, policy)))
+        Ok(Ok(offers))
     }
 
     fn load(
@@ -378,6 +394,20 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
             .insert(component.to_string(), version);
         Some(version)
     }
+}
+
+/// Does a source offer versions to choose among (the plugins directory, a Composer
+/// package, a git repository without a `ref`), rather than one taken as it is?
+fn chooses(source: &SourceSpec) -> bool {
+    matches!(
+        source,
+        SourceSpec::Directory
+            | SourceSpec::Composer { .. }
+            | SourceSpec::Git {
+                reference: None,
+                ..
+            }
+    )
 }
 
 /// The version of a plugin core ships, from its `version.php` in the core.
@@ -484,7 +514,20 @@ fn plan_on<C: Catalog>(
         |component: &str| shipped_version(catalog, &core.pick, &layout, component);
     let check = check_site(&core.version, &layout, &selected, &core_plugin_version)
         .map_err(RealiseError::Unsatisfiable)?;
-    for w in check.warnings.iter().map(|w| w.to_string()) {
+    // The site check warns of what the choice did not judge (a source taken as it is);
+    // a component the choice already warned about is said once.
+    let warned: Vec<&str> = solved
+        .iter()
+        .filter(|s| s.warning.is_some())
+        .map(|s| s.component.as_str())
+        .collect();
+    let site_warnings: Vec<String> = check
+        .warnings
+        .iter()
+        .filter(|w| !warned.contains(&w.component.as_str()))
+        .map(|w| w.to_string())
+        .collect();
+    for w in site_warnings {
         if !warnings.contains(&w) {
             warnings.push(w);
         }

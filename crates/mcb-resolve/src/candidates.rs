@@ -277,8 +277,6 @@ pub struct Candidates<T> {
     pub slots: Vec<Slot<T>>,
     /// The source's offers are in, not only the lock's choice.
     pub listed: bool,
-    /// How many versions the source offers, before a pin narrows them.
-    pub offered: usize,
 }
 
 /// Which versions a choice may take: those a dependant's requirement allows.
@@ -288,25 +286,27 @@ pub type InRange<'a> = &'a dyn Fn(Build) -> bool;
 pub type Load<'a, T, E> = &'a mut dyn FnMut(&Offer<T>) -> Result<Result<PluginVersion, String>, E>;
 
 impl<T: Clone> Candidates<T> {
-    /// The lock's choice alone; the source's offers come with [`Candidates::list`], when
-    /// the lock's choice is not enough.
-    pub fn new(component: &str, core: &CoreVersion, locked: Option<Offer<T>>) -> Candidates<T> {
+    /// The lock's choice alone, judged by `policy`; the source's offers come with
+    /// [`Candidates::list`], when the lock's choice is not enough.
+    pub fn new(
+        component: &str,
+        core: &CoreVersion,
+        locked: Option<Offer<T>>,
+        policy: Policy,
+    ) -> Candidates<T> {
         Candidates {
             component: component.to_string(),
             core: core.clone(),
-            policy: Policy::default(),
+            policy,
             slots: locked.into_iter().map(|o| Slot::new(o, true)).collect(),
             listed: false,
-            offered: 0,
         }
     }
 
-    /// Adds the source's offers under `policy`: ranked, narrowed to a pin. A pin that
-    /// names no version, or a release name that names several, is a problem.
-    pub fn list(&mut self, offers: Vec<Offer<T>>, policy: Policy) -> Result<(), Problem> {
+    /// Adds the source's offers: ranked, narrowed to a pin. A pin that names no version,
+    /// or a release name that names several, is a problem.
+    pub fn list(&mut self, offers: Vec<Offer<T>>) -> Result<(), Problem> {
         self.listed = true;
-        self.policy = policy;
-        self.offered = offers.iter().filter(|o| !o.last_resort).count();
         let (mut ranked, last): (Vec<Offer<T>>, Vec<Offer<T>>) =
             offers.into_iter().partition(|o| !o.last_resort);
         ranked.sort_by(|a, b| {
@@ -464,21 +464,16 @@ impl<T: Clone> Candidates<T> {
             Fit::OutsideSupported(w) => (true, Some(w)),
             Fit::Fits => (false, None),
         };
-        let (tier, warning) = if slot.locked {
-            (Tier::Locked, fit_warning)
-        } else if offer.last_resort {
-            let why = if self.offered == 0 {
-                format!(
-                    "the repository has no tags; using its default branch {}",
+        // A choice kept from the lock warns as it did when it was made: the same facts,
+        // said the same way, so the lock is the same however it was reached.
+        let (tier, warning) = if offer.last_resort {
+            (
+                Tier::LastResort,
+                Some(format!(
+                    "no tag installs on this Moodle; using the default branch {}",
                     offer.label
-                )
-            } else {
-                format!(
-                    "no tag fits this Moodle; using the default branch {}",
-                    offer.label
-                )
-            };
-            (Tier::LastResort, Some(why))
+                )),
+            )
         } else if below {
             (
                 Tier::BelowMaturity,
@@ -493,6 +488,7 @@ impl<T: Clone> Candidates<T> {
         } else {
             (Tier::Preferred, None)
         };
+        let tier = if slot.locked { Tier::Locked } else { tier };
         Standing::Installs {
             tier,
             version,

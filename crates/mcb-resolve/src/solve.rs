@@ -59,13 +59,17 @@ pub trait Universe {
     /// The lock's choice for `component`, while it still answers the site file.
     fn locked(&self, component: &str) -> Result<Option<Offer<Self::Payload>>, Self::Error>;
 
-    /// What `component`'s source offers and the policy to choose by; `Ok(Err(problem))`
-    /// when it offers nothing (a plugin the index does not list).
+    /// The policy `component` is chosen by (pin, maturity, age, as it is): the same for the
+    /// lock's choice as for a new one, so a kept choice is judged as it was made.
+    fn policy(&self, component: &str) -> Policy;
+
+    /// What `component`'s source offers; `Ok(Err(problem))` when it offers nothing (a
+    /// plugin the index does not list).
     #[allow(clippy::type_complexity)]
     fn offers(
         &self,
         component: &str,
-    ) -> Result<Result<(Vec<Offer<Self::Payload>>, Policy), Problem>, Self::Error>;
+    ) -> Result<Result<Vec<Offer<Self::Payload>>, Problem>, Self::Error>;
 
     /// An offer's `version.php`: `Ok(Err(why))` when it cannot be read.
     fn load(
@@ -201,7 +205,7 @@ impl<U: Universe> Provider<'_, U> {
         if !self.entries.borrow().contains_key(c) {
             let locked = self.u.locked(c)?;
             let entry = Entry {
-                candidates: Candidates::new(c, self.u.core(), locked),
+                candidates: Candidates::new(c, self.u.core(), locked, self.u.policy(c)),
                 problem: None,
             };
             self.entries.borrow_mut().insert(c.to_string(), entry);
@@ -227,8 +231,8 @@ impl<U: Universe> Provider<'_, U> {
         let offers = u.offers(c)?;
         self.with_entry(c, |e| {
             match offers {
-                Ok((offers, policy)) => {
-                    if let Err(problem) = e.candidates.list(offers, policy) {
+                Ok(offers) => {
+                    if let Err(problem) = e.candidates.list(offers) {
                         e.problem = Some(problem);
                         return Ok(None);
                     }

@@ -153,13 +153,14 @@ impl Universe for Memory {
         }))
     }
 
-    fn offers(&self, c: &str) -> Result<Result<(Vec<Offer<String>>, Policy), Problem>, Infallible> {
+    fn policy(&self, c: &str) -> Policy {
+        self.policies.get(c).cloned().unwrap_or_default()
+    }
+
+    fn offers(&self, c: &str) -> Result<Result<Vec<Offer<String>>, Problem>, Infallible> {
         self.listings.borrow_mut().push(c.into());
         Ok(match self.plugins.get(c) {
-            Some(vs) => Ok((
-                vs.iter().map(offer).collect(),
-                self.policies.get(c).cloned().unwrap_or_default(),
-            )),
+            Some(vs) => Ok(vs.iter().map(offer).collect()),
             None => Err(Problem::new(
                 c,
                 Rule::NoCompatibleVersion,
@@ -290,12 +291,12 @@ fn the_default_branch_is_the_last_resort() {
     assert_eq!(solved[0].offer.label, "main");
     assert_eq!(
         solved[0].warning.as_deref(),
-        Some("no tag fits this Moodle; using the default branch main")
+        Some("no tag installs on this Moodle; using the default branch main")
     );
     let m = Memory::new_site().offers("mod_x", vec![v("main", 2024120100, 2024100700).branch()]);
     assert_eq!(
         m.run().unwrap()[0].warning.as_deref(),
-        Some("the repository has no tags; using its default branch main")
+        Some("no tag installs on this Moodle; using the default branch main")
     );
 }
 
