@@ -280,7 +280,7 @@ fn a_site_mixing_list_marketplace_composer_and_git_realises_and_reproduces() {
             packages.url("")
         ),
     );
-    let env = |c: &mut assert_cmd::Command| {
+    let env = |c: &mut Mcb| {
         c.env("MCB_MARKETPLACE_TOKEN", "s3cret")
             .env("MCB_MARKETPLACE_API", market.url("/api"));
     };

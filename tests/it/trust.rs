@@ -148,10 +148,10 @@ fn a_hotfix_on_a_web_server_never_corrupts_the_store() {
         assert!(stdout.contains("store is sound"), "{stdout}");
         // The web server's edit is there, and verify --tree names it.
         let out = mcb(&f, &["verify", "--tree", s(&www.join("current"))]);
-        let (stdout, _) = text(&out);
+        let (stdout, err) = text(&out);
         assert_eq!(out.status.code(), Some(6), "{stdout}");
         assert!(stdout.contains("modified version.php"), "{stdout}");
-        assert!(stdout.contains("(web/gen-1)"), "{stdout}");
+        assert!(err.contains("(web/gen-1)"), "{err}");
     }
 }
 
@@ -528,5 +528,122 @@ fn a_plugin_type_outside_the_codebase_is_refused_naming_components_json() {
             "{err}"
         );
         assert!(!err.contains("invalid filename"), "{err}");
+    }
+}
+
+/// Every way a command can fail says why on stderr (the harness checks each run of every
+/// test; this one runs a failure of each command and kind on purpose).
+#[test]
+fn every_failure_says_why() {
+    let f = Fixture::new();
+    let site = realised_site(&f);
+    let bad_site = f.write(
+        "bad/site.ron",
+        "Site(name: \"x\", moodle: (version: \"4.5\"\n",
+    );
+    let lock = f.write("bad/site.lock", "(format: 9)");
+    let no_store = f.path("no-store");
+    let cases: Vec<(Vec<String>, i32)> = vec![
+        (
+            vec!["realise".into(), s(&f.path("nowhere/site.ron")).into()],
+            3,
+        ),
+        (vec!["realise".into(), s(&bad_site).into()], 3),
+        (vec!["plan".into(), s(&bad_site).into()], 3),
+        (vec!["history".into(), "no-such-site".into()], 3),
+        (
+            vec![
+                "rollback".into(),
+                s(&site).into(),
+                "--to".into(),
+                "0000000".into(),
+            ],
+            3,
+        ),
+        (vec!["forget".into(), "no-such-site".into()], 3),
+        (vec!["reproduce".into(), s(&lock).into()], 3),
+        (vec!["import".into(), s(&f.path("nowhere")).into()], 1),
+        (vec!["push".into(), s(&site).into(), "fd::3".into()], 1),
+        (
+            vec![
+                "deploy".into(),
+                "ext::x".into(),
+                "--site".into(),
+                "web".into(),
+                "--to".into(),
+                s(&f.path("www")).into(),
+            ],
+            1,
+        ),
+        (
+            vec![
+                "deploy".into(),
+                "--rollback".into(),
+                "--to".into(),
+                s(&f.path("www-none")).into(),
+            ],
+            1,
+        ),
+        (
+            vec![
+                "verify".into(),
+                "--tree".into(),
+                s(&f.path("nowhere")).into(),
+            ],
+            1,
+        ),
+        (
+            vec!["info".into(), "--offline".into(), "mod_nothing".into()],
+            5,
+        ),
+        (
+            vec![
+                "add".into(),
+                "notacomponent".into(),
+                "--site".into(),
+                s(&site).into(),
+            ],
+            3,
+        ),
+        (
+            vec![
+                "remove".into(),
+                "mod_nothing".into(),
+                "--site".into(),
+                s(&site).into(),
+            ],
+            3,
+        ),
+        (vec!["init".into(), s(&site).into()], 64),
+        (
+            vec![
+                "check".into(),
+                s(&site).into(),
+                "--moodle".into(),
+                "nine".into(),
+            ],
+            64,
+        ),
+        (vec!["realise".into(), "--no-such-flag".into()], 64),
+    ];
+    for (args, code) in cases {
+        let out = f.mcb().args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // With --json too, and against a store that is not there.
+    for args in [
+        vec!["verify", "--json"],
+        vec!["gc", "--json"],
+        vec!["sites", "--json"],
+    ] {
+        let out = f.mcb_with_store(&no_store).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["error"]["exit_code"], 1, "{j}");
     }
 }

@@ -38,6 +38,18 @@ pub(crate) fn err_line(text: &str) {
     write_or_exit(std::io::stderr().lock(), &format!("{}\n", clean(text)));
 }
 
+/// A command's outcome that is a failure without being an error of mcb's (damage found, a
+/// test failed, a tree that does not reproduce): `error: …` on stderr, whatever `-q` and
+/// `--json` say, so no failing exit is ever silent.
+pub(crate) fn failed(text: &str) {
+    err_line(&format!("error: {text}"));
+}
+
+/// What to try after [`failed`], on stderr.
+pub(crate) fn hint(text: &str) {
+    err_line(&format!("hint: {text}"));
+}
+
 /// The version of every JSON document mcb prints: a change in a command's schema that
 /// drops or changes a field raises it.
 pub(crate) const JSON_FORMAT: u32 = 1;

@@ -45,11 +45,11 @@ impl Fixture {
     }
 
     /// `mcb --store <fixture store>` with a clean environment.
-    pub fn mcb(&self) -> Command {
+    pub fn mcb(&self) -> Mcb {
         self.mcb_with_store(&self.store())
     }
 
-    pub fn mcb_with_store(&self, store: &Path) -> Command {
+    pub fn mcb_with_store(&self, store: &Path) -> Mcb {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin!("mcb"));
         c.env_remove("MCB_STORE")
             .env_remove("MCB_DIRECTORY")
@@ -59,7 +59,7 @@ impl Fixture {
             .env("MCB_HTTP_BACKOFF_MS", "10")
             .arg("--store")
             .arg(store);
-        c
+        Mcb(c)
     }
 
     /// Runs `mcb realise --json SITE`, asserts success and returns the JSON.
@@ -108,6 +108,77 @@ impl Fixture {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(code), "stderr:\n{stderr}");
         stderr
+    }
+}
+
+/// The `mcb` binary as a test runs it. Every run is held to what a user is promised: a
+/// failure always says why on stderr (no exit other than 0 without a message; an exit 2,
+/// "pending", says what is pending on stdout or stderr).
+pub struct Mcb(Command);
+
+/// Panics when `out` ended in failure without a word.
+pub fn assert_said_why(out: &std::process::Output) {
+    let code = out.status.code();
+    let quiet_ok = matches!(code, Some(0));
+    if quiet_ok {
+        return;
+    }
+    let said = if code == Some(2) {
+        !out.stdout.is_empty() || !out.stderr.is_empty()
+    } else {
+        !String::from_utf8_lossy(&out.stderr).trim().is_empty()
+    };
+    assert!(
+        said,
+        "mcb exited {code:?} without a message on stderr\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+impl Mcb {
+    pub fn arg(&mut self, a: impl AsRef<std::ffi::OsStr>) -> &mut Mcb {
+        self.0.arg(a);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Mcb
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.0.args(args);
+        self
+    }
+
+    pub fn env(
+        &mut self,
+        k: impl AsRef<std::ffi::OsStr>,
+        v: impl AsRef<std::ffi::OsStr>,
+    ) -> &mut Mcb {
+        self.0.env(k, v);
+        self
+    }
+
+    pub fn env_remove(&mut self, k: impl AsRef<std::ffi::OsStr>) -> &mut Mcb {
+        self.0.env_remove(k);
+        self
+    }
+
+    pub fn current_dir(&mut self, d: impl AsRef<Path>) -> &mut Mcb {
+        self.0.current_dir(d);
+        self
+    }
+
+    /// Runs it, checking that a failure says why.
+    pub fn output(&mut self) -> std::io::Result<std::process::Output> {
+        let out = self.0.output()?;
+        assert_said_why(&out);
+        Ok(out)
+    }
+
+    /// Runs it for assertions, checking that a failure says why.
+    pub fn assert(&mut self) -> assert_cmd::assert::Assert {
+        assert_cmd::assert::Assert::new(self.output().unwrap())
     }
 }
 

@@ -28,6 +28,12 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Success
     };
+    if code == Exit::Source {
+        crate::term::failed(&format!(
+            "{}: some plugins could not be checked for Moodle {} (their sources could not be read)",
+            c.site, c.target
+        ));
+    }
     if g.json {
         out_json(&c);
         return Ok(code);

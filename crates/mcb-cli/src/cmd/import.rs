@@ -30,6 +30,20 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Integrity
     };
+    if !r.same_files() {
+        crate::term::failed(&match (&r.lock_file, &r.lock_tree) {
+            (None, _) => format!(
+                "{} cannot be reproduced exactly: no lock was written (see the problems above)",
+                a.dir.display()
+            ),
+            (Some(_), Some(t)) => format!(
+                "{} cannot be reproduced exactly: the site file builds tree {t}, the installation is tree {}",
+                a.dir.display(),
+                r.installation_tree
+            ),
+            (Some(_), None) => format!("{} cannot be reproduced exactly", a.dir.display()),
+        });
+    }
     if g.json {
         #[derive(serde::Serialize)]
         struct Output<'a> {

@@ -34,6 +34,20 @@ pub fn run(g: &GlobalArgs, a: &ReproduceArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Integrity
     };
+    if !r.same() {
+        crate::term::failed(&if r.expected_tree == r.tree {
+            format!(
+                "{}: the tree is the lock's, but {} of its sources rebuilt to other manifests",
+                r.site,
+                r.differing.len()
+            )
+        } else {
+            format!(
+                "{} does not reproduce: the lock says tree {}, the rebuild gives {}",
+                r.site, r.expected_tree, r.tree
+            )
+        });
+    }
     if g.json {
         out_json(&Output {
             site: &r.site,
@@ -57,13 +71,6 @@ pub fn run(g: &GlobalArgs, a: &ReproduceArgs) -> Result<Exit, CliError> {
     }
     if r.expected_tree == r.tree {
         say!("reproduced {}: tree {} matches the lock", r.site, r.tree);
-    } else {
-        say!(
-            "{} does not reproduce: the lock says tree {}, the rebuild gives {}",
-            r.site,
-            r.expected_tree,
-            r.tree
-        );
     }
     if a.check || !r.same() {
         for (c, l, b) in &r.differing {

@@ -39,6 +39,18 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
     } else {
         Exit::TestFailed
     };
+    if let Some(step) = r.steps.iter().find(|s| !s.passed) {
+        crate::term::failed(&format!(
+            "{}: the test of {} failed at {}{}",
+            r.site,
+            &r.commit.as_str()[..12],
+            step.step,
+            step.failures
+                .first()
+                .map(|f| format!(": {f}"))
+                .unwrap_or_default()
+        ));
+    }
     if g.json {
         out_json(&r);
         return Ok(exit);

@@ -110,6 +110,24 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         } else {
             Exit::Integrity
         };
+        let generation = match (&d.site, d.number) {
+            (Some(site), Some(n)) => format!("{} ({site}/gen-{n})", d.generation),
+            _ => d.generation.clone(),
+        };
+        let found = match d.found_by.as_str() {
+            "files" => " (found by its files)",
+            "release" => " (the release's commit)",
+            _ => "",
+        };
+        if !d.is_clean() {
+            crate::term::failed(&format!(
+                "{} has drifted from generation {generation}{found}: {} modified, {} added, {} removed",
+                dir.display(),
+                d.modified.len(),
+                d.added.len(),
+                d.removed.len()
+            ));
+        }
         if g.json {
             out_json(&d);
             return Ok(code);
@@ -126,25 +144,8 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         for p in &d.removed {
             say!("removed  {p}");
         }
-        let generation = match (&d.site, d.number) {
-            (Some(site), Some(n)) => format!("{} ({site}/gen-{n})", d.generation),
-            _ => d.generation.clone(),
-        };
-        let found = match d.found_by.as_str() {
-            "files" => " (found by its files)",
-            "release" => " (the release's commit)",
-            _ => "",
-        };
         if d.is_clean() {
             say!("{} matches generation {generation}{found}", dir.display());
-        } else {
-            say!(
-                "{} has drifted from generation {generation}{found}: {} modified, {} added, {} removed",
-                dir.display(),
-                d.modified.len(),
-                d.added.len(),
-                d.removed.len()
-            );
         }
         return Ok(code);
     }
@@ -158,6 +159,28 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Integrity
     };
+    if !v.is_clean() {
+        crate::term::failed(&format!(
+            "store is damaged: {}",
+            counted(&[
+                (rep.corrupt.len(), "corrupt object", ""),
+                (rep.missing.len(), "missing object", ""),
+                (
+                    rep.bad_manifests.len() + rep.mispaired.len(),
+                    "damaged manifest",
+                    ""
+                ),
+                (v.generations.len(), "changed generation", ""),
+                (v.git_objects.len(), "damaged git object", ""),
+                (v.cache.len(), "damaged cache entry", ""),
+            ])
+        ));
+        if !repair {
+            crate::term::hint(
+                "`mcb verify --repair` restores every object from git (which holds each file), rebuilds changed generations, writes damaged git objects again from sound objects and removes damaged cache entries",
+            );
+        }
+    }
     let sites = |key: &mcb_store::GitOid| {
         let s = v.sites_of(key);
         if s.is_empty() {
@@ -322,25 +345,6 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
             "store is sound: {} objects, {} manifests",
             rep.objects,
             rep.manifests
-        );
-    } else {
-        say!(
-            "store is damaged: {}",
-            counted(&[
-                (rep.corrupt.len(), "corrupt object", ""),
-                (rep.missing.len(), "missing object", ""),
-                (
-                    rep.bad_manifests.len() + rep.mispaired.len(),
-                    "damaged manifest",
-                    ""
-                ),
-                (v.generations.len(), "changed generation", ""),
-                (v.git_objects.len(), "damaged git object", ""),
-                (v.cache.len(), "damaged cache entry", ""),
-            ])
-        );
-        say!(
-            "hint: `mcb verify --repair` restores every object from git (which holds each file), rebuilds changed generations, writes damaged git objects again from sound objects and removes damaged cache entries"
         );
     }
     Ok(code)
