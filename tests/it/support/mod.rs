@@ -159,11 +159,6 @@ impl Mcb {
         self
     }
 
-    pub fn env_remove(&mut self, k: impl AsRef<std::ffi::OsStr>) -> &mut Mcb {
-        self.0.env_remove(k);
-        self
-    }
-
     pub fn current_dir(&mut self, d: impl AsRef<Path>) -> &mut Mcb {
         self.0.current_dir(d);
         self
