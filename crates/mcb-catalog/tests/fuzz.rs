@@ -287,3 +287,95 @@ fn zip_reader() {
     });
     assert!(n > 0 && m > 0);
 }
+
+/// JSON made of the keys and values a Composer repository's reader reacts to.
+fn composer_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let key = prop::sample::select(vec![
+        "packages",
+        "a/b",
+        "minified",
+        "version",
+        "dist",
+        "url",
+        "type",
+        "shasum",
+        "extra",
+        "installer-name",
+        "sha256",
+        "time",
+        "name",
+        "metadata-url",
+        "advisories",
+        "affectedVersions",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        prop::sample::select(vec![
+            "composer/2.0",
+            "__unset",
+            "zip",
+            "moodle-mod",
+            "https://r.example/a.zip",
+            "/etc/passwd",
+            "../secret.zip",
+            "file:///etc/passwd",
+            "1.0.0",
+            "2024-05-01T12:00:00Z",
+            "",
+        ])
+        .prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(6, 256, 12, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..12).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..10).prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+/// A Composer repository on disk whose package document is hostile: the reader answers
+/// every one with versions or an error, reads nothing outside the repository and stays
+/// within its limits.
+#[test]
+fn composer_metadata_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("p2/a")).unwrap();
+    std::fs::write(
+        repo.join("packages.json"),
+        r#"{"packages": [], "metadata-url": "/p2/%package%.json", "security-advisories": {"api-url": "/p2/a/b.json"}}"#,
+    )
+    .unwrap();
+    let http = mcb_catalog::Http::new(true, mcb_catalog::HttpLimits::default());
+    let limits = mcb_catalog::limits::MetadataLimits {
+        bytes: 1 << 20,
+        versions: 500,
+    };
+    let doc = repo.join("p2/a/b.json");
+    let location = repo.to_string_lossy().into_owned();
+    let read = |bytes: &[u8]| {
+        std::fs::write(&doc, bytes).unwrap();
+        if let Ok(versions) = mcb_catalog::package_versions(&http, &location, "a/b", &limits) {
+            assert!(versions.len() as u64 <= limits.versions);
+            for v in versions {
+                assert!(
+                    mcb_catalog::composer::is_http_url(&v.dist_url),
+                    "{}",
+                    v.dist_url
+                );
+            }
+        }
+        let _ = mcb_catalog::advisories(&http, &location, &["a/b".into()], &limits);
+    };
+    let n = fuzz("composer metadata bytes", any::<Vec<u8>>(), |b| read(&b));
+    let m = fuzz("composer metadata documents", composer_json(), |v| {
+        read(&serde_json::to_vec(&v).unwrap())
+    });
+    assert!(n > 0 && m > 0);
+}
