@@ -388,3 +388,85 @@ fn a_deploy_waits_for_another_in_the_same_directory() {
     assert_eq!(j["commit"], first["commit"]);
     assert!(www.join("current/mod/x/version.php").is_file());
 }
+
+/// `kill -9` of `mcb push` while the remote is receiving: its `git push` dies with it, and
+/// the next push finishes the job (or says what git says), never a false "has diverged".
+#[test]
+fn a_killed_push_leaves_nothing_running_and_the_next_push_finishes() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin_repo(
+        f.path("mod_x"),
+        &[("v1", plugin_php("mod_x", 2024050100, "2024100700", ""))],
+    );
+    let site = site(&f, &m, &x, "v1");
+    f.realise_ok(&site);
+    let remote = bare(&f, "slow.git");
+    // The remote takes its time to accept (a hook that waits), and says when it started.
+    let started = f.path("hook-started");
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch {}\nsleep 3\nexit 0\n", started.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+        .env_remove("MCB_STORE")
+        .arg("--store")
+        .arg(f.store())
+        .args(["push", s(&site), s(&remote)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never reached the remote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let store_git = f.store().join("git").display().to_string();
+    let pushing = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd);
+                cmd.contains("push") && cmd.contains(&store_git)
+            })
+            .count()
+    };
+    assert!(pushing() > 0, "git push runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pushing() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git push outlived mcb"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The next push, at once: done, or git's own words; never a false divergence.
+    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("has diverged"), "{err}");
+    if !out.status.success() {
+        // The first receive may still hold the remote's ref: a third push finishes.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let out = mcb(&f, &["push", s(&site), s(&remote)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

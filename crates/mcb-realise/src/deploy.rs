@@ -86,6 +86,27 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
         refspecs.push(format!("+{TEST_NOTES}:{TEST_NOTES}"));
     }
     let pushed = gs.push(remote, &refspecs)?;
+    // Only git's own words for a history the remote has and this store lacks mean
+    // divergence; any other rejection (a ref the remote could not lock, a hook) is said as
+    // git says it.
+    let diverged = |summary: &str| {
+        [
+            "non-fast-forward",
+            "fetch first",
+            "already exists",
+            "stale info",
+        ]
+        .iter()
+        .any(|w| summary.contains(w))
+    };
+    if let Some(line) = pushed.refs.iter().find(|r| r.rejected()) {
+        if !diverged(&line.summary) {
+            return Err(fail(
+                format!("{remote} refused {}: {}", line.remote_ref(), line.summary),
+                "another push to that remote may be running; try again",
+            ));
+        }
+    }
     if let Some(line) = pushed
         .refs
         .iter()
