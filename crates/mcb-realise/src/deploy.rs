@@ -99,13 +99,15 @@ pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pus
         .iter()
         .any(|w| summary.contains(w))
     };
-    if let Some(line) = pushed.refs.iter().find(|r| r.rejected()) {
-        if !diverged(&line.summary) {
-            return Err(fail(
-                format!("{remote} refused {}: {}", line.remote_ref(), line.summary),
-                "another push to that remote may be running; try again",
-            ));
-        }
+    if let Some(line) = pushed
+        .refs
+        .iter()
+        .find(|r| r.rejected() && !diverged(&r.summary))
+    {
+        return Err(fail(
+            format!("{remote} refused {}: {}", line.remote_ref(), line.summary),
+            "another push to that remote may be running; try again",
+        ));
     }
     if let Some(line) = pushed
         .refs
