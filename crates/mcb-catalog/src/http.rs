@@ -203,6 +203,18 @@ impl Http {
         limit: u64,
         limit_name: &'static str,
     ) -> Result<Vec<u8>, HttpError> {
+        let mut bytes = Vec::new();
+        self.get_into(url, &mut bytes, (limit, limit_name))?;
+        Ok(bytes)
+    }
+
+    /// An unconditional GET whose body goes to `sink`, within `limit`.
+    fn get_into(
+        &self,
+        url: &str,
+        sink: &mut dyn Write,
+        limit: (u64, &'static str),
+    ) -> Result<u64, HttpError> {
         let started = Instant::now();
         let resp = self
             .send(url, None, started)?
@@ -212,9 +224,7 @@ impl Http {
                 attempts: 1,
                 problem: None,
             })?;
-        let mut bytes = Vec::new();
-        self.read_body(url, resp, started, &mut bytes, (limit, limit_name))?;
-        Ok(bytes)
+        self.read_body(url, resp, started, sink, limit)
     }
 
     /// GET with `If-None-Match: etag` when an ETag is known. The body is held in memory,
@@ -241,16 +251,7 @@ impl Http {
     /// GET, streaming the body into `sink` (never more than the body limit). Returns the
     /// number of bytes written.
     pub fn download(&self, url: &str, sink: &mut dyn Write) -> Result<u64, HttpError> {
-        let started = Instant::now();
-        let resp = self
-            .send(url, None, started)?
-            .ok_or_else(|| HttpError::Status {
-                url: shown_url(url),
-                status: 304,
-                attempts: 1,
-                problem: None,
-            })?;
-        self.read_body(url, resp, started, sink, self.body_limit())
+        self.get_into(url, sink, self.body_limit())
     }
 
     fn timed_out(&self, url: &str, what: String) -> HttpError {

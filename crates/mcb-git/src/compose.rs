@@ -95,16 +95,7 @@ impl GitStore {
         use rayon::prelude::*;
         use std::os::unix::fs::PermissionsExt;
         let files = self.tree_files(tree, 2_000_000)?;
-        let mut dirs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for (path, _, _) in &files {
-            let mut p = path.as_str();
-            while let Some(i) = p.rfind('/') {
-                p = &p[..i];
-                if !dirs.insert(p) {
-                    break;
-                }
-            }
-        }
+        let dirs = mcb_store::parent_dirs(files.iter().map(|(p, _, _)| p.as_str()));
         for d in &dirs {
             let full = dest.join(d);
             std::fs::create_dir(&full)

@@ -30,7 +30,9 @@ pub use id::{Blake3, GitOid, IdError, ManifestHash, Md5, ObjectHash};
 pub use listing::{EntryProblem, EntryRefused, ListedEntry, SourceLimits, check_listing};
 pub use lock::{HELD_MARK, HeldDir, LockMode, StoreLock, abandoned_dirs, dir_held};
 pub use manifest::{Entry, EntryKind, Manifest};
-pub use materialise::{GenerationRecord, LaidOut, LinkMode, Materialised, remove_tree};
+pub use materialise::{
+    GenerationRecord, LaidOut, LinkMode, Materialised, parent_dirs, remove_tree,
+};
 pub use object::OBJECT_MTIME;
 
 /// What a store's top directory holds. `README.md` is the description of this format a

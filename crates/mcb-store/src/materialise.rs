@@ -326,17 +326,7 @@ impl Store {
         mode: LinkMode,
         on_file: &(dyn Fn() + Sync),
     ) -> Result<LaidOut> {
-        // Directories once, parents first (a parent sorts before its children).
-        let mut dirs = BTreeSet::new();
-        for (path, _) in files {
-            let mut p = path.as_str();
-            while let Some(i) = p.rfind('/') {
-                p = &p[..i];
-                if !dirs.insert(p) {
-                    break;
-                }
-            }
-        }
+        let dirs = parent_dirs(files.iter().map(|(p, _)| p.as_str()));
         for d in &dirs {
             let full = top.join(d);
             fs::create_dir(&full).at(&full)?;
@@ -486,6 +476,22 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The directories that hold `paths` (`/`-separated, relative), each once; in sorted order
+/// a parent comes before its children, so making them in order needs no `create_dir_all`.
+pub fn parent_dirs<'a>(paths: impl Iterator<Item = &'a str>) -> BTreeSet<&'a str> {
+    let mut dirs = BTreeSet::new();
+    for path in paths {
+        let mut p = path;
+        while let Some(i) = p.rfind('/') {
+            p = &p[..i];
+            if !dirs.insert(p) {
+                break;
+            }
+        }
+    }
+    dirs
 }
 
 /// Checks one directory of a generation: its own mtime, and each entry's. Returns its
