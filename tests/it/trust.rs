@@ -411,14 +411,14 @@ fn remotes_that_are_remote_helpers_are_refused_at_once() {
         let started = std::time::Instant::now();
         let out = mcb(&f, &["push", s(&site), remote]);
         let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(64), "{err}");
         assert!(err.contains("names a remote helper"), "{err}");
         let out = mcb(
             &f,
             &["deploy", remote, "--site", "web", "--to", s(&f.path("www"))],
         );
         let (_, err) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(64), "{err}");
         assert!(err.contains("names a remote helper"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
@@ -550,7 +550,7 @@ fn every_failure_says_why() {
         ),
         (vec!["realise".into(), s(&bad_site).into()], 3),
         (vec!["plan".into(), s(&bad_site).into()], 3),
-        (vec!["history".into(), "no-such-site".into()], 3),
+        (vec!["history".into(), "no-such-site".into()], 64),
         (
             vec![
                 "rollback".into(),
@@ -558,12 +558,12 @@ fn every_failure_says_why() {
                 "--to".into(),
                 "0000000".into(),
             ],
-            3,
+            64,
         ),
-        (vec!["forget".into(), "no-such-site".into()], 3),
+        (vec!["forget".into(), "no-such-site".into()], 64),
         (vec!["reproduce".into(), s(&lock).into()], 3),
         (vec!["import".into(), s(&f.path("nowhere")).into()], 1),
-        (vec!["push".into(), s(&site).into(), "fd::3".into()], 1),
+        (vec!["push".into(), s(&site).into(), "fd::3".into()], 64),
         (
             vec![
                 "deploy".into(),
@@ -573,7 +573,7 @@ fn every_failure_says_why() {
                 "--to".into(),
                 s(&f.path("www")).into(),
             ],
-            1,
+            64,
         ),
         (
             vec![
@@ -582,7 +582,7 @@ fn every_failure_says_why() {
                 "--to".into(),
                 s(&f.path("www-none")).into(),
             ],
-            1,
+            64,
         ),
         (
             vec![

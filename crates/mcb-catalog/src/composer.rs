@@ -307,7 +307,7 @@ fn packages_of(
 }
 
 /// A security advisory a Composer repository publishes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advisory {
     pub package: String,
     pub title: String,

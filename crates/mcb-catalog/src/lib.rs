@@ -60,7 +60,7 @@ pub enum CatalogError {
     Index { location: String, message: String },
     #[error(transparent)]
     Store(#[from] mcb_store::StoreError),
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -377,10 +377,11 @@ impl<'a> Sources<'a> {
             let refs = self.git.fetch(&url, self.fetch_limits(), &received).map_err(|e| {
                 // --offline helps only when this store fetched the upstream before.
                 let had = cache.upstream_fetched(&url).is_some();
-                SourceError::new(component, SourceFailure::Unavailable, e.context.clone())
-                    .because(e)
+                let mut err = SourceError::new(component, SourceFailure::Unavailable, e.context);
+                err.cause = e.source;
+                err
                     .hint(if had {
-                        "check the URL and that the repository is reachable; --offline uses what the store already has of it"
+                        "check the URL and that the repository is reachable; offline, mcb uses what the store already has of it"
                     } else {
                         "check the URL and that the repository is reachable"
                     })
@@ -671,8 +672,13 @@ impl<'a> Sources<'a> {
         locked: LockedSource,
     ) -> Result<StoredSource, SourceError> {
         let refused = |e: crate::CatalogError| {
-            SourceError::new(component, SourceFailure::Refused, e.to_string())
-                .hint("the archive is refused whole; nothing of it entered the store")
+            SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!("zip {label} is refused"),
+            )
+            .because(e)
+            .hint("the archive is refused whole; nothing of it entered the store")
         };
         let reader = staged.reader().map_err(refused)?;
         let zip =
@@ -704,8 +710,13 @@ impl<'a> Sources<'a> {
             }
         };
         let files = crate::unpack_dir(&dir, self.store, &self.limits.source).map_err(|e| {
-            SourceError::new(component, SourceFailure::Refused, e.to_string())
-                .hint("the directory is refused whole; nothing of it entered the store")
+            SourceError::new(
+                component,
+                SourceFailure::Refused,
+                format!("directory {} is refused", dir.display()),
+            )
+            .because(e)
+            .hint("the directory is refused whole; nothing of it entered the store")
         })?;
         let manifest = self
             .git

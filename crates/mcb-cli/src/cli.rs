@@ -105,6 +105,15 @@ fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
     mcb_catalog::Limits::parse(text).map_err(|e| e.to_string())
 }
 
+/// How a tree's files are laid out: one of `modes`, in the order help lists them.
+fn link_modes(
+    modes: [&'static str; 4],
+) -> impl clap::builder::TypedValueParser<Value = mcb_store::LinkMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(modes)
+        .map(|m| mcb_store::LinkMode::parse(&m).expect("every listed mode parses"))
+}
+
 /// A Moodle release `X.Y`.
 pub fn parse_release(text: &str) -> Result<mcb_moodle::Release, String> {
     let parts: Vec<&str> = text.split('.').collect();
@@ -202,14 +211,14 @@ pub struct DeployArgs {
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
     /// Releases to keep.
-    #[arg(long, default_value_t = mcb_realise::KEEP_RELEASES)]
+    #[arg(long, default_value_t = mcb_deploy::KEEP_RELEASES)]
     pub keep: usize,
     /// How a release from a store on this machine holds its files: clones (copy-on-write
     /// where the filesystem can, else copies), copies, reflinks, or hardlinks to the
     /// store's objects (no extra space, but an edit on the server edits the store's copy
     /// until mcb repairs it). A release from a remote is always copies.
-    #[arg(long, value_name = "MODE", default_value = "clone", value_parser = ["clone", "copy", "reflink", "hardlink"], conflicts_with = "rollback")]
-    pub link: String,
+    #[arg(long, value_name = "MODE", default_value = "clone", value_parser = link_modes(["clone", "copy", "reflink", "hardlink"]), conflicts_with = "rollback")]
+    pub link: mcb_store::LinkMode,
     /// Switch current back to the release before it.
     #[arg(long, conflicts_with_all = ["from", "commit"])]
     pub rollback: bool,
@@ -425,8 +434,8 @@ pub struct RealiseArgs {
     /// edit in place is detected and repaired), reflinks (copy-on-write, btrfs or XFS: an
     /// edit stays in its tree), clones (reflinks where the filesystem makes them, else
     /// copies) or plain copies.
-    #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = ["hardlink", "reflink", "clone", "copy"])]
-    pub link: String,
+    #[arg(long, value_name = "MODE", default_value = "hardlink", value_parser = link_modes(["hardlink", "reflink", "clone", "copy"]))]
+    pub link: mcb_store::LinkMode,
     /// Take over the site's name when another site file owns it.
     #[arg(long)]
     pub force: bool,
@@ -520,8 +529,8 @@ pub struct InfoArgs {
 
 impl NetArgs {
     /// Run options from the global and network flags.
-    pub fn options(&self, global: &GlobalArgs) -> mcb_realise::Options {
-        let mut o = mcb_realise::Options::new(global.store());
+    pub fn options(&self, global: &GlobalArgs) -> mcb_realise::RunOptions {
+        let mut o = mcb_realise::RunOptions::new(global.store());
         o.offline = self.offline;
         o.refresh = self.refresh;
         o.limits = self.limits.unwrap_or_default();
@@ -548,6 +557,6 @@ impl NetArgs {
 }
 
 /// Run options for commands that never reach upstreams.
-pub fn local_options(global: &GlobalArgs) -> mcb_realise::Options {
-    mcb_realise::Options::new(global.store())
+pub fn local_options(global: &GlobalArgs) -> mcb_realise::RunOptions {
+    mcb_realise::RunOptions::new(global.store())
 }

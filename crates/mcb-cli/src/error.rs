@@ -5,10 +5,13 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use mcb_catalog::SourceFailure;
 use mcb_config::ConfigError;
-use mcb_realise::RealiseError;
+use mcb_deploy::{Absent, DeployError};
+use mcb_realise::{EditError, ErrorKind, Named, RealiseError};
+use mcb_reconcile::ReconcileError;
 use mcb_resolve::Problem;
+use mcb_sitetest::TestError;
+use mcb_store::StoreError;
 use serde::Serialize;
 
 use crate::term;
@@ -106,17 +109,6 @@ impl CliError {
         }
     }
 
-    /// A test that failed (exit 7).
-    pub fn test_failed(message: String, hint: &str) -> CliError {
-        CliError {
-            exit: Exit::TestFailed,
-            error: message.into(),
-            hints: vec![hint.to_string()],
-            place: Box::default(),
-            problems: Vec::new(),
-        }
-    }
-
     /// A command line that parses but does not make sense (exit 64).
     pub fn usage_text(message: String) -> CliError {
         CliError {
@@ -128,19 +120,12 @@ impl CliError {
         }
     }
 
-    /// The error's causes, outermost first, skipping one whose text its parent already
-    /// says (some errors repeat their cause in their own message).
+    /// The error's causes, outermost first, one line each.
     fn causes(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let mut said = self.error.to_string();
         let mut cur = self.error.source();
         while let Some(c) = cur {
-            // One line per cause, whatever the cause's own text.
-            let text = c.to_string().replace('\n', "; ");
-            if !said.contains(&text) {
-                out.push(text.clone());
-            }
-            said = text;
+            out.push(c.to_string().replace('\n', "; "));
             cur = c.source();
         }
         out
@@ -219,59 +204,227 @@ impl From<ConfigError> for CliError {
     }
 }
 
+impl From<ErrorKind> for Exit {
+    fn from(k: ErrorKind) -> Exit {
+        match k {
+            ErrorKind::Failure => Exit::Failure,
+            ErrorKind::Pending => Exit::Pending,
+            ErrorKind::Config => Exit::Config,
+            ErrorKind::Unsatisfiable => Exit::Unsatisfiable,
+            ErrorKind::Source => Exit::Source,
+            ErrorKind::Integrity => Exit::Integrity,
+            ErrorKind::TestFailed => Exit::TestFailed,
+            ErrorKind::Usage => Exit::Usage,
+        }
+    }
+}
+
+/// What to try, in the command line's words, for a store error.
+fn store_hint(e: &StoreError) -> Option<&'static str> {
+    match e {
+        StoreError::NoStore { .. } => {
+            Some("check --store (or MCB_STORE); mcb makes a store on the first realise")
+        }
+        StoreError::NoReflink { .. } => {
+            Some("reflinks need btrfs or XFS; use --link hardlink, --link clone or --link copy")
+        }
+        _ => None,
+    }
+}
+
+/// What to try for an error of an operation: the library's own hint, else one that names
+/// the command line's flags and commands.
+fn realise_hint(e: &RealiseError) -> Option<String> {
+    if let Some(h) = e.hint() {
+        return Some(h.to_string());
+    }
+    let h = match e {
+        RealiseError::Downgrade(_) => {
+            "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade"
+        }
+        RealiseError::LockWouldChange(_) => {
+            "run `mcb update` (or `mcb realise` without --locked) and commit site.lock with the site file"
+        }
+        RealiseError::Owner { .. } => {
+            "give this site file another `name`, or pass --force to move the site to this file"
+        }
+        RealiseError::Live { .. } => {
+            "remove the result link (or point it elsewhere) first, or pass --force"
+        }
+        RealiseError::Usage { about, .. } => match about {
+            Named::Site => "`mcb sites` lists the sites in the store",
+            Named::Generation => "`mcb history` lists the site's generations",
+            Named::Existing => return None,
+        },
+        RealiseError::Store(s) => return store_hint(s).map(str::to_string),
+        _ => return None,
+    };
+    Some(h.to_string())
+}
+
+/// An error a flag made one: said as "--flag, but …".
+#[derive(Debug)]
+struct FlagRefused {
+    flag: &'static str,
+    error: RealiseError,
+}
+
+impl std::fmt::Display for FlagRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, but {}", self.flag, self.error)
+    }
+}
+
+impl Error for FlagRefused {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.source()
+    }
+}
+
 impl From<RealiseError> for CliError {
     fn from(e: RealiseError) -> CliError {
-        let hints: Vec<String> = e.hint().map(str::to_string).into_iter().collect();
-        let (exit, place, problems) = match &e {
-            RealiseError::Config(c) => {
-                return CliError::from(c.clone());
-            }
-            RealiseError::Owner { .. } => (Exit::Config, Place::default(), Vec::new()),
-            RealiseError::Downgrade(d) => (
-                Exit::Pending,
-                Place::default(),
-                d.iter()
-                    .map(|d| {
-                        Problem::new(
-                            &d.component,
-                            mcb_resolve::Rule::Downgrade,
-                            format!("{} → {}", d.from, d.to),
-                        )
-                    })
-                    .collect(),
-            ),
-            RealiseError::LockWouldChange(_) => (Exit::Pending, Place::default(), Vec::new()),
-            RealiseError::Unsatisfiable(p) => (Exit::Unsatisfiable, Place::default(), p.clone()),
-            RealiseError::Source(s) => (
-                match s.failure {
-                    SourceFailure::Unavailable | SourceFailure::Refused => Exit::Source,
-                    SourceFailure::Integrity => Exit::Integrity,
-                    SourceFailure::Store => Exit::Failure,
-                },
-                Place {
-                    component: Some(s.component.clone()),
-                    ..Place::default()
-                },
-                Vec::new(),
-            ),
-            RealiseError::Filesystem { .. }
-            | RealiseError::Store(_)
-            | RealiseError::Git(_)
-            | RealiseError::Environment { .. }
-            | RealiseError::Interrupted => (Exit::Failure, Place::default(), Vec::new()),
+        let e = match e {
+            RealiseError::Config(c) => return CliError::from(c),
+            e => e,
         };
-        let place = Place {
-            component: place
-                .component
-                .or_else(|| problems.first().map(|p: &Problem| p.component.clone())),
-            ..place
+        let problems = match &e {
+            RealiseError::Downgrade(d) => d
+                .iter()
+                .map(|d| {
+                    Problem::new(
+                        &d.component,
+                        mcb_resolve::Rule::Downgrade,
+                        format!("{} → {}", d.from, d.to),
+                    )
+                })
+                .collect(),
+            RealiseError::Unsatisfiable(p) => p.clone(),
+            _ => Vec::new(),
+        };
+        let exit = e.kind().into();
+        let hints = realise_hint(&e).into_iter().collect();
+        let place = Box::new(Place {
+            component: e.component().map(str::to_string),
+            ..Place::default()
+        });
+        let error: Box<dyn Error + Send + Sync> = match e {
+            // Only `--locked` forbids the lock to change.
+            e @ RealiseError::LockWouldChange(_) => Box::new(FlagRefused {
+                flag: "--locked",
+                error: e,
+            }),
+            e => Box::new(e),
         };
         CliError {
             exit,
-            error: Box::new(e),
+            error,
             hints,
-            place: Box::new(place),
+            place,
             problems,
+        }
+    }
+}
+
+impl From<EditError> for CliError {
+    fn from(e: EditError) -> CliError {
+        match e {
+            EditError::Edit(e) => CliError::from(e),
+            EditError::Undone { site, error } => {
+                let mut c = CliError::from(*error);
+                c.hints.push(format!(
+                    "the edit is undone: {} is as it was",
+                    site.display()
+                ));
+                c
+            }
+        }
+    }
+}
+
+impl From<TestError> for CliError {
+    fn from(e: TestError) -> CliError {
+        let e = match e {
+            TestError::Run(e) => return CliError::from(e),
+            e => e,
+        };
+        let hint = match &e {
+            TestError::NoSuchStart { .. } => Some(
+                "give -N (generations back), a commit of the site's branch, or a pg_dump file"
+                    .to_string(),
+            ),
+            TestError::NothingToTest { .. } => Some("`mcb realise` the site first".to_string()),
+            e => e.hint().map(str::to_string),
+        };
+        CliError {
+            exit: e.kind().into(),
+            hints: hint.into_iter().collect(),
+            place: Box::default(),
+            problems: Vec::new(),
+            error: Box::new(e),
+        }
+    }
+}
+
+impl From<DeployError> for CliError {
+    fn from(e: DeployError) -> CliError {
+        let e = match e {
+            DeployError::Run(e) => return CliError::from(e),
+            e => e,
+        };
+        let hint = match &e {
+            DeployError::Run(_) => None,
+            DeployError::Remote(_) => {
+                Some("give a URL (ssh://, https://, git://, file://) or the path of a repository")
+            }
+            DeployError::Unknown { about, .. } => Some(match about {
+                Absent::Site => {
+                    "`mcb sites` lists the sites of a store; a remote has the sites pushed to it"
+                }
+                Absent::Generation => "`mcb history` lists the generations; gen-1 is the first",
+                Absent::Release => "deploy first",
+                Absent::EarlierRelease => "deploy the generation you want with --commit",
+            }),
+            DeployError::Diverged { .. } => {
+                Some("look at both histories; --force makes the remote's branch this store's")
+            }
+            DeployError::TagElsewhere { .. } => Some(
+                "look at both histories; --force makes the remote's branch and tags this store's",
+            ),
+            DeployError::Refused { .. } => {
+                Some("another push to that remote may be running; try again")
+            }
+            DeployError::Transfer { .. } => {
+                Some("check the remote's URL, that it is reachable, and your access to it")
+            }
+            DeployError::NotOurs { .. } => {
+                Some("mcb never follows a link out of the deploy directory; move it away")
+            }
+            DeployError::Filesystem { .. } => None,
+        };
+        CliError {
+            exit: e.kind().into(),
+            hints: hint.map(str::to_string).into_iter().collect(),
+            place: Box::default(),
+            problems: Vec::new(),
+            error: Box::new(e),
+        }
+    }
+}
+
+impl From<ReconcileError> for CliError {
+    fn from(e: ReconcileError) -> CliError {
+        match e {
+            ReconcileError::Run(e) => CliError::from(e),
+            ReconcileError::Test(e) => CliError::from(e),
+            e @ ReconcileError::TestFailed { .. } => CliError {
+                exit: e.kind().into(),
+                hints: vec![
+                    "`mcb history` shows the result; fix the site file or pin what broke".into(),
+                ],
+                place: Box::default(),
+                problems: Vec::new(),
+                error: Box::new(e),
+            },
         }
     }
 }

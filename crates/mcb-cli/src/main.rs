@@ -5,6 +5,7 @@
 mod cli;
 mod cmd;
 mod error;
+mod json;
 mod progress;
 mod term;
 
@@ -40,10 +41,10 @@ fn main() -> ExitCode {
         Command::Remove(a) => cmd::edit::remove(g, a),
         Command::Import(a) => cmd::import::run(g, a),
         Command::Test(a) => cmd::test::run(g, a),
-        Command::Push(a) => cmd::remote::push(g, a),
-        Command::Deploy(a) => cmd::remote::deploy(g, a),
-        Command::Completions(a) => cmd::remote::completions(a),
-        Command::Man => cmd::remote::man(),
+        Command::Push(a) => cmd::push::run(g, a),
+        Command::Deploy(a) => cmd::deploy::run(g, a),
+        Command::Completions(a) => cmd::manual::completions(a),
+        Command::Man => cmd::manual::man(),
     };
     let exit = match result {
         Ok(exit) => exit,

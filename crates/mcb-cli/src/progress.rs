@@ -89,7 +89,9 @@ impl Progress {
 
     /// Clears the line; a long command ends with its total time.
     pub fn finish(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
+        if self.stopped.swap(true, Ordering::Relaxed) {
+            return;
+        }
         self.bar.finish_and_clear();
         let took = self.started.elapsed();
         if self.visible && took >= Duration::from_secs(1) {
@@ -149,5 +151,12 @@ impl Reporter for Progress {
             self.bar
                 .suspend(|| term::err_line(&format!("warning: {}", message.replace('\n', "\n  "))));
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A reporter dropped without `finish` (a round of a watch) leaves no line behind.
+    fn drop(&mut self) {
+        self.finish();
     }
 }

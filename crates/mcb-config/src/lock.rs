@@ -69,6 +69,28 @@ pub enum LockedSource {
     },
 }
 
+impl LockedSource {
+    /// How a locked source reads in messages, plans and commit messages:
+    /// `git URL REF (0123456789ab)`, `zip LOCATION (blake3 …)`, `directory version ID`.
+    pub fn label(&self) -> String {
+        match self {
+            LockedSource::Git {
+                url,
+                reference,
+                commit,
+            } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
+            LockedSource::Zip { location, blake3 } => {
+                format!("zip {location} (blake3 {})", &blake3.as_str()[..12])
+            }
+            LockedSource::Path { dir } => format!("path {dir}"),
+            LockedSource::Directory { id, .. } => format!("directory version {id}"),
+            LockedSource::Composer {
+                package, version, ..
+            } => format!("composer {package} {version}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedMoodle {
     /// The version spec as the site file wrote it.

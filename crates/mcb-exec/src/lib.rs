@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// It could not be started (not installed, not executable).
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}")]
     Start {
         program: String,
         #[source]

@@ -62,9 +62,7 @@ pub fn check_remote(remote: &str) -> Result<(), RemoteRefused> {
     if let Some((transport, _)) = remote.split_once("::")
         && !transport.contains(['/', ':'])
     {
-        return Err(refuse(&format!(
-            "'{transport}::' names a remote helper; give a URL (ssh://, https://, git://, file://) or a path"
-        )));
+        return Err(refuse(&format!("'{transport}::' names a remote helper")));
     }
     if let Some((scheme, _)) = remote.split_once("://")
         && !matches!(

@@ -1,16 +1,18 @@
 //! Moodle facts, as mcb needs them: reading `version.php` (core and plugins) without running
 //! PHP, component names and plugin types, install paths from `lib/components.json` and
-//! `db/subplugins.json`, the standard-plugin list, and Moodle version specs, branches and
-//! tag ordering.
+//! `db/subplugins.json`, the standard-plugin list, Moodle version specs, branches and tag
+//! ordering, and what Moodle's own command-line scripts say when they fail.
 //!
 //! This crate works on bytes and strings it is given. It never reads files, touches the
 //! network or the store: callers hand it the contents.
 
+pub mod cli_output;
 pub mod component;
 pub mod layout;
 pub mod release;
 pub mod version_php;
 
+pub use cli_output::{MoodleFailure, moodle_failure, schema_failures};
 pub use component::{Component, ComponentError};
 pub use layout::{CoreLayout, LayoutError};
 pub use release::{

@@ -6,11 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mcb_config::{Lock, SiteFile, SourceSpec};
+use mcb_config::{Lock, SourceSpec};
 use mcb_moodle::Build;
-
-use crate::commit::source_label;
-use crate::plan::Plan;
 
 /// One component as a state of the site holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +54,7 @@ pub struct Snapshot {
 }
 
 /// Core's release as administrators say it: `4.5.1`, `4.5.5+` (without the build date).
-fn core_release(release: &str) -> String {
+pub(crate) fn core_release(release: &str) -> String {
     release
         .split(" (")
         .next()
@@ -66,7 +63,7 @@ fn core_release(release: &str) -> String {
         .to_string()
 }
 
-fn kind_of(request: Option<&SourceSpec>) -> String {
+pub(crate) fn kind_of(request: Option<&SourceSpec>) -> String {
     request.map_or_else(|| "auto".to_string(), |r| r.kind().to_string())
 }
 
@@ -77,7 +74,7 @@ impl Snapshot {
                 version: lock.moodle.build.clone(),
                 release: Some(core_release(&lock.moodle.release)),
                 kind: lock.moodle.request.kind().to_string(),
-                source: source_label(&lock.moodle.source),
+                source: lock.moodle.source.label(),
             },
             plugins: lock
                 .plugins
@@ -89,45 +86,12 @@ impl Snapshot {
                             version: p.version.clone(),
                             release: p.release.clone(),
                             kind: kind_of(p.request.as_ref()),
-                            source: source_label(&p.source),
+                            source: p.source.label(),
                         },
                     )
                 })
                 .collect(),
             links: lock.links.clone(),
-        }
-    }
-
-    /// A plan's state; `describe` says where a chosen source comes from, in the words
-    /// [`source_label`] uses for a locked one.
-    pub fn of_plan<P>(
-        plan: &Plan<P>,
-        site: &SiteFile,
-        describe: impl Fn(&P) -> String,
-    ) -> Snapshot {
-        Snapshot {
-            core: Held {
-                version: plan.core.version.build.to_string(),
-                release: Some(core_release(&plan.core.version.release)),
-                kind: site.moodle.source.kind().to_string(),
-                source: describe(&plan.core.pick),
-            },
-            plugins: plan
-                .plugins
-                .iter()
-                .map(|p| {
-                    (
-                        p.component.to_string(),
-                        Held {
-                            version: p.info.version.map(|v| v.to_string()).unwrap_or_default(),
-                            release: p.info.release.clone(),
-                            kind: kind_of(p.request.as_ref().map(|r| &r.source)),
-                            source: describe(&p.pick),
-                        },
-                    )
-                })
-                .collect(),
-            links: site.links.clone(),
         }
     }
 
@@ -290,8 +254,7 @@ fn labels(was: &Held, now: &Held) -> (String, String) {
 }
 
 /// One thing that moves.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Core {
         from: Option<String>,
@@ -420,7 +383,7 @@ impl fmt::Display for Change {
 }
 
 /// A component whose version would go down.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downgrade {
     pub component: String,
     pub from: String,

@@ -8,7 +8,7 @@ use mcb_git::GitStore;
 use mcb_store::{LockMode, Store, StoreLock};
 
 use crate::error::RealiseError;
-use crate::options::Options;
+use crate::options::RunOptions;
 use crate::report::Reporter;
 
 pub struct RunContext {
@@ -17,7 +17,7 @@ pub struct RunContext {
     pub http: Http,
     /// The site's plugin indexes, in the order they are asked.
     pub directories: Vec<String>,
-    pub options: Options,
+    pub run: RunOptions,
     _store_lock: StoreLock,
     _site_lock: Option<StoreLock>,
 }
@@ -26,7 +26,7 @@ impl RunContext {
     /// Opens the store for writing under its shared lock and, when `site` is given, takes
     /// that site's exclusive lock: one run per site at a time, a second waits.
     pub fn open(
-        opts: &Options,
+        opts: &RunOptions,
         site: Option<&SiteFile>,
         reporter: &dyn Reporter,
     ) -> Result<RunContext, RealiseError> {
@@ -36,7 +36,7 @@ impl RunContext {
 
     /// As [`RunContext::open`], for a site known by its name only.
     pub fn open_named(
-        opts: &Options,
+        opts: &RunOptions,
         site: Option<&str>,
         directories: Vec<String>,
         reporter: &dyn Reporter,
@@ -65,7 +65,7 @@ impl RunContext {
             git,
             http,
             directories,
-            options: opts.clone(),
+            run: opts.clone(),
             _store_lock: store_lock,
             _site_lock: site_lock,
         })
@@ -82,12 +82,12 @@ impl RunContext {
             &self.git,
             &self.http,
             site_dir,
-            self.options.limits,
-            self.options.cache_policy(),
+            self.run.limits,
+            self.run.cache_policy(),
             reporter,
         );
-        if self.options.token.is_some() {
-            let api = self.options.marketplace_api.clone();
+        if self.run.token.is_some() {
+            let api = self.run.marketplace_api.clone();
             let mut hosts = vec![crate::options::MARKETPLACE_HOST.to_string()];
             hosts.push(mcb_catalog::http::host_of(&api));
             sources.with_marketplace(api, hosts)
@@ -102,7 +102,7 @@ impl RunContext {
             self.directories.clone(),
             &self.http,
             Some(&self.store),
-            self.options.cache_policy(),
+            self.run.cache_policy(),
         )
     }
 }

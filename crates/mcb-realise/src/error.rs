@@ -2,8 +2,42 @@ use mcb_catalog::{SourceError, SourceFailure};
 use mcb_config::ConfigError;
 use mcb_resolve::Problem;
 
-/// Why a realise (or another command of this crate) failed. Each variant is one kind of
-/// failure with one exit code; causes are kept as `source()`, hints apart.
+/// What kind of failure an error is: it decides the exit code (`mcb --help` lists them).
+/// Every library error above the store says which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// mcb's own failure: the store, git, the filesystem, a program it runs (exit 1).
+    Failure,
+    /// Something would change and was not allowed to: a downgrade, the lock (exit 2).
+    Pending,
+    /// The site file or lock is invalid, or the site's name belongs to another (exit 3).
+    Config,
+    /// No set of versions satisfies the site file and Moodle's rules (exit 4).
+    Unsatisfiable,
+    /// A source could not be fetched or read, or was refused (exit 5).
+    Source,
+    /// Content does not match its hash (exit 6).
+    Integrity,
+    /// A test failed (exit 7).
+    TestFailed,
+    /// What was asked does not make sense (exit 64).
+    Usage,
+}
+
+/// What a usage error is about: the CLI says where to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// A site the store does not have.
+    Site,
+    /// A generation the site does not have.
+    Generation,
+    /// A file that is there already, where a new one was to be written.
+    Existing,
+}
+
+/// Why an operation of this crate failed: the stages' errors, which every operation can
+/// meet, and the few of their own. Each variant is one kind of failure; causes are kept as
+/// `source()`, never repeated in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum RealiseError {
     /// The site file or lock is invalid.
@@ -26,21 +60,25 @@ pub enum RealiseError {
     /// The plan would put older code on the site than its last generation has.
     #[error("{}", downgrade_text(.0))]
     Downgrade(Vec<crate::changes::Downgrade>),
-    /// `--locked`, and the lock would change (or there is none).
+    /// The lock would change (or there is none) where it must not.
     #[error("{}", lock_changes_text(.0.as_deref()))]
     LockWouldChange(Option<Vec<crate::changes::Change>>),
-    /// What a command needs from the machine is not there (php, PostgreSQL).
-    #[error("{message}")]
-    Environment {
-        message: String,
-        hint: Option<String>,
-    },
-    /// Stopped by SIGINT or SIGTERM; what was temporary is removed.
-    #[error("interrupted; everything temporary was removed")]
-    Interrupted,
     /// The site's name already belongs to another site file.
+    #[error("site name '{site}' belongs to {}, not to {}: two site files with one name would overwrite each other's codebase", owner.display(), claimant.display())]
+    Owner {
+        site: String,
+        owner: std::path::PathBuf,
+        claimant: std::path::PathBuf,
+    },
+    /// The site is served: `result` links point at its current generation.
+    #[error("site {site} is live: {} point{} at its current generation", links.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), if links.len() == 1 { "s" } else { "" })]
+    Live {
+        site: String,
+        links: Vec<std::path::PathBuf>,
+    },
+    /// What was asked names nothing there is (a generation, a site).
     #[error("{message}")]
-    Owner { message: String, hint: String },
+    Usage { message: String, about: Named },
     #[error(transparent)]
     Store(#[from] mcb_store::StoreError),
     #[error(transparent)]
@@ -49,10 +87,10 @@ pub enum RealiseError {
 
 fn lock_changes_text(changes: Option<&[crate::changes::Change]>) -> String {
     match changes {
-        None => "--locked, but the site has no lock".into(),
-        Some([]) => "--locked, but the lock would change (its tree or warnings differ)".into(),
+        None => "the site has no lock".into(),
+        Some([]) => "the lock would change (its tree or warnings differ)".into(),
         Some(changes) => {
-            let mut s = String::from("--locked, but the lock would change:");
+            let mut s = String::from("the lock would change:");
             for c in changes {
                 s.push_str(&format!("\n{c}"));
             }
@@ -102,22 +140,43 @@ impl RealiseError {
         }
     }
 
-    /// What to try next, when there is something to say.
+    /// What kind of failure it is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RealiseError::Config(_) | RealiseError::Owner { .. } | RealiseError::Live { .. } => {
+                ErrorKind::Config
+            }
+            RealiseError::Unsatisfiable(_) => ErrorKind::Unsatisfiable,
+            RealiseError::Source(s) => match s.failure {
+                SourceFailure::Unavailable | SourceFailure::Refused => ErrorKind::Source,
+                SourceFailure::Integrity => ErrorKind::Integrity,
+                SourceFailure::Store => ErrorKind::Failure,
+            },
+            RealiseError::Downgrade(_) | RealiseError::LockWouldChange(_) => ErrorKind::Pending,
+            RealiseError::Usage { .. } => ErrorKind::Usage,
+            RealiseError::Filesystem { .. } | RealiseError::Store(_) | RealiseError::Git(_) => {
+                ErrorKind::Failure
+            }
+        }
+    }
+
+    /// What to try next, when there is something to say that names nothing of a command
+    /// line (the CLI adds what does).
     pub fn hint(&self) -> Option<&str> {
         match self {
             RealiseError::Config(e) => e.hint.as_deref(),
             RealiseError::Source(e) => e.hint.as_deref(),
-            RealiseError::Owner { hint, .. } => Some(hint),
-            RealiseError::Environment { hint, .. } => hint.as_deref(),
-            RealiseError::Downgrade(_) => Some(
-                "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade",
-            ),
-            RealiseError::LockWouldChange(_) => Some(
-                "run `mcb update` (or `mcb realise` without --locked) and commit site.lock with the site file",
-            ),
-            RealiseError::Store(mcb_store::StoreError::NoStore { .. }) => {
-                Some("check --store (or MCB_STORE); mcb makes a store on the first realise")
-            }
+            _ => None,
+        }
+    }
+
+    /// The component the failure is about, when it is about one.
+    pub fn component(&self) -> Option<&str> {
+        match self {
+            RealiseError::Config(e) => e.component.as_deref(),
+            RealiseError::Source(e) => Some(&e.component),
+            RealiseError::Unsatisfiable(p) => p.first().map(|p| p.component.as_str()),
+            RealiseError::Downgrade(d) => d.first().map(|d| d.component.as_str()),
             _ => None,
         }
     }

@@ -1,63 +1,56 @@
-//! The pipeline from a site file to a codebase, as explicit stages with typed outputs:
-//! plan (site file + lock + catalogs → [`Plan`]) → fetch (sources into the store) →
-//! compose (the git tree) → commit (the lock and its commit object) → materialise (the
-//! generation) → publish (branch, lock and `result` moved together). `realise` is their
-//! composition; `reproduce` composes plan, fetch and compose; `gc`, `verify`, `check` and
-//! `info` keep a store and answer questions about sites.
+//! The pipeline from a site file to a codebase, as stages with typed outputs, and the
+//! operations built on them.
+//!
+//! Stages (`stage`): plan (site file + lock + catalogs → [`Plan`]) → fetch (sources into
+//! the store) → compose (the git tree) → commit (the lock and its commit object) →
+//! materialise (the generation) → publish (branch, lock and `result` moved together).
+//! Operations (`ops`), each a module with its own options where it has any: `realise`
+//! (and the lock alone), `preview` (plan, outdated), `reproduce`, `generations` (history,
+//! rollback, sites, forget), `maintain` (gc, verify), `readiness` (check, info), `import`,
+//! `edit` (a site-file edit, planned, undone when its plan fails). A stage never calls an
+//! operation; an operation calls stages and, where one is built on another, operations.
 //!
 //! It orders the work and keeps its promises (a failed run changes neither the lock, the
-//! branch nor the `result` link), and reports progress through [`Reporter`]; it never
-//! prints.
+//! branch nor the `result` link), reports progress through [`Reporter`], and never
+//! prints. The test runner and deploy are crates of their own above it.
 
-mod catalog;
 mod changes;
-mod commit;
-mod compose;
 mod context;
-mod deploy;
 mod error;
-mod fetch;
-mod generations;
-mod import;
-mod lifecycle;
-mod materialise;
+pub mod ops;
 mod options;
-mod pending;
-mod plan;
-mod postgres;
-mod publish;
-mod realise;
+mod pool;
 mod report;
-mod reproduce;
-mod site_test;
-mod test_note;
-mod upgrade;
+pub mod stage;
+pub mod test_note;
 
-pub use catalog::{SiteCatalog, SourcePick};
 pub use changes::{Change, Downgrade, Held, Snapshot};
-pub use commit::{Committed, LOCK_MARKER, lock_in_commit, source_label};
-pub use deploy::{
-    DeployRequest, DeploySource, Deployed, KEEP_RELEASES, Pushed, deploy, push, rollback_deploy,
-};
-pub use error::RealiseError;
-pub use fetch::Fetched;
-pub use generations::{
+pub use context::RunContext;
+pub use error::{ErrorKind, Named, RealiseError};
+pub use ops::edit::{EditError, SiteEdit, edit, init};
+pub use ops::generations::RollbackOptions;
+pub use ops::generations::{
     Forgotten, Generation, RollbackTarget, RolledBack, SiteRef, SiteSummary, forget, history,
     rollback, sites,
 };
-pub use import::{Imported, ImportedPiece, Recognised, import};
-pub use lifecycle::{
-    DamagedPath, GcOutcome, TreeDrift, TreeOf, VerifyOutcome, gc, verify, verify_tree,
+pub use ops::import::{Imported, ImportedPiece, Recognised, import};
+pub use ops::maintain::{
+    DamagedPath, GcOptions, GcOutcome, TreeDrift, TreeOf, VerifyOutcome, gc, verify, verify_tree,
 };
-pub use options::{Options, Update};
-pub use pending::{AdvisoryHit, Pending, PlannedChoice, pending};
-pub use plan::{Catalog, Plan, PlannedCore, PlannedPlugin, plan};
-pub use realise::{Realised, RealisedPlugin, realise};
-pub use report::{Reporter, Silent, Stage};
-pub use reproduce::{Reproduction, reproduce};
-pub use site_test::{MoodleFailure, StepResult, TestPlan, TestReport, reap_abandoned, test_site};
-pub use test_note::{TEST_NOTES, TestNote, TestOutcome};
-pub use upgrade::{
+pub use ops::preview::{AdvisoryHit, Pending, PlannedChoice, pending};
+pub use ops::readiness::{
     MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, UpgradeCheck,
     check_upgrade, plugin_info, readiness_matrix,
 };
+pub use ops::realise::{
+    LockResolved, RealiseOptions, Realised, RealisedPlugin, link_path, realise, realise_unserved,
+    resolve_lock,
+};
+pub use ops::reproduce::{Reproduction, reproduce};
+pub use options::RunOptions;
+pub use report::{Reporter, Silent, Stage};
+pub use stage::catalog::{SiteCatalog, SourcePick};
+pub use stage::commit::{Committed, LOCK_MARKER, lock_in_commit};
+pub use stage::fetch::Fetched;
+pub use stage::plan::{Catalog, Plan, PlannedCore, PlannedPlugin, Update, plan};
+pub use test_note::{TEST_NOTES, TestNote, TestOutcome};

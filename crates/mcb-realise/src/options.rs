@@ -1,10 +1,11 @@
-//! How a command runs: the store, the network's policy and limits, where `result` goes.
+//! How a run reaches its store and the world: the store, the network's policy and limits,
+//! the Marketplace token and the hosts it may go to. What an operation does besides is in
+//! its own options.
 
 use std::path::PathBuf;
 
 use mcb_catalog::{CachePolicy, Http, Limits};
 use mcb_config::SiteFile;
-use mcb_store::LinkMode;
 
 /// The Moodle Marketplace's host.
 pub const MARKETPLACE_HOST: &str = "marketplace.moodle.com";
@@ -12,14 +13,12 @@ pub const MARKETPLACE_HOST: &str = "marketplace.moodle.com";
 /// The Marketplace API.
 pub const DEFAULT_MARKETPLACE_API: &str = "https://marketplace.moodle.com/api";
 
-/// How to run.
+/// How a run reaches its store and the world: the same for every operation.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct RunOptions {
     pub store: PathBuf,
     /// Use only the store and cached metadata.
     pub offline: bool,
-    /// Where the `result` link goes (default: `result` beside the site file).
-    pub out: Option<PathBuf>,
     /// The plugins directory to use whatever the site file says (`MCB_DIRECTORY`).
     pub directory: Option<String>,
     /// Revalidate cached metadata (the directory list, upstream refs) whatever its age.
@@ -36,41 +35,13 @@ pub struct Options {
     pub moodle_git: String,
     /// Bounds on sizes and network time (`MCB_LIMITS`).
     pub limits: Limits,
-    /// How generations are laid out.
-    pub link: LinkMode,
-    /// Take over a site name another site file owns.
-    pub force: bool,
-    /// Realise even when a version goes down against the site's last generation.
-    pub allow_downgrade: bool,
-    /// Fail when the lock would change (CI).
-    pub locked: bool,
-    /// Write the lock, build nothing.
-    pub lock_only: bool,
-    /// Which locked choices to set aside for the newest versions the site file allows.
-    pub update: Update,
-    /// Commit and lay out the codebase, but leave `result` where it is.
-    pub hold_link: bool,
 }
 
-/// Which of the lock's choices a run sets aside, to take the newest versions the site
-/// file allows instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Update {
-    /// Keep every choice of the lock that still answers the site file.
-    #[default]
-    Nothing,
-    /// Choose everything afresh.
-    All,
-    /// Choose these plugins (and core, when `core`) afresh; keep the rest.
-    Only { components: Vec<String>, core: bool },
-}
-
-impl Options {
-    pub fn new(store: PathBuf) -> Options {
-        Options {
+impl RunOptions {
+    pub fn new(store: PathBuf) -> RunOptions {
+        RunOptions {
             store,
             offline: false,
-            out: None,
             directory: None,
             refresh: false,
             token: None,
@@ -78,13 +49,6 @@ impl Options {
             marketplace_api: DEFAULT_MARKETPLACE_API.to_string(),
             moodle_git: mcb_config::DEFAULT_MOODLE_GIT.to_string(),
             limits: Limits::default(),
-            link: LinkMode::Hardlink,
-            force: false,
-            allow_downgrade: false,
-            locked: false,
-            lock_only: false,
-            update: Update::Nothing,
-            hold_link: false,
         }
     }
 

@@ -111,7 +111,7 @@ fn import_of_hostile_installations() {
                         &serde_json::json!({"subplugintypes": sub}).to_string(),
                     );
                 }
-                let mut opts = mcb_realise::Options::new(case.join("store"));
+                let mut opts = mcb_realise::RunOptions::new(case.join("store"));
                 opts.offline = true;
                 opts.directory = Some(case.join("none.json").to_string_lossy().into_owned());
                 let out = case.join("out");

@@ -13,6 +13,7 @@
 mod cache;
 mod gc;
 mod id;
+mod kind;
 pub mod listing;
 mod lock;
 mod manifest;
@@ -57,7 +58,7 @@ pub const FORMAT_VERSION: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {path}: {source}")]
+    #[error("cannot use {} in the store", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -84,7 +85,7 @@ pub enum StoreError {
         missing: Vec<(ObjectHash, bool)>,
     },
     /// The filesystem cannot clone files.
-    #[error("cannot make a copy-on-write clone at {}: {source} (reflinks need btrfs or XFS; use --link hardlink or --link copy)", path.display())]
+    #[error("cannot make a copy-on-write clone at {}", path.display())]
     NoReflink {
         path: PathBuf,
         #[source]

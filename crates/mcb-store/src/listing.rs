@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use crate::manifest::EntryKind;
+use crate::kind::EntryKind;
 
 /// The longest path and name accepted, in bytes (Linux's PATH_MAX and NAME_MAX).
 pub const MAX_PATH_BYTES: usize = 4096;

@@ -10,13 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::{GitOid, ManifestHash, ObjectHash};
 use crate::{IoContext, Result, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum EntryKind {
-    File,
-    Exec,
-    /// The object holds the link target.
-    Symlink,
-}
+pub use crate::kind::EntryKind;
 
 /// One file of a source package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -211,10 +211,12 @@ fn copies_are_files_of_their_own() {
     assert_eq!(fs::metadata(m.path.join("a.php")).unwrap().nlink(), 1);
     edit_in_place(&m.path.join("a.php"));
     assert!(!store.object_tampered(files[0].object(), false));
-    // Reflinks on a filesystem without them: a clear error.
+    // Reflinks on a filesystem without them: an error of its own, with the cause.
     let err = store.materialise(&key("5"), &list, Some(&[]), LinkMode::Reflink, &|| {});
     if let Err(e) = err {
-        assert!(e.to_string().contains("reflinks need btrfs or XFS"), "{e}");
+        assert!(matches!(e, mcb_store::StoreError::NoReflink { .. }), "{e}");
+        assert!(e.to_string().contains("copy-on-write clone"), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "{e}");
     }
 }
 

@@ -11,8 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-use assert_cmd::Command;
-
 pub struct Fixture {
     pub dir: tempfile::TempDir,
 }
@@ -50,7 +48,7 @@ impl Fixture {
     }
 
     pub fn mcb_with_store(&self, store: &Path) -> Mcb {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("mcb"));
+        let mut c = Std::new(assert_cmd::cargo::cargo_bin!("mcb"));
         c.env_remove("MCB_STORE")
             .env_remove("MCB_DIRECTORY")
             .env_remove("MCB_MARKETPLACE_TOKEN")
@@ -114,7 +112,7 @@ impl Fixture {
 /// The `mcb` binary as a test runs it. Every run is held to what a user is promised: a
 /// failure always says why on stderr (no exit other than 0 without a message; an exit 2,
 /// "pending", says what is pending on stdout or stderr).
-pub struct Mcb(Command);
+pub struct Mcb(Std);
 
 /// Panics when `out` ended in failure without a word.
 pub fn assert_said_why(out: &std::process::Output) {
@@ -169,6 +167,11 @@ impl Mcb {
         let out = self.0.output()?;
         assert_said_why(&out);
         Ok(out)
+    }
+
+    /// The command itself, for a test that runs it its own way.
+    pub fn into_command(self) -> Std {
+        self.0
     }
 
     /// Runs it for assertions, checking that a failure says why.

@@ -35,7 +35,7 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         ));
     }
     if g.json {
-        out_json(&c);
+        out_json(&crate::json::check(&c));
         return Ok(code);
     }
     if g.quiet {
@@ -220,7 +220,7 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     }
     if g.json {
-        out_json(&m);
+        out_json(&crate::json::matrix(&m));
         return Ok(Exit::Success);
     }
     if g.quiet {

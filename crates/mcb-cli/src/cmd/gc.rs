@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use mcb_realise::GcOptions;
 
-use crate::cli::{GcArgs, GlobalArgs, local_options};
+use crate::cli::{GcArgs, GlobalArgs};
 use crate::cmd::plural;
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
@@ -14,54 +14,19 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-/// `gc --json`.
-#[derive(Serialize)]
-struct Output<'a> {
-    dry_run: bool,
-    generations: &'a [mcb_store::GitOid],
-    manifests: usize,
-    objects: usize,
-    leftovers: usize,
-    files: u64,
-    bytes: u64,
-    git_bytes: u64,
-    dead_links: &'a [std::path::PathBuf],
-    kept: &'a std::collections::BTreeMap<String, Vec<mcb_store::GitOid>>,
-    kept_generations: usize,
-    recovered_records: &'a [mcb_store::GitOid],
-    unknown_use: &'a [mcb_store::GitOid],
-    test_leftovers: usize,
-}
-
 pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_realise::gc(
-        &local_options(g),
-        a.keep,
-        Duration::from_secs(a.grace),
-        a.dry_run,
-        &progress,
-    );
+    let opts = GcOptions {
+        keep: a.keep,
+        grace: Duration::from_secs(a.grace),
+        dry_run: a.dry_run,
+    };
+    let result = mcb_realise::gc(&g.store(), &opts, &progress);
     progress.finish();
     let r = result?;
     let s = &r.store;
     if g.json {
-        out_json(&Output {
-            dry_run: a.dry_run,
-            generations: &s.generations,
-            manifests: s.manifests,
-            objects: s.objects,
-            leftovers: s.leftovers,
-            files: s.files,
-            bytes: s.bytes,
-            git_bytes: r.git_bytes,
-            dead_links: &r.dead_links,
-            kept: &r.kept,
-            kept_generations: s.kept_generations,
-            recovered_records: &r.recovered,
-            unknown_use: &s.unknown_use,
-            test_leftovers: r.test_leftovers,
-        });
+        out_json(&crate::json::gc(&r, a.dry_run));
         return Ok(Exit::Success);
     }
     if g.quiet {

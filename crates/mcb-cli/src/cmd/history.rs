@@ -1,17 +1,11 @@
 //! `mcb history` and `mcb rollback`.
 
-use mcb_realise::{RollbackTarget, SiteRef};
+use mcb_realise::{RollbackOptions, RollbackTarget, SiteRef};
 
 use crate::cli::{GlobalArgs, HistoryArgs, RollbackArgs, local_options};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
-
-#[derive(serde::Serialize)]
-struct Output<'a> {
-    site: &'a str,
-    generations: &'a [mcb_realise::Generation],
-}
 
 /// `YYYY-MM-DD HH:MM` in UTC.
 pub(crate) fn date(secs: i64) -> String {
@@ -35,14 +29,11 @@ pub(crate) fn date(secs: i64) -> String {
 }
 
 pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
-    let opts = local_options(g);
-    let site = SiteRef::parse(&a.site, &opts.store)?;
-    let generations = mcb_realise::history(&opts, &site.name, a.limit)?;
+    let store = g.store();
+    let site = SiteRef::parse(&a.site, &store)?;
+    let generations = mcb_realise::history(&store, &site.name, a.limit)?;
     if g.json {
-        out_json(&Output {
-            site: &site.name,
-            generations: &generations,
-        });
+        out_json(&crate::json::history(&site.name, &generations));
         return Ok(Exit::Success);
     }
     if g.quiet {
@@ -74,10 +65,13 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
 }
 
 pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
-    let mut opts = local_options(g);
-    opts.offline = true;
-    opts.allow_downgrade = a.allow_downgrade;
-    opts.out = a.out.clone();
+    let mut run = local_options(g);
+    run.offline = true;
+    let opts = RollbackOptions {
+        out: a.out.clone(),
+        allow_downgrade: a.allow_downgrade,
+        ..RollbackOptions::default()
+    };
     let target = match a.to.as_deref() {
         None => RollbackTarget::Back(1),
         Some(t) => match t.strip_prefix('-').map(str::parse::<usize>) {
@@ -91,11 +85,11 @@ pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
         },
     };
     let progress = Progress::new(g);
-    let result = mcb_realise::rollback(&a.site, &target, &opts, &progress);
+    let result = mcb_realise::rollback(&a.site, &target, &run, &opts, &progress);
     progress.finish();
     let r = result?;
     if g.json {
-        out_json(&r);
+        out_json(&crate::json::rolled_back(&r));
         return Ok(Exit::Success);
     }
     if g.quiet {

@@ -45,16 +45,7 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         });
     }
     if g.json {
-        #[derive(serde::Serialize)]
-        struct Output<'a> {
-            #[serde(flatten)]
-            imported: &'a mcb_realise::Imported,
-            same_files: bool,
-        }
-        out_json(&Output {
-            imported: &r,
-            same_files: r.same_files(),
-        });
+        out_json(&crate::json::imported(&r));
         return Ok(code);
     }
     if g.quiet {

@@ -2,15 +2,17 @@
 //! as its JSON document.
 
 pub mod check;
+pub mod deploy;
 pub mod edit;
 pub mod gc;
 pub mod history;
 pub mod import;
 pub mod info;
+pub mod manual;
 pub mod plan;
+pub mod push;
 pub mod realise;
 pub mod reconcile;
-pub mod remote;
 pub mod reproduce;
 pub mod sites;
 pub mod test;

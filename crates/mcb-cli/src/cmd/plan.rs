@@ -1,41 +1,34 @@
 //! `mcb plan` and `mcb outdated`: what a realise would change, and what an update would
 //! move in the lock; nothing is built or written.
 
-use mcb_realise::{Change, Pending, Update};
+use mcb_realise::{Pending, Update};
 
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
 
-#[derive(serde::Serialize)]
-struct Output<'a> {
-    #[serde(flatten)]
-    pending: &'a Pending,
-    pending_changes: bool,
-    dangerous: bool,
-}
-
 pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_realise::pending(&a.site, &a.net.options(g), &progress);
+    let result = mcb_realise::pending(&a.site, &a.net.options(g), &Update::Nothing, &progress);
     progress.finish();
     let p = result?;
-    let exit = if p.is_pending() {
+    show(g, &p);
+    Ok(if p.is_pending() {
         Exit::Pending
     } else {
         Exit::Success
-    };
+    })
+}
+
+/// What a plan would change, as text or as its JSON document.
+pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
     if g.json {
-        out_json(&Output {
-            pending: &p,
-            pending_changes: p.is_pending(),
-            dangerous: p.is_dangerous(),
-        });
-        return Ok(exit);
+        out_json(&crate::json::plan(p));
+        return;
     }
     if g.quiet {
-        return Ok(exit);
+        return;
     }
     match (&p.generation, p.changes.is_empty()) {
         (Some(c), true) => say!(
@@ -96,21 +89,14 @@ pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     for w in &p.warnings {
         say!("warning: {w}");
     }
-    Ok(exit)
-}
-
-#[derive(serde::Serialize)]
-struct Outdated<'a> {
-    site: &'a str,
-    outdated: &'a [Change],
 }
 
 pub fn outdated(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     let mut opts = a.net.options(g);
-    opts.update = Update::All;
+    // What an update would do: it asks upstream even when the cached answer is young.
     opts.refresh = !opts.offline;
     let progress = Progress::new(g);
-    let result = mcb_realise::pending(&a.site, &opts, &progress);
+    let result = mcb_realise::pending(&a.site, &opts, &Update::All, &progress);
     progress.finish();
     let p = result?;
     let exit = if p.lock_changes.is_empty() {
@@ -119,10 +105,7 @@ pub fn outdated(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
         Exit::Pending
     };
     if g.json {
-        out_json(&Outdated {
-            site: &p.site,
-            outdated: &p.lock_changes,
-        });
+        out_json(&crate::json::outdated(&p));
         return Ok(exit);
     }
     if g.quiet {

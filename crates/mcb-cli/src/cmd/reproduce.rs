@@ -1,28 +1,9 @@
 //! `mcb reproduce`.
 
-use serde::Serialize;
-
 use crate::cli::{GlobalArgs, ReproduceArgs};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
-
-#[derive(Serialize)]
-struct Differing<'a> {
-    component: &'a str,
-    locked: &'a mcb_store::ManifestHash,
-    rebuilt: Option<&'a mcb_store::ManifestHash>,
-}
-
-/// `reproduce --json`.
-#[derive(Serialize)]
-struct Output<'a> {
-    site: &'a str,
-    expected_tree: &'a mcb_store::GitOid,
-    tree: &'a mcb_store::GitOid,
-    same: bool,
-    differing: Vec<Differing<'a>>,
-}
 
 pub fn run(g: &GlobalArgs, a: &ReproduceArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
@@ -49,21 +30,7 @@ pub fn run(g: &GlobalArgs, a: &ReproduceArgs) -> Result<Exit, CliError> {
         });
     }
     if g.json {
-        out_json(&Output {
-            site: &r.site,
-            expected_tree: &r.expected_tree,
-            tree: &r.tree,
-            same: r.same(),
-            differing: r
-                .differing
-                .iter()
-                .map(|(c, l, b)| Differing {
-                    component: c,
-                    locked: l,
-                    rebuilt: b.as_ref(),
-                })
-                .collect(),
-        });
+        out_json(&crate::json::reproduce(&r));
         return Ok(code);
     }
     if g.quiet {

@@ -7,11 +7,6 @@ use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
 
-#[derive(serde::Serialize)]
-struct Output<'a> {
-    sites: &'a [mcb_realise::SiteSummary],
-}
-
 /// Bytes as people read them.
 pub(crate) fn size(bytes: u64) -> String {
     match bytes {
@@ -23,9 +18,9 @@ pub(crate) fn size(bytes: u64) -> String {
 }
 
 pub fn run(g: &GlobalArgs, a: &SitesArgs) -> Result<Exit, CliError> {
-    let sites = mcb_realise::sites(&local_options(g), a.keep)?;
+    let sites = mcb_realise::sites(&g.store(), a.keep)?;
     if g.json {
-        out_json(&Output { sites: &sites });
+        out_json(&crate::json::sites(&sites));
         return Ok(Exit::Success);
     }
     if g.quiet {
@@ -64,7 +59,7 @@ pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> Result<Exit, CliError> {
     progress.finish();
     let f = result?;
     if g.json {
-        out_json(&f);
+        out_json(&crate::json::forgotten(&f));
         return Ok(Exit::Success);
     }
     if !g.quiet {

@@ -15,7 +15,7 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| CliError::failure(format!("cannot watch for signal {signal}"), e))?;
     }
-    let plan = mcb_realise::TestPlan {
+    let plan = mcb_sitetest::TestPlan {
         lint: a.lint,
         install: a.install,
         upgrade_from: a.upgrade_from.clone(),
@@ -23,10 +23,11 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
         all_files: a.all,
         db: a.db.clone(),
         keep: a.keep,
+        served_by: None,
         stop: Some(stop),
     };
     let progress = Progress::new(g);
-    let result = mcb_realise::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
+    let result = mcb_sitetest::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
     progress.finish();
     let r = result?;
     if !g.quiet {
@@ -52,7 +53,7 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
         ));
     }
     if g.json {
-        out_json(&r);
+        out_json(&crate::json::test(&r));
         return Ok(exit);
     }
     if !g.quiet {

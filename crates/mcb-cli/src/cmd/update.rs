@@ -1,19 +1,17 @@
-//! `mcb update`: the lock moved to the newest versions the site file allows, then realised.
+//! `mcb update`: the lock moved to the newest versions the site file allows, then realised
+//! (or, with `--lock-only`, only written).
 
-use mcb_realise::Update;
+use mcb_realise::{RealiseOptions, Update};
 
 use crate::cli::{GlobalArgs, UpdateArgs};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 
 pub fn run(g: &GlobalArgs, a: &UpdateArgs) -> Result<Exit, CliError> {
-    let mut opts = a.net.options(g);
-    opts.out = a.out.clone();
-    opts.allow_downgrade = a.allow_downgrade;
-    opts.lock_only = a.lock_only;
+    let mut run = a.net.options(g);
     // An update asks upstream even when the cached answer is young.
-    opts.refresh = !opts.offline;
-    opts.update = if a.components.is_empty() && !a.core {
+    run.refresh = !run.offline;
+    let update = if a.components.is_empty() && !a.core {
         Update::All
     } else {
         Update::Only {
@@ -22,7 +20,22 @@ pub fn run(g: &GlobalArgs, a: &UpdateArgs) -> Result<Exit, CliError> {
         }
     };
     let progress = Progress::new(g);
-    let result = mcb_realise::realise(&a.site, &opts, &progress);
+    if a.lock_only {
+        let result = mcb_realise::resolve_lock(&a.site, &run, &update, &progress);
+        progress.finish();
+        let locked = result?;
+        let site = mcb_config::SiteFile::load(&a.site)?;
+        let link = mcb_realise::link_path(&site, a.out.as_deref());
+        super::realise::show_locked(g, &locked, &link);
+        return Ok(Exit::Success);
+    }
+    let opts = RealiseOptions {
+        out: a.out.clone(),
+        allow_downgrade: a.allow_downgrade,
+        update,
+        ..RealiseOptions::default()
+    };
+    let result = mcb_realise::realise(&a.site, &run, &opts, &progress);
     progress.finish();
     super::realise::show(g, &result?);
     Ok(Exit::Success)

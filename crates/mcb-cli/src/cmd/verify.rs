@@ -1,85 +1,10 @@
 //! `mcb verify`.
 
-use serde::Serialize;
-
-use crate::cli::{GlobalArgs, VerifyArgs, local_options};
+use crate::cli::{GlobalArgs, VerifyArgs};
 use crate::cmd::plural;
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
-
-#[derive(Serialize)]
-struct Place<'a> {
-    generation: &'a mcb_store::GitOid,
-    path: &'a str,
-    sites: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Corrupt<'a> {
-    object: &'a mcb_store::ObjectHash,
-    paths: Vec<Place<'a>>,
-}
-
-#[derive(Serialize)]
-struct Changed<'a> {
-    generation: &'a mcb_store::GitOid,
-    paths: &'a [String],
-    sites: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Missing<'a> {
-    manifest: &'a mcb_store::ManifestHash,
-    object: &'a mcb_store::ObjectHash,
-}
-
-#[derive(Serialize)]
-struct BadManifest<'a> {
-    manifest: &'a mcb_store::ManifestHash,
-    error: &'a str,
-}
-
-#[derive(Serialize)]
-struct BadGitObject<'a> {
-    object: &'a mcb_store::GitOid,
-    generation: &'a mcb_store::GitOid,
-    path: &'a str,
-    problem: &'a str,
-}
-
-#[derive(Serialize)]
-struct CacheEntry<'a> {
-    entry: &'a std::path::Path,
-    problem: &'a str,
-}
-
-#[derive(Serialize)]
-struct Mispaired<'a> {
-    manifest: &'a mcb_store::ManifestHash,
-    path: &'a str,
-    problem: &'a str,
-}
-
-/// `verify --json`.
-#[derive(Serialize)]
-struct Output<'a> {
-    objects: usize,
-    manifests: usize,
-    corrupt: Vec<Corrupt<'a>>,
-    changed_generations: Vec<Changed<'a>>,
-    missing: Vec<Missing<'a>>,
-    bad_manifests: Vec<BadManifest<'a>>,
-    mispaired: Vec<Mispaired<'a>>,
-    git_objects: Vec<BadGitObject<'a>>,
-    cache: Vec<CacheEntry<'a>>,
-    repaired_objects: usize,
-    repaired_git_objects: usize,
-    removed_cache_entries: usize,
-    rebuilt_generations: &'a [mcb_store::GitOid],
-    unrepaired: &'a [String],
-    clean: bool,
-}
 
 /// The counts that are not zero, each with its noun and what was done: "1 object restored
 /// from git, 2 generations rebuilt".
@@ -93,7 +18,6 @@ fn counted(parts: &[(usize, &str, &str)]) -> String {
 }
 
 pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
-    let opts = local_options(g);
     let repair = a.repair;
     if let Some(dir) = &a.tree {
         let of = if a.site.is_some() || a.commit.is_some() {
@@ -104,7 +28,7 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         } else {
             mcb_realise::TreeOf::Found
         };
-        let d = mcb_realise::verify_tree(&opts, dir, &of)?;
+        let d = mcb_realise::verify_tree(&g.store(), dir, &of)?;
         let code = if d.is_clean() {
             Exit::Success
         } else {
@@ -129,7 +53,7 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
             ));
         }
         if g.json {
-            out_json(&d);
+            out_json(&crate::json::tree_drift(&d));
             return Ok(code);
         }
         if g.quiet {
@@ -150,7 +74,7 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         return Ok(code);
     }
     let progress = Progress::new(g);
-    let result = mcb_realise::verify(&opts, repair);
+    let result = mcb_realise::verify(&g.store(), repair);
     progress.finish();
     let v = result?;
     let rep = &v.report;
@@ -190,83 +114,7 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
         }
     };
     if g.json {
-        out_json(&Output {
-            objects: rep.objects,
-            manifests: rep.manifests,
-            corrupt: v
-                .object_paths
-                .iter()
-                .map(|(o, paths)| Corrupt {
-                    object: o,
-                    paths: paths
-                        .iter()
-                        .map(|p| Place {
-                            generation: &p.generation,
-                            path: &p.path,
-                            sites: v.sites_of(&p.generation),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            changed_generations: v
-                .generations
-                .iter()
-                .map(|(k, paths)| Changed {
-                    generation: k,
-                    paths,
-                    sites: v.sites_of(k),
-                })
-                .collect(),
-            missing: rep
-                .missing
-                .iter()
-                .map(|(m, o)| Missing {
-                    manifest: m,
-                    object: o,
-                })
-                .collect(),
-            bad_manifests: rep
-                .bad_manifests
-                .iter()
-                .map(|(m, e)| BadManifest {
-                    manifest: m,
-                    error: e,
-                })
-                .collect(),
-            mispaired: rep
-                .mispaired
-                .iter()
-                .map(|(m, path, problem)| Mispaired {
-                    manifest: m,
-                    path,
-                    problem,
-                })
-                .collect(),
-            git_objects: v
-                .git_objects
-                .iter()
-                .map(|b| BadGitObject {
-                    object: &b.id,
-                    generation: &b.generation,
-                    path: &b.path,
-                    problem: &b.problem,
-                })
-                .collect(),
-            cache: v
-                .cache
-                .iter()
-                .map(|c| CacheEntry {
-                    entry: &c.entry,
-                    problem: &c.problem,
-                })
-                .collect(),
-            repaired_objects: v.repaired_objects,
-            repaired_git_objects: v.repaired_git_objects,
-            removed_cache_entries: v.removed_cache_entries,
-            rebuilt_generations: &v.rebuilt_generations,
-            unrepaired: &v.unrepaired,
-            clean: v.is_clean(),
-        });
+        out_json(&crate::json::verify(&v));
         return Ok(code);
     }
     if g.quiet {

@@ -13,14 +13,14 @@ use std::time::Duration;
 use mcb_config::Lock;
 use mcb_git::GitStore;
 use mcb_store::{
-    Entry, EntryKind, GcReport, GitOid, LockMode, ManifestHash, ObjectHash, Store, VerifyReport,
+    Entry, EntryKind, GcReport, GitOid, LinkMode, LockMode, ManifestHash, ObjectHash, Store,
+    VerifyReport,
 };
 use rayon::prelude::*;
 
-use crate::commit::lock_in_commit;
 use crate::error::RealiseError;
-use crate::options::Options;
 use crate::report::Reporter;
+use crate::stage::commit::lock_in_commit;
 
 /// What `gc` did.
 #[derive(Debug, Clone)]
@@ -84,16 +84,26 @@ fn recover_uses(
     Ok(false)
 }
 
+/// What `gc` keeps and whether it deletes.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Generations kept per site, newest first.
+    pub keep: usize,
+    /// Content younger than this is spared, whatever reaches it.
+    pub grace: Duration,
+    /// Say what would go; delete nothing.
+    pub dry_run: bool,
+}
+
 /// Collects everything no root reaches. Waits for running realises (it takes the store
 /// lock exclusively), so it never removes what a realise is using.
 pub fn gc(
-    opts: &Options,
-    keep: usize,
-    grace: Duration,
-    dry_run: bool,
+    store: &Path,
+    opts: &GcOptions,
     reporter: &dyn Reporter,
 ) -> Result<GcOutcome, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
+    let (keep, grace, dry_run) = (opts.keep, opts.grace, opts.dry_run);
+    let store = Store::open_existing(store)?;
     // A dry run deletes nothing, so it need not stop writers (and works on a read-only
     // store); what it reports is what a run now would do.
     let mode = if dry_run {
@@ -106,10 +116,16 @@ pub fn gc(
     })?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let dead_links = store.prune_result_roots(dry_run)?;
+    // What killed runs left in the store's staging (a test's scratch tree) and their
+    // throwaway database clusters: a held directory no live process holds is abandoned.
     let test_leftovers = if dry_run {
         0
     } else {
-        crate::site_test::reap_abandoned(&store)
+        let abandoned = store.abandoned_staging("");
+        for d in &abandoned {
+            let _ = mcb_store::remove_tree(d);
+        }
+        abandoned.len() + mcb_database::reap_abandoned_clusters()
     };
     let mut roots = BTreeSet::new();
     let mut kept: BTreeMap<String, Vec<GitOid>> = BTreeMap::new();
@@ -167,7 +183,7 @@ pub fn gc(
 }
 
 /// One place a damaged object or a changed generation shows.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DamagedPath {
     pub generation: GitOid,
     /// Relative to the generation.
@@ -311,13 +327,13 @@ fn check_all_generations(store: &Store) -> Result<BTreeMap<GitOid, Vec<String>>,
 /// Checks the store: every object re-hashed, every manifest read, every generation checked
 /// for changes in place. With `repair`, damaged and missing objects are restored from git
 /// and changed generations rebuilt, then the store is checked again.
-pub fn verify(opts: &Options, repair: bool) -> Result<VerifyOutcome, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
+pub fn verify(store: &Path, repair: bool) -> Result<VerifyOutcome, RealiseError> {
+    let store = Store::open_existing(store)?;
     let _lock = store.lock(LockMode::Shared, || {})?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let mut outcome = examine(&store, &git)?;
     if repair && !outcome.is_clean() {
-        let (objects, rebuilt, mut unrepaired) = repair_store(&store, &git, &outcome, opts)?;
+        let (objects, rebuilt, mut unrepaired) = repair_store(&store, &git, &outcome)?;
         let (git_objects, cache_entries) =
             repair_git_and_cache(&store, &git, &outcome, &mut unrepaired)?;
         let mut again = examine(&store, &git)?;
@@ -457,7 +473,6 @@ fn repair_store(
     store: &Store,
     git: &GitStore,
     found: &VerifyOutcome,
-    opts: &Options,
 ) -> Result<(usize, Vec<GitOid>, Vec<String>), RealiseError> {
     let by_oid = entries_by_oid(store)?;
     let by_object: HashMap<&ObjectHash, &Entry> = by_oid.values().map(|e| (&e.blake3, e)).collect();
@@ -493,7 +508,7 @@ fn repair_store(
     }
     let mut rebuilt = Vec::new();
     for key in found.generations.keys() {
-        match rebuild_generation(store, git, key, &by_oid, opts) {
+        match rebuild_generation(store, git, key, &by_oid) {
             Ok(n) => {
                 repaired += n;
                 rebuilt.push(key.clone());
@@ -511,23 +526,22 @@ fn rebuild_generation(
     git: &GitStore,
     key: &GitOid,
     by_oid: &HashMap<GitOid, Entry>,
-    opts: &Options,
 ) -> Result<usize, RealiseError> {
     let (entries, restored) =
-        crate::materialise::files_of_tree(store, git, key, by_oid, &crate::report::Silent)?;
+        crate::stage::materialise::files_of_tree(store, git, key, by_oid, &crate::report::Silent)?;
     let files: Vec<(String, &Entry)> = entries.iter().map(|(p, e)| (p.clone(), e)).collect();
     // Unknown stays unknown: an empty record would let gc take what the generation uses.
     let uses = store.generation_uses(key);
     let mode = store
         .generation_record(key)
         .map(|r| r.mode)
-        .unwrap_or(opts.link);
+        .unwrap_or(LinkMode::Hardlink);
     store.materialise(key, &files, uses.as_deref(), mode, &|| {})?;
     Ok(restored)
 }
 
 /// How a tree on disk differs from the generation it was made as.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct TreeDrift {
     /// The generation's tree id.
     pub generation: String,
@@ -536,9 +550,7 @@ pub struct TreeDrift {
     /// `tree id` (a copy that kept a generation's name), `files` (matched by its files).
     pub found_by: String,
     /// The site and its generation number, when a site's history holds it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<usize>,
     pub modified: Vec<String>,
     pub added: Vec<String>,
@@ -552,11 +564,11 @@ impl TreeDrift {
 }
 
 /// A file of a tree: its path, kind and git blob id.
-pub(crate) type TreeFile = (String, EntryKind, GitOid);
+pub type TreeFile = (String, EntryKind, GitOid);
 
 /// Every file of the tree at `root` (symlinks as symlinks, never followed): its path,
 /// kind and git blob id, hashed on all cores.
-pub(crate) fn scan_tree(root: &Path) -> Vec<(String, EntryKind, GitOid)> {
+pub fn scan_tree(root: &Path) -> Vec<(String, EntryKind, GitOid)> {
     let on_disk: Vec<PathBuf> = walkdir::WalkDir::new(root)
         .into_iter()
         .flatten()
@@ -593,13 +605,13 @@ pub(crate) fn scan_tree(root: &Path) -> Vec<(String, EntryKind, GitOid)> {
 
 /// What `seen` (a scan of a tree on disk) has that generation `tree` does not, and the
 /// reverse.
-pub(crate) fn drift_from(
+pub fn drift_from(
     git: &GitStore,
     tree: &GitOid,
     seen: &[(String, EntryKind, GitOid)],
 ) -> Result<TreeDrift, RealiseError> {
     let expected: BTreeMap<String, (EntryKind, GitOid)> = git
-        .tree_files(tree, crate::materialise::GENERATION_FILES)?
+        .tree_files(tree, crate::stage::materialise::GENERATION_FILES)?
         .into_iter()
         .map(|(p, k, oid)| (p, (k, oid)))
         .collect();
@@ -653,8 +665,8 @@ fn all_generations(git: &GitStore) -> Result<Vec<(GitOid, String, usize)>, Reali
 
 /// Compares the tree at `dir` (a `result` link, a generation of the store, a deployed
 /// release, or any copy of one: `cp -a`, rsync) with the generation it was made as.
-pub fn verify_tree(opts: &Options, dir: &Path, of: &TreeOf) -> Result<TreeDrift, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
+pub fn verify_tree(store: &Path, dir: &Path, of: &TreeOf) -> Result<TreeDrift, RealiseError> {
+    let store = Store::open_existing(store)?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let real = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
         message: format!("cannot read {}", dir.display()),
@@ -803,7 +815,7 @@ fn by_files(
         .filter_map(|t| {
             Some((
                 t,
-                git.tree_files(t, crate::materialise::GENERATION_FILES)
+                git.tree_files(t, crate::stage::materialise::GENERATION_FILES)
                     .ok()?,
             ))
         })

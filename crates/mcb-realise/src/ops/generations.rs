@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use mcb_config::{Lock, SiteFile};
-use mcb_store::{GitOid, ObjectHash, Store};
+use mcb_store::{GitOid, LinkMode, ObjectHash, Store};
 
 use crate::changes::{Change, Downgrade, Snapshot};
-use crate::commit::{Title, commit, lock_in_commit};
 use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::options::Options;
-use crate::publish::{check_owner, publish};
+use crate::options::RunOptions;
 use crate::report::{Reporter, Stage};
+use crate::stage::commit::{Title, commit, lock_in_commit};
+use crate::stage::publish::{check_owner, publish};
 
 /// The most commits `history` and `rollback` walk on a branch.
 const MAX_HISTORY: usize = 100_000;
@@ -50,7 +50,7 @@ impl SiteRef {
 }
 
 /// One generation of a site: a commit on its branch.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Generation {
     /// Its place in the site's history, 1 for the first commit: `mcb push` tags it
     /// `SITE/gen-N`, `mcb deploy --commit gen-N` takes it.
@@ -73,18 +73,15 @@ pub struct Generation {
 }
 
 fn no_site(name: &str) -> RealiseError {
-    RealiseError::Config(
-        mcb_config::ConfigError::new(
-            Path::new(name),
-            format!("the store has no site named {name}"),
-        )
-        .hint("`mcb sites` lists the sites in the store"),
-    )
+    RealiseError::Usage {
+        message: format!("the store has no site named {name}"),
+        about: crate::error::Named::Site,
+    }
 }
 
 /// The generations on site `name`'s branch, newest first (at most `limit`).
-pub fn history(opts: &Options, name: &str, limit: usize) -> Result<Vec<Generation>, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
+pub fn history(store: &Path, name: &str, limit: usize) -> Result<Vec<Generation>, RealiseError> {
+    let store = Store::open_existing(store)?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let head = git.branch_head(name)?.ok_or_else(|| no_site(name))?;
     // One more than shown: the oldest shown needs its parent's lock for its changes.
@@ -134,7 +131,7 @@ pub enum RollbackTarget {
 }
 
 /// What a rollback did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct RolledBack {
     pub site: String,
     /// The generation rolled back to.
@@ -153,19 +150,44 @@ pub struct RolledBack {
     pub lock_written: bool,
 }
 
+/// How a rollback lays out and serves the generation it goes back to.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    /// Where the `result` link goes (default: `result` beside the site file).
+    pub out: Option<PathBuf>,
+    /// How the generation's files are laid out when it must be laid out again.
+    pub link: LinkMode,
+    /// Move a version down (the site's database never ran the newer code).
+    pub allow_downgrade: bool,
+    /// Take over a site name another site file owns.
+    pub force: bool,
+}
+
+impl Default for RollbackOptions {
+    fn default() -> Self {
+        RollbackOptions {
+            out: None,
+            link: LinkMode::Hardlink,
+            allow_downgrade: false,
+            force: false,
+        }
+    }
+}
+
 /// Makes an earlier generation of the site current again, without the network: its files
 /// (from the store, or from git when gc removed them), its lock, and a new commit on the
 /// branch that says so. Refuses to move any component down unless the options allow it.
 pub fn rollback(
     site_file: &Path,
     target: &RollbackTarget,
-    opts: &Options,
+    run: &RunOptions,
+    opts: &RollbackOptions,
     reporter: &dyn Reporter,
 ) -> Result<RolledBack, RealiseError> {
     let site = SiteFile::load(site_file)?;
     let old_lock = Lock::load(&site.lock_path())?;
-    let ctx = RunContext::open(opts, Some(&site), reporter)?;
-    check_owner(&ctx, &site, reporter)?;
+    let ctx = RunContext::open(run, Some(&site), reporter)?;
+    check_owner(&ctx, &site, opts.force, reporter)?;
     let head = ctx
         .git
         .branch_head(&site.name)?
@@ -173,15 +195,12 @@ pub fn rollback(
     let log = ctx.git.first_parent_log(&head, MAX_HISTORY)?;
     let (to, tree, _) = match target {
         RollbackTarget::Back(n) => log.get(*n).cloned().ok_or_else(|| {
-            rollback_error(
-                &site,
-                format!(
-                    "site {} has {} generation{}: there is none {n} back",
-                    site.name,
-                    log.len(),
-                    if log.len() == 1 { "" } else { "s" }
-                ),
-            )
+            rollback_error(format!(
+                "site {} has {} generation{}: there is none {n} back",
+                site.name,
+                log.len(),
+                if log.len() == 1 { "" } else { "s" }
+            ))
         })?,
         RollbackTarget::Commit(prefix) => {
             let p = prefix.to_ascii_lowercase();
@@ -192,36 +211,31 @@ pub fn rollback(
             match found.as_slice() {
                 [one] => (*one).clone(),
                 [] => {
-                    return Err(rollback_error(
-                        &site,
-                        format!("{prefix} is not a commit on site {}'s branch", site.name),
-                    ));
+                    return Err(rollback_error(format!(
+                        "{prefix} is not a commit on site {}'s branch",
+                        site.name
+                    )));
                 }
                 _ => {
-                    return Err(rollback_error(
-                        &site,
-                        format!("{prefix} names more than one commit: give more digits"),
-                    ));
+                    return Err(rollback_error(format!(
+                        "{prefix} names more than one commit: give more digits"
+                    )));
                 }
             }
         }
     };
     let head_tree = ctx.git.commit_tree_id(&head)?;
     if tree == head_tree {
-        return Err(rollback_error(
-            &site,
-            format!(
-                "site {} is already at the codebase of {}",
-                site.name,
-                &to.as_str()[..12]
-            ),
-        ));
+        return Err(rollback_error(format!(
+            "site {} is already at the codebase of {}",
+            site.name,
+            &to.as_str()[..12]
+        )));
     }
     let lock = lock_in_commit(&ctx.git, &to)?.ok_or_else(|| {
-        rollback_error(
-            &site,
-            format!("commit {to} carries no lock: it is not a generation mcb made"),
-        )
+        rollback_error(format!(
+            "commit {to} carries no lock: it is not a generation mcb made"
+        ))
     })?;
     let current = lock_in_commit(&ctx.git, &head)?;
     let target_snapshot = Snapshot::of_lock(&lock);
@@ -239,7 +253,9 @@ pub fn rollback(
     let (path, from_git) = match ctx.store.check_generation(&tree)? {
         Some(damaged) if damaged.is_empty() => (ctx.store.generation_path(&tree), false),
         _ => (
-            crate::materialise::materialise_tree(&ctx.store, &ctx.git, &tree, opts.link, reporter)?,
+            crate::stage::materialise::materialise_tree(
+                &ctx.store, &ctx.git, &tree, opts.link, reporter,
+            )?,
             true,
         ),
     };
@@ -250,10 +266,7 @@ pub fn rollback(
         lock,
         Title::Rollback { to: to.clone() },
     )?;
-    let link = match &opts.out {
-        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
-        None => site.dir().join("result"),
-    };
+    let link = crate::ops::realise::link_path(&site, opts.out.as_deref());
     let published = publish(
         &ctx,
         &site,
@@ -261,6 +274,7 @@ pub fn rollback(
         &committed,
         &path,
         &link,
+        true,
         reporter,
     )?;
     Ok(RolledBack {
@@ -278,15 +292,15 @@ pub fn rollback(
     })
 }
 
-fn rollback_error(site: &SiteFile, message: String) -> RealiseError {
-    RealiseError::Config(
-        mcb_config::ConfigError::new(&site.path, message)
-            .hint("`mcb history` lists the site's generations"),
-    )
+fn rollback_error(message: String) -> RealiseError {
+    RealiseError::Usage {
+        message,
+        about: crate::error::Named::Generation,
+    }
 }
 
 /// A site in the store.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct SiteSummary {
     pub name: String,
     pub commit: GitOid,
@@ -302,8 +316,8 @@ pub struct SiteSummary {
 
 /// Every site in the store, with what only it costs (over its newest `keep` generations,
 /// as gc counts them).
-pub fn sites(opts: &Options, keep: usize) -> Result<Vec<SiteSummary>, RealiseError> {
-    let store = Store::open_existing(&opts.store)?;
+pub fn sites(store: &Path, keep: usize) -> Result<Vec<SiteSummary>, RealiseError> {
+    let store = Store::open_existing(store)?;
     let git = mcb_catalog::sources::open_git(&store)?;
     let live = store.live_result_targets()?;
     let mut out = Vec::new();
@@ -365,7 +379,7 @@ pub fn sites(opts: &Options, keep: usize) -> Result<Vec<SiteSummary>, RealiseErr
 }
 
 /// What `forget` did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Forgotten {
     pub site: String,
     pub commit: GitOid,
@@ -377,7 +391,7 @@ pub struct Forgotten {
 /// links pointing at its generations, so the next `gc` frees what only it used. Refuses
 /// while a live `result` link points at its current generation, unless `force`.
 pub fn forget(
-    opts: &Options,
+    opts: &RunOptions,
     name: &str,
     force: bool,
     reporter: &dyn Reporter,
@@ -408,17 +422,9 @@ pub fn forget(
         .map(|(l, _)| l)
         .collect();
     if !serving.is_empty() && !force {
-        return Err(RealiseError::Owner {
-            message: format!(
-                "site {name} is live: {} point{} at its current generation",
-                serving
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if serving.len() == 1 { "s" } else { "" }
-            ),
-            hint: "remove the result link (or point it elsewhere) first, or pass --force".into(),
+        return Err(RealiseError::Live {
+            site: name.to_string(),
+            links: serving.into_iter().cloned().collect(),
         });
     }
     let mut dropped = Vec::new();

@@ -7,18 +7,18 @@ use std::path::Path;
 use mcb_config::{Lock, SiteFile};
 use mcb_store::{GitOid, ManifestHash, Store};
 
-use crate::catalog::SiteCatalog;
-use crate::commit::lock_in_commit;
-use crate::compose::compose;
 use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::fetch::fetch;
-use crate::options::Options;
-use crate::plan::plan;
+use crate::options::RunOptions;
 use crate::report::{Reporter, Stage};
+use crate::stage::catalog::SiteCatalog;
+use crate::stage::commit::lock_in_commit;
+use crate::stage::compose::compose;
+use crate::stage::fetch::fetch;
+use crate::stage::plan::plan;
 
 /// What rebuilding a lock in an empty store gave.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Reproduction {
     pub site: String,
     pub expected_tree: GitOid,
@@ -34,7 +34,7 @@ impl Reproduction {
 }
 
 /// The lock and site file `target` names: a lock file, or a commit of a site branch.
-fn target_lock(opts: &Options, target: &str) -> Result<(Lock, SiteFile), RealiseError> {
+fn target_lock(opts: &RunOptions, target: &str) -> Result<(Lock, SiteFile), RealiseError> {
     let as_path = Path::new(target);
     if as_path.is_file() {
         let lock = Lock::load(as_path)?.expect("the file exists");
@@ -74,7 +74,7 @@ fn target_lock(opts: &Options, target: &str) -> Result<(Lock, SiteFile), Realise
 
 /// Rebuilds `target` from its origins in an empty temporary store and compares.
 pub fn reproduce(
-    opts: &Options,
+    opts: &RunOptions,
     target: &str,
     reporter: &dyn Reporter,
 ) -> Result<Reproduction, RealiseError> {
@@ -103,7 +103,7 @@ pub fn reproduce(
 
 /// Plan, fetch and compose `lock` in the empty store of `o`, and compare.
 fn rebuild(
-    o: &Options,
+    o: &RunOptions,
     lock: &Lock,
     site: &SiteFile,
     reporter: &dyn Reporter,

@@ -13,13 +13,15 @@ use std::time::Instant;
 
 use mcb_config::SiteFile;
 use mcb_exec::Program;
-use mcb_store::{EntryKind, GitOid};
+use std::os::unix::fs::PermissionsExt;
 
-use crate::context::RunContext;
-use crate::error::RealiseError;
-use crate::options::Options;
-use crate::postgres::{PgError, Server};
-use crate::report::{Reporter, Stage};
+use mcb_store::{EntryKind, GitOid, LinkMode};
+
+use mcb_database::Server;
+use mcb_moodle::{MoodleFailure, moodle_failure, schema_failures};
+use mcb_realise::{Reporter, RunContext, RunOptions, Stage};
+
+use crate::error::TestError;
 
 /// PHP extensions Moodle needs, checked before anything starts.
 const PHP_EXTENSIONS: &[&str] = &[
@@ -67,37 +69,15 @@ pub struct TestPlan {
     pub db: Option<String>,
     /// Leave the scratch tree, dataroot and cluster for inspection.
     pub keep: bool,
+    /// The site's `result` link, when it is not beside the site file: the generation it
+    /// serves is the one the site's database has run.
+    pub served_by: Option<PathBuf>,
     /// Set by SIGINT/SIGTERM: stop after the running step and clean up.
     pub stop: Option<Arc<AtomicBool>>,
 }
 
-/// What Moodle said when it failed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MoodleFailure {
-    /// The component Moodle was installing or upgrading (`moodle` for core).
-    pub component: Option<String>,
-    /// Moodle's own message (`!!! … !!!`), or the schema difference.
-    pub message: String,
-    /// Moodle's error code (`cannotdowngrade`, `ddlexception`).
-    pub code: Option<String>,
-}
-
-impl std::fmt::Display for MoodleFailure {
-    /// `component: message [code]`, as far as each is known.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(c) = &self.component {
-            write!(f, "{c}: ")?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(code) = &self.code {
-            write!(f, " [{code}]")?;
-        }
-        Ok(())
-    }
-}
-
 /// One step's result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct StepResult {
     pub step: String,
     pub passed: bool,
@@ -108,7 +88,7 @@ pub struct StepResult {
 }
 
 /// What `mcb test` found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct TestReport {
     pub site: String,
     pub commit: GitOid,
@@ -126,26 +106,15 @@ pub struct TestReport {
     pub notes: Vec<String>,
 }
 
-fn env_error(message: impl Into<String>, hint: impl Into<String>) -> RealiseError {
-    RealiseError::Environment {
+fn env_error(message: impl Into<String>, hint: impl Into<String>) -> TestError {
+    TestError::Environment {
         message: message.into(),
         hint: Some(hint.into()),
     }
 }
 
-impl From<PgError> for RealiseError {
-    fn from(e: PgError) -> RealiseError {
-        // PostgreSQL's own words are in the message; a hint is given only when there is
-        // something to do that they do not say.
-        RealiseError::Environment {
-            message: e.message,
-            hint: e.hint,
-        }
-    }
-}
-
 /// The PHP version, after checking PHP and the extensions Moodle needs are there.
-fn check_php() -> Result<String, RealiseError> {
+fn check_php() -> Result<String, TestError> {
     let out = Program::new("php").arg("-m").output().map_err(|_| {
         env_error(
             "php cannot be found",
@@ -188,71 +157,6 @@ fn check_php() -> Result<String, RealiseError> {
     Ok(String::from_utf8_lossy(&v.stdout).trim().to_string())
 }
 
-/// Moodle's failure in its command-line output: the component of the last `-->X` line
-/// before the first `!!!` line, the message between `!!!`s and the error code.
-pub fn moodle_failure(output: &str) -> Option<MoodleFailure> {
-    let lines: Vec<&str> = output.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with("!!!"))?;
-    let component = lines[..at]
-        .iter()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("-->"))
-        .map(|c| {
-            let c = c.trim();
-            if c.eq_ignore_ascii_case("system") {
-                "moodle".to_string()
-            } else {
-                c.to_string()
-            }
-        });
-    let message = lines[at]
-        .trim()
-        .trim_start_matches('!')
-        .trim_end_matches('!')
-        .trim()
-        .to_string();
-    // "Cannot downgrade mod_x from …" names its component before any `-->` line does.
-    let component = component.or_else(|| {
-        message
-            .strip_prefix("Cannot downgrade ")
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    });
-    // `!! Error code: X !!`, or (as Moodle prints it) `!! ` then `Error code: X !!`.
-    let code = lines[at..].iter().find_map(|l| {
-        l.trim()
-            .trim_start_matches('!')
-            .trim()
-            .strip_prefix("Error code:")
-            .map(|c| c.trim_end_matches('!').trim().to_string())
-    });
-    Some(MoodleFailure {
-        component,
-        message,
-        code,
-    })
-}
-
-/// The differences `check_database_schema.php` reports: a table line, then ` * …` lines.
-pub fn schema_failures(output: &str) -> Vec<MoodleFailure> {
-    let mut out = Vec::new();
-    let mut table: Option<&str> = None;
-    for l in output.lines() {
-        if let Some(what) = l.trim_start().strip_prefix("* ") {
-            out.push(MoodleFailure {
-                component: table.map(str::to_string),
-                message: format!("{}: {what}", table.unwrap_or("?")),
-                code: Some("schema".into()),
-            });
-        } else if !l.trim().is_empty() {
-            table = Some(l.trim());
-        }
-    }
-    out
-}
-
 /// A Moodle codebase laid out for a test, with a generated config.php, in a staging
 /// directory of the store that this run holds (files hardlinked from the generation).
 struct Scratch {
@@ -267,7 +171,7 @@ struct Scratch {
 const STAGING_PREFIX: &str = "mcb-test-";
 
 impl Scratch {
-    fn new(store: &mcb_store::Store) -> Result<Scratch, RealiseError> {
+    fn new(store: &mcb_store::Store) -> Result<Scratch, TestError> {
         let held = store.held_staging(STAGING_PREFIX)?;
         let root = held.path.clone();
         let dataroot = root.join("moodledata");
@@ -280,19 +184,31 @@ impl Scratch {
         })
     }
 
-    /// Lays out `generation` as the code, with a config.php for `server` and `db`.
+    /// Lays out generation `tree` as the code (the store's way, hardlinked), with a
+    /// config.php for `server` and `db`.
     fn switch_code(
         &self,
-        generation: &Path,
+        ctx: &RunContext,
+        tree: &GitOid,
         server: &Server,
         db: &str,
-    ) -> Result<(), RealiseError> {
+    ) -> Result<(), TestError> {
         if self.code.exists() {
-            std::fs::remove_dir_all(&self.code)
-                .map_err(|e| fs_error("cannot clear the scratch tree", e))?;
+            mcb_store::remove_tree(&self.code)?;
         }
-        link_tree(generation, &self.code)?;
-        // Moodle 5.1+ has its web root under public/; config.php stays at the top.
+        std::fs::create_dir(&self.code).map_err(|e| fs_error("cannot make the scratch tree", e))?;
+        mcb_realise::stage::materialise::lay_out_tree(
+            &ctx.store,
+            &ctx.git,
+            tree,
+            &self.code,
+            LinkMode::Hardlink,
+            &mcb_realise::Silent,
+        )?;
+        // The tree is sealed as every tree of the store is; its top opens for config.php
+        // (Moodle 5.1+ has its web root under public/; config.php stays at the top).
+        std::fs::set_permissions(&self.code, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| fs_error("cannot open the scratch tree", e))?;
         let config = self.code.join("config.php");
         let _ = std::fs::remove_file(&config);
         let php_str = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
@@ -309,7 +225,7 @@ impl Scratch {
     }
 
     /// Runs `php -d max_input_vars=5000 SCRIPT ARGS` in the code; (passed, output).
-    fn php(&self, script: &str, args: &[&str]) -> Result<(bool, String), RealiseError> {
+    fn php(&self, script: &str, args: &[&str]) -> Result<(bool, String), TestError> {
         let out = Program::new("php")
             .args(["-d", "max_input_vars=5000"])
             .arg(self.code.join(script))
@@ -321,37 +237,16 @@ impl Scratch {
     }
 }
 
-fn fs_error(what: &str, e: std::io::Error) -> RealiseError {
-    RealiseError::Filesystem {
+fn fs_error(what: &str, e: std::io::Error) -> TestError {
+    TestError::Filesystem {
         message: what.to_string(),
         source: e,
     }
 }
 
-/// `from` laid out at `to`: directories made, files hardlinked (copied across
-/// filesystems), symlinks made again.
-pub(crate) fn link_tree(from: &Path, to: &Path) -> Result<(), RealiseError> {
-    for e in walkdir::WalkDir::new(from).follow_links(false) {
-        let e = e.map_err(|e| fs_error("cannot read the generation", e.into()))?;
-        let rel = e.path().strip_prefix(from).expect("under its root");
-        let dest = to.join(rel);
-        let t = e.file_type();
-        let done = if t.is_dir() {
-            std::fs::create_dir_all(&dest)
-        } else if t.is_symlink() {
-            std::fs::read_link(e.path()).and_then(|l| std::os::unix::fs::symlink(l, &dest))
-        } else {
-            std::fs::hard_link(e.path(), &dest)
-                .or_else(|_| std::fs::copy(e.path(), &dest).map(|_| ()))
-        };
-        done.map_err(|err| fs_error(&format!("cannot lay out {}", dest.display()), err))?;
-    }
-    Ok(())
-}
-
 /// Copies a directory tree (the dataroot): directories and regular files only, and
 /// returns the digest of what it copied (see [`tree_digest`]).
-fn copy_tree(from: &Path, to: &Path) -> Result<String, RealiseError> {
+fn copy_tree(from: &Path, to: &Path) -> Result<String, TestError> {
     let mut digest = TreeDigest::default();
     for e in walkdir::WalkDir::new(from)
         .follow_links(false)
@@ -457,8 +352,8 @@ fn changed_php(
     git: &mcb_git::GitStore,
     tree: &GitOid,
     before: Option<&GitOid>,
-) -> Result<Vec<String>, RealiseError> {
-    let limit = crate::materialise::GENERATION_FILES;
+) -> Result<Vec<String>, TestError> {
+    let limit = mcb_realise::stage::materialise::GENERATION_FILES;
     let old: BTreeMap<String, GitOid> = match before {
         Some(b) => git
             .tree_files(b, limit)?
@@ -480,13 +375,26 @@ fn changed_php(
         .collect())
 }
 
+/// The threads lint runs its PHP processes from: one per core.
+fn lint_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .thread_name(|i| format!("mcb-lint-{i}"))
+            .build()
+            .expect("a thread pool starts")
+    })
+}
+
 /// Lints `files` (relative to `code`) in batches, as many PHP processes at once as there
 /// are cores; each syntax error as a failure naming `file:line`.
-fn lint(code: &Path, scratch: &Path, files: &[String]) -> Result<Vec<MoodleFailure>, RealiseError> {
+fn lint(code: &Path, scratch: &Path, files: &[String]) -> Result<Vec<MoodleFailure>, TestError> {
     let script = scratch.join("lint.php");
     std::fs::write(&script, LINT_PHP).map_err(|e| fs_error("cannot write the lint script", e))?;
     let batches: Vec<&[String]> = files.chunks(LINT_BATCH).collect();
-    let results: Vec<Result<String, RealiseError>> = crate::fetch::fetch_pool().install(|| {
+    let results: Vec<Result<String, TestError>> = lint_pool().install(|| {
         use rayon::prelude::*;
         batches
             .par_iter()
@@ -526,9 +434,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn stopped(&self) -> Result<(), RealiseError> {
+    fn stopped(&self) -> Result<(), TestError> {
         if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
-            return Err(RealiseError::Interrupted);
+            return Err(TestError::Interrupted);
         }
         Ok(())
     }
@@ -552,27 +460,23 @@ impl Run<'_> {
     }
 
     /// The generation of `tree` in the store (laid out from git when gc removed it).
-    fn generation(&self, tree: &GitOid) -> Result<PathBuf, RealiseError> {
-        match self.ctx.store.check_generation(tree)? {
-            Some(d) if d.is_empty() => Ok(self.ctx.store.generation_path(tree)),
-            _ => crate::materialise::materialise_tree(
-                &self.ctx.store,
-                &self.ctx.git,
-                tree,
-                self.ctx.options.link,
-                &crate::report::Silent,
-            ),
-        }
+    fn generation(&self, tree: &GitOid) -> Result<PathBuf, TestError> {
+        Ok(mcb_realise::stage::materialise::generation(
+            &self.ctx.store,
+            &self.ctx.git,
+            tree,
+            LinkMode::Hardlink,
+            &mcb_realise::Silent,
+        )?)
     }
 
     /// Installs `tree` into database `db`: from its snapshot when one is kept, else with
     /// Moodle's installer (then snapshotted). Returns whether it passed.
-    fn install(&mut self, step: &str, tree: &GitOid, db: &str) -> Result<bool, RealiseError> {
+    fn install(&mut self, step: &str, tree: &GitOid, db: &str) -> Result<bool, TestError> {
         self.stopped()?;
         let started = Instant::now();
-        let generation = self.generation(tree)?;
         self.server.fresh_database(db)?;
-        self.scratch.switch_code(&generation, self.server, db)?;
+        self.scratch.switch_code(self.ctx, tree, self.server, db)?;
         let _ = std::fs::remove_dir_all(&self.scratch.dataroot);
         std::fs::create_dir_all(&self.scratch.dataroot)
             .map_err(|e| fs_error("cannot make the dataroot", e))?;
@@ -633,7 +537,7 @@ impl Run<'_> {
 
     /// Keeps database `db` and the dataroot as the snapshot of `tree`, with the record of
     /// what both hash to, written last.
-    fn snapshot(&self, tree: &GitOid, db: &str) -> Result<(), RealiseError> {
+    fn snapshot(&self, tree: &GitOid, db: &str) -> Result<(), TestError> {
         let dir = self.ctx.store.cache().test_snapshot_dir(tree);
         let staging = dir.with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
@@ -662,11 +566,10 @@ impl Run<'_> {
         tree: &GitOid,
         db: &str,
         from: &str,
-    ) -> Result<bool, RealiseError> {
+    ) -> Result<bool, TestError> {
         self.stopped()?;
         let started = Instant::now();
-        let generation = self.generation(tree)?;
-        self.scratch.switch_code(&generation, self.server, db)?;
+        self.scratch.switch_code(self.ctx, tree, self.server, db)?;
         let (ok, out) = self.scratch.php(
             "admin/cli/upgrade.php",
             &["--non-interactive", "--allow-unstable"],
@@ -683,7 +586,7 @@ impl Run<'_> {
         Ok(self.record(step, started, format!("{from} → {}", short(tree)), failures))
     }
 
-    fn schema(&mut self) -> Result<bool, RealiseError> {
+    fn schema(&mut self) -> Result<bool, TestError> {
         self.stopped()?;
         let started = Instant::now();
         let (ok, out) = self
@@ -724,7 +627,7 @@ fn last_lines(out: &str) -> String {
 /// kernel did not stop with its run) and their scratch trees in the store. Returns how
 /// many directories went.
 pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
-    let clusters = crate::postgres::reap_abandoned_clusters();
+    let clusters = mcb_database::reap_abandoned_clusters();
     let scratch = store.abandoned_staging(STAGING_PREFIX);
     for d in &scratch {
         let _ = mcb_store::remove_tree(d);
@@ -736,41 +639,38 @@ pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
 pub fn test_site(
     site_path: &Path,
     plan: &TestPlan,
-    opts: &Options,
+    opts: &RunOptions,
     reporter: &dyn Reporter,
-) -> Result<TestReport, RealiseError> {
+) -> Result<TestReport, TestError> {
     let site = SiteFile::load(site_path)?;
     let php = check_php()?;
-    crate::postgres::check_programs(plan.db.is_none())?;
+    mcb_database::check_programs(plan.db.is_none())?;
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
-    let head = ctx.git.branch_head(&site.name)?.ok_or_else(|| {
-        env_error(
-            format!("site {} has no generation to test", site.name),
-            "run `mcb realise` first",
-        )
-    })?;
+    let head = ctx
+        .git
+        .branch_head(&site.name)?
+        .ok_or_else(|| TestError::NothingToTest {
+            site: site.name.clone(),
+        })?;
     let log = ctx.git.first_parent_log(&head, 100_000)?;
     let tree = log[0].1.clone();
     // The generation to upgrade from: the one `result` serves (what the site's database
     // has run), else the newest earlier one whose own test passed, else the one before.
     let earlier: Vec<&(GitOid, GitOid, i64)> =
         log.iter().skip(1).filter(|(_, t, _)| *t != tree).collect();
-    let link = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| site.dir().join("result"));
+    let link = mcb_realise::ops::realise::link_path(&site, plan.served_by.as_deref());
     let served: Option<GitOid> = std::fs::read_link(&link).ok().and_then(|t| {
         t.file_name()
             .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
     });
-    let outcomes = crate::test_note::outcomes(&ctx.git)?;
+    let outcomes = mcb_realise::test_note::outcomes(&ctx.git)?;
     let previous = earlier
         .iter()
         .find(|(_, t, _)| Some(t) == served.as_ref())
         .or_else(|| {
-            earlier
-                .iter()
-                .find(|(c, _, _)| outcomes.get(c) == Some(&crate::test_note::TestOutcome::Passed))
+            earlier.iter().find(|(c, _, _)| {
+                outcomes.get(c) == Some(&mcb_realise::test_note::TestOutcome::Passed)
+            })
         })
         .or(earlier.first())
         .map(|g| (*g).clone());
@@ -816,7 +716,7 @@ pub fn test_site(
         stop: plan.stop.clone(),
         notes,
     };
-    let outcome = (|| -> Result<(), RealiseError> {
+    let outcome = (|| -> Result<(), TestError> {
         if do_lint {
             run.stopped()?;
             reporter.stage(Stage::Plan, "lint");
@@ -913,7 +813,7 @@ pub fn test_site(
 fn pick_generation(
     log: &[(GitOid, GitOid, i64)],
     from: &str,
-) -> Result<(GitOid, GitOid), RealiseError> {
+) -> Result<(GitOid, GitOid), TestError> {
     let found = match from.strip_prefix('-').map(str::parse::<usize>) {
         Some(Ok(n)) => log.get(n).cloned(),
         _ => {
@@ -923,25 +823,24 @@ fn pick_generation(
                 .cloned()
         }
     };
-    found.map(|(c, t, _)| (c, t)).ok_or_else(|| {
-        env_error(
-            format!("--upgrade-from {from}: no such generation on the site's branch, and no such dump file"),
-            "`mcb history` lists the generations; a dump is a file pg_dump wrote",
-        )
-    })
+    found
+        .map(|(c, t, _)| (c, t))
+        .ok_or_else(|| TestError::NoSuchStart {
+            from: from.to_string(),
+        })
 }
 
 /// The result as a git note on the generation's commit (replacing an earlier one).
-fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
-    let note = crate::test_note::TestNote {
-        format: crate::test_note::TEST_NOTE_FORMAT,
+fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), TestError> {
+    let note = mcb_realise::test_note::TestNote {
+        format: mcb_realise::test_note::TEST_NOTE_FORMAT,
         passed: r.passed,
         php: r.php.clone(),
         database: format!("postgresql {}", r.postgres),
         steps: r
             .steps
             .iter()
-            .map(|s| crate::test_note::NoteStep {
+            .map(|s| mcb_realise::test_note::NoteStep {
                 step: s.step.clone(),
                 passed: s.passed,
                 seconds: s.seconds,
@@ -950,40 +849,5 @@ fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), RealiseError> {
             })
             .collect(),
     };
-    crate::test_note::record(&ctx.git, &r.commit, &note)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn moodle_failures_name_the_component_and_quote_the_message() {
-        let out = "-->System\n++ Success ++\n-->local_broken\n!!! Exception - broken on purpose !!!\n!! Error code: generalexceptionmessage !!\n";
-        let f = moodle_failure(out).unwrap();
-        assert_eq!(f.component.as_deref(), Some("local_broken"));
-        assert_eq!(f.message, "Exception - broken on purpose");
-        assert_eq!(f.code.as_deref(), Some("generalexceptionmessage"));
-        let f = moodle_failure(
-            "!!! Cannot downgrade mod_x from 2 to 1. !!!\n!! Error code: cannotdowngrade !!",
-        )
-        .unwrap();
-        assert_eq!(f.component.as_deref(), Some("mod_x"));
-        assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
-        assert!(moodle_failure("all good").is_none());
-        // As Moodle 5.1's upgrade.php prints it.
-        let real = "\n!!! Cannot downgrade local_mailtest from 2025042700 to 2024072200. !!!\n!! \nError code: cannotdowngrade !!\n!! Stack trace: * line 787 of /lib/upgradelib.php: downgrade_exception thrown\n";
-        let f = moodle_failure(real).unwrap();
-        assert_eq!(f.component.as_deref(), Some("local_mailtest"));
-        assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
-    }
-
-    #[test]
-    fn schema_differences_name_table_and_column() {
-        let f =
-            schema_failures("mdl_local_x\n * column 'note' is expected, but not found in table\n");
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].component.as_deref(), Some("mdl_local_x"));
-        assert!(f[0].message.contains("column 'note'"));
-    }
+    Ok(mcb_realise::test_note::record(&ctx.git, &r.commit, &note)?)
 }

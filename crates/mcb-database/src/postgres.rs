@@ -1,7 +1,7 @@
-//! PostgreSQL for `mcb test`: a throwaway cluster (`initdb` in a staging directory of the
-//! store, 127.0.0.1 on a free port, its server a child of mcb that dies with it) or a
-//! server the user names, and the few things a test does with it — create a database,
-//! dump and restore one. Every program is run through `mcb-exec`: arguments apart, never a
+//! PostgreSQL: a throwaway cluster (`initdb` in a directory of the system's temporary
+//! directory that this run holds, 127.0.0.1 on a free port, its server a child of mcb that
+//! dies with it) or a server the user names, and the few things done with it — create a
+//! database, dump and restore one. Every program is run through `mcb-exec`: arguments apart, never a
 //! shell, output captured.
 //!
 //! A dump is code: a plain-SQL dump is fed to psql with its meta-commands disabled

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use mcb_config::{Lock, SiteFile};
 
-use crate::commit::Committed;
 use crate::context::RunContext;
 use crate::error::RealiseError;
 use crate::report::{Reporter, Stage};
+use crate::stage::commit::Committed;
 
 /// What publishing did.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,7 @@ pub struct Published {
 /// The publish stage: prepares the lock (when it changed) and the link, makes everything
 /// they name durable, then moves the branch, the lock and the link, and records the roots
 /// and the site's owner.
+#[allow(clippy::too_many_arguments)]
 pub fn publish(
     ctx: &RunContext,
     site: &SiteFile,
@@ -37,6 +38,7 @@ pub fn publish(
     committed: &Committed,
     generation: &Path,
     link: &Path,
+    serve: bool,
     reporter: &dyn Reporter,
 ) -> Result<Published, RealiseError> {
     reporter.stage(Stage::Publish, &site.name);
@@ -54,8 +56,8 @@ pub fn publish(
     }
     let lock_written = prepared.writes_lock();
     prepared.switch_lock()?;
-    if ctx.options.hold_link {
-        // The codebase is committed but not served yet (`reconcile --test` serves it once
+    if !serve {
+        // The codebase is committed but not served yet (a tested round serves it once
         // its test passes).
         if let Some((staging, _)) = prepared.link.take() {
             let _ = fs::remove_file(staging);
@@ -87,6 +89,7 @@ pub fn relink(
 pub fn check_owner(
     ctx: &RunContext,
     site: &SiteFile,
+    force: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), RealiseError> {
     let me = canonical(&site.path);
@@ -96,7 +99,7 @@ pub fn check_owner(
     if owner == me {
         return Ok(());
     }
-    if ctx.options.force {
+    if force {
         reporter.warn(&format!(
             "site {} now belongs to {} (it belonged to {})",
             site.name,
@@ -115,14 +118,9 @@ pub fn check_owner(
         return Ok(());
     }
     Err(RealiseError::Owner {
-        message: format!(
-            "site name '{}' belongs to {}, not to {}: two site files with one name would overwrite each other's codebase",
-            site.name,
-            owner.display(),
-            me.display()
-        ),
-        hint: "give this site file another `name`, or pass --force to move the site to this file"
-            .into(),
+        site: site.name.clone(),
+        owner,
+        claimant: me,
     })
 }
 
@@ -202,31 +200,28 @@ fn prepare_file(
     path: &Path,
     text: &str,
 ) -> Result<(tempfile::NamedTempFile, PathBuf), RealiseError> {
+    let cannot = |e| local(format!("cannot write {}", path.display()), e);
     if path.is_dir() {
-        return Err(local(
-            format!("cannot write the lock {}", path.display()),
-            io::Error::other("it is a directory"),
-        ));
+        return Err(cannot(io::Error::other("it is a directory")));
     }
-    let dir = parent(path);
-    // 0666 less the umask: a lock is as readable as any file the user writes.
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // 0666 less the umask: as readable as any file the user writes.
     let mut f = tempfile::Builder::new()
-        .prefix(".site.lock.")
+        .prefix(&format!(".{name}."))
         .permissions(fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+        .tempfile_in(parent(path))
+        .map_err(cannot)?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.as_file().sync_all())
-        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e))?;
+        .map_err(cannot)?;
     Ok((f, path.to_path_buf()))
 }
 
-/// Replaces `path` with `text` in one rename (the lock of `update --lock-only`, of a
-/// rollback).
-pub(crate) fn write_file_atomic(path: &Path, text: &str) -> Result<(), RealiseError> {
+/// Replaces `path` with `text` in one rename (a lock, a site file).
+pub fn write_file_atomic(path: &Path, text: &str) -> Result<(), RealiseError> {
     let (f, path) = prepare_file(path, text)?;
     f.persist(&path)
-        .map_err(|e| local(format!("cannot write the lock {}", path.display()), e.error))?;
+        .map_err(|e| local(format!("cannot write {}", path.display()), e.error))?;
     Ok(())
 }
 
@@ -247,7 +242,7 @@ impl Prepared {
     pub fn switch_lock(&mut self) -> Result<(), RealiseError> {
         if let Some((f, path)) = self.lock.take() {
             f.persist(&path)
-                .map_err(|e| local(format!("cannot write the lock {}", path.display()), e.error))?;
+                .map_err(|e| local(format!("cannot write {}", path.display()), e.error))?;
         }
         Ok(())
     }

@@ -12,11 +12,11 @@ use mcb_moodle::{CoreLayout, CoreVersion, MoodleSpec, Release};
 use mcb_resolve::{Fit, fit};
 use mcb_store::Store;
 
-use crate::catalog::{SiteCatalog, SourcePick, pick_core_ref};
 use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::options::Options;
-use crate::plan::{PlannedCore, choose_versions, core_of};
+use crate::options::RunOptions;
+use crate::stage::catalog::{SiteCatalog, SourcePick, pick_core_ref};
+use crate::stage::plan::{PlannedCore, choose_versions, core_of};
 
 /// Stands for a core whose build is unknown: no `requires` blocks it.
 const UNKNOWN_BUILD: mcb_moodle::Build = mcb_moodle::Build::MAX;
@@ -24,7 +24,7 @@ const UNKNOWN_BUILD: mcb_moodle::Build = mcb_moodle::Build::MAX;
 /// Each index's record of `component`, in the order the site asks them (those that do not
 /// list it left out); an error when none does.
 pub fn plugin_info(
-    opts: &Options,
+    opts: &RunOptions,
     site: Option<&Path>,
     component: &str,
 ) -> Result<Vec<(String, PluginRecord)>, RealiseError> {
@@ -69,8 +69,7 @@ pub fn plugin_info(
 }
 
 /// How one plugin stands on the target release.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Readiness {
     /// This version installs.
     Fits {
@@ -91,18 +90,17 @@ pub enum Readiness {
     NotNeeded,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct PluginReadiness {
     pub component: String,
     /// The version in the lock today.
     pub locked: Option<String>,
     pub source: &'static str,
     pub auto: bool,
-    #[serde(flatten)]
     pub readiness: Readiness,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct UpgradeCheck {
     pub site: String,
     pub target: String,
@@ -179,7 +177,7 @@ fn target_core(
             )),
         }
     }
-    let (mut core, layout) = crate::plan::plan_core(catalog, site, lock)?;
+    let (mut core, layout) = crate::stage::plan::plan_core(catalog, site, lock)?;
     match mcb_moodle::release_build(target) {
         Some(build) => {
             notes.push(format!(
@@ -214,7 +212,7 @@ pub fn check_upgrade(
     site_path: &Path,
     target: Release,
     core_source: Option<&str>,
-    opts: &Options,
+    opts: &RunOptions,
     reporter: &dyn crate::report::Reporter,
 ) -> Result<UpgradeCheck, RealiseError> {
     let site = SiteFile::load(site_path)?;
@@ -384,15 +382,14 @@ fn last_supported(directory: &LazyIndex, req: &PluginRequest) -> Option<String> 
 }
 
 /// One plugin on one release, in the readiness matrix.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct MatrixCell {
     pub release: String,
-    #[serde(flatten)]
     pub readiness: Readiness,
 }
 
 /// One plugin across releases.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct MatrixRow {
     pub component: String,
     pub auto: bool,
@@ -401,7 +398,7 @@ pub struct MatrixRow {
 }
 
 /// Which plugins have a version for which Moodle release: the upgrade-readiness matrix.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReadinessMatrix {
     pub site: String,
     pub releases: Vec<String>,
@@ -415,7 +412,7 @@ pub struct ReadinessMatrix {
 pub fn readiness_matrix(
     site_path: &Path,
     core_source: Option<&str>,
-    opts: &Options,
+    opts: &RunOptions,
     reporter: &dyn crate::report::Reporter,
 ) -> Result<ReadinessMatrix, RealiseError> {
     let site = SiteFile::load(site_path)?;

@@ -15,8 +15,8 @@ use mcb_resolve::{Offer, Problem, Rule};
 use mcb_store::{Blake3, GitOid};
 
 use crate::error::RealiseError;
-use crate::plan::{Catalog, Offers};
 use crate::report::Reporter;
+use crate::stage::plan::{Catalog, Offers};
 
 /// A source the plan chose.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl<'a> SiteCatalog<'a> {
                 urls.push((p.component.to_string(), url.clone()));
             }
         }
-        crate::fetch::fetch_pool().install(|| {
+        crate::pool::fetch_pool().install(|| {
             use rayon::prelude::*;
             urls.par_iter().for_each(|(component, url)| {
                 reporter.stage(
@@ -545,7 +545,7 @@ impl Catalog for SiteCatalog<'_> {
                         reference: tag.clone(),
                         commit: commit.clone(),
                     };
-                    let info = crate::plan::read_version_php(self, name, &pick)?.ok();
+                    let info = crate::stage::plan::read_version_php(self, name, &pick)?.ok();
                     let published = match &pick {
                         SourcePick::Git { commit, .. } => s.git.commit_time(commit).ok(),
                         _ => None,
@@ -749,7 +749,7 @@ impl Catalog for SiteCatalog<'_> {
 
     fn describe(&self, pick: &SourcePick) -> String {
         match pick {
-            SourcePick::Stored(s) => crate::commit::source_label(&s.locked),
+            SourcePick::Stored(s) => s.locked.label(),
             SourcePick::Git {
                 url,
                 reference,

@@ -7,8 +7,8 @@ use mcb_git::{GitStore, Graft};
 use mcb_store::{Entry, GitOid};
 
 use crate::error::RealiseError;
-use crate::fetch::Fetched;
-use crate::plan::Plan;
+use crate::stage::fetch::Fetched;
+use crate::stage::plan::Plan;
 
 /// The codebase's tree id: core, the plugins at their install paths, the site's links.
 pub fn compose<P>(

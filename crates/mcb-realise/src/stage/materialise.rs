@@ -109,11 +109,11 @@ fn restore_objects(
 /// repair, deploy). A generation is a core and its plugins, each held to the per-source
 /// limit when it came in; this bound stops a damaged tree that names one subtree over and
 /// over.
-pub(crate) const GENERATION_FILES: u64 = 2_000_000;
+pub const GENERATION_FILES: u64 = 2_000_000;
 
 /// The entries `manifests` name, by git blob id: what the store already knows of a tree's
 /// blobs.
-pub(crate) fn known_entries(store: &Store, manifests: &[ManifestHash]) -> HashMap<GitOid, Entry> {
+pub fn known_entries(store: &Store, manifests: &[ManifestHash]) -> HashMap<GitOid, Entry> {
     let mut out = HashMap::new();
     for h in manifests {
         if let Ok(m) = store.read_manifest(h) {
@@ -129,7 +129,7 @@ pub(crate) fn known_entries(store: &Store, manifests: &[ManifestHash]) -> HashMa
 /// that is there and sound: an entry `known` gives (by blob id) is used as it is; an
 /// object that is missing, edited in place, or unknown is written from its git blob. The
 /// second value counts the objects written.
-pub(crate) fn files_of_tree(
+pub fn files_of_tree(
     store: &Store,
     git: &GitStore,
     tree: &GitOid,
@@ -182,7 +182,7 @@ pub(crate) fn files_of_tree(
 /// Lays out generation `tree` from its git tree, restoring what objects it needs, and
 /// records one manifest of the whole tree as what it uses (so gc keeps it) unless the
 /// store already records its use. Returns its path.
-pub(crate) fn materialise_tree(
+pub fn materialise_tree(
     store: &Store,
     git: &GitStore,
     tree: &GitOid,
@@ -204,4 +204,39 @@ pub(crate) fn materialise_tree(
     Ok(store
         .materialise(tree, &laid, Some(&uses), mode, &|| {})?
         .path)
+}
+
+/// Lays out the files of generation `tree` under `dest` (an existing, empty directory) the
+/// way the store lays out every tree ([`Store::lay_out`]): objects restored from git where
+/// they are missing or edited, then linked, cloned or copied as `mode` says, and sealed.
+/// For a tree outside `generations/`: a test's scratch tree, a deployed release.
+pub fn lay_out_tree(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    dest: &std::path::Path,
+    mode: LinkMode,
+    reporter: &dyn Reporter,
+) -> Result<mcb_store::LaidOut, RealiseError> {
+    let uses = store.generation_uses(tree);
+    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
+    let (files, _) = files_of_tree(store, git, tree, &known, reporter)?;
+    let laid: Vec<(String, &Entry)> = files.iter().map(|(p, e)| (p.clone(), e)).collect();
+    store.check_objects(&laid)?;
+    Ok(store.lay_out(&laid, dest, mode, &|| {})?)
+}
+
+/// The generation of `tree` in the store, sound: as it is, or laid out again from git
+/// (gc removed it, or it was changed in place).
+pub fn generation(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    mode: LinkMode,
+    reporter: &dyn Reporter,
+) -> Result<std::path::PathBuf, RealiseError> {
+    match store.check_generation(tree)? {
+        Some(d) if d.is_empty() => Ok(store.generation_path(tree)),
+        _ => materialise_tree(store, git, tree, mode, reporter),
+    }
 }

@@ -18,11 +18,11 @@ use mcb_git::SourceFile;
 use mcb_moodle::{Component, CoreLayout, CoreVersion, PluginVersion};
 use mcb_store::{GitOid, Manifest};
 
-use crate::commit::lock_in_commit;
 use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::options::Options;
+use crate::options::RunOptions;
 use crate::report::{Reporter, Stage};
+use crate::stage::commit::lock_in_commit;
 
 /// How far back each site's history is searched for known sources.
 const KNOWN_GENERATIONS: usize = 50;
@@ -96,8 +96,7 @@ fn left_out(root: &Path) -> (Vec<String>, BTreeMap<String, String>) {
 }
 
 /// How a piece of the installation was recognised.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "matched", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recognised {
     /// The same files as a source a site in this store was built from.
     Store { source: String },
@@ -112,12 +111,11 @@ pub enum Recognised {
 }
 
 /// One piece of the installation.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ImportedPiece {
     pub component: String,
     pub install_path: String,
     pub version: String,
-    #[serde(flatten)]
     pub recognised: Recognised,
     /// Against the nearest known version, when it matched nothing: `M path`, `A path`,
     /// `D path`.
@@ -127,7 +125,7 @@ pub struct ImportedPiece {
 }
 
 /// What `import` wrote and found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Imported {
     pub site: String,
     pub site_file: PathBuf,
@@ -259,7 +257,7 @@ fn known_sources(
                     .or_default()
                     .entry(m.tree.clone())
                     .or_insert_with(|| Known {
-                        label: crate::commit::source_label(&lock.moodle.source),
+                        label: lock.moodle.source.label(),
                         entry: core_entry(&lock, base),
                         manifest: m,
                     });
@@ -270,11 +268,7 @@ fn known_sources(
                         .or_default()
                         .entry(m.tree.clone())
                         .or_insert_with(|| Known {
-                            label: format!(
-                                "{} {}",
-                                p.version,
-                                crate::commit::source_label(&p.source)
-                            ),
+                            label: format!("{} {}", p.version, p.source.label()),
                             entry: plugin_entry(&p.source, &p.version, base),
                             manifest: m,
                         });
@@ -361,7 +355,7 @@ pub fn import(
     dir: &Path,
     name: &str,
     out: &Path,
-    opts: &Options,
+    opts: &RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<Imported, RealiseError> {
     let root = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
@@ -370,10 +364,13 @@ pub fn import(
     })?;
     let site_file = out.join("site.ron");
     if site_file.exists() {
-        return Err(RealiseError::Config(mcb_config::ConfigError::new(
-            &site_file,
-            "exists already; import writes a new site file only",
-        )));
+        return Err(RealiseError::Usage {
+            message: format!(
+                "{} exists already; import writes a new site file only",
+                site_file.display()
+            ),
+            about: crate::error::Named::Existing,
+        });
     }
     let public = !root.join("version.php").is_file() && root.join("public/version.php").is_file();
     let web = if public {
@@ -702,11 +699,9 @@ pub fn import(
         message: format!("cannot make {}", out.display()),
         source: e,
     })?;
-    crate::publish::write_file_atomic(&site_file, &text)?;
+    crate::stage::publish::write_file_atomic(&site_file, &text)?;
 
     // The lock: the new site file resolved, nothing built or switched.
-    let mut lock_opts = opts.clone();
-    lock_opts.lock_only = true;
     // A core taken on trust would lock files the installation may not have: no lock then.
     let core_known = !matches!(core_piece.recognised, Recognised::Release { .. });
     let (lock_file, lock_tree) = if !core_known {
@@ -716,7 +711,12 @@ pub fn import(
         );
         (None, None)
     } else {
-        match crate::realise::realise(&site_file, &lock_opts, reporter) {
+        match crate::ops::realise::resolve_lock(
+            &site_file,
+            opts,
+            &crate::stage::plan::Update::Nothing,
+            reporter,
+        ) {
             Ok(r) => (Some(out.join("site.lock")), Some(r.tree)),
             Err(e) => {
                 problems.push(format!("no lock was written: {}", crate::error::chain(&e)));

@@ -18,6 +18,7 @@ use mcb_resolve::{
     check_site, solve,
 };
 
+use crate::changes::Snapshot;
 use crate::error::RealiseError;
 
 /// What a source offers, newest first, or why it offers nothing.
@@ -73,6 +74,69 @@ pub trait Catalog {
 
     /// How a chosen source reads in a plan ("git URL v1.2 (0123abcd)").
     fn describe(&self, pick: &Self::Pick) -> String;
+}
+
+/// Which of the lock's choices a run sets aside, to take the newest versions the site
+/// file allows instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Update {
+    /// Keep every choice of the lock that still answers the site file.
+    #[default]
+    Nothing,
+    /// Choose everything afresh.
+    All,
+    /// Choose these plugins (and core, when `core`) afresh; keep the rest.
+    Only { components: Vec<String>, core: bool },
+}
+
+/// The lock's choices a run keeps, and whether it keeps the lock's core.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The lock, less the choices the update sets aside.
+    pub lock: Option<Lock>,
+    /// The lock's core is kept.
+    pub core: bool,
+}
+
+/// The lock's choices a run keeps: all of them, or all but those `update` names. A named
+/// component the site has never heard of is a mistake in the command, said as such.
+pub fn kept_choices(
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    update: &Update,
+) -> Result<Kept, RealiseError> {
+    match update {
+        Update::Nothing => Ok(Kept {
+            lock: lock.cloned(),
+            core: true,
+        }),
+        Update::All => Ok(Kept {
+            lock: None,
+            core: false,
+        }),
+        Update::Only { components, core } => {
+            for c in components {
+                let known = site.plugin(c).is_some() || lock.is_some_and(|l| l.plugin(c).is_some());
+                if !known {
+                    return Err(mcb_config::ConfigError::new(
+                        &site.path,
+                        format!("{c} is neither in the site file nor in its lock"),
+                    )
+                    .component(c)
+                    .into());
+                }
+            }
+            let kept = lock.map(|l| {
+                let mut l = l.clone();
+                l.plugins.retain(|p| !components.contains(&p.component));
+                l
+            });
+            Ok(Kept {
+                lock: kept,
+                core: !core,
+            })
+        }
+    }
 }
 
 /// The core, chosen.
@@ -555,6 +619,38 @@ fn plan_on<C: Catalog>(
         order: check.order,
         warnings,
     })
+}
+
+impl<P> Plan<P> {
+    /// The state of the site this plan makes; `describe` says where a chosen source comes
+    /// from, in the words [`mcb_config::LockedSource::label`] uses for a locked one.
+    pub fn snapshot(&self, site: &SiteFile, describe: impl Fn(&P) -> String) -> Snapshot {
+        use crate::changes::{Held, core_release, kind_of};
+        Snapshot {
+            core: Held {
+                version: self.core.version.build.to_string(),
+                release: Some(core_release(&self.core.version.release)),
+                kind: site.moodle.source.kind().to_string(),
+                source: describe(&self.core.pick),
+            },
+            plugins: self
+                .plugins
+                .iter()
+                .map(|p| {
+                    (
+                        p.component.to_string(),
+                        Held {
+                            version: p.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                            release: p.info.release.clone(),
+                            kind: kind_of(p.request.as_ref().map(|r| &r.source)),
+                            source: describe(&p.pick),
+                        },
+                    )
+                })
+                .collect(),
+            links: site.links.clone(),
+        }
+    }
 }
 
 /// Subplugin types declared by the site's plugins, parents before children.

@@ -8,18 +8,17 @@ use std::path::Path;
 use mcb_config::{Lock, SiteFile};
 use mcb_store::GitOid;
 
-use crate::catalog::SiteCatalog;
 use crate::changes::{Change, Snapshot};
-use crate::commit::lock_in_commit;
 use crate::context::RunContext;
 use crate::error::RealiseError;
-use crate::options::Options;
-use crate::plan::{Catalog, plan_with};
-use crate::realise::preference;
+use crate::options::RunOptions;
 use crate::report::{Reporter, Stage};
+use crate::stage::catalog::SiteCatalog;
+use crate::stage::commit::lock_in_commit;
+use crate::stage::plan::{Catalog, Update, kept_choices, plan_with};
 
 /// A plugin as the plan chose it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct PlannedChoice {
     pub component: String,
     pub version: String,
@@ -33,7 +32,7 @@ pub struct PlannedChoice {
 }
 
 /// What a run would change.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     pub site: String,
     pub moodle_release: String,
@@ -51,11 +50,10 @@ pub struct Pending {
 }
 
 /// An advisory that affects a locked version.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct AdvisoryHit {
     pub component: String,
     pub version: String,
-    #[serde(flatten)]
     pub advisory: mcb_catalog::Advisory,
     /// The plan moves the component to a version it does not affect.
     pub fixed_by_plan: bool,
@@ -77,7 +75,8 @@ impl Pending {
 /// aside), compared with the last generation and the lock.
 pub fn pending(
     site_path: &Path,
-    opts: &Options,
+    opts: &RunOptions,
+    update: &Update,
     reporter: &dyn Reporter,
 ) -> Result<Pending, RealiseError> {
     let site = SiteFile::load(site_path)?;
@@ -86,11 +85,11 @@ pub fn pending(
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
-    let (prefer, keep_core) = preference(&site, old_lock.as_ref(), &opts.update)?;
-    catalog.prefetch(&site, prefer.as_ref().filter(|_| keep_core), reporter);
+    let kept = kept_choices(&site, old_lock.as_ref(), update)?;
+    catalog.prefetch(&site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);
-    let plan = plan_with(&catalog, &site, prefer.as_ref(), keep_core)?;
-    let planned = Snapshot::of_plan(&plan, &site, |p| catalog.describe(p));
+    let plan = plan_with(&catalog, &site, kept.lock.as_ref(), kept.core)?;
+    let planned = plan.snapshot(&site, |p| catalog.describe(p));
     let head = ctx.git.branch_head(&site.name)?;
     let previous = match &head {
         Some(h) => lock_in_commit(&ctx.git, h)?,
@@ -137,7 +136,7 @@ fn advisory_hits(
     sources: &mcb_catalog::Sources,
     http: &mcb_catalog::Http,
     lock: &Lock,
-    plan: &crate::plan::Plan<crate::catalog::SourcePick>,
+    plan: &crate::stage::plan::Plan<crate::stage::catalog::SourcePick>,
     warnings: &mut Vec<String>,
 ) -> Vec<AdvisoryHit> {
     let mut by_repo: std::collections::BTreeMap<&str, Vec<(&str, &str, &str)>> = Default::default();
@@ -184,7 +183,7 @@ fn advisory_hits(
                         .iter()
                         .find(|p| p.component.as_str() == *component)
                         .and_then(|p| match &p.pick {
-                            crate::catalog::SourcePick::Composer { package, .. } => {
+                            crate::stage::catalog::SourcePick::Composer { package, .. } => {
                                 Some(package.version.clone())
                             }
                             _ => None,

@@ -1,8 +1,6 @@
-//! Beyond one machine: `push` sends a site's branch, its generation tags and its test
-//! results to any git remote (with the `git` program, through `mcb-git`); `deploy` lays a
-//! generation out on a web server, from such a remote or from a store on that machine, as
-//! `DIR/releases/<commit>`, switches `DIR/current` to it in one rename, keeps the newest
-//! releases, and rolls back.
+//! `deploy`: a generation laid out on a web server, from a git remote or from a store on
+//! the same machine, as `DIR/releases/<commit>`; `DIR/current` switched to it in one
+//! rename; the newest releases kept; and rollback to the release before.
 //!
 //! A release is files of its own: copy-on-write clones where the filesystem makes them,
 //! else copies checked against the store as they are made; hardlinks to the store only
@@ -16,141 +14,10 @@ use std::path::{Path, PathBuf};
 use mcb_git::GitStore;
 use mcb_store::{GitOid, LinkMode, Store};
 
-use crate::error::RealiseError;
-use crate::options::Options;
-use crate::test_note::TEST_NOTES;
+use crate::error::{Absent, DeployError, fs_error};
 
 /// Releases kept by default: the current one and those before it.
 pub const KEEP_RELEASES: usize = 5;
-
-fn fail(message: impl Into<String>, hint: impl Into<String>) -> RealiseError {
-    RealiseError::Environment {
-        message: message.into(),
-        hint: Some(hint.into()),
-    }
-}
-
-fn fs_error(what: String, e: std::io::Error) -> RealiseError {
-    RealiseError::Filesystem {
-        message: what,
-        source: e,
-    }
-}
-
-/// What `push` did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Pushed {
-    pub site: String,
-    pub remote: String,
-    pub commit: GitOid,
-    /// The remote's branch or tags moved (false: all was there already).
-    pub updated: bool,
-    /// The generation tags pushed (`SITE/gen-N`, one per commit of the branch), those the
-    /// remote had included.
-    pub tags: usize,
-}
-
-/// Pushes site `name`'s branch, its generation tags and its test results to `remote`. A
-/// remote whose branch has commits this one lacks is refused unless `force`.
-pub fn push(opts: &Options, name: &str, remote: &str, force: bool) -> Result<Pushed, RealiseError> {
-    mcb_git::program::check_remote(remote).map_err(|e| {
-        fail(
-            e.to_string(),
-            "give a URL (ssh://, https://, git://, file://) or the path of a repository",
-        )
-    })?;
-    let store = Store::open_existing(&opts.store)?;
-    let gs = mcb_catalog::sources::open_git(&store)?;
-    let head = gs.branch_head(name)?.ok_or_else(|| {
-        fail(
-            format!("the store has no site named {name}"),
-            "`mcb sites` lists the sites in the store",
-        )
-    })?;
-    // Tagging writes refs of the site: one writer at a time, as for realise, and a tag lock
-    // a killed push left is cleared under that lock.
-    let _site_lock = store.lock_named(
-        &format!("site-{name}"),
-        mcb_store::LockMode::Exclusive,
-        || {},
-    )?;
-    gs.clear_stale_ref_locks(&format!("tags/{name}"));
-    let tags = gs.tag_generations(name)?;
-    let plus = if force { "+" } else { "" };
-    let branch = format!("refs/heads/{name}");
-    let mut refspecs = vec![
-        format!("{plus}{branch}:{branch}"),
-        format!("{plus}refs/tags/{name}/gen-*:refs/tags/{name}/gen-*"),
-    ];
-    if gs.ref_target(TEST_NOTES)?.is_some() {
-        refspecs.push(format!("+{TEST_NOTES}:{TEST_NOTES}"));
-    }
-    let pushed = gs.push(remote, &refspecs)?;
-    // Only git's own words for a history the remote has and this store lacks mean
-    // divergence; any other rejection (a ref the remote could not lock, a hook) is said as
-    // git says it.
-    let diverged = |summary: &str| {
-        [
-            "non-fast-forward",
-            "fetch first",
-            "already exists",
-            "stale info",
-        ]
-        .iter()
-        .any(|w| summary.contains(w))
-    };
-    if let Some(line) = pushed
-        .refs
-        .iter()
-        .find(|r| r.rejected() && !diverged(&r.summary))
-    {
-        return Err(fail(
-            format!("{remote} refused {}: {}", line.remote_ref(), line.summary),
-            "another push to that remote may be running; try again",
-        ));
-    }
-    if let Some(line) = pushed
-        .refs
-        .iter()
-        .find(|r| r.rejected() && r.remote_ref() == branch)
-    {
-        return Err(RealiseError::Owner {
-            message: format!(
-                "{remote} has commits on branch {name} that this store does not: it has diverged ({})",
-                line.summary
-            ),
-            hint: "look at both histories; --force makes the remote's branch this store's".into(),
-        });
-    }
-    let tag_prefix = format!("refs/tags/{name}/gen-");
-    if let Some(bad) = pushed
-        .refs
-        .iter()
-        .find(|r| r.rejected() && r.remote_ref().starts_with(&tag_prefix))
-    {
-        return Err(RealiseError::Owner {
-            message: format!(
-                "{remote} has tag {} on another commit: its history of site {name} is not this store's",
-                bad.remote_ref().trim_start_matches("refs/tags/")
-            ),
-            hint: "look at both histories; --force makes the remote's branch and tags this store's"
-                .into(),
-        });
-    }
-    if let Some(why) = pushed.failed {
-        return Err(fail(
-            format!("cannot push to {remote}: {why}"),
-            "check the remote's URL, that it is reachable, and your access to it",
-        ));
-    }
-    Ok(Pushed {
-        site: name.to_string(),
-        remote: remote.to_string(),
-        commit: head,
-        updated: pushed.refs.iter().any(|r| !r.up_to_date()),
-        tags: tags.len(),
-    })
-}
 
 /// Where a deploy takes its generation from.
 #[derive(Debug, Clone)]
@@ -188,7 +55,7 @@ pub struct DeployRequest {
 }
 
 /// What `deploy` did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Deployed {
     pub site: String,
     pub commit: GitOid,
@@ -210,7 +77,7 @@ pub struct Deployed {
 
 /// An entry of the deploy directory that must be what mcb made: refused when something
 /// else (a symlink leading out of it, a file) stands there.
-fn check_entry(path: &Path, want_dir: bool) -> Result<(), RealiseError> {
+fn check_entry(path: &Path, want_dir: bool) -> Result<(), DeployError> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(fs_error(format!("cannot read {}", path.display()), e)),
@@ -223,21 +90,17 @@ fn check_entry(path: &Path, want_dir: bool) -> Result<(), RealiseError> {
             if ok {
                 Ok(())
             } else {
-                Err(fail(
-                    format!(
-                        "{} is {}, not what mcb makes there ({})",
-                        path.display(),
-                        if m.file_type().is_symlink() {
-                            "a symlink"
-                        } else if m.is_dir() {
-                            "a directory"
-                        } else {
-                            "a file"
-                        },
-                        if want_dir { "a directory" } else { "a symlink" }
-                    ),
-                    "mcb never follows a link out of the deploy directory; move it away",
-                ))
+                Err(DeployError::NotOurs {
+                    path: path.to_path_buf(),
+                    found: if m.file_type().is_symlink() {
+                        "a symlink"
+                    } else if m.is_dir() {
+                        "a directory"
+                    } else {
+                        "a file"
+                    },
+                    wanted: if want_dir { "a directory" } else { "a symlink" },
+                })
             }
         }
     }
@@ -253,7 +116,7 @@ fn current_release(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Points `DIR/current` at `release` in one rename.
-fn switch_current(dir: &Path, release: &Path) -> Result<(), RealiseError> {
+fn switch_current(dir: &Path, release: &Path) -> Result<(), DeployError> {
     let rel = release.strip_prefix(dir).unwrap_or(release);
     let staging = dir.join(format!(".current.mcb-{}", std::process::id()));
     let _ = std::fs::remove_file(&staging);
@@ -300,7 +163,7 @@ fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
 
 /// Holds `DIR/.mcb-deploy.lock` (never through a symlink): one deploy or rollback at a
 /// time in a deploy directory.
-fn lock_deploy_dir(dir: &Path) -> Result<std::fs::File, RealiseError> {
+fn lock_deploy_dir(dir: &Path) -> Result<std::fs::File, DeployError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(".mcb-deploy.lock");
     let f = std::fs::OpenOptions::new()
@@ -329,7 +192,7 @@ fn pick_commit(
     name: &str,
     tip: &GitOid,
     wanted: Option<&str>,
-) -> Result<GitOid, RealiseError> {
+) -> Result<GitOid, DeployError> {
     let Some(c) = wanted else {
         return Ok(tip.clone());
     };
@@ -346,19 +209,19 @@ fn pick_commit(
             .rev()
             .nth(n.wrapping_sub(1))
             .map(|(c, _, _)| c.clone())
-            .ok_or_else(|| {
-                fail(
-                    format!("site {name} has no generation {c}"),
-                    "`mcb history` lists the generations; gen-1 is the first",
-                )
+            .ok_or_else(|| DeployError::Unknown {
+                message: format!("site {name} has no generation {c}"),
+                about: Absent::Generation,
             });
     }
     let p = c.to_ascii_lowercase();
     if !p.bytes().all(|b| b.is_ascii_hexdigit()) || p.len() < 7 {
-        return Err(fail(
-            format!("--commit {c} is not a commit id"),
-            "give at least 7 hex digits of a commit on the site's branch, or gen-N",
-        ));
+        return Err(DeployError::Unknown {
+            message: format!(
+                "{c} is not a generation: give gen-N or at least 7 hex digits of a commit"
+            ),
+            about: Absent::Generation,
+        });
     }
     let found: Vec<&GitOid> = log
         .iter()
@@ -367,14 +230,14 @@ fn pick_commit(
         .collect();
     match found.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(fail(
-            format!("commit {c} is not a generation of site {name}"),
-            "`mcb history` lists the generations",
-        )),
-        _ => Err(fail(
-            format!("{c} names more than one generation of site {name}"),
-            "give more digits",
-        )),
+        [] => Err(DeployError::Unknown {
+            message: format!("commit {c} is not a generation of site {name}"),
+            about: Absent::Generation,
+        }),
+        _ => Err(DeployError::Unknown {
+            message: format!("{c} names more than one generation of site {name}: give more digits"),
+            about: Absent::Generation,
+        }),
     }
 }
 
@@ -386,22 +249,17 @@ fn lay_out_release(
     tree: &GitOid,
     top: &Path,
     link: LinkMode,
-) -> Result<(LinkMode, usize), RealiseError> {
+) -> Result<(LinkMode, usize), DeployError> {
     match store {
         Some(store) => {
-            let uses = store.generation_uses(tree);
-            let known = crate::materialise::known_entries(store, uses.as_deref().unwrap_or(&[]));
-            let (files, _) = crate::materialise::files_of_tree(
+            let done = mcb_realise::stage::materialise::lay_out_tree(
                 store,
                 git,
                 tree,
-                &known,
-                &crate::report::Silent,
+                top,
+                link,
+                &mcb_realise::Silent,
             )?;
-            let laid: Vec<(String, &mcb_store::Entry)> =
-                files.iter().map(|(p, e)| (p.clone(), e)).collect();
-            store.check_objects(&laid)?;
-            let done = store.lay_out(&laid, top, link, &|| {})?;
             Ok((link, done.copied))
         }
         None => {
@@ -413,7 +271,7 @@ fn lay_out_release(
 
 /// Deploys site `request.site` (its newest generation, or the one named) into
 /// `request.dir`.
-pub fn deploy(request: &DeployRequest) -> Result<Deployed, RealiseError> {
+pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
     let dir = &request.dir;
     let name = request.site.as_str();
     std::fs::create_dir_all(dir)
@@ -434,35 +292,23 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, RealiseError> {
             (git, Some(store), tip)
         }
         DeploySource::Remote(r) => {
-            mcb_git::program::check_remote(r).map_err(|e| {
-                fail(
-                    e.to_string(),
-                    "give a URL (ssh://, https://, git://, file://) or the path of a repository",
-                )
-            })?;
+            mcb_git::program::check_remote(r)?;
             let cache = dir.join(".mcb-git");
             check_entry(&cache, true)?;
             GitStore::init_bare_with_git(&cache)?;
             let git = GitStore::open(&cache)?;
             git.fetch_refspec(r, &format!("+refs/heads/{name}:refs/remotes/mcb/{name}"))
-                .map_err(|e| {
-                    fail(
-                        format!(
-                            "cannot fetch site {name} from {r}: {}",
-                            crate::error::chain(&e)
-                        ),
-                        "check the remote's URL, that it is reachable, and your access to it",
-                    )
+                .map_err(|e| DeployError::Transfer {
+                    what: format!("cannot fetch site {name} from {r}"),
+                    source: e,
                 })?;
             let tip = git.ref_target(&format!("refs/remotes/mcb/{name}"))?;
             (git, None, tip)
         }
     };
-    let tip = tip.ok_or_else(|| {
-        fail(
-            format!("site {name} is not there"),
-            "`mcb sites` lists the sites of a store; push the site to the remote first",
-        )
+    let tip = tip.ok_or_else(|| DeployError::Unknown {
+        message: format!("site {name} is not there"),
+        about: Absent::Site,
     })?;
     let commit = pick_commit(&git, name, &tip, request.commit.as_deref())?;
     let tree = git.commit_tree_id(&commit)?;
@@ -476,8 +322,8 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, RealiseError> {
     // A release deployed before is checked against its generation: what drifted (a
     // hotfix, a planted file) is never served again.
     let drifted: Vec<String> = if release.is_dir() {
-        let seen = crate::lifecycle::scan_tree(&release);
-        let d = crate::lifecycle::drift_from(&git, &tree, &seen)?;
+        let seen = mcb_realise::ops::maintain::scan_tree(&release);
+        let d = mcb_realise::ops::maintain::drift_from(&git, &tree, &seen)?;
         d.modified
             .into_iter()
             .chain(d.added)
@@ -534,29 +380,25 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, RealiseError> {
 }
 
 /// Switches `DIR/current` back to the release deployed before it.
-pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
+pub fn rollback_deploy(dir: &Path) -> Result<Deployed, DeployError> {
     check_entry(&dir.join("releases"), true)?;
     check_entry(&dir.join("current"), false)?;
     let _lock = match dir.is_dir() {
         true => Some(lock_deploy_dir(dir)?),
         false => None,
     };
-    let current = current_release(dir).ok_or_else(|| {
-        fail(
-            format!("{}/current is not a deployed release", dir.display()),
-            "deploy first",
-        )
+    let current = current_release(dir).ok_or_else(|| DeployError::Unknown {
+        message: format!("{}/current is not a deployed release", dir.display()),
+        about: Absent::Release,
     })?;
     let all = releases(dir);
     let at = all.iter().position(|r| *r == current);
     let before = at
         .and_then(|i| i.checked_sub(1))
         .and_then(|i| all.get(i).cloned())
-        .ok_or_else(|| {
-            fail(
-                "there is no release before the current one",
-                "deploy the generation you want with --commit",
-            )
+        .ok_or_else(|| DeployError::Unknown {
+            message: "there is no release before the current one".into(),
+            about: Absent::EarlierRelease,
         })?;
     switch_current(dir, &before)?;
     // The one rolled back from is the newest no more.
@@ -564,11 +406,9 @@ pub fn rollback_deploy(dir: &Path) -> Result<Deployed, RealiseError> {
     let commit = before
         .file_name()
         .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
-        .ok_or_else(|| {
-            fail(
-                "the release directory is not named by its commit",
-                "deploy again",
-            )
+        .ok_or_else(|| DeployError::Unknown {
+            message: format!("{} is not named by a commit", before.display()),
+            about: Absent::Release,
         })?;
     Ok(Deployed {
         site: String::new(),

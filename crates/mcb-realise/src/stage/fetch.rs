@@ -3,10 +3,10 @@
 
 use mcb_catalog::StoredSource;
 
-use crate::catalog::{SiteCatalog, SourcePick};
 use crate::error::RealiseError;
-use crate::plan::{Catalog, Plan};
 use crate::report::{Reporter, Stage};
+use crate::stage::catalog::{SiteCatalog, SourcePick};
+use crate::stage::plan::{Catalog, Plan};
 
 /// The sources of a plan, in the store.
 #[derive(Debug, Clone)]
@@ -23,19 +23,6 @@ impl Fetched {
     }
 }
 
-/// The pool sources are fetched on: two threads, so at most two requests reach one host
-/// at once whatever the machine's size.
-pub(crate) fn fetch_pool() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .thread_name(|i| format!("mcb-fetch-{i}"))
-            .build()
-            .expect("a thread pool of two starts")
-    })
-}
-
 /// Brings every source of `plan` into the store and records their manifests.
 pub fn fetch(
     catalog: &SiteCatalog,
@@ -47,19 +34,20 @@ pub fn fetch(
         &format!("moodle {}", catalog.describe(&plan.core.pick)),
     );
     let core = catalog.fetch("moodle", &plan.core.pick)?;
-    let plugins: Vec<Result<StoredSource, RealiseError>> = fetch_pool().install(|| {
-        use rayon::prelude::*;
-        plan.plugins
-            .par_iter()
-            .map(|p| {
-                reporter.stage(
-                    Stage::Fetch,
-                    &format!("{} {}", p.component, catalog.describe(&p.pick)),
-                );
-                catalog.fetch(p.component.as_str(), &p.pick)
-            })
-            .collect()
-    });
+    let plugins: Vec<Result<StoredSource, RealiseError>> =
+        crate::pool::fetch_pool().install(|| {
+            use rayon::prelude::*;
+            plan.plugins
+                .par_iter()
+                .map(|p| {
+                    reporter.stage(
+                        Stage::Fetch,
+                        &format!("{} {}", p.component, catalog.describe(&p.pick)),
+                    );
+                    catalog.fetch(p.component.as_str(), &p.pick)
+                })
+                .collect()
+        });
     let fetched = Fetched {
         core,
         plugins: plugins.into_iter().collect::<Result<_, _>>()?,

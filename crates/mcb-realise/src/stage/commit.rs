@@ -4,14 +4,14 @@
 //! gives the same commit. The branch
 //! itself moves only when the run publishes.
 
-use mcb_config::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource, SiteFile};
+use mcb_config::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, SiteFile};
 use mcb_git::{CommitInfo, GitStore};
 use mcb_store::GitOid;
 
 use crate::changes::{Change, Snapshot};
 use crate::error::RealiseError;
-use crate::fetch::Fetched;
-use crate::plan::Plan;
+use crate::stage::fetch::Fetched;
+use crate::stage::plan::Plan;
 
 /// Where the lock starts in a site commit's message.
 pub const LOCK_MARKER: &str = "\n--- site.lock ---\n";
@@ -130,25 +130,6 @@ pub fn commit(
     })
 }
 
-/// How a locked source reads in messages.
-pub fn source_label(s: &LockedSource) -> String {
-    match s {
-        LockedSource::Git {
-            url,
-            reference,
-            commit,
-        } => format!("git {url} {reference} ({})", &commit.as_str()[..12]),
-        LockedSource::Zip { location, blake3 } => {
-            format!("zip {location} (blake3 {})", &blake3.as_str()[..12])
-        }
-        LockedSource::Path { dir } => format!("path {dir}"),
-        LockedSource::Directory { id, .. } => format!("directory version {id}"),
-        LockedSource::Composer {
-            package, version, ..
-        } => format!("composer {package} {version}"),
-    }
-}
-
 /// Everything in the message comes from the lock, the title and the parent's lock, so the
 /// same lock on the same parent always gives the same commit.
 fn commit_message(lock: &Lock, title: &Title, changes: &[Change]) -> String {
@@ -176,7 +157,7 @@ fn commit_message(lock: &Lock, title: &Title, changes: &[Change]) -> String {
     m.push_str(&format!(
         "\nmoodle {} {}\n",
         lock.moodle.build,
-        source_label(&lock.moodle.source)
+        lock.moodle.source.label()
     ));
     for p in &lock.plugins {
         m.push_str(&format!(
@@ -185,7 +166,7 @@ fn commit_message(lock: &Lock, title: &Title, changes: &[Change]) -> String {
             p.version,
             p.install_path,
             if p.auto { " (auto)" } else { "" },
-            source_label(&p.source)
+            p.source.label()
         ));
     }
     // The whole lock, so `mcb reproduce COMMIT` and `mcb rollback` can rebuild it.

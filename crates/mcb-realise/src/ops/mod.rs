@@ -1,0 +1,10 @@
+//! The operations built on the stages, one module each.
+
+pub mod edit;
+pub mod generations;
+pub mod import;
+pub mod maintain;
+pub mod preview;
+pub mod readiness;
+pub mod realise;
+pub mod reproduce;

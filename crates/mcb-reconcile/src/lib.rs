@@ -1,0 +1,153 @@
+//! The loop that closes the gap between a site file and what serves it: each round
+//! re-reads the site file, asks upstream, updates and realises; with a test, a new
+//! generation is served only once Moodle's own installer or upgrade passes on it. A round
+//! that changes nothing makes no commit. [`watch`] repeats rounds until told to stop,
+//! waiting longer after each failed round.
+//!
+//! It composes the operations of `mcb-realise` and the test runner; it prints nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mcb_realise::{ErrorKind, RealiseOptions, Realised, Reporter, RunOptions, Update};
+use mcb_sitetest::{TestError, TestPlan, TestReport};
+
+/// The longest a failing watch waits between rounds, as a multiple of its interval.
+pub const MAX_BACKOFF: u32 = 32;
+
+/// How each round runs.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileOptions {
+    /// How a generation is made and where `result` goes (its `update` is always all:
+    /// a round takes the newest versions the site file allows).
+    pub realise: RealiseOptions,
+    /// Serve a new generation only once its test passes.
+    pub test: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Run(#[from] mcb_realise::RealiseError),
+    #[error(transparent)]
+    Test(#[from] TestError),
+    /// The new generation failed its test: `result` still serves the one before.
+    #[error("generation {} failed its test; result still serves the previous one{}", &report.commit.as_str()[..12], failures(report))]
+    TestFailed { report: Box<TestReport> },
+}
+
+fn failures(report: &TestReport) -> String {
+    let mut out = String::new();
+    for s in report.steps.iter().filter(|s| !s.passed) {
+        for f in &s.failures {
+            out.push_str(&format!("\n{}: {f}", s.step));
+        }
+    }
+    out
+}
+
+impl ReconcileError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ReconcileError::Run(e) => e.kind(),
+            ReconcileError::Test(e) => e.kind(),
+            ReconcileError::TestFailed { .. } => ErrorKind::TestFailed,
+        }
+    }
+}
+
+/// One round: update and realise the site file at `site`; with a test, the new generation
+/// is committed and laid out but served only once its test passes.
+pub fn round(
+    site: &std::path::Path,
+    run: &RunOptions,
+    opts: &ReconcileOptions,
+    reporter: &dyn Reporter,
+) -> Result<Realised, ReconcileError> {
+    let mut run = run.clone();
+    run.refresh = !run.offline;
+    let realise = RealiseOptions {
+        update: Update::All,
+        ..opts.realise.clone()
+    };
+    if !opts.test {
+        return Ok(mcb_realise::realise(site, &run, &realise, reporter)?);
+    }
+    let realised = mcb_realise::realise_unserved(site, &run, &realise, reporter)?;
+    if !realised.changed {
+        // Nothing new: `result` serves what it served (a generation that failed its test
+        // stays unserved until something changes).
+        return Ok(realised);
+    }
+    let plan = TestPlan {
+        served_by: opts.realise.out.clone(),
+        ..TestPlan::default()
+    };
+    let report = mcb_sitetest::test_site(site, &plan, &run, reporter)?;
+    if !report.passed {
+        return Err(ReconcileError::TestFailed {
+            report: Box::new(report),
+        });
+    }
+    // Served: the generation is made; a realise from the store points `result` at it.
+    let mut serve_run = run.clone();
+    serve_run.offline = true;
+    let serve = RealiseOptions {
+        update: Update::Nothing,
+        ..opts.realise.clone()
+    };
+    mcb_realise::realise(site, &serve_run, &serve, reporter)?;
+    Ok(realised)
+}
+
+/// One round of a watch, as it ended.
+#[derive(Debug)]
+pub struct RoundReport {
+    /// 1 for the first round.
+    pub number: u64,
+    pub outcome: Result<Realised, ReconcileError>,
+    /// How long until the next round.
+    pub next_in: Duration,
+}
+
+/// Rounds every `every` until `stop` is set (a running round finishes first); a failed
+/// round is retried after a doubling wait, up to [`MAX_BACKOFF`] × `every`. `reporter`
+/// gives each round its reporter; `on_round` hears how each ended. Returns the number of
+/// rounds.
+pub fn watch<R: Reporter>(
+    site: &std::path::Path,
+    run: &RunOptions,
+    opts: &ReconcileOptions,
+    every: Duration,
+    stop: &AtomicBool,
+    mut reporter: impl FnMut() -> R,
+    mut on_round: impl FnMut(RoundReport),
+) -> u64 {
+    let every = every.max(Duration::from_secs(1));
+    let mut failures: u32 = 0;
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let outcome = round(site, run, opts, &reporter());
+        let next_in = match &outcome {
+            Ok(_) => {
+                failures = 0;
+                every
+            }
+            Err(_) => {
+                failures = failures.saturating_add(1);
+                every * (1u32 << failures.min(5)).min(MAX_BACKOFF)
+            }
+        };
+        on_round(RoundReport {
+            number: n,
+            outcome,
+            next_in,
+        });
+        let until = Instant::now() + next_in;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    n
+}
