@@ -10,6 +10,7 @@ mod directory;
 mod docs;
 mod gitops;
 mod hardening;
+mod json_schemas;
 mod lifecycle;
 mod marketplace;
 mod moodle_test;

@@ -152,7 +152,9 @@ fn install_upgrade_from_a_snapshot_and_a_refused_downgrade() {
     let g = good(&f);
     let site = good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v1"))]);
     f.realise_ok(&site);
+    let mut documents = Vec::new();
     let (code, j, err) = test(&f, &tmp, &site, &[]);
+    documents.push(j.clone());
     assert_eq!(code, 0, "{err}\n{j}");
     assert_eq!(j["passed"], true);
     assert_eq!(step(&j, "install")["passed"], true);
@@ -173,6 +175,7 @@ fn install_upgrade_from_a_snapshot_and_a_refused_downgrade() {
     good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v2"))]);
     f.realise_ok(&site);
     let (code, j, err) = test(&f, &tmp, &site, &[]);
+    documents.push(j.clone());
     assert_eq!(code, 0, "{err}\n{j}");
     assert_eq!(j["snapshot_used"], true, "{j}");
     assert_eq!(step(&j, "upgrade")["passed"], true);
@@ -187,6 +190,7 @@ fn install_upgrade_from_a_snapshot_and_a_refused_downgrade() {
     good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v1"))]);
     f.realise_ok_with(&site, &["--allow-downgrade"]);
     let (code, j, err) = test(&f, &tmp, &site, &[]);
+    documents.push(j.clone());
     assert_eq!(code, 7, "{err}\n{j}");
     let up = step(&j, "upgrade");
     assert_eq!(up["failures"][0]["component"], "local_good");
@@ -212,6 +216,13 @@ fn install_upgrade_from_a_snapshot_and_a_refused_downgrade() {
     let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(h["generations"][0]["test"], "FAILED");
     assert_eq!(h["generations"][1]["test"], "passed");
+    // The shape of `test --json`, passed and failed.
+    crate::snapshots::settings(&f).bind(|| {
+        insta::assert_snapshot!(
+            "json-schema-test",
+            serde_json::to_string_pretty(&crate::json_schemas::schema_of(&documents)).unwrap()
+        );
+    });
 }
 
 #[test]

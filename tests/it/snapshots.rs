@@ -60,7 +60,7 @@ fn run(f: &Fixture, args: &[&str], at: Option<&Path>) -> String {
 
 /// A site with a git core, a plugin from the directory (with an automatic dependency), a
 /// git plugin and a zip.
-fn sample(f: &Fixture) -> (std::path::PathBuf, Server, GitRepo) {
+pub(crate) fn sample(f: &Fixture) -> (std::path::PathBuf, Server, GitRepo) {
     let m = moodle_repo(f.path("moodle"));
     let server = Server::start();
     let list = publish(
