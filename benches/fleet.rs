@@ -18,9 +18,7 @@
 //! `MCB_FLEET_CORE_FILES` (default 8,000) the core's size, `MCB_BENCH_DIR` where the
 //! fixture goes (default `target/bench-fleet`).
 
-mod common;
-
-use common::*;
+use mcb_fixtures::bench::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,14 +44,6 @@ const RELEASES: [&str; 3] = ["4.5.0", "4.5.1", "4.5.2"];
 /// The directory plugin every site takes.
 const FLEET_DIR_PLUGIN: &str = "block_fleetdir";
 
-fn core_version_php(build: &str, release: &str, branch: &str) -> Vec<u8> {
-    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$version  = {build};\n$release  = '{release}';\n$branch   = '{branch}';\n$maturity = MATURITY_STABLE;\n").into_bytes()
-}
-
-fn plugin_php(component: &str, version: u64) -> Vec<u8> {
-    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = '{component}';\n$plugin->version = {version};\n$plugin->requires = 2024100700;\n$plugin->supported = [405, 500];\n$plugin->maturity = MATURITY_STABLE;\n$plugin->release = 'r{version}';\n").into_bytes()
-}
-
 struct Fixture {
     core: PathBuf,
     plugins: Vec<PathBuf>,
@@ -78,11 +68,10 @@ fn build_core(root: &Path, files: usize, rng: &mut Rng) -> PathBuf {
         .enumerate()
         .map(|(i, (p, s))| (p.clone(), php_text(rng, *s, i), false))
         .collect();
-    first.extend(core_metadata(core_version_php(
-        "2024100700.00",
-        "4.5 (Build: 20241007)",
-        "405",
-    )));
+    first.extend(core_metadata(
+        mcb_fixtures::core_version_php("2024100700.00", "4.5 (Build: 20241007)", "405")
+            .into_bytes(),
+    ));
     let mut commits = vec![("v4.5.0".to_string(), first)];
     let later = [
         (
@@ -110,7 +99,7 @@ fn build_core(root: &Path, files: usize, rng: &mut Rng) -> PathBuf {
     for (n, (tag, build, release, branch, changed)) in later.into_iter().enumerate() {
         let mut files_changed = vec![(
             "version.php".to_string(),
-            core_version_php(build, release, branch),
+            mcb_fixtures::core_version_php(build, release, branch).into_bytes(),
             false,
         )];
         for k in 0..changed {
@@ -137,7 +126,15 @@ fn build_plugins(root: &Path, rng: &mut Rng) -> Vec<PathBuf> {
                 15,
                 5_000,
                 p * 1000,
-                &|v| plugin_php(&component, v),
+                &|v| {
+                    mcb_fixtures::plugin_php(
+                        &component,
+                        v,
+                        "2024100700",
+                        "$plugin->supported = [405, 500];",
+                    )
+                    .into_bytes()
+                },
                 rng,
             );
             repo
@@ -195,7 +192,7 @@ fn build_directory(dir: &Path, base_url: &str, rng: &mut Rng) {
                     format!(
                         "https://moodle.org/plugins/download.php/{id}/{component}_{version}.zip"
                     ),
-                    format!("{:016x}{:016x}", rng.next(), rng.next()),
+                    format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64()),
                 )
             };
             if k > 0 {

@@ -13,9 +13,7 @@
 //! fixture goes (default: `target/bench`), `MCB_BENCH_KEEP` keeps it afterwards, and
 //! `MCB_BENCH_FIXTURE_ONLY` only builds it and prints a site file to profile by hand.
 
-mod common;
-
-use common::*;
+use mcb_fixtures::bench::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,14 +42,6 @@ fn mode_only_changes() -> usize {
 }
 
 /// A small deterministic generator (xorshift64*), so every machine builds the same fixture.
-fn core_version_php(build: &str, release: &str) -> Vec<u8> {
-    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$version  = {build};\n$release  = '{release}';\n$branch   = '405';\n$maturity = MATURITY_STABLE;\n").into_bytes()
-}
-
-fn plugin_php(component: &str, version: u64) -> Vec<u8> {
-    format!("<?php\ndefined('MOODLE_INTERNAL') || die();\n$plugin->component = '{component}';\n$plugin->version = {version};\n$plugin->requires = 2024100700;\n$plugin->supported = [405, 405];\n$plugin->maturity = MATURITY_STABLE;\n$plugin->release = 'r{version}';\n").into_bytes()
-}
-
 struct Fixture {
     root: PathBuf,
     core: PathBuf,
@@ -83,10 +73,10 @@ fn build_fixture(root: &Path) -> Fixture {
         .map(|(i, (p, s))| (p.clone(), php_text(&mut rng, *s, i), false))
         .collect();
     let core_bytes = first.iter().map(|f| f.1.len() as u64).sum();
-    first.extend(core_metadata(core_version_php(
-        "2024100700.00",
-        "4.5 (Build: 20241007)",
-    )));
+    first.extend(core_metadata(
+        mcb_fixtures::core_version_php("2024100700.00", "4.5 (Build: 20241007)", "405")
+            .into_bytes(),
+    ));
     first.push((
         "admin/cli/upgrade.sh".into(),
         b"#!/bin/sh\nphp admin/cli/upgrade.php\n".to_vec(),
@@ -95,7 +85,8 @@ fn build_fixture(root: &Path) -> Fixture {
     // The point release changes a few hundred files, as real ones do.
     let mut second = vec![(
         "version.php".to_string(),
-        core_version_php("2024100701.00", "4.5.1 (Build: 20241209)"),
+        mcb_fixtures::core_version_php("2024100701.00", "4.5.1 (Build: 20241209)", "405")
+            .into_bytes(),
         false,
     )];
     let mut changed_bytes = 0;
@@ -111,7 +102,8 @@ fn build_fixture(root: &Path) -> Fixture {
         .collect();
     let mut third = vec![(
         "version.php".to_string(),
-        core_version_php("2024100702.00", "4.5.2 (Build: 20241216)"),
+        mcb_fixtures::core_version_php("2024100702.00", "4.5.2 (Build: 20241216)", "405")
+            .into_bytes(),
         false,
     )];
     third.extend(
@@ -141,7 +133,15 @@ fn build_fixture(root: &Path) -> Fixture {
                 40,
                 8_000,
                 p * 100,
-                &|v| plugin_php(&component, v),
+                &|v| {
+                    mcb_fixtures::plugin_php(
+                        &component,
+                        v,
+                        "2024100700",
+                        "$plugin->supported = [405, 405];",
+                    )
+                    .into_bytes()
+                },
                 &mut rng,
             );
             repo
@@ -153,7 +153,16 @@ fn build_fixture(root: &Path) -> Fixture {
         let component = format!("block_bz{z}");
         let dir = root.join(format!("zipsrc/{component}"));
         std::fs::create_dir_all(dir.join("classes")).unwrap();
-        std::fs::write(dir.join("version.php"), plugin_php(&component, 2024100500)).unwrap();
+        std::fs::write(
+            dir.join("version.php"),
+            mcb_fixtures::plugin_php(
+                &component,
+                2024100500,
+                "2024100700",
+                "$plugin->supported = [405, 405];",
+            ),
+        )
+        .unwrap();
         for f in 0..30 {
             let size = 500 + rng.below(6_000) as usize;
             std::fs::write(

@@ -3,25 +3,16 @@
 //! rolling back, failing without touching `current`, and links kept as links.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::support::*;
 
-fn mcb(f: &Fixture, args: &[&str]) -> Output {
-    f.mcb().args(args).output().unwrap()
-}
-
-fn ok(out: &Output) -> serde_json::Value {
+fn ok(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A site with a plugin and a config.php link, realised; returns the site file.
@@ -61,10 +52,10 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
     let tags = f.store().join("git/refs/tags/web");
     std::fs::create_dir_all(&tags).unwrap();
     std::fs::write(tags.join("gen-1.lock"), "").unwrap();
-    let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
+    let j = ok(&f.run(&["push", "--json", s(&site), s(&remote)]));
     assert_eq!(j["updated"], true);
     assert!(!tags.join("gen-1.lock").exists());
-    let j = ok(&mcb(&f, &["push", "--json", s(&site), s(&remote)]));
+    let j = ok(&f.run(&["push", "--json", s(&site), s(&remote)]));
     assert_eq!(j["updated"], false, "pushing twice changes nothing");
     assert_eq!(
         branch_head(&f.store(), "web"),
@@ -77,12 +68,12 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
         &["commit-tree", &tree, "-p", "web", "-m", "elsewhere"],
     );
     git_at(&remote, &["update-ref", "refs/heads/web", &other]);
-    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let out = f.run(&["push", s(&site), s(&remote)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("has diverged"), "{err}");
     assert_eq!(git_at(&remote, &["rev-parse", "web"]), other, "untouched");
-    ok(&mcb(&f, &["push", "--force", s(&site), s(&remote)]));
+    ok(&f.run(&["push", "--force", s(&site), s(&remote)]));
     assert_eq!(
         git_at(&remote, &["rev-parse", "web"]),
         branch_head(&f.store(), "web")
@@ -94,12 +85,12 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
     );
     // A remote whose generation tag names another commit has another history.
     git_at(&remote, &["update-ref", "refs/tags/web/gen-1", &other]);
-    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let out = f.run(&["push", s(&site), s(&remote)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("has tag web/gen-1 on another commit"), "{err}");
     assert_eq!(git_at(&remote, &["rev-parse", "web/gen-1"]), other);
-    ok(&mcb(&f, &["push", "--force", s(&site), s(&remote)]));
+    ok(&f.run(&["push", "--force", s(&site), s(&remote)]));
     assert_eq!(
         git_at(&remote, &["rev-parse", "web/gen-1"]),
         branch_head(&f.store(), "web")
@@ -202,8 +193,8 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     bare(&f, "served/web.git");
     let daemon = Daemon::start(&served);
     let remote = format!("git://127.0.0.1:{}/web.git", daemon.port);
-    ok(&mcb(&f, &["push", s(&site_file), &remote]));
-    ok(&mcb(&f, &["push", s(&site_file), &remote]));
+    ok(&f.run(&["push", s(&site_file), &remote]));
+    ok(&f.run(&["push", s(&site_file), &remote]));
 
     // A web server with nothing but the remote.
     let www = f.path("www");
@@ -220,7 +211,7 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
         if let Some(c) = commit {
             args.extend(["--commit", c]);
         }
-        ok(&mcb(&f, &args))
+        ok(&f.run(&args))
     };
     let j = deploy(None);
     assert_eq!(j["commit"], first["commit"]);
@@ -248,7 +239,7 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     // A second generation: deployed, then rolled back.
     site(&f, &m, &x, "v2");
     let second = f.realise_ok(&site_file);
-    ok(&mcb(&f, &["push", s(&site_file), &remote]));
+    ok(&f.run(&["push", s(&site_file), &remote]));
     let j = deploy(None);
     assert_eq!(j["commit"], second["commit"]);
     assert!(
@@ -261,10 +252,7 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
         second["commit"].as_str().unwrap(),
         "the second push tags the second generation"
     );
-    let j = ok(&mcb(
-        &f,
-        &["deploy", "--json", "--rollback", "--to", s(&www)],
-    ));
+    let j = ok(&f.run(&["deploy", "--json", "--rollback", "--to", s(&www)]));
     assert_eq!(j["commit"], first["commit"]);
     // A generation by its number, as `mcb history` and the tags name it.
     assert_eq!(deploy(Some("web/gen-2"))["commit"], second["commit"]);
@@ -277,23 +265,20 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
 
     // Failures leave current as it is.
     let before = std::fs::read_link(&current).unwrap();
-    let out = mcb(
-        &f,
-        &[
-            "deploy",
-            &remote,
-            "--site",
-            "web",
-            "--commit",
-            "0123456789abcdef",
-            "--to",
-            s(&www),
-        ],
-    );
+    let out = f.run(&[
+        "deploy",
+        &remote,
+        "--site",
+        "web",
+        "--commit",
+        "0123456789abcdef",
+        "--to",
+        s(&www),
+    ]);
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(std::fs::read_link(&current).unwrap(), before);
     let gone = format!("git://{}/web.git", crate::support::http::closed_port());
-    let out = mcb(&f, &["deploy", &gone, "--site", "web", "--to", s(&www)]);
+    let out = f.run(&["deploy", &gone, "--site", "web", "--to", s(&www)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot fetch site web"), "{err}");
@@ -303,18 +288,15 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
     // From the store itself: files of its own (clones, or copies on this filesystem),
     // never the store's objects.
     let www2 = f.path("www2");
-    let j = ok(&mcb(
-        &f,
-        &[
-            "deploy",
-            "--json",
-            s(&f.store()),
-            "--site",
-            "web",
-            "--to",
-            s(&www2),
-        ],
-    ));
+    let j = ok(&f.run(&[
+        "deploy",
+        "--json",
+        s(&f.store()),
+        "--site",
+        "web",
+        "--to",
+        s(&www2),
+    ]));
     assert_eq!(j["link"], "clone", "{j}");
     let released = www2.join("current/mod/x/version.php");
     assert!(released.is_file());
@@ -331,14 +313,14 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
 #[test]
 fn completions_and_the_manual_page_come_from_the_command_line() {
     let f = Fixture::new();
-    let out = mcb(&f, &["completions", "bash"]);
+    let out = f.run(&["completions", "bash"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
         text.contains("reconcile") && text.contains("rollback"),
         "{text}"
     );
-    let out = mcb(&f, &["man"]);
+    let out = f.run(&["man"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with(".ie") || text.contains(".TH mcb"),
@@ -360,7 +342,7 @@ fn a_deploy_waits_for_another_in_the_same_directory() {
     let site_file = site(&f, &m, &x, "v1");
     let first = f.realise_ok(&site_file);
     let remote = bare(&f, "remote.git");
-    ok(&mcb(&f, &["push", s(&site_file), s(&remote)]));
+    ok(&f.run(&["push", s(&site_file), s(&remote)]));
     let www = f.path("www");
     std::fs::create_dir_all(&www).unwrap();
     let held = std::fs::File::create(www.join(".mcb-deploy.lock")).unwrap();
@@ -456,13 +438,13 @@ fn a_killed_push_leaves_nothing_running_and_the_next_push_finishes() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The next push, at once: done, or git's own words; never a false divergence.
-    let out = mcb(&f, &["push", s(&site), s(&remote)]);
+    let out = f.run(&["push", s(&site), s(&remote)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("has diverged"), "{err}");
     if !out.status.success() {
         // The first receive may still hold the remote's ref: a third push finishes.
         std::thread::sleep(std::time::Duration::from_secs(4));
-        let out = mcb(&f, &["push", s(&site), s(&remote)]);
+        let out = f.run(&["push", s(&site), s(&remote)]);
         assert!(
             out.status.success(),
             "{}",

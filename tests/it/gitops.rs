@@ -5,43 +5,11 @@
 //! same on every machine.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::snapshots::{settings, shown};
 use crate::support::directory::{Published, publish};
 use crate::support::http::Server;
 use crate::support::*;
-
-/// Runs mcb with `args` and returns its output.
-fn mcb(f: &Fixture, args: &[&str]) -> Output {
-    f.mcb().args(args).output().unwrap()
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// The paths that differ between two commits of the store's site repository.
 fn changed_paths(store: &Path, a: &str, b: &str) -> Vec<String> {
@@ -142,11 +110,11 @@ fn plan_names_core_plugin_and_dependency_changes_and_changes_nothing() {
     let lock_before = std::fs::read(f.path("site/site.lock")).unwrap();
     let head = branch_head(&f.store(), "s");
 
-    let out = mcb(&f, &["plan", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("nothing to change"), "{}", text(&out));
-    let out = mcb(&f, &["plan", "--offline", s(&site)]);
-    assert_eq!(code(&out), 0, "from the store alone: {}", text(&out));
+    let out = f.run(&["plan", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("nothing to change"), "{}", said(&out));
+    let out = f.run(&["plan", "--offline", s(&site)]);
+    assert_eq!(code(&out), 0, "from the store alone: {}", said(&out));
 
     // The administrator moves core and mod_x on; mod_x v1.1 needs filter_dep.
     let new = Site::new("s")
@@ -154,10 +122,10 @@ fn plan_names_core_plugin_and_dependency_changes_and_changes_nothing() {
         .plugin("mod_x", Src::git(x.url()).at("v1.1"))
         .directory(&list);
     f.site(&new);
-    let out = mcb(&f, &["plan", s(&site)]);
-    assert_eq!(code(&out), 2, "pending: {}", text(&out));
+    let out = f.run(&["plan", s(&site)]);
+    assert_eq!(code(&out), 2, "pending: {}", said(&out));
     settings(&f).bind(|| insta::assert_snapshot!("plan", shown(&out)));
-    let out = mcb(&f, &["plan", "--json", s(&site)]);
+    let out = f.run(&["plan", "--json", s(&site)]);
     assert_eq!(code(&out), 2);
     settings(&f).bind(|| insta::assert_snapshot!("plan-json", shown(&out)));
     // Nothing moved: lock, branch and result are as they were.
@@ -168,25 +136,25 @@ fn plan_names_core_plugin_and_dependency_changes_and_changes_nothing() {
     assert_eq!(branch_head(&f.store(), "s"), head);
 
     // -v says why each version.
-    let out = mcb(&f, &["plan", "-v", s(&site)]);
+    let out = f.run(&["plan", "-v", s(&site)]);
     assert!(
-        text(&out).contains("mod_x 2024060100 (v1.1)"),
+        said(&out).contains("mod_x 2024060100 (v1.1)"),
         "{}",
-        text(&out)
+        said(&out)
     );
 
     // A pin moved back: plan flags it as dangerous, in text and JSON.
     f.realise_ok(&site);
     f.site(&old);
-    let out = mcb(&f, &["plan", s(&site)]);
+    let out = f.run(&["plan", s(&site)]);
     assert_eq!(code(&out), 2);
-    let t = text(&out);
+    let t = said(&out);
     assert!(
         t.contains("! mod_x r2024060100 → r2024050100  DOWNGRADE"),
         "{t}"
     );
     assert!(t.contains("DANGER"), "{t}");
-    let j = json_of(&mcb(&f, &["plan", "--json", s(&site)]));
+    let j = json_of(&f.run(&["plan", "--json", s(&site)]));
     assert_eq!(j["dangerous"], true);
     assert!(
         j["changes"]
@@ -222,25 +190,25 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
             .plugin("block_dir", Src::index())
             .directory(&list),
     );
-    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let first = branch_head(&f.store(), "s");
     let n = commits(&f.store(), "s");
 
     // Nothing new upstream: no commit, no new generation.
-    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(json_of(&out)["changed"], false);
     assert_eq!(branch_head(&f.store(), "s"), first);
 
     // A core point release: one commit, only core's files differ.
     new_core_release(&m, "v4.5.11", "2024100711.00", "4.5.11 (Build: 20251110)");
-    let out = mcb(&f, &["reconcile", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(
-        text(&out).contains("moodle 4.5.10 → 4.5.11"),
+        said(&out).contains("moodle 4.5.10 → 4.5.11"),
         "{}",
-        text(&out)
+        said(&out)
     );
     let second = branch_head(&f.store(), "s");
     assert_eq!(commits(&f.store(), "s"), n + 1);
@@ -267,12 +235,12 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
 
     // A new plugin tag: only that plugin's subtree differs.
     add_tag(&x, "mod_x", "v1.1", 2024060100, "");
-    let out = mcb(&f, &["reconcile", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(
-        text(&out).contains("mod_x r2024050100 → r2024060100"),
+        said(&out).contains("mod_x r2024050100 → r2024060100"),
         "{}",
-        text(&out)
+        said(&out)
     );
     let third = branch_head(&f.store(), "s");
     let paths = changed_paths(&f.store(), &second, &third);
@@ -281,12 +249,12 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
 
     // A new directory version: only that plugin's subtree differs.
     directory(&server, &[2024100800, 2024110100]);
-    let out = mcb(&f, &["reconcile", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(
-        text(&out).contains("block_dir r2024100800 → r2024110100"),
+        said(&out).contains("block_dir r2024100800 → r2024110100"),
         "{}",
-        text(&out)
+        said(&out)
     );
     let fourth = branch_head(&f.store(), "s");
     let paths = changed_paths(&f.store(), &third, &fourth);
@@ -297,14 +265,14 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
     );
 
     // And again nothing: no commit.
-    let out = mcb(&f, &["reconcile", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(branch_head(&f.store(), "s"), fourth);
 
     // history lists them newest first, with what moved.
-    let out = mcb(&f, &["history", s(&site)]);
+    let out = f.run(&["history", s(&site)]);
     settings(&f).bind(|| insta::assert_snapshot!("history", shown(&out)));
-    let out = mcb(&f, &["history", "--json", s(&site)]);
+    let out = f.run(&["history", "--json", s(&site)]);
     let j = json_of(&out);
     let g = j["generations"].as_array().unwrap();
     assert_eq!(g[0]["commit"], fourth.as_str());
@@ -325,20 +293,20 @@ fn a_weekly_build_moves_a_plus_site() {
         let _ = site;
         f.site(&plus)
     };
-    let out = mcb(&f, &["reconcile", "--json", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(json_of(&out)["moodle"]["build"], "2024100710.03");
     let before = branch_head(&f.store(), "s1");
     m.git(&["checkout", "-q", "MOODLE_405_STABLE"]);
     write_core(&m, "", "2024100710.04", "4.5.10+ (Build: 20251027)", "405");
     m.commit("weekly 4.5.10+");
     m.git(&["checkout", "-q", "main"]);
-    let out = mcb(&f, &["reconcile", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(
-        text(&out).contains("moodle 4.5.10+ (2024100710.03) → 4.5.10+ (2024100710.04)"),
+        said(&out).contains("moodle 4.5.10+ (2024100710.03) → 4.5.10+ (2024100710.04)"),
         "{}",
-        text(&out)
+        said(&out)
     );
     assert_eq!(commits(&f.store(), "s1"), 2);
     assert_ne!(branch_head(&f.store(), "s1"), before);
@@ -368,9 +336,9 @@ fn removing_a_plugin_and_changing_its_source_show_in_plan_and_in_the_tree() {
         .plugin("block_dir", Src::index())
         .directory(&list);
     f.site(&without);
-    let out = mcb(&f, &["plan", s(&site)]);
+    let out = f.run(&["plan", s(&site)]);
     assert_eq!(code(&out), 2);
-    let t = text(&out);
+    let t = said(&out);
     assert!(t.contains("- mod_x r2024050100"), "{t}");
     assert!(t.contains("~ block_dir source git → directory"), "{t}");
     let j = f.realise_ok(&site);
@@ -398,14 +366,14 @@ fn update_moves_only_what_it_names_and_outdated_says_it_first() {
     // realise keeps the lock; outdated sees both (it asks upstream whatever the cache).
     let j = f.realise_ok(&site);
     assert_eq!(j["plugins"]["mod_a"]["version"], "2024010100");
-    let out = mcb(&f, &["outdated", s(&site)]);
-    assert_eq!(code(&out), 2, "{}", text(&out));
-    let t = text(&out);
+    let out = f.run(&["outdated", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
+    let t = said(&out);
     assert!(t.contains("mod_a r2024010100 → r2024020100"), "{t}");
     assert!(t.contains("mod_b r2024010100 → r2024020100"), "{t}");
 
-    let out = mcb(&f, &["update", "--json", s(&site), "mod_a"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["update", "--json", s(&site), "mod_a"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let j = json_of(&out);
     assert_eq!(j["plugins"]["mod_a"]["version"], "2024020100");
     assert_eq!(j["plugins"]["mod_b"]["version"], "2024010100");
@@ -413,24 +381,24 @@ fn update_moves_only_what_it_names_and_outdated_says_it_first() {
 
     // --lock-only writes the lock and builds nothing.
     let head = branch_head(&f.store(), "s1");
-    let out = mcb(&f, &["update", "--lock-only", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("site.lock updated"), "{}", text(&out));
+    let out = f.run(&["update", "--lock-only", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("site.lock updated"), "{}", said(&out));
     assert_eq!(branch_head(&f.store(), "s1"), head);
     let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
     assert_eq!(lock.matches("version: \"2024020100\"").count(), 2, "{lock}");
 
     // An unknown component is a mistake in the command.
-    let out = mcb(&f, &["update", s(&site), "mod_zzz"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("mod_zzz is neither in the site file nor in its lock"));
-    let out = mcb(&f, &["outdated", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["update", s(&site), "mod_zzz"]);
+    assert_eq!(code(&out), 3, "{}", said(&out));
+    assert!(said(&out).contains("mod_zzz is neither in the site file nor in its lock"));
+    let out = f.run(&["outdated", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
 
     // A new tag moments after the refs were read: update asks upstream all the same.
     add_tag(&a, "mod_a", "v3", 2024030100, "");
-    let out = mcb(&f, &["update", "--json", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["update", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(json_of(&out)["plugins"]["mod_a"]["version"], "2024030100");
 }
 
@@ -443,21 +411,21 @@ fn rollback_restores_tree_and_lock_without_upstreams_and_asks_for_downgrades() {
     let first = f.realise_ok(&site);
     let first_lock = std::fs::read(f.path("site/site.lock")).unwrap();
     add_tag(&x, "mod_x", "v1.1", 2024060100, "");
-    let out = mcb(&f, &["update", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let second_head = branch_head(&f.store(), "s1");
     // Upstreams move away.
     std::fs::rename(f.path("moodle"), f.path("moodle-gone")).unwrap();
     std::fs::rename(f.path("up"), f.path("up-gone")).unwrap();
 
-    let out = mcb(&f, &["rollback", s(&site)]);
-    assert_eq!(code(&out), 2, "{}", text(&out));
+    let out = f.run(&["rollback", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
     settings(&f).bind(|| insta::assert_snapshot!("rollback-downgrade", shown(&out)));
     assert_eq!(branch_head(&f.store(), "s1"), second_head);
 
-    let out = mcb(&f, &["rollback", "--allow-downgrade", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let t = text(&out);
+    let out = f.run(&["rollback", "--allow-downgrade", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let t = said(&out);
     assert!(t.contains("! mod_x r2024060100 → r2024050100"), "{t}");
     let now = std::fs::read_link(f.path("site/result")).unwrap();
     assert_eq!(now, PathBuf::from(first["path"].as_str().unwrap()));
@@ -466,7 +434,7 @@ fn rollback_restores_tree_and_lock_without_upstreams_and_asks_for_downgrades() {
     let head = branch_head(&f.store(), "s1");
     assert_ne!(head, second_head);
     assert_eq!(commits(&f.store(), "s1"), 3);
-    let j = json_of(&mcb(&f, &["history", "--json", "s1"]));
+    let j = json_of(&f.run(&["history", "--json", "s1"]));
     assert!(
         j["generations"][0]["title"]
             .as_str()
@@ -475,9 +443,9 @@ fn rollback_restores_tree_and_lock_without_upstreams_and_asks_for_downgrades() {
         "{j}"
     );
     // Realise now: the lock answers the site file, nothing to do, offline.
-    let out = mcb(&f, &["realise", "--offline", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("up to date"), "{}", text(&out));
+    let out = f.run(&["realise", "--offline", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("up to date"), "{}", said(&out));
 }
 
 #[test]
@@ -489,35 +457,32 @@ fn rollback_rebuilds_a_generation_gc_removed_from_git() {
     let first = f.realise_ok(&site);
     let first_tree = first["tree"].as_str().unwrap().to_string();
     add_tag(&x, "mod_x", "v1.1", 2024060100, "");
-    assert_eq!(code(&mcb(&f, &["update", s(&site)])), 0);
-    let out = mcb(&f, &["gc", "--keep", "1", "--grace", "0"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(code(&f.run(&["update", s(&site)])), 0);
+    let out = f.run(&["gc", "--keep", "1", "--grace", "0"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let generation = f.store().join("generations").join(&first_tree);
     assert!(!generation.exists(), "gc removed the first generation");
-    let j = json_of(&mcb(&f, &["history", "--json", s(&site)]));
+    let j = json_of(&f.run(&["history", "--json", s(&site)]));
     assert_eq!(j["generations"][1]["kept"], false);
 
     std::fs::rename(f.path("up"), f.path("up-gone")).unwrap();
-    let out = mcb(
-        &f,
-        &[
-            "rollback",
-            "--json",
-            "--allow-downgrade",
-            "--to",
-            "-1",
-            s(&site),
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&[
+        "rollback",
+        "--json",
+        "--allow-downgrade",
+        "--to",
+        "-1",
+        s(&site),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let j = json_of(&out);
     assert_eq!(j["from_git"], true);
     assert!(generation.join("mod/x/version.php").exists());
     assert_committed_tree_is_materialised(&f.store(), j["commit"].as_str().unwrap(), &generation);
     // The rebuilt generation is whole and kept by the next gc.
-    assert_eq!(code(&mcb(&f, &["gc", "--keep", "1", "--grace", "0"])), 0);
-    let out = mcb(&f, &["verify"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(code(&f.run(&["gc", "--keep", "1", "--grace", "0"])), 0);
+    let out = f.run(&["verify"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(generation.join("mod/x/version.php").exists());
 }
 
@@ -545,7 +510,7 @@ fn locks_are_byte_identical_across_stores_with_different_histories() {
         .args(["realise", s(&site), "--force"])
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let b = std::fs::read(&lock).unwrap();
     assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
     assert_ne!(
@@ -559,7 +524,7 @@ fn locks_are_byte_identical_across_stores_with_different_histories() {
         .args(["realise", "--locked", s(&site)])
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(std::fs::read(&lock).unwrap(), a);
 }
 
@@ -600,7 +565,7 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
     let j = f.realise_ok(&site);
     let generation = PathBuf::from(j["path"].as_str().unwrap());
 
-    let sites = json_of(&mcb(&f, &["sites", "--json"]));
+    let sites = json_of(&f.run(&["sites", "--json"]));
     let names: Vec<&str> = sites["sites"]
         .as_array()
         .unwrap()
@@ -620,8 +585,8 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
         .arg(&remote)
         .status()
         .unwrap();
-    let out = mcb(&f, &["push", s(&site), s(&remote)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["push", s(&site), s(&remote)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let tags = |repo: &Path| {
         let out = std::process::Command::new("git")
             .arg("--git-dir")
@@ -635,31 +600,31 @@ fn forget_then_gc_frees_the_site_and_leaves_others_sound() {
     assert_eq!(tags(&remote), "s1/gen-1");
 
     // Live: refused.
-    let out = mcb(&f, &["forget", "s1"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("is live"), "{}", text(&out));
+    let out = f.run(&["forget", "s1"]);
+    assert_eq!(code(&out), 3, "{}", said(&out));
+    assert!(said(&out).contains("is live"), "{}", said(&out));
     std::fs::remove_file(f.path("site/result")).unwrap();
-    let out = mcb(&f, &["forget", "s1"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["forget", "s1"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(
         tags(&f.store().join("git")),
         "",
         "the site's tags went with it"
     );
-    let out = mcb(&f, &["gc", "--grace", "0"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["gc", "--grace", "0"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(
         !generation.exists(),
         "gc freed the forgotten site's generation"
     );
-    let sites = json_of(&mcb(&f, &["sites", "--json"]));
+    let sites = json_of(&f.run(&["sites", "--json"]));
     assert_eq!(sites["sites"].as_array().unwrap().len(), 1);
-    let out = mcb(&f, &["verify"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["verify"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert!(f.path("other/result/version.php").exists());
-    let out = mcb(&f, &["realise", "--offline", s(&keep)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("up to date"), "{}", text(&out));
+    let out = f.run(&["realise", "--offline", s(&keep)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("up to date"), "{}", said(&out));
 }
 
 /// `mcb reconcile --json --watch 1 SITE` running, and the lines it prints.
@@ -744,8 +709,8 @@ fn init_add_remove_keep_the_file_as_written() {
     let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
     let site = f.path("site/site.ron");
     std::fs::create_dir_all(f.path("site")).unwrap();
-    let out = mcb(&f, &["init", "--moodle", "4.5", "--name", "s", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["init", "--moodle", "4.5", "--name", "s", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let text0 = std::fs::read_to_string(&site).unwrap();
     assert!(text0.contains("// The site file"));
     // Point core at the local repository, keeping the comments.
@@ -758,24 +723,21 @@ fn init_add_remove_keep_the_file_as_written() {
     );
     t.push_str("// the end\n");
     std::fs::write(&site, &t).unwrap();
-    let out = mcb(&f, &["add", "mod_x", "--site", s(&site), "--git", &x.url()]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("+ mod_x"), "{}", text(&out));
+    let out = f.run(&["add", "mod_x", "--site", s(&site), "--git", &x.url()]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("+ mod_x"), "{}", said(&out));
     let added = std::fs::read_to_string(&site).unwrap();
     assert!(added.contains("// local mirror"));
     assert!(added.contains("// the end"));
     assert!(added.contains("//   \"mod_attendance\": (),"));
     assert!(added.contains(&format!("\"mod_x\": (git: \"{}\"),", x.url())));
     // A plugin that cannot be had: the edit is undone.
-    let out = mcb(
-        &f,
-        &["add", "mod_y", "--site", s(&site), "--git", "/nowhere"],
-    );
+    let out = f.run(&["add", "mod_y", "--site", s(&site), "--git", "/nowhere"]);
     assert_ne!(code(&out), 0);
-    assert!(text(&out).contains("is as it was"), "{}", text(&out));
+    assert!(said(&out).contains("is as it was"), "{}", said(&out));
     assert_eq!(std::fs::read_to_string(&site).unwrap(), added);
-    let out = mcb(&f, &["remove", "mod_x", "--site", s(&site)]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&["remove", "mod_x", "--site", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     assert_eq!(std::fs::read_to_string(&site).unwrap(), t);
 }
 
@@ -801,35 +763,29 @@ fn import_of_a_realised_tree_gives_a_site_file_that_builds_the_same_tree() {
     let f = Fixture::new();
     let server = Server::start();
     let (_, list, _, j) = imported_fixture(&f, &server);
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--name",
-            "adopted",
-            "--directory",
-            &list,
-            "--out",
-            s(&f.path("adopted-text")),
-            s(&f.path("site/result")),
-        ],
-    );
+    let out = f.run(&[
+        "import",
+        "--name",
+        "adopted",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("adopted-text")),
+        s(&f.path("site/result")),
+    ]);
     settings(&f).bind(|| insta::assert_snapshot!("import", shown(&out)));
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--json",
-            "--name",
-            "adopted",
-            "--directory",
-            &list,
-            "--out",
-            s(&f.path("adopted")),
-            s(&f.path("site/result")),
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--name",
+        "adopted",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("adopted")),
+        s(&f.path("site/result")),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let r = json_of(&out);
     assert_eq!(r["same_files"], true, "{r}");
     assert_eq!(r["core"]["matched"], "store");
@@ -867,20 +823,17 @@ fn import_reports_an_edited_file_and_recognises_checkouts_and_directory_zips() {
     std::fs::write(&lib, "<?php // edited on the server\n").unwrap();
     std::fs::write(copy.join("config.php"), "<?php $CFG = new stdClass();\n").unwrap();
 
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--json",
-            "--name",
-            "edited",
-            "--directory",
-            &list,
-            "--out",
-            s(&f.path("edited")),
-            s(&copy),
-        ],
-    );
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--name",
+        "edited",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("edited")),
+        s(&copy),
+    ]);
     let r = json_of(&out);
     let dir = r["plugins"]
         .as_array()
@@ -900,7 +853,7 @@ fn import_reports_an_edited_file_and_recognises_checkouts_and_directory_zips() {
     assert_eq!(r["left_out"], serde_json::json!(["config.php"]));
     // The path entry takes the files as they are: the same code, config.php left out.
     assert_eq!(r["same_files"], true, "{r}");
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(code(&out), 0, "{}", said(&out));
 
     // Another store, which knows nothing: a checkout and a directory zip are still
     // recognised; core is assumed to be its release, and said so.
@@ -961,7 +914,7 @@ fn import_reports_an_edited_file_and_recognises_checkouts_and_directory_zips() {
         "{r}"
     );
     assert_eq!(r["lock_file"], serde_json::Value::Null);
-    assert_eq!(code(&out), 6, "{}", text(&out));
+    assert_eq!(code(&out), 6, "{}", said(&out));
 }
 
 /// What an installation holds that is not code never enters the store: config.php (its
@@ -992,21 +945,18 @@ fn import_leaves_secrets_and_data_unread_and_keeps_a_config_link() {
         std::fs::create_dir_all(install.join(dir)).unwrap();
         std::fs::write(install.join(dir).join(file), SECRET).unwrap();
     }
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--json",
-            "--name",
-            "adopted",
-            "--directory",
-            &list,
-            "--out",
-            s(&f.path("adopted")),
-            s(&install),
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--name",
+        "adopted",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("adopted")),
+        s(&install),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let r = json_of(&out);
     assert_eq!(
         r["left_out"],
@@ -1028,21 +978,18 @@ fn import_leaves_secrets_and_data_unread_and_keeps_a_config_link() {
     std::fs::remove_file(install.join("config.php")).unwrap();
     std::os::unix::fs::symlink("/etc/moodle/adopted/config.php", install.join("config.php"))
         .unwrap();
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--json",
-            "--name",
-            "linked",
-            "--directory",
-            &list,
-            "--out",
-            s(&f.path("linked")),
-            s(&install),
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--name",
+        "linked",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("linked")),
+        s(&install),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     let r = json_of(&out);
     assert_eq!(
         r["links"]["config.php"], "/etc/moodle/adopted/config.php",
@@ -1065,22 +1012,19 @@ fn import_leaves_secrets_and_data_unread_and_keeps_a_config_link() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&components, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(&components, c.to_string()).unwrap();
-    let out = mcb(
-        &f,
-        &[
-            "import",
-            "--name",
-            "evil",
-            "--out",
-            s(&f.path("evil")),
-            s(&install),
-        ],
-    );
-    assert_eq!(code(&out), 5, "{}", text(&out));
+    let out = f.run(&[
+        "import",
+        "--name",
+        "evil",
+        "--out",
+        s(&f.path("evil")),
+        s(&install),
+    ]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
     assert!(
-        text(&out).contains("lib/components.json is not valid: plugin type 'evil'"),
+        said(&out).contains("lib/components.json is not valid: plugin type 'evil'"),
         "{}",
-        text(&out)
+        said(&out)
     );
     assert!(!f.path("evil/site.ron").exists());
 }

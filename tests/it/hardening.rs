@@ -772,33 +772,6 @@ fn hostile_sizes_and_nesting_are_errors_not_crashes() {
 }
 
 /// The largest resident set of any child this test process has waited for, in bytes.
-/// Runs `cmd` and returns its exit code, its stderr and its own peak resident memory
-/// (`wait4` on its pid: not the other tests' children, which `RUSAGE_CHILDREN` would add).
-// The child is reaped by `wait4`, which `Child::wait` cannot give the rusage of.
-#[allow(clippy::zombie_processes)]
-fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, u64) {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: wait4 writes into the status and the struct it is given; the child is ours
-    // and is reaped here (never waited on again).
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut u) };
-    assert!(pid > 0, "wait4 failed");
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, reader.join().unwrap(), u.ru_maxrss as u64 * 1024)
-}
-
 #[test]
 fn zip_bombs_and_endless_bodies_stop_at_the_limits() {
     let (f, m, before) = realised();
@@ -824,8 +797,9 @@ fn zip_bombs_and_endless_bodies_stop_at_the_limits() {
     cmd.env("MCB_LIMITS", "file-bytes=64M")
         .arg("realise")
         .arg(&site);
-    let (code, err, peak) = run_measured(cmd.into_command());
-    assert_eq!(code, Some(5), "{err}");
+    let run = mcb_fixtures::measure::run_measured(&mut cmd.into_command());
+    let (err, peak) = (run.stderr, run.max_rss_kb << 10);
+    assert_eq!(run.code, Some(5), "{err}");
     assert!(
         err.contains("zeros.bin") && err.contains("file-bytes"),
         "{err}"

@@ -9,44 +9,11 @@ use crate::support::directory::{Published, publish};
 use crate::support::http::Server;
 use crate::support::*;
 
-/// The output of one run, as a snapshot shows it.
-pub(crate) fn shown(out: &std::process::Output) -> String {
-    let mut s = format!("exit: {}\n", out.status.code().unwrap_or(-1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stdout = match serde_json::from_str::<serde_json::Value>(&stdout) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap() + "\n",
-        Err(_) => stdout.into_owned(),
-    };
-    if !stdout.is_empty() {
-        s.push_str("--- stdout\n");
-        s.push_str(&stdout);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.is_empty() {
-        s.push_str("--- stderr\n");
-        s.push_str(&stderr);
-    }
-    s
-}
+pub(crate) use mcb_fixtures::snapshot::shown;
 
 /// Snapshot settings for a fixture: its directory and every id become placeholders.
 pub(crate) fn settings(f: &Fixture) -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("snapshots");
-    s.set_prepend_module_to_snapshot(false);
-    s.set_omit_expression(true);
-    let dir = std::fs::canonicalize(f.dir.path()).unwrap();
-    s.add_filter(&regex::escape(dir.to_str().unwrap()), "[dir]");
-    s.add_filter(&regex::escape(f.dir.path().to_str().unwrap()), "[dir]");
-    s.add_filter(r"\b[0-9a-f]{64}\b", "[hash]");
-    s.add_filter(r"\b[0-9a-f]{40}\b", "[id]");
-    s.add_filter(r"\b[0-9a-f]{32}\b", "[md5]");
-    s.add_filter(r"\b[0-9a-f]{12}\b", "[short]");
-    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
-    s.add_filter(r"\d+\.\d MB", "[size]");
-    // What git's own collection frees depends on git's version.
-    s.add_filter(r#""git_bytes": \d+"#, r#""git_bytes": [n]"#);
-    s
+    mcb_fixtures::snapshot::settings(f.dir.path())
 }
 
 fn run(f: &Fixture, args: &[&str], at: Option<&Path>) -> String {

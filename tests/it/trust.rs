@@ -4,24 +4,8 @@
 //! things, and cache entries pointed elsewhere.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::support::*;
-
-fn mcb(f: &Fixture, args: &[&str]) -> Output {
-    f.mcb().args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// A site (core + a plugin from a zip + a plugin from a directory) realised: site file.
 fn realised_site(f: &Fixture) -> PathBuf {
@@ -91,19 +75,16 @@ fn a_hotfix_on_a_web_server_never_corrupts_the_store() {
     let commit = branch_head(&f.store(), "web");
     for (link, reaches_store) in [("clone", false), ("hardlink", true)] {
         let www = f.path(&format!("www-{link}"));
-        let out = mcb(
-            &f,
-            &[
-                "deploy",
-                s(&f.store()),
-                "--site",
-                "web",
-                "--to",
-                s(&www),
-                "--link",
-                link,
-            ],
-        );
+        let out = f.run(&[
+            "deploy",
+            s(&f.store()),
+            "--site",
+            "web",
+            "--to",
+            s(&www),
+            "--link",
+            link,
+        ]);
         let (_, err) = text(&out);
         assert!(out.status.success(), "{err}");
         assert_eq!(
@@ -142,12 +123,12 @@ fn a_hotfix_on_a_web_server_never_corrupts_the_store() {
             before,
             "the served tree is the true one"
         );
-        let out = mcb(&f, &["verify"]);
+        let out = f.run(&["verify"]);
         let (stdout, err) = text(&out);
         assert!(out.status.success(), "{stdout}{err}");
         assert!(stdout.contains("store is sound"), "{stdout}");
         // The web server's edit is there, and verify --tree names it.
-        let out = mcb(&f, &["verify", "--tree", s(&www.join("current"))]);
+        let out = f.run(&["verify", "--tree", s(&www.join("current"))]);
         let (stdout, err) = text(&out);
         assert_eq!(out.status.code(), Some(6), "{stdout}");
         assert!(stdout.contains("modified version.php"), "{stdout}");
@@ -180,14 +161,14 @@ fn verify_finds_a_damaged_git_object_and_repair_writes_it_again() {
     assert!(loose.is_file(), "a loose object");
     let _ = std::fs::remove_file(&loose);
     std::fs::write(&loose, flate2_like_deflate(b"blob 5\0hack\n")).unwrap();
-    let out = mcb(&f, &["verify", "--json"]);
+    let out = f.run(&["verify", "--json"]);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(6), "{stdout}{err}");
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let bad = &j["git_objects"][0];
     assert_eq!(bad["object"], blob.as_str(), "{j}");
     assert_eq!(bad["path"], "local/greet/lib.php", "{j}");
-    let out = mcb(&f, &["verify", "--repair"]);
+    let out = f.run(&["verify", "--repair"]);
     let (stdout, err) = text(&out);
     assert!(out.status.success(), "{stdout}{err}");
     assert!(stdout.contains("1 git object written again"), "{stdout}");
@@ -247,7 +228,7 @@ fn verify_tree_checks_copies_and_deployed_releases() {
     };
     // Kept its name: the tree id.
     let same_name = copy_as(&format!("copies/{tree}"));
-    let out = mcb(&f, &["verify", "--tree", s(&same_name)]);
+    let out = f.run(&["verify", "--tree", s(&same_name)]);
     let (stdout, err) = text(&out);
     assert!(out.status.success(), "{stdout}{err}");
     assert!(
@@ -258,7 +239,7 @@ fn verify_tree_checks_copies_and_deployed_releases() {
     let renamed = copy_as("copies/moodle-live");
     edit_in_place(&renamed.join("local/greet/lib.php"), "<?php\n// patched\n");
     std::fs::write(renamed.join("planted.php"), "<?php system($_GET['c']);\n").unwrap();
-    let out = mcb(&f, &["verify", "--tree", s(&renamed), "--json"]);
+    let out = f.run(&["verify", "--tree", s(&renamed), "--json"]);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(6), "{stdout}{err}");
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -273,28 +254,25 @@ fn verify_tree_checks_copies_and_deployed_releases() {
     ] {
         let mut args = vec!["verify", "--tree", s(&renamed)];
         args.extend(named.iter().copied());
-        let out = mcb(&f, &args);
+        let out = f.run(&args);
         assert_eq!(out.status.code(), Some(6));
         assert!(text(&out).0.contains("modified local/greet/lib.php"));
     }
     // A deployed release, by its commit's name.
     let www = f.path("www");
     assert!(
-        mcb(
-            &f,
-            &["deploy", s(&f.store()), "--site", "web", "--to", s(&www)]
-        )
-        .status
-        .success()
+        f.run(&["deploy", s(&f.store()), "--site", "web", "--to", s(&www)])
+            .status
+            .success()
     );
-    let out = mcb(&f, &["verify", "--tree", s(&www.join("current"))]);
+    let out = f.run(&["verify", "--tree", s(&www.join("current"))]);
     let (stdout, err) = text(&out);
     assert!(out.status.success(), "{stdout}{err}");
     assert!(stdout.contains("(the release's commit)"), "{stdout}");
     // Nothing of the store's.
     std::fs::create_dir_all(f.path("elsewhere")).unwrap();
     f.write("elsewhere/a.txt", "nothing\n");
-    let out = mcb(&f, &["verify", "--tree", s(&f.path("elsewhere"))]);
+    let out = f.run(&["verify", "--tree", s(&f.path("elsewhere"))]);
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("matches no generation"), "{err}");
@@ -322,7 +300,7 @@ fn a_drifted_release_is_laid_out_again_before_it_is_served() {
         if let Some(c) = commit {
             args.extend(["--commit", c]);
         }
-        let out = mcb(&f, &args);
+        let out = f.run(&args);
         let (stdout, err) = text(&out);
         assert!(out.status.success(), "{err}");
         (
@@ -352,7 +330,7 @@ fn a_drifted_release_is_laid_out_again_before_it_is_served() {
     assert_eq!(drifted, ["index.php", "shell.php"], "{again}");
     assert!(err.contains("had drifted"), "{err}");
     assert!(!release.join("shell.php").exists());
-    let out = mcb(&f, &["verify", "--tree", s(&www.join("current"))]);
+    let out = f.run(&["verify", "--tree", s(&www.join("current"))]);
     assert!(out.status.success(), "{}", text(&out).0);
 }
 
@@ -370,19 +348,16 @@ fn deploy_never_follows_a_symlink_out_of_its_directory() {
     let www = f.path("www");
     std::fs::create_dir_all(&www).unwrap();
     std::os::unix::fs::symlink(&elsewhere, www.join("releases")).unwrap();
-    let out = mcb(
-        &f,
-        &[
-            "deploy",
-            s(&f.store()),
-            "--site",
-            "web",
-            "--to",
-            s(&www),
-            "--keep",
-            "1",
-        ],
-    );
+    let out = f.run(&[
+        "deploy",
+        s(&f.store()),
+        "--site",
+        "web",
+        "--to",
+        s(&www),
+        "--keep",
+        "1",
+    ]);
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("releases is a symlink"), "{err}");
@@ -391,10 +366,7 @@ fn deploy_never_follows_a_symlink_out_of_its_directory() {
     // The lock file as a symlink: refused too.
     std::fs::remove_file(www.join("releases")).unwrap();
     std::os::unix::fs::symlink(elsewhere.join("victim"), www.join(".mcb-deploy.lock")).unwrap();
-    let out = mcb(
-        &f,
-        &["deploy", s(&f.store()), "--site", "web", "--to", s(&www)],
-    );
+    let out = f.run(&["deploy", s(&f.store()), "--site", "web", "--to", s(&www)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
     assert!(!elsewhere.join("victim").exists());
 }
@@ -409,14 +381,11 @@ fn remotes_that_are_remote_helpers_are_refused_at_once() {
     let ext = format!("ext::sh -c touch% {}", marker.display());
     for remote in ["fd::3", "fd::5", ext.as_str()] {
         let started = std::time::Instant::now();
-        let out = mcb(&f, &["push", s(&site), remote]);
+        let out = f.run(&["push", s(&site), remote]);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(64), "{err}");
         assert!(err.contains("names a remote helper"), "{err}");
-        let out = mcb(
-            &f,
-            &["deploy", remote, "--site", "web", "--to", s(&f.path("www"))],
-        );
+        let out = f.run(&["deploy", remote, "--site", "web", "--to", s(&f.path("www"))]);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(64), "{err}");
         assert!(err.contains("names a remote helper"), "{err}");
@@ -454,7 +423,7 @@ fn a_redirected_cache_entry_is_never_believed_and_verify_names_it() {
     let text_of = |md5: &str| std::fs::read_to_string(memos.join(md5)).unwrap();
     let other_memo = text_of(&other_md5);
     std::fs::write(memos.join(&good_md5), &other_memo).unwrap();
-    let out = mcb(&f, &["verify", "--json"]);
+    let out = f.run(&["verify", "--json"]);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(6), "{stdout}");
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -469,7 +438,7 @@ fn a_redirected_cache_entry_is_never_believed_and_verify_names_it() {
     let three = f.realise_ok(&site_for("three", "mod_good"));
     let lib = std::fs::read_to_string(f.path("three/result/mod/good/lib.php")).unwrap();
     assert!(lib.contains("mod_good"), "{three}: {lib}");
-    let out = mcb(&f, &["verify", "--repair"]);
+    let out = f.run(&["verify", "--repair"]);
     let (stdout, err) = text(&out);
     assert!(out.status.success(), "{stdout}{err}");
     assert!(stdout.contains("store is sound"), "{stdout}");
@@ -491,7 +460,7 @@ fn a_redirected_cache_entry_is_never_believed_and_verify_names_it() {
         .unwrap()
         .to_string();
     std::fs::write(&core_memo, format!("{plugin_manifest}\n")).unwrap();
-    let out = mcb(&f, &["verify", "--json"]);
+    let out = f.run(&["verify", "--json"]);
     let j: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
     assert_eq!(out.status.code(), Some(6));
     assert!(

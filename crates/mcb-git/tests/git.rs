@@ -1,6 +1,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use mcb_fixtures::GitRepo;
 use mcb_git::{CommitInfo, FetchLimits, GitStore, Graft, SourceContent, SourceFile};
 use mcb_store::{EntryKind, SourceLimits, Store};
 
@@ -29,26 +30,17 @@ fn stored(store: &Store, path: &str, kind: EntryKind, bytes: &[u8]) -> SourceFil
     }
 }
 
+/// `git ARGS` in `dir`, with the fixtures' fixed dates and identity.
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    GitRepo {
+        path: dir.to_path_buf(),
+    }
+    .git(args);
 }
 
 fn upstream(dir: &Path) {
     std::fs::create_dir_all(dir.join("lib")).unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["config", "user.email", "t@t"]);
-    git(dir, &["config", "user.name", "t"]);
+    GitRepo::init(dir.to_path_buf());
     std::fs::write(dir.join("version.php"), "<?php $version = 1;").unwrap();
     std::fs::write(dir.join("lib/a.php"), "a").unwrap();
     git(dir, &["add", "-A"]);
@@ -77,7 +69,8 @@ fn fetch_resolve_ingest_compose_commit() {
     assert_eq!(g.read_file(&c2, "lib/a.php").unwrap().unwrap(), b"a2");
     assert_eq!(refs.resolve(&g, &c1.as_str()[..8]).unwrap().unwrap().1, c1);
     assert!(refs.resolve(&g, "nope").unwrap().is_none());
-    assert_eq!(g.commit_time(&c1).unwrap(), 1704067200);
+    // The fixtures' commit date, 2024-10-07T12:00:00Z.
+    assert_eq!(g.commit_time(&c1).unwrap(), 1728302400);
 
     // Offline: the refs are still known.
     assert_eq!(g.refs(&url).unwrap().tags, refs.tags);
@@ -242,9 +235,7 @@ fn hostile_trees_are_refused_before_anything_is_stored() {
     let tmp = tempfile::tempdir().unwrap();
     let up = tmp.path().join("up");
     std::fs::create_dir_all(&up).unwrap();
-    git(&up, &["init", "-q", "-b", "main"]);
-    git(&up, &["config", "user.email", "t@t"]);
-    git(&up, &["config", "user.name", "t"]);
+    GitRepo::init(up.to_path_buf());
     std::fs::write(up.join("version.php"), "<?php").unwrap();
     std::os::unix::fs::symlink("../../config.php", up.join("escape")).unwrap();
     git(&up, &["add", "-A"]);
@@ -387,9 +378,7 @@ fn a_release_that_only_changes_modes_reads_no_blob_again() {
     let tmp = tempfile::tempdir().unwrap();
     let up = tmp.path().join("up");
     std::fs::create_dir_all(up.join("lib")).unwrap();
-    git(&up, &["init", "-q", "-b", "main"]);
-    git(&up, &["config", "user.email", "t@t"]);
-    git(&up, &["config", "user.name", "t"]);
+    GitRepo::init(up.to_path_buf());
     for i in 0..20 {
         let f = up.join(format!("lib/f{i}.php"));
         std::fs::write(&f, format!("<?php // {i}")).unwrap();

@@ -5,18 +5,10 @@
 //! `MCB_FUZZ_SECS` seconds (default 4; CI runs 30).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-
-fn budget() -> Duration {
-    let secs: u64 = std::env::var("MCB_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
-    Duration::from_secs(secs)
-}
 
 /// A name a directory or a declared path could take.
 fn name() -> impl Strategy<Value = String> {
@@ -72,7 +64,7 @@ fn import_of_hostile_installations() {
     let started = Instant::now();
     let cases = std::cell::Cell::new(0u64);
     let imported = std::cell::Cell::new(0u64);
-    while started.elapsed() < budget() {
+    while started.elapsed() < mcb_fixtures::fuzz_budget() {
         let mut runner = TestRunner::new(Config {
             cases: 16,
             failure_persistence: None,

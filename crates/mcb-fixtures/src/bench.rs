@@ -1,14 +1,12 @@
 //! What both benchmarks use: deterministic PHP-like content, git repositories streamed
 //! through `git fast-import`, and measuring a command's wall time and peak memory.
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `MCB_BENCH_SCALE=smoke`: every fixture tiny and every measure run once, so that the
 /// documented benchmark commands can be run end to end in CI; the numbers then mean
@@ -25,7 +23,7 @@ pub fn scaled(full: usize, small: usize) -> usize {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -33,7 +31,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -86,7 +84,7 @@ pub fn php_text(rng: &mut Rng, size: usize, salt: usize) -> Vec<u8> {
             out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
             out.push(b' ');
         }
-        out.extend_from_slice(format!("${:x};\n", rng.next() & 0xffff).as_bytes());
+        out.extend_from_slice(format!("${:x};\n", rng.next_u64() & 0xffff).as_bytes());
     }
     out.truncate(size);
     out
@@ -181,67 +179,17 @@ pub struct Sample {
     pub max_rss_kb: i64,
 }
 
-/// Runs a command to completion, returning its wall time and peak resident memory.
-// The child is reaped by wait4, which also gives its resource usage.
-#[allow(clippy::zombie_processes)]
+/// Runs a command to completion, returning its wall time and peak resident memory; a
+/// failure ends the benchmark.
 pub fn measure(cmd: &mut Command) -> Sample {
-    // The kernel's peak of a process spawned from this one starts from this process's own
-    // (the child shares its memory until exec): `/usr/bin/time`, small, forks the command
-    // and reports the command's own peak.
-    let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let mut timed = Command::new("/usr/bin/time");
-    let wrapped = Path::new("/usr/bin/time").exists();
-    let cmd = if wrapped {
-        timed
-            .args(["-f", "%M", "-o"])
-            .arg(rss_file.path())
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => timed.env(k, v),
-                None => timed.env_remove(k),
-            };
-        }
-        if let Some(d) = cmd.get_current_dir() {
-            timed.current_dir(d);
-        }
-        &mut timed
-    } else {
-        cmd
-    };
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own unwaited child; both out-pointers are valid.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    assert_eq!(rc, pid, "wait4");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    if !ok {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        panic!("{cmd:?} failed: {err}");
+    let m = crate::measure::run_measured(cmd);
+    if m.code != Some(0) {
+        panic!("{cmd:?} failed: {}", m.stderr);
     }
-    let max_rss_kb = if wrapped {
-        std::fs::read_to_string(rss_file.path())
-            .ok()
-            .and_then(|t| t.lines().last()?.trim().parse().ok())
-            .unwrap_or(usage.ru_maxrss)
-    } else {
-        usage.ru_maxrss
-    };
-    Sample { wall, max_rss_kb }
+    Sample {
+        wall: m.wall,
+        max_rss_kb: m.max_rss_kb,
+    }
 }
 
 pub fn median(mut v: Vec<Duration>) -> Duration {
