@@ -66,6 +66,13 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+fn zip_error(label: &str, message: String) -> CatalogError {
+    CatalogError::Zip {
+        label: label.to_string(),
+        message,
+    }
+}
+
 /// Reads a zip archive and puts its files into the store. `label` names it in errors.
 pub fn unpack_zip<R: Read + Seek>(
     reader: R,
@@ -73,10 +80,7 @@ pub fn unpack_zip<R: Read + Seek>(
     store: &Store,
     limits: &SourceLimits,
 ) -> Result<ZipSource, CatalogError> {
-    let err = |message: String| CatalogError::Zip {
-        label: label.to_string(),
-        message,
-    };
+    let err = |message: String| zip_error(label, message);
     let mut archive = zip::ZipArchive::new(reader)
         .map_err(|e| err(format!("not a readable zip archive: {e}")))?;
     if archive.len() as u64 > limits.files {
@@ -86,6 +90,45 @@ pub fn unpack_zip<R: Read + Seek>(
             limits.files
         )));
     }
+    let (mut listed, dirs, date) = list_zip(&mut archive, label)?;
+    // One top folder holding everything is the plugin's folder: strip it.
+    let first = |p: &[u8]| -> Vec<u8> { p.split(|b| *b == b'/').next().unwrap_or(&[]).to_vec() };
+    let top = first(&listed[0].path);
+    let single_top = !top.is_empty()
+        && listed
+            .iter()
+            .all(|l| l.path.contains(&b'/') && first(&l.path) == top)
+        && dirs.iter().all(|d| first(d) == top);
+    if single_top {
+        for l in &mut listed {
+            l.path.drain(..top.len() + 1);
+        }
+    }
+    let listing: Vec<ListedEntry<'_>> = listed
+        .iter()
+        .map(|l| ListedEntry {
+            path: &l.path,
+            kind: l.kind,
+            link_target: l.link.as_deref(),
+        })
+        .collect();
+    check_listing(&listing).map_err(|e| err(format!("{e}; refusing the archive")))?;
+    Ok(ZipSource {
+        files: store_zip_entries(&mut archive, listed, label, store, limits)?,
+        top_folder: single_top.then(|| String::from_utf8_lossy(&top).into_owned()),
+        date,
+    })
+}
+
+/// An archive's entries as listed: its files and symlinks (with their targets), its
+/// directories' names, and its newest modification time.
+type ZipListing = (Vec<Listed>, Vec<Vec<u8>>, Option<i64>);
+
+fn list_zip<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    label: &str,
+) -> Result<ZipListing, CatalogError> {
+    let err = |message: String| zip_error(label, message);
     let mut listed: Vec<Listed> = Vec::new();
     let mut dirs: Vec<Vec<u8>> = Vec::new();
     let mut date: Option<i64> = None;
@@ -141,30 +184,19 @@ pub fn unpack_zip<R: Read + Seek>(
     if listed.is_empty() {
         return Err(err("the archive holds no files".into()));
     }
+    Ok((listed, dirs, date))
+}
 
-    // One top folder holding everything is the plugin's folder: strip it.
-    let first = |p: &[u8]| -> Vec<u8> { p.split(|b| *b == b'/').next().unwrap_or(&[]).to_vec() };
-    let top = first(&listed[0].path);
-    let single_top = !top.is_empty()
-        && listed
-            .iter()
-            .all(|l| l.path.contains(&b'/') && first(&l.path) == top)
-        && dirs.iter().all(|d| first(d) == top);
-    if single_top {
-        for l in &mut listed {
-            l.path.drain(..top.len() + 1);
-        }
-    }
-    let listing: Vec<ListedEntry<'_>> = listed
-        .iter()
-        .map(|l| ListedEntry {
-            path: &l.path,
-            kind: l.kind,
-            link_target: l.link.as_deref(),
-        })
-        .collect();
-    check_listing(&listing).map_err(|e| err(format!("{e}; refusing the archive")))?;
-
+/// The listed entries into the store, each within the file-bytes limit and all within
+/// the source-bytes limit, whatever sizes the archive declares.
+fn store_zip_entries<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    listed: Vec<Listed>,
+    label: &str,
+    store: &Store,
+    limits: &SourceLimits,
+) -> Result<Vec<SourceFile>, CatalogError> {
+    let err = |message: String| zip_error(label, message);
     let mut files = Vec::with_capacity(listed.len());
     let mut left = limits.total_bytes;
     for l in listed {
@@ -211,11 +243,7 @@ pub fn unpack_zip<R: Read + Seek>(
             content: SourceContent::Stored { object, size },
         });
     }
-    Ok(ZipSource {
-        files,
-        top_folder: single_top.then(|| String::from_utf8_lossy(&top).into_owned()),
-        date,
-    })
+    Ok(files)
 }
 
 /// Seconds since the epoch of a UTC civil date and time.

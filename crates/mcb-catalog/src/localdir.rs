@@ -56,6 +56,13 @@ pub fn unpack_dir(
     unpack_dir_except(root, store, limits, &[])
 }
 
+fn dir_error(path: &Path, message: String) -> CatalogError {
+    CatalogError::Dir {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
 /// [`unpack_dir`], leaving out the directories `skipped` (relative to `root`) as well: the
 /// version control metadata of checkouts nested in the tree, say.
 pub fn unpack_dir_except(
@@ -64,13 +71,32 @@ pub fn unpack_dir_except(
     limits: &SourceLimits,
     skipped: &[String],
 ) -> Result<Vec<SourceFile>, CatalogError> {
-    let err = |path: &Path, message: String| CatalogError::Dir {
-        path: path.to_path_buf(),
-        message,
-    };
+    let listed = list_dir(root, limits, skipped)?;
+    let listing: Vec<ListedEntry<'_>> = listed
+        .iter()
+        .map(|l| ListedEntry {
+            path: &l.rel,
+            kind: l.kind,
+            link_target: l.link.as_deref(),
+        })
+        .collect();
+    check_listing(&listing).map_err(|e| dir_error(root, e.to_string()))?;
+    let total = std::sync::atomic::AtomicU64::new(0);
+    listed
+        .into_par_iter()
+        .map(|l| store_listed(l, root, store, limits, &total))
+        .collect()
+}
+
+/// Every file and symlink under `root` (never following a link), within the file limit.
+fn list_dir(
+    root: &Path,
+    limits: &SourceLimits,
+    skipped: &[String],
+) -> Result<Vec<Listed>, CatalogError> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(err(root, "is not a directory".into())),
+        Ok(_) => return Err(dir_error(root, "is not a directory".into())),
         Err(source) => return Err(io(root, source)),
     }
     let mut listed: Vec<Listed> = Vec::new();
@@ -119,7 +145,7 @@ pub fn unpack_dir_except(
                 (EntryKind::File, None)
             }
         } else {
-            return Err(err(
+            return Err(dir_error(
                 entry.path(),
                 format!(
                     "is {}; a source holds only files, directories and symlinks",
@@ -134,7 +160,7 @@ pub fn unpack_dir_except(
             link,
         });
         if listed.len() as u64 > limits.files {
-            return Err(err(
+            return Err(dir_error(
                 root,
                 format!(
                     "holds more than {} files (the source-files limit)",
@@ -144,84 +170,79 @@ pub fn unpack_dir_except(
         }
     }
     if listed.is_empty() {
-        return Err(err(root, "holds no files".into()));
+        return Err(dir_error(root, "holds no files".into()));
     }
-    let listing: Vec<ListedEntry<'_>> = listed
-        .iter()
-        .map(|l| ListedEntry {
-            path: &l.rel,
-            kind: l.kind,
-            link_target: l.link.as_deref(),
-        })
-        .collect();
-    check_listing(&listing).map_err(|e| err(root, e.to_string()))?;
+    Ok(listed)
+}
 
-    let total = std::sync::atomic::AtomicU64::new(0);
-    listed
-        .into_par_iter()
-        .map(|l| {
-            let path = String::from_utf8(l.rel)
-                .expect("the listing check refused names that are not UTF-8");
-            if let Some(target) = l.link {
-                return Ok(SourceFile {
-                    path,
-                    kind: l.kind,
-                    content: SourceContent::LinkTarget(
-                        String::from_utf8(target).expect("the listing check refused such targets"),
-                    ),
-                });
-            }
-            // Opened without following a link and without blocking, then checked again:
-            // the file may have been swapped for a FIFO or a link since it was listed.
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&l.full)
-                .map_err(|e| err(&l.full, format!("cannot be read: {e}")))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| err(&l.full, format!("cannot be read: {e}")))?;
-            if !meta.file_type().is_file() {
-                return Err(err(
-                    &l.full,
-                    format!(
-                        "is {}; it changed while it was read",
-                        kind_name(&meta.file_type())
-                    ),
-                ));
-            }
-            let mut capped = Capped::new(file, limits.file_bytes);
-            let (object, size) = match store.put_object_from(&mut capped, l.kind == EntryKind::Exec)
-            {
-                Ok(ok) => ok,
-                Err(_) if capped.hit => {
-                    return Err(err(
-                        &l.full,
-                        format!(
-                            "is larger than {} (the file-bytes limit)",
-                            human_bytes(limits.file_bytes)
-                        ),
-                    ));
-                }
-                Err(e) => return Err(err(&l.full, format!("cannot be stored: {e}"))),
-            };
-            let sum = total.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
-            if sum > limits.total_bytes {
-                return Err(err(
-                    root,
-                    format!(
-                        "holds more than {} (the source-bytes limit)",
-                        human_bytes(limits.total_bytes)
-                    ),
-                ));
-            }
-            Ok(SourceFile {
-                path,
-                kind: l.kind,
-                content: SourceContent::Stored { object, size },
-            })
-        })
-        .collect()
+/// One listed file into the store (a symlink as its target), within the size limits;
+/// `total` counts the bytes of the whole directory.
+fn store_listed(
+    l: Listed,
+    root: &Path,
+    store: &Store,
+    limits: &SourceLimits,
+    total: &std::sync::atomic::AtomicU64,
+) -> Result<SourceFile, CatalogError> {
+    let path =
+        String::from_utf8(l.rel).expect("the listing check refused names that are not UTF-8");
+    if let Some(target) = l.link {
+        return Ok(SourceFile {
+            path,
+            kind: l.kind,
+            content: SourceContent::LinkTarget(
+                String::from_utf8(target).expect("the listing check refused such targets"),
+            ),
+        });
+    }
+    // Opened without following a link and without blocking, then checked again: the file
+    // may have been swapped for a FIFO or a link since it was listed.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&l.full)
+        .map_err(|e| dir_error(&l.full, format!("cannot be read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| dir_error(&l.full, format!("cannot be read: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(dir_error(
+            &l.full,
+            format!(
+                "is {}; it changed while it was read",
+                kind_name(&meta.file_type())
+            ),
+        ));
+    }
+    let mut capped = Capped::new(file, limits.file_bytes);
+    let (object, size) = match store.put_object_from(&mut capped, l.kind == EntryKind::Exec) {
+        Ok(ok) => ok,
+        Err(_) if capped.hit => {
+            return Err(dir_error(
+                &l.full,
+                format!(
+                    "is larger than {} (the file-bytes limit)",
+                    human_bytes(limits.file_bytes)
+                ),
+            ));
+        }
+        Err(e) => return Err(dir_error(&l.full, format!("cannot be stored: {e}"))),
+    };
+    let sum = total.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+    if sum > limits.total_bytes {
+        return Err(dir_error(
+            root,
+            format!(
+                "holds more than {} (the source-bytes limit)",
+                human_bytes(limits.total_bytes)
+            ),
+        ));
+    }
+    Ok(SourceFile {
+        path,
+        kind: l.kind,
+        content: SourceContent::Stored { object, size },
+    })
 }
 
 #[cfg(test)]

@@ -189,39 +189,10 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
                 };
             }
             b'\'' | b'"' => {
-                let quote = c;
                 let start_line = line;
-                let mut s = Vec::new();
-                i += 1;
-                loop {
-                    let Some(&ch) = b.get(i) else {
-                        return Err(VersionPhpError::Syntax {
-                            line: start_line,
-                            message: "unterminated string".into(),
-                        });
-                    };
-                    if ch == quote {
-                        i += 1;
-                        break;
-                    }
-                    if ch == b'\\' && i + 1 < b.len() {
-                        let next = b[i + 1];
-                        if next == quote || next == b'\\' {
-                            s.push(next);
-                            i += 2;
-                            continue;
-                        }
-                    }
-                    if ch == b'\n' {
-                        line += 1;
-                    }
-                    s.push(ch);
-                    i += 1;
-                }
-                out.push((
-                    Tok::Str(String::from_utf8_lossy(&s).into_owned()),
-                    start_line,
-                ));
+                let (text, end) = string_literal(b, i, &mut line)?;
+                out.push((Tok::Str(text), start_line));
+                i = end;
             }
             b'$' => {
                 let start = i + 1;
@@ -247,47 +218,81 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, VersionPhpError> {
                 let ident = src[start..i].trim_start_matches('\\').to_string();
                 out.push((Tok::Ident(ident), line));
             }
-            _ => {
-                let two = src.get(i..i + 2);
-                let punct = match two {
-                    Some("->") => Some("->"),
-                    Some("=>") => Some("=>"),
-                    Some("==") => Some("=="),
-                    Some("||") => Some("||"),
-                    Some("&&") => Some("&&"),
-                    _ => None,
-                };
-                if let Some(p) = punct {
+            _ => match punct(src.get(i..i + 2), c) {
+                Some(p) => {
                     out.push((Tok::Punct(p), line));
-                    i += 2;
-                    continue;
+                    i += p.len();
                 }
-                let one = match c {
-                    b'=' => Some("="),
-                    b';' => Some(";"),
-                    b',' => Some(","),
-                    b'[' => Some("["),
-                    b']' => Some("]"),
-                    b'(' => Some("("),
-                    b')' => Some(")"),
-                    b'-' => Some("-"),
-                    _ => None,
-                };
-                match one {
-                    Some(p) => out.push((Tok::Punct(p), line)),
-                    None => {
-                        // A multi-byte character outside a string: skip it whole.
-                        let ch = src[i..].chars().next().unwrap_or('?');
-                        out.push((Tok::Other(ch), line));
-                        i += ch.len_utf8();
-                        continue;
-                    }
+                None => {
+                    // A multi-byte character outside a string: skip it whole.
+                    let ch = src[i..].chars().next().unwrap_or('?');
+                    out.push((Tok::Other(ch), line));
+                    i += ch.len_utf8();
                 }
-                i += 1;
-            }
+            },
         }
     }
     Ok(out)
+}
+
+/// The string literal opening at `i` (either quote): its text, with `\\` and the
+/// quote unescaped, and the index after it; `line` counts the newlines inside.
+fn string_literal(
+    b: &[u8],
+    mut i: usize,
+    line: &mut usize,
+) -> Result<(String, usize), VersionPhpError> {
+    let quote = b[i];
+    let start_line = *line;
+    let mut s = Vec::new();
+    i += 1;
+    loop {
+        let Some(&ch) = b.get(i) else {
+            return Err(VersionPhpError::Syntax {
+                line: start_line,
+                message: "unterminated string".into(),
+            });
+        };
+        if ch == quote {
+            return Ok((String::from_utf8_lossy(&s).into_owned(), i + 1));
+        }
+        if ch == b'\\' && i + 1 < b.len() {
+            let next = b[i + 1];
+            if next == quote || next == b'\\' {
+                s.push(next);
+                i += 2;
+                continue;
+            }
+        }
+        if ch == b'\n' {
+            *line += 1;
+        }
+        s.push(ch);
+        i += 1;
+    }
+}
+
+/// The punctuation starting with `c` (`two` is it and the byte after).
+fn punct(two: Option<&str>, c: u8) -> Option<&'static str> {
+    match two {
+        Some("->") => return Some("->"),
+        Some("=>") => return Some("=>"),
+        Some("==") => return Some("=="),
+        Some("||") => return Some("||"),
+        Some("&&") => return Some("&&"),
+        _ => {}
+    }
+    match c {
+        b'=' => Some("="),
+        b';' => Some(";"),
+        b',' => Some(","),
+        b'[' => Some("["),
+        b']' => Some("]"),
+        b'(' => Some("("),
+        b')' => Some(")"),
+        b'-' => Some("-"),
+        _ => None,
+    }
 }
 
 /// One assignment target: `$name` or `$object->property`.

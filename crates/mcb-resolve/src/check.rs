@@ -51,26 +51,10 @@ pub fn check_site(
     let by_name: BTreeMap<&str, &SelectedPlugin> =
         plugins.iter().map(|p| (p.component.as_str(), p)).collect();
     let mut path_owner: BTreeMap<String, &str> = BTreeMap::new();
-
     for p in plugins {
         let name = p.component.as_str();
-        match p.info.component.as_deref() {
-            Some(c) if c == name => {}
-            Some(c) => problems.push(
-                Problem::new(
-                    name,
-                    Rule::ComponentMismatch,
-                    format!("its version.php says $plugin->component = '{c}'"),
-                )
-                .hint(format!(
-                    "the source holds {c}, not {name}: fix the key in the site file or the source"
-                )),
-            ),
-            None => problems.push(Problem::new(
-                name,
-                Rule::ComponentMismatch,
-                "its version.php does not set $plugin->component",
-            )),
+        if let Some(problem) = component_problem(p) {
+            problems.push(problem);
         }
         if layout.is_standard(name) {
             problems.push(
@@ -112,50 +96,100 @@ pub fn check_site(
             }),
             Fit::Blocked(rule, why) => problems.push(Problem::new(name, rule, why)),
         }
-        for (dep, min) in &p.info.dependencies {
-            let need = match min {
-                Some(v) => format!("{dep} {v} or later"),
-                None => format!("{dep} (any version)"),
-            };
-            // Where the dependency comes from, the version there, and how to say so.
-            let present = if let Some(d) = by_name.get(dep.as_str()) {
-                Some((d.info.version, "the site has".to_string()))
-            } else if layout.is_standard(dep) {
-                Some((
-                    core_plugin_version(dep),
-                    format!("Moodle {} ships", core.release),
-                ))
-            } else {
-                None
-            };
-            if let Some((have, source)) = present {
-                if let (Some(min), Some(have)) = (min, have)
-                    && have < *min
-                {
-                    problems.push(
-                        Problem::new(
-                            name,
-                            Rule::DependencyTooOld,
-                            format!("{} requires {need}", who(p)),
-                        )
-                        .fact(format!("{source} {dep} {have}")),
-                    );
-                }
-            } else {
-                problems.push(
-                    Problem::new(
-                        name,
-                        Rule::MissingDependency,
-                        format!("{} requires {need}", who(p)),
-                    )
-                    .fact(format!("{dep} is not in the site file"))
-                    .hint(format!("add \"{dep}\" to the plugins of the site file")),
-                );
-            }
+        problems.extend(dependency_problems(
+            p,
+            &by_name,
+            core,
+            layout,
+            core_plugin_version,
+        ));
+    }
+    match install_order(plugins) {
+        Ok(order) => out.order = order,
+        Err(cycles) => problems.extend(cycles),
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The plugin's `$plugin->component` against the name the site gives it.
+fn component_problem(p: &SelectedPlugin) -> Option<Problem> {
+    let name = p.component.as_str();
+    match p.info.component.as_deref() {
+        Some(c) if c == name => None,
+        Some(c) => Some(
+            Problem::new(
+                name,
+                Rule::ComponentMismatch,
+                format!("its version.php says $plugin->component = '{c}'"),
+            )
+            .hint(format!(
+                "the source holds {c}, not {name}: fix the key in the site file or the source"
+            )),
+        ),
+        None => Some(Problem::new(
+            name,
+            Rule::ComponentMismatch,
+            "its version.php does not set $plugin->component",
+        )),
+    }
+}
+
+/// Each dependency of `p`: on the site or shipped with core, and new enough.
+fn dependency_problems(
+    p: &SelectedPlugin,
+    by_name: &BTreeMap<&str, &SelectedPlugin>,
+    core: &CoreVersion,
+    layout: &CoreLayout,
+    core_plugin_version: &dyn Fn(&str) -> Option<Build>,
+) -> Vec<Problem> {
+    let name = p.component.as_str();
+    let mut problems = Vec::new();
+    for (dep, min) in &p.info.dependencies {
+        let need = match min {
+            Some(v) => format!("{dep} {v} or later"),
+            None => format!("{dep} (any version)"),
+        };
+        // Where the dependency comes from, the version there, and how to say so.
+        let present = if let Some(d) = by_name.get(dep.as_str()) {
+            Some((d.info.version, "the site has".to_string()))
+        } else if layout.is_standard(dep) {
+            Some((
+                core_plugin_version(dep),
+                format!("Moodle {} ships", core.release),
+            ))
+        } else {
+            None
+        };
+        match present {
+            Some((Some(have), source)) if min.is_some_and(|min| have < min) => problems.push(
+                Problem::new(
+                    name,
+                    Rule::DependencyTooOld,
+                    format!("{} requires {need}", who(p)),
+                )
+                .fact(format!("{source} {dep} {have}")),
+            ),
+            Some(_) => {}
+            None => problems.push(
+                Problem::new(
+                    name,
+                    Rule::MissingDependency,
+                    format!("{} requires {need}", who(p)),
+                )
+                .fact(format!("{dep} is not in the site file"))
+                .hint(format!("add \"{dep}\" to the plugins of the site file")),
+            ),
         }
     }
+    problems
+}
 
-    // Install order: dependencies first; a cycle is reported whole.
+/// Install order: dependencies first; a cycle is reported whole.
+fn install_order(plugins: &[SelectedPlugin]) -> Result<Vec<String>, Vec<Problem>> {
     let mut graph = DiGraph::<&str, ()>::new();
     let nodes: BTreeMap<&str, _> = plugins
         .iter()
@@ -168,35 +202,29 @@ pub fn check_site(
             }
         }
     }
-    match toposort(&graph, None) {
-        Ok(order) => out.order = order.into_iter().map(|n| graph[n].to_string()).collect(),
-        Err(_) => {
-            for scc in tarjan_scc(&graph) {
-                let cyclic = scc.len() > 1 || scc.iter().any(|&n| graph.contains_edge(n, n));
-                if !cyclic {
-                    continue;
-                }
-                let mut names: Vec<&str> = scc.iter().map(|&n| graph[n]).collect();
-                names.sort();
-                let chain = names
-                    .iter()
-                    .chain(names.first())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" → ");
-                problems.push(
-                    Problem::new(names[0], Rule::DependencyCycle, format!("these plugins depend on each other in a cycle: {chain}"))
-                        .hint("Moodle cannot install a dependency cycle; one of these plugins must drop its dependency"),
-                );
-            }
+    if let Ok(order) = toposort(&graph, None) {
+        return Ok(order.into_iter().map(|n| graph[n].to_string()).collect());
+    }
+    let mut problems = Vec::new();
+    for scc in tarjan_scc(&graph) {
+        let cyclic = scc.len() > 1 || scc.iter().any(|&n| graph.contains_edge(n, n));
+        if !cyclic {
+            continue;
         }
+        let mut names: Vec<&str> = scc.iter().map(|&n| graph[n]).collect();
+        names.sort();
+        let chain = names
+            .iter()
+            .chain(names.first())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" → ");
+        problems.push(
+            Problem::new(names[0], Rule::DependencyCycle, format!("these plugins depend on each other in a cycle: {chain}"))
+                .hint("Moodle cannot install a dependency cycle; one of these plugins must drop its dependency"),
+        );
     }
-
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    Err(problems)
 }
 
 #[cfg(test)]

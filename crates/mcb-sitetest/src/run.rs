@@ -635,6 +635,132 @@ pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
     clusters + scratch.len()
 }
 
+/// A generation on the site's branch: (commit, tree, commit time).
+type LogEntry = (GitOid, GitOid, i64);
+
+/// The generation to upgrade from: the one `result` serves (what the site's database has
+/// run), else the newest earlier one whose own test passed, else the one before.
+fn previous_generation(
+    ctx: &RunContext,
+    site: &SiteFile,
+    served_by: Option<&Path>,
+    log: &[LogEntry],
+) -> Result<Option<LogEntry>, TestError> {
+    let tree = &log[0].1;
+    let earlier: Vec<&LogEntry> = log.iter().skip(1).filter(|(_, t, _)| t != tree).collect();
+    let link = mcb_realise::ops::realise::link_path(site, served_by);
+    let served: Option<GitOid> = std::fs::read_link(&link).ok().and_then(|t| {
+        t.file_name()
+            .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
+    });
+    let outcomes = mcb_realise::test_note::outcomes(&ctx.git)?;
+    Ok(earlier
+        .iter()
+        .find(|(_, t, _)| Some(t) == served.as_ref())
+        .or_else(|| {
+            earlier.iter().find(|(c, _, _)| {
+                outcomes.get(c) == Some(&mcb_realise::test_note::TestOutcome::Passed)
+            })
+        })
+        .or(earlier.first())
+        .map(|g| (*g).clone()))
+}
+
+/// The steps a test runs: the flags given, else lint, an upgrade from the previous
+/// generation (or an install, when there is none) and the schema.
+struct Steps {
+    lint: bool,
+    /// A generation (`-N`, a commit) or a dump file.
+    upgrade_from: Option<String>,
+    install: bool,
+    schema: bool,
+}
+
+impl Steps {
+    fn of(plan: &TestPlan, previous: Option<&LogEntry>) -> Steps {
+        let chosen = plan.lint || plan.install || plan.upgrade_from.is_some() || plan.schema;
+        let upgrade_from = match &plan.upgrade_from {
+            Some(f) => Some(f.clone()),
+            None if !chosen => previous.map(|(c, _, _)| c.as_str().to_string()),
+            None => None,
+        };
+        Steps {
+            lint: !chosen || plan.lint,
+            install: plan.install
+                || (!chosen && previous.is_none())
+                || (plan.schema && upgrade_from.is_none()),
+            upgrade_from,
+            schema: !chosen || plan.schema,
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Runs the steps on `log[0]`'s tree, into database `db`; a failed step's result is
+    /// recorded, an error ends the run.
+    fn run_steps(
+        &mut self,
+        steps: &Steps,
+        plan: &TestPlan,
+        previous: Option<&LogEntry>,
+        log: &[LogEntry],
+        db: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), TestError> {
+        let tree = &log[0].1;
+        if steps.lint {
+            self.stopped()?;
+            reporter.stage(Stage::Plan, "lint");
+            let started = Instant::now();
+            let before = previous.filter(|_| !plan.all_files).map(|p| &p.1);
+            let files = changed_php(&self.ctx.git, tree, before)?;
+            let generation = self.generation(tree)?;
+            let failures = lint(&generation, &self.scratch.root, &files)?;
+            let detail = format!(
+                "{} PHP file{}",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            );
+            self.record("lint", started, detail, failures);
+        }
+        if let Some(from) = &steps.upgrade_from {
+            reporter.stage(Stage::Materialise, "upgrade");
+            if Path::new(from).is_file() {
+                let started = Instant::now();
+                self.server.fresh_database(db)?;
+                // A dump that cannot be restored fails the test at this step, in its words.
+                let failures = match self.server.restore(db, Path::new(from)) {
+                    Ok(()) => Vec::new(),
+                    Err(e) => vec![MoodleFailure {
+                        component: None,
+                        message: e.message,
+                        code: Some("restore".into()),
+                    }],
+                };
+                if self.record("restore", started, from.to_string(), failures) {
+                    self.upgrade("upgrade", tree, db, from)?;
+                }
+            } else {
+                let (commit, old_tree) = pick_generation(log, from)?;
+                if self.install("install (previous)", &old_tree, db)? {
+                    self.upgrade("upgrade", tree, db, short(&commit))?;
+                }
+            }
+        } else if steps.install {
+            reporter.stage(Stage::Materialise, "install");
+            self.install("install", tree, db)?;
+        }
+        let installed = self
+            .steps
+            .iter()
+            .any(|s| s.step.starts_with("install") || s.step == "upgrade");
+        if steps.schema && installed && self.steps.iter().all(|s| s.passed || s.step == "lint") {
+            self.schema()?;
+        }
+        Ok(())
+    }
+}
+
 /// Tests the current generation of the site at `site_path`.
 pub fn test_site(
     site_path: &Path,
@@ -653,39 +779,8 @@ pub fn test_site(
             site: site.name.clone(),
         })?;
     let log = ctx.git.first_parent_log(&head, 100_000)?;
-    let tree = log[0].1.clone();
-    // The generation to upgrade from: the one `result` serves (what the site's database
-    // has run), else the newest earlier one whose own test passed, else the one before.
-    let earlier: Vec<&(GitOid, GitOid, i64)> =
-        log.iter().skip(1).filter(|(_, t, _)| *t != tree).collect();
-    let link = mcb_realise::ops::realise::link_path(&site, plan.served_by.as_deref());
-    let served: Option<GitOid> = std::fs::read_link(&link).ok().and_then(|t| {
-        t.file_name()
-            .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
-    });
-    let outcomes = mcb_realise::test_note::outcomes(&ctx.git)?;
-    let previous = earlier
-        .iter()
-        .find(|(_, t, _)| Some(t) == served.as_ref())
-        .or_else(|| {
-            earlier.iter().find(|(c, _, _)| {
-                outcomes.get(c) == Some(&mcb_realise::test_note::TestOutcome::Passed)
-            })
-        })
-        .or(earlier.first())
-        .map(|g| (*g).clone());
-
-    // What to run: the flags given, else lint, an upgrade (or an install) and the schema.
-    let chosen = plan.lint || plan.install || plan.upgrade_from.is_some() || plan.schema;
-    let do_lint = if chosen { plan.lint } else { true };
-    let upgrade_from: Option<String> = match &plan.upgrade_from {
-        Some(f) => Some(f.clone()),
-        None if !chosen => previous.as_ref().map(|(c, _, _)| c.as_str().to_string()),
-        None => None,
-    };
-    let do_install =
-        plan.install || (!chosen && previous.is_none()) || (plan.schema && upgrade_from.is_none());
-    let do_schema = if chosen { plan.schema } else { true };
+    let previous = previous_generation(&ctx, &site, plan.served_by.as_deref(), &log)?;
+    let steps = Steps::of(plan, previous.as_ref());
 
     // What a killed test left: its cluster (and server, if the kernel did not stop it with
     // its run) and its scratch tree.
@@ -716,69 +811,8 @@ pub fn test_site(
         stop: plan.stop.clone(),
         notes,
     };
-    let outcome = (|| -> Result<(), TestError> {
-        if do_lint {
-            run.stopped()?;
-            reporter.stage(Stage::Plan, "lint");
-            let started = Instant::now();
-            let before = if plan.all_files {
-                None
-            } else {
-                previous.as_ref().map(|p| &p.1)
-            };
-            let files = changed_php(&ctx.git, &tree, before)?;
-            let generation = run.generation(&tree)?;
-            let failures = lint(&generation, &scratch.root, &files)?;
-            run.record(
-                "lint",
-                started,
-                format!(
-                    "{} PHP file{}",
-                    files.len(),
-                    if files.len() == 1 { "" } else { "s" }
-                ),
-                failures,
-            );
-        }
-        if let Some(from) = &upgrade_from {
-            reporter.stage(Stage::Materialise, "upgrade");
-            if Path::new(from).is_file() {
-                let started = Instant::now();
-                server.fresh_database(&db)?;
-                // A dump that cannot be restored fails the test at this step, in its words.
-                let failures = match server.restore(&db, Path::new(from)) {
-                    Ok(()) => Vec::new(),
-                    Err(e) => vec![MoodleFailure {
-                        component: None,
-                        message: e.message,
-                        code: Some("restore".into()),
-                    }],
-                };
-                if run.record("restore", started, from.to_string(), failures) {
-                    run.upgrade("upgrade", &tree, &db, from)?;
-                }
-            } else {
-                let (commit, old_tree) = pick_generation(&log, from)?;
-                if run.install("install (previous)", &old_tree, &db)? {
-                    run.upgrade("upgrade", &tree, &db, short(&commit))?;
-                }
-            }
-        } else if do_install {
-            reporter.stage(Stage::Materialise, "install");
-            run.install("install", &tree, &db)?;
-        }
-        let installed = run
-            .steps
-            .iter()
-            .any(|s| s.step.starts_with("install") || s.step == "upgrade");
-        if do_schema && installed && run.steps.iter().all(|s| s.passed || s.step == "lint") {
-            run.schema()?;
-        }
-        Ok(())
-    })();
-    let steps = std::mem::take(&mut run.steps);
-    let snapshot_used = run.snapshot_used;
-    let notes = std::mem::take(&mut run.notes);
+    let outcome = run.run_steps(&steps, plan, previous.as_ref(), &log, &db, reporter);
+    let (steps, snapshot_used, notes) = (run.steps, run.snapshot_used, run.notes);
     let postgres = server.version.clone();
     server.drop_database(&db);
     let mut kept = Vec::new();
@@ -792,15 +826,14 @@ pub fn test_site(
     }
     drop(server);
     outcome?;
-    let passed = steps.iter().all(|s| s.passed);
     let report = TestReport {
         site: site.name.clone(),
         commit: head,
-        tree,
+        tree: log[0].1.clone(),
         php,
         postgres,
+        passed: steps.iter().all(|s| s.passed),
         steps,
-        passed,
         snapshot_used,
         kept,
         notes,
@@ -810,10 +843,7 @@ pub fn test_site(
 }
 
 /// The generation `-N` back, or the commit `from` names, on the branch: (commit, tree).
-fn pick_generation(
-    log: &[(GitOid, GitOid, i64)],
-    from: &str,
-) -> Result<(GitOid, GitOid), TestError> {
+fn pick_generation(log: &[LogEntry], from: &str) -> Result<(GitOid, GitOid), TestError> {
     let found = match from.strip_prefix('-').map(str::parse::<usize>) {
         Some(Ok(n)) => log.get(n).cloned(),
         _ => {

@@ -18,61 +18,70 @@ fn counted(parts: &[(usize, &str, &str)]) -> String {
 }
 
 pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
-    let repair = a.repair;
-    if let Some(dir) = &a.tree {
-        let of = if a.site.is_some() || a.commit.is_some() {
-            mcb_realise::TreeOf::Named {
-                site: a.site.clone(),
-                commit: a.commit.clone(),
-            }
-        } else {
-            mcb_realise::TreeOf::Found
-        };
-        let d = mcb_realise::verify_tree(&g.store(), dir, &of)?;
-        let code = if d.is_clean() {
-            Exit::Success
-        } else {
-            Exit::Integrity
-        };
-        let generation = match (&d.site, d.number) {
-            (Some(site), Some(n)) => format!("{} ({site}/gen-{n})", d.generation),
-            _ => d.generation.clone(),
-        };
-        let found = match d.found_by.as_str() {
-            "files" => " (found by its files)",
-            "release" => " (the release's commit)",
-            _ => "",
-        };
-        if !d.is_clean() {
-            crate::term::failed(&format!(
-                "{} has drifted from generation {generation}{found}: {} modified, {} added, {} removed",
-                dir.display(),
-                d.modified.len(),
-                d.added.len(),
-                d.removed.len()
-            ));
+    match &a.tree {
+        Some(dir) => tree(g, a, dir),
+        None => store(g, a.repair),
+    }
+}
+
+/// `verify --tree DIR`.
+fn tree(g: &GlobalArgs, a: &VerifyArgs, dir: &std::path::Path) -> Result<Exit, CliError> {
+    let of = if a.site.is_some() || a.commit.is_some() {
+        mcb_realise::TreeOf::Named {
+            site: a.site.clone(),
+            commit: a.commit.clone(),
         }
-        if g.json {
-            out_json(&crate::json::tree_drift(&d));
-            return Ok(code);
-        }
-        if g.quiet {
-            return Ok(code);
-        }
-        for p in &d.modified {
-            say!("modified {p}");
-        }
-        for p in &d.added {
-            say!("added    {p}");
-        }
-        for p in &d.removed {
-            say!("removed  {p}");
-        }
-        if d.is_clean() {
-            say!("{} matches generation {generation}{found}", dir.display());
-        }
+    } else {
+        mcb_realise::TreeOf::Found
+    };
+    let d = mcb_realise::verify_tree(&g.store(), dir, &of)?;
+    let code = if d.is_clean() {
+        Exit::Success
+    } else {
+        Exit::Integrity
+    };
+    let generation = match (&d.site, d.number) {
+        (Some(site), Some(n)) => format!("{} ({site}/gen-{n})", d.generation),
+        _ => d.generation.clone(),
+    };
+    let found = match d.found_by.as_str() {
+        "files" => " (found by its files)",
+        "release" => " (the release's commit)",
+        _ => "",
+    };
+    if !d.is_clean() {
+        crate::term::failed(&format!(
+            "{} has drifted from generation {generation}{found}: {} modified, {} added, {} removed",
+            dir.display(),
+            d.modified.len(),
+            d.added.len(),
+            d.removed.len()
+        ));
+    }
+    if g.json {
+        out_json(&crate::json::tree_drift(&d));
         return Ok(code);
     }
+    if g.quiet {
+        return Ok(code);
+    }
+    for p in &d.modified {
+        say!("modified {p}");
+    }
+    for p in &d.added {
+        say!("added    {p}");
+    }
+    for p in &d.removed {
+        say!("removed  {p}");
+    }
+    if d.is_clean() {
+        say!("{} matches generation {generation}{found}", dir.display());
+    }
+    Ok(code)
+}
+
+/// `verify [--repair]`: the whole store.
+fn store(g: &GlobalArgs, repair: bool) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
     let result = mcb_realise::verify(&g.store(), repair);
     progress.finish();
@@ -105,6 +114,19 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
             );
         }
     }
+    if g.json {
+        out_json(&crate::json::verify(&v));
+        return Ok(code);
+    }
+    if !g.quiet {
+        say_store(&v, repair);
+    }
+    Ok(code)
+}
+
+/// What verify found in the store (and, with `--repair`, did), as text.
+fn say_store(v: &mcb_realise::VerifyOutcome, repair: bool) {
+    let rep = &v.report;
     let sites = |key: &mcb_store::GitOid| {
         let s = v.sites_of(key);
         if s.is_empty() {
@@ -113,13 +135,6 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
             s.join(", ")
         }
     };
-    if g.json {
-        out_json(&crate::json::verify(&v));
-        return Ok(code);
-    }
-    if g.quiet {
-        return Ok(code);
-    }
     if repair {
         let done = counted(&[
             (v.repaired_objects, "object", " restored from git"),
@@ -195,5 +210,4 @@ pub fn run(g: &GlobalArgs, a: &VerifyArgs) -> Result<Exit, CliError> {
             rep.manifests
         );
     }
-    Ok(code)
 }

@@ -350,35 +350,29 @@ fn nearest<'a>(ours: &Manifest, known: impl Iterator<Item = &'a Known>) -> Optio
     })
 }
 
-/// Reads the installation at `dir` and writes `site.ron` and `site.lock` in `out`.
-pub fn import(
-    dir: &Path,
-    name: &str,
-    out: &Path,
-    opts: &RunOptions,
-    reporter: &dyn Reporter,
-) -> Result<Imported, RealiseError> {
+/// What an installation holds, as read before anything is stored.
+struct Installation {
+    root: PathBuf,
+    core: CoreVersion,
+    /// Add-on component → its install path, relative to the root.
+    addons: Vec<(String, String)>,
+    left_out: Vec<String>,
+    links: BTreeMap<String, String>,
+}
+
+/// Reads where an installation's pieces are: core's version, its layout, its add-ons,
+/// what stays out.
+fn read_installation(dir: &Path) -> Result<Installation, RealiseError> {
     let root = std::fs::canonicalize(dir).map_err(|e| RealiseError::Filesystem {
         message: format!("cannot read the installation {}", dir.display()),
         source: e,
     })?;
-    let site_file = out.join("site.ron");
-    if site_file.exists() {
-        return Err(RealiseError::Usage {
-            message: format!(
-                "{} exists already; import writes a new site file only",
-                site_file.display()
-            ),
-            about: crate::error::Named::Existing,
-        });
-    }
     let public = !root.join("version.php").is_file() && root.join("public/version.php").is_file();
     let web = if public {
         root.join("public")
     } else {
         root.clone()
     };
-    let web_prefix = if public { "public/" } else { "" };
     let core_php = read(&web, "version.php").ok_or_else(|| {
         import_error(
             &root,
@@ -395,9 +389,20 @@ pub fn import(
         .ok_or_else(|| import_error(&root, "has no lib/components.json".into()))?;
     let mut layout = CoreLayout::new(&components, lib_file("plugins.json").as_deref(), public)
         .map_err(|e| import_error(&root, e.to_string()))?;
+    let addons = find_addons(&mut layout, &web, if public { "public/" } else { "" });
     let (left_out, links) = left_out(&root);
+    Ok(Installation {
+        root,
+        core,
+        addons,
+        left_out,
+        links,
+    })
+}
 
-    // Plugin directories, type by type; subplugin types found on the way add more.
+/// The add-ons under `web`: plugin directories, type by type, that core does not ship;
+/// subplugin types found on the way add more types. Paths are prefixed with `web_prefix`.
+fn find_addons(layout: &mut CoreLayout, web: &Path, web_prefix: &str) -> Vec<(String, String)> {
     let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
     loop {
         let before = found.len();
@@ -432,95 +437,103 @@ pub fn import(
             }
         }
         if found.len() == before {
-            break;
+            return found
+                .into_iter()
+                .filter(|(_, (_, standard))| !standard)
+                .map(|(c, (p, _))| (c, p))
+                .collect();
         }
     }
-    let addons: Vec<(String, String)> = found
-        .into_iter()
-        .filter(|(_, (_, standard))| !standard)
-        .map(|(c, (p, _))| (c, p))
-        .collect();
+}
 
-    let ctx = RunContext::open(opts, None, reporter)?;
-    if ctx.git.branch_head(name)?.is_some() {
-        return Err(RealiseError::Config(
-            mcb_config::ConfigError::new(
-                &site_file,
-                format!("the store has a site named {name} already"),
-            )
-            .hint("give the imported site another name with --name"),
-        ));
-    }
-    reporter.stage(Stage::Fetch, &root.display().to_string());
+/// The installation's code, stored: its git tree (with its links as symlinks) and each
+/// piece's files (`moodle` for core, each add-on relative to its directory).
+fn store_installation(
+    ctx: &RunContext,
+    inst: &Installation,
+    limits: &mcb_store::SourceLimits,
+) -> Result<(GitOid, BTreeMap<String, Vec<SourceFile>>), RealiseError> {
     // Checkouts of add-ons keep their metadata to themselves; what is not code is never
     // read.
-    let mut skipped: Vec<String> = addons
+    let mut skipped: Vec<String> = inst
+        .addons
         .iter()
         .flat_map(|(_, p)| [".git", ".hg", ".svn"].map(|v| format!("{p}/{v}")))
         .collect();
-    skipped.extend(left_out.iter().cloned());
-    let files =
-        unpack_dir_except(&root, &ctx.store, &opts.limits.source, &skipped).map_err(|e| {
-            RealiseError::Source(mcb_catalog::SourceError::new(
+    skipped.extend(inst.left_out.iter().cloned());
+    let files = unpack_dir_except(&inst.root, &ctx.store, limits, &skipped).map_err(|e| {
+        RealiseError::Source(
+            mcb_catalog::SourceError::new(
                 "moodle",
                 SourceFailure::Refused,
-                format!("cannot read {}: {e}", root.display()),
-            ))
-        })?;
-
+                format!("cannot read {}", inst.root.display()),
+            )
+            .because(e),
+        )
+    })?;
     // Each file to its piece: the deepest add-on holding it, else core.
-    let mut by_depth: Vec<&(String, String)> = addons.iter().collect();
+    let mut by_depth: Vec<&(String, String)> = inst.addons.iter().collect();
     by_depth.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
     let mut pieces: BTreeMap<String, Vec<SourceFile>> = BTreeMap::new();
     let mut whole: Vec<SourceFile> = Vec::new();
     for f in files {
-        let owner = by_depth
+        whole.push(f.clone());
+        match by_depth
             .iter()
-            .find(|(_, p)| f.path.starts_with(&format!("{p}/")));
-        match owner {
+            .find(|(_, p)| f.path.starts_with(&format!("{p}/")))
+        {
             Some((component, p)) => {
                 let rel = f.path[p.len() + 1..].to_string();
-                whole.push(f.clone());
                 pieces
                     .entry(component.clone())
                     .or_default()
                     .push(SourceFile { path: rel, ..f });
             }
-            None => {
-                whole.push(f.clone());
-                pieces.entry("moodle".into()).or_default().push(f);
-            }
+            None => pieces.entry("moodle".into()).or_default().push(f),
         }
     }
-    let manifest_of = |files: Vec<SourceFile>| -> Result<Manifest, RealiseError> {
-        ctx.git.ingest_files(&ctx.store, files).map_err(|e| {
-            RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
-        })
-    };
-    let code = manifest_of(whole)?;
+    let code = manifest_of(ctx, whole)?;
+    if inst.links.is_empty() {
+        return Ok((code.tree, pieces));
+    }
     // The links kept apart are the installation's as symlinks, as a site's `links:` are.
-    let installation_tree = if links.is_empty() {
-        code.tree.clone()
-    } else {
-        let list: Vec<(String, String)> =
-            links.iter().map(|(a, t)| (a.clone(), t.clone())).collect();
-        let linked = ctx.git.link_package(&ctx.store, &list).map_err(|e| {
-            RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
-        })?;
-        ctx.git.compose(&code.tree, &[], &linked.entries)?
-    };
-    let known = known_sources(&ctx)?;
-    let sources = ctx.sources(&root, reporter);
-    let index = ctx.index();
-    let mut problems = Vec::new();
+    let list: Vec<(String, String)> = inst
+        .links
+        .iter()
+        .map(|(a, t)| (a.clone(), t.clone()))
+        .collect();
+    let linked = ctx.git.link_package(&ctx.store, &list).map_err(|e| {
+        RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e))
+    })?;
+    Ok((ctx.git.compose(&code.tree, &[], &linked.entries)?, pieces))
+}
 
-    let recognise = |component: &str,
-                     install_path: &str,
-                     dir: &Path,
-                     manifest: &Manifest,
-                     version: &str,
-                     problems: &mut Vec<String>|
-     -> (ImportedPiece, String) {
+fn manifest_of(ctx: &RunContext, files: Vec<SourceFile>) -> Result<Manifest, RealiseError> {
+    ctx.git
+        .ingest_files(&ctx.store, files)
+        .map_err(|e| RealiseError::Git(mcb_git::GitError::new("cannot read the installation", e)))
+}
+
+/// Matches a piece against what is known: the store's sources, its own checkout, the
+/// plugins directory; what matches nothing is taken as it is, and said in `problems`.
+struct Recogniser<'a> {
+    known: HashMap<String, HashMap<GitOid, Known>>,
+    sources: mcb_catalog::Sources<'a>,
+    index: mcb_catalog::LazyIndex<'a>,
+    core_release: String,
+    problems: Vec<String>,
+}
+
+impl Recogniser<'_> {
+    /// How the piece was recognised, and its entry's value in the site file.
+    fn recognise(
+        &mut self,
+        component: &str,
+        install_path: &str,
+        dir: &Path,
+        manifest: &Manifest,
+        version: &str,
+    ) -> (ImportedPiece, String) {
         let mut piece = ImportedPiece {
             component: component.to_string(),
             install_path: install_path.to_string(),
@@ -531,7 +544,7 @@ pub fn import(
             differs: Vec::new(),
             nearest: None,
         };
-        let mine = known.get(component);
+        let mine = self.known.get(component);
         if let Some(k) = mine.and_then(|m| m.get(&manifest.tree)) {
             piece.recognised = Recognised::Store {
                 source: k.label.clone(),
@@ -539,10 +552,6 @@ pub fn import(
             return (piece, k.entry.clone());
         }
         if let Some((url, commit)) = checkout(dir, &manifest.tree) {
-            piece.recognised = Recognised::Checkout {
-                url: url.clone(),
-                commit: commit.clone(),
-            };
             let entry = if component == "moodle" {
                 format!(
                     "(version: {}, git: {})",
@@ -552,68 +561,27 @@ pub fn import(
             } else {
                 format!("(git: {}, ref: {})", q(&url), q(&commit))
             };
+            piece.recognised = Recognised::Checkout { url, commit };
             return (piece, entry);
         }
         let mut candidates: Vec<Known> = mine
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
-        if component != "moodle" {
-            match index.get(component) {
-                Ok(ix) => {
-                    if let Some(v) = ix
-                        .lookup(component)
-                        .and_then(|r| r.versions.iter().find(|v| v.version == version))
-                    {
-                        match sources.directory_zip(component, v, None, None) {
-                            Ok(stored) if stored.manifest.tree == manifest.tree => {
-                                piece.recognised = Recognised::Directory {
-                                    version: version.to_string(),
-                                };
-                                return (piece, format!("(version: {})", q(version)));
-                            }
-                            Ok(stored) => candidates.push(Known {
-                                label: format!("{version} from the plugins directory"),
-                                entry: String::new(),
-                                manifest: stored.manifest,
-                            }),
-                            Err(e) => problems.push(format!(
-                                "{component}: the plugins directory's zip of {version} could not be compared: {}",
-                                crate::error::chain(&e)
-                            )),
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!(
-                    "{component}: not compared with the plugins directory: {}",
-                    crate::error::chain(&e)
-                )),
-            }
+        if component != "moodle" && self.in_directory(component, version, manifest, &mut candidates)
+        {
+            piece.recognised = Recognised::Directory {
+                version: version.to_string(),
+            };
+            return (piece, format!("(version: {})", q(version)));
         }
         if let Some(n) = nearest(manifest, candidates.iter()) {
             piece.differs = differences(manifest, &n.manifest);
             piece.nearest = Some(n.label.clone());
         }
         if component == "moodle" {
-            let release = core
-                .release
-                .split([' ', '+'])
-                .next()
-                .unwrap_or("")
-                .to_string();
-            piece.recognised = Recognised::Release {
-                version: release.clone(),
-            };
-            problems.push(format!(
-                "core matches no source this store knows and is not a git checkout: the site file asks for Moodle {release} from moodle.git, whose files may differ{}",
-                if piece.differs.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} files differ from {})", piece.differs.len(), piece.nearest.as_deref().unwrap_or("?"))
-                }
-            ));
-            return (piece, format!("(version: {})", q(&release)));
+            return self.core_on_trust(piece);
         }
-        problems.push(format!(
+        self.problems.push(format!(
             "{component} matches no known version: it is taken from {} as it is{}",
             dir.display(),
             match &piece.nearest {
@@ -630,70 +598,199 @@ pub fn import(
             }
         ));
         (piece, format!("(path: {})", q(&dir.display().to_string())))
-    };
-
-    reporter.stage(Stage::Plan, name);
-    let core_manifest = manifest_of(pieces.remove("moodle").unwrap_or_default())?;
-    let (core_piece, core_value) = recognise(
-        "moodle",
-        "",
-        &root,
-        &core_manifest,
-        &core.build.to_string(),
-        &mut problems,
-    );
-    let mut plugin_pieces = Vec::new();
-    let mut entries = Vec::new();
-    for (component, path) in &addons {
-        let manifest = manifest_of(pieces.remove(component).unwrap_or_default())?;
-        let version = read(&root.join(path), "version.php")
-            .and_then(|t| PluginVersion::parse(&t).ok())
-            .and_then(|v| v.version)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let (piece, value) = recognise(
-            component,
-            path,
-            &root.join(path),
-            &manifest,
-            &version,
-            &mut problems,
-        );
-        let how = match &piece.recognised {
-            Recognised::Store { source } => format!("as built before: {source}"),
-            Recognised::Checkout { .. } => "its git checkout".into(),
-            Recognised::Directory { version } => format!("the plugins directory's {version}"),
-            _ => "matches no known version: taken as it is".into(),
-        };
-        entries.push(format!(
-            "        // {how}\n        {}: {value},\n",
-            q(component)
-        ));
-        plugin_pieces.push(piece);
     }
-    drop(sources);
-    drop(ctx);
 
+    /// Each add-on recognised: its piece, and its entry in the site file's `plugins`.
+    fn addons(
+        &mut self,
+        ctx: &RunContext,
+        inst: &Installation,
+        pieces: &mut BTreeMap<String, Vec<SourceFile>>,
+    ) -> Result<(Vec<ImportedPiece>, Vec<String>), RealiseError> {
+        let mut plugin_pieces = Vec::new();
+        let mut entries = Vec::new();
+        for (component, path) in &inst.addons {
+            let manifest = manifest_of(ctx, pieces.remove(component).unwrap_or_default())?;
+            let dir = inst.root.join(path);
+            let version = read(&dir, "version.php")
+                .and_then(|t| PluginVersion::parse(&t).ok())
+                .and_then(|v| v.version)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let (piece, value) = self.recognise(component, path, &dir, &manifest, &version);
+            let how = match &piece.recognised {
+                Recognised::Store { source } => format!("as built before: {source}"),
+                Recognised::Checkout { .. } => "its git checkout".into(),
+                Recognised::Directory { version } => format!("the plugins directory's {version}"),
+                _ => "matches no known version: taken as it is".into(),
+            };
+            entries.push(format!(
+                "        // {how}\n        {}: {value},\n",
+                q(component)
+            ));
+            plugin_pieces.push(piece);
+        }
+        Ok((plugin_pieces, entries))
+    }
+
+    /// Is the piece the plugins directory's zip of `version`? A zip that differs is a
+    /// candidate for the nearest known version; what could not be asked is a problem.
+    fn in_directory(
+        &mut self,
+        component: &str,
+        version: &str,
+        manifest: &Manifest,
+        candidates: &mut Vec<Known>,
+    ) -> bool {
+        let ix = match self.index.get(component) {
+            Ok(ix) => ix,
+            Err(e) => {
+                self.problems.push(format!(
+                    "{component}: not compared with the plugins directory: {}",
+                    crate::error::chain(&e)
+                ));
+                return false;
+            }
+        };
+        let Some(v) = ix
+            .lookup(component)
+            .and_then(|r| r.versions.iter().find(|v| v.version == version))
+        else {
+            return false;
+        };
+        match self.sources.directory_zip(component, v, None, None) {
+            Ok(stored) if stored.manifest.tree == manifest.tree => true,
+            Ok(stored) => {
+                candidates.push(Known {
+                    label: format!("{version} from the plugins directory"),
+                    entry: String::new(),
+                    manifest: stored.manifest,
+                });
+                false
+            }
+            Err(e) => {
+                self.problems.push(format!(
+                    "{component}: the plugins directory's zip of {version} could not be compared: {}",
+                    crate::error::chain(&e)
+                ));
+                false
+            }
+        }
+    }
+
+    /// Core that matched nothing: the official release of its version, on trust, said.
+    fn core_on_trust(&mut self, mut piece: ImportedPiece) -> (ImportedPiece, String) {
+        let release = self
+            .core_release
+            .split([' ', '+'])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        piece.recognised = Recognised::Release {
+            version: release.clone(),
+        };
+        self.problems.push(format!(
+            "core matches no source this store knows and is not a git checkout: the site file asks for Moodle {release} from moodle.git, whose files may differ{}",
+            if piece.differs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} files differ from {})", piece.differs.len(), piece.nearest.as_deref().unwrap_or("?"))
+            }
+        ));
+        (piece, format!("(version: {})", q(&release)))
+    }
+}
+
+/// The site file of an imported installation: every version pinned to what it holds.
+fn site_text(
+    inst: &Installation,
+    name: &str,
+    core_value: &str,
+    entries: &[String],
+    directory: Option<&str>,
+) -> String {
     let mut text = format!(
         "// Imported by `mcb import` from {}.\n// Every version is pinned to what the installation holds; loosen pins to follow upstream.\nSite(\n    name: {},\n    moodle: {core_value},\n    plugins: {{\n",
-        root.display(),
+        inst.root.display(),
         q(name)
     );
-    for e in &entries {
+    for e in entries {
         text.push_str(e);
     }
     text.push_str("    },\n");
-    if let Some(d) = &opts.directory {
+    if let Some(d) = directory {
         text.push_str(&format!("    directory: {},\n", q(d)));
     }
-    if !links.is_empty() {
-        let l: Vec<String> = links
+    if !inst.links.is_empty() {
+        let l: Vec<String> = inst
+            .links
             .iter()
             .map(|(a, t)| format!("{}: {}", q(a), q(t)))
             .collect();
         text.push_str(&format!("    links: {{{}}},\n", l.join(", ")));
     }
     text.push_str(")\n");
+    text
+}
+
+/// Reads the installation at `dir` and writes `site.ron` and `site.lock` in `out`.
+pub fn import(
+    dir: &Path,
+    name: &str,
+    out: &Path,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<Imported, RealiseError> {
+    let inst = read_installation(dir)?;
+    let site_file = out.join("site.ron");
+    if site_file.exists() {
+        return Err(RealiseError::Usage {
+            message: format!(
+                "{} exists already; import writes a new site file only",
+                site_file.display()
+            ),
+            about: crate::error::Named::Existing,
+        });
+    }
+    let ctx = RunContext::open(opts, None, reporter)?;
+    if ctx.git.branch_head(name)?.is_some() {
+        return Err(RealiseError::Config(
+            mcb_config::ConfigError::new(
+                &site_file,
+                format!("the store has a site named {name} already"),
+            )
+            .hint("give the imported site another name"),
+        ));
+    }
+    reporter.stage(Stage::Fetch, &inst.root.display().to_string());
+    let (installation_tree, mut pieces) = store_installation(&ctx, &inst, &opts.limits.source)?;
+    let mut recogniser = Recogniser {
+        known: known_sources(&ctx)?,
+        sources: ctx.sources(&inst.root, reporter),
+        index: ctx.index(),
+        core_release: inst.core.release.clone(),
+        problems: Vec::new(),
+    };
+    reporter.stage(Stage::Plan, name);
+    let core_manifest = manifest_of(&ctx, pieces.remove("moodle").unwrap_or_default())?;
+    let (core_piece, core_value) = recogniser.recognise(
+        "moodle",
+        "",
+        &inst.root,
+        &core_manifest,
+        &inst.core.build.to_string(),
+    );
+    let (plugin_pieces, entries) = recogniser.addons(&ctx, &inst, &mut pieces)?;
+    let mut problems = recogniser.problems;
+    drop(ctx);
+
+    let text = site_text(
+        &inst,
+        name,
+        &core_value,
+        &entries,
+        opts.directory.as_deref(),
+    );
     mcb_config::SiteFile::parse(&site_file, &text)?;
     std::fs::create_dir_all(out).map_err(|e| RealiseError::Filesystem {
         message: format!("cannot make {}", out.display()),
@@ -701,26 +798,21 @@ pub fn import(
     })?;
     crate::stage::publish::write_file_atomic(&site_file, &text)?;
 
-    // The lock: the new site file resolved, nothing built or switched.
-    // A core taken on trust would lock files the installation may not have: no lock then.
-    let core_known = !matches!(core_piece.recognised, Recognised::Release { .. });
-    let (lock_file, lock_tree) = if !core_known {
+    // The lock: the new site file resolved, nothing built or switched. A core taken on
+    // trust would lock files the installation may not have: no lock then.
+    let lock_tree = if matches!(core_piece.recognised, Recognised::Release { .. }) {
         problems.push(
             "no lock was written: core is not recognised; point `moodle:` at its true source, then realise"
                 .into(),
         );
-        (None, None)
+        None
     } else {
-        match crate::ops::realise::resolve_lock(
-            &site_file,
-            opts,
-            &crate::stage::plan::Update::Nothing,
-            reporter,
-        ) {
-            Ok(r) => (Some(out.join("site.lock")), Some(r.tree)),
+        let nothing = crate::stage::plan::Update::Nothing;
+        match crate::ops::realise::resolve_lock(&site_file, opts, &nothing, reporter) {
+            Ok(r) => Some(r.tree),
             Err(e) => {
                 problems.push(format!("no lock was written: {}", crate::error::chain(&e)));
-                (None, None)
+                None
             }
         }
     };
@@ -728,19 +820,18 @@ pub fn import(
         && *t != installation_tree
     {
         problems.push(format!(
-            "the site file builds tree {t}, the installation's code is tree {}: see the differences above",
-            installation_tree
+            "the site file builds tree {t}, the installation's code is tree {installation_tree}: see the differences above"
         ));
     }
     Ok(Imported {
         site: name.to_string(),
         site_file,
-        lock_file,
-        moodle_release: core.release.clone(),
+        lock_file: lock_tree.as_ref().map(|_| out.join("site.lock")),
+        moodle_release: inst.core.release.clone(),
         core: core_piece,
         plugins: plugin_pieces,
-        links,
-        left_out,
+        links: inst.links,
+        left_out: inst.left_out,
         installation_tree,
         lock_tree,
         problems,

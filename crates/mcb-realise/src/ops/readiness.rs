@@ -234,7 +234,45 @@ pub fn check_upgrade(
         &mut notes,
     )?;
     let requires_unknown = core.version.build == UNKNOWN_BUILD;
+    let settled = settle(&catalog, &index, &site, &core, &layout)?;
+    let plugins = readiness_of(settled, &site, lock.as_ref(), &core);
+    let blocked = plugins
+        .iter()
+        .any(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore));
+    let unknown = plugins
+        .iter()
+        .any(|p| matches!(p.readiness, Readiness::Unknown { .. }));
+    Ok(UpgradeCheck {
+        site: site.name.clone(),
+        target: target.to_string(),
+        core_release: (!requires_unknown).then(|| core.version.release.clone()),
+        core_build: (!requires_unknown).then(|| core.version.build.to_string()),
+        plugins,
+        blocked,
+        unknown,
+        notes,
+    })
+}
 
+/// Every plugin's answer on the target core, before it is told: the versions chosen for
+/// the plugins that fit together, and each plugin set aside with why.
+struct Settled {
+    solved: Vec<mcb_resolve::Solved<SourcePick>>,
+    /// Plugins set aside: blocked, unknown, or shipped with core.
+    aside: BTreeMap<String, Readiness>,
+    /// The site file without them.
+    remaining: SiteFile,
+}
+
+/// Resolves the site on the target core; a plugin that blocks is set aside and the rest
+/// resolved again, until what is left fits.
+fn settle(
+    catalog: &SiteCatalog,
+    index: &LazyIndex,
+    site: &SiteFile,
+    core: &PlannedCore<SourcePick>,
+    layout: &CoreLayout,
+) -> Result<Settled, RealiseError> {
     let mut settled: BTreeMap<String, Readiness> = BTreeMap::new();
     let mut remaining = site.clone();
     remaining.plugins.retain(|p| {
@@ -248,7 +286,7 @@ pub fn check_upgrade(
     let mut solved = Vec::new();
     // Each round sets aside at least one plugin, so this ends.
     for _ in 0..=site.plugins.len() {
-        let outcome = choose_versions(&catalog, &remaining, None, &core, &layout);
+        let outcome = choose_versions(catalog, &remaining, None, core, layout);
         let mut set_aside: Vec<(String, Readiness)> = Vec::new();
         match outcome {
             Ok(Ok(s)) => {
@@ -260,7 +298,7 @@ pub fn check_upgrade(
                     let readiness = Readiness::Blocked {
                         last_supported: remaining
                             .plugin(&p.component)
-                            .and_then(|r| last_supported(&index, r)),
+                            .and_then(|r| last_supported(index, r)),
                         reasons: p.facts,
                     };
                     set_aside.push((p.component, readiness));
@@ -299,12 +337,26 @@ pub fn check_upgrade(
             }
         }
     }
+    Ok(Settled {
+        solved,
+        aside: settled,
+        remaining,
+    })
+}
 
-    let locked = |c: &str| {
-        lock.as_ref()
-            .and_then(|l| l.plugin(c))
-            .map(|p| p.version.clone())
-    };
+/// Each plugin's readiness, as told: dependencies after the site file's own, by name.
+fn readiness_of(
+    settled: Settled,
+    site: &SiteFile,
+    lock: Option<&Lock>,
+    core: &PlannedCore<SourcePick>,
+) -> Vec<PluginReadiness> {
+    let Settled {
+        solved,
+        aside: settled,
+        remaining,
+    } = settled;
+    let locked = |c: &str| lock.and_then(|l| l.plugin(c)).map(|p| p.version.clone());
     let mut plugins: Vec<PluginReadiness> = Vec::new();
     for s in solved {
         let readiness = match (
@@ -349,22 +401,7 @@ pub fn check_upgrade(
         });
     }
     plugins.sort_by(|a, b| (a.auto, &a.component).cmp(&(b.auto, &b.component)));
-    let blocked = plugins
-        .iter()
-        .any(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore));
-    let unknown = plugins
-        .iter()
-        .any(|p| matches!(p.readiness, Readiness::Unknown { .. }));
-    Ok(UpgradeCheck {
-        site: site.name.clone(),
-        target: target.to_string(),
-        core_release: (!requires_unknown).then(|| core.version.release.clone()),
-        core_build: (!requires_unknown).then(|| core.version.build.to_string()),
-        plugins,
-        blocked,
-        unknown,
-        notes,
-    })
+    plugins
 }
 
 /// The newest Moodle release any directory version of the plugin supports.
