@@ -595,6 +595,8 @@ fn every_failure_says_why() {
         ),
         (vec!["realise".into(), "--no-such-flag".into()], 64),
     ];
+    // Every message whole, under review: what the error says, its causes and its hint.
+    let mut said = String::new();
     for (args, code) in cases {
         let out = f.mcb().args(&args).output().unwrap();
         assert_eq!(
@@ -603,7 +605,15 @@ fn every_failure_says_why() {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        said.push_str(&format!(
+            "$ mcb {}\n{}\n",
+            args.join(" "),
+            crate::snapshots::shown(&out)
+        ));
     }
+    crate::snapshots::settings(&f).bind(|| {
+        insta::assert_snapshot!("every-failure", said);
+    });
     // With --json too, and against a store that is not there.
     for args in [
         vec!["verify", "--json"],
