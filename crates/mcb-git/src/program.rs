@@ -29,6 +29,38 @@ pub(crate) fn git(git_dir: &Path) -> Program {
     p
 }
 
+/// A git checkout a user made (an add-on in an installation): its HEAD commit, the tree
+/// that commit holds, and its `origin` remote when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub commit: String,
+    pub tree: String,
+    pub origin: Option<String>,
+}
+
+/// The checkout at `dir` (whose `.git` is in it), when git reads one there.
+pub fn checkout_at(dir: &Path) -> Option<Checkout> {
+    if !dir.join(".git").exists() {
+        return None;
+    }
+    let ask = |args: &[&str]| -> Option<String> {
+        let mut p = Program::new("git");
+        p.arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS);
+        let out = p.run().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!text.is_empty()).then_some(text)
+    };
+    Some(Checkout {
+        commit: ask(&["rev-parse", "--verify", "HEAD^{commit}"])?,
+        tree: ask(&["rev-parse", "--verify", "HEAD^{tree}"])?,
+        origin: ask(&["config", "--get", "remote.origin.url"]),
+    })
+}
+
 /// Runs `program`; `Err` says `what` failed, with git's words.
 pub(crate) fn run(program: &mut Program, what: &str) -> Result<Output, GitError> {
     program.run().map_err(|e| GitError::new(what, e))

@@ -279,34 +279,12 @@ fn known_sources(
     Ok(out)
 }
 
-/// `git` in `dir`, its output when it succeeds.
-fn git_in(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// A git checkout at `dir` whose HEAD holds exactly `tree`: its remote (or the checkout
 /// itself) and commit.
 fn checkout(dir: &Path, tree: &GitOid) -> Option<(String, String)> {
-    if !dir.join(".git").exists() {
-        return None;
-    }
-    let head_tree = git_in(dir, &["rev-parse", "HEAD^{tree}"])?;
-    if head_tree != tree.as_str() {
-        return None;
-    }
-    let commit = git_in(dir, &["rev-parse", "HEAD"])?;
-    let url = git_in(dir, &["config", "--get", "remote.origin.url"])
-        .unwrap_or_else(|| dir.display().to_string());
-    Some((url, commit))
+    let c = mcb_git::program::checkout_at(dir).filter(|c| c.tree == tree.as_str())?;
+    let url = c.origin.unwrap_or_else(|| dir.display().to_string());
+    Some((url, c.commit))
 }
 
 /// The files of `ours` against `theirs`: modified, added and removed.
