@@ -1,7 +1,8 @@
 //! Fixtures for mcb's tests and benchmarks: real git repositories built with `git`,
-//! Moodle cores and plugins, zips, site files, a plugins directory and Composer
-//! repositories on a loopback HTTP server, and the filters that make a snapshot of what
-//! mcb prints independent of paths, ids and ports. Nothing here reaches the network.
+//! Moodle cores and plugins, zips, site files, a loopback HTTP server and a plugins
+//! directory on it, the filters that make a snapshot of what mcb prints independent of
+//! paths, ids and ports, the property tests' time budget, and the benchmarks' generators
+//! and measures. Nothing here reaches the network.
 
 pub mod bench;
 pub mod directory;

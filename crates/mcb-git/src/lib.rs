@@ -3,7 +3,7 @@
 //! object store together, composing codebase trees from known ids and writing
 //! deterministic commits on site branches, and checking the objects it holds. It is also
 //! the one place that runs the `git` program (`program`): push, fetch into a deploy's
-//! cache, notes, gc.
+//! cache, notes, gc, reading a user's checkout.
 //!
 //! It follows instructions; it does not choose versions (that is `mcb-resolve`) nor decide
 //! what a site contains.

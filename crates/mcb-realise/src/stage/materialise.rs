@@ -179,6 +179,22 @@ pub fn files_of_tree(
     Ok((out, written))
 }
 
+/// What the store records generation `tree` uses (when it does), and its files, each
+/// with its store entry (objects restored from git where they are missing).
+type TreeFiles = (Option<Vec<mcb_store::ManifestHash>>, Vec<(String, Entry)>);
+
+fn tree_files(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    reporter: &dyn Reporter,
+) -> Result<TreeFiles, RealiseError> {
+    let uses = store.generation_uses(tree);
+    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
+    let (files, _) = files_of_tree(store, git, tree, &known, reporter)?;
+    Ok((uses, files))
+}
+
 /// Lays out generation `tree` from its git tree, restoring what objects it needs, and
 /// records one manifest of the whole tree as what it uses (so gc keeps it) unless the
 /// store already records its use. Returns its path.
@@ -189,9 +205,7 @@ pub fn materialise_tree(
     mode: LinkMode,
     reporter: &dyn Reporter,
 ) -> Result<std::path::PathBuf, RealiseError> {
-    let uses = store.generation_uses(tree);
-    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
-    let (files, _) = files_of_tree(store, git, tree, &known, reporter)?;
+    let (uses, files) = tree_files(store, git, tree, reporter)?;
     let uses = match uses {
         Some(u) => u,
         None => {
@@ -218,9 +232,7 @@ pub fn lay_out_tree(
     mode: LinkMode,
     reporter: &dyn Reporter,
 ) -> Result<mcb_store::LaidOut, RealiseError> {
-    let uses = store.generation_uses(tree);
-    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
-    let (files, _) = files_of_tree(store, git, tree, &known, reporter)?;
+    let (_, files) = tree_files(store, git, tree, reporter)?;
     let laid: Vec<(String, &Entry)> = files.iter().map(|(p, e)| (p.clone(), e)).collect();
     store.check_objects(&laid)?;
     Ok(store.lay_out(&laid, dest, mode, &|| {})?)
