@@ -433,7 +433,7 @@ fn a_fitting_lock_is_reused_without_network_and_offline_works() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("offline"));
 }
 
 #[test]

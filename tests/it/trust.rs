@@ -274,7 +274,7 @@ fn verify_tree_checks_copies_and_deployed_releases() {
     f.write("elsewhere/a.txt", "nothing\n");
     let out = f.run(&["verify", "--tree", s(&f.path("elsewhere"))]);
     let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(err.contains("matches no generation"), "{err}");
     assert!(err.contains("--site"), "{err}");
 }

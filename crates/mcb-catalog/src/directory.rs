@@ -205,7 +205,7 @@ impl Pluglist {
         } else if http.is_offline() {
             return Err(CatalogError::Directory {
                 url: location.to_string(),
-                message: "--offline was given and this store has no cached copy of the list".into(),
+                message: "offline, and this store has no cached copy of the list".into(),
             });
         }
         let etag = cached.as_ref().and_then(|c| c.etag.clone());

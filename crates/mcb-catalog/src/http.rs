@@ -17,7 +17,7 @@ const ATTEMPTS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("not fetching {url}: --offline was given and it is not in the store")]
+    #[error("not fetching {url}: offline, and it is not in the store")]
     Offline { url: String },
     #[error("{url} answered HTTP {status}{}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() }, .problem.as_deref().map(|p| format!(": {p}")).unwrap_or_default())]
     Status {

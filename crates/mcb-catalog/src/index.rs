@@ -72,7 +72,7 @@ impl<'a> LazyIndex<'a> {
                             .is_some()
                     });
                 let hint = if cached {
-                    "check the directory URL (site file `directory:` or MCB_DIRECTORY), or pass --offline to use the copy of the list this store has"
+                    "check the directory URL (site file `directory:` or MCB_DIRECTORY), or work offline with the copy of the list this store has"
                 } else {
                     "check the directory URL (site file `directory:` or MCB_DIRECTORY)"
                 };

@@ -362,9 +362,9 @@ impl<'a> Sources<'a> {
                 return Err(SourceError::new(
                     component,
                     SourceFailure::Unavailable,
-                    format!("{written} has never been fetched into this store, and --offline forbids fetching it"),
+                    format!("{written} has never been fetched into this store, and offline nothing is fetched"),
                 )
-                .hint("run once without --offline"));
+                .hint("run once with the network"));
             }
             r
         } else {

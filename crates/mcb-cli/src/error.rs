@@ -255,6 +255,9 @@ fn realise_hint(e: &RealiseError) -> Option<String> {
             Named::Site => "`mcb sites` lists the sites in the store",
             Named::Generation => "`mcb history` lists the site's generations",
             Named::Existing => return None,
+            Named::Tree => {
+                "name its generation: --site SITE (its current one) or --commit COMMIT|gen-N"
+            }
         },
         RealiseError::Store(s) => return store_hint(s).map(str::to_string),
         _ => return None,

@@ -33,6 +33,8 @@ pub enum Named {
     Generation,
     /// A file that is there already, where a new one was to be written.
     Existing,
+    /// A tree whose generation could not be found by its place, name or files.
+    Tree,
 }
 
 /// Why an operation of this crate failed: the stages' errors, which every operation can

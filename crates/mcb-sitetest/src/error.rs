@@ -25,9 +25,7 @@ pub enum TestError {
         source: std::io::Error,
     },
     /// `--upgrade-from` names no generation of the site and no dump file.
-    #[error(
-        "--upgrade-from {from}: no such generation on the site's branch, and no such dump file"
-    )]
+    #[error("{from} is neither a generation on the site's branch nor a dump file")]
     NoSuchStart { from: String },
     /// The site has no generation to test.
     #[error("site {site} has no generation to test")]

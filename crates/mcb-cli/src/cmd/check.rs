@@ -93,6 +93,12 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     for n in &c.notes {
         say!("note: {n}");
     }
+    if !c.core_read {
+        say!(
+            "hint: --core-source URL|PATH checks against the code of a Moodle {} you name",
+            c.target
+        );
+    }
     let blocking = c
         .plugins
         .iter()

@@ -18,7 +18,7 @@ use mcb_store::{
 };
 use rayon::prelude::*;
 
-use crate::error::RealiseError;
+use crate::error::{Named, RealiseError};
 use crate::report::Reporter;
 use crate::stage::commit::lock_in_commit;
 
@@ -707,17 +707,17 @@ pub fn verify_tree(store: &Path, dir: &Path, of: &TreeOf) -> Result<TreeDrift, R
             } else if let Some(t) = as_tree {
                 (t, "tree id")
             } else {
-                (by_files(&git, &generations, &seen).ok_or_else(|| {
-                    RealiseError::source(
-                        "verify",
-                        format!(
+                (
+                    by_files(&git, &generations, &seen).ok_or_else(|| RealiseError::Usage {
+                        message: format!(
                             "{} matches no generation of the store {}",
                             dir.display(),
                             store.root().display()
                         ),
-                    )
-                    .with_hint("name it: --site SITE (its current generation) or --commit COMMIT|gen-N")
-                })?, "files")
+                        about: Named::Tree,
+                    })?,
+                    "files",
+                )
             }
         }
     };
@@ -737,14 +737,16 @@ fn named_generation(
     site: Option<&str>,
     commit: Option<&str>,
 ) -> Result<GitOid, RealiseError> {
-    let usage = |m: String| {
-        RealiseError::source("verify", m).with_hint("`mcb history SITE` lists a site's generations")
+    let usage = |m: String| RealiseError::Usage {
+        message: m,
+        about: Named::Generation,
     };
     let log = match site {
         Some(s) => {
-            let head = git
-                .branch_head(s)?
-                .ok_or_else(|| usage(format!("the store has no site named {s}")))?;
+            let head = git.branch_head(s)?.ok_or_else(|| RealiseError::Usage {
+                message: format!("the store has no site named {s}"),
+                about: Named::Site,
+            })?;
             Some(git.first_parent_log(&head, usize::MAX)?)
         }
         None => None,
@@ -754,7 +756,7 @@ fn named_generation(
         (Some(c), log) => {
             if let Some(n) = c.strip_prefix("gen-").and_then(|n| n.parse::<usize>().ok()) {
                 let log = log.ok_or_else(|| {
-                    usage(format!("{c} needs --site: a generation number is a site's"))
+                    usage(format!("{c} is a generation number: it names a generation of the site given with it"))
                 })?;
                 return log
                     .iter()

@@ -113,6 +113,9 @@ pub struct UpgradeCheck {
     /// Some plugin could not be evaluated.
     pub unknown: bool,
     pub notes: Vec<String>,
+    /// The target core was read from its code (a core source, Moodle's upstream); false:
+    /// taken from mcb's table of releases, or unknown.
+    pub core_read: bool,
 }
 
 /// The target core, from the first of: `core_source` (a git upstream or a directory
@@ -128,7 +131,7 @@ fn target_core(
     core_source: Option<&str>,
     moodle_git: &str,
     notes: &mut Vec<String>,
-) -> Result<(PlannedCore<SourcePick>, CoreLayout), RealiseError> {
+) -> Result<(PlannedCore<SourcePick>, CoreLayout, bool), RealiseError> {
     let sources = catalog.sources;
     let spec = MoodleSpec::Series(target);
     let from_git = |url: &str| -> Result<_, RealiseError> {
@@ -139,14 +142,16 @@ fn target_core(
             reference: tag,
             commit,
         };
-        core_of(catalog, Some(&spec), pick)
+        core_of(catalog, Some(&spec), pick).map(|(c, l)| (c, l, true))
     };
     if let Some(given) = core_source {
         let dir = sources.locate(given);
         let is_dir = matches!(&dir, mcb_config::Location::Path(p) if p.join("version.php").is_file() || p.join("public/version.php").is_file());
         if is_dir {
             let stored = sources.path("moodle", given)?;
-            return core_of(catalog, Some(&spec), SourcePick::Stored(Box::new(stored)));
+            let (core, layout) =
+                core_of(catalog, Some(&spec), SourcePick::Stored(Box::new(stored)))?;
+            return Ok((core, layout, true));
         }
         return from_git(given);
     }
@@ -158,7 +163,7 @@ fn target_core(
         match from_git(url) {
             Ok(found) => return Ok(found),
             Err(e) => notes.push(format!(
-                "the site's core source has no Moodle {target} ({}); pass --core-source URL|PATH to check against its code",
+                "the site's core source has no Moodle {target} ({}); name a core source that holds it (a git upstream or a directory) to check against its code",
                 crate::error::chain(&e)
             )),
         }
@@ -202,7 +207,7 @@ fn target_core(
             };
         }
     }
-    Ok((core, layout))
+    Ok((core, layout, false))
 }
 
 /// Checks whether `site` can move to Moodle `target` (X.Y): the same resolution as
@@ -224,7 +229,7 @@ pub fn check_upgrade(
     let mut notes = Vec::new();
     catalog.prefetch(&site, None, reporter);
     reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));
-    let (core, layout) = target_core(
+    let (core, layout, core_read) = target_core(
         &catalog,
         &site,
         lock.as_ref(),
@@ -251,6 +256,7 @@ pub fn check_upgrade(
         blocked,
         unknown,
         notes,
+        core_read,
     })
 }
 
