@@ -241,3 +241,105 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
         "no external assets"
     );
 }
+
+/// On a newer release the newest version that installs is the answer (outside its
+/// `supported` only warns, as Moodle does); a plugin whose newest installable version is
+/// older than the one the site runs blocks the upgrade, in Moodle's words.
+#[test]
+fn a_newer_release_gets_the_newest_installable_version_and_a_downgrade_blocks() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let core = moodle50(&f);
+    // block_xp as it really is: v3.14.1 (2023) says nothing of `supported`, v19.1 says
+    // [401, 405] and requires 4.5.
+    let xp = plugin_repo(
+        f.path("block_xp"),
+        &[
+            (
+                "v3.14.1",
+                plugin_php("block_xp", 2023042403, "2022112800", ""),
+            ),
+            (
+                "v19.1",
+                plugin_php(
+                    "block_xp",
+                    2025100501,
+                    "2024100700",
+                    "$plugin->supported = [401, 405];",
+                ),
+            ),
+        ],
+    );
+    // mod_d: the version the site runs refuses 5.0; only an older one installs there.
+    let d = plugin_repo(
+        f.path("mod_d"),
+        &[
+            ("v1", plugin_php("mod_d", 2024010100, "2024100700", "")),
+            (
+                "v2",
+                plugin_php(
+                    "mod_d",
+                    2025010100,
+                    "2024100700",
+                    "$plugin->incompatible = 500;",
+                ),
+            ),
+        ],
+    );
+    let site = good_site(
+        &f,
+        &m,
+        &[
+            ("block_xp", Src::git(xp.url())),
+            ("mod_d", Src::git(d.url())),
+        ],
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["block_xp"]["version"], "2025100501");
+    assert_eq!(j["plugins"]["mod_d"]["version"], "2025010100");
+    let (code, j, err) = check(
+        &f,
+        &["--moodle", "5.0", "--core-source", &core.url()],
+        &site,
+    );
+    assert_eq!(code, 2, "mod_d blocks: {err}");
+    let xp = status(&j, "block_xp");
+    assert_eq!(xp["status"], "fits", "{j}");
+    assert_eq!(xp["version"], "2025100501", "never the 2023 version: {j}");
+    assert!(
+        xp["warning"].as_str().unwrap().contains("Moodle will warn"),
+        "{j}"
+    );
+    let d = status(&j, "mod_d");
+    assert_eq!(d["status"], "blocked", "{j}");
+    let why = d["reasons"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("downgrade:")
+            && why.contains("Cannot downgrade mod_d from 2025010100 to 2024010100.")
+            && why.contains("cannotdowngrade"),
+        "{why}"
+    );
+    // A new site on 5.0 plans the newest version that installs, with the warning.
+    let fresh = f.site(
+        &Site::new("fresh")
+            .core(core.url(), "5.0")
+            .plugin(
+                "block_xp",
+                Src::git(f.path("block_xp").display().to_string()),
+            )
+            .directory(f.path("empty-pluglist.json").display().to_string()),
+    );
+    let out = f
+        .mcb()
+        .args(["plan", "--json"])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    let p = json_of(&out);
+    let chosen = &p["plugins"][0];
+    assert_eq!(chosen["version"], "2025100501", "{p}");
+    assert!(
+        p["warnings"].to_string().contains("Moodle will warn"),
+        "{p}"
+    );
+}

@@ -454,3 +454,74 @@ fn the_lock_is_the_same_however_it_was_reached_and_plan_warns_once() {
         assert_eq!(lines.len(), 1, "{c}: {said}");
     }
 }
+
+/// A plugin whose dependencies no source gives: `add` names every one of them and where
+/// each was looked for, and leaves the site file as it was.
+#[test]
+fn add_names_every_missing_dependency() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let site = good_site(&f, &m, &[]);
+    let before = std::fs::read_to_string(&site).unwrap();
+    let emb = plugin_repo(
+        f.path("mod_emb"),
+        &[(
+            "v1.8",
+            plugin_php(
+                "mod_emb",
+                2025010100,
+                "2024100700",
+                "$plugin->dependencies = ['filter_emb' => ANY_VERSION, 'quiz_sheets' => 2024010100];",
+            ),
+        )],
+    );
+    let out = f
+        .mcb()
+        .args(["add", "mod_emb", "--git", &emb.url(), "--site"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    for said in [
+        "requires filter_emb (any version)",
+        "requires quiz_sheets ≥ 2024010100",
+        "filter_emb is not in the plugins directory",
+        "quiz_sheets is not in the plugins directory",
+        "hint: add filter_emb and quiz_sheets to the site file",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), before);
+}
+
+/// A newer version passed over for a dependency no source gives is said without -v: the
+/// version taken, the one passed over, and the plugins it needs.
+#[test]
+fn a_fallback_for_a_missing_dependency_is_a_warning() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let emb = plugin_repo(
+        f.path("mod_emb"),
+        &[
+            ("v1.7", plugin_php("mod_emb", 2022010100, "2022041900", "")),
+            (
+                "v1.8",
+                plugin_php(
+                    "mod_emb",
+                    2025010100,
+                    "2024100700",
+                    "$plugin->dependencies = ['quiz_sheets' => ANY_VERSION];",
+                ),
+            ),
+        ],
+    );
+    let site = good_site(&f, &m, &[("mod_emb", Src::git(emb.url()))]);
+    let out = f.mcb().arg("realise").arg(&site).output().unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: mod_emb: mod_emb 2022010100 (v1.7) is taken, not the newer mod_emb 2025010100 (v1.8): that one requires quiz_sheets, which the site does not have"),
+        "{err}"
+    );
+}

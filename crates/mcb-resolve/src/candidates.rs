@@ -9,9 +9,11 @@
 //!    cannot be read or blocks this core (`requires`, `incompatible`), is refused with its
 //!    reason;
 //! 4. the rest fall in tiers, taken in order: the lock's choice; versions at or above the
-//!    site's maturity (stable unless it opts in) that list this core as supported; those
-//!    outside `supported` (Moodle only warns); those below the site's maturity; the default
-//!    branch of a git source. Every tier after the first two warns.
+//!    site's maturity (stable unless it opts in); those below it; the default branch of a
+//!    git source. `supported` never ranks a version: Moodle only warns when this core is
+//!    outside it (and installs), so the newest version that installs wins and warns; an
+//!    older version that lists this core never wins over it. Every tier after the first
+//!    two warns.
 //!
 //! An offer's `version.php` is read only when the ranking reaches it: an index's zips are
 //! downloaded only for the versions actually considered, and each is read once.
@@ -109,20 +111,17 @@ pub fn pin_build(pin: &str) -> Option<Build> {
 pub enum Tier {
     /// The lock's choice, while it still installs.
     Locked,
-    /// At or above the site's maturity, supported on this core.
+    /// At or above the site's maturity (outside `supported` or not: that only warns).
     Preferred,
-    /// Installs, but this core is outside its `supported` range.
-    OutsideSupported,
     /// Installs, but below the maturity the site takes.
     BelowMaturity,
     /// The default branch of a git source.
     LastResort,
 }
 
-const TIERS: [Tier; 5] = [
+const TIERS: [Tier; 4] = [
     Tier::Locked,
     Tier::Preferred,
-    Tier::OutsideSupported,
     Tier::BelowMaturity,
     Tier::LastResort,
 ];
@@ -459,10 +458,10 @@ impl<T: Clone> Candidates<T> {
         }
         let maturity = info.maturity.or(offer.maturity).unwrap_or(Maturity::Stable);
         let below = self.policy.pin.is_none() && maturity < self.policy.maturity;
-        let (outside, fit_warning) = match fit(&self.core, &info, &who) {
+        let fit_warning = match fit(&self.core, &info, &who) {
             Fit::Blocked(rule, why) => return Standing::Refused(rule, why),
-            Fit::OutsideSupported(w) => (true, Some(w)),
-            Fit::Fits => (false, None),
+            Fit::OutsideSupported(w) => Some(w),
+            Fit::Fits => None,
         };
         // A choice kept from the lock warns as it did when it was made: the same facts,
         // said the same way, so the lock is the same however it was reached.
@@ -483,10 +482,8 @@ impl<T: Clone> Candidates<T> {
                     maturity_name(self.policy.maturity)
                 )),
             )
-        } else if outside {
-            (Tier::OutsideSupported, fit_warning)
         } else {
-            (Tier::Preferred, None)
+            (Tier::Preferred, fit_warning)
         };
         let tier = if slot.locked { Tier::Locked } else { tier };
         Standing::Installs {
@@ -540,7 +537,7 @@ impl<T: Clone> Candidates<T> {
             Standing::Unread => match tier {
                 Tier::Locked => s.locked,
                 Tier::LastResort => s.offer.last_resort && !s.locked,
-                Tier::Preferred | Tier::OutsideSupported => {
+                Tier::Preferred => {
                     !s.locked
                         && !s.offer.last_resort
                         && (self.policy.pin.is_some()

@@ -309,19 +309,60 @@ impl<U: Universe> Provider<'_, U> {
                     },
                 },
             };
+            let warning = match (warning, self.missing_for_newer(c, cands, i, &chosen)) {
+                (Some(w), Some(f)) => Some(format!("{w}; {f}")),
+                (w, f) => f.or_else(|| w.clone()),
+            };
             out.push(Solved {
                 component: c.clone(),
                 auto: !self.requested.contains(c),
                 offer: slot.offer.clone(),
                 info: info.clone(),
                 tier: *tier,
-                warning: warning.clone(),
+                warning,
                 why,
                 passed_over,
             });
         }
         out.sort_by(|a, b| a.component.cmp(&b.component));
         out
+    }
+
+    /// When a newer version of `c` that installs was passed over because plugins it needs
+    /// are nowhere (not on the site, not shipped, no source gives them): the fallback, said
+    /// as a warning naming them all.
+    fn missing_for_newer(
+        &self,
+        c: &str,
+        cands: &Candidates<U::Payload>,
+        chosen_slot: usize,
+        chosen: &HashMap<String, Build>,
+    ) -> Option<String> {
+        let taken = &cands.slots[chosen_slot];
+        let newer = cands
+            .slots
+            .iter()
+            .take(chosen_slot)
+            .find(|s| s.tier() == Some(Tier::Preferred) && s.version() > taken.version())?;
+        let Standing::Installs { info, .. } = &newer.standing else {
+            return None;
+        };
+        let missing: Vec<&str> = info
+            .dependencies
+            .keys()
+            .map(String::as_str)
+            .filter(|d| !chosen.contains_key(*d) && self.shipped(d).is_none())
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} is taken, not the newer {}: that one requires {}, which the site does not have; add {} to the site file to have it",
+            taken.who(c),
+            newer.who(c),
+            missing.join(" and "),
+            if missing.len() == 1 { "it" } else { "them" }
+        ))
     }
 
     /// Why a version of `c` that installs was not taken: what it needs that the chosen
@@ -401,6 +442,44 @@ impl<U: Universe> Provider<'_, U> {
                 (format!("{c} {}{more}", names.join(", ")), many.len())
             }
         }
+    }
+
+    /// The plugins the newest version of `c` that installs needs and no source gives:
+    /// (name, "c VERSION requires name RANGE").
+    fn missing_dependencies(&self, c: &str) -> Vec<(String, String)> {
+        let deps: Vec<(String, String)> = {
+            let entries = self.entries.borrow();
+            let Some(e) = entries.get(c) else {
+                return Vec::new();
+            };
+            let newest_version = e.candidates.installing().filter_map(|s| s.version()).max();
+            let Some(newest) = e
+                .candidates
+                .installing()
+                .find(|s| s.version() == newest_version)
+            else {
+                return Vec::new();
+            };
+            let Standing::Installs { info, .. } = &newest.standing else {
+                return Vec::new();
+            };
+            let who = newest.who(c);
+            info.dependencies
+                .iter()
+                .map(|(d, min)| {
+                    let range = min.map_or_else(Range::full, Range::higher_than);
+                    (
+                        d.clone(),
+                        format!("{who} requires {d} {}", show_range(&range)),
+                    )
+                })
+                .collect()
+        };
+        deps.into_iter()
+            .filter(|(d, _)| {
+                self.shipped(d).is_none() && !matches!(self.pick(d, &Range::full()), Ok(Some(_)))
+            })
+            .collect()
     }
 
     /// The facts behind "no version of `c` in `range`", and the rule they break.
@@ -560,6 +639,28 @@ impl<U: Universe> Provider<'_, U> {
                     ends.push(format!("{who}: {why}"));
                 }
                 _ => {}
+            }
+        }
+        if rule == Rule::MissingDependency {
+            // Every plugin the primary's newest version needs that no source gives, not
+            // only the one the derivation met first.
+            let missing = self.missing_dependencies(&primary);
+            for (dep, edge) in &missing {
+                if !edges
+                    .iter()
+                    .any(|(_, e)| e.contains(&format!(" requires {dep} ")))
+                {
+                    edges.push((true, edge.clone()));
+                    let (facts, _, _) = self.none_in(dep, &Range::full());
+                    ends.extend(facts);
+                }
+            }
+            if missing.len() > 1 {
+                let names: Vec<&str> = missing.iter().map(|(d, _)| d.as_str()).collect();
+                hint = Some(format!(
+                    "add {} to the site file, each with a source that has it (git, zip, path, or a plugins directory that lists it)",
+                    names.join(" and ")
+                ));
             }
         }
         // The primary plugin's own requirements first.

@@ -254,8 +254,11 @@ fn a_release_candidate_is_never_taken_over_a_stable_release() {
     assert!(solved[0].warning.as_ref().unwrap().contains("MATURITY_RC"));
 }
 
+/// `supported` is advisory (Moodle warns and installs): the newest version that installs
+/// wins, with the warning, over an older one that lists this core; the block_xp case of a
+/// 5.2 site, where v19.1 says `[401, 501]` and v3.14.1 (2023) says nothing.
 #[test]
-fn supported_versions_come_first_and_outside_supported_warns() {
+fn the_newest_version_that_installs_wins_and_outside_supported_warns() {
     let m = Memory::new_site().offers(
         "mod_x",
         vec![
@@ -263,19 +266,26 @@ fn supported_versions_come_first_and_outside_supported_warns() {
             v("v1", 2024010100, 2023100900).supported(403, 405),
         ],
     );
-    assert_eq!(m.chosen()[0].1, "v1");
-    let m = Memory::new_site().offers(
-        "mod_x",
-        vec![v("v2", 2024110100, 2024100700).supported(401, 404)],
-    );
     let solved = m.run().unwrap();
+    assert_eq!(solved[0].offer.label, "v2");
+    assert_eq!(solved[0].tier, Tier::Preferred);
     assert!(
         solved[0]
             .warning
             .as_ref()
             .unwrap()
-            .contains("Moodle will warn")
+            .contains("Moodle will warn"),
+        "{:?}",
+        solved[0].warning
     );
+    let m = Memory::new_site().offers(
+        "mod_x",
+        vec![
+            v("v19.1", 2025100501, 2024100700).supported(401, 404),
+            v("v3.14.1", 2023042403, 2022112800),
+        ],
+    );
+    assert_eq!(m.chosen()[0].1, "v19.1");
 }
 
 #[test]
@@ -570,4 +580,34 @@ impl Memory {
     fn new_site() -> Memory {
         Memory::default().want("mod_x")
     }
+}
+
+/// A newer version passed over because plugins it needs are nowhere: the fallback is a
+/// warning naming every missing plugin (the embedquestion v1.8 case: it needs a filter the
+/// site has and a quiz report no source gives).
+#[test]
+fn a_fallback_for_a_missing_dependency_warns_naming_the_missing_plugins() {
+    let m = Memory::new_site()
+        .want("filter_emb")
+        .offers("filter_emb", vec![v("v1", 2024010100, 2024042200)])
+        .offers(
+            "mod_x",
+            vec![
+                v("v1.8", 2025010100, 2024042200)
+                    .dep("filter_emb", None)
+                    .dep("quiz_answersheets", None)
+                    .dep("local_helper", None),
+                v("v1.7", 2022010100, 2022041900).dep("filter_emb", None),
+            ],
+        );
+    let solved = m.run().unwrap();
+    let x = solved.iter().find(|s| s.component == "mod_x").unwrap();
+    assert_eq!(x.offer.label, "v1.7");
+    let w = x.warning.as_deref().unwrap_or_default();
+    assert!(
+        w.contains("not the newer mod_x 2025010100 (v1.8)")
+            && w.contains("local_helper and quiz_answersheets")
+            && !w.contains("filter_emb"),
+        "{w}"
+    );
 }

@@ -365,6 +365,11 @@ fn readiness_of(
     let locked = |c: &str| lock.and_then(|l| l.plugin(c)).map(|p| p.version.clone());
     let mut plugins: Vec<PluginReadiness> = Vec::new();
     for s in solved {
+        // Older than the site's database has run: Moodle refuses it.
+        let downgrade = locked(&s.component)
+            .and_then(|v| mcb_moodle::Build::parse(&v))
+            .zip(s.info.version)
+            .filter(|(was, new)| new < was);
         let readiness = match (
             remaining.plugin(&s.component),
             fit(&core.version, &s.info, &s.component),
@@ -374,12 +379,21 @@ fn readiness_of(
                 reasons: vec![why],
                 last_supported: None,
             },
-            (_, f) => Readiness::Fits {
-                version: s.info.version.map(|v| v.to_string()).unwrap_or_default(),
-                release: s.info.release.clone(),
-                warning: match f {
-                    Fit::OutsideSupported(w) => Some(w),
-                    _ => s.warning.clone(),
+            (_, f) => match downgrade {
+                Some((was, new)) => Readiness::Blocked {
+                    reasons: vec![format!(
+                        "downgrade: the newest version that installs on Moodle {} is {new}, older than the site's {was}; Moodle refuses it: \"Cannot downgrade {} from {was} to {new}.\" (cannotdowngrade)",
+                        core.version.release, s.component
+                    )],
+                    last_supported: None,
+                },
+                None => Readiness::Fits {
+                    version: s.info.version.map(|v| v.to_string()).unwrap_or_default(),
+                    release: s.info.release.clone(),
+                    warning: match f {
+                        Fit::OutsideSupported(w) => Some(w),
+                        _ => s.warning.clone(),
+                    },
                 },
             },
         };
