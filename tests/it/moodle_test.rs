@@ -825,3 +825,48 @@ fn a_db_url_with_an_encoded_password_connects_and_is_never_printed() {
     }
     drop(server);
 }
+
+/// A release whose `admin/environment.xml` asks for more than this machine has: the test
+/// fails at `environment`, in those words, and installs nothing.
+#[test]
+fn a_host_the_release_does_not_run_on_fails_at_environment() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    m.write(
+        "admin/environment.xml",
+        r#"<?xml version="1.0" encoding="UTF-8" ?>
+<COMPATIBILITY_MATRIX>
+  <MOODLE version="4.5" requires="4.1">
+    <DATABASE level="required"><VENDOR name="postgres" version="99" /></DATABASE>
+    <PHP version="99.0.0" level="required" />
+    <PHP_EXTENSIONS><PHP_EXTENSION name="nosuchextension" level="required" /></PHP_EXTENSIONS>
+  </MOODLE>
+</COMPATIBILITY_MATRIX>
+"#,
+    );
+    m.commit("environment.xml");
+    m.git(&["tag", "-f", "-a", "v4.5.0", "-m", "v4.5.0"]);
+    let site = good_site(&f, &m, &[]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let env = step(&j, "environment");
+    assert_eq!(env["passed"], false);
+    let said = env["failures"].to_string();
+    for need in [
+        "needs PHP 99.0.0 or later",
+        "needs PostgreSQL 99 or later",
+        "nosuchextension",
+    ] {
+        assert!(said.contains(need), "{need}: {said}");
+    }
+    assert!(
+        j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["step"] != "install"),
+        "nothing installed: {j}"
+    );
+}

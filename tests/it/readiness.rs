@@ -208,12 +208,35 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
     let cells: Vec<&str> = att.split_whitespace().collect();
     assert_eq!(
         cells,
-        ["mod_att", "2024100800", "r2024100800", "BLOCKS", "BLOCKS"],
+        [
+            "mod_att",
+            "2024100800",
+            "r2024100800",
+            "BLOCKS",
+            "BLOCKS",
+            "BLOCKS",
+            "BLOCKS"
+        ],
+        "{text}"
+    );
+    // Every branch from the site's own to the newest, the LTS ones said, and the one
+    // whose support ended said so.
+    assert!(
+        text.contains("long-term support: Moodle 4.5, 5.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Moodle 5.0 is out of support: its security fixes ended on 2026-10-05"),
         "{text}"
     );
 
     let (_, j, _) = check(&f, &["--all-branches"], &site);
-    assert_eq!(j["releases"], serde_json::json!(["4.5", "5.0", "5.1"]));
+    assert_eq!(
+        j["releases"],
+        serde_json::json!(["4.5", "5.0", "5.1", "5.2", "5.3"])
+    );
+    assert_eq!(j["lts"], serde_json::json!(["4.5", "5.3"]));
+    assert_eq!(j["out_of_support"][0]["release"], "5.0", "{j}");
     let y = j["plugins"]
         .as_array()
         .unwrap()
@@ -226,15 +249,33 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
     let rows = rows_in_browser(&page);
     assert_eq!(
         rows[0],
-        ["plugin", "now", "Moodle 4.5", "Moodle 5.0", "Moodle 5.1"]
+        [
+            "plugin",
+            "now",
+            "Moodle 4.5 LTS",
+            "Moodle 5.0",
+            "Moodle 5.1",
+            "Moodle 5.2",
+            "Moodle 5.3 LTS"
+        ]
     );
     let att = rows
         .iter()
         .find(|r| r[0] == "mod_att")
         .expect("a mod_att row");
-    assert_eq!(att[1..], ["2024100800", "r2024100800", "BLOCKS", "BLOCKS"]);
+    assert_eq!(
+        att[1..],
+        [
+            "2024100800",
+            "r2024100800",
+            "BLOCKS",
+            "BLOCKS",
+            "BLOCKS",
+            "BLOCKS"
+        ]
+    );
     let g = rows.iter().find(|r| r[0] == "block_g").unwrap();
-    assert_eq!(g[2..], ["r2024100100", "r2024100100", "r2024100100"]);
+    assert_eq!(g[2..], ["r2024100100"; 5]);
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(
         !html.contains("http://") && !html.contains("https://") && !html.contains("src="),

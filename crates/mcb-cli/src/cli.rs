@@ -114,6 +114,31 @@ fn link_modes(
         .map(|m| mcb_store::LinkMode::parse(&m).expect("every listed mode parses"))
 }
 
+/// A database as `check --db` names it: `postgres:16`, `mariadb:10.11`, `mysql:8.4`.
+fn parse_db_facts(text: &str) -> Result<(String, String), String> {
+    let (vendor, version) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not VENDOR:VERSION such as postgres:16"))?;
+    let vendor = match vendor.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" | "pgsql" => "postgres",
+        "mariadb" => "mariadb",
+        "mysql" => "mysql",
+        other => {
+            return Err(format!(
+                "'{other}' is not a database Moodle runs on: postgres, mariadb or mysql"
+            ));
+        }
+    };
+    if version.is_empty()
+        || !version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("'{version}' is not a version such as 16 or 10.11"));
+    }
+    Ok((vendor.to_string(), version.to_string()))
+}
+
 /// A Moodle release `X.Y`.
 pub fn parse_release(text: &str) -> Result<mcb_moodle::Release, String> {
     let parts: Vec<&str> = text.split('.').collect();
@@ -469,6 +494,14 @@ pub struct CheckArgs {
     /// With --all-branches, also write the matrix as a self-contained HTML page.
     #[arg(long, value_name = "FILE", requires = "all_branches")]
     pub html: Option<PathBuf>,
+    /// Judge the release's requirements against this PHP version instead of this
+    /// machine's (e.g. 8.3).
+    #[arg(long, value_name = "VERSION", conflicts_with = "all_branches")]
+    pub php: Option<String>,
+    /// Judge them against this database instead of this machine's: VENDOR:VERSION, e.g.
+    /// postgres:16 or mariadb:10.11.
+    #[arg(long, value_name = "VENDOR:VERSION", value_parser = parse_db_facts, conflicts_with = "all_branches")]
+    pub db: Option<(String, String)>,
     #[command(flatten)]
     pub net: NetArgs,
 }

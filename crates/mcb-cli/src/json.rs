@@ -597,6 +597,16 @@ pub struct PluginReadiness {
     readiness: Readiness,
 }
 
+/// What a release needs of the host.
+#[derive(Serialize)]
+pub struct Requirements {
+    php_min: String,
+    php_below: Option<String>,
+    databases: BTreeMap<String, String>,
+    extensions: Vec<String>,
+    from: &'static str,
+}
+
 /// `check --moodle X.Y`.
 #[derive(Serialize)]
 pub struct Check {
@@ -608,6 +618,8 @@ pub struct Check {
     blocked: bool,
     unknown: bool,
     notes: Vec<String>,
+    environment: Vec<String>,
+    requirements: Option<Requirements>,
 }
 
 pub fn check(c: &mcb_realise::UpgradeCheck) -> Check {
@@ -630,6 +642,14 @@ pub fn check(c: &mcb_realise::UpgradeCheck) -> Check {
         blocked: c.blocked,
         unknown: c.unknown,
         notes: c.notes.clone(),
+        environment: c.environment.clone(),
+        requirements: c.requirements.as_ref().map(|r| Requirements {
+            php_min: r.php_min.clone(),
+            php_below: r.php_below.clone(),
+            databases: r.databases.iter().cloned().collect(),
+            extensions: r.extensions.clone(),
+            from: r.from,
+        }),
     }
 }
 
@@ -648,6 +668,12 @@ pub struct MatrixRow {
     cells: Vec<MatrixCell>,
 }
 
+#[derive(Serialize)]
+pub struct OutOfSupport {
+    release: String,
+    ended: String,
+}
+
 /// `check --all-branches`.
 #[derive(Serialize)]
 pub struct Matrix {
@@ -655,6 +681,8 @@ pub struct Matrix {
     releases: Vec<String>,
     plugins: Vec<MatrixRow>,
     notes: BTreeMap<String, Vec<String>>,
+    lts: Vec<String>,
+    out_of_support: Vec<OutOfSupport>,
 }
 
 pub fn matrix(m: &mcb_realise::ReadinessMatrix) -> Matrix {
@@ -679,6 +707,15 @@ pub fn matrix(m: &mcb_realise::ReadinessMatrix) -> Matrix {
             })
             .collect(),
         notes: m.notes.clone(),
+        lts: m.lts.clone(),
+        out_of_support: m
+            .out_of_support
+            .iter()
+            .map(|(release, ended)| OutOfSupport {
+                release: release.clone(),
+                ended: ended.clone(),
+            })
+            .collect(),
     }
 }
 

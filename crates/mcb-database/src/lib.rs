@@ -9,5 +9,6 @@
 pub mod postgres;
 
 pub use postgres::{
-    CLUSTER_PREFIX, DbUrl, PgError, Server, check_programs, reap_abandoned_clusters, shown_db_url,
+    CLUSTER_PREFIX, DbUrl, PgError, Server, check_programs, installed_version,
+    reap_abandoned_clusters, shown_db_url,
 };

@@ -58,6 +58,20 @@ fn server_bin(name: &str) -> Option<PathBuf> {
     versions.pop()
 }
 
+/// The version of the PostgreSQL server a throwaway cluster would run (`postgres
+/// --version`: "15.18"), when one is installed.
+pub fn installed_version() -> Option<String> {
+    let out = Program::new(server_bin("postgres")?)
+        .arg("--version")
+        .run()
+        .ok()?;
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(2)
+        .map(str::to_string)
+}
+
 fn program(name: &str) -> Program {
     Program::new(server_bin(name).unwrap_or_else(|| name.into()))
 }

@@ -8,15 +8,17 @@
 
 pub mod cli_output;
 pub mod component;
+pub mod environment;
 pub mod layout;
 pub mod release;
 pub mod version_php;
 
 pub use cli_output::{MoodleFailure, moodle_failure, schema_failures};
 pub use component::{Component, ComponentError};
+pub use environment::{Host, Requirements};
 pub use layout::{CoreLayout, LayoutError};
 pub use release::{
-    Branch, Build, MoodleSpec, Release, SpecError, known_releases, natural_cmp, release_build,
-    tag_cmp,
+    Branch, Build, MoodleSpec, RELEASE_TABLE_DATE, RELEASES, Release, ReleaseFacts, SpecError,
+    civil_date, known_releases, natural_cmp, release_build, release_facts, tag_cmp, today,
 };
 pub use version_php::{CoreVersion, Maturity, PluginVersion, VersionPhpError};

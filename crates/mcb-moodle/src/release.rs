@@ -210,36 +210,224 @@ impl fmt::Display for MoodleSpec {
     }
 }
 
-/// The `$version` of each Moodle release's first build (X.Y.0), for answering questions
-/// about a release whose code is not at hand. From Moodle's own tags.
-const RELEASE_BUILDS: &[(u32, u32, i64)] = &[
-    (3, 9, 2020061500),
-    (3, 10, 2020110900),
-    (3, 11, 2021051700),
-    (4, 0, 2022041900),
-    (4, 1, 2022112800),
-    (4, 2, 2023042400),
-    (4, 3, 2023100900),
-    (4, 4, 2024042200),
-    (4, 5, 2024100700),
-    (5, 0, 2025041400),
-    (5, 1, 2025100600),
+/// What mcb knows of a Moodle release without its code: when it came out and until when
+/// it is supported, its builds, and what it needs of the host (from its
+/// `admin/environment.xml`). Dates are `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseFacts {
+    pub release: Release,
+    /// `$version` of X.Y.0.
+    pub build: i64,
+    /// The newest X.Y.Z mcb knows, as of [`RELEASE_TABLE_DATE`].
+    pub latest_patch: u32,
+    pub lts: bool,
+    pub released: &'static str,
+    /// The end of bug fixes.
+    pub general_end: &'static str,
+    /// The end of security fixes: after it the release is out of support.
+    pub security_end: &'static str,
+    /// The least PHP it installs on, and the first PHP it refuses, when it refuses one.
+    pub php_min: &'static str,
+    pub php_below: Option<&'static str>,
+    /// The least PostgreSQL, MariaDB and MySQL versions it installs on.
+    pub postgres_min: &'static str,
+    pub mariadb_min: &'static str,
+    pub mysql_min: &'static str,
+}
+
+/// When the table below was last brought up to date.
+pub const RELEASE_TABLE_DATE: &str = "2026-12-05";
+
+const fn facts(
+    (major, minor): (u32, u32),
+    build: i64,
+    latest_patch: u32,
+    lts: bool,
+    (released, general_end, security_end): (&'static str, &'static str, &'static str),
+    (php_min, php_below): (&'static str, Option<&'static str>),
+    (postgres_min, mariadb_min, mysql_min): (&'static str, &'static str, &'static str),
+) -> ReleaseFacts {
+    ReleaseFacts {
+        release: Release { major, minor },
+        build,
+        latest_patch,
+        lts,
+        released,
+        general_end,
+        security_end,
+        php_min,
+        php_below,
+        postgres_min,
+        mariadb_min,
+        mysql_min,
+    }
+}
+
+/// Every release mcb knows, oldest first: builds from Moodle's tags, dates from its
+/// release calendar, requirements from each release's `admin/environment.xml`. A core
+/// that is reachable is read instead (its tags, `version.php`, `environment.xml`).
+pub const RELEASES: &[ReleaseFacts] = &[
+    facts(
+        (3, 9),
+        2020061500,
+        28,
+        true,
+        ("2020-06-15", "2021-05-10", "2023-11-13"),
+        ("7.2.0", Some("8.1")),
+        ("9.6", "10.2.29", "5.6"),
+    ),
+    facts(
+        (3, 10),
+        2020110900,
+        11,
+        false,
+        ("2020-11-09", "2021-11-08", "2022-05-09"),
+        ("7.2.0", Some("8.0")),
+        ("9.6", "10.2.29", "5.7"),
+    ),
+    facts(
+        (3, 11),
+        2021051700,
+        18,
+        false,
+        ("2021-05-17", "2022-11-14", "2023-11-13"),
+        ("7.3.0", Some("8.1")),
+        ("9.6", "10.2.29", "5.7"),
+    ),
+    facts(
+        (4, 0),
+        2022041900,
+        12,
+        false,
+        ("2022-04-19", "2023-05-08", "2023-11-13"),
+        ("7.3.0", Some("8.1")),
+        ("10", "10.2.29", "5.7"),
+    ),
+    facts(
+        (4, 1),
+        2022112800,
+        22,
+        true,
+        ("2022-11-28", "2023-12-11", "2025-12-08"),
+        ("7.4.0", Some("8.2")),
+        ("12", "10.4", "5.7"),
+    ),
+    facts(
+        (4, 2),
+        2023042400,
+        11,
+        false,
+        ("2023-04-24", "2024-04-22", "2024-10-07"),
+        ("8.0.0", Some("8.3")),
+        ("13", "10.6.7", "8.0"),
+    ),
+    facts(
+        (4, 3),
+        2023100900,
+        11,
+        false,
+        ("2023-10-09", "2024-10-07", "2025-04-21"),
+        ("8.0.0", Some("8.3")),
+        ("13", "10.6.7", "8.0"),
+    ),
+    facts(
+        (4, 4),
+        2024042200,
+        11,
+        false,
+        ("2024-04-22", "2025-04-21", "2025-10-06"),
+        ("8.1.0", Some("8.4")),
+        ("13", "10.6.7", "8.0"),
+    ),
+    facts(
+        (4, 5),
+        2024100700,
+        14,
+        true,
+        ("2024-10-07", "2025-10-06", "2027-10-04"),
+        ("8.1.0", Some("8.4")),
+        ("13", "10.6.7", "8.0"),
+    ),
+    facts(
+        (5, 0),
+        2025041400,
+        8,
+        false,
+        ("2025-04-14", "2026-04-20", "2026-10-05"),
+        ("8.2.0", Some("8.5")),
+        ("14", "10.11.0", "8.4"),
+    ),
+    facts(
+        (5, 1),
+        2025100600,
+        7,
+        false,
+        ("2025-10-06", "2026-10-05", "2027-04-19"),
+        ("8.2.0", Some("8.5")),
+        ("15", "10.11.0", "8.4"),
+    ),
+    facts(
+        (5, 2),
+        2026042000,
+        3,
+        false,
+        ("2026-04-20", "2027-04-19", "2027-10-04"),
+        ("8.3.0", None),
+        ("16", "10.11.0", "8.4"),
+    ),
+    facts(
+        (5, 3),
+        2026100500,
+        0,
+        true,
+        ("2026-10-05", "2027-10-04", "2029-10-01"),
+        ("8.3.0", None),
+        ("16", "10.11.0", "8.4"),
+    ),
 ];
+
+/// What mcb knows of release `r`.
+pub fn release_facts(r: Release) -> Option<&'static ReleaseFacts> {
+    RELEASES.iter().find(|f| f.release == r)
+}
 
 /// The build of release `r`'s X.Y.0, when mcb knows it.
 pub fn release_build(r: Release) -> Option<Build> {
-    RELEASE_BUILDS
-        .iter()
-        .find(|(ma, mi, _)| *ma == r.major && *mi == r.minor)
-        .map(|(_, _, b)| Build::from_int(*b))
+    release_facts(r).map(|f| Build::from_int(f.build))
 }
 
 /// Every release mcb knows the build of, oldest first.
 pub fn known_releases() -> Vec<Release> {
-    RELEASE_BUILDS
-        .iter()
-        .map(|(ma, mi, _)| Release::new(*ma, *mi))
-        .collect()
+    RELEASES.iter().map(|f| f.release).collect()
+}
+
+impl ReleaseFacts {
+    /// Still given security fixes on `today` (`YYYY-MM-DD`).
+    pub fn supported_on(&self, today: &str) -> bool {
+        today <= self.security_end
+    }
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    civil_date(secs)
+}
+
+/// `YYYY-MM-DD` of a UTC time in seconds (Howard Hinnant's civil_from_days).
+pub fn civil_date(secs: i64) -> String {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Parses a Moodle release tag `vX.Y.Z` (no pre-release suffix) into its release and patch.

@@ -17,6 +17,7 @@
 mod changes;
 mod context;
 mod error;
+pub mod host;
 pub mod ops;
 mod options;
 mod pool;

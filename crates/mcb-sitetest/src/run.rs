@@ -696,6 +696,49 @@ impl Steps {
 }
 
 impl Run<'_> {
+    /// Compares what the generation's release needs (its `admin/environment.xml`) with this
+    /// machine's PHP and the database server the test uses, as Moodle's installer will; a
+    /// host that falls short fails the step `environment` in those words, before anything
+    /// is installed. Returns whether to go on.
+    fn environment(&mut self, commit: &GitOid) -> Result<bool, TestError> {
+        let started = Instant::now();
+        let git = &self.ctx.git;
+        let read = |path: &str| -> Result<Option<String>, TestError> {
+            Ok(git
+                .read_file(commit, path)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        };
+        let (version_php, xml) = match read("version.php")? {
+            Some(v) => (Some(v), read("admin/environment.xml")?),
+            None => (
+                read("public/version.php")?,
+                read("public/admin/environment.xml")?,
+            ),
+        };
+        let release = version_php
+            .and_then(|v| mcb_moodle::CoreVersion::parse(&v).ok())
+            .map(|c| c.major_release());
+        let (Some(release), Some(xml)) = (release, xml) else {
+            return Ok(true);
+        };
+        let Ok(needs) = mcb_moodle::Requirements::from_environment_xml(&xml, release) else {
+            return Ok(true);
+        };
+        let mut host = mcb_realise::host::probe();
+        host.database = Some(("postgres".into(), self.server.version.clone()));
+        let unmet = needs.unmet(&host);
+        let detail = format!("PHP {}", host.php.as_deref().unwrap_or("?"));
+        let failures = unmet
+            .into_iter()
+            .map(|message| MoodleFailure {
+                component: None,
+                message,
+                code: Some("environment".into()),
+            })
+            .collect();
+        Ok(self.record("environment", started, detail, failures))
+    }
+
     /// Runs the steps on `log[0]`'s tree, into database `db`; a failed step's result is
     /// recorded, an error ends the run.
     fn run_steps(
@@ -722,6 +765,10 @@ impl Run<'_> {
                 if files.len() == 1 { "" } else { "s" }
             );
             self.record("lint", started, detail, failures);
+        }
+        let installs = steps.upgrade_from.is_some() || steps.install;
+        if installs && !self.environment(&log[0].0)? {
+            return Ok(());
         }
         if let Some(from) = &steps.upgrade_from {
             reporter.stage(Stage::Materialise, "upgrade");

@@ -11,11 +11,22 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     let Some(target) = a.moodle else {
         return matrix(g, a);
     };
+    // The host given on the command line, else this machine.
+    let host = if a.php.is_some() || a.db.is_some() {
+        mcb_moodle::Host {
+            php: a.php.clone(),
+            extensions: None,
+            database: a.db.clone(),
+        }
+    } else {
+        mcb_realise::host::probe()
+    };
     let progress = Progress::new(g);
     let result = mcb_realise::check_upgrade(
         &a.site,
         target,
         a.core_source.as_deref(),
+        &host,
         &a.net.options(g),
         &progress,
     );
@@ -90,6 +101,9 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             }
         }
     }
+    for e in &c.environment {
+        say!("  ENVIRONMENT {e}");
+    }
     for n in &c.notes {
         say!("note: {n}");
     }
@@ -125,6 +139,13 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             super::plural(blocking, "plugin"),
             if blocking == 1 { "s" } else { "" },
             c.target
+        );
+    }
+    if !c.environment.is_empty() {
+        say!(
+            "the host does not meet Moodle {}'s requirements ({})",
+            c.target,
+            c.requirements.as_ref().map_or("", |r| r.from)
         );
     }
     Ok(code)
@@ -170,7 +191,8 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
         html_escape(&m.site)
     ));
     for r in &m.releases {
-        h.push_str(&format!("<th>Moodle {}</th>", html_escape(r)));
+        let lts = if m.lts.contains(r) { " LTS" } else { "" };
+        h.push_str(&format!("<th>Moodle {}{lts}</th>", html_escape(r)));
     }
     h.push_str("</tr></thead><tbody>\n");
     for row in &m.plugins {
@@ -205,6 +227,13 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
                 html_escape(n)
             ));
         }
+    }
+    for (release, ended) in &m.out_of_support {
+        h.push_str(&format!(
+            "<p class=\"note\">Moodle {} is out of support: its security fixes ended on {}</p>\n",
+            html_escape(release),
+            html_escape(ended)
+        ));
     }
     h.push_str("</body></html>\n");
     h
@@ -268,6 +297,12 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         for n in notes {
             say!("note: Moodle {release}: {n}");
         }
+    }
+    if !m.lts.is_empty() {
+        say!("long-term support: Moodle {}", m.lts.join(", "));
+    }
+    for (release, ended) in &m.out_of_support {
+        say!("Moodle {release} is out of support: its security fixes ended on {ended}");
     }
     Ok(Exit::Success)
 }

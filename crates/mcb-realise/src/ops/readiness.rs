@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use mcb_catalog::{LazyIndex, PluginRecord};
 use mcb_config::{Lock, PluginRequest, SiteFile, SourceSpec};
-use mcb_moodle::{CoreLayout, CoreVersion, MoodleSpec, Release};
+use mcb_moodle::{CoreLayout, CoreVersion, Host, MoodleSpec, Release, Requirements};
 use mcb_resolve::{Fit, fit};
 use mcb_store::Store;
 
@@ -116,6 +116,10 @@ pub struct UpgradeCheck {
     /// The target core was read from its code (a core source, Moodle's upstream); false:
     /// taken from mcb's table of releases, or unknown.
     pub core_read: bool,
+    /// What the host lacks that the target release needs (rule `environment`): blocks.
+    pub environment: Vec<String>,
+    /// What the target release needs, when known.
+    pub requirements: Option<Requirements>,
 }
 
 /// The target core, from the first of: `core_source` (a git upstream or a directory
@@ -217,6 +221,7 @@ pub fn check_upgrade(
     site_path: &Path,
     target: Release,
     core_source: Option<&str>,
+    host: &Host,
     opts: &RunOptions,
     reporter: &dyn crate::report::Reporter,
 ) -> Result<UpgradeCheck, RealiseError> {
@@ -239,11 +244,17 @@ pub fn check_upgrade(
         &mut notes,
     )?;
     let requires_unknown = core.version.build == UNKNOWN_BUILD;
+    let requirements = requirements_of(&catalog, &core, core_read, target, &mut notes)?;
+    let environment = requirements
+        .as_ref()
+        .map(|r| r.unmet(host))
+        .unwrap_or_default();
     let settled = settle(&catalog, &index, &site, &core, &layout)?;
     let plugins = readiness_of(settled, &site, lock.as_ref(), &core);
-    let blocked = plugins
-        .iter()
-        .any(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore));
+    let blocked = !environment.is_empty()
+        || plugins
+            .iter()
+            .any(|p| matches!(p.readiness, Readiness::Blocked { .. } | Readiness::InCore));
     let unknown = plugins
         .iter()
         .any(|p| matches!(p.readiness, Readiness::Unknown { .. }));
@@ -257,7 +268,37 @@ pub fn check_upgrade(
         unknown,
         notes,
         core_read,
+        environment,
+        requirements,
     })
+}
+
+/// What the target release needs of the host: its own `admin/environment.xml` when its
+/// code was read, else mcb's table; `None` for a release neither knows.
+fn requirements_of(
+    catalog: &SiteCatalog,
+    core: &PlannedCore<SourcePick>,
+    core_read: bool,
+    target: Release,
+    notes: &mut Vec<String>,
+) -> Result<Option<Requirements>, RealiseError> {
+    if core_read {
+        let path = if core.public {
+            "public/admin/environment.xml"
+        } else {
+            "admin/environment.xml"
+        };
+        match crate::stage::plan::read_text(catalog, "moodle", &core.pick, path)? {
+            Some(xml) => match Requirements::from_environment_xml(&xml, target) {
+                Ok(r) => return Ok(Some(r)),
+                Err(e) => notes.push(format!("the target core's {e}; mcb's table is used")),
+            },
+            None => notes.push(format!(
+                "the target core has no {path}; mcb's table is used"
+            )),
+        }
+    }
+    Ok(mcb_moodle::release_facts(target).map(Requirements::from_table))
 }
 
 /// Every plugin's answer on the target core, before it is told: the versions chosen for
@@ -462,6 +503,10 @@ pub struct ReadinessMatrix {
     pub plugins: Vec<MatrixRow>,
     /// Per release, what the check could not know.
     pub notes: BTreeMap<String, Vec<String>>,
+    /// The long-term support releases among `releases`.
+    pub lts: Vec<String>,
+    /// Releases out of security support today, each with the day it ended.
+    pub out_of_support: Vec<(String, String)>,
 }
 
 /// The readiness of every plugin of `site_path` on each release from the site's own up to
@@ -484,7 +529,8 @@ pub fn readiness_matrix(
     let mut rows: BTreeMap<String, MatrixRow> = BTreeMap::new();
     let mut notes = BTreeMap::new();
     for r in &releases {
-        let check = check_upgrade(site_path, *r, core_source, opts, reporter)?;
+        // The host is not judged here: the matrix is about plugins.
+        let check = check_upgrade(site_path, *r, core_source, &Host::default(), opts, reporter)?;
         notes.insert(r.to_string(), check.notes.clone());
         for p in check.plugins {
             let row = rows
@@ -519,10 +565,25 @@ pub fn readiness_matrix(
         row.cells = cells;
     }
     plugins.sort_by(|a, b| (a.auto, &a.component).cmp(&(b.auto, &b.component)));
+    let today = mcb_moodle::today();
+    let facts: Vec<&mcb_moodle::ReleaseFacts> = releases
+        .iter()
+        .filter_map(|r| mcb_moodle::release_facts(*r))
+        .collect();
     Ok(ReadinessMatrix {
         site: site.name.clone(),
         releases: names,
         plugins,
         notes,
+        lts: facts
+            .iter()
+            .filter(|f| f.lts)
+            .map(|f| f.release.to_string())
+            .collect(),
+        out_of_support: facts
+            .iter()
+            .filter(|f| !f.supported_on(&today))
+            .map(|f| (f.release.to_string(), f.security_end.to_string()))
+            .collect(),
     })
 }

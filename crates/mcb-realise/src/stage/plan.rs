@@ -182,7 +182,7 @@ pub struct Plan<P> {
     pub warnings: Vec<String>,
 }
 
-fn read_text<C: Catalog>(
+pub(crate) fn read_text<C: Catalog>(
     catalog: &C,
     component: &str,
     pick: &C::Pick,
