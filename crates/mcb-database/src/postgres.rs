@@ -245,23 +245,48 @@ pub const CLUSTER_PREFIX: &str = "mcb-test-pg-";
 pub fn reap_abandoned_clusters() -> usize {
     let dirs = mcb_store::abandoned_dirs(&std::env::temp_dir(), CLUSTER_PREFIX);
     for dir in &dirs {
+        // The postmaster and its backends all work in the data directory; a backend
+        // outlives a killed postmaster for a moment and may still write there.
         let data = dir.join("data");
-        let pid = std::fs::read_to_string(data.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-        if let Some(pid) = pid {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let serves = String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy());
-            if serves {
-                // SAFETY: a signal to the process that serves this abandoned directory.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+        let working_there = processes_working_in(&data);
+        for pid in &working_there {
+            // SAFETY: a signal to a process whose working directory is this abandoned one.
+            unsafe {
+                libc::kill(*pid, libc::SIGKILL);
             }
         }
-        let _ = std::fs::remove_dir_all(dir);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_working_in(&data).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for _ in 0..5 {
+            if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     dirs.len()
+}
+
+/// The live processes whose working directory is `dir` or inside it.
+fn processes_working_in(dir: &Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .filter(|pid| {
+            // A zombie is gone but for its parent's wait.
+            !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+        })
+        .collect()
 }
 
 impl Server {
