@@ -20,3 +20,4 @@ mod resolve;
 mod rules;
 mod snapshots;
 mod trust;
+mod vendor;

@@ -2,7 +2,8 @@
 //! archives (local or over HTTP), local directories, upstream git repositories (fetched
 //! through `mcb-git`, their refs cached), plugin indexes (the plugins directory's list), the
 //! HTTP client every download goes through (User-Agent, per-host limit, retries, token
-//! scoping, time and size limits) and the limits themselves.
+//! scoping, time and size limits), the limits themselves, and core's `vendor/` built by
+//! the `composer` program from dists checked here.
 //!
 //! The catalog reads, checks and stores what it is given; it does not choose among
 //! versions (that is `mcb-resolve`) nor decide what a site contains.
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod localdir;
 pub mod sources;
 pub mod stage;
+pub mod vendor;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub use limits::{HttpLimits, Limits, LimitsError};
 pub use localdir::{unpack_dir, unpack_dir_except};
 pub use sources::{SourceError, SourceFailure, Sources, StoredLinks, StoredSource};
 pub use stage::{Staged, stage_archive};
+pub use vendor::StoredVendor;
 
 /// Watches transfers (git fetches, downloads) while they run, for progress.
 pub trait TransferWatch: Sync {

@@ -478,7 +478,11 @@ impl<'a> Sources<'a> {
         Ok(s)
     }
 
-    fn stage(&self, component: &str, location: &Location) -> Result<Staged, SourceError> {
+    pub(crate) fn stage(
+        &self,
+        component: &str,
+        location: &Location,
+    ) -> Result<Staged, SourceError> {
         if let Location::Url(u) = location
             && !crate::composer::is_http_url(u)
         {

@@ -12,7 +12,9 @@ mod lock;
 mod site;
 
 pub use error::ConfigError;
-pub use lock::{LOCK_FORMAT, Lock, LockedMoodle, LockedPlugin, LockedSource};
+pub use lock::{
+    LOCK_FORMAT, Lock, LockedDist, LockedMoodle, LockedPlugin, LockedSource, LockedVendor,
+};
 pub use site::{
     DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec, normalize,
 };

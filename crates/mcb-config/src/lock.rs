@@ -105,6 +105,29 @@ pub struct LockedMoodle {
     pub date: i64,
 }
 
+/// The `vendor/` of a core that names its third-party libraries in a `composer.lock`
+/// (Moodle 5.1 and later): built by the `composer` program from the dists below, offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedVendor {
+    /// blake3 of the core's `composer.lock`.
+    pub composer_lock: Blake3,
+    /// The version of Composer that built it.
+    pub composer: String,
+    pub manifest: ManifestHash,
+    /// Each package installed, as its dist was had.
+    pub packages: Vec<LockedDist>,
+}
+
+/// One package of a `vendor/`: its dist zip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedDist {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    /// blake3 of the zip file.
+    pub blake3: Blake3,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPlugin {
     pub component: String,
@@ -139,6 +162,9 @@ pub struct Lock {
     /// What the run that chose these versions warned about, said again when it is reused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Core's `vendor/`, when core builds one (Moodle 5.1+ from git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<LockedVendor>,
     /// The git tree id of the codebase: a pure function of what is above.
     pub tree: GitOid,
 }
@@ -257,6 +283,18 @@ impl Lock {
                     format!(
                         "the lock is not valid: url '{}' is not an http(s) URL",
                         url.escape_debug()
+                    ),
+                ));
+            }
+        }
+        for d in lock.vendor.iter().flat_map(|v| &v.packages) {
+            if !is_http_url(&d.url) {
+                return Err(bad(
+                    "vendor",
+                    format!(
+                        "the lock is not valid: vendor package {}'s url '{}' is not an http(s) URL",
+                        d.name.escape_debug(),
+                        d.url.escape_debug()
                     ),
                 ));
             }

@@ -15,6 +15,7 @@
 //! | `index-lists-v1` | URL key | a plugin index's list (`.json`) and its ETag and last check (`.meta`) | (the list is read as input) |
 //! | `list-offsets-v1` | blake3 of a list | where each plugin's record is in that list, so a run parses only the records it asks for | each record read back |
 //! | `test-snapshots-v2` | tree id | a tested codebase's database dump and dataroot | the blake3 of both, recorded last |
+//! | `vendor-v1` | blake3 of (composer.lock, composer version, options) | the record of the `vendor/` Composer built from them: its manifest and each dist's blake3 | the record names the composer.lock it came from; the manifest must be in the store |
 //!
 //! A URL key is the first 16 hex digits of the blake3 of the URL.
 
@@ -36,6 +37,7 @@ const ARCHIVES_MAX_AGE: u64 = 30 * 86_400;
 const INDEX_LISTS: &str = "index-lists-v1";
 const TEST_SNAPSHOTS: &str = "test-snapshots-v2";
 const LIST_OFFSETS: &str = "list-offsets-v1";
+const VENDORS: &str = "vendor-v1";
 /// Offsets of lists not used for this long are removed by gc.
 const LIST_OFFSETS_MAX_AGE: u64 = 30 * 86_400;
 
@@ -49,6 +51,7 @@ pub(crate) const BUCKETS: &[&str] = &[
     INDEX_LISTS,
     TEST_SNAPSHOTS,
     LIST_OFFSETS,
+    VENDORS,
 ];
 
 /// The key of a URL in the cache (and of its namespace in the store's git repository).
@@ -148,6 +151,15 @@ impl Cache<'_> {
     /// record of both's hashes that is checked before they are used.
     pub fn test_snapshot_dir(&self, tree: &GitOid) -> PathBuf {
         self.path(TEST_SNAPSHOTS, tree.as_str())
+    }
+
+    /// The record of the `vendor/` built for `key` (the caller's text), when there is one.
+    pub fn vendor_record(&self, key: &Blake3) -> Option<String> {
+        self.read(VENDORS, key.as_str())
+    }
+
+    pub fn set_vendor_record(&self, key: &Blake3, text: &str) -> Result<()> {
+        self.write(VENDORS, key.as_str(), text)
     }
 
     /// The manifest `commit`'s tree gave, when it was ingested before.

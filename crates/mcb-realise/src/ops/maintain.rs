@@ -43,6 +43,7 @@ pub struct GcOutcome {
 fn lock_manifests(lock: &Lock) -> Vec<ManifestHash> {
     let mut v: Vec<ManifestHash> = std::iter::once(lock.moodle.manifest.clone())
         .chain(lock.plugins.iter().map(|p| p.manifest.clone()))
+        .chain(lock.vendor.iter().map(|v| v.manifest.clone()))
         .collect();
     v.sort();
     v.dedup();

@@ -200,7 +200,8 @@ fn resolve(
             return Err(RealiseError::LockWouldChange(Some(moved)));
         }
     }
-    let fetched = fetch(&catalog, &plan, reporter)?;
+    let locked_vendor = against.old_lock.and_then(|l| l.vendor.as_ref());
+    let fetched = fetch(&catalog, &plan, locked_vendor, reporter)?;
     // What choosing warns about belongs to these versions: the lock keeps it. What fetching
     // found belongs to this store and this run: it is said, not locked.
     let mut warnings: Vec<String> = plan.warnings.clone();
@@ -315,7 +316,7 @@ fn realise_as(
     let committed = commit(&ctx.git, &site.name, r.lock, Title::Realise)?;
     reporter.stage(Stage::Materialise, r.tree.as_str());
     let mut files = codebase_files(&r.plan, &r.fetched);
-    let mut uses: Vec<mcb_store::ManifestHash> = r.fetched.all().map(|s| s.hash.clone()).collect();
+    let mut uses: Vec<mcb_store::ManifestHash> = r.fetched.manifests().cloned().collect();
     if let Some(l) = &r.links {
         files.extend(l.manifest.entries.iter().map(|e| (e.path.clone(), e)));
         uses.push(l.hash.clone());

@@ -115,7 +115,7 @@ fn rebuild(
     catalog.prefetch(site, Some(lock), reporter);
     reporter.stage(Stage::Plan, &site.name);
     let plan = plan(&catalog, site, Some(lock))?;
-    let fetched = fetch(&catalog, &plan, reporter)?;
+    let fetched = fetch(&catalog, &plan, lock.vendor.as_ref(), reporter)?;
     reporter.stage(Stage::Compose, &site.name);
     let links = sources.links(&site.links)?;
     let tree = compose(&ctx.git, &plan, &fetched, links.as_ref())?;
@@ -126,6 +126,13 @@ fn rebuild(
             lock.moodle.manifest.clone(),
             Some(fetched.core.hash.clone()),
         ));
+    }
+    let vendor = fetched.vendor.as_ref().map(|v| v.hash.clone());
+    // A vendor/ the lock does not have shows in the tree.
+    if let Some(v) = &lock.vendor
+        && vendor.as_ref() != Some(&v.manifest)
+    {
+        differing.push(("vendor/".into(), v.manifest.clone(), vendor));
     }
     for p in &lock.plugins {
         let rebuilt = plan

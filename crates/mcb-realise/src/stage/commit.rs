@@ -71,6 +71,7 @@ pub fn lock_of<P>(
             .collect(),
         links: site.links.clone(),
         warnings: warnings.to_vec(),
+        vendor: fetched.vendor.as_ref().map(|v| v.locked.clone()),
         tree: tree.clone(),
     }
 }

@@ -10,13 +10,21 @@ use crate::error::RealiseError;
 use crate::stage::fetch::Fetched;
 use crate::stage::plan::Plan;
 
-/// The codebase's tree id: core, the plugins at their install paths, the site's links.
+/// Where core's Composer-built libraries go: beside composer.json, at the codebase's root.
+pub const VENDOR_DIR: &str = "vendor";
+
+/// The codebase's tree id: core, the plugins at their install paths, core's `vendor/`, the
+/// site's links.
 pub fn compose<P>(
     git: &GitStore,
     plan: &Plan<P>,
     fetched: &Fetched,
     links: Option<&StoredLinks>,
 ) -> Result<GitOid, RealiseError> {
+    let vendor = fetched.vendor.iter().map(|v| Graft {
+        path: VENDOR_DIR.to_string(),
+        tree: v.manifest.tree.clone(),
+    });
     let grafts: Vec<Graft> = plan
         .plugins
         .iter()
@@ -25,6 +33,7 @@ pub fn compose<P>(
             path: p.install_path.clone(),
             tree: s.manifest.tree.clone(),
         })
+        .chain(vendor)
         .collect();
     let files = links.map(|l| l.manifest.entries.as_slice()).unwrap_or(&[]);
     Ok(git.compose(&fetched.core.manifest.tree, &grafts, files)?)
@@ -92,6 +101,15 @@ pub fn codebase_files<'a, P>(plan: &Plan<P>, fetched: &'a Fetched) -> Vec<(Strin
                 .iter()
                 .map(|e| (format!("{base}/{}", e.path), e))
                 .filter(|(path, _)| !replaced(base, path)),
+        );
+    }
+    // Core has no vendor/ when it gets one built, and no plugin installs there.
+    if let Some(v) = &fetched.vendor {
+        files.extend(
+            v.manifest
+                .entries
+                .iter()
+                .map(|e| (format!("{VENDOR_DIR}/{}", e.path), e)),
         );
     }
     files

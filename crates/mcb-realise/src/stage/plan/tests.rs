@@ -367,6 +367,7 @@ fn lock_with(component: &str, version: &str) -> Lock {
         }],
         links: Default::default(),
         warnings: Vec::new(),
+        vendor: None,
         tree: GitOid::parse(&id('d')).unwrap(),
     }
 }
