@@ -398,3 +398,121 @@ fn a_plugin_that_needs_libraries_it_does_not_ship_is_refused_naming_them() {
     let site = good_site(&f, &m, &[("local_feed", Src::git(p.url()).at("v1.2"))]);
     f.realise_ok_with(&site, &["--refresh"]);
 }
+
+/// `mcb init --config-php` writes a config.php the site links, naming the codebase by its
+/// path; PHP really loads Moodle's `public/lib/setup.php` through the link, where the
+/// `__DIR__` of config-dist.php looks beside the linked file and fails.
+#[test]
+fn a_config_php_from_init_loads_setup_php_through_the_link() {
+    let f = Fixture::new();
+    let m = moodle51_repo(f.path("moodle"));
+    m.write(
+        "public/lib/setup.php",
+        "<?php\necho 'setup ', __FILE__, ' for ', $CFG->dataroot, \"\\n\";\n",
+    );
+    m.commit("setup.php");
+    m.git(&["tag", "-f", "v5.1.0"]);
+    let config = f.path("etc/univ/config.php");
+    let site = f.path("site/site.ron");
+    let out = f
+        .mcb()
+        .args(["init", "--moodle", "5.1", "--name", "univ", "--config-php"])
+        .arg(&config)
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "only its owner and group read a config.php");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let result = f.path("site/result");
+    assert!(
+        text.contains(&format!(
+            "require_once('{}/public/lib/setup.php');",
+            result.display()
+        )),
+        "{text}"
+    );
+    let site_text = std::fs::read_to_string(&site).unwrap();
+    assert!(
+        site_text.contains(&format!(
+            "\"config.php\": {:?}",
+            config.display().to_string()
+        )),
+        "{site_text}"
+    );
+    // A second init leaves an existing config.php alone.
+    let again = f
+        .mcb()
+        .args(["init", "--config-php"])
+        .arg(&config)
+        .arg(f.path("other/site.ron"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(64));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+
+    // Core from the fixture's repository rather than moodle.git.
+    std::fs::write(
+        &site,
+        site_text.replace(
+            "moodle: (version: \"5.1\")",
+            &format!("moodle: (version: \"5.1\", git: {:?})", m.url()),
+        ),
+    )
+    .unwrap();
+    let out = f
+        .mcb()
+        .args(["realise"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_link(result.join("config.php")).unwrap(),
+        config
+    );
+    let php = |dir: &std::path::Path| {
+        std::process::Command::new("php")
+            .arg("config.php")
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let ran = php(&result);
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        said.starts_with("setup ")
+            && said.contains("/generations/")
+            && said.contains("/public/lib/setup.php for /var/lib/moodle/univ"),
+        "{said}"
+    );
+    // Moodle's own ending, through the same link, looks outside the codebase.
+    let dir_based = text.replace(
+        &format!("'{}/public/lib/setup.php'", result.display()),
+        "__DIR__ . '/public/lib/setup.php'",
+    );
+    std::fs::write(&config, dir_based).unwrap();
+    let ran = php(&result);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(!ran.status.success(), "{said}");
+    assert!(said.contains("Failed opening required"), "{said}");
+}

@@ -390,6 +390,14 @@ pub struct InitArgs {
     /// The site's name [default: the directory's name].
     #[arg(long)]
     pub name: Option<String>,
+    /// Also write a config.php template here (outside the codebase) and link it into the
+    /// codebase; it names the codebase by its path, as a linked config.php must.
+    #[arg(long, value_name = "FILE")]
+    pub config_php: Option<PathBuf>,
+    /// The codebase the web server serves, named in the config.php [default: the site's
+    /// result link]; a deploy directory's `current` on web servers.
+    #[arg(long, value_name = "DIR", requires = "config_php")]
+    pub codebase: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -8,7 +8,12 @@ use crate::error::ConfigError;
 use crate::site::SiteFile;
 
 /// A commented starter site file for Moodle `moodle` (e.g. `4.5`).
-pub fn starter(name: &str, moodle: &str) -> String {
+/// `config` is where the site's config.php is, when the site links one.
+pub fn starter(name: &str, moodle: &str, config: Option<&str>) -> String {
+    let links = match config {
+        Some(target) => format!("    links: {{ \"config.php\": {target:?} }},"),
+        None => format!("    // links: {{ \"config.php\": \"/etc/moodle/{name}/config.php\" }},"),
+    };
     format!(
         r#"// The site file: the desired state of one Moodle codebase. Keep it in git with
 // site.lock beside it; `mcb realise` builds it, `mcb plan` says what would change.
@@ -29,7 +34,7 @@ Site(
         //   "block_xp": (version: "18.0"),
     }},
     // Files kept outside the codebase, linked into it (never followed by mcb):
-    // links: {{ "config.php": "/etc/moodle/{name}/config.php" }},
+{links}
 )
 "#
     )
@@ -418,7 +423,7 @@ Site(
 
     #[test]
     fn the_starter_parses() {
-        let site = SiteFile::parse(p(), &starter("prod", "4.5")).unwrap();
+        let site = SiteFile::parse(p(), &starter("prod", "4.5", None)).unwrap();
         assert_eq!(site.name, "prod");
         assert!(site.plugins.is_empty());
     }

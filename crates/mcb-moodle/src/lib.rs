@@ -8,6 +8,7 @@
 
 pub mod cli_output;
 pub mod component;
+pub mod config_php;
 pub mod environment;
 pub mod layout;
 pub mod release;
@@ -15,6 +16,7 @@ pub mod version_php;
 
 pub use cli_output::{MoodleFailure, moodle_failure, schema_failures};
 pub use component::{Component, ComponentError};
+pub use config_php::config_template;
 pub use environment::{Host, Requirements};
 pub use layout::{CoreLayout, LayoutError};
 pub use release::{

@@ -28,7 +28,7 @@ pub mod test_note;
 pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use context::RunContext;
 pub use error::{ErrorKind, Named, RealiseError};
-pub use ops::edit::{EditError, SiteEdit, edit, init};
+pub use ops::edit::{EditError, NewConfigPhp, SiteEdit, edit, init};
 pub use ops::generations::RollbackOptions;
 pub use ops::generations::{
     Forgotten, Generation, RollbackTarget, RolledBack, SiteRef, SiteSummary, forget, history,

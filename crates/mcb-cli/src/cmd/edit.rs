@@ -17,13 +17,23 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> Result<Exit, CliError> {
             super::site_name_from(file.parent())
         }
     };
-    mcb_realise::init(&a.site, &name, &a.moodle.to_string())?;
+    let config = a.config_php.as_ref().map(|file| mcb_realise::NewConfigPhp {
+        file: file.clone(),
+        codebase: a.codebase.clone(),
+    });
+    mcb_realise::init(&a.site, &name, a.moodle, config.as_ref())?;
     if !g.quiet && !g.json {
         say!(
             "wrote {} (site {name}, Moodle {})",
             a.site.display(),
             a.moodle
         );
+        if let Some(c) = &a.config_php {
+            say!(
+                "wrote {}: a config.php template the site links; fill in its database and wwwroot",
+                c.display()
+            );
+        }
     }
     Ok(Exit::Success)
 }

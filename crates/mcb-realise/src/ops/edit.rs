@@ -79,28 +79,93 @@ impl<E: Into<RealiseError>> From<E> for EditError {
     }
 }
 
-/// Writes a new starter site file at `path` for site `name` on Moodle `moodle` (`X.Y`).
-/// A file already there is left alone.
-pub fn init(path: &Path, name: &str, moodle: &str) -> Result<(), RealiseError> {
+/// A config.php for a new site: written at `file` (outside the codebase, linked into it),
+/// naming the codebase served from `codebase`.
+#[derive(Debug, Clone)]
+pub struct NewConfigPhp {
+    pub file: PathBuf,
+    /// The served codebase: the site's `result` link, or a deploy directory's `current`.
+    pub codebase: Option<PathBuf>,
+}
+
+/// Writes a new starter site file at `path` for site `name` on Moodle `moodle`, and with
+/// `config` a config.php template the site file links. Files already there are left alone.
+pub fn init(
+    path: &Path,
+    name: &str,
+    moodle: mcb_moodle::Release,
+    config: Option<&NewConfigPhp>,
+) -> Result<(), RealiseError> {
+    let exists = |p: &Path, what: &str| RealiseError::Usage {
+        message: format!(
+            "{} exists already; a starter {what} is written only where none is",
+            p.display()
+        ),
+        about: Named::Existing,
+    };
     if path.exists() {
-        return Err(RealiseError::Usage {
-            message: format!(
-                "{} exists already; a starter site file is written only where none is",
-                path.display()
-            ),
-            about: Named::Existing,
-        });
+        return Err(exists(path, "site file"));
     }
-    let text = starter(name, moodle);
+    let site_dir = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let config = match config {
+        Some(c) => {
+            let file = std::path::absolute(&c.file).unwrap_or_else(|_| c.file.clone());
+            if file.exists() || file.is_symlink() {
+                return Err(exists(&file, "config.php"));
+            }
+            let codebase = match &c.codebase {
+                Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
+                None => site_dir.join("result"),
+            };
+            let text = mcb_moodle::config_template(name, moodle, &codebase.to_string_lossy());
+            Some((file, text))
+        }
+        None => None,
+    };
+    let target = config
+        .as_ref()
+        .map(|(f, _)| f.to_string_lossy().into_owned());
+    let text = starter(name, &moodle.to_string(), target.as_deref());
     SiteFile::parse(path, &text)?;
     // A new site's directory is made with its file.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dirs = [path.parent(), config.as_ref().and_then(|(f, _)| f.parent())];
+    for dir in dirs
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| RealiseError::Filesystem {
             message: format!("cannot make {}", dir.display()),
             source: e,
         })?;
     }
-    write_file_atomic(path, &text)
+    if let Some((file, text)) = &config {
+        write_private(file, text)?;
+    }
+    write_file_atomic(path, &text).inspect_err(|_| {
+        if let Some((file, _)) = &config {
+            let _ = std::fs::remove_file(file);
+        }
+    })
+}
+
+/// A new file only its owner and group read: a config.php gets the database password.
+fn write_private(path: &Path, text: &str) -> Result<(), RealiseError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()));
+    written.map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot write {}", path.display()),
+        source: e,
+    })
 }
 
 /// Edits the site file at `path`, then plans it (as `plan` does); when the plan fails the
