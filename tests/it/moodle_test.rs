@@ -870,3 +870,88 @@ fn a_host_the_release_does_not_run_on_fails_at_environment() {
         "nothing installed: {j}"
     );
 }
+
+/// A 5.1 codebase from git installs: its web root is public/, config.php is at the top, and
+/// Composer's vendor/ is there, so the installer finds core's libraries (a plugin's install
+/// code uses one). The same core without a composer.lock gives no vendor/, and Moodle's
+/// installer stops with `composernotfound`, as it does on a git checkout nobody built.
+#[test]
+fn a_51_codebase_from_git_installs_with_its_vendor() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let server = crate::support::http::Server::start();
+    let m = moodle51_repo(f.path("moodle"));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/moodle-shaped");
+    for rel in [
+        "lib/setup.php",
+        "admin/cli/install_database.php",
+        "admin/cli/upgrade.php",
+        "admin/cli/check_database_schema.php",
+    ] {
+        m.write(
+            &format!("public/{rel}"),
+            &std::fs::read_to_string(fixture.join(rel)).unwrap(),
+        );
+    }
+    m.commit("Moodle-shaped 5.1");
+    m.git(&["tag", "-f", "v5.1.0"]);
+    let p = plugin(
+        &f,
+        "greet",
+        &[(
+            "v1",
+            2025100100,
+            &[(
+                "db/install.php",
+                "<?php\nfunction xmldb_local_greet_install() {\n    echo 'local_greet says ', (new \\Acme\\Greet\\Greeter)->hi(), \"\\n\";\n}\n".to_string(),
+            )],
+        )],
+    );
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    let site = f.site(
+        &Site::new("s51")
+            .core(m.url(), "5.1")
+            .plugin("local_greet", Src::git(p.url()))
+            .directory(list.display().to_string()),
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(
+        j["plugins"]["local_greet"]["install_path"],
+        "public/local/greet"
+    );
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_ne!(code, 0, "{err}\n{j}");
+    assert_eq!(step(&j, "install")["passed"], false);
+    assert!(
+        format!("{j}{err}").contains("composernotfound"),
+        "{err}\n{j}"
+    );
+
+    let dists = crate::vendor::dists("hello");
+    for (path, zip) in &dists {
+        server.set(path, crate::support::http::Response::ok(zip.clone()));
+    }
+    m.write("composer.json", crate::vendor::COMPOSER_JSON);
+    m.write(
+        "composer.lock",
+        &crate::vendor::composer_lock(&server, &dists[0].1),
+    );
+    m.commit("Third-party libraries through Composer");
+    m.git(&["tag", "-f", "v5.1.0"]);
+    let out = f
+        .mcb()
+        .args(["update", "--refresh"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.path("site/result/vendor/autoload.php").is_file());
+    let (code, j, err) = test(&f, &tmp, &site, &["--install"]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(step(&j, "install")["passed"], true);
+    assert!(tmp.is_empty(), "the cluster is gone");
+}

@@ -70,6 +70,40 @@ fn moodle_51_layout_puts_plugins_under_public() {
     assert_eq!(j["plugins"]["block_x"]["install_path"], "public/blocks/x");
     assert!(f.path("site/result/public/blocks/x/version.php").is_file());
     assert!(f.path("site/result/composer.json").is_file());
+    // The web server serves public/, and mcb says so where it says where the code is.
+    assert_eq!(
+        j["web_root"].as_str().unwrap(),
+        f.path("site/result/public").to_str().unwrap()
+    );
+    let out = f.mcb().arg("realise").arg(&site).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "serve  {} (the web root)",
+            f.path("site/result/public").display()
+        )),
+        "{said}"
+    );
+    let www = f.path("www");
+    let out = f
+        .mcb()
+        .args(["deploy", "--json"])
+        .arg(f.store())
+        .args(["--site", "s1", "--to"])
+        .arg(&www)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        d["web_root"].as_str().unwrap(),
+        www.join("current/public").to_str().unwrap()
+    );
+    assert!(www.join("current/public/blocks/x/version.php").is_file());
 }
 
 #[test]

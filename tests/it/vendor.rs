@@ -6,7 +6,7 @@ use sha1::Digest;
 use crate::support::http::{Response, Server};
 use crate::support::*;
 
-const COMPOSER_JSON: &str = r#"{
+pub(crate) const COMPOSER_JSON: &str = r#"{
     "name": "moodle/moodle",
     "type": "project",
     "require": {
@@ -21,7 +21,7 @@ const COMPOSER_JSON: &str = r#"{
 
 /// acme/greet 1.0.0 (PSR-4, its sha1 in the lock) and acme/shout 2.1.0 (a class map, no
 /// sha1, as GitHub's archives are locked). `hello` is what the greeter says.
-fn dists(hello: &str) -> [(&'static str, Vec<u8>); 2] {
+pub(crate) fn dists(hello: &str) -> [(&'static str, Vec<u8>); 2] {
     [
         (
             "/dists/greet-1.0.0.zip",
@@ -59,7 +59,7 @@ fn dists(hello: &str) -> [(&'static str, Vec<u8>); 2] {
 }
 
 /// The composer.lock of COMPOSER_JSON with its dists on `server`.
-fn composer_lock(server: &Server, greet_zip: &[u8]) -> String {
+pub(crate) fn composer_lock(server: &Server, greet_zip: &[u8]) -> String {
     let lock = serde_json::json!({
         "_readme": ["This file locks the dependencies of your project to a known state"],
         "content-hash": "5f3c8a1e2b7d4c6f9a0b1c2d3e4f5a6b",
@@ -466,12 +466,7 @@ fn a_config_php_from_init_loads_setup_php_through_the_link() {
         ),
     )
     .unwrap();
-    let out = f
-        .mcb()
-        .args(["realise"])
-        .arg(&site)
-        .output()
-        .unwrap();
+    let out = f.mcb().args(["realise"]).arg(&site).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -164,6 +164,8 @@ pub struct Realised {
     tree: GitOid,
     path: Option<PathBuf>,
     link: PathBuf,
+    /// What the web server serves: `link`, or its `public` from Moodle 5.1.
+    web_root: PathBuf,
     moodle: Moodle,
     plugins: BTreeMap<String, RealisedPlugin>,
     warnings: Vec<String>,
@@ -199,6 +201,7 @@ pub fn realised(r: &mcb_realise::Realised) -> Realised {
         tree: r.tree.clone(),
         path: Some(r.path.clone()),
         link: r.link.clone(),
+        web_root: r.web_root.clone(),
         moodle: Moodle {
             release: r.moodle_release.clone(),
             build: r.moodle_build.clone(),
@@ -221,6 +224,7 @@ pub fn locked(r: &mcb_realise::LockResolved, link: &Path) -> Realised {
         tree: r.tree.clone(),
         path: None,
         link: link.to_path_buf(),
+        web_root: mcb_realise::ops::realise::web_root(link, r.lock.moodle.branch),
         moodle: Moodle {
             release: r.lock.moodle.release.clone(),
             build: r.lock.moodle.build.clone(),
@@ -1138,6 +1142,8 @@ pub struct Deployed {
     commit: GitOid,
     release: PathBuf,
     current: PathBuf,
+    /// What the web server serves: `current`, or `current/public` from Moodle 5.1.
+    web_root: PathBuf,
     previous: Option<PathBuf>,
     link: &'static str,
     copied: usize,
@@ -1151,6 +1157,7 @@ pub fn deployed(d: &mcb_deploy::Deployed) -> Deployed {
         commit: d.commit.clone(),
         release: d.release.clone(),
         current: d.current.clone(),
+        web_root: d.web_root.clone(),
         previous: d.previous.clone(),
         link: link_mode(d.link),
         copied: d.copied,

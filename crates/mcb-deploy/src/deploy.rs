@@ -62,6 +62,8 @@ pub struct Deployed {
     pub release: PathBuf,
     /// `DIR/current` now points at `release`.
     pub current: PathBuf,
+    /// What the web server serves: `current`, or `current/public` from Moodle 5.1.
+    pub web_root: PathBuf,
     /// The release it pointed at before.
     pub previous: Option<PathBuf>,
     /// How the release's files were laid out (`copy` for a release from a remote).
@@ -370,6 +372,7 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
         site: name.to_string(),
         commit,
         current: dir.join("current"),
+        web_root: web_root(dir, &release),
         release,
         previous,
         link: used,
@@ -377,6 +380,16 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
         drifted,
         removed,
     })
+}
+
+/// `DIR/current`, or its `public` when the release keeps its web root there (Moodle 5.1+).
+fn web_root(dir: &Path, release: &Path) -> PathBuf {
+    let current = dir.join("current");
+    if release.join("public/version.php").is_file() {
+        current.join("public")
+    } else {
+        current
+    }
 }
 
 /// Switches `DIR/current` back to the release deployed before it.
@@ -414,6 +427,7 @@ pub fn rollback_deploy(dir: &Path) -> Result<Deployed, DeployError> {
         site: String::new(),
         commit,
         current: dir.join("current"),
+        web_root: web_root(dir, &before),
         release: before,
         previous: Some(current),
         link: LinkMode::Copy,

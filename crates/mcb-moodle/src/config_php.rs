@@ -6,13 +6,18 @@
 
 use crate::release::Release;
 
+/// The directory of the codebase the web server serves: `public` from Moodle 5.1, else
+/// the codebase itself (`None`).
+pub fn web_root(release: Release) -> Option<&'static str> {
+    (release.branch().0 >= 501).then_some("public")
+}
+
 /// Where `lib/setup.php` is, relative to the codebase root: in the web root, which from
 /// Moodle 5.1 is `public/` (config.php itself stays at the codebase root).
 pub fn setup_php(release: Release) -> &'static str {
-    if release.branch().0 >= 501 {
-        "public/lib/setup.php"
-    } else {
-        "lib/setup.php"
+    match web_root(release) {
+        Some(_) => "public/lib/setup.php",
+        None => "lib/setup.php",
     }
 }
 

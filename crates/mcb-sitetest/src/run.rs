@@ -213,22 +213,33 @@ impl Scratch {
         let _ = std::fs::remove_file(&config);
         let php_str = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
         let text = format!(
-            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/lib/setup.php');\n",
+            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/{}lib/setup.php');\n",
             php_str(&server.host),
             php_str(db),
             php_str(&server.user),
             php_str(&server.password),
             server.port,
             php_str(&self.dataroot.display().to_string()),
+            self.web_root(),
         );
         std::fs::write(&config, text).map_err(|e| fs_error("cannot write config.php", e))
     }
 
-    /// Runs `php -d max_input_vars=5000 SCRIPT ARGS` in the code; (passed, output).
+    /// Where the code's web root is: `public/` from Moodle 5.1, else the top.
+    fn web_root(&self) -> &'static str {
+        if self.code.join("public/version.php").is_file() {
+            "public/"
+        } else {
+            ""
+        }
+    }
+
+    /// Runs `php -d max_input_vars=5000 SCRIPT ARGS` in the code (`SCRIPT` in the web
+    /// root); (passed, output).
     fn php(&self, script: &str, args: &[&str]) -> Result<(bool, String), TestError> {
         let out = Program::new("php")
             .args(["-d", "max_input_vars=5000"])
-            .arg(self.code.join(script))
+            .arg(self.code.join(self.web_root()).join(script))
             .args(args)
             .current_dir(&self.code)
             .output()

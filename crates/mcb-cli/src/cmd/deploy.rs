@@ -64,6 +64,9 @@ pub fn run(g: &GlobalArgs, a: &DeployArgs) -> Result<Exit, CliError> {
                 _ => "",
             }
         );
+        if d.web_root != d.current {
+            say!("  serve {} (the web root)", d.web_root.display());
+        }
         if let Some(p) = &d.previous {
             say!("  was {}", p.display());
         }

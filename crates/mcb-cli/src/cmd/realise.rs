@@ -38,6 +38,9 @@ pub(crate) fn show(g: &GlobalArgs, r: &Realised) {
     say!("commit {}", r.commit);
     say!("tree   {}", r.path.display());
     say!("result {}", r.link.display());
+    if r.web_root != r.link {
+        say!("serve  {} (the web root)", r.web_root.display());
+    }
     if r.lock_written {
         say!("site.lock updated");
     }

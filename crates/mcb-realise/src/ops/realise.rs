@@ -62,6 +62,14 @@ pub struct RealisedPlugin {
     pub auto: bool,
 }
 
+/// What the web server serves of a codebase at `link` on Moodle branch `branch`.
+pub fn web_root(link: &Path, branch: u32) -> PathBuf {
+    match mcb_moodle::config_php::web_root(mcb_moodle::Branch(branch).release()) {
+        Some(dir) => link.join(dir),
+        None => link.to_path_buf(),
+    }
+}
+
 /// What a realise produced.
 #[derive(Debug, Clone)]
 pub struct Realised {
@@ -73,6 +81,8 @@ pub struct Realised {
     pub path: PathBuf,
     /// The `result` link that points (or, unserved, will point) at it.
     pub link: PathBuf,
+    /// What the web server serves: the link, or its `public` directory from Moodle 5.1.
+    pub web_root: PathBuf,
     pub moodle_release: String,
     pub moodle_build: String,
     pub plugins: Vec<RealisedPlugin>,
@@ -345,6 +355,7 @@ fn realise_as(
         commit: committed.commit,
         tree: r.tree,
         path: generation.path,
+        web_root: web_root(&link, committed.lock.moodle.branch),
         link,
         moodle_release: r.plan.core.version.release.clone(),
         moodle_build: r.plan.core.version.build.to_string(),
@@ -440,6 +451,7 @@ fn up_to_date(
         tree: lock.tree.clone(),
         path: generation,
         link: link.to_path_buf(),
+        web_root: web_root(link, lock.moodle.branch),
         moodle_release: lock.moodle.release.clone(),
         moodle_build: lock.moodle.build.clone(),
         plugins: realised_plugins(lock),
