@@ -1028,3 +1028,203 @@ fn import_leaves_secrets_and_data_unread_and_keeps_a_config_link() {
     );
     assert!(!f.path("evil/site.ron").exists());
 }
+
+/// A fork of Moodle that carries the institution's own plugins in its tree, installed as a
+/// git checkout with one more add-on beside them and its config.php: core is recognised as
+/// the fork's release tag (its plugins stay in core), the add-on no source holds is copied
+/// beside the site file, config.php is said once with what to do, and the lock builds the
+/// installation's files, also after the installation is gone.
+#[test]
+fn import_adopts_a_fork_with_its_own_plugins_in_core() {
+    let f = Fixture::new();
+    let fork = GitRepo::init(f.path("fork"));
+    write_core(&fork, "", "2024100701.00", "4.5.1 (Build: 20241209)", "405");
+    fork.write(
+        "local/inst/version.php",
+        &plugin_php("local_inst", 2024010100, "2024100700", ""),
+    );
+    fork.write(
+        "mod/att/version.php",
+        &plugin_php("mod_att", 2024020100, "2024100700", ""),
+    );
+    fork.write("mod/att/lib.php", "<?php // the institution's\n");
+    fork.commit("Moodle 4.5.1 with the institution's plugins");
+    fork.tag("v4.5.1");
+
+    let install = f.path("install");
+    let st = std::process::Command::new("git")
+        .args(["clone", "-q", &fork.url(), s(&install)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::create_dir_all(install.join("blocks/mine")).unwrap();
+    std::fs::write(
+        install.join("blocks/mine/version.php"),
+        plugin_php("block_mine", 2024030100, "2024100700", ""),
+    )
+    .unwrap();
+    std::fs::write(install.join("blocks/mine/block_mine.php"), "<?php\n").unwrap();
+    std::fs::write(
+        install.join("config.php"),
+        "<?php\n$CFG->dbpass = 'x';\nrequire_once(__DIR__ . '/lib/setup.php');\n",
+    )
+    .unwrap();
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--name",
+        "univ",
+        "--directory",
+        s(&list),
+        "--out",
+        s(&f.path("univ")),
+        s(&install),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let r = json_of(&out);
+    assert_eq!(r["core"]["matched"], "checkout", "{r}");
+    assert_eq!(
+        r["in_core"],
+        serde_json::json!(["local_inst", "mod_att"]),
+        "{r}"
+    );
+    let plugins: Vec<&str> = r["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["block_mine"], "{r}");
+    assert_eq!(r["same_files"], true, "{r}");
+    assert!(f.path("univ/site.lock").is_file());
+    assert_eq!(r["copied"][0]["to"], "plugins/block_mine", "{r}");
+    let notes = r["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{r}");
+    let note = notes[0].as_str().unwrap();
+    assert!(
+        note.contains("config.php was left out")
+            && note.contains("install -D -m 0640")
+            && note.contains("links: {\"config.php\": \"/etc/moodle/univ/config.php\"}")
+            && note.contains("/univ/result/lib/setup.php"),
+        "{note}"
+    );
+    let site = std::fs::read_to_string(f.path("univ/site.ron")).unwrap();
+    assert!(
+        site.contains(&format!(
+            "moodle: (version: \"4.5.1\", git: \"{}\")",
+            fork.url()
+        )),
+        "the exact tag and the fork it came from: {site}"
+    );
+    assert!(
+        site.contains("\"block_mine\": (path: \"plugins/block_mine\")"),
+        "{site}"
+    );
+    // The installation is gone; the site file still builds its files.
+    std::fs::remove_dir_all(&install).unwrap();
+    let j = f.realise_ok(&f.path("univ/site.ron"));
+    assert_eq!(j["tree"], r["installation_tree"], "{j}");
+    assert!(f.path("univ/result/mod/att/lib.php").is_file());
+}
+
+/// A core that matches nothing known is taken for the exact release its version.php says
+/// (4.5.0, never "4.5", which would move the site), and no lock is kept unless that
+/// release gives the installation's files.
+#[test]
+fn import_takes_core_on_trust_as_its_exact_release() {
+    let f = Fixture::new();
+    let install = f.path("install");
+    let core = GitRepo::init(f.path("core-copy"));
+    write_core(&core, "", "2024100700.00", "4.5 (Build: 20241007)", "405");
+    let st = std::process::Command::new("cp")
+        .args(["-r", s(&core.path), s(&install)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(install.join(".git")).unwrap();
+    for c in ["a", "b"] {
+        std::fs::create_dir_all(install.join(format!("local/{c}"))).unwrap();
+        std::fs::write(
+            install.join(format!("local/{c}/version.php")),
+            plugin_php(&format!("local_{c}"), 2024030100, "2024100700", ""),
+        )
+        .unwrap();
+    }
+    // A plugins directory that cannot be reached: said once for both add-ons.
+    let list = format!(
+        "http://{}/pluglist.json",
+        crate::support::http::closed_port()
+    );
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--offline",
+        "--name",
+        "old",
+        "--directory",
+        &list,
+        "--out",
+        s(&f.path("old")),
+        s(&install),
+    ]);
+    let r = json_of(&out);
+    assert_eq!(r["core"]["matched"], "release", "{r}");
+    let unasked: Vec<&str> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .filter(|p| p.contains("not compared with the plugins directory"))
+        .collect();
+    assert_eq!(unasked.len(), 1, "{r}");
+    assert!(unasked[0].contains("(local_a, local_b)"), "{r}");
+    let site = std::fs::read_to_string(f.path("old/site.ron")).unwrap();
+    assert!(site.contains("moodle: (version: \"4.5.0\")"), "{site}");
+    assert_eq!(r["lock_file"], serde_json::Value::Null, "{r}");
+    assert!(!f.path("old/site.lock").exists());
+    assert_eq!(code(&out), 6, "{}", said(&out));
+}
+
+/// Before 4.4 core has no lib/plugins.json: its standard plugins are read from its plugin
+/// manager, so they stay in core and only the add-on is one.
+#[test]
+fn import_of_a_43_core_knows_its_standard_plugins() {
+    let f = Fixture::new();
+    let core = GitRepo::init(f.path("core43"));
+    write_core(&core, "", "2023100900.00", "4.3 (Build: 20231009)", "403");
+    std::fs::remove_file(core.path.join("lib/plugins.json")).unwrap();
+    core.write(
+        "lib/classes/plugin_manager.php",
+        "<?php\nclass core_plugin_manager {\n    public static function standard_plugins_list($type) {\n        $standard_plugins = array(\n            'block' => array(\n                'html', // Text\n            ),\n            'mod' => array(\n                'quiz'\n            ),\n        );\n        return $standard_plugins[$type] ?? false;\n    }\n}\n",
+    );
+    core.write(
+        "local/extra/version.php",
+        &plugin_php("local_extra", 2023110100, "2023100900", ""),
+    );
+    let install = f.path("install");
+    let st = std::process::Command::new("cp")
+        .args(["-r", s(&core.path), s(&install)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(install.join(".git")).unwrap();
+    let out = f.run(&[
+        "import",
+        "--json",
+        "--offline",
+        "--name",
+        "old",
+        "--out",
+        s(&f.path("old")),
+        s(&install),
+    ]);
+    let r = json_of(&out);
+    let plugins: Vec<&str> = r["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["local_extra"], "{r}");
+}

@@ -520,13 +520,25 @@ pub struct Imported {
     lock_file: Option<PathBuf>,
     moodle_release: String,
     core: ImportedPiece,
+    /// Add-ons core's own tree carries: they stay in core.
+    in_core: Vec<String>,
     plugins: Vec<ImportedPiece>,
+    /// Add-ons taken as they are: copied from the installation to beside the site file.
+    copied: Vec<CopiedAddon>,
     links: BTreeMap<String, String>,
     left_out: Vec<String>,
     installation_tree: GitOid,
     lock_tree: Option<GitOid>,
     problems: Vec<String>,
+    notes: Vec<String>,
     same_files: bool,
+}
+
+#[derive(Serialize)]
+pub struct CopiedAddon {
+    from: PathBuf,
+    /// Relative to the site file, as its `path:` entry says.
+    to: String,
 }
 
 pub fn imported(r: &mcb_realise::Imported) -> Imported {
@@ -536,12 +548,22 @@ pub fn imported(r: &mcb_realise::Imported) -> Imported {
         lock_file: r.lock_file.clone(),
         moodle_release: r.moodle_release.clone(),
         core: imported_piece(&r.core),
+        in_core: r.in_core.clone(),
         plugins: r.plugins.iter().map(imported_piece).collect(),
+        copied: r
+            .copied
+            .iter()
+            .map(|(from, to)| CopiedAddon {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .collect(),
         links: r.links.clone(),
         left_out: r.left_out.clone(),
         installation_tree: r.installation_tree.clone(),
         lock_tree: r.lock_tree.clone(),
         problems: r.problems.clone(),
+        notes: r.notes.clone(),
         same_files: r.same_files(),
     }
 }

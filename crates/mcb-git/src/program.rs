@@ -36,6 +36,26 @@ pub struct Checkout {
     pub commit: String,
     pub tree: String,
     pub origin: Option<String>,
+    /// The tags that point at HEAD.
+    pub tags: Vec<String>,
+}
+
+/// What `git -C dir ARGS` prints, trimmed; `None` when it fails or prints nothing.
+fn ask_checkout(dir: &Path, args: &[&str]) -> Option<String> {
+    let mut p = Program::new("git");
+    // An installation is often owned by the web server's user: reading it is safe.
+    let mut safe = std::ffi::OsString::from("safe.directory=");
+    safe.push(dir.as_os_str());
+    p.arg("-c")
+        .arg(safe)
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS);
+    let out = p.run().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!text.is_empty()).then_some(text)
 }
 
 /// The checkout at `dir` (whose `.git` is in it), when git reads one there.
@@ -43,22 +63,32 @@ pub fn checkout_at(dir: &Path) -> Option<Checkout> {
     if !dir.join(".git").exists() {
         return None;
     }
-    let ask = |args: &[&str]| -> Option<String> {
-        let mut p = Program::new("git");
-        p.arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS);
-        let out = p.run().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (!text.is_empty()).then_some(text)
-    };
+    let ask = |args: &[&str]| ask_checkout(dir, args);
     Some(Checkout {
         commit: ask(&["rev-parse", "--verify", "HEAD^{commit}"])?,
         tree: ask(&["rev-parse", "--verify", "HEAD^{tree}"])?,
         origin: ask(&["config", "--get", "remote.origin.url"]),
+        tags: ask(&["tag", "--points-at", "HEAD"])
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
     })
+}
+
+/// Which of `paths` (directories relative to the checkout at `dir`) hold files HEAD
+/// tracks: the plugins a fork of Moodle carries in its own tree.
+pub fn tracked_dirs(dir: &Path, paths: &[String]) -> Vec<String> {
+    if paths.is_empty() || !dir.join(".git").exists() {
+        return Vec::new();
+    }
+    let mut args = vec!["ls-tree", "--name-only", "HEAD", "--"];
+    args.extend(paths.iter().map(String::as_str));
+    let listed = ask_checkout(dir, &args).unwrap_or_default();
+    let listed: std::collections::BTreeSet<&str> = listed.lines().collect();
+    paths
+        .iter()
+        .filter(|p| listed.contains(p.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Runs `program`; `Err` says `what` failed, with git's words.

@@ -309,6 +309,120 @@ fn clean_relative(p: &str) -> bool {
         && !p.chars().any(|c| c == '\\' || c.is_control())
 }
 
+/// The standard plugins of a core older than 4.4, which has no `lib/plugins.json`: the
+/// array `core_plugin_manager::standard_plugins_list()` returns, read from
+/// `lib/classes/plugin_manager.php` (never run), as the `lib/plugins.json` text it stands
+/// for. `None` when the file holds no such array.
+pub fn plugins_json_from_plugin_manager(php: &str) -> Option<String> {
+    let start = php.find("function standard_plugins_list")?;
+    let body = &php[start..];
+    let list = body.find("$standard_plugins")?;
+    let eq = body[list..].find('=')? + list + 1;
+    let tokens = php_array_tokens(&body[eq..])?;
+    let mut standard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut it = tokens.into_iter().peekable();
+    if it.next()? != Tok::Open {
+        return None;
+    }
+    loop {
+        match it.next()? {
+            Tok::Close => break,
+            Tok::Comma => continue,
+            Tok::Str(ty) => {
+                if it.next()? != Tok::Arrow || it.next()? != Tok::Open {
+                    return None;
+                }
+                let names = standard.entry(ty).or_default();
+                loop {
+                    match it.next()? {
+                        Tok::Close => break,
+                        Tok::Comma => {}
+                        Tok::Str(n) => names.push(n),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if standard.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({ "standard": standard }).to_string())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Tok {
+    Str(String),
+    Arrow,
+    Open,
+    Close,
+    Comma,
+}
+
+/// The tokens of a PHP array literal of string lists, from its opening `array(` or `[` to
+/// its matching close; comments skipped. `None` on anything else.
+fn php_array_tokens(text: &str) -> Option<Vec<Tok>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() => i += 1,
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+            }
+            b'#' => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = text[i + 2..].find("*/")? + i + 4,
+            b'\'' => {
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'\\' if matches!(b.get(i + 1), Some(b'\'' | b'\\')) => {
+                            s.push(b[i + 1] as char);
+                            i += 2;
+                        }
+                        b'\'' => break,
+                        _ => {
+                            let ch = text[i..].chars().next()?;
+                            s.push(ch);
+                            i += ch.len_utf8();
+                        }
+                    }
+                }
+                i += 1;
+                out.push(Tok::Str(s));
+            }
+            b'=' if b.get(i + 1) == Some(&b'>') => {
+                out.push(Tok::Arrow);
+                i += 2;
+            }
+            b',' => {
+                out.push(Tok::Comma);
+                i += 1;
+            }
+            b'[' | b'(' => {
+                out.push(Tok::Open);
+                depth += 1;
+                i += 1;
+            }
+            b']' | b')' => {
+                out.push(Tok::Close);
+                depth = depth.checked_sub(1)?;
+                i += 1;
+                if depth == 0 {
+                    return Some(out);
+                }
+            }
+            _ if text[i..].starts_with("array") => i += 5,
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +589,49 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
+    }
+
+    #[test]
+    fn standard_plugins_of_an_old_core_are_read_from_its_plugin_manager() {
+        let php = r#"<?php
+class core_plugin_manager {
+    public static function standard_plugins_list($type) {
+
+        $standard_plugins = array(
+
+            'antivirus' => array(
+                'clamav'
+            ),
+            // Removed in 4.0.
+            'block' => array(
+                'accessreview', 'activity_modules', /* one */ 'html',
+            ),
+            'mod' => ['assign', 'forum', 'quiz'],
+        );
+
+        if (isset($standard_plugins[$type])) {
+            return $standard_plugins[$type];
+        }
+    }
+}
+"#;
+        let json = plugins_json_from_plugin_manager(php).unwrap();
+        let layout = CoreLayout::new(
+            r#"{"plugintypes": {"mod": "mod", "block": "blocks", "antivirus": "lib/antivirus"}}"#,
+            Some(&json),
+            false,
+        )
+        .unwrap();
+        for c in [
+            "block_html",
+            "mod_quiz",
+            "antivirus_clamav",
+            "block_activity_modules",
+        ] {
+            assert!(layout.is_standard(c), "{c}");
+        }
+        assert!(!layout.is_standard("mod_attendance"));
+        assert!(plugins_json_from_plugin_manager("<?php $standard_plugins = 1;").is_none());
+        assert!(plugins_json_from_plugin_manager("<?php function standard_plugins_list() { $standard_plugins = array('a' => system('x')); }").is_none());
     }
 }

@@ -18,7 +18,7 @@ pub use cli_output::{MoodleFailure, moodle_failure, schema_failures};
 pub use component::{Component, ComponentError};
 pub use config_php::config_template;
 pub use environment::{Host, Requirements};
-pub use layout::{CoreLayout, LayoutError};
+pub use layout::{CoreLayout, LayoutError, plugins_json_from_plugin_manager};
 pub use release::{
     Branch, Build, MoodleSpec, RELEASE_TABLE_DATE, RELEASES, Release, ReleaseFacts, SpecError,
     civil_date, known_releases, natural_cmp, release_build, release_facts, tag_cmp, today,

@@ -88,6 +88,15 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
             }
         }
     }
+    if !r.in_core.is_empty() {
+        say!(
+            "  in core's own tree (they stay in core): {}",
+            r.in_core.join(", ")
+        );
+    }
+    for (from, to) in &r.copied {
+        say!("  copied {} → {to}", from.display());
+    }
     for (at, target) in &r.links {
         say!("  link {at} → {target}");
     }
@@ -112,6 +121,9 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
     };
     for p in &r.problems {
         say!("{label}: {p}");
+    }
+    for n in &r.notes {
+        say!("note: {n}");
     }
     Ok(code)
 }

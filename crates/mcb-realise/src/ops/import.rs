@@ -133,7 +133,12 @@ pub struct Imported {
     pub lock_file: Option<PathBuf>,
     pub moodle_release: String,
     pub core: ImportedPiece,
+    /// Add-ons core's own tree carries (a fork's plugins): they stay in core.
+    pub in_core: Vec<String>,
     pub plugins: Vec<ImportedPiece>,
+    /// Add-ons taken as they are, copied beside the site file: their directory in the
+    /// installation, and their copy's path relative to the site file.
+    pub copied: Vec<(PathBuf, String)>,
     pub links: BTreeMap<String, String>,
     /// What stayed out (config.php, data directories).
     pub left_out: Vec<String>,
@@ -143,6 +148,8 @@ pub struct Imported {
     pub lock_tree: Option<GitOid>,
     /// What cannot be reproduced as it is, and why.
     pub problems: Vec<String>,
+    /// What the administrator has to do that mcb does not (config.php), each said once.
+    pub notes: Vec<String>,
 }
 
 impl Imported {
@@ -280,11 +287,28 @@ fn known_sources(
 }
 
 /// A git checkout at `dir` whose HEAD holds exactly `tree`: its remote (or the checkout
-/// itself) and commit.
-fn checkout(dir: &Path, tree: &GitOid) -> Option<(String, String)> {
+/// itself), commit and the tags at that commit.
+fn checkout(dir: &Path, tree: &GitOid) -> Option<(String, String, Vec<String>)> {
     let c = mcb_git::program::checkout_at(dir).filter(|c| c.tree == tree.as_str())?;
     let url = c.origin.unwrap_or_else(|| dir.display().to_string());
-    Some((url, c.commit))
+    Some((url, c.commit, c.tags))
+}
+
+/// Core's entry for a checkout at `commit` of `url`: its release tag exactly when one points
+/// there (`"4.5.5"`), else the commit.
+fn core_checkout_entry(url: &str, commit: &str, tags: &[String]) -> String {
+    let release = tags
+        .iter()
+        .filter_map(|t| mcb_moodle::release::parse_release_tag(t))
+        .max_by_key(|(r, p)| (*r, *p));
+    match release {
+        Some((r, p)) => format!("(version: {}, git: {})", q(&format!("{r}.{p}")), q(url)),
+        None => format!(
+            "(version: {}, git: {})",
+            q(&format!("commit:{commit}")),
+            q(url)
+        ),
+    }
 }
 
 /// The files of `ours` against `theirs`: modified, added and removed.
@@ -365,7 +389,12 @@ fn read_installation(dir: &Path) -> Result<Installation, RealiseError> {
     };
     let components = lib_file("components.json")
         .ok_or_else(|| import_error(&root, "has no lib/components.json".into()))?;
-    let mut layout = CoreLayout::new(&components, lib_file("plugins.json").as_deref(), public)
+    // Before 4.4 the standard plugins are only in core's plugin manager.
+    let plugins = lib_file("plugins.json").or_else(|| {
+        read(&web, "lib/classes/plugin_manager.php")
+            .and_then(|php| mcb_moodle::plugins_json_from_plugin_manager(&php))
+    });
+    let mut layout = CoreLayout::new(&components, plugins.as_deref(), public)
         .map_err(|e| import_error(&root, e.to_string()))?;
     let addons = find_addons(&mut layout, &web, if public { "public/" } else { "" });
     let (left_out, links) = left_out(&root);
@@ -500,6 +529,11 @@ struct Recogniser<'a> {
     index: mcb_catalog::LazyIndex<'a>,
     core_release: String,
     problems: Vec<String>,
+    /// Add-ons not compared with the plugins directory, and why: said once per reason.
+    unasked: Vec<(String, String)>,
+    /// Add-ons taken as they are: their directory, and where beside the site file their
+    /// copy goes.
+    copies: Vec<(PathBuf, String)>,
 }
 
 impl Recogniser<'_> {
@@ -529,13 +563,9 @@ impl Recogniser<'_> {
             };
             return (piece, k.entry.clone());
         }
-        if let Some((url, commit)) = checkout(dir, &manifest.tree) {
+        if let Some((url, commit, tags)) = checkout(dir, &manifest.tree) {
             let entry = if component == "moodle" {
-                format!(
-                    "(version: {}, git: {})",
-                    q(&format!("commit:{commit}")),
-                    q(&url)
-                )
+                core_checkout_entry(&url, &commit, &tags)
             } else {
                 format!("(git: {}, ref: {})", q(&url), q(&commit))
             };
@@ -578,16 +608,102 @@ impl Recogniser<'_> {
         (piece, format!("(path: {})", q(&dir.display().to_string())))
     }
 
+    /// Core, with the add-ons its own tree carries (a fork of Moodle with the institution's
+    /// plugins in it): a known core source, or the installation's own checkout, whose tree
+    /// is core's files plus those add-ons' exactly. Returns the piece, its entry and the
+    /// add-ons that stay in core; else core alone is recognised as any piece is.
+    fn core(
+        &mut self,
+        ctx: &RunContext,
+        inst: &Installation,
+        pieces: &BTreeMap<String, Vec<SourceFile>>,
+    ) -> Result<(ImportedPiece, String, Vec<String>), RealiseError> {
+        let core_files = pieces.get("moodle").cloned().unwrap_or_default();
+        let with = |carried: &[&(String, String)]| -> Result<Manifest, RealiseError> {
+            let mut files = core_files.clone();
+            for (component, path) in carried {
+                for f in pieces.get(component.as_str()).into_iter().flatten() {
+                    files.push(SourceFile {
+                        path: format!("{path}/{}", f.path),
+                        ..f.clone()
+                    });
+                }
+            }
+            manifest_of(ctx, files)
+        };
+        let piece = |recognised: Recognised| ImportedPiece {
+            component: "moodle".into(),
+            install_path: String::new(),
+            version: inst.core.build.to_string(),
+            recognised,
+            differs: Vec::new(),
+            nearest: None,
+        };
+        let known: Vec<Known> = self
+            .known
+            .get("moodle")
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for k in &known {
+            let carried: Vec<&(String, String)> = inst
+                .addons
+                .iter()
+                .filter(|(_, path)| {
+                    let under = format!("{path}/");
+                    k.manifest
+                        .entries
+                        .iter()
+                        .any(|e| e.path.starts_with(&under))
+                })
+                .collect();
+            if carried.is_empty() {
+                continue;
+            }
+            if with(&carried)?.tree == k.manifest.tree {
+                let source = k.label.clone();
+                let names = carried.iter().map(|(c, _)| c.clone()).collect();
+                return Ok((piece(Recognised::Store { source }), k.entry.clone(), names));
+            }
+        }
+        let paths: Vec<String> = inst.addons.iter().map(|(_, p)| p.clone()).collect();
+        let tracked = mcb_git::program::tracked_dirs(&inst.root, &paths);
+        if !tracked.is_empty() {
+            let carried: Vec<&(String, String)> = inst
+                .addons
+                .iter()
+                .filter(|(_, p)| tracked.contains(p))
+                .collect();
+            let m = with(&carried)?;
+            if let Some((url, commit, tags)) = checkout(&inst.root, &m.tree) {
+                let entry = core_checkout_entry(&url, &commit, &tags);
+                let names = carried.iter().map(|(c, _)| c.clone()).collect();
+                return Ok((piece(Recognised::Checkout { url, commit }), entry, names));
+            }
+        }
+        let manifest = manifest_of(ctx, core_files)?;
+        let (p, entry) = self.recognise(
+            "moodle",
+            "",
+            &inst.root,
+            &manifest,
+            &inst.core.build.to_string(),
+        );
+        Ok((p, entry, Vec::new()))
+    }
+
     /// Each add-on recognised: its piece, and its entry in the site file's `plugins`.
+    /// An add-on that matches nothing is copied beside the site file (`plugins/<component>`)
+    /// and its entry points there, never into the installation.
     fn addons(
         &mut self,
         ctx: &RunContext,
         inst: &Installation,
+        in_core: &[String],
         pieces: &mut BTreeMap<String, Vec<SourceFile>>,
     ) -> Result<(Vec<ImportedPiece>, Vec<String>), RealiseError> {
         let mut plugin_pieces = Vec::new();
         let mut entries = Vec::new();
-        for (component, path) in &inst.addons {
+        for (component, path) in inst.addons.iter().filter(|(c, _)| !in_core.contains(c)) {
             let manifest = manifest_of(ctx, pieces.remove(component).unwrap_or_default())?;
             let dir = inst.root.join(path);
             let version = read(&dir, "version.php")
@@ -595,7 +711,12 @@ impl Recogniser<'_> {
                 .and_then(|v| v.version)
                 .map(|v| v.to_string())
                 .unwrap_or_default();
-            let (piece, value) = self.recognise(component, path, &dir, &manifest, &version);
+            let (piece, mut value) = self.recognise(component, path, &dir, &manifest, &version);
+            if matches!(piece.recognised, Recognised::Path { .. }) {
+                let copy = format!("{COPIES}/{component}");
+                value = format!("(path: {})", q(&copy));
+                self.copies.push((dir.clone(), copy));
+            }
             let how = match &piece.recognised {
                 Recognised::Store { source } => format!("as built before: {source}"),
                 Recognised::Checkout { .. } => "its git checkout".into(),
@@ -623,10 +744,13 @@ impl Recogniser<'_> {
         let ix = match self.index.get(component) {
             Ok(ix) => ix,
             Err(e) => {
-                self.problems.push(format!(
-                    "{component}: not compared with the plugins directory: {}",
-                    crate::error::chain(&e)
-                ));
+                // The same failure for every add-on: said once, naming them all.
+                let chain = crate::error::chain(&e);
+                let reason = chain
+                    .strip_prefix(&format!("{component}: "))
+                    .unwrap_or(&chain)
+                    .to_string();
+                self.unasked.push((component.to_string(), reason));
                 return false;
             }
         };
@@ -656,14 +780,23 @@ impl Recogniser<'_> {
         }
     }
 
+    /// What could not be compared with the plugins directory, one line per reason.
+    fn unasked_problems(&mut self) {
+        let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (component, reason) in self.unasked.drain(..) {
+            by_reason.entry(reason).or_default().push(component);
+        }
+        for (reason, components) in by_reason {
+            self.problems.push(format!(
+                "not compared with the plugins directory ({}): {reason}",
+                components.join(", ")
+            ));
+        }
+    }
+
     /// Core that matched nothing: the official release of its version, on trust, said.
     fn core_on_trust(&mut self, mut piece: ImportedPiece) -> (ImportedPiece, String) {
-        let release = self
-            .core_release
-            .split([' ', '+'])
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let release = exact_release(&self.core_release);
         piece.recognised = Recognised::Release {
             version: release.clone(),
         };
@@ -677,6 +810,62 @@ impl Recogniser<'_> {
         ));
         (piece, format!("(version: {})", q(&release)))
     }
+}
+
+/// Where add-ons taken as they are are copied, beside the written site file.
+const COPIES: &str = "plugins";
+
+/// The version spec that names exactly the release `version.php` calls `release`:
+/// `"4.5 (Build: …)"` is 4.5.0, `"4.5.5 (Build: …)"` 4.5.5; a weekly build (`"4.5.5+"`)
+/// has no tag, and follows its stable branch (`"4.5+"`).
+fn exact_release(release: &str) -> String {
+    let word = release.split(' ').next().unwrap_or("");
+    let (number, weekly) = match word.strip_suffix('+') {
+        Some(n) => (n, true),
+        None => (word, false),
+    };
+    let parts: Vec<&str> = number.split('.').collect();
+    match (parts.as_slice(), weekly) {
+        ([x, y, ..], true) => format!("{x}.{y}+"),
+        ([x, y], false) => format!("{x}.{y}.0"),
+        _ => number.to_string(),
+    }
+}
+
+/// Copies the add-on at `from` to `to`: its files and symlinks, not its checkout's
+/// metadata, read-write for the site's maintainers.
+fn copy_addon(from: &Path, to: &Path) -> Result<(), RealiseError> {
+    let fail = |what: &Path, e: std::io::Error| RealiseError::Filesystem {
+        message: format!("cannot copy {} beside the site file", what.display()),
+        source: e,
+    };
+    let vcs = |e: &walkdir::DirEntry| {
+        e.depth() == 1 && matches!(e.file_name().to_str(), Some(".git" | ".hg" | ".svn"))
+    };
+    for e in walkdir::WalkDir::new(from)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| !vcs(e))
+    {
+        let e = e.map_err(|err| fail(from, err.into()))?;
+        let rel = e.path().strip_prefix(from).expect("under its root");
+        let dest = to.join(rel);
+        let t = e.file_type();
+        if t.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(|err| fail(e.path(), err))?;
+        } else if t.is_symlink() {
+            let target = std::fs::read_link(e.path()).map_err(|err| fail(e.path(), err))?;
+            std::os::unix::fs::symlink(target, &dest).map_err(|err| fail(e.path(), err))?;
+        } else if t.is_file() {
+            std::fs::copy(e.path(), &dest).map_err(|err| fail(e.path(), err))?;
+            let mode = e.metadata().map_err(|err| fail(e.path(), err.into()))?;
+            use std::os::unix::fs::PermissionsExt;
+            let exec = mode.permissions().mode() & 0o111 != 0;
+            let perms = std::fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 });
+            std::fs::set_permissions(&dest, perms).map_err(|err| fail(&dest, err))?;
+        }
+    }
+    Ok(())
 }
 
 /// The site file of an imported installation: every version pinned to what it holds.
@@ -748,18 +937,15 @@ pub fn import(
         index: ctx.index(),
         core_release: inst.core.release.clone(),
         problems: Vec::new(),
+        unasked: Vec::new(),
+        copies: Vec::new(),
     };
     reporter.stage(Stage::Plan, name);
-    let core_manifest = manifest_of(&ctx, pieces.remove("moodle").unwrap_or_default())?;
-    let (core_piece, core_value) = recogniser.recognise(
-        "moodle",
-        "",
-        &inst.root,
-        &core_manifest,
-        &inst.core.build.to_string(),
-    );
-    let (plugin_pieces, entries) = recogniser.addons(&ctx, &inst, &mut pieces)?;
+    let (core_piece, core_value, in_core) = recogniser.core(&ctx, &inst, &pieces)?;
+    let (plugin_pieces, entries) = recogniser.addons(&ctx, &inst, &in_core, &mut pieces)?;
+    recogniser.unasked_problems();
     let mut problems = recogniser.problems;
+    let copies = recogniser.copies;
     drop(ctx);
 
     let text = site_text(
@@ -774,44 +960,87 @@ pub fn import(
         message: format!("cannot make {}", out.display()),
         source: e,
     })?;
+    for (from, copy) in &copies {
+        let to = out.join(copy);
+        if to.exists() {
+            return Err(RealiseError::Usage {
+                message: format!(
+                    "{} exists already; import copies add-ons only where nothing is",
+                    to.display()
+                ),
+                about: crate::error::Named::Existing,
+            });
+        }
+        copy_addon(from, &to)?;
+    }
     crate::stage::publish::write_file_atomic(&site_file, &text)?;
 
-    // The lock: the new site file resolved, nothing built or switched. A core taken on
-    // trust would lock files the installation may not have: no lock then.
-    let lock_tree = if matches!(core_piece.recognised, Recognised::Release { .. }) {
-        problems.push(
-            "no lock was written: core is not recognised; point `moodle:` at its true source, then realise"
-                .into(),
-        );
-        None
-    } else {
-        let nothing = crate::stage::plan::Update::Nothing;
+    // The lock: the new site file resolved, nothing built or switched. It stays only when
+    // it builds the installation's files, or when every piece was recognised (then what
+    // differs is said).
+    let on_trust = matches!(core_piece.recognised, Recognised::Release { .. });
+    let nothing = crate::stage::plan::Update::Nothing;
+    let lock_file = out.join("site.lock");
+    let mut lock_tree =
         match crate::ops::realise::resolve_lock(&site_file, opts, &nothing, reporter) {
             Ok(r) => Some(r.tree),
             Err(e) => {
                 problems.push(format!("no lock was written: {}", crate::error::chain(&e)));
                 None
             }
+        };
+    if on_trust && lock_tree.as_ref() != Some(&installation_tree) {
+        if lock_tree.take().is_some() {
+            let _ = std::fs::remove_file(&lock_file);
+            problems.push(
+                "no lock was written: the release core was taken for does not give the installation's files; point `moodle:` at its true source, then realise"
+                    .into(),
+            );
         }
-    };
-    if let Some(t) = &lock_tree
+    } else if let Some(t) = &lock_tree
         && *t != installation_tree
     {
         problems.push(format!(
             "the site file builds tree {t}, the installation's code is tree {installation_tree}: see the differences above"
         ));
     }
+    let notes = config_notes(&inst, name, out);
     Ok(Imported {
         site: name.to_string(),
         site_file,
-        lock_file: lock_tree.as_ref().map(|_| out.join("site.lock")),
+        lock_file: lock_tree.as_ref().map(|_| lock_file.clone()),
         moodle_release: inst.core.release.clone(),
         core: core_piece,
+        in_core,
         plugins: plugin_pieces,
+        copied: copies,
         links: inst.links,
         left_out: inst.left_out,
         installation_tree,
         lock_tree,
         problems,
+        notes,
     })
+}
+
+/// What to do with a config.php that was left out: it holds the database password, so it
+/// lives outside the codebase and the site file links it; through the link, it must name
+/// the codebase by its path.
+fn config_notes(inst: &Installation, name: &str, out: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    for rel in ["config.php", "public/config.php"] {
+        if !inst.left_out.iter().any(|l| l == rel) || inst.links.contains_key(rel) {
+            continue;
+        }
+        let keep = format!("/etc/moodle/{name}/config.php");
+        let setup = mcb_moodle::config_php::setup_php(inst.core.major_release());
+        let result = std::path::absolute(out.join("result")).unwrap_or_else(|_| out.join("result"));
+        notes.push(format!(
+            "{rel} was left out (it holds the database password): keep it outside the codebase with `install -D -m 0640 {} {keep}`, end it with `require_once('{}/{setup}');` in place of `__DIR__`, and link it: add `links: {{\"{rel}\": \"{keep}\"}}` to {}",
+            inst.root.join(rel).display(),
+            result.display(),
+            out.join("site.ron").display()
+        ));
+    }
+    notes
 }

@@ -255,7 +255,12 @@ pub(crate) fn core_of<C: Catalog>(
     };
     let components = lib_file("components.json")?
         .ok_or_else(|| RealiseError::source("moodle", "the core has no lib/components.json"))?;
-    let plugins = lib_file("plugins.json")?;
+    // Before 4.4 the standard plugins are only in core's plugin manager.
+    let plugins = match lib_file("plugins.json")? {
+        Some(p) => Some(p),
+        None => read_text(catalog, "moodle", &pick, "lib/classes/plugin_manager.php")?
+            .and_then(|php| mcb_moodle::plugins_json_from_plugin_manager(&php)),
+    };
     let mut layout = CoreLayout::new(&components, plugins.as_deref(), public)
         .map_err(|e| RealiseError::source("moodle", e.to_string()))?;
     let web_prefix = if public { "public/" } else { "" };
