@@ -80,9 +80,10 @@ pub fn tracked_dirs(dir: &Path, paths: &[String]) -> Vec<String> {
     if paths.is_empty() || !dir.join(".git").exists() {
         return Vec::new();
     }
-    let mut args = vec!["ls-tree", "--name-only", "HEAD", "--"];
-    args.extend(paths.iter().map(String::as_str));
-    let listed = ask_checkout(dir, &args).unwrap_or_default();
+    // Every directory HEAD holds (overlapping pathspecs make `ls-tree` list children
+    // instead of the entries named).
+    let listed =
+        ask_checkout(dir, &["ls-tree", "-r", "-d", "--name-only", "HEAD"]).unwrap_or_default();
     let listed: std::collections::BTreeSet<&str> = listed.lines().collect();
     paths
         .iter()

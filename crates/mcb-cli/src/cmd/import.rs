@@ -89,9 +89,17 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         }
     }
     if !r.in_core.is_empty() {
+        let shown: Vec<&str> = r.in_core.iter().take(8).map(String::as_str).collect();
         say!(
-            "  in core's own tree (they stay in core): {}",
-            r.in_core.join(", ")
+            "  in core's own tree, so they stay in core: {} plugin{} ({}{})",
+            r.in_core.len(),
+            if r.in_core.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if r.in_core.len() > shown.len() {
+                ", … (--json lists them all)"
+            } else {
+                ""
+            }
         );
     }
     for (from, to) in &r.copied {
