@@ -1048,6 +1048,15 @@ fn import_adopts_a_fork_with_its_own_plugins_in_core() {
         &plugin_php("mod_att", 2024020100, "2024100700", ""),
     );
     fork.write("mod/att/lib.php", "<?php // the institution's\n");
+    // A subplugin inside it: both are in core's tree.
+    fork.write(
+        "mod/att/db/subplugins.json",
+        r#"{"plugintypes": {"atttype": "mod/att/type"}}"#,
+    );
+    fork.write(
+        "mod/att/type/x/version.php",
+        &plugin_php("atttype_x", 2024020100, "2024100700", ""),
+    );
     fork.commit("Moodle 4.5.1 with the institution's plugins");
     fork.tag("v4.5.1");
 
@@ -1086,7 +1095,7 @@ fn import_adopts_a_fork_with_its_own_plugins_in_core() {
     assert_eq!(r["core"]["matched"], "checkout", "{r}");
     assert_eq!(
         r["in_core"],
-        serde_json::json!(["local_inst", "mod_att"]),
+        serde_json::json!(["atttype_x", "local_inst", "mod_att"]),
         "{r}"
     );
     let plugins: Vec<&str> = r["plugins"]
