@@ -955,3 +955,58 @@ fn a_51_codebase_from_git_installs_with_its_vendor() {
     assert_eq!(step(&j, "install")["passed"], true);
     assert!(tmp.is_empty(), "the cluster is gone");
 }
+
+/// The same install, upgrade and refused downgrade on a throwaway MariaDB instance: Moodle
+/// connects with `$CFG->dbtype = 'mariadb'`, the snapshot of the installed generation is a
+/// MariaDB dump restored for the upgrade, and a dump given with `--upgrade-from` that
+/// carries a shell command runs nothing.
+#[test]
+fn install_and_upgrade_on_mariadb() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let m = core(&f);
+    let g = good(&f);
+    let site = good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v1"))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &["--db", "mariadb"]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(j["database"]["engine"], "mariadb", "{j}");
+    assert_eq!(step(&j, "install")["passed"], true);
+    assert_eq!(step(&j, "schema")["passed"], true);
+    assert!(tmp.is_empty() && no_scratch_left(&f), "cleaned up");
+
+    good_site(&f, &m, &[("local_good", Src::git(g.url()).at("v2"))]);
+    f.realise_ok(&site);
+    let (code, j, err) = test(&f, &tmp, &site, &["--db", "mariadb"]);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(
+        j["snapshot_used"], true,
+        "v1 restored from its MariaDB dump: {j}"
+    );
+    assert_eq!(step(&j, "upgrade")["passed"], true);
+    assert_eq!(
+        step(&j, "schema")["passed"],
+        true,
+        "the upgrade added the column: {j}"
+    );
+
+    // A real site's dump that would run a shell command: the restore refuses it.
+    let marker = f.path("pwned");
+    let dump = f.write(
+        "site-dump.sql",
+        format!("CREATE TABLE t (id INT);\n\\! touch {}\n", marker.display()),
+    );
+    let (code, j, err) = test(
+        &f,
+        &tmp,
+        &site,
+        &["--db", "mariadb", "--upgrade-from", dump.to_str().unwrap()],
+    );
+    assert_eq!(code, 7, "{err}\n{j}");
+    assert_eq!(step(&j, "restore")["passed"], false, "{j}");
+    assert!(!marker.exists(), "a command in a dump ran");
+    assert!(
+        tmp.is_empty() && no_scratch_left(&f),
+        "cleaned up after failure"
+    );
+}

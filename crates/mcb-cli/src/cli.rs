@@ -140,6 +140,11 @@ fn parse_db_facts(text: &str) -> Result<(String, String), String> {
 }
 
 /// A Moodle release `X.Y`.
+/// `--db` of `mcb test`.
+fn parse_db_target(text: &str) -> Result<mcb_sitetest::DbTarget, String> {
+    mcb_sitetest::DbTarget::parse(text).map_err(|e| e.message)
+}
+
 pub fn parse_release(text: &str) -> Result<mcb_moodle::Release, String> {
     let parts: Vec<&str> = text.split('.').collect();
     let ok = parts.len() == 2
@@ -276,9 +281,10 @@ pub struct TestArgs {
     /// Lint every PHP file, not only those that changed.
     #[arg(long)]
     pub all: bool,
-    /// Use this PostgreSQL server instead of a throwaway cluster.
-    #[arg(long, value_name = "postgresql://USER:PASS@HOST:PORT")]
-    pub db: Option<String>,
+    /// The database: a throwaway server of `postgres` (the default) or `mariadb`, or a
+    /// server of yours, postgresql://USER:PASS@HOST:PORT or mariadb://USER:PASS@HOST:PORT.
+    #[arg(long, value_name = "postgres|mariadb|URL", value_parser = parse_db_target)]
+    pub db: Option<mcb_sitetest::DbTarget>,
     /// Leave the scratch tree, dataroot and cluster for inspection, and say where.
     #[arg(long)]
     pub keep: bool,

@@ -1096,12 +1096,20 @@ pub struct Test {
     commit: GitOid,
     tree: GitOid,
     php: String,
-    postgres: String,
+    database: TestDatabase,
     steps: Vec<Step>,
     passed: bool,
     snapshot_used: bool,
     kept: Vec<PathBuf>,
     notes: Vec<String>,
+}
+
+/// The database a test ran on.
+#[derive(Serialize)]
+pub struct TestDatabase {
+    /// `postgresql` or `mariadb`.
+    engine: String,
+    version: String,
 }
 
 pub fn test(r: &mcb_sitetest::TestReport) -> Test {
@@ -1110,7 +1118,10 @@ pub fn test(r: &mcb_sitetest::TestReport) -> Test {
         commit: r.commit.clone(),
         tree: r.tree.clone(),
         php: r.php.clone(),
-        postgres: r.postgres.clone(),
+        database: TestDatabase {
+            engine: r.database.0.clone(),
+            version: r.database.1.clone(),
+        },
         steps: r
             .steps
             .iter()

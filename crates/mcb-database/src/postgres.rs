@@ -12,28 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use mcb_exec::{ExecError, Program, RunAs};
+use mcb_exec::{Program, RunAs};
 
-/// Why PostgreSQL could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct PgError {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-fn pg_error(message: impl Into<String>) -> PgError {
-    PgError {
-        message: message.into(),
-        hint: None,
-    }
-}
-
-impl From<ExecError> for PgError {
-    fn from(e: ExecError) -> PgError {
-        pg_error(e.to_string())
-    }
-}
+use crate::error::{DbError, db_error};
+use crate::throwaway::{RemoveOnDrop, free_port};
 
 /// The role a throwaway cluster restores dumps as: it owns the database it restores into
 /// and may do nothing a superuser alone may.
@@ -86,8 +68,8 @@ pub struct DbUrl {
 }
 
 impl DbUrl {
-    pub fn parse(text: &str) -> Result<DbUrl, PgError> {
-        let bad = |why: &str| PgError {
+    pub fn parse(text: &str) -> Result<DbUrl, DbError> {
+        let bad = |why: &str| DbError {
             message: format!(
                 "--db {}: {why}; give postgresql://USER[:PASS]@HOST[:PORT]",
                 shown_db_url(text)
@@ -184,32 +166,8 @@ impl Drop for Cluster {
     }
 }
 
-/// Removes a directory when dropped, unless disarmed.
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then let go for the server to take).
-fn free_port() -> Result<u16, PgError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| pg_error(format!("cannot find a free port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| pg_error(e.to_string()))?.port())
-}
-
 /// The programs a throwaway cluster needs, or what to install.
-pub fn check_programs(own_cluster: bool) -> Result<(), PgError> {
+pub fn check_programs(own_cluster: bool) -> Result<(), DbError> {
     let mut missing: Vec<&str> = ["psql", "pg_dump", "pg_restore"]
         .into_iter()
         .filter(|p| server_bin(p).is_none())
@@ -224,7 +182,7 @@ pub fn check_programs(own_cluster: bool) -> Result<(), PgError> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(PgError {
+    Err(DbError {
         message: format!("PostgreSQL's {} cannot be found", missing.join(", ")),
         hint: Some(if own_cluster {
             "install PostgreSQL (Debian: apt-get install postgresql), or name a server with --db postgresql://USER:PASS@HOST:PORT".into()
@@ -239,69 +197,19 @@ pub fn check_programs(own_cluster: bool) -> Result<(), PgError> {
 /// (where the `postgres` user can reach it, whatever the store's permissions).
 pub const CLUSTER_PREFIX: &str = "mcb-test-pg-";
 
-/// Stops and removes the throwaway clusters killed runs left (their server, if the kernel
-/// did not stop it with its run, only when it is the one serving that directory).
-/// Returns how many.
-pub fn reap_abandoned_clusters() -> usize {
-    let dirs = mcb_store::abandoned_dirs(&std::env::temp_dir(), CLUSTER_PREFIX);
-    for dir in &dirs {
-        // The postmaster and its backends all work in the data directory; a backend
-        // outlives a killed postmaster for a moment and may still write there.
-        let data = dir.join("data");
-        let working_there = processes_working_in(&data);
-        for pid in &working_there {
-            // SAFETY: a signal to a process whose working directory is this abandoned one.
-            unsafe {
-                libc::kill(*pid, libc::SIGKILL);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !processes_working_in(&data).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for _ in 0..5 {
-            if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    dirs.len()
-}
-
-/// The live processes whose working directory is `dir` or inside it.
-fn processes_working_in(dir: &Path) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
-        })
-        .filter(|pid| {
-            // A zombie is gone but for its parent's wait.
-            !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-            })
-        })
-        .collect()
-}
-
 impl Server {
     /// Starts a cluster in a new directory of the system's temporary directory, held by
     /// this run: trust authentication, 127.0.0.1 only, no fsync (it is thrown away), its
     /// server a child of this process.
-    pub fn start(keep: bool) -> Result<Server, PgError> {
+    pub fn start(keep: bool) -> Result<Server, DbError> {
         check_programs(true)?;
         let dir = mcb_store::HeldDir::create_in(&std::env::temp_dir(), CLUSTER_PREFIX)
-            .map_err(|e| pg_error(format!("cannot make a directory for PostgreSQL: {e}")))?;
+            .map_err(|e| db_error(format!("cannot make a directory for PostgreSQL: {e}")))?;
         // Removed again if the cluster does not start.
         let remove_on_failure = RemoveOnDrop(Some(dir.path.clone()));
         // PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
         let run_as = if mcb_exec::is_root() {
-            let u = RunAs::user("postgres").ok_or_else(|| PgError {
+            let u = RunAs::user("postgres").ok_or_else(|| DbError {
                 message: "mcb runs as root and the system has no `postgres` user to run PostgreSQL as".into(),
                 hint: Some("install PostgreSQL from the distribution (it creates the user), or run mcb as another user".into()),
             })?;
@@ -309,7 +217,7 @@ impl Server {
                 .expect("paths hold no NUL");
             // SAFETY: a valid path; ids from the passwd database.
             if unsafe { libc::chown(path.as_ptr(), u.uid, u.gid) } != 0 {
-                return Err(pg_error(format!(
+                return Err(db_error(format!(
                     "cannot give {} to the postgres user: {}",
                     dir.path.display(),
                     std::io::Error::last_os_error()
@@ -371,7 +279,7 @@ impl Server {
                     let ended = matches!(cluster.server.try_wait(), Ok(Some(_)));
                     if ended || started.elapsed() > START_WITHIN {
                         let said = std::fs::read_to_string(&log).unwrap_or_default();
-                        return Err(pg_error(format!(
+                        return Err(db_error(format!(
                             "PostgreSQL did not start: {}",
                             if said.trim().is_empty() {
                                 e.message
@@ -395,7 +303,7 @@ impl Server {
     /// A server the user runs, named as `postgresql://USER[:PASS]@HOST[:PORT]`: user and
     /// password percent-decoded, an IPv6 host without its brackets. The password is never
     /// said in a message.
-    pub fn connect(url: &str) -> Result<Server, PgError> {
+    pub fn connect(url: &str) -> Result<Server, DbError> {
         check_programs(false)?;
         let target = DbUrl::parse(url)?;
         let mut s = Server {
@@ -434,7 +342,7 @@ impl Server {
     }
 
     /// One value from `sql` in database `db`.
-    pub fn query(&self, db: &str, sql: &str) -> Result<String, PgError> {
+    pub fn query(&self, db: &str, sql: &str) -> Result<String, DbError> {
         let out = self
             .client("psql")
             .args([
@@ -454,7 +362,7 @@ impl Server {
     }
 
     /// A new empty database `name` (dropped first if it exists).
-    pub fn fresh_database(&self, name: &str) -> Result<(), PgError> {
+    pub fn fresh_database(&self, name: &str) -> Result<(), DbError> {
         self.query("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\""))?;
         let owner = if self.cluster.is_some() {
             format!(" OWNER {RESTORE_ROLE}")
@@ -474,7 +382,7 @@ impl Server {
     }
 
     /// Writes database `db` to `file` (pg_dump's custom format).
-    pub fn dump(&self, db: &str, file: &Path) -> Result<(), PgError> {
+    pub fn dump(&self, db: &str, file: &Path) -> Result<(), DbError> {
         self.client("pg_dump")
             .args(["-Fc", "-d", db, "-f"])
             .arg(file)
@@ -493,7 +401,7 @@ impl Server {
     }
 
     /// Restores a custom-format dump (pg_dump -Fc) into database `db`.
-    pub fn restore_custom(&self, db: &str, file: &Path) -> Result<(), PgError> {
+    pub fn restore_custom(&self, db: &str, file: &Path) -> Result<(), DbError> {
         self.client_as("pg_restore", self.restorer())
             .args(["--no-owner", "--no-privileges", "--exit-on-error", "-d", db])
             .arg(file)
@@ -503,7 +411,7 @@ impl Server {
 
     /// Restores `file`, a dump in pg_dump's custom format (by pg_restore) or plain SQL (by
     /// psql, its meta-commands disabled first: a `\!` in the dump runs nothing).
-    pub fn restore(&self, db: &str, file: &Path) -> Result<(), PgError> {
+    pub fn restore(&self, db: &str, file: &Path) -> Result<(), DbError> {
         let custom = std::fs::File::open(file)
             .and_then(|mut f| {
                 let mut head = [0u8; 5];
@@ -514,7 +422,7 @@ impl Server {
             return self.restore_custom(db, file);
         }
         let sql = std::fs::read(file)
-            .map_err(|e| pg_error(format!("cannot read {}: {e}", file.display())))?;
+            .map_err(|e| db_error(format!("cannot read {}: {e}", file.display())))?;
         // A key the dump cannot know: only `\unrestrict KEY` lifts the restriction.
         let key = blake3::hash(format!("{}{:?}", std::process::id(), Instant::now()).as_bytes())
             .to_hex()[..32]
@@ -527,7 +435,7 @@ impl Server {
         if !out.success() {
             let said = mcb_exec::last_lines(&out.stderr_text(), 5);
             if said.contains("invalid command \\restrict") {
-                return Err(PgError {
+                return Err(DbError {
                     message: format!(
                         "{} is a plain-SQL dump, and this psql cannot disable meta-commands",
                         file.display()
@@ -535,7 +443,7 @@ impl Server {
                     hint: Some("use psql 15.14, 16.10, 17.6 or newer, or give a custom-format dump (pg_dump -Fc)".into()),
                 });
             }
-            return Err(pg_error(format!(
+            return Err(db_error(format!(
                 "psql could not restore {}: {said}",
                 file.display()
             )));

@@ -16,7 +16,7 @@ pub enum TestError {
     },
     /// PostgreSQL could not be started or reached.
     #[error(transparent)]
-    Database(#[from] mcb_database::PgError),
+    Database(#[from] mcb_database::DbError),
     /// A file of the test's own could not be written or read.
     #[error("{message}")]
     Filesystem {

@@ -10,4 +10,5 @@ mod error;
 mod run;
 
 pub use error::TestError;
+pub use mcb_database::{DbTarget, Engine};
 pub use run::{StepResult, TestPlan, TestReport, reap_abandoned, test_site};

@@ -17,15 +17,15 @@ use std::os::unix::fs::PermissionsExt;
 
 use mcb_store::{EntryKind, GitOid, LinkMode};
 
-use mcb_database::Server;
+use mcb_database::{DbServer, DbTarget};
 use mcb_moodle::{MoodleFailure, moodle_failure, schema_failures};
 use mcb_realise::{Reporter, RunContext, RunOptions, Stage};
 
 use crate::error::TestError;
 
-/// PHP extensions Moodle needs, checked before anything starts.
+/// PHP extensions Moodle needs, checked before anything starts (with the database's own:
+/// see [`db_extension`]).
 const PHP_EXTENSIONS: &[&str] = &[
-    "pgsql",
     "intl",
     "zip",
     "mbstring",
@@ -65,8 +65,9 @@ pub struct TestPlan {
     pub schema: bool,
     /// Lint every PHP file, not only those that changed.
     pub all_files: bool,
-    /// A server to use instead of a throwaway cluster.
-    pub db: Option<String>,
+    /// The database: a throwaway server of an engine (PostgreSQL unless said), or a
+    /// server's URL.
+    pub db: Option<DbTarget>,
     /// Leave the scratch tree, dataroot and cluster for inspection.
     pub keep: bool,
     /// The site's `result` link, when it is not beside the site file: the generation it
@@ -94,7 +95,8 @@ pub struct TestReport {
     pub commit: GitOid,
     pub tree: GitOid,
     pub php: String,
-    pub postgres: String,
+    /// The database the test ran on: its engine ("postgresql", "mariadb") and version.
+    pub database: (String, String),
     pub steps: Vec<StepResult>,
     pub passed: bool,
     /// The previous generation was restored from its snapshot, not installed again.
@@ -113,8 +115,16 @@ fn env_error(message: impl Into<String>, hint: impl Into<String>) -> TestError {
     }
 }
 
+/// The PHP extension Moodle reaches `engine` with.
+fn db_extension(engine: mcb_database::Engine) -> &'static str {
+    match engine {
+        mcb_database::Engine::Postgres => "pgsql",
+        mcb_database::Engine::MariaDb => "mysqli",
+    }
+}
+
 /// The PHP version, after checking PHP and the extensions Moodle needs are there.
-fn check_php() -> Result<String, TestError> {
+fn check_php(engine: mcb_database::Engine) -> Result<String, TestError> {
     let out = Program::new("php").arg("-m").output().map_err(|_| {
         env_error(
             "php cannot be found",
@@ -123,9 +133,8 @@ fn check_php() -> Result<String, TestError> {
     })?;
     let have = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
     let have: Vec<&str> = have.lines().map(str::trim).collect();
-    let missing: Vec<&str> = PHP_EXTENSIONS
-        .iter()
-        .copied()
+    let missing: Vec<&str> = std::iter::once(db_extension(engine))
+        .chain(PHP_EXTENSIONS.iter().copied())
         .filter(|e| !have.contains(e))
         .collect();
     if !missing.is_empty() {
@@ -141,6 +150,7 @@ fn check_php() -> Result<String, TestError> {
                     .iter()
                     .map(|e| match *e {
                         "dom" | "simplexml" => "php-xml".to_string(),
+                        "mysqli" => "php-mysql".to_string(),
                         e => format!("php-{e}"),
                     })
                     .collect::<std::collections::BTreeSet<_>>()
@@ -190,7 +200,7 @@ impl Scratch {
         &self,
         ctx: &RunContext,
         tree: &GitOid,
-        server: &Server,
+        server: &DbServer,
         db: &str,
     ) -> Result<(), TestError> {
         if self.code.exists() {
@@ -213,12 +223,13 @@ impl Scratch {
         let _ = std::fs::remove_file(&config);
         let php_str = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
         let text = format!(
-            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/{}lib/setup.php');\n",
-            php_str(&server.host),
+            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = '{}';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/{}lib/setup.php');\n",
+            server.engine().moodle_dbtype(),
+            php_str(server.host()),
             php_str(db),
-            php_str(&server.user),
-            php_str(&server.password),
-            server.port,
+            php_str(server.user()),
+            php_str(server.password()),
+            server.port(),
             php_str(&self.dataroot.display().to_string()),
             self.web_root(),
         );
@@ -338,7 +349,7 @@ const SNAPSHOT_RECORD: &str = "SNAPSHOT";
 /// Is the snapshot at `dir` whole and as it was written: a custom-format dump and a
 /// dataroot hashing to what its record says? Anything else there (a plain-SQL dump, a
 /// file changed since) makes it no snapshot.
-fn snapshot_sound(dir: &Path) -> bool {
+fn snapshot_sound(dir: &Path, server: &DbServer) -> bool {
     let Ok(record) = std::fs::read_to_string(dir.join(SNAPSHOT_RECORD)) else {
         return false;
     };
@@ -353,7 +364,7 @@ fn snapshot_sound(dir: &Path) -> bool {
     let Ok(bytes) = std::fs::read(dir.join("db.dump")) else {
         return false;
     };
-    bytes.starts_with(b"PGDMP")
+    server.is_own_dump(&bytes)
         && blake3::hash(&bytes).to_hex().as_str() == dump
         && tree_digest(&dir.join("dataroot")).as_deref() == Some(dataroot.as_str())
 }
@@ -435,7 +446,7 @@ fn lint(code: &Path, scratch: &Path, files: &[String]) -> Result<Vec<MoodleFailu
 
 struct Run<'a> {
     ctx: &'a RunContext,
-    server: &'a Server,
+    server: &'a DbServer,
     scratch: &'a Scratch,
     steps: Vec<StepResult>,
     snapshot_used: bool,
@@ -491,8 +502,12 @@ impl Run<'_> {
         let _ = std::fs::remove_dir_all(&self.scratch.dataroot);
         std::fs::create_dir_all(&self.scratch.dataroot)
             .map_err(|e| fs_error("cannot make the dataroot", e))?;
-        let snap = self.ctx.store.cache().test_snapshot_dir(tree);
-        if snap.exists() && !snapshot_sound(&snap) {
+        let snap = self
+            .ctx
+            .store
+            .cache()
+            .test_snapshot_dir(tree, self.server.engine().name());
+        if snap.exists() && !snapshot_sound(&snap, self.server) {
             // Not as mcb wrote it: never restored, removed, installed again.
             let _ = std::fs::remove_dir_all(&snap);
             self.notes.push(format!(
@@ -501,7 +516,7 @@ impl Run<'_> {
             ));
         }
         if snap.exists() {
-            self.server.restore_custom(db, &snap.join("db.dump"))?;
+            self.server.restore_own(db, &snap.join("db.dump"))?;
             copy_tree(&snap.join("dataroot"), &self.scratch.dataroot)?;
             self.snapshot_used = true;
             return Ok(self.record(
@@ -549,7 +564,11 @@ impl Run<'_> {
     /// Keeps database `db` and the dataroot as the snapshot of `tree`, with the record of
     /// what both hash to, written last.
     fn snapshot(&self, tree: &GitOid, db: &str) -> Result<(), TestError> {
-        let dir = self.ctx.store.cache().test_snapshot_dir(tree);
+        let dir = self
+            .ctx
+            .store
+            .cache()
+            .test_snapshot_dir(tree, self.server.engine().name());
         let staging = dir.with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| fs_error("cannot keep a snapshot", e))?;
@@ -638,7 +657,7 @@ fn last_lines(out: &str) -> String {
 /// kernel did not stop with its run) and their scratch trees in the store. Returns how
 /// many directories went.
 pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
-    let clusters = mcb_database::reap_abandoned_clusters();
+    let clusters = mcb_database::reap_abandoned_servers();
     let scratch = store.abandoned_staging(STAGING_PREFIX);
     for d in &scratch {
         let _ = mcb_store::remove_tree(d);
@@ -736,7 +755,10 @@ impl Run<'_> {
             return Ok(true);
         };
         let mut host = mcb_realise::host::probe();
-        host.database = Some(("postgres".into(), self.server.version.clone()));
+        host.database = Some((
+            self.server.engine().environment_vendor().into(),
+            self.server.version().to_string(),
+        ));
         let unmet = needs.unmet(&host);
         let detail = format!("PHP {}", host.php.as_deref().unwrap_or("?"));
         let failures = unmet
@@ -827,8 +849,12 @@ pub fn test_site(
     reporter: &dyn Reporter,
 ) -> Result<TestReport, TestError> {
     let site = SiteFile::load(site_path)?;
-    let php = check_php()?;
-    mcb_database::check_programs(plan.db.is_none())?;
+    let target = plan
+        .db
+        .clone()
+        .unwrap_or(DbTarget::Throwaway(mcb_database::Engine::Postgres));
+    let php = check_php(target.engine())?;
+    DbServer::check_programs(&target)?;
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let head = ctx
         .git
@@ -851,13 +877,10 @@ pub fn test_site(
             if reaped == 1 { "was" } else { "were" }
         ));
     }
-    let server = match &plan.db {
-        Some(url) => Server::connect(url)?,
-        None => {
-            reporter.stage(Stage::Fetch, "PostgreSQL");
-            Server::start(plan.keep)?
-        }
-    };
+    if let DbTarget::Throwaway(engine) = &target {
+        reporter.stage(Stage::Fetch, engine.name());
+    }
+    let server = DbServer::open(&target, plan.keep)?;
     let scratch = Scratch::new(&ctx.store)?;
     let db = format!("mcb_test_{}", std::process::id());
     let mut run = Run {
@@ -871,12 +894,15 @@ pub fn test_site(
     };
     let outcome = run.run_steps(&steps, plan, previous.as_ref(), &log, &db, reporter);
     let (steps, snapshot_used, notes) = (run.steps, run.snapshot_used, run.notes);
-    let postgres = server.version.clone();
+    let database = (
+        server.engine().name().to_string(),
+        server.version().to_string(),
+    );
     server.drop_database(&db);
     let mut kept = Vec::new();
     if plan.keep {
         kept.push(scratch.root.clone());
-        if let Some(d) = server.cluster_dir() {
+        if let Some(d) = server.scratch_dir() {
             kept.push(d.to_path_buf());
         }
     } else {
@@ -889,7 +915,7 @@ pub fn test_site(
         commit: head,
         tree: log[0].1.clone(),
         php,
-        postgres,
+        database,
         passed: steps.iter().all(|s| s.passed),
         steps,
         snapshot_used,
@@ -924,7 +950,7 @@ fn record_note(ctx: &RunContext, r: &TestReport) -> Result<(), TestError> {
         format: mcb_realise::test_note::TEST_NOTE_FORMAT,
         passed: r.passed,
         php: r.php.clone(),
-        database: format!("postgresql {}", r.postgres),
+        database: format!("{} {}", r.database.0, r.database.1),
         steps: r
             .steps
             .iter()

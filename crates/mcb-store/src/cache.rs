@@ -14,7 +14,7 @@
 //! | `archive-md5-v2` | md5 | the blake3 and date of the zip the plugins directory gave with that md5 | the zip's bytes' md5 and blake3 |
 //! | `index-lists-v1` | URL key | a plugin index's list (`.json`) and its ETag and last check (`.meta`) | (the list is read as input) |
 //! | `list-offsets-v1` | blake3 of a list | where each plugin's record is in that list, so a run parses only the records it asks for | each record read back |
-//! | `test-snapshots-v2` | tree id | a tested codebase's database dump and dataroot | the blake3 of both, recorded last |
+//! | `test-snapshots-v2` | tree id (`.mariadb` after it for MariaDB's) | a tested codebase's database dump and dataroot | the blake3 of both, recorded last |
 //! | `vendor-v1` | blake3 of (composer.lock, composer version, options) | the record of the `vendor/` Composer built from them: its manifest and each dist's blake3 | the record names the composer.lock it came from; the manifest must be in the store |
 //!
 //! A URL key is the first 16 hex digits of the blake3 of the URL.
@@ -149,8 +149,13 @@ impl Cache<'_> {
     /// (`mcb test`), so the next test of an upgrade from it restores them instead of
     /// installing again. The directory holds `db.dump`, `dataroot/` and, written last, a
     /// record of both's hashes that is checked before they are used.
-    pub fn test_snapshot_dir(&self, tree: &GitOid) -> PathBuf {
-        self.path(TEST_SNAPSHOTS, tree.as_str())
+    /// `engine` is the database's ("postgresql", "mariadb"): a snapshot restores only into
+    /// its own engine. PostgreSQL's keep the name they always had.
+    pub fn test_snapshot_dir(&self, tree: &GitOid, engine: &str) -> PathBuf {
+        match engine {
+            "postgresql" => self.path(TEST_SNAPSHOTS, tree.as_str()),
+            other => self.path(TEST_SNAPSHOTS, &format!("{tree}.{other}")),
+        }
     }
 
     /// The record of the `vendor/` built for `key` (the caller's text), when there is one.

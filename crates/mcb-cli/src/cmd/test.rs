@@ -58,12 +58,13 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
     }
     if !g.quiet {
         say!(
-            "{} {}: tested {} (php {}, postgresql {})",
+            "{} {}: tested {} (php {}, {} {})",
             if r.passed { "passed" } else { "FAILED" },
             r.site,
             &r.commit.as_str()[..12],
             r.php,
-            r.postgres
+            r.database.0,
+            r.database.1
         );
         for s in &r.steps {
             say!(

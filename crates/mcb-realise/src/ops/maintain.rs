@@ -126,7 +126,7 @@ pub fn gc(
         for d in &abandoned {
             let _ = mcb_store::remove_tree(d);
         }
-        abandoned.len() + mcb_database::reap_abandoned_clusters()
+        abandoned.len() + mcb_database::reap_abandoned_servers()
     };
     let mut roots = BTreeSet::new();
     let mut kept: BTreeMap<String, Vec<GitOid>> = BTreeMap::new();
