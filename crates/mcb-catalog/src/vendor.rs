@@ -7,7 +7,7 @@
 //! blake3 of (composer.lock, Composer's version, the install options), so the next site on
 //! the same core takes it from the store without running Composer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mcb_config::{Location, LockedDist, LockedVendor};
 use mcb_store::{Blake3, Manifest, ManifestHash};
@@ -299,17 +299,14 @@ impl Sources<'_> {
         for d in [&cache_dir, &home, &project] {
             std::fs::create_dir_all(d)?;
         }
-        let fetched: Vec<Result<(LockedDist, PathBuf), SourceError>> = {
+        // In parallel; the first failure stops what has not started.
+        let dists: Vec<LockedDist> = {
             use rayon::prelude::*;
             lock.packages
                 .par_iter()
                 .map(|p| self.dist(p, locked, &cache_dir))
-                .collect()
+                .collect::<Result<Vec<_>, SourceError>>()?
         };
-        let mut dists = Vec::with_capacity(fetched.len());
-        for f in fetched {
-            dists.push(f?.0);
-        }
         std::fs::write(project.join("composer.json"), json_bytes)?;
         std::fs::write(project.join("composer.lock"), lock_bytes)?;
         // The autoloader's class names carry a suffix Composer would otherwise draw at
@@ -368,7 +365,7 @@ impl Sources<'_> {
         p: &LockPackage,
         locked: Option<&LockedVendor>,
         cache_dir: &Path,
-    ) -> Result<(LockedDist, PathBuf), SourceError> {
+    ) -> Result<LockedDist, SourceError> {
         let d = p.dist.as_ref().expect("read_lock checked every dist");
         let shown = crate::http::shown_url(&d.url);
         let staged = self.stage(WHO, &Location::Url(d.url.clone()))?;
@@ -423,15 +420,12 @@ impl Sources<'_> {
             )
             .because(e)
         })?;
-        Ok((
-            LockedDist {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                url: d.url.clone(),
-                blake3: staged.blake3.clone(),
-            },
-            at,
-        ))
+        Ok(LockedDist {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            url: d.url.clone(),
+            blake3: staged.blake3.clone(),
+        })
     }
 }
 
