@@ -384,3 +384,37 @@ fn a_newer_release_gets_the_newest_installable_version_and_a_downgrade_blocks() 
         "{p}"
     );
 }
+
+/// A release newer than mcb's table is a column as soon as the core upstream tags it, its
+/// facts read from its own version.php.
+#[test]
+fn a_release_newer_than_the_table_is_checked_once_upstream_tags_it() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    let site = f.site(
+        &Site::new("s1")
+            .core(m.url(), "4.5")
+            .plugin("block_g", Src::git(g.url())),
+    );
+    f.realise_ok(&site);
+    write_core(&m, "", "2027042000.00", "5.4 (Build: 20270420)", "504");
+    m.commit("Moodle 5.4");
+    m.tag("v5.4.0");
+    let (code, j, err) = check(&f, &["--all-branches", "--refresh"], &site);
+    assert_eq!(code, 0, "{err}\n{j}");
+    assert_eq!(
+        j["releases"],
+        serde_json::json!(["4.5", "5.0", "5.1", "5.2", "5.3", "5.4"]),
+        "{j}"
+    );
+    let notes = j["notes"]["5.4"].to_string();
+    assert!(
+        !notes.contains("knows no build") && !notes.contains("is taken as"),
+        "5.4 is read from its own code: {notes}"
+    );
+    assert_eq!(status(&j, "block_g")["cells"][5]["status"], "fits", "{j}");
+}

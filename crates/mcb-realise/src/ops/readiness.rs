@@ -509,8 +509,50 @@ pub struct ReadinessMatrix {
     pub out_of_support: Vec<(String, String)>,
 }
 
+/// The X.Y releases whose `vX.Y.0` tag the core upstream has: `core_source` when it is a
+/// git upstream, else the site's own git core source, else Moodle's own (when online).
+/// Nothing when none can be read: the table of releases stands alone then.
+fn upstream_releases(
+    site: &SiteFile,
+    core_source: Option<&str>,
+    opts: &RunOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> Vec<Release> {
+    let Ok(ctx) = RunContext::open(opts, Some(site), reporter) else {
+        return Vec::new();
+    };
+    let sources = ctx.sources(site.dir(), reporter);
+    let own = match &site.moodle.source {
+        SourceSpec::Git { url, .. } => Some(url.clone()),
+        _ => None,
+    };
+    let given = core_source.filter(|c| {
+        !matches!(sources.locate(c), mcb_config::Location::Path(p) if p.is_dir() && !p.join(".git").exists() && !p.join("HEAD").exists())
+    });
+    let url = match (given, own) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(u)) => u,
+        (None, None) if !opts.offline => opts.moodle_git.clone(),
+        _ => return Vec::new(),
+    };
+    let Ok(refs) = sources.git_refs("moodle", &url) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Release> = refs
+        .tags
+        .keys()
+        .filter_map(|t| mcb_moodle::release::parse_release_tag(t))
+        .filter(|(_, patch)| *patch == 0)
+        .map(|(r, _)| r)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The readiness of every plugin of `site_path` on each release from the site's own up to
-/// the newest mcb knows (the four newest when the site has no lock yet).
+/// the newest mcb knows or the core upstream tags (the four newest when the site has no
+/// lock yet).
 pub fn readiness_matrix(
     site_path: &Path,
     core_source: Option<&str>,
@@ -519,7 +561,15 @@ pub fn readiness_matrix(
 ) -> Result<ReadinessMatrix, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let lock = Lock::load(&site.lock_path())?;
-    let known = mcb_moodle::known_releases();
+    let mut known = mcb_moodle::known_releases();
+    // Releases newer than mcb's table, when the core upstream has their X.Y.0 tag.
+    let newest = known.last().copied();
+    for r in upstream_releases(&site, core_source, opts, reporter) {
+        if newest.is_none_or(|n| r > n) && !known.contains(&r) {
+            known.push(r);
+        }
+    }
+    known.sort();
     let from = lock
         .as_ref()
         .map(|l| mcb_moodle::Branch(l.moodle.branch).release())
