@@ -15,6 +15,11 @@ pub(crate) const COMPOSER_JSON: &str = r#"{
     },
     "require-dev": {
         "acme/devtool": "^1.0"
+    },
+    "autoload": {
+        "psr-4": {
+            "Core\\Site\\": "public/lib/site/"
+        }
     }
 }
 "#;
@@ -120,6 +125,11 @@ fn core_with_composer(f: &Fixture, server: &Server) -> GitRepo {
     }
     m.write("composer.json", COMPOSER_JSON);
     m.write("composer.lock", &composer_lock(server, &dists[0].1));
+    // Core's own classes, which its composer.json autoloads.
+    m.write(
+        "public/lib/site/Hello.php",
+        "<?php\nnamespace Core\\Site;\nclass Hello { const WORD = 'core'; }\n",
+    );
     m.commit("Third-party libraries through Composer");
     m.git(&["tag", "-f", "v5.1.0"]);
     m
@@ -222,16 +232,21 @@ fn a_51_core_gets_its_vendor_built_by_composer_once_and_the_same_everywhere() {
     let classmap =
         std::fs::read_to_string(result.join("vendor/composer/autoload_classmap.php")).unwrap();
     assert!(classmap.contains("Acme\\\\Greet\\\\Greeter"), "{classmap}");
+    // Core's own classes are in the class map, as `composer install` in a checkout puts them.
+    assert!(
+        classmap.contains("$baseDir . '/public/lib/site/Hello.php'"),
+        "{classmap}"
+    );
     // PHP loads both packages from the codebase, as Moodle's lib/setup.php does.
     let php = std::process::Command::new("php")
         .arg("-r")
-        .arg("require 'vendor/autoload.php'; echo Shout::it((new Acme\\Greet\\Greeter)->hi());")
+        .arg("require 'vendor/autoload.php'; echo Shout::it((new Acme\\Greet\\Greeter)->hi()), ' ', Core\\Site\\Hello::WORD;")
         .current_dir(&result)
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&php.stdout),
-        "HELLO",
+        "HELLO core",
         "{}",
         String::from_utf8_lossy(&php.stderr)
     );

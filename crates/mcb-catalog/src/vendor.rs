@@ -170,6 +170,36 @@ pub fn composer_version() -> Result<String, SourceError> {
         })
 }
 
+/// The paths a root composer.json's `autoload` names (psr-4, psr-0, classmap, files),
+/// relative and inside the codebase; `""` for the root itself.
+fn root_autoload_paths(json_bytes: &[u8]) -> Vec<String> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(json_bytes) else {
+        return Vec::new();
+    };
+    let Some(autoload) = json.get("autoload").and_then(|a| a.as_object()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut take = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => {
+            out.extend(a.iter().filter_map(|x| x.as_str().map(str::to_string)))
+        }
+        _ => {}
+    };
+    for (kind, v) in autoload {
+        match (kind.as_str(), v) {
+            ("psr-4" | "psr-0", serde_json::Value::Object(m)) => m.values().for_each(&mut take),
+            ("classmap" | "files", v) => take(v),
+            _ => {}
+        }
+    }
+    out.into_iter()
+        .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|p| !p.starts_with('/') && !p.split('/').any(|c| c == ".."))
+        .collect()
+}
+
 /// The key of a `vendor/` in the store's cache.
 fn vendor_key(lock: &[u8], composer: &str) -> Blake3 {
     let mut h = blake3::Hasher::new();
@@ -239,7 +269,7 @@ impl Sources<'_> {
         if let Some(v) = recorded.as_ref().and_then(reuse) {
             return Ok(Some(v));
         }
-        let built = self.build_vendor(&lock, &lock_bytes, &json_bytes, locked)?;
+        let built = self.build_vendor(core, &lock, &lock_bytes, &json_bytes, locked)?;
         let locked = LockedVendor {
             composer_lock: lock_hash,
             composer,
@@ -265,6 +295,7 @@ impl Sources<'_> {
     /// directory of the store and ingests the `vendor/` it writes.
     fn build_vendor(
         &self,
+        core: &StoredSource,
         lock: &ComposerLock,
         lock_bytes: &[u8],
         json_bytes: &[u8],
@@ -276,7 +307,7 @@ impl Sources<'_> {
         let scratch = self.store.held_staging("vendor-").map_err(|e| {
             SourceError::new(WHO, SourceFailure::Store, "the store failed").because(e)
         })?;
-        let result = self.build_in(&scratch.path, lock, lock_bytes, json_bytes, locked);
+        let result = self.build_in(core, &scratch.path, lock, lock_bytes, json_bytes, locked);
         let _ = mcb_store::remove_tree(&scratch.path);
         drop(scratch);
         result.map_err(|e| match e {
@@ -287,6 +318,7 @@ impl Sources<'_> {
 
     fn build_in(
         &self,
+        core: &StoredSource,
         scratch: &Path,
         lock: &ComposerLock,
         lock_bytes: &[u8],
@@ -309,6 +341,7 @@ impl Sources<'_> {
         };
         std::fs::write(project.join("composer.json"), json_bytes)?;
         std::fs::write(project.join("composer.lock"), lock_bytes)?;
+        self.place_root_autoload(core, &project, json_bytes)?;
         // The autoloader's class names carry a suffix Composer would otherwise draw at
         // random: the lock's content-hash makes it the same on every machine.
         let config = serde_json::json!({"config": {"autoloader-suffix": lock.content_hash}});
@@ -356,6 +389,44 @@ impl Sources<'_> {
             .because(e)
         })?;
         Ok(Built { manifest, dists })
+    }
+
+    /// Copies beside composer.json the core files its own `autoload` names, so that the
+    /// class map Composer writes holds core's classes as `composer install` in a checkout
+    /// would (copies: Composer never writes into the store's objects).
+    fn place_root_autoload(
+        &self,
+        core: &StoredSource,
+        project: &Path,
+        json_bytes: &[u8],
+    ) -> Result<(), BuildError> {
+        let paths = root_autoload_paths(json_bytes);
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let named = |file: &str| {
+            paths.iter().any(|p| {
+                p.is_empty()
+                    || file == p
+                    || file
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+        };
+        for e in core.manifest.entries.iter().filter(|e| named(&e.path)) {
+            if e.kind == mcb_store::EntryKind::Symlink {
+                continue;
+            }
+            let Some(bytes) = self.read(WHO, core, &e.path)? else {
+                continue;
+            };
+            let to = project.join(&e.path);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&to, bytes)?;
+        }
+        Ok(())
     }
 
     /// One package's dist: downloaded, checked against the composer.lock's shasum and the
