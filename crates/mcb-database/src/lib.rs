@@ -11,8 +11,10 @@ pub mod mariadb;
 pub mod postgres;
 pub mod server;
 mod throwaway;
+pub mod url;
 
 pub use error::DbError;
-pub use postgres::{CLUSTER_PREFIX, DbUrl, installed_version, shown_db_url};
+pub use postgres::{CLUSTER_PREFIX, installed_version};
 pub use server::{DbServer, DbTarget, Engine};
 pub use throwaway::reap_abandoned_servers;
+pub use url::{DbUrl, shown_db_url};

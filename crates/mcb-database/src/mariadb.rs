@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use mcb_exec::{Program, RunAs};
+use mcb_exec::Program;
 
 use crate::error::{DbError, db_error};
-use crate::throwaway::{RemoveOnDrop, free_port};
+use crate::throwaway::{RemoveOnDrop, free_port, give_to, run_as_owner};
+use crate::url::DbUrl;
 
 /// What a throwaway instance's directory is called, in the system's temporary directory.
 pub const INSTANCE_PREFIX: &str = "mcb-test-mariadb-";
@@ -59,45 +60,8 @@ pub fn check_programs(own_instance: bool) -> Result<(), DbError> {
 }
 
 /// What `--db mariadb://USER[:PASS]@HOST[:PORT]` (or `mysql://`) names.
-struct Target {
-    user: String,
-    password: String,
-    host: String,
-    port: u16,
-}
-
-fn parse_url(text: &str) -> Result<Target, DbError> {
-    let bad = |why: &str| DbError {
-        message: format!(
-            "--db {}: {why}; give mariadb://USER[:PASS]@HOST[:PORT]",
-            crate::postgres::shown_db_url(text)
-        ),
-        hint: None,
-    };
-    let u = url::Url::parse(text).map_err(|_| bad("not a URL"))?;
-    if !matches!(u.scheme(), "mariadb" | "mysql") {
-        return Err(bad("not a mariadb:// URL"));
-    }
-    if u.username().is_empty() {
-        return Err(bad("it names no user"));
-    }
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| bad("its user or password is not UTF-8 once decoded"))
-    };
-    let host = match u.host().ok_or_else(|| bad("it names no host"))? {
-        url::Host::Domain(d) => d.to_string(),
-        url::Host::Ipv4(a) => a.to_string(),
-        url::Host::Ipv6(a) => a.to_string(),
-    };
-    Ok(Target {
-        user: decode(u.username())?,
-        password: decode(u.password().unwrap_or(""))?,
-        host,
-        port: u.port().unwrap_or(3306),
-    })
+fn parse_url(text: &str) -> Result<DbUrl, DbError> {
+    DbUrl::parse_as(text, &["mariadb", "mysql"], 3306)
 }
 
 /// A MariaDB server and how Moodle reaches it.
@@ -144,29 +108,7 @@ impl Server {
         let dir = mcb_store::HeldDir::create_in(&std::env::temp_dir(), INSTANCE_PREFIX)
             .map_err(|e| db_error(format!("cannot make a directory for MariaDB: {e}")))?;
         let remove_on_failure = RemoveOnDrop(Some(dir.path.clone()));
-        let run_as = if mcb_exec::is_root() {
-            let u = RunAs::user("mysql").ok_or_else(|| DbError {
-                message: "mcb runs as root and the system has no `mysql` user to run MariaDB as"
-                    .into(),
-                hint: Some(
-                    "install MariaDB from the distribution (it creates the user), or run mcb as another user"
-                        .into(),
-                ),
-            })?;
-            let path = std::ffi::CString::new(dir.path.as_os_str().as_encoded_bytes())
-                .expect("paths hold no NUL");
-            // SAFETY: a valid path; ids from the passwd database.
-            if unsafe { libc::chown(path.as_ptr(), u.uid, u.gid) } != 0 {
-                return Err(db_error(format!(
-                    "cannot give {} to the mysql user: {}",
-                    dir.path.display(),
-                    std::io::Error::last_os_error()
-                )));
-            }
-            Some(u)
-        } else {
-            None
-        };
+        let run_as = run_as_owner(&dir.path, "mysql", "MariaDB")?;
         let as_user = |mut p: Program| {
             if let Some(u) = run_as {
                 p.run_as(u);
@@ -181,12 +123,7 @@ impl Server {
         std::fs::create_dir(&tmp)
             .map_err(|e| db_error(format!("cannot make a directory for MariaDB: {e}")))?;
         if let Some(u) = run_as {
-            let path = std::ffi::CString::new(tmp.as_os_str().as_encoded_bytes())
-                .expect("paths hold no NUL");
-            // SAFETY: a valid path; ids from the passwd database.
-            unsafe {
-                libc::chown(path.as_ptr(), u.uid, u.gid);
-            }
+            give_to(&tmp, u)?;
         }
         let mut tmpdir = std::ffi::OsString::from("--tmpdir=");
         tmpdir.push(tmp.as_os_str());
@@ -410,7 +347,7 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("db.example", 3307));
         assert_eq!(parse_url("mysql://al@h").unwrap().port, 3306);
         for bad in ["postgresql://bob:pw1@h", "mariadb://:pw1@h", "nope pw1"] {
-            let e = parse_url(bad).err().expect("refused");
+            let e = parse_url(bad).expect_err("refused");
             assert!(!e.message.contains("pw1"), "{}", e.message);
         }
         assert_eq!(short_version("10.11.19-MariaDB-0+deb12u1"), "10.11.19");

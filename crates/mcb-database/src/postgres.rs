@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use mcb_exec::{Program, RunAs};
+use mcb_exec::Program;
 
 use crate::error::{DbError, db_error};
-use crate::throwaway::{RemoveOnDrop, free_port};
+use crate::throwaway::{RemoveOnDrop, free_port, run_as_owner};
+use crate::url::DbUrl;
 
 /// The role a throwaway cluster restores dumps as: it owns the database it restores into
 /// and may do nothing a superuser alone may.
@@ -56,74 +57,6 @@ pub fn installed_version() -> Option<String> {
 
 fn program(name: &str) -> Program {
     Program::new(server_bin(name).unwrap_or_else(|| name.into()))
-}
-
-/// What `--db postgresql://USER[:PASS]@HOST[:PORT]` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbUrl {
-    pub user: String,
-    pub password: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl DbUrl {
-    pub fn parse(text: &str) -> Result<DbUrl, DbError> {
-        let bad = |why: &str| DbError {
-            message: format!(
-                "--db {}: {why}; give postgresql://USER[:PASS]@HOST[:PORT]",
-                shown_db_url(text)
-            ),
-            hint: None,
-        };
-        let u = url::Url::parse(text).map_err(|_| bad("not a URL"))?;
-        if !matches!(u.scheme(), "postgresql" | "postgres") {
-            return Err(bad("not a postgresql:// URL"));
-        }
-        if u.username().is_empty() {
-            return Err(bad("it names no user"));
-        }
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| bad("its user or password is not UTF-8 once decoded"))
-        };
-        let host = match u.host().ok_or_else(|| bad("it names no host"))? {
-            url::Host::Domain(d) => d.to_string(),
-            url::Host::Ipv4(a) => a.to_string(),
-            // psql takes an IPv6 address as it is, without the URL's brackets.
-            url::Host::Ipv6(a) => a.to_string(),
-        };
-        Ok(DbUrl {
-            user: decode(u.username())?,
-            password: decode(u.password().unwrap_or(""))?,
-            host,
-            port: u.port().unwrap_or(5432),
-        })
-    }
-}
-
-/// A database URL as messages show it: its password replaced by `***`.
-pub fn shown_db_url(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return "(not a URL)".into();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{}", &rest[at + 1..])
-        }
-        None => text.to_string(),
-    }
 }
 
 /// A database server and how to reach it.
@@ -208,25 +141,7 @@ impl Server {
         // Removed again if the cluster does not start.
         let remove_on_failure = RemoveOnDrop(Some(dir.path.clone()));
         // PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
-        let run_as = if mcb_exec::is_root() {
-            let u = RunAs::user("postgres").ok_or_else(|| DbError {
-                message: "mcb runs as root and the system has no `postgres` user to run PostgreSQL as".into(),
-                hint: Some("install PostgreSQL from the distribution (it creates the user), or run mcb as another user".into()),
-            })?;
-            let path = std::ffi::CString::new(dir.path.as_os_str().as_encoded_bytes())
-                .expect("paths hold no NUL");
-            // SAFETY: a valid path; ids from the passwd database.
-            if unsafe { libc::chown(path.as_ptr(), u.uid, u.gid) } != 0 {
-                return Err(db_error(format!(
-                    "cannot give {} to the postgres user: {}",
-                    dir.path.display(),
-                    std::io::Error::last_os_error()
-                )));
-            }
-            Some(u)
-        } else {
-            None
-        };
+        let run_as = run_as_owner(&dir.path, "postgres", "PostgreSQL")?;
         let as_user = |mut p: Program| {
             if let Some(u) = run_as {
                 p.run_as(u);
@@ -449,33 +364,5 @@ impl Server {
             )));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_db_url_is_decoded_and_its_password_never_shown() {
-        let u = DbUrl::parse("postgresql://bob:a%2Fb%40c@db.example:5999").unwrap();
-        assert_eq!((u.user.as_str(), u.password.as_str()), ("bob", "a/b@c"));
-        assert_eq!((u.host.as_str(), u.port), ("db.example", 5999));
-        let u = DbUrl::parse("postgres://al%20ice@[::1]:5999").unwrap();
-        assert_eq!((u.user.as_str(), u.host.as_str()), ("al ice", "::1"));
-        assert_eq!(u.password, "");
-        for bad in [
-            "mysql://bob:pw1@h",
-            "postgresql://:pw1@h",
-            "not a url pw1",
-            "postgresql://bob:pw1@",
-        ] {
-            let e = DbUrl::parse(bad).unwrap_err();
-            assert!(!e.message.contains("pw1"), "{}", e.message);
-        }
-        assert_eq!(
-            shown_db_url("postgresql://bob:a%2Fb%40c@h:1/x"),
-            "postgresql://bob:***@h:1/x"
-        );
     }
 }

@@ -57,7 +57,7 @@ impl DbTarget {
             _ => Err(DbError {
                 message: format!(
                     "--db {}: not a database; give postgres or mariadb (a throwaway server), or a postgresql:// or mariadb:// URL",
-                    postgres::shown_db_url(text)
+                    crate::url::shown_db_url(text)
                 ),
                 hint: None,
             }),

@@ -23,6 +23,40 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// As root, the user a server runs as (`user`, which the distribution's package creates),
+/// given `dir`; else nobody (the server runs as mcb does). `engine` names it in messages.
+pub(crate) fn run_as_owner(
+    dir: &Path,
+    user: &str,
+    engine: &str,
+) -> Result<Option<mcb_exec::RunAs>, DbError> {
+    if !mcb_exec::is_root() {
+        return Ok(None);
+    }
+    let u = mcb_exec::RunAs::user(user).ok_or_else(|| DbError {
+        message: format!("mcb runs as root and the system has no `{user}` user to run {engine} as"),
+        hint: Some(format!(
+            "install {engine} from the distribution (it creates the user), or run mcb as another user"
+        )),
+    })?;
+    give_to(dir, u)?;
+    Ok(Some(u))
+}
+
+/// Makes `path` owned by `u`.
+pub(crate) fn give_to(path: &Path, u: mcb_exec::RunAs) -> Result<(), DbError> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths hold no NUL");
+    // SAFETY: a valid path; ids from the passwd database.
+    if unsafe { libc::chown(c.as_ptr(), u.uid, u.gid) } != 0 {
+        return Err(db_error(format!(
+            "cannot give {} to its server's user: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then let go for the server to take).
 pub(crate) fn free_port() -> Result<u16, DbError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
