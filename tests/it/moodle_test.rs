@@ -632,9 +632,16 @@ fn a_killed_test_leaves_no_server_running_and_its_leftovers_are_reaped() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Until Moodle's installer runs (it sleeps in the plugin's install).
+        // Until Moodle's installer runs (it sleeps in the plugin's install): this run's,
+        // in this fixture's store, not another test's.
+        let installer = f.store().join("tmp").to_string_lossy().into_owned();
+        let installing = || {
+            processes_naming(&installer)
+                .into_iter()
+                .any(|pid| processes_naming("install_database.php").contains(&pid))
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while processes_naming("install_database.php").is_empty() {
+        while !installing() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the install never started"
@@ -649,9 +656,7 @@ fn a_killed_test_leaves_no_server_running_and_its_leftovers_are_reaped() {
         child.kill().unwrap();
         child.wait().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !(processes_naming(&cluster).is_empty()
-            && processes_naming("install_database.php").is_empty())
-        {
+        while !(processes_naming(&cluster).is_empty() && !installing()) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "a child of the killed run is still running"
