@@ -594,4 +594,62 @@ mod tests {
             assert_eq!(e.failure, SourceFailure::Refused, "{name} {url}: {e}");
         }
     }
+
+    /// Any composer.lock is read or refused, never a panic; what is read names only zip
+    /// dists at http(s) URLs and package names safe as paths.
+    #[test]
+    fn a_composer_lock_of_any_shape_is_read_or_refused() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let name = prop_oneof![
+            Just("a/b".to_string()),
+            Just("../x".to_string()),
+            Just("a/../../b".to_string()),
+            Just("A/B".to_string()),
+            Just(".a/b".to_string()),
+            "[a-z./_-]{0,12}",
+        ];
+        let url = prop_oneof![
+            Just("https://h/a.zip".to_string()),
+            Just("/etc/passwd".to_string()),
+            Just("../secret.zip".to_string()),
+            Just("file:///etc/x".to_string()),
+            Just("ftp://h/a.zip".to_string()),
+            "[ -~]{0,20}",
+        ];
+        let kind = prop::sample::select(vec!["zip", "tar", "path", "", "ZIP"]);
+        let package = (name, url, kind, any::<bool>()).prop_map(|(n, u, k, dist)| {
+            if dist {
+                serde_json::json!({"name": n, "version": "1.0.0", "dist": {"type": k, "url": u, "shasum": ""}})
+            } else {
+                serde_json::json!({"name": n, "version": "1.0.0"})
+            }
+        });
+        let lock = prop_oneof![
+            prop::collection::vec(package, 0..8)
+                .prop_map(|p| serde_json::json!({"content-hash": "x", "packages": p}).to_string()),
+            any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        ];
+        let started = std::time::Instant::now();
+        while started.elapsed() < mcb_fixtures::fuzz_budget() / 2 {
+            let mut runner = TestRunner::new(Config {
+                cases: 256,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner
+                .run(&lock, |text| {
+                    if let Ok(l) = read_lock(text.as_bytes()) {
+                        for p in &l.packages {
+                            assert!(valid_name(&p.name), "{}", p.name);
+                            let d = p.dist.as_ref().expect("a dist");
+                            assert_eq!(d.kind, "zip");
+                            assert!(crate::composer::is_http_url(&d.url), "{}", d.url);
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
 }

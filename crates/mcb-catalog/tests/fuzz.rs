@@ -23,7 +23,7 @@ where
 {
     let started = Instant::now();
     let cases = std::cell::Cell::new(0u64);
-    // Five targets: each runs half the budget.
+    // Each target runs half the budget per kind of input.
     while started.elapsed() < mcb_fixtures::fuzz_budget() / 2 {
         // A runner stops after its number of cases: a fresh one (fresh seed) per batch.
         let mut runner = TestRunner::new(Config {
@@ -370,4 +370,55 @@ fn composer_metadata_reader() {
         read(&serde_json::to_vec(&v).unwrap())
     });
     assert!(n > 0 && m > 0);
+}
+
+const PLUGIN_MANAGER: &[&str] = &[
+    "<?php\n",
+    "class core_plugin_manager {",
+    "public static function standard_plugins_list($type) {",
+    "function standard_plugins_list",
+    "$standard_plugins",
+    " = ",
+    "=",
+    "=>",
+    "array(",
+    "array",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ";",
+    "'mod'",
+    "'quiz'",
+    "'a\\'b'",
+    "'\\\\'",
+    "'",
+    "// c\n",
+    "# c\n",
+    "/* c */",
+    "/*",
+    "\n",
+    " ",
+    "}",
+    "é",
+];
+
+/// Core's plugin manager, read for an old core's standard plugins: whatever it holds, a
+/// list or nothing, and a list is one `CoreLayout` takes.
+#[test]
+fn plugin_manager_reader() {
+    let check = |s: &str| {
+        if let Some(json) = mcb_moodle::plugins_json_from_plugin_manager(s) {
+            let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+            assert!(v["standard"].is_object(), "{json}");
+            mcb_moodle::CoreLayout::new(r#"{"plugintypes": {"mod": "mod"}}"#, Some(&json), false)
+                .expect("a layout takes what the reader gives");
+        }
+    };
+    let n = fuzz("plugin manager bytes", any::<Vec<u8>>(), |b| {
+        check(&String::from_utf8_lossy(&b))
+    });
+    let m = fuzz("plugin manager soup", soup(PLUGIN_MANAGER), |s| check(&s));
+    assert!(n + m > 0);
 }
