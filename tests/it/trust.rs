@@ -594,6 +594,24 @@ fn every_failure_says_why() {
             64,
         ),
         (vec!["realise".into(), "--no-such-flag".into()], 64),
+        (
+            vec![
+                "init".into(),
+                "--config-php".into(),
+                s(&site).into(),
+                s(&f.path("new/site.ron")).into(),
+            ],
+            64,
+        ),
+        (
+            vec![
+                "test".into(),
+                "--db".into(),
+                "oracle".into(),
+                s(&site).into(),
+            ],
+            64,
+        ),
     ];
     // Every message whole, under review: what the error says, its causes and its hint.
     let mut said = String::new();

@@ -55,10 +55,7 @@ impl DbTarget {
             "mariadb" | "mysql" => Ok(DbTarget::Throwaway(Engine::MariaDb)),
             _ if text.contains("://") => Ok(DbTarget::Url(text.to_string())),
             _ => Err(DbError {
-                message: format!(
-                    "--db {}: not a database; give postgres or mariadb (a throwaway server), or a postgresql:// or mariadb:// URL",
-                    crate::url::shown_db_url(text)
-                ),
+                message: "not a database: give postgres or mariadb (a throwaway server), or a postgresql:// or mariadb:// URL".into(),
                 hint: None,
             }),
         }
