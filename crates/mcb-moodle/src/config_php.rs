@@ -6,16 +6,10 @@
 
 use crate::release::Release;
 
-/// The directory of the codebase the web server serves: `public` from Moodle 5.1, else
-/// the codebase itself (`None`).
-pub fn web_root(release: Release) -> Option<&'static str> {
-    (release.branch().0 >= 501).then_some("public")
-}
-
 /// Where `lib/setup.php` is, relative to the codebase root: in the web root, which from
 /// Moodle 5.1 is `public/` (config.php itself stays at the codebase root).
 pub fn setup_php(release: Release) -> &'static str {
-    match web_root(release) {
+    match crate::layout::web_root_dir(release) {
         Some(_) => "public/lib/setup.php",
         None => "lib/setup.php",
     }

@@ -64,6 +64,12 @@ pub struct CoreLayout {
     public: bool,
 }
 
+/// The directory of the codebase the web server serves: `public` from Moodle 5.1, else
+/// the codebase itself (`None`).
+pub fn web_root_dir(release: crate::release::Release) -> Option<&'static str> {
+    (release.branch().0 >= 501).then_some("public")
+}
+
 /// The file a core of this layout keeps `rel` (a web-root path like `lib/components.json`) in.
 pub fn web_root_path(public: bool, rel: &str) -> String {
     if public {

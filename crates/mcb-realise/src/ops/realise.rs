@@ -64,7 +64,7 @@ pub struct RealisedPlugin {
 
 /// What the web server serves of a codebase at `link` on Moodle branch `branch`.
 pub fn web_root(link: &Path, branch: u32) -> PathBuf {
-    match mcb_moodle::config_php::web_root(mcb_moodle::Branch(branch).release()) {
+    match mcb_moodle::layout::web_root_dir(mcb_moodle::Branch(branch).release()) {
         Some(dir) => link.join(dir),
         None => link.to_path_buf(),
     }
