@@ -10,6 +10,7 @@ pub mod edit;
 mod error;
 mod lock;
 mod site;
+mod target;
 
 pub use error::ConfigError;
 pub use lock::{
@@ -18,3 +19,4 @@ pub use lock::{
 pub use site::{
     DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec, normalize,
 };
+pub use target::{Backups, DEFAULT_BACKUPS_KEPT, Health, Target};

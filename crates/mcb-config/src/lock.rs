@@ -238,6 +238,8 @@ impl Lock {
             maturity: None,
             min_age: None,
             links: self.links.clone(),
+            // Where a site runs is not part of what it is built from.
+            target: None,
         })
     }
 

@@ -141,6 +141,8 @@ pub struct SiteFile {
     /// Symlinks added to the codebase: path in the codebase → absolute target outside it
     /// (the site's own `config.php`).
     pub links: BTreeMap<String, String>,
+    /// Where the live site runs, when the site file says.
+    pub target: Option<crate::target::Target>,
 }
 
 #[derive(Deserialize, Default)]
@@ -177,6 +179,8 @@ struct RawSite {
     min_age: Option<String>,
     #[serde(default)]
     links: BTreeMap<String, String>,
+    #[serde(default)]
+    target: Option<crate::target::RawTarget>,
 }
 
 /// The plugins map in file order, duplicates kept so they can be reported.
@@ -392,6 +396,14 @@ impl SiteFile {
             Some(a) => Some(parse_age(path, a, field_position(text, "min_age"))?),
             None => None,
         };
+        let target = match raw.target {
+            Some(t) => Some(crate::target::target(
+                path,
+                t,
+                field_position(text, "target"),
+            )?),
+            None => None,
+        };
         Ok(SiteFile {
             path: path.to_path_buf(),
             name: raw.name,
@@ -402,6 +414,7 @@ impl SiteFile {
             composer_repositories: raw.composer_repositories,
             maturity,
             links: raw.links,
+            target,
         })
     }
 
