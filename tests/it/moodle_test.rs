@@ -15,6 +15,7 @@ fn core(f: &Fixture) -> GitRepo {
         "admin/cli/install_database.php",
         "admin/cli/upgrade.php",
         "admin/cli/check_database_schema.php",
+        "admin/cli/maintenance.php",
     ] {
         r.write(rel, &std::fs::read_to_string(fixture.join(rel)).unwrap());
     }
@@ -1014,4 +1015,168 @@ fn install_and_upgrade_on_mariadb() {
         tmp.is_empty() && no_scratch_left(&f),
         "cleaned up after failure"
     );
+}
+
+/// `mcb status` on a live site (deployed, its database on a password server of the test's
+/// own, its config.php outside the codebase): in sync, then an upgrade pending, then the
+/// database ahead of the code after a rollback of the files, maintenance left on, a
+/// plugin removed without being uninstalled; the password is never said or stored.
+#[test]
+fn status_reads_what_the_live_site_has_run() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    const SECRET: &str = "live-pw-5d2a";
+    let server = PasswordServer::start(&tmp, "bob", SECRET);
+    let m = core(&f);
+    let g = good(&f);
+    let www = f.path("www");
+    let config = f.path("etc/config.php");
+    let dataroot = f.path("moodledata");
+    std::fs::create_dir_all(&dataroot).unwrap();
+    f.write(
+        "etc/config.php",
+        format!(
+            "<?php\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '127.0.0.1';\n$CFG->dbname = 'postgres';\n$CFG->dbuser = 'bob';\n$CFG->dbpass = '{SECRET}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\nrequire_once('{}/current/lib/setup.php');\n",
+            server.port,
+            dataroot.display(),
+            www.display()
+        ),
+    );
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    let site_text = |reference: &str| {
+        format!(
+            "Site(\n    name: \"live\",\n    moodle: (version: \"4.5\", git: {:?}),\n    plugins: {{ \"local_good\": (git: {:?}, ref: {reference:?}) }},\n    directory: {:?},\n    links: {{\"config.php\": {:?}}},\n    target: (deploy: {:?}, config: {:?}),\n)\n",
+            m.url(),
+            g.url(),
+            list.display().to_string(),
+            config.display().to_string(),
+            www.display().to_string(),
+            config.display().to_string(),
+        )
+    };
+    let site = f.write("site/site.ron", site_text("v1"));
+    let mut said = String::new();
+    let mut run = |args: &[&str]| {
+        let out = f.mcb().args(args).output().unwrap();
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let deploy = |run: &mut dyn FnMut(&[&str]) -> std::process::Output| {
+        let out = run(&["deploy", s(&f.store()), "--site", "live", "--to", s(&www)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let php = |script: &str, args: &[&str]| {
+        let out = std::process::Command::new("php")
+            .arg(www.join("current").join(script))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let status = |run: &mut dyn FnMut(&[&str]) -> std::process::Output| {
+        let out = run(&["status", "--json", s(&site)]);
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap(), j)
+    };
+
+    assert!(run(&["realise", s(&site)]).status.success());
+    deploy(&mut run);
+    php("admin/cli/install_database.php", &["--agree-license"]);
+    let (code, j) = status(&mut run);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["in_sync"], true, "{j}");
+    assert_eq!(j["serves_number"], 1);
+    assert_eq!(j["core_db"], "2024100700", "{j}");
+    assert_eq!(j["database"]["dbtype"], "pgsql");
+    assert_eq!(j["database"]["name"], "postgres");
+
+    // v2 built and deployed, not yet upgraded: Moodle says an upgrade is pending.
+    std::fs::write(&site, site_text("v2")).unwrap();
+    assert!(run(&["realise", s(&site)]).status.success());
+    deploy(&mut run);
+    let (code, j) = status(&mut run);
+    assert_eq!(code, 2, "{j}");
+    assert_eq!(j["upgrade_pending"], true, "{j}");
+    assert_eq!(j["to_upgrade"][0]["component"], "local_good", "{j}");
+    assert_eq!(j["to_upgrade"][0]["database"], "2024010100");
+    assert_eq!(j["to_upgrade"][0]["code"], "2024020100");
+    php("admin/cli/upgrade.php", &["--non-interactive"]);
+    let (code, j) = status(&mut run);
+    assert_eq!((code, &j["in_sync"]), (0, &serde_json::json!(true)), "{j}");
+
+    // The files rolled back under an upgraded database: a rollback Moodle cannot run.
+    let out = run(&["deploy", "--rollback", "--to", s(&www)]);
+    assert!(out.status.success());
+    let (code, j) = status(&mut run);
+    assert_eq!(code, 2, "{j}");
+    assert_eq!(j["serves_number"], 1, "{j}");
+    assert_eq!(j["newest_number"], 2, "{j}");
+    assert_eq!(j["database_ahead"][0]["component"], "local_good", "{j}");
+
+    // Maintenance left on, and a plugin the database knows that has no code.
+    php("admin/cli/maintenance.php", &["--enable"]);
+    let out = std::process::Command::new("php")
+        .arg("-r")
+        .arg("define('CLI_SCRIPT', true); require($argv[1]); fx_set_version('local_gone', '2023010100');")
+        .arg(www.join("current/config.php"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["status", s(&site)]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text.contains("MAINTENANCE MODE IS ON"), "{text}");
+    assert!(
+        text.contains("ORPHANED: local_gone 2023010100 in the database and no code"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "DATABASE AHEAD: local_good 2024020100 in the database, 2024010100 in the code"
+        ),
+        "{text}"
+    );
+
+    // The password: never said, never in the store or the lock.
+    assert!(!said.contains(SECRET), "{said}");
+    let stored = walkdir::WalkDir::new(f.store())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| {
+            std::fs::read(e.path())
+                .is_ok_and(|b| b.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()))
+        });
+    assert!(!stored, "the password reached the store");
+    assert!(
+        !std::fs::read_to_string(f.path("site/site.lock"))
+            .unwrap()
+            .contains(SECRET)
+    );
+
+    // A site file without a target: said, with the section to add.
+    let plain = good_site(&f, &m, &[]);
+    let out = f.mcb().args(["status"]).arg(&plain).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no target in its site file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
 }

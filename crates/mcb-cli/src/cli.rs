@@ -210,10 +210,20 @@ pub enum Command {
     /// Lay a site's generation out on this machine as DIR/releases/<commit> and switch
     /// DIR/current to it.
     Deploy(DeployArgs),
+    /// The live site: the generation its target serves, files changed in it, what its
+    /// database has run against its code; exit 2 when it is not its newest generation.
+    Status(StatusArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     Completions(CompletionsArgs),
     /// The manual page, in roff, on stdout.
     Man,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The site file, with its target.
+    #[arg(default_value = "site.ron")]
+    pub site: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -414,6 +414,22 @@ impl From<DeployError> for CliError {
     }
 }
 
+impl From<mcb_apply::ApplyError> for CliError {
+    fn from(e: mcb_apply::ApplyError) -> CliError {
+        let e = match e {
+            mcb_apply::ApplyError::Run(e) => return CliError::from(e),
+            e => e,
+        };
+        CliError {
+            exit: e.kind().into(),
+            hints: e.hint().map(str::to_string).into_iter().collect(),
+            place: Box::default(),
+            problems: Vec::new(),
+            error: Box::new(e),
+        }
+    }
+}
+
 impl From<ReconcileError> for CliError {
     fn from(e: ReconcileError) -> CliError {
         match e {

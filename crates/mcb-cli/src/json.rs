@@ -1228,3 +1228,75 @@ pub fn round(
         error,
     }
 }
+
+/// `status`.
+#[derive(Serialize)]
+pub struct Status {
+    site: String,
+    current: PathBuf,
+    serves: String,
+    serves_number: Option<usize>,
+    newest: Option<String>,
+    newest_number: Option<usize>,
+    changed_files: Vec<String>,
+    /// How the database is reached: engine, host, name (never the user's password).
+    database: StatusDatabase,
+    core_db: Option<String>,
+    core_code: Option<String>,
+    upgrade_pending: bool,
+    to_upgrade: Vec<ComponentVersions>,
+    database_ahead: Vec<ComponentVersions>,
+    orphaned: Vec<ComponentVersions>,
+    maintenance: bool,
+    in_sync: bool,
+}
+
+#[derive(Serialize)]
+pub struct StatusDatabase {
+    dbtype: String,
+    host: String,
+    port: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct ComponentVersions {
+    component: String,
+    database: Option<String>,
+    code: Option<String>,
+}
+
+pub fn status(s: &mcb_apply::SiteStatus) -> Status {
+    let versions = |list: &[(String, mcb_apply::ComponentState)]| {
+        list.iter()
+            .map(|(c, v)| ComponentVersions {
+                component: c.clone(),
+                database: v.db.clone(),
+                code: v.disk.clone(),
+            })
+            .collect()
+    };
+    Status {
+        site: s.site.clone(),
+        current: s.current.clone(),
+        serves: s.serves.clone(),
+        serves_number: s.serves_number,
+        newest: s.newest.clone(),
+        newest_number: s.newest_number,
+        changed_files: s.changed_files.clone(),
+        database: StatusDatabase {
+            dbtype: s.database.dbtype.clone(),
+            host: s.database.host.clone(),
+            port: s.database.port.clone(),
+            name: s.database.name.clone(),
+        },
+        core_db: s.core_db.clone(),
+        core_code: s.core_code.clone(),
+        upgrade_pending: s.upgrade_pending,
+        to_upgrade: versions(&s.to_upgrade),
+        database_ahead: versions(&s.database_ahead),
+        orphaned: versions(&s.orphaned),
+        maintenance: s.maintenance,
+        in_sync: s.in_sync(),
+    }
+}

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Test(a) => cmd::test::run(g, a),
         Command::Push(a) => cmd::push::run(g, a),
         Command::Deploy(a) => cmd::deploy::run(g, a),
+        Command::Status(a) => cmd::status::run(g, a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Man => cmd::manual::man(),
     };

@@ -15,6 +15,7 @@ pub mod realise;
 pub mod reconcile;
 pub mod reproduce;
 pub mod sites;
+pub mod status;
 pub mod test;
 pub mod update;
 pub mod verify;
