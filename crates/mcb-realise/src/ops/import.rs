@@ -644,6 +644,8 @@ impl Recogniser<'_> {
             .get("moodle")
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
+        // Cores carrying the same add-ons share one composition.
+        let mut composed: HashMap<Vec<String>, GitOid> = HashMap::new();
         for k in &known {
             let carried: Vec<&(String, String)> = inst
                 .addons
@@ -659,9 +661,17 @@ impl Recogniser<'_> {
             if carried.is_empty() {
                 continue;
             }
-            if with(&carried)?.tree == k.manifest.tree {
+            let names: Vec<String> = carried.iter().map(|(c, _)| c.clone()).collect();
+            let tree = match composed.get(&names) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = with(&carried)?.tree;
+                    composed.insert(names.clone(), t.clone());
+                    t
+                }
+            };
+            if tree == k.manifest.tree {
                 let source = k.label.clone();
-                let names = carried.iter().map(|(c, _)| c.clone()).collect();
                 return Ok((piece(Recognised::Store { source }), k.entry.clone(), names));
             }
         }
