@@ -58,48 +58,7 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     };
     say!("{} on Moodle {}{core}:", c.site, c.target);
     for p in &c.plugins {
-        let now = p.locked.as_deref().unwrap_or("-");
-        let dep = if p.auto { " (dependency)" } else { "" };
-        match &p.readiness {
-            Readiness::Fits {
-                version, warning, ..
-            } => {
-                let change = if p.locked.as_deref() == Some(version.as_str()) {
-                    "same version".to_string()
-                } else {
-                    format!("{now} -> {version}")
-                };
-                say!("  ok       {:<26} {change}{dep}", p.component);
-                if let Some(w) = warning {
-                    say!("           warning: {w}");
-                }
-            }
-            Readiness::Blocked {
-                reasons,
-                last_supported,
-            } => {
-                say!("  BLOCKS   {:<26} {now}{dep}", p.component);
-                for r in reasons {
-                    say!("           {r}");
-                }
-                if let Some(l) = last_supported {
-                    say!("           last supported release: Moodle {l}");
-                }
-            }
-            Readiness::Unknown { reason } => {
-                say!("  UNKNOWN  {:<26} {now}{dep}", p.component);
-                say!("           {reason}");
-            }
-            Readiness::NotNeeded => {}
-            Readiness::InCore => {
-                say!("  IN CORE  {:<26} {now}{dep}", p.component);
-                say!(
-                    "           Moodle {} ships {}: remove it from the site file",
-                    c.target,
-                    p.component
-                );
-            }
-        }
+        say_plugin(p, &c.target);
     }
     for e in &c.environment {
         say!("  ENVIRONMENT {e}");
@@ -113,6 +72,58 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             c.target
         );
     }
+    say_summary(&c);
+    Ok(code)
+}
+
+/// One plugin's readiness, as lines.
+fn say_plugin(p: &mcb_realise::PluginReadiness, target: &str) {
+    let now = p.locked.as_deref().unwrap_or("-");
+    let dep = if p.auto { " (dependency)" } else { "" };
+    match &p.readiness {
+        Readiness::Fits {
+            version, warning, ..
+        } => {
+            let change = if p.locked.as_deref() == Some(version.as_str()) {
+                "same version".to_string()
+            } else {
+                format!("{now} -> {version}")
+            };
+            say!("  ok       {:<26} {change}{dep}", p.component);
+            if let Some(w) = warning {
+                say!("           warning: {w}");
+            }
+        }
+        Readiness::Blocked {
+            reasons,
+            last_supported,
+        } => {
+            say!("  BLOCKS   {:<26} {now}{dep}", p.component);
+            for r in reasons {
+                say!("           {r}");
+            }
+            if let Some(l) = last_supported {
+                say!("           last supported release: Moodle {l}");
+            }
+        }
+        Readiness::Unknown { reason } => {
+            say!("  UNKNOWN  {:<26} {now}{dep}", p.component);
+            say!("           {reason}");
+        }
+        Readiness::NotNeeded => {}
+        Readiness::InCore => {
+            say!("  IN CORE  {:<26} {now}{dep}", p.component);
+            say!(
+                "           Moodle {} ships {}: remove it from the site file",
+                target,
+                p.component
+            );
+        }
+    }
+}
+
+/// How many plugins block, could not be checked, and what the host lacks.
+fn say_summary(c: &mcb_realise::UpgradeCheck) {
     let blocking = c
         .plugins
         .iter()
@@ -148,7 +159,6 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
             c.requirements.as_ref().map_or("", |r| r.from)
         );
     }
-    Ok(code)
 }
 
 /// A cell of the matrix, as text.

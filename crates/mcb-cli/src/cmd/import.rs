@@ -58,35 +58,7 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         r.site_file.display()
     );
     for p in std::iter::once(&r.core).chain(&r.plugins) {
-        let how = match &p.recognised {
-            Recognised::Store { source } => format!("as built before: {source}"),
-            Recognised::Checkout { url, commit } => {
-                format!("git checkout {url} at {}", &commit[..12.min(commit.len())])
-            }
-            Recognised::Directory { version } => format!("plugins directory {version}"),
-            Recognised::Path { dir } => format!("NOT RECOGNISED: taken from {dir} as it is"),
-            Recognised::Release { version } => {
-                format!("NOT RECOGNISED: assumed Moodle {version} from moodle.git")
-            }
-        };
-        say!("  {:<28} {how}", p.component);
-        if let Some(n) = &p.nearest {
-            say!(
-                "    {} {} from {n}:",
-                p.differs.len(),
-                if p.differs.len() == 1 {
-                    "file differs"
-                } else {
-                    "files differ"
-                }
-            );
-            for d in p.differs.iter().take(20) {
-                say!("      {d}");
-            }
-            if p.differs.len() > 20 {
-                say!("      … and {} more", p.differs.len() - 20);
-            }
-        }
+        say_piece(p);
     }
     if !r.in_core.is_empty() {
         let shown: Vec<&str> = r.in_core.iter().take(8).map(String::as_str).collect();
@@ -134,4 +106,37 @@ pub fn run(g: &GlobalArgs, a: &ImportArgs) -> Result<Exit, CliError> {
         say!("note: {n}");
     }
     Ok(code)
+}
+
+/// How one piece was recognised, and the files that differ from the nearest known one.
+fn say_piece(p: &mcb_realise::ImportedPiece) {
+    let how = match &p.recognised {
+        Recognised::Store { source } => format!("as built before: {source}"),
+        Recognised::Checkout { url, commit } => {
+            format!("git checkout {url} at {}", &commit[..12.min(commit.len())])
+        }
+        Recognised::Directory { version } => format!("plugins directory {version}"),
+        Recognised::Path { dir } => format!("NOT RECOGNISED: taken from {dir} as it is"),
+        Recognised::Release { version } => {
+            format!("NOT RECOGNISED: assumed Moodle {version} from moodle.git")
+        }
+    };
+    say!("  {:<28} {how}", p.component);
+    if let Some(n) = &p.nearest {
+        say!(
+            "    {} {} from {n}:",
+            p.differs.len(),
+            if p.differs.len() == 1 {
+                "file differs"
+            } else {
+                "files differ"
+            }
+        );
+        for d in p.differs.iter().take(20) {
+            say!("      {d}");
+        }
+        if p.differs.len() > 20 {
+            say!("      … and {} more", p.differs.len() - 20);
+        }
+    }
 }

@@ -985,35 +985,17 @@ pub fn import(
     }
     crate::stage::publish::write_file_atomic(&site_file, &text)?;
 
-    // The lock: the new site file resolved, nothing built or switched. It stays only when
-    // it builds the installation's files, or when every piece was recognised (then what
-    // differs is said).
-    let on_trust = matches!(core_piece.recognised, Recognised::Release { .. });
-    let nothing = crate::stage::plan::Update::Nothing;
     let lock_file = out.join("site.lock");
-    let mut lock_tree =
-        match crate::ops::realise::resolve_lock(&site_file, opts, &nothing, reporter) {
-            Ok(r) => Some(r.tree),
-            Err(e) => {
-                problems.push(format!("no lock was written: {}", crate::error::chain(&e)));
-                None
-            }
-        };
-    if on_trust && lock_tree.as_ref() != Some(&installation_tree) {
-        if lock_tree.take().is_some() {
-            let _ = std::fs::remove_file(&lock_file);
-            problems.push(
-                "no lock was written: the release core was taken for does not give the installation's files; point `moodle:` at its true source, then realise"
-                    .into(),
-            );
-        }
-    } else if let Some(t) = &lock_tree
-        && *t != installation_tree
-    {
-        problems.push(format!(
-            "the site file builds tree {t}, the installation's code is tree {installation_tree}: see the differences above"
-        ));
-    }
+    let on_trust = matches!(core_piece.recognised, Recognised::Release { .. });
+    let lock_tree = lock_for(
+        &site_file,
+        &lock_file,
+        on_trust,
+        &installation_tree,
+        opts,
+        reporter,
+        &mut problems,
+    );
     let notes = config_notes(&inst, name, out);
     Ok(Imported {
         site: name.to_string(),
@@ -1031,6 +1013,45 @@ pub fn import(
         problems,
         notes,
     })
+}
+
+/// The lock: the new site file resolved, nothing built or switched. It stays only when it
+/// builds the installation's files, or when every piece was recognised (then what differs
+/// is said in `problems`). Returns the tree it builds.
+fn lock_for(
+    site_file: &Path,
+    lock_file: &Path,
+    on_trust: bool,
+    installation_tree: &GitOid,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+    problems: &mut Vec<String>,
+) -> Option<GitOid> {
+    let nothing = crate::stage::plan::Update::Nothing;
+    let mut lock_tree = match crate::ops::realise::resolve_lock(site_file, opts, &nothing, reporter)
+    {
+        Ok(r) => Some(r.tree),
+        Err(e) => {
+            problems.push(format!("no lock was written: {}", crate::error::chain(&e)));
+            None
+        }
+    };
+    if on_trust && lock_tree.as_ref() != Some(installation_tree) {
+        if lock_tree.take().is_some() {
+            let _ = std::fs::remove_file(lock_file);
+            problems.push(
+                "no lock was written: the release core was taken for does not give the installation's files; point `moodle:` at its true source, then realise"
+                    .into(),
+            );
+        }
+    } else if let Some(t) = &lock_tree
+        && t != installation_tree
+    {
+        problems.push(format!(
+            "the site file builds tree {t}, the installation's code is tree {installation_tree}: see the differences above"
+        ));
+    }
+    lock_tree
 }
 
 /// What to do with a config.php that was left out: it holds the database password, so it
