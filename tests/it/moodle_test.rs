@@ -1090,10 +1090,12 @@ fn status_reads_what_the_live_site_has_run() {
         (out.status.code().unwrap(), j)
     };
 
+    let mut documents = Vec::new();
     assert!(run(&["realise", s(&site)]).status.success());
     deploy(&mut run);
     php("admin/cli/install_database.php", &["--agree-license"]);
     let (code, j) = status(&mut run);
+    documents.push(j.clone());
     assert_eq!(code, 0, "{j}");
     assert_eq!(j["in_sync"], true, "{j}");
     assert_eq!(j["serves_number"], 1);
@@ -1106,6 +1108,7 @@ fn status_reads_what_the_live_site_has_run() {
     assert!(run(&["realise", s(&site)]).status.success());
     deploy(&mut run);
     let (code, j) = status(&mut run);
+    documents.push(j.clone());
     assert_eq!(code, 2, "{j}");
     assert_eq!(j["upgrade_pending"], true, "{j}");
     assert_eq!(j["to_upgrade"][0]["component"], "local_good", "{j}");
@@ -1113,12 +1116,14 @@ fn status_reads_what_the_live_site_has_run() {
     assert_eq!(j["to_upgrade"][0]["code"], "2024020100");
     php("admin/cli/upgrade.php", &["--non-interactive"]);
     let (code, j) = status(&mut run);
+    documents.push(j.clone());
     assert_eq!((code, &j["in_sync"]), (0, &serde_json::json!(true)), "{j}");
 
     // The files rolled back under an upgraded database: a rollback Moodle cannot run.
     let out = run(&["deploy", "--rollback", "--to", s(&www)]);
     assert!(out.status.success());
     let (code, j) = status(&mut run);
+    documents.push(j.clone());
     assert_eq!(code, 2, "{j}");
     assert_eq!(j["serves_number"], 1, "{j}");
     assert_eq!(j["newest_number"], 2, "{j}");
@@ -1168,6 +1173,15 @@ fn status_reads_what_the_live_site_has_run() {
             .unwrap()
             .contains(SECRET)
     );
+
+    // What an administrator reads, and the shape of `status --json`, in sync and not.
+    crate::snapshots::settings(&f).bind(|| {
+        insta::assert_snapshot!("status-text", text);
+        insta::assert_snapshot!(
+            "json-schema-status",
+            serde_json::to_string_pretty(&crate::json_schemas::schema_of(&documents)).unwrap()
+        );
+    });
 
     // A site file without a target: said, with the section to add.
     let plain = good_site(&f, &m, &[]);
