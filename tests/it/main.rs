@@ -4,6 +4,7 @@
 
 mod support;
 
+mod apply;
 mod composer;
 mod deploy;
 mod directory;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::support::*;
 
 /// A core repository: the synthetic core plus the fixture's command-line scripts.
-fn core(f: &Fixture) -> GitRepo {
+pub(crate) fn core(f: &Fixture) -> GitRepo {
     let r = GitRepo::init(f.path("moodle"));
     write_core(&r, "", "2024100700.00", "4.5 (Build: 20241007)", "405");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/moodle-shaped");
@@ -16,6 +16,10 @@ fn core(f: &Fixture) -> GitRepo {
         "admin/cli/upgrade.php",
         "admin/cli/check_database_schema.php",
         "admin/cli/maintenance.php",
+        "admin/cli/cfg.php",
+        "admin/cli/purge_caches.php",
+        "admin/cli/uninstall_plugins.php",
+        "login/index.php",
     ] {
         r.write(rel, &std::fs::read_to_string(fixture.join(rel)).unwrap());
     }
@@ -24,7 +28,7 @@ fn core(f: &Fixture) -> GitRepo {
     r
 }
 
-fn install_xml(table: &str, fields: &[&str]) -> String {
+pub(crate) fn install_xml(table: &str, fields: &[&str]) -> String {
     let f: String = fields
         .iter()
         .map(|n| {
@@ -38,10 +42,10 @@ fn install_xml(table: &str, fields: &[&str]) -> String {
 }
 
 /// One release of a plugin: its tag, version and the files it adds or changes.
-type Release<'a> = (&'a str, u64, &'a [(&'a str, String)]);
+pub(crate) type Release<'a> = (&'a str, u64, &'a [(&'a str, String)]);
 
 /// A plugin repository `local_<name>` with one tag per release.
-fn plugin(f: &Fixture, name: &str, tags: &[Release<'_>]) -> GitRepo {
+pub(crate) fn plugin(f: &Fixture, name: &str, tags: &[Release<'_>]) -> GitRepo {
     let r = GitRepo::init(f.path(&format!("up/{name}")));
     for (tag, version, files) in tags {
         r.write(
@@ -80,10 +84,10 @@ fn good(f: &Fixture) -> GitRepo {
 
 /// A temporary directory PostgreSQL (run as `postgres` when the tests run as root) can
 /// enter, used as TMPDIR so the test sees what mcb leaves behind.
-struct OpenTmp(PathBuf);
+pub(crate) struct OpenTmp(pub(crate) PathBuf);
 
 impl OpenTmp {
-    fn new() -> OpenTmp {
+    pub(crate) fn new() -> OpenTmp {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::Builder::new()
             .prefix("mcb-it-tmp-")
@@ -688,14 +692,14 @@ fn a_killed_test_leaves_no_server_running_and_its_leftovers_are_reaped() {
 }
 
 /// A PostgreSQL server of the test's own with a password user, as a site's would be.
-struct PasswordServer {
+pub(crate) struct PasswordServer {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: PathBuf,
 }
 
 impl PasswordServer {
-    fn start(tmp: &OpenTmp, user: &str, password: &str) -> PasswordServer {
+    pub(crate) fn start(tmp: &OpenTmp, user: &str, password: &str) -> PasswordServer {
         let bin = |name: &str| {
             let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
                 .map(|rd| {

@@ -148,7 +148,7 @@ pub fn read_site_database(php: &str, config: &Path) -> Result<SiteDatabase, Appl
 }
 
 /// Where Moodle's scripts are in `codebase`: its web root (`public/` from 5.1).
-fn web_root(codebase: &Path) -> std::path::PathBuf {
+pub(crate) fn web_root(codebase: &Path) -> std::path::PathBuf {
     let public = codebase.join("public");
     if public.join("version.php").is_file() {
         public
@@ -194,5 +194,38 @@ pub(crate) fn upgrade_pending(php: &str, codebase: &Path) -> Result<bool, ApplyE
         Some(0) => Ok(false),
         Some(2) => Ok(true),
         _ => Err(php_failed("admin/cli/upgrade.php --is-pending", &out)),
+    }
+}
+
+/// Runs Moodle's command-line script `script` (`admin/cli/upgrade.php`) of `codebase` with
+/// `args`; its output whatever its exit.
+pub(crate) fn run_cli(
+    php: &str,
+    codebase: &Path,
+    script: &str,
+    args: &[&str],
+) -> Result<mcb_exec::Output, ApplyError> {
+    mcb_exec::Program::new(php)
+        .arg(web_root(codebase).join(script))
+        .args(args)
+        .current_dir(codebase)
+        .output()
+        .map_err(|e| ApplyError::Moodle {
+            message: format!("cannot run {php}: {e}"),
+            hint: Some("install PHP's command line, or name it with target: (php: \"…\")".into()),
+        })
+}
+
+/// What a failed script said, in Moodle's words when it used them: `component: message
+/// [code]`, else its last lines.
+pub(crate) fn said(out: &mcb_exec::Output) -> String {
+    let text = out.all_text();
+    match mcb_moodle::moodle_failure(&text) {
+        Some(f) => f.to_string(),
+        None => format!(
+            "{}: {}",
+            mcb_exec::describe(out.status),
+            mcb_exec::last_lines(&text, 5)
+        ),
     }
 }

@@ -39,6 +39,9 @@ pub struct SiteStatus {
     /// Components in the database with no code: removed without being uninstalled.
     pub orphaned: Vec<(String, ComponentState)>,
     pub maintenance: bool,
+    /// An apply that was cut off (killed): the generation it applied and the step it was
+    /// at. The next `mcb apply` puts the site back before anything else.
+    pub unfinished_apply: Option<(String, String)>,
 }
 
 impl SiteStatus {
@@ -52,6 +55,7 @@ impl SiteStatus {
             && self.database_ahead.is_empty()
             && self.orphaned.is_empty()
             && !self.maintenance
+            && self.unfinished_apply.is_none()
     }
 }
 
@@ -74,6 +78,9 @@ pub fn status(
         site: site.name.clone(),
     })?;
     let current = target.deploy.join("current");
+    let backups = crate::backup::backups_path(&target.backups, &target.deploy);
+    let unfinished_apply =
+        crate::journal::Journal::read(&target.deploy, &backups)?.map(|j| (j.to, j.step));
     let served = std::fs::canonicalize(&current).map_err(|e| ApplyError::NotDeployed {
         message: format!(
             "{} serves nothing mcb deployed ({e}); deploy a generation there first",
@@ -162,5 +169,6 @@ pub fn status(
         database_ahead,
         orphaned,
         maintenance: state.maintenance,
+        unfinished_apply,
     })
 }

@@ -213,10 +213,91 @@ pub enum Command {
     /// The live site: the generation its target serves, files changed in it, what its
     /// database has run against its code; exit 2 when it is not its newest generation.
     Status(StatusArgs),
+    /// Brings the live site to a generation: test gate, database backup, rehearsal on a
+    /// throwaway copy, maintenance, switch, upgrade, health check; put back on failure.
+    Apply(ApplyArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     Completions(CompletionsArgs),
     /// The manual page, in roff, on stdout.
     Man,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The site files, each with its target (default site.ron).
+    pub sites: Vec<PathBuf>,
+    /// Every site of the store whose site file's deploy directory is on this machine.
+    #[arg(long, conflicts_with = "sites")]
+    pub all: bool,
+    /// The generation to apply: gen-N or a commit (one site only); the newest when not given.
+    #[arg(long, value_name = "GEN")]
+    pub to: Option<String>,
+    /// Apply a generation whose `mcb test` failed or never ran.
+    #[arg(long)]
+    pub untested: bool,
+    /// Waves over several sites: how many have been applied by the end of each, as counts
+    /// or shares (`1,25%,100%`: a canary, then up to a quarter, then the rest); each wave's
+    /// sites run at once, and a failure ends the rollout after its wave. One site at a time
+    /// when not given.
+    #[arg(long, value_name = "N,P%,…", value_parser = parse_waves)]
+    pub wave: Option<Waves>,
+}
+
+/// `--wave`: each wave's end, as a count of sites or a share of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waves(pub Vec<WaveEnd>);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WaveEnd {
+    Count(usize),
+    Percent(u32),
+}
+
+impl Waves {
+    /// The sites of each wave, for `n` sites: each wave ends where it says (at least one
+    /// more than the wave before), the last takes the rest.
+    pub fn split(&self, n: usize) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut done = 0;
+        for end in &self.0 {
+            if done >= n {
+                break;
+            }
+            let want = match *end {
+                WaveEnd::Count(c) => c,
+                WaveEnd::Percent(p) => (n * p as usize).div_ceil(100),
+            };
+            let upto = want.max(done + 1).min(n);
+            out.push(done..upto);
+            done = upto;
+        }
+        if done < n {
+            out.push(done..n);
+        }
+        out
+    }
+}
+
+fn parse_waves(text: &str) -> Result<Waves, String> {
+    let ends = text
+        .split(',')
+        .map(|part| {
+            let part = part.trim();
+            match part.strip_suffix('%') {
+                Some(p) => match p.parse::<u32>() {
+                    Ok(v) if (1..=100).contains(&v) => Ok(WaveEnd::Percent(v)),
+                    _ => Err(format!("'{part}' is not a share from 1% to 100%")),
+                },
+                None => match part.parse::<usize>() {
+                    Ok(v) if v >= 1 => Ok(WaveEnd::Count(v)),
+                    _ => Err(format!(
+                        "'{part}' is not a count of sites (1 or more) or a share (25%)"
+                    )),
+                },
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Waves(ends))
 }
 
 #[derive(Args, Debug)]
@@ -347,6 +428,10 @@ pub struct ReconcileArgs {
     /// Test each new generation (`mcb test`) and switch `result` only when it passes.
     #[arg(long)]
     pub test: bool,
+    /// Apply each generation that passed its test to the live site (`mcb apply`); implies
+    /// --test.
+    #[arg(long)]
+    pub apply: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -616,4 +701,21 @@ impl NetArgs {
 /// Run options for commands that never reach upstreams.
 pub fn local_options(global: &GlobalArgs) -> mcb_realise::RunOptions {
     mcb_realise::RunOptions::new(global.store())
+}
+
+#[cfg(test)]
+mod wave_tests {
+    use super::*;
+
+    #[test]
+    fn waves_split_a_fleet_into_a_canary_and_the_rest() {
+        let w = parse_waves("1,25%,100%").unwrap();
+        assert_eq!(w.split(4), vec![0..1, 1..2, 2..4]);
+        assert_eq!(w.split(100), vec![0..1, 1..25, 25..100]);
+        assert_eq!(w.split(1), vec![0..1]);
+        assert_eq!(parse_waves("2").unwrap().split(5), vec![0..2, 2..5]);
+        for bad in ["0", "0%", "101%", "x", "1,,2"] {
+            assert!(parse_waves(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1248,7 +1248,15 @@ pub struct Status {
     database_ahead: Vec<ComponentVersions>,
     orphaned: Vec<ComponentVersions>,
     maintenance: bool,
+    /// An apply that was cut off: the generation it applied and the step it was at.
+    unfinished_apply: Option<UnfinishedApply>,
     in_sync: bool,
+}
+
+#[derive(Serialize)]
+pub struct UnfinishedApply {
+    generation: String,
+    step: String,
 }
 
 #[derive(Serialize)]
@@ -1297,6 +1305,78 @@ pub fn status(s: &mcb_apply::SiteStatus) -> Status {
         database_ahead: versions(&s.database_ahead),
         orphaned: versions(&s.orphaned),
         maintenance: s.maintenance,
+        unfinished_apply: s
+            .unfinished_apply
+            .as_ref()
+            .map(|(generation, step)| UnfinishedApply {
+                generation: generation.clone(),
+                step: step.clone(),
+            }),
         in_sync: s.in_sync(),
+    }
+}
+
+/// `apply`: one line per site.
+#[derive(Serialize)]
+pub struct ApplyLine {
+    site: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    unchanged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<String>,
+    steps: Vec<ApplyStep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+pub struct ApplyStep {
+    step: String,
+    passed: bool,
+    seconds: f64,
+    detail: String,
+}
+
+pub fn applied(a: &mcb_apply::Applied) -> ApplyLine {
+    ApplyLine {
+        site: a.site.clone(),
+        ok: true,
+        generation: Some(a.generation.to_string()),
+        number: a.number,
+        from: a.from.clone(),
+        unchanged: a.unchanged,
+        recovered: a.recovered.clone(),
+        steps: a
+            .steps
+            .iter()
+            .map(|s| ApplyStep {
+                step: s.step.clone(),
+                passed: s.passed,
+                seconds: s.seconds,
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+/// A site whose apply failed, named by its site file.
+pub fn apply_failed(site: &std::path::Path, error: &serde_json::Value) -> ApplyLine {
+    ApplyLine {
+        site: site.display().to_string(),
+        ok: false,
+        generation: None,
+        number: None,
+        from: None,
+        unchanged: false,
+        recovered: None,
+        steps: Vec::new(),
+        error: Some(error.clone()),
     }
 }

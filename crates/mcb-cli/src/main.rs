@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd::push::run(g, a),
         Command::Deploy(a) => cmd::deploy::run(g, a),
         Command::Status(a) => cmd::status::run(g, a),
+        Command::Apply(a) => cmd::apply::run(g, a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Man => cmd::manual::man(),
     };

@@ -23,19 +23,32 @@ pub struct Target {
     pub maintenance_message: Option<String>,
     /// Where database backups go, and how many are kept.
     pub backups: Backups,
+    /// A program and its arguments run after each switch of `current` (`systemctl reload
+    /// php8.3-fpm`): PHP-FPM keeps resolved paths and compiled files of the release before
+    /// until it is reloaded.
+    pub reload: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     pub url: String,
     pub contains: String,
+    /// How long the page has to answer as it should after a switch.
+    pub within_seconds: u32,
 }
+
+/// How long a health page has when the site file does not say.
+pub const DEFAULT_HEALTH_WITHIN: u32 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backups {
     /// `None`: `backups/` in the deploy directory.
     pub dir: Option<PathBuf>,
     pub keep: u32,
+    /// The site's own backup program and its arguments, `{file}` standing for the file it
+    /// writes (a dump the engine's own restore reads); `None`: `pg_dump -Fc` or
+    /// `mariadb-dump`.
+    pub command: Option<Vec<String>>,
 }
 
 /// Backups kept when the site file does not say.
@@ -54,6 +67,8 @@ pub(crate) struct RawTarget {
     maintenance_message: Option<String>,
     #[serde(default)]
     backups: Option<RawBackups>,
+    #[serde(default)]
+    reload: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +76,8 @@ pub(crate) struct RawTarget {
 struct RawHealth {
     url: String,
     contains: String,
+    #[serde(default)]
+    within: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -70,9 +87,18 @@ struct RawBackups {
     dir: Option<String>,
     #[serde(default)]
     keep: Option<u32>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
 }
 
 const SHAPE: &str = "target: (deploy: \"/srv/www/SITE\", config: \"/etc/moodle/SITE/config.php\", php: \"php\", health: (url: \"https://…/login/index.php\", contains: \"Log in\"), backups: (dir: \"/var/backups/mcb/SITE\", keep: 3))";
+
+/// `argv` names a program (no spaces, no control characters) and its arguments.
+fn is_program(argv: &[String]) -> bool {
+    argv.first()
+        .is_some_and(|p| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c.is_control()))
+        && argv.iter().all(|a| !a.chars().any(char::is_control))
+}
 
 /// Checks a site file's `target` (at `pos` in `path`).
 pub(crate) fn target(
@@ -125,9 +151,16 @@ pub(crate) fn target(
             if h.contains.trim().is_empty() {
                 return Err(bad("health contains nothing to look for".into()));
             }
+            let within_seconds = h.within.unwrap_or(DEFAULT_HEALTH_WITHIN);
+            if !(1..=3600).contains(&within_seconds) {
+                return Err(bad(format!(
+                    "health within {within_seconds} is not between 1 and 3600 seconds"
+                )));
+            }
             Some(Health {
                 url: h.url,
                 contains: h.contains,
+                within_seconds,
             })
         }
         None => None,
@@ -140,17 +173,39 @@ pub(crate) fn target(
                     "backups keep {keep} is not between 1 and 1000"
                 )));
             }
+            let command = match b.command {
+                Some(argv) => {
+                    if !is_program(&argv) || !argv.iter().any(|a| a.contains("{file}")) {
+                        return Err(bad(
+                            "backups command is a program and its arguments, one of them holding {file}".into(),
+                        ));
+                    }
+                    Some(argv)
+                }
+                None => None,
+            };
             Backups {
                 dir: b.dir.map(|d| absolute("backups dir", &d)).transpose()?,
                 keep,
+                command,
             }
         }
         None => Backups {
             dir: None,
             keep: DEFAULT_BACKUPS_KEPT,
+            command: None,
         },
     };
+    let reload = match raw.reload {
+        Some(argv) if !is_program(&argv) => {
+            return Err(bad(
+                "reload is a program and its arguments: [\"systemctl\", \"reload\", \"php8.3-fpm\"]".into(),
+            ));
+        }
+        r => r,
+    };
     Ok(Target {
+        reload,
         deploy,
         config,
         php,
@@ -187,8 +242,20 @@ mod tests {
         )
         .unwrap();
         let t = s.target.unwrap();
-        assert_eq!(t.health.unwrap().contains, "Log in");
+        let health = t.health.unwrap();
+        assert_eq!(health.contains, "Log in");
+        assert_eq!(health.within_seconds, super::DEFAULT_HEALTH_WITHIN);
         assert_eq!(t.backups.keep, 7);
+        let s = parse(
+            r#"(deploy: "/srv/www/a", config: "/etc/c.php",
+               health: (url: "http://127.0.0.1/", contains: "x", within: 5),
+               backups: (command: ["/usr/local/bin/dump", "--to", "{file}"]))"#,
+        )
+        .unwrap();
+        let t = s.target.unwrap();
+        assert_eq!(t.health.unwrap().within_seconds, 5);
+        assert_eq!(t.backups.command.unwrap()[2], "{file}");
+        assert_eq!(t.reload, None);
         for (bad, says) in [
             (
                 r#"(deploy: "www", config: "/etc/c.php")"#,
@@ -209,6 +276,18 @@ mod tests {
             (
                 r#"(deploy: "/srv/www", config: "/etc/c.php", health: (url: "file:///etc", contains: "x"))"#,
                 "is not an http(s) URL",
+            ),
+            (
+                r#"(deploy: "/srv/www", config: "/etc/c.php", backups: (command: ["dump"]))"#,
+                "one of them holding {file}",
+            ),
+            (
+                r#"(deploy: "/srv/www", config: "/etc/c.php", reload: ["systemctl reload fpm"])"#,
+                "reload is a program and its arguments",
+            ),
+            (
+                r#"(deploy: "/srv/www", config: "/etc/c.php", health: (url: "http://h/", contains: "x", within: 0))"#,
+                "between 1 and 3600",
             ),
             (
                 r#"(deploy: "/srv/www", config: "/etc/c.php", health: (url: "https://a", contains: " "))"#,

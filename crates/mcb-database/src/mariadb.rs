@@ -206,8 +206,12 @@ impl Server {
     /// A server the user runs, named as `mariadb://USER[:PASS]@HOST[:PORT]`. The password
     /// is never said in a message.
     pub fn connect(url: &str) -> Result<Server, DbError> {
+        Server::reach(parse_url(url)?)
+    }
+
+    /// A server the user runs, reached as `t` says.
+    pub fn reach(t: DbUrl) -> Result<Server, DbError> {
         check_programs(false)?;
-        let t = parse_url(url)?;
         let mut s = Server {
             host: t.host,
             port: t.port,
@@ -328,6 +332,30 @@ impl Server {
             )));
         }
         Ok(())
+    }
+}
+
+impl Server {
+    /// Puts database `db` back as the dump `file` holds it: the tables whose names start
+    /// with `prefix` (every table when it is empty) are dropped first, so that a table made
+    /// after the dump goes too; then the dump is restored (its own `DROP TABLE IF EXISTS`
+    /// before each table), in sandbox mode.
+    pub fn restore_over(&self, db: &str, file: &Path, prefix: &str) -> Result<(), DbError> {
+        let like = prefix.replace('_', "\\_");
+        let tables = self.query(
+            db,
+            &format!(
+                "SELECT GROUP_CONCAT(CONCAT('`', table_name, '`')) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name LIKE '{like}%'"
+            ),
+        )?;
+        if !tables.is_empty() && tables != "NULL" {
+            self.query(
+                db,
+                &format!("SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS {tables}"),
+            )?;
+        }
+        self.restore(db, file)
     }
 }
 

@@ -219,8 +219,12 @@ impl Server {
     /// password percent-decoded, an IPv6 host without its brackets. The password is never
     /// said in a message.
     pub fn connect(url: &str) -> Result<Server, DbError> {
+        Server::reach(DbUrl::parse(url)?)
+    }
+
+    /// A server the user runs, reached as `target` says.
+    pub fn reach(target: DbUrl) -> Result<Server, DbError> {
         check_programs(false)?;
-        let target = DbUrl::parse(url)?;
         let mut s = Server {
             host: target.host,
             port: target.port,
@@ -319,6 +323,36 @@ impl Server {
     pub fn restore_custom(&self, db: &str, file: &Path) -> Result<(), DbError> {
         self.client_as("pg_restore", self.restorer())
             .args(["--no-owner", "--no-privileges", "--exit-on-error", "-d", db])
+            .arg(file)
+            .run()?;
+        Ok(())
+    }
+
+    /// Puts database `db` back as the custom-format dump `file` holds it: the tables whose
+    /// names start with `prefix` (every table when it is empty) are dropped first, so that
+    /// a table made after the dump goes too; then the dump is restored in one transaction.
+    pub fn restore_over(&self, db: &str, file: &Path, prefix: &str) -> Result<(), DbError> {
+        self.query(
+            db,
+            &format!(
+                "DO $$DECLARE r record; BEGIN FOR r IN SELECT tablename FROM pg_tables \
+                 WHERE schemaname = current_schema() AND left(tablename, {}) = '{prefix}' LOOP \
+                 EXECUTE 'DROP TABLE IF EXISTS ' || quote_ident(r.tablename) || ' CASCADE'; \
+                 END LOOP; END$$",
+                prefix.len()
+            ),
+        )?;
+        self.client("pg_restore")
+            .args([
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                "-d",
+                db,
+            ])
             .arg(file)
             .run()?;
         Ok(())

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::DbError;
+use crate::url::DbUrl;
 use crate::{mariadb, postgres};
 
 /// A database engine Moodle runs on.
@@ -27,6 +28,16 @@ impl Engine {
         match self {
             Engine::Postgres => "pgsql",
             Engine::MariaDb => "mariadb",
+        }
+    }
+
+    /// The engine of a site whose config.php says `$CFG->dbtype = dbtype`; `None` for one
+    /// mcb does not back up (sqlsrv, oci).
+    pub fn of_moodle_dbtype(dbtype: &str) -> Option<Engine> {
+        match dbtype {
+            "pgsql" => Some(Engine::Postgres),
+            "mariadb" | "mysqli" | "auroramysql" => Some(Engine::MariaDb),
+            _ => None,
         }
     }
 
@@ -103,6 +114,37 @@ impl DbServer {
             }
             (DbTarget::Url(u), Engine::MariaDb) => DbServer::MariaDb(mariadb::Server::connect(u)?),
         })
+    }
+
+    /// A server the user runs, of `engine`, reached as `login` says (a live site's, from
+    /// its config.php).
+    pub fn reach(engine: Engine, login: DbUrl) -> Result<DbServer, DbError> {
+        Ok(match engine {
+            Engine::Postgres => DbServer::Postgres(postgres::Server::reach(login)?),
+            Engine::MariaDb => DbServer::MariaDb(mariadb::Server::reach(login)?),
+        })
+    }
+
+    /// Puts the live database `db` back as `dump` (written by [`DbServer::dump`]) holds it,
+    /// tables made since (named with Moodle's `prefix`) dropped. A prefix other than
+    /// letters, digits and `_` is refused: it is written into SQL.
+    pub fn restore_over(&self, db: &str, dump: &Path, prefix: &str) -> Result<(), DbError> {
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(DbError {
+                message: format!(
+                    "the table prefix '{}' is not letters, digits and _",
+                    prefix.escape_debug()
+                ),
+                hint: None,
+            });
+        }
+        match self {
+            DbServer::Postgres(s) => s.restore_over(db, dump, prefix),
+            DbServer::MariaDb(s) => s.restore_over(db, dump, prefix),
+        }
     }
 
     pub fn engine(&self) -> Engine {

@@ -187,9 +187,9 @@ fn touch(release: &Path) {
     }
 }
 
-/// The commit of site `name` that `wanted` names (its newest when none), among the
-/// generations on the branch `tip` heads.
-fn pick_commit(
+/// The commit of site `name` that `wanted` names (`gen-N`, a commit's prefix; its newest
+/// when none), among the generations on the branch `tip` heads.
+pub fn pick_commit(
     git: &GitStore,
     name: &str,
     tip: &GitOid,
@@ -272,8 +272,17 @@ fn lay_out_release(
 }
 
 /// Deploys site `request.site` (its newest generation, or the one named) into
-/// `request.dir`.
+/// `request.dir`: its release laid out, then `current` switched to it.
 pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
+    let (deployed, _lock) = stage_release(request)?;
+    finish_switch(&request.dir, deployed, request.keep)
+}
+
+/// Lays out the release of `request` in `request.dir/releases` (checked, laid out again
+/// when it drifted) and leaves `current` as it is, so that a caller can switch when the
+/// site is ready for it ([`switch_release`]). Returns the release, and the deploy
+/// directory's lock, held until the caller drops it.
+pub fn stage_release(request: &DeployRequest) -> Result<(Deployed, std::fs::File), DeployError> {
     let dir = &request.dir;
     let name = request.site.as_str();
     std::fs::create_dir_all(dir)
@@ -283,7 +292,7 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
     check_entry(&dir.join("current"), false)?;
     std::fs::create_dir_all(&releases_dir)
         .map_err(|e| fs_error(format!("cannot make {}", releases_dir.display()), e))?;
-    let _lock = lock_deploy_dir(dir)?;
+    let lock = lock_deploy_dir(dir)?;
     let previous = current_release(dir);
     // The repository the generation is read from: the store's, or a cache of the remote.
     let (git, store, tip) = match &request.source {
@@ -364,22 +373,54 @@ pub fn deploy(request: &DeployRequest) -> Result<Deployed, DeployError> {
             .map_err(|e| fs_error("cannot place the release".into(), e))?;
         let _ = mcb_store::remove_tree(&staging.keep());
     }
+    Ok((
+        Deployed {
+            site: name.to_string(),
+            commit,
+            current: dir.join("current"),
+            web_root: web_root(dir, &release),
+            release,
+            previous,
+            link: used,
+            copied,
+            drifted,
+            removed: Vec::new(),
+        },
+        lock,
+    ))
+}
+
+/// Switches `current` to a release [`stage_release`] laid out, and keeps the newest `keep`.
+fn finish_switch(dir: &Path, mut d: Deployed, keep: usize) -> Result<Deployed, DeployError> {
     // Deployed (again): it is the newest release now.
-    touch(&release);
-    switch_current(dir, &release)?;
-    let removed = prune(dir, request.keep);
-    Ok(Deployed {
-        site: name.to_string(),
-        commit,
-        current: dir.join("current"),
-        web_root: web_root(dir, &release),
-        release,
-        previous,
-        link: used,
-        copied,
-        drifted,
-        removed,
-    })
+    touch(&d.release);
+    switch_current(dir, &d.release)?;
+    d.removed = prune(dir, keep);
+    Ok(d)
+}
+
+/// Points `dir/current` at `release` (a release of `dir/releases`) in one rename: the
+/// switch of a staged release, or back to the one before. The caller holds the lock
+/// [`stage_release`] returned, or [`lock_deploy`]'s.
+pub fn switch_release(dir: &Path, release: &Path) -> Result<(), DeployError> {
+    check_entry(&dir.join("current"), false)?;
+    touch(release);
+    switch_current(dir, release)
+}
+
+/// Holds the deploy directory's lock: one deploy, rollback or apply at a time.
+pub fn lock_deploy(dir: &Path) -> Result<std::fs::File, DeployError> {
+    lock_deploy_dir(dir)
+}
+
+/// The release `dir/current` points at.
+pub fn served_release(dir: &Path) -> Option<PathBuf> {
+    current_release(dir)
+}
+
+/// Removes all but the newest `keep` releases (never the current one).
+pub fn prune_releases(dir: &Path, keep: usize) -> Vec<PathBuf> {
+    prune(dir, keep)
 }
 
 /// `DIR/current`, or its `public` when the release keeps its web root there (Moodle 5.1+).

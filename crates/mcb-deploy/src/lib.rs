@@ -11,6 +11,9 @@ mod deploy;
 mod error;
 mod push;
 
-pub use deploy::{DeployRequest, DeploySource, Deployed, KEEP_RELEASES, deploy, rollback_deploy};
+pub use deploy::{
+    DeployRequest, DeploySource, Deployed, KEEP_RELEASES, deploy, lock_deploy, pick_commit,
+    prune_releases, rollback_deploy, served_release, stage_release, switch_release,
+};
 pub use error::{Absent, DeployError};
 pub use push::{Pushed, push};

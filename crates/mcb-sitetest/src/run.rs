@@ -75,6 +75,10 @@ pub struct TestPlan {
     pub served_by: Option<PathBuf>,
     /// Set by SIGINT/SIGTERM: stop after the running step and clean up.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The generation to test (a commit on the site's branch); the newest when none.
+    pub generation: Option<GitOid>,
+    /// A rehearsal, not the generation's test: its result is not recorded on the commit.
+    pub unrecorded: bool,
 }
 
 /// One step's result.
@@ -856,13 +860,23 @@ pub fn test_site(
     let php = check_php(target.engine())?;
     DbServer::check_programs(&target)?;
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
-    let head = ctx
+    let tip = ctx
         .git
         .branch_head(&site.name)?
         .ok_or_else(|| TestError::NothingToTest {
             site: site.name.clone(),
         })?;
-    let log = ctx.git.first_parent_log(&head, 100_000)?;
+    let mut log = ctx.git.first_parent_log(&tip, 100_000)?;
+    if let Some(wanted) = &plan.generation {
+        let at = log
+            .iter()
+            .position(|(c, _, _)| c == wanted)
+            .ok_or_else(|| TestError::NoSuchStart {
+                from: wanted.to_string(),
+            })?;
+        log.drain(..at);
+    }
+    let head = log[0].0.clone();
     let previous = previous_generation(&ctx, &site, plan.served_by.as_deref(), &log)?;
     let steps = Steps::of(plan, previous.as_ref());
 
@@ -922,7 +936,9 @@ pub fn test_site(
         kept,
         notes,
     };
-    record_note(&ctx, &report)?;
+    if !plan.unrecorded {
+        record_note(&ctx, &report)?;
+    }
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand: each runs its operation and presents the outcome, as text or
 //! as its JSON document.
 
+pub mod apply;
 pub mod check;
 pub mod deploy;
 pub mod edit;

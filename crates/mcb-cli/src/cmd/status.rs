@@ -86,6 +86,12 @@ pub fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<Exit, CliError> {
     if s.maintenance {
         say!("  MAINTENANCE MODE IS ON");
     }
+    if let Some((generation, step)) = &s.unfinished_apply {
+        say!(
+            "  AN APPLY WAS CUT OFF: {} at {step}; `mcb apply` puts the site back first",
+            &generation[..12.min(generation.len())]
+        );
+    }
     if s.in_sync() {
         say!("  in sync with its newest generation");
     }

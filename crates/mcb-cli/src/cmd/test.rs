@@ -25,6 +25,8 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
         keep: a.keep,
         served_by: None,
         stop: Some(stop),
+        generation: None,
+        unrecorded: false,
     };
     let progress = Progress::new(g);
     let result = mcb_sitetest::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
