@@ -532,3 +532,210 @@ fn assert_no_secret(f: &Fixture, live: &Live) {
         }
     }
 }
+
+/// A plugin with `n` releases, each a new version whose upgrade changes nothing.
+fn many_releases(f: &Fixture, n: u64) -> GitRepo {
+    let tags: Vec<String> = (1..=n).map(|i| format!("v{i}")).collect();
+    let files: &[(&str, String)] =
+        &[("db/install.xml", install_xml("local_many", &["id", "name"]))];
+    let releases: Vec<Release<'_>> = tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), 2024010100 + i as u64 * 100, files))
+        .collect();
+    plugin(f, "many", &releases)
+}
+
+/// A number from the clock, for the moments the test kills at.
+fn random_below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut x = nanos ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x % n.max(1)
+}
+
+#[test]
+fn an_apply_killed_at_any_moment_is_finished_by_the_next() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let server = PasswordServer::start(&tmp, "bob", SECRET);
+    psql(&server, "CREATE DATABASE killed");
+    let m = core(&f);
+    let many = many_releases(&f, 12);
+    let web_root = f.path("killed/www");
+    std::fs::create_dir_all(&web_root).unwrap();
+    let web = WebServer::start(&web_root);
+    let live = Live::new(&f, &server, "killed", "killed", web.port);
+    let mut said = Said(String::new());
+    let site = s(&live.site).to_string();
+    live.write_site(&f, &m, &[("many", &many, "v1")], web.port);
+    live.install(&f);
+
+    live.write_site(&f, &m, &[("many", &many, "v2")], web.port);
+    assert!(said.run(&f, &tmp, &["realise", &site]).status.success());
+    let out = said.run(&f, &tmp, &["apply", "--untested", &site]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Each kill waits for the journal to name its step, then comes within that step.
+    let journal = live.www.join(".mcb-apply.json");
+    let step_now = || {
+        std::fs::read_to_string(&journal)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|j| j["step"].as_str().unwrap_or("").to_string())
+    };
+    let targets = [
+        "backup",
+        "rehearse",
+        "maintenance on",
+        "switch",
+        "upgrade",
+        "purge caches",
+        "maintenance off",
+        "health",
+        "rehearse",
+        "upgrade",
+    ];
+    let mut moments = Vec::new();
+    for (i, target) in (3..=12u64).zip(targets) {
+        live.write_site(&f, &m, &[("many", &many, &format!("v{i}"))], web.port);
+        assert!(said.run(&f, &tmp, &["realise", &site]).status.success());
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+            .env_remove("MCB_STORE")
+            .env("TMPDIR", &tmp.0)
+            .arg("--store")
+            .arg(f.store())
+            .args(["apply", "--untested", &site])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while step_now().as_deref() != Some(target)
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let at = random_below(if target == "rehearse" { 1500 } else { 60 });
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        let cut = step_now().unwrap_or_else(|| "finished".into());
+        moments.push(format!("{target} +{at} ms: {cut}"));
+        if cut != "finished" {
+            // `status` says an apply was cut off, and where.
+            let out = said.run(&f, &tmp, &["status", "--json", &site]);
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(out.status.code(), Some(2), "{j}");
+            assert_eq!(j["unfinished_apply"]["step"], cut.as_str(), "{j}");
+        }
+
+        // The next apply finishes what the killed one left, then applies.
+        let out = said.run(&f, &tmp, &["apply", "--untested", &site]);
+        assert!(out.status.success(), "killed at {at} ms: {}", text(&out));
+        let out = said.run(&f, &tmp, &["status", "--json", &site]);
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["in_sync"], true, "killed at {at} ms ({moments:?}): {j}");
+        assert_eq!(j["maintenance"], false, "{j}");
+        assert_eq!(
+            live.version_of("local_many"),
+            (2024010100 + (i - 1) * 100).to_string(),
+            "killed at {at} ms"
+        );
+        assert!(!live.www.join(".mcb-apply.json").exists());
+    }
+    eprintln!("applies killed at {moments:#?}");
+    // Most kills land in their step (a short one may end first).
+    let live_cuts = moments
+        .iter()
+        .filter(|m| {
+            ["maintenance", "switch", "upgrade", "purge", "health"]
+                .iter()
+                .any(|s| m.ends_with(&format!(": {s}")) || m.contains(&format!(": {s} ")))
+        })
+        .count();
+    assert!(
+        live_cuts >= 3,
+        "too few kills on the live site: {moments:#?}"
+    );
+    assert_no_secret(&f, &live);
+    drop(web);
+    drop(server);
+}
+
+#[test]
+fn a_wave_stops_at_the_site_that_fails() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let server = PasswordServer::start(&tmp, "bob", SECRET);
+    let m = core(&f);
+    let good = good_plugin(&f);
+    let mut said = Said(String::new());
+    let mut fleet = Vec::new();
+    for name in ["wa", "wb", "wc", "wd"] {
+        psql(&server, &format!("CREATE DATABASE {name}"));
+        std::fs::create_dir_all(f.path(&format!("{name}/www"))).unwrap();
+        let web = WebServer::start(&f.path(&format!("{name}/www")));
+        let live = Live::new(&f, &server, name, name, web.port);
+        live.write_site(&f, &m, &[("good", &good, "v1")], web.port);
+        live.install(&f);
+        // The second site's next release fails its rehearsal.
+        let next = if name == "wb" { "v3" } else { "v2" };
+        live.write_site(&f, &m, &[("good", &good, next)], web.port);
+        assert!(
+            said.run(&f, &tmp, &["realise", s(&live.site)])
+                .status
+                .success()
+        );
+        fleet.push((live, web));
+    }
+    let mut args = vec!["apply", "--json", "--untested", "--wave", "1,25%,100%"];
+    args.extend(fleet.iter().map(|(l, _)| s(&l.site)));
+    let out = said.run(&f, &tmp, &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(7), "{t}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{t}");
+    assert_eq!(
+        (&lines[0]["site"], &lines[0]["ok"]),
+        (&serde_json::json!("wa"), &serde_json::json!(true))
+    );
+    assert_eq!(lines[1]["ok"], false, "{t}");
+    assert!(
+        lines[1]["site"]
+            .as_str()
+            .unwrap()
+            .ends_with("wb/site/site.ron")
+    );
+    assert!(
+        t.contains("the rollout stopped after wave 2 of 3: 2 sites not applied"),
+        "{t}"
+    );
+    let versions: Vec<String> = fleet
+        .iter()
+        .map(|(l, _)| l.version_of("local_good"))
+        .collect();
+    assert_eq!(
+        versions,
+        ["2024020100", "2024010100", "2024010100", "2024010100"]
+    );
+    crate::snapshots::settings(&f).bind(|| {
+        insta::assert_snapshot!(
+            "json-schema-apply",
+            serde_json::to_string_pretty(&crate::json_schemas::schema_of(&lines)).unwrap()
+        );
+    });
+    drop(fleet);
+    drop(server);
+}
