@@ -739,3 +739,58 @@ fn a_wave_stops_at_the_site_that_fails() {
     drop(fleet);
     drop(server);
 }
+
+#[test]
+fn reconcile_apply_brings_the_live_site_along_and_retries_no_failed_gate() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let server = PasswordServer::start(&tmp, "bob", SECRET);
+    psql(&server, "CREATE DATABASE looped");
+    let m = core(&f);
+    let good = good_plugin(&f);
+    let web_root = f.path("looped/www");
+    std::fs::create_dir_all(&web_root).unwrap();
+    let web = WebServer::start(&web_root);
+    let live = Live::new(&f, &server, "looped", "looped", web.port);
+    let mut said = Said(String::new());
+    let site = s(&live.site).to_string();
+    live.write_site(&f, &m, &[("good", &good, "v1")], web.port);
+    live.install(&f);
+
+    // A new release: realised, tested, applied, in one round.
+    live.write_site(&f, &m, &[("good", &good, "v2")], web.port);
+    let out = said.run(&f, &tmp, &["reconcile", "--apply", &site]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("applied"), "{}", text(&out));
+    assert_eq!(live.version_of("local_good"), "2024020100");
+
+    // One that fails its test: not applied, and the next round does not try it again.
+    live.write_site(&f, &m, &[("good", &good, "v3")], web.port);
+    let out = said.run(&f, &tmp, &["reconcile", "--apply", &site]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let out = said.run(&f, &tmp, &["reconcile", "--apply", &site]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("held: ") && text(&out).contains("failed its test"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(live.version_of("local_good"), "2024020100");
+
+    // One that passes its test and fails on the live site: put back, and not retried.
+    std::fs::write(live.dataroot.join("break-upgrade"), "").unwrap();
+    live.write_site(&f, &m, &[("good", &good, "v4")], web.port);
+    let out = said.run(&f, &tmp, &["reconcile", "--apply", &site]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(text(&out).contains("failed at upgrade"), "{}", text(&out));
+    let out = said.run(&f, &tmp, &["reconcile", "--apply", "--json", &site]);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        j["held"].as_str().unwrap().contains("rolled back before"),
+        "{j}"
+    );
+    assert_eq!(live.version_of("local_good"), "2024020100");
+    drop(web);
+    drop(server);
+}

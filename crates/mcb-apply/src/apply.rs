@@ -753,3 +753,32 @@ fn reload(argv: &[String]) -> Result<String, String> {
         ))
     }
 }
+
+/// Why the newest generation of the site at `site_path` is not to be applied by an
+/// automatic round: its test failed, or its apply on this site failed before. `None`: go.
+pub fn held_back(site_path: &Path, opts: &RunOptions) -> Result<Option<String>, ApplyError> {
+    let site = SiteFile::load(site_path).map_err(RealiseError::from)?;
+    let ctx = RunContext::open(opts, None, &mcb_realise::Silent)?;
+    let Some(head) = ctx
+        .git
+        .branch_head(&site.name)
+        .map_err(RealiseError::from)?
+    else {
+        return Ok(None);
+    };
+    let short = &head.as_str()[..12];
+    if mcb_realise::test_note::outcomes(&ctx.git)?.get(&head) == Some(&TestOutcome::Failed) {
+        return Ok(Some(format!(
+            "{short} failed its test; it is not applied until the site file or upstream changes"
+        )));
+    }
+    if let Some(note) = crate::record::recorded(&ctx.git)?.get(&head)
+        && note.outcome != ApplyOutcome::Applied
+    {
+        return Ok(Some(format!(
+            "the apply of {short} {} before; it is not tried again until the site file or upstream changes",
+            note.outcome.word()
+        )));
+    }
+    Ok(None)
+}

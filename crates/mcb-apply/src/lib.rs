@@ -18,7 +18,7 @@ mod moodle;
 mod record;
 mod status;
 
-pub use apply::{Applied, ApplyRequest, ApplyWatch, Unwatched, apply};
+pub use apply::{Applied, ApplyRequest, ApplyWatch, Unwatched, apply, held_back};
 pub use error::{ApplyError, ApplyFailure};
 pub use journal::{JOURNAL, Journal, Phase};
 pub use moodle::{ComponentState, SiteDatabase};

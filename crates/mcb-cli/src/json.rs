@@ -1207,6 +1207,12 @@ pub struct Round {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     realised: Option<Realised>,
+    /// With `--apply`: the live site brought to the generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<ApplyLine>,
+    /// With `--apply`: why the newest generation was not applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<serde_json::Value>,
 }
@@ -1214,17 +1220,19 @@ pub struct Round {
 pub fn round(
     n: u64,
     next_in_secs: u64,
-    outcome: Result<&mcb_realise::Realised, serde_json::Value>,
+    outcome: Result<&mcb_reconcile::Reconciled, serde_json::Value>,
 ) -> Round {
-    let (realised_doc, error) = match outcome {
-        Ok(r) => (Some(realised(r)), None),
+    let (done, error) = match outcome {
+        Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
     Round {
         round: n,
         next_in_secs,
-        ok: realised_doc.is_some(),
-        realised: realised_doc,
+        ok: done.is_some(),
+        realised: done.map(|d| realised(&d.realised)),
+        applied: done.and_then(|d| d.applied.as_ref()).map(applied),
+        held: done.and_then(|d| d.held.clone()),
         error,
     }
 }

@@ -4,7 +4,8 @@
 //! that changes nothing makes no commit. [`watch`] repeats rounds until told to stop,
 //! waiting longer after each failed round.
 //!
-//! It composes the operations of `mcb-realise` and the test runner; it prints nothing.
+//! It composes the operations of `mcb-realise`, the test runner and `mcb-apply`; it prints
+//! nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +24,18 @@ pub struct ReconcileOptions {
     pub realise: RealiseOptions,
     /// Serve a new generation only once its test passes.
     pub test: bool,
+    /// Then apply it to the live site (`mcb apply`); implies `test`.
+    pub apply: bool,
+}
+
+/// What a round did.
+#[derive(Debug)]
+pub struct Reconciled {
+    pub realised: Realised,
+    /// The live site brought to the newest generation (with `apply`).
+    pub applied: Option<mcb_apply::Applied>,
+    /// Why the newest generation was not applied (a gate it failed before).
+    pub held: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +44,8 @@ pub enum ReconcileError {
     Run(#[from] mcb_realise::RealiseError),
     #[error(transparent)]
     Test(#[from] TestError),
+    #[error(transparent)]
+    Apply(#[from] mcb_apply::ApplyError),
     /// The new generation failed its test: `result` still serves the one before.
     #[error("generation {} failed its test; result still serves the previous one{}", &report.commit.as_str()[..12], failures(report))]
     TestFailed { report: Box<TestReport> },
@@ -51,14 +66,50 @@ impl ReconcileError {
         match self {
             ReconcileError::Run(e) => e.kind(),
             ReconcileError::Test(e) => e.kind(),
+            ReconcileError::Apply(e) => e.kind(),
             ReconcileError::TestFailed { .. } => ErrorKind::TestFailed,
         }
     }
 }
 
 /// One round: update and realise the site file at `site`; with a test, the new generation
-/// is committed and laid out but served only once its test passes.
+/// is committed and laid out but served only once its test passes; with apply, the live site
+/// is then brought to it, unless a gate refused it before.
 pub fn round(
+    site: &std::path::Path,
+    run: &RunOptions,
+    opts: &ReconcileOptions,
+    reporter: &dyn Reporter,
+) -> Result<Reconciled, ReconcileError> {
+    let realised = realise_round(site, run, opts, reporter)?;
+    if !opts.apply {
+        return Ok(Reconciled {
+            realised,
+            applied: None,
+            held: None,
+        });
+    }
+    if let Some(why) = mcb_apply::held_back(site, run)? {
+        return Ok(Reconciled {
+            realised,
+            applied: None,
+            held: Some(why),
+        });
+    }
+    let request = mcb_apply::ApplyRequest {
+        site_path: site.to_path_buf(),
+        to: None,
+        untested: false,
+    };
+    let applied = mcb_apply::apply(&request, run, reporter, &mcb_apply::Unwatched)?;
+    Ok(Reconciled {
+        realised,
+        applied: Some(applied),
+        held: None,
+    })
+}
+
+fn realise_round(
     site: &std::path::Path,
     run: &RunOptions,
     opts: &ReconcileOptions,
@@ -70,7 +121,7 @@ pub fn round(
         update: Update::All,
         ..opts.realise.clone()
     };
-    if !opts.test {
+    if !opts.test && !opts.apply {
         return Ok(mcb_realise::realise(site, &run, &realise, reporter)?);
     }
     let realised = mcb_realise::realise_unserved(site, &run, &realise, reporter)?;
@@ -105,7 +156,7 @@ pub fn round(
 pub struct RoundReport {
     /// 1 for the first round.
     pub number: u64,
-    pub outcome: Result<Realised, ReconcileError>,
+    pub outcome: Result<Reconciled, ReconcileError>,
     /// How long until the next round.
     pub next_in: Duration,
 }

@@ -19,7 +19,8 @@ fn options(a: &ReconcileArgs) -> ReconcileOptions {
             out: a.out.clone(),
             ..RealiseOptions::default()
         },
-        test: a.test,
+        test: a.test || a.apply,
+        apply: a.apply,
     }
 }
 
@@ -30,7 +31,13 @@ pub fn run(g: &GlobalArgs, a: &ReconcileArgs) -> Result<Exit, CliError> {
         let progress = Progress::new(g);
         let result = mcb_reconcile::round(&a.site, &run, &opts, &progress);
         progress.finish();
-        super::realise::show(g, &result?);
+        let done = result?;
+        if g.json && a.apply {
+            out_json(&crate::json::round(1, 0, Ok(&done)));
+        } else {
+            super::realise::show(g, &done.realised);
+            show_apply(g, &done);
+        }
         return Ok(Exit::Success);
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -61,18 +68,19 @@ fn report(g: &GlobalArgs, r: RoundReport) {
     let wait = r.next_in.as_secs();
     if g.json {
         let outcome = match r.outcome {
-            Ok(ref realised) => Ok(realised),
+            Ok(ref done) => Ok(done),
             Err(e) => Err(CliError::from(e).json()),
         };
         out_json(&crate::json::round(r.number, wait, outcome));
         return;
     }
     match r.outcome {
-        Ok(realised) => {
+        Ok(done) => {
             if !g.quiet {
                 say!("round {}:", r.number);
             }
-            super::realise::show(g, &realised);
+            super::realise::show(g, &done.realised);
+            show_apply(g, &done);
         }
         Err(e) => {
             CliError::from(e).show(false);
@@ -80,6 +88,32 @@ fn report(g: &GlobalArgs, r: RoundReport) {
                 "round {} failed; next round in {wait} s",
                 r.number
             ));
+        }
+    }
+}
+
+/// What the round did with the live site.
+fn show_apply(g: &GlobalArgs, done: &mcb_reconcile::Reconciled) {
+    if let Some(why) = &done.held {
+        err_line(&format!("held: {why}"));
+    }
+    if g.quiet || g.json {
+        return;
+    }
+    if let Some(a) = &done.applied {
+        let short = &a.generation.as_str()[..12];
+        if a.unchanged {
+            say!("{}: the live site already runs {short}", a.site);
+        } else {
+            say!(
+                "{}: applied {short} to the live site ({})",
+                a.site,
+                a.steps
+                    .iter()
+                    .map(|s| s.step.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
 }
