@@ -435,7 +435,7 @@ impl From<ReconcileError> for CliError {
         match e {
             ReconcileError::Run(e) => CliError::from(e),
             ReconcileError::Test(e) => CliError::from(e),
-            ReconcileError::Apply(e) => CliError::from(e),
+            ReconcileError::Apply(e) => CliError::from(*e),
             e @ ReconcileError::TestFailed { .. } => CliError {
                 exit: e.kind().into(),
                 hints: vec![

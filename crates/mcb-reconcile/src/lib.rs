@@ -45,7 +45,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     Test(#[from] TestError),
     #[error(transparent)]
-    Apply(#[from] mcb_apply::ApplyError),
+    Apply(Box<mcb_apply::ApplyError>),
     /// The new generation failed its test: `result` still serves the one before.
     #[error("generation {} failed its test; result still serves the previous one{}", &report.commit.as_str()[..12], failures(report))]
     TestFailed { report: Box<TestReport> },
@@ -59,6 +59,12 @@ fn failures(report: &TestReport) -> String {
         }
     }
     out
+}
+
+impl From<mcb_apply::ApplyError> for ReconcileError {
+    fn from(e: mcb_apply::ApplyError) -> ReconcileError {
+        ReconcileError::Apply(Box::new(e))
+    }
 }
 
 impl ReconcileError {
