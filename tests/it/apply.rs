@@ -71,14 +71,19 @@ type Takes<'a> = &'a [(&'a str, &'a GitRepo, &'a str)];
 
 impl Live {
     fn new(f: &Fixture, server: &PasswordServer, name: &str, db: &str, web_port: u16) -> Live {
+        Live::on(f, "pgsql", server.port, name, db, web_port)
+    }
+
+    /// A site on a database of `dbtype` (`pgsql`, `mariadb`) reached on 127.0.0.1:`db_port`.
+    fn on(f: &Fixture, dbtype: &str, db_port: u16, name: &str, db: &str, web_port: u16) -> Live {
         let www = f.path(&format!("{name}/www"));
         let dataroot = f.path(&format!("{name}/moodledata"));
         std::fs::create_dir_all(&dataroot).unwrap();
         f.write(
             &format!("{name}/etc/config.php"),
             format!(
-                "<?php\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = 'pgsql';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '127.0.0.1';\n$CFG->dbname = '{db}';\n$CFG->dbuser = 'bob';\n$CFG->dbpass = '{SECRET}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://127.0.0.1:{web_port}/{name}/www/current';\n$CFG->dataroot = '{}';\nrequire_once('{}/current/lib/setup.php');\n",
-                server.port,
+                "<?php\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = '{dbtype}';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '127.0.0.1';\n$CFG->dbname = '{db}';\n$CFG->dbuser = 'bob';\n$CFG->dbpass = '{SECRET}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://127.0.0.1:{web_port}/{name}/www/current';\n$CFG->dataroot = '{}';\nrequire_once('{}/current/lib/setup.php');\n",
+                db_port,
                 dataroot.display(),
                 www.display()
             ),
@@ -181,6 +186,23 @@ impl Live {
 
     fn tables(&self) -> String {
         self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name")
+    }
+
+    /// The columns of the live table `table` (either engine).
+    fn columns(&self, table: &str) -> String {
+        let out = Command::new("php")
+            .arg("-r")
+            .arg("define('CLI_SCRIPT', true); require($argv[1]); echo implode(',', fx_columns($argv[2]));")
+            .arg(f_config(&self.www))
+            .arg(table)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The commit `current` serves.
@@ -791,6 +813,180 @@ fn reconcile_apply_brings_the_live_site_along_and_retries_no_failed_gate() {
         "{j}"
     );
     assert_eq!(live.version_of("local_good"), "2024020100");
+    drop(web);
+    drop(server);
+}
+
+/// A MariaDB server of the test's own, as a site's would be: a database `live` and a user
+/// `bob` with a password whose rights end at it.
+struct MariaDbLive {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl MariaDbLive {
+    fn start(tmp: &OpenTmp) -> MariaDbLive {
+        let dir = tmp.0.join("own-mariadb");
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "mysql"])
+                    .arg(&dir)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let as_mysql = |program: &str| {
+            let bin = ["/usr/sbin", "/usr/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(program))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from(program));
+            let mut c = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "mysql", "--"]).arg(bin);
+                c
+            } else {
+                Command::new(bin)
+            };
+            c.current_dir(&dir).env("TMPDIR", dir.join("tmp"));
+            c
+        };
+        let datadir = format!("--datadir={}", dir.join("data").display());
+        let tmpdir = format!("--tmpdir={}", dir.join("tmp").display());
+        let out = as_mysql("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                &datadir,
+                &tmpdir,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = as_mysql("mariadbd")
+            .args([
+                "--no-defaults",
+                &datadir,
+                &tmpdir,
+                &format!("--port={port}"),
+            ])
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = MariaDbLive { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !server.admin("SELECT 1").status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "MariaDB never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = server.admin(&format!(
+            "CREATE DATABASE live DEFAULT CHARACTER SET utf8mb4; CREATE USER 'bob'@'127.0.0.1' IDENTIFIED BY '{SECRET}'; GRANT ALL PRIVILEGES ON live.* TO 'bob'@'127.0.0.1';"
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server
+    }
+
+    fn admin(&self, sql: &str) -> Output {
+        Command::new("mariadb")
+            .args(["--no-defaults", "--user=root"])
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .args(["-e", sql])
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for MariaDbLive {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .unwrap_or(self.child.id() as i32);
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn apply_on_mariadb_backs_up_with_its_own_tools_and_restores_on_failure() {
+    let f = Fixture::new();
+    let tmp = OpenTmp::new();
+    let server = MariaDbLive::start(&tmp);
+    let m = core(&f);
+    let good = good_plugin(&f);
+    let web_root = f.path("maria/www");
+    std::fs::create_dir_all(&web_root).unwrap();
+    let web = WebServer::start(&web_root);
+    let live = Live::on(&f, "mariadb", server.port, "maria", "live", web.port);
+    let mut said = Said(String::new());
+    let site = s(&live.site).to_string();
+    live.write_site(&f, &m, &[("good", &good, "v1")], web.port);
+    live.install(&f);
+
+    live.write_site(&f, &m, &[("good", &good, "v2")], web.port);
+    assert!(said.run(&f, &tmp, &["realise", &site]).status.success());
+    let out = said.run(&f, &tmp, &["apply", "--untested", &site]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("on mariadb"),
+        "the rehearsal ran on MariaDB: {t}"
+    );
+    assert_eq!(live.version_of("local_good"), "2024020100");
+    assert_eq!(live.columns("mdl_local_good"), "id,name,note");
+    let dump = std::fs::read_dir(live.www.join("backups"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(
+        std::fs::read(&dump).unwrap().starts_with(b"/*"),
+        "a mariadb-dump"
+    );
+
+    // The live upgrade fails: the database comes back from mariadb-dump's backup.
+    std::fs::write(live.dataroot.join("break-upgrade"), "").unwrap();
+    live.write_site(&f, &m, &[("good", &good, "v4")], web.port);
+    assert!(said.run(&f, &tmp, &["realise", &site]).status.success());
+    let out = said.run(&f, &tmp, &["apply", "--untested", &site]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(7), "{t}");
+    assert!(t.contains("the site was put back"), "{t}");
+    assert_eq!(live.version_of("local_good"), "2024020100");
+    assert_eq!(live.version_of("moodle"), "2024100700");
     drop(web);
     drop(server);
 }
