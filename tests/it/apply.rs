@@ -752,6 +752,17 @@ fn a_wave_stops_at_the_site_that_fails() {
         versions,
         ["2024020100", "2024010100", "2024010100", "2024010100"]
     );
+
+    // `--all`: every site of the store with a target here, one at a time; the first runs
+    // its generation already, the second fails again and the rest wait.
+    let out = said.run(&f, &tmp, &["apply", "--all", "--untested"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(7), "{t}");
+    assert!(t.contains("wa: already runs gen-2"), "{t}");
+    assert!(
+        t.contains("the rollout stopped after wave 2 of 4: 2 sites not applied"),
+        "{t}"
+    );
     crate::snapshots::settings(&f).bind(|| {
         insta::assert_snapshot!(
             "json-schema-apply",
