@@ -219,7 +219,7 @@ pub fn apply(
         watch,
     };
     let recovered = match Journal::read(&dir, &backups)? {
-        Some(j) => Some(recover(&j, &target, &db, opts, &mut steps)?),
+        Some(j) => Some(recover(&j, &target, &db, &mut steps)?),
         None => None,
     };
     let served = mcb_deploy::served_release(&dir).ok_or_else(|| ApplyError::NotDeployed {
@@ -679,7 +679,6 @@ fn recover(
     j: &Journal,
     target: &Target,
     db: &SiteDatabase,
-    _opts: &RunOptions,
     steps: &mut Steps<'_>,
 ) -> Result<String, ApplyError> {
     let dir = &target.deploy;

@@ -213,7 +213,7 @@ pub enum Command {
     /// The live site: the generation its target serves, files changed in it, what its
     /// database has run against its code; exit 2 when it is not its newest generation.
     Status(StatusArgs),
-    /// Brings the live site to a generation: test gate, database backup, rehearsal on a
+    /// Bring the live site to a generation: test gate, database backup, rehearsal on a
     /// throwaway copy, maintenance, switch, upgrade, health check; put back on failure.
     Apply(ApplyArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
