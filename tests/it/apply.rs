@@ -252,6 +252,21 @@ impl Said {
     }
 }
 
+impl Said {
+    /// `mcb status --json SITE`: its exit code and document.
+    fn status(
+        &mut self,
+        f: &Fixture,
+        tmp: &OpenTmp,
+        site: &str,
+    ) -> (Option<i32>, serde_json::Value) {
+        let out = self.run(f, tmp, &["status", "--json", site]);
+        let j = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("status said no JSON: {}", text(&out)));
+        (out.status.code(), j)
+    }
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -412,10 +427,9 @@ fn apply_rehearses_upgrades_checks_health_and_puts_back_what_fails() {
     assert_eq!(live.version_of("local_good"), "2024020100");
     assert!(live.reloaded().exists(), "the reload command never ran");
     assert!(!live.www.join(mcb_apply_journal()).exists());
-    let out = said.run(&f, &tmp, &["status", "--json", &site]);
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, j) = said.status(&f, &tmp, &site);
     assert_eq!(
-        (out.status.code(), &j["in_sync"]),
+        (code, &j["in_sync"]),
         (Some(0), &serde_json::json!(true)),
         "{j}"
     );
@@ -436,8 +450,7 @@ fn apply_rehearses_upgrades_checks_health_and_puts_back_what_fails() {
         live.tables()
     );
     assert_eq!(live.version_of("local_extra"), "");
-    let out = said.run(&f, &tmp, &["status", "--json", &site]);
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, j) = said.status(&f, &tmp, &site);
     assert_eq!(j["orphaned"], serde_json::json!([]), "{j}");
     assert_eq!(j["in_sync"], true, "{j}");
     let sound = live.serves();
@@ -483,8 +496,7 @@ fn apply_rehearses_upgrades_checks_health_and_puts_back_what_fails() {
     assert_eq!(live.serves(), sound);
     assert_eq!(live.version_of("local_good"), "2024020100");
     assert_eq!(live.version_of("moodle"), "2024100700");
-    let out = said.run(&f, &tmp, &["status", "--json", &site]);
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, j) = said.status(&f, &tmp, &site);
     assert_eq!(j["maintenance"], false, "{j}");
     assert_eq!(j["upgrade_pending"], false, "{j}");
     assert_eq!(j["database_ahead"], serde_json::json!([]), "{j}");
@@ -654,17 +666,15 @@ fn an_apply_killed_at_any_moment_is_finished_by_the_next() {
         moments.push(format!("{target} +{at} ms: {cut}"));
         if cut != "finished" {
             // `status` says an apply was cut off, and where.
-            let out = said.run(&f, &tmp, &["status", "--json", &site]);
-            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(out.status.code(), Some(2), "{j}");
+            let (code, j) = said.status(&f, &tmp, &site);
+            assert_eq!(code, Some(2), "{j}");
             assert_eq!(j["unfinished_apply"]["step"], cut.as_str(), "{j}");
         }
 
         // The next apply finishes what the killed one left, then applies.
         let out = said.run(&f, &tmp, &["apply", "--untested", &site]);
         assert!(out.status.success(), "killed at {at} ms: {}", text(&out));
-        let out = said.run(&f, &tmp, &["status", "--json", &site]);
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (_, j) = said.status(&f, &tmp, &site);
         assert_eq!(j["in_sync"], true, "killed at {at} ms ({moments:?}): {j}");
         assert_eq!(j["maintenance"], false, "{j}");
         assert_eq!(
