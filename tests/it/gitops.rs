@@ -51,7 +51,7 @@ fn new_core_release(m: &GitRepo, tag: &str, build: &str, release: &str) {
 }
 
 /// A plugin repository for `component` with one tag per (tag, version, extra php).
-fn plugin(f: &Fixture, component: &str, tags: &[(&str, u64, &str)]) -> GitRepo {
+pub(crate) fn plugin(f: &Fixture, component: &str, tags: &[(&str, u64, &str)]) -> GitRepo {
     let r = GitRepo::init(f.path(&format!("up/{component}")));
     for (tag, version, extra) in tags {
         add_tag(&r, component, tag, *version, extra);
@@ -59,7 +59,7 @@ fn plugin(f: &Fixture, component: &str, tags: &[(&str, u64, &str)]) -> GitRepo {
     r
 }
 
-fn add_tag(r: &GitRepo, component: &str, tag: &str, version: u64, extra: &str) {
+pub(crate) fn add_tag(r: &GitRepo, component: &str, tag: &str, version: u64, extra: &str) {
     r.write(
         "version.php",
         &plugin_php(component, version, "2024100700", extra),

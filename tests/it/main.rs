@@ -6,6 +6,7 @@ mod support;
 
 mod apply;
 mod composer;
+mod conventions;
 mod deploy;
 mod directory;
 mod docs;

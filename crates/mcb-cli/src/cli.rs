@@ -35,6 +35,9 @@ pub struct GlobalArgs {
     /// Say more about what happens.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Run as if mcb had been started in DIR (site files and paths are found from there).
+    #[arg(short = 'C', long = "chdir", global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
     /// Print one machine-readable JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -224,7 +227,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
-    /// The site files, each with its target (default site.ron).
+    /// The site files (or directories holding site.ron), each with its target [default:
+    /// site.ron here or in the nearest parent directory].
     pub sites: Vec<PathBuf>,
     /// Every site of the store whose site file's deploy directory is on this machine.
     #[arg(long, conflicts_with = "sites")]
@@ -302,9 +306,9 @@ fn parse_waves(text: &str) -> Result<Waves, String> {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The site file, with its target.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -353,9 +357,9 @@ pub struct CompletionsArgs {
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     /// Parse the PHP files that changed since the previous generation.
     #[arg(long)]
     pub lint: bool,
@@ -383,20 +387,20 @@ pub struct TestArgs {
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
-    /// Only these plugins (default: everything).
-    pub components: Vec<String>,
+    /// [SITE] COMPONENT…: the site file (when the first argument ends in .ron or is a
+    /// path; else it is found as every command finds it), then only these plugins
+    /// [default: everything].
+    #[arg(value_name = "COMPONENT")]
+    pub args: Vec<String>,
     /// Moodle itself (with components: core and those).
     #[arg(long)]
     pub core: bool,
@@ -415,9 +419,9 @@ pub struct UpdateArgs {
 
 #[derive(Args, Debug)]
 pub struct ReconcileArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     /// Repeat every SECS seconds until SIGINT or SIGTERM; a failed round is retried with
     /// backoff.
     #[arg(long, value_name = "SECS")]
@@ -438,9 +442,9 @@ pub struct ReconcileArgs {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// A site file, or a site's name in the store.
-    #[arg(default_value = "site.ron")]
-    pub site: String,
+    /// A site file (or a directory holding site.ron), or a site's name in the store
+    /// [default: site.ron here or in the nearest parent directory].
+    pub site: Option<String>,
     /// At most this many generations.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
@@ -448,12 +452,12 @@ pub struct HistoryArgs {
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
-    /// The generation: a commit on the site branch, or -N for N generations back
-    /// [default: -1].
-    #[arg(long, value_name = "COMMIT|-N", allow_hyphen_values = true)]
+    /// A site file (or a directory holding site.ron), or a site's name in the store
+    /// [default: site.ron here or in the nearest parent directory].
+    pub site: Option<String>,
+    /// The generation: gen-N (as history shows it), SITE/gen-N, -N for N generations
+    /// back, or a commit (or its first hex digits) [default: -1].
+    #[arg(long, value_name = "GEN", allow_hyphen_values = true)]
     pub to: Option<String>,
     /// Roll back even though components go down (only for a database that never ran
     /// the newer code, or was restored from before it).
@@ -505,9 +509,10 @@ pub struct InitArgs {
 pub struct AddArgs {
     /// A component such as mod_attendance.
     pub component: String,
-    /// The site file.
-    #[arg(long, default_value = "site.ron", value_name = "SITE.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    #[arg(long, value_name = "SITE.ron")]
+    pub site: Option<PathBuf>,
     /// From a git repository.
     #[arg(long, value_name = "URL", conflicts_with_all = ["zip", "path"])]
     pub git: Option<String>,
@@ -535,9 +540,10 @@ pub struct AddArgs {
 pub struct RemoveArgs {
     /// A component in the site file.
     pub component: String,
-    /// The site file.
-    #[arg(long, default_value = "site.ron", value_name = "SITE.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    #[arg(long, value_name = "SITE.ron")]
+    pub site: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -558,9 +564,9 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub struct RealiseArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     /// Where to put the `result` link (default: beside the site file).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -586,9 +592,9 @@ pub struct RealiseArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The site file.
-    #[arg(default_value = "site.ron")]
-    pub site: PathBuf,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     /// The Moodle release to check, e.g. 5.0.
     #[arg(long, value_name = "X.Y", value_parser = parse_release, required_unless_present = "all_branches")]
     pub moodle: Option<mcb_moodle::Release>,

@@ -7,6 +7,7 @@ mod cmd;
 mod error;
 mod json;
 mod progress;
+mod site_file;
 mod term;
 
 use std::process::ExitCode;
@@ -21,6 +22,13 @@ fn main() -> ExitCode {
         Err(e) => return ExitCode::from(error::usage(e) as u8),
     };
     let g = &cli.global;
+    if let Some(dir) = &g.chdir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        let e = error::CliError::usage_text(format!("-C {}: {e}", dir.display()));
+        e.show(g.json);
+        return ExitCode::from(e.exit as u8);
+    }
     let result = match &cli.command {
         Command::Realise(a) => cmd::realise::run(g, a),
         Command::Check(a) => cmd::check::run(g, a),

@@ -187,8 +187,8 @@ fn touch(release: &Path) {
     }
 }
 
-/// The commit of site `name` that `wanted` names (`gen-N`, a commit's prefix; its newest
-/// when none), among the generations on the branch `tip` heads.
+/// The commit of site `name` that `wanted` names (`gen-N`, `SITE/gen-N`, `-N`, a commit's
+/// prefix; its newest when none), among the generations on the branch `tip` heads.
 pub fn pick_commit(
     git: &GitStore,
     name: &str,
@@ -198,49 +198,14 @@ pub fn pick_commit(
     let Some(c) = wanted else {
         return Ok(tip.clone());
     };
+    let unknown = |message: String| DeployError::Unknown {
+        message,
+        about: Absent::Generation,
+    };
+    let name_ = mcb_git::GenerationName::parse(c, name).map_err(unknown)?;
     let log = git.first_parent_log(tip, usize::MAX)?;
-    let generation = c
-        .strip_prefix(&format!("{name}/"))
-        .unwrap_or(c)
-        .strip_prefix("gen-")
-        .and_then(|n| n.parse::<usize>().ok());
-    if let Some(n) = generation {
-        // `gen-N` (or the tag `SITE/gen-N` push makes): the Nth commit of the branch.
-        return log
-            .iter()
-            .rev()
-            .nth(n.wrapping_sub(1))
-            .map(|(c, _, _)| c.clone())
-            .ok_or_else(|| DeployError::Unknown {
-                message: format!("site {name} has no generation {c}"),
-                about: Absent::Generation,
-            });
-    }
-    let p = c.to_ascii_lowercase();
-    if !p.bytes().all(|b| b.is_ascii_hexdigit()) || p.len() < 7 {
-        return Err(DeployError::Unknown {
-            message: format!(
-                "{c} is not a generation: give gen-N or at least 7 hex digits of a commit"
-            ),
-            about: Absent::Generation,
-        });
-    }
-    let found: Vec<&GitOid> = log
-        .iter()
-        .map(|(c, _, _)| c)
-        .filter(|commit| commit.as_str().starts_with(&p))
-        .collect();
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(DeployError::Unknown {
-            message: format!("commit {c} is not a generation of site {name}"),
-            about: Absent::Generation,
-        }),
-        _ => Err(DeployError::Unknown {
-            message: format!("{c} names more than one generation of site {name}: give more digits"),
-            about: Absent::Generation,
-        }),
-    }
+    let at = name_.position(&log, name).map_err(unknown)?;
+    Ok(log[at].0.clone())
 }
 
 /// Lays generation `tree` out under `top` (an empty directory): from the store's objects

@@ -12,6 +12,7 @@ mod check;
 mod compose;
 mod error;
 mod fetch;
+mod generation;
 mod history;
 mod ingest;
 pub mod program;
@@ -26,6 +27,7 @@ pub use check::BadObject;
 pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
 pub use fetch::{FetchLimits, RemoteRefs};
+pub use generation::GenerationName;
 pub use ingest::{IngestError, IngestedCommit, SourceContent, SourceFile};
 
 pub(crate) use error::Context;

@@ -31,8 +31,7 @@ pub use error::{ErrorKind, Named, RealiseError};
 pub use ops::edit::{EditError, NewConfigPhp, SiteEdit, edit, init};
 pub use ops::generations::RollbackOptions;
 pub use ops::generations::{
-    Forgotten, Generation, RollbackTarget, RolledBack, SiteRef, SiteSummary, forget, history,
-    rollback, sites,
+    Forgotten, Generation, RolledBack, SiteRef, SiteSummary, forget, history, rollback, sites,
 };
 pub use ops::import::{Imported, ImportedPiece, Recognised, import};
 pub use ops::maintain::{

@@ -63,9 +63,12 @@ pub fn run(g: &GlobalArgs, a: &ApplyArgs) -> Result<Exit, CliError> {
     let sites = if a.all {
         every_site_here(g)?
     } else if a.sites.is_empty() {
-        vec![PathBuf::from("site.ron")]
+        vec![crate::site_file::locate(None)?]
     } else {
-        a.sites.clone()
+        a.sites
+            .iter()
+            .map(|s| crate::site_file::locate(Some(s)))
+            .collect::<Result<_, _>>()?
     };
     if sites.is_empty() {
         return Err(CliError::usage_text(

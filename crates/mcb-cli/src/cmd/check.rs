@@ -23,7 +23,7 @@ pub fn run(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     };
     let progress = Progress::new(g);
     let result = mcb_realise::check_upgrade(
-        &a.site,
+        &crate::site_file::locate(a.site.as_deref())?,
         target,
         a.core_source.as_deref(),
         &host,
@@ -253,7 +253,7 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
 fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
     let result = mcb_realise::readiness_matrix(
-        &a.site,
+        &crate::site_file::locate(a.site.as_deref())?,
         a.core_source.as_deref(),
         &a.net.options(g),
         &progress,

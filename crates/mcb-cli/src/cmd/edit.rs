@@ -76,14 +76,16 @@ pub fn add(g: &GlobalArgs, a: &AddArgs) -> Result<Exit, CliError> {
         source,
         version: a.version.clone(),
     };
-    let said = format!("added {} to {}", a.component, a.site.display());
-    edit(g, &a.site, &change, &a.net, said)
+    let site = crate::site_file::locate(a.site.as_deref())?;
+    let said = format!("added {} to {}", a.component, site.display());
+    edit(g, &site, &change, &a.net, said)
 }
 
 pub fn remove(g: &GlobalArgs, a: &RemoveArgs) -> Result<Exit, CliError> {
     let change = SiteEdit::Remove {
         component: a.component.clone(),
     };
-    let said = format!("removed {} from {}", a.component, a.site.display());
-    edit(g, &a.site, &change, &a.net, said)
+    let site = crate::site_file::locate(a.site.as_deref())?;
+    let said = format!("removed {} from {}", a.component, site.display());
+    edit(g, &site, &change, &a.net, said)
 }

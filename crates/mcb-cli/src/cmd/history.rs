@@ -1,6 +1,6 @@
 //! `mcb history` and `mcb rollback`.
 
-use mcb_realise::{RollbackOptions, RollbackTarget, SiteRef};
+use mcb_realise::RollbackOptions;
 
 use crate::cli::{GlobalArgs, HistoryArgs, RollbackArgs, local_options};
 use crate::error::{CliError, Exit};
@@ -30,7 +30,7 @@ pub(crate) fn date(secs: i64) -> String {
 
 pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
     let store = g.store();
-    let site = SiteRef::parse(&a.site, &store)?;
+    let site = crate::site_file::site_ref(a.site.as_deref(), &store)?;
     let generations = mcb_realise::history(&store, &site.name, a.limit)?;
     if g.json {
         out_json(&crate::json::history(&site.name, &generations));
@@ -72,20 +72,15 @@ pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
         allow_downgrade: a.allow_downgrade,
         ..RollbackOptions::default()
     };
-    let target = match a.to.as_deref() {
-        None => RollbackTarget::Back(1),
-        Some(t) => match t.strip_prefix('-').map(str::parse::<usize>) {
-            Some(Ok(n)) if n > 0 => RollbackTarget::Back(n),
-            Some(_) => {
-                return Err(CliError::usage_text(format!(
-                    "--to {t}: give a commit or -N with N ≥ 1"
-                )));
-            }
-            None => RollbackTarget::Commit(t.to_string()),
-        },
+    let site = crate::site_file::site_ref(a.site.as_deref(), &run.store)?;
+    let Some(file) = site.file else {
+        return Err(CliError::usage_text(format!(
+            "the store knows no site file of site {}: name the site file",
+            site.name
+        )));
     };
     let progress = Progress::new(g);
-    let result = mcb_realise::rollback(&a.site, &target, &run, &opts, &progress);
+    let result = mcb_realise::rollback(&file, a.to.as_deref(), &run, &opts, &progress);
     progress.finish();
     let r = result?;
     if g.json {

@@ -10,7 +10,12 @@ use crate::term::{out_json, say};
 
 pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_realise::pending(&a.site, &a.net.options(g), &Update::Nothing, &progress);
+    let result = mcb_realise::pending(
+        &crate::site_file::locate(a.site.as_deref())?,
+        &a.net.options(g),
+        &Update::Nothing,
+        &progress,
+    );
     progress.finish();
     let p = result?;
     show(g, &p);
@@ -96,7 +101,12 @@ pub fn outdated(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     // What an update would do: it asks upstream even when the cached answer is young.
     opts.refresh = !opts.offline;
     let progress = Progress::new(g);
-    let result = mcb_realise::pending(&a.site, &opts, &Update::All, &progress);
+    let result = mcb_realise::pending(
+        &crate::site_file::locate(a.site.as_deref())?,
+        &opts,
+        &Update::All,
+        &progress,
+    );
     progress.finish();
     let p = result?;
     let exit = if p.lock_changes.is_empty() {

@@ -1,19 +1,17 @@
 //! `mcb push`.
 
-use mcb_realise::SiteRef;
-
 use crate::cli::{GlobalArgs, PushArgs};
 use crate::error::{CliError, Exit};
 use crate::term::{out_json, say};
 
 pub fn run(g: &GlobalArgs, a: &PushArgs) -> Result<Exit, CliError> {
     let (site, remote) = match a.args.as_slice() {
-        [remote] => ("site.ron".to_string(), remote.clone()),
-        [site, remote] => (site.clone(), remote.clone()),
+        [remote] => (None, remote.clone()),
+        [site, remote] => (Some(site.as_str()), remote.clone()),
         _ => unreachable!("clap takes one or two"),
     };
     let store = g.store();
-    let site = SiteRef::parse(&site, &store)?;
+    let site = crate::site_file::site_ref(site, &store)?;
     let p = mcb_deploy::push(&store, &site.name, &remote, a.force)?;
     if g.json {
         out_json(&crate::json::pushed(&p));

@@ -17,7 +17,12 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
         update: Update::Nothing,
     };
     let progress = Progress::new(g);
-    let result = mcb_realise::realise(&a.site, &a.net.options(g), &opts, &progress);
+    let result = mcb_realise::realise(
+        &crate::site_file::locate(a.site.as_deref())?,
+        &a.net.options(g),
+        &opts,
+        &progress,
+    );
     progress.finish();
     let r = result?;
     show(g, &r);

@@ -27,9 +27,10 @@ fn options(a: &ReconcileArgs) -> ReconcileOptions {
 pub fn run(g: &GlobalArgs, a: &ReconcileArgs) -> Result<Exit, CliError> {
     let run = a.net.options(g);
     let opts = options(a);
+    let site = crate::site_file::locate(a.site.as_deref())?;
     let Some(every) = a.watch else {
         let progress = Progress::new(g);
-        let result = mcb_reconcile::round(&a.site, &run, &opts, &progress);
+        let result = mcb_reconcile::round(&site, &run, &opts, &progress);
         progress.finish();
         let done = result?;
         if g.json && a.apply {
@@ -46,7 +47,7 @@ pub fn run(g: &GlobalArgs, a: &ReconcileArgs) -> Result<Exit, CliError> {
             .map_err(|e| CliError::failure(format!("cannot watch for signal {signal}"), e))?;
     }
     let rounds = mcb_reconcile::watch(
-        &a.site,
+        &site,
         &run,
         &opts,
         Duration::from_secs(every),

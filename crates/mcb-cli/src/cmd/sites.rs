@@ -1,7 +1,5 @@
 //! `mcb sites` and `mcb forget`.
 
-use mcb_realise::SiteRef;
-
 use crate::cli::{ForgetArgs, GlobalArgs, SitesArgs, local_options};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
@@ -53,7 +51,7 @@ pub fn run(g: &GlobalArgs, a: &SitesArgs) -> Result<Exit, CliError> {
 
 pub fn forget(g: &GlobalArgs, a: &ForgetArgs) -> Result<Exit, CliError> {
     let opts = local_options(g);
-    let site = SiteRef::parse(&a.site, &opts.store)?;
+    let site = crate::site_file::site_ref(Some(&a.site), &opts.store)?;
     let progress = Progress::new(g);
     let result = mcb_realise::forget(&opts, &site.name, a.force, &progress);
     progress.finish();

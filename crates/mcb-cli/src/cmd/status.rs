@@ -15,7 +15,11 @@ fn generation(commit: &str, number: Option<usize>) -> String {
 
 pub fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_apply::status(&a.site, &local_options(g), &progress);
+    let result = mcb_apply::status(
+        &crate::site_file::locate(a.site.as_deref())?,
+        &local_options(g),
+        &progress,
+    );
     progress.finish();
     let s = result?;
     let exit = if s.in_sync() {

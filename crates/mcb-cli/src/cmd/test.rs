@@ -29,7 +29,12 @@ pub fn run(g: &GlobalArgs, a: &TestArgs) -> Result<Exit, CliError> {
         unrecorded: false,
     };
     let progress = Progress::new(g);
-    let result = mcb_sitetest::test_site(&a.site, &plan, &crate::cli::local_options(g), &progress);
+    let result = mcb_sitetest::test_site(
+        &crate::site_file::locate(a.site.as_deref())?,
+        &plan,
+        &crate::cli::local_options(g),
+        &progress,
+    );
     progress.finish();
     let r = result?;
     if !g.quiet {

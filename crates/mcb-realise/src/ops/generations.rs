@@ -121,15 +121,6 @@ pub fn history(store: &Path, name: &str, limit: usize) -> Result<Vec<Generation>
     Ok(out)
 }
 
-/// Which generation to go back to.
-#[derive(Debug, Clone)]
-pub enum RollbackTarget {
-    /// A commit on the site's branch (a unique prefix of at least 7 hex digits will do).
-    Commit(String),
-    /// This many commits back along the branch.
-    Back(usize),
-}
-
 /// What a rollback did.
 #[derive(Debug, Clone)]
 pub struct RolledBack {
@@ -179,7 +170,7 @@ impl Default for RollbackOptions {
 /// branch that says so. Refuses to move any component down unless the options allow it.
 pub fn rollback(
     site_file: &Path,
-    target: &RollbackTarget,
+    target: Option<&str>,
     run: &RunOptions,
     opts: &RollbackOptions,
     reporter: &dyn Reporter,
@@ -193,37 +184,9 @@ pub fn rollback(
         .branch_head(&site.name)?
         .ok_or_else(|| no_site(&site.name))?;
     let log = ctx.git.first_parent_log(&head, MAX_HISTORY)?;
-    let (to, tree, _) = match target {
-        RollbackTarget::Back(n) => log.get(*n).cloned().ok_or_else(|| {
-            rollback_error(format!(
-                "site {} has {} generation{}: there is none {n} back",
-                site.name,
-                log.len(),
-                if log.len() == 1 { "" } else { "s" }
-            ))
-        })?,
-        RollbackTarget::Commit(prefix) => {
-            let p = prefix.to_ascii_lowercase();
-            let found: Vec<_> = log
-                .iter()
-                .filter(|(c, _, _)| p.len() >= 7 && c.as_str().starts_with(&p))
-                .collect();
-            match found.as_slice() {
-                [one] => (*one).clone(),
-                [] => {
-                    return Err(rollback_error(format!(
-                        "{prefix} is not a commit on site {}'s branch",
-                        site.name
-                    )));
-                }
-                _ => {
-                    return Err(rollback_error(format!(
-                        "{prefix} names more than one commit: give more digits"
-                    )));
-                }
-            }
-        }
-    };
+    let name = mcb_git::GenerationName::parse(target.unwrap_or("-1"), &site.name)
+        .map_err(rollback_error)?;
+    let (to, tree, _) = log[name.position(&log, &site.name).map_err(rollback_error)?].clone();
     let head_tree = ctx.git.commit_tree_id(&head)?;
     if tree == head_tree {
         return Err(rollback_error(format!(

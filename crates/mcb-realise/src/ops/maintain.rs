@@ -754,31 +754,28 @@ fn named_generation(
     };
     match (commit, log) {
         (None, Some(log)) => Ok(log[0].1.clone()),
-        (Some(c), log) => {
-            if let Some(n) = c.strip_prefix("gen-").and_then(|n| n.parse::<usize>().ok()) {
-                let log = log.ok_or_else(|| {
-                    usage(format!("{c} is a generation number: it names a generation of the site given with it"))
-                })?;
-                return log
-                    .iter()
-                    .rev()
-                    .nth(n.wrapping_sub(1))
-                    .map(|(_, t, _)| t.clone())
-                    .ok_or_else(|| usage(format!("the site has no generation {c}")));
+        (Some(c), Some(log)) => {
+            let site = site.unwrap_or_default();
+            let name = mcb_git::GenerationName::parse(c, site).map_err(usage)?;
+            let at = name.position(&log, site).map_err(usage)?;
+            Ok(log[at].1.clone())
+        }
+        (Some(c), None) => {
+            if c.starts_with("gen-") || c.starts_with('-') || c.contains('/') {
+                return Err(usage(format!(
+                    "{c} is a generation number: it names a generation of the site given with it"
+                )));
             }
             let p = c.to_ascii_lowercase();
             if p.len() < 7 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(usage(format!("{c} is not a commit id or gen-N")));
             }
-            let candidates: Vec<(GitOid, GitOid)> = match log {
-                Some(log) => log.into_iter().map(|(c, t, _)| (c, t)).collect(),
-                None => git
-                    .site_branches()?
-                    .into_iter()
-                    .flat_map(|(_, h)| git.first_parent_log(&h, usize::MAX).unwrap_or_default())
-                    .map(|(c, t, _)| (c, t))
-                    .collect(),
-            };
+            let candidates: Vec<(GitOid, GitOid)> = git
+                .site_branches()?
+                .into_iter()
+                .flat_map(|(_, h)| git.first_parent_log(&h, usize::MAX).unwrap_or_default())
+                .map(|(c, t, _)| (c, t))
+                .collect();
             let mut found: Vec<&GitOid> = candidates
                 .iter()
                 .filter(|(commit, _)| commit.as_str().starts_with(&p))
