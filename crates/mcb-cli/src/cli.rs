@@ -19,6 +19,7 @@ pub struct Cli {
 
 /// What every command takes.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The store [default: $XDG_DATA_HOME/mcb].
     #[arg(
@@ -41,6 +42,9 @@ pub struct GlobalArgs {
     /// Print one machine-readable JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// When to colour the output: on a terminal unless NO_COLOR is set (auto), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::term::ColorWhen,
 }
 
 impl GlobalArgs {
@@ -58,6 +62,7 @@ impl GlobalArgs {
 
 /// What commands that reach upstreams take.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Network options")]
 pub struct NetArgs {
     /// Use only the store and cached metadata; never touch the network.
     #[arg(long)]
@@ -219,6 +224,11 @@ pub enum Command {
     /// Bring the live site to a generation: test gate, database backup, rehearsal on a
     /// throwaway copy, maintenance, switch, upgrade, health check; put back on failure.
     Apply(ApplyArgs),
+    /// Why a plugin is in the site's lock: each chain of requirements from a plugin of the
+    /// site file to it.
+    Why(WhyArgs),
+    /// The site's plugins and what each requires, from its lock; --dot for Graphviz.
+    Tree(TreeArgs),
     /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
     Completions(CompletionsArgs),
     /// The manual page, in roff, on stdout.
@@ -350,6 +360,26 @@ pub struct DeployArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WhyArgs {
+    /// A component in the site's lock.
+    pub component: String,
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    #[arg(long, value_name = "SITE.ron")]
+    pub site: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TreeArgs {
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
+    /// The graph in Graphviz's DOT language (`mcb tree --dot | dot -Tsvg`).
+    #[arg(long)]
+    pub dot: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -463,6 +493,10 @@ pub struct RollbackArgs {
     /// the newer code, or was restored from before it).
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Also pin the restored versions in the site file (core's release, each plugin's
+    /// version; comments kept), so the next realise or update keeps them.
+    #[arg(long)]
+    pub pin: bool,
     /// Where to put the `result` link (default: beside the site file).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,

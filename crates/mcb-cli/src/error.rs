@@ -459,6 +459,31 @@ pub fn usage(e: clap::Error) -> Exit {
         }
         _ => {
             let _ = e.print();
+            // The command line did not parse, so `--json` is looked for by hand: a script
+            // that asked for JSON gets its error as JSON too.
+            if std::env::args_os().skip(1).any(|a| a == "--json") {
+                let message = e
+                    .kind()
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string());
+                let detail = e.render().to_string();
+                let first = detail
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                term::out_json_doc(&serde_json::json!({
+                    "error": {
+                        "kind": Exit::Usage.kind(),
+                        "exit_code": Exit::Usage as u8,
+                        "message": if first.is_empty() { message } else { first.to_string() },
+                        "causes": [],
+                        "hint": null,
+                        "problems": [],
+                    }
+                }));
+            }
             Exit::Usage
         }
     }

@@ -396,6 +396,10 @@ pub struct RolledBack {
     downgrades: Vec<Downgrade>,
     from_git: bool,
     lock_written: bool,
+    /// With --pin: what was pinned in the site file (`component version`).
+    pub pinned: Vec<String>,
+    /// What the next realise would change: the site file asks for another codebase.
+    pub next_realise: Vec<String>,
 }
 
 pub fn rolled_back(r: &mcb_realise::RolledBack) -> RolledBack {
@@ -419,6 +423,8 @@ pub fn rolled_back(r: &mcb_realise::RolledBack) -> RolledBack {
             .collect(),
         from_git: r.from_git,
         lock_written: r.lock_written,
+        pinned: Vec::new(),
+        next_realise: Vec::new(),
     }
 }
 

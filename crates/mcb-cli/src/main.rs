@@ -5,6 +5,7 @@
 mod cli;
 mod cmd;
 mod error;
+mod examples;
 mod json;
 mod progress;
 mod site_file;
@@ -12,16 +13,20 @@ mod term;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match examples::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => return ExitCode::from(error::usage(e) as u8),
     };
     let g = &cli.global;
+    term::set_color(g.color);
     if let Some(dir) = &g.chdir
         && let Err(e) = std::env::set_current_dir(dir)
     {
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         Command::Deploy(a) => cmd::deploy::run(g, a),
         Command::Status(a) => cmd::status::run(g, a),
         Command::Apply(a) => cmd::apply::run(g, a),
+        Command::Why(a) => cmd::graph::why(g, a),
+        Command::Tree(a) => cmd::graph::tree(g, a),
         Command::Completions(a) => cmd::manual::completions(a),
         Command::Man => cmd::manual::man(),
     };

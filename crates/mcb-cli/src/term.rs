@@ -1,7 +1,8 @@
 //! Writing to the terminal safely. Text mcb prints can hold what upstreams wrote (release
 //! names, paths, server messages): control characters are escaped so no escape sequence
-//! reaches the terminal. A closed pipe (`mcb … | head`) ends mcb quietly, as other
-//! command-line tools do, instead of a panic.
+//! reaches the terminal. Colour is mcb's own, added after that: on a terminal, off when
+//! piped, `--color`, `NO_COLOR` honoured (anstream decides). A closed pipe (`mcb … | head`)
+//! ends mcb quietly, as other command-line tools do, instead of a panic.
 
 use std::io::Write;
 
@@ -18,6 +19,74 @@ pub(crate) fn clean(text: &str) -> String {
     out
 }
 
+/// `--color`: when to colour what mcb prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    Always,
+    Never,
+}
+
+/// Sets the colour choice for the whole run.
+pub(crate) fn set_color(when: ColorWhen) {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+}
+
+const RED: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
+const YELLOW: anstyle::Style = anstyle::AnsiColor::Yellow.on_default().bold();
+const GREEN: anstyle::Style = anstyle::AnsiColor::Green.on_default();
+const CYAN: anstyle::Style = anstyle::AnsiColor::Cyan.on_default().bold();
+const DIM: anstyle::Style = anstyle::Style::new().dimmed();
+
+/// Words that warn, wherever they stand in a line.
+const ALARMS: [(&str, anstyle::Style); 5] = [
+    ("DANGER", RED),
+    ("DOWNGRADE", RED),
+    ("BLOCKS", RED),
+    ("FAILED", RED),
+    ("NOT RECOGNISED", RED),
+];
+
+/// `line` (already cleaned) with mcb's colours: the kind of a diagnostic, the mark of a
+/// planned change, and alarm words. anstream strips them where colour is off.
+fn paint(line: &str) -> String {
+    let prefixes: [(&str, anstyle::Style); 5] = [
+        ("error:", RED),
+        ("warning:", YELLOW),
+        ("hint:", CYAN),
+        ("caused by:", DIM),
+        ("note:", DIM),
+    ];
+    for (p, style) in prefixes {
+        if let Some(rest) = line.strip_prefix(p) {
+            return format!("{style}{p}{style:#}{rest}");
+        }
+    }
+    let marks: [(&str, anstyle::Style); 4] =
+        [("+ ", GREEN), ("- ", RED), ("! ", RED), ("~ ", YELLOW)];
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let (lead, body) = line.split_at(indent);
+    let mut out = match marks.iter().find(|(m, _)| indent > 0 && body.starts_with(m)) {
+        Some((m, style)) => format!("{lead}{style}{}{style:#}{}", m.trim_end(), &body[1..]),
+        None => line.to_string(),
+    };
+    for (word, style) in ALARMS {
+        out = out.replace(word, &format!("{style}{word}{style:#}"));
+    }
+    out
+}
+
+/// Each line of `text`, painted.
+fn painted(text: &str) -> String {
+    text.lines().map(paint).collect::<Vec<_>>().join("\n")
+}
+
 fn write_or_exit(mut w: impl Write, text: &str) {
     if let Err(e) = w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -30,12 +99,12 @@ fn write_or_exit(mut w: impl Write, text: &str) {
 
 /// Prints a line of human text on stdout.
 pub(crate) fn out_line(text: &str) {
-    write_or_exit(std::io::stdout().lock(), &format!("{}\n", clean(text)));
+    write_or_exit(anstream::stdout().lock(), &format!("{}\n", painted(&clean(text))));
 }
 
 /// Prints a line of human text on stderr.
 pub(crate) fn err_line(text: &str) {
-    write_or_exit(std::io::stderr().lock(), &format!("{}\n", clean(text)));
+    write_or_exit(anstream::stderr().lock(), &format!("{}\n", painted(&clean(text))));
 }
 
 /// A command's outcome that is a failure without being an error of mcb's (damage found, a

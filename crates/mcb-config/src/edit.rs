@@ -240,13 +240,125 @@ fn edit_error(path: &Path, message: String) -> ConfigError {
     ConfigError::new(path, message)
 }
 
-/// The site file `text` (at `path`) with `component` added from `source`. Refused when the
-/// component is there already or the file has no `plugins` map mcb can find.
+/// `value` (a `( … )` entry's text) with its `version` field set to `version`.
+fn with_version(value: &str, version: &str) -> String {
+    let toks = tokens(value);
+    let mut depth = 0;
+    for (i, (t, s, e)) in toks.iter().enumerate() {
+        match t {
+            Token::Open(_) => depth += 1,
+            Token::Close(_) => depth -= 1,
+            Token::Word if depth == 1 && &value[*s..*e] == "version" => {
+                if let (Some((Token::Colon, _, _)), Some((Token::Str, vs, ve))) =
+                    (toks.get(i + 1), toks.get(i + 2))
+                {
+                    return format!("{}{}{}", &value[..*vs], quoted(version), &value[*ve..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    // No version yet: one more field before the closing parenthesis.
+    let Some((Token::Close(b')'), close, _)) = toks.last().copied() else {
+        return value.to_string();
+    };
+    let head = value[..close].trim_end();
+    let sep = if head.ends_with('(') || head.ends_with(',') { "" } else { ", " };
+    format!("{head}{sep}version: {}{}", quoted(version), &value[close..])
+}
+
+/// The site file `text` (at `path`) with `component`'s entry changed: to `source` when one
+/// is given (with `version`, or none), else its own source with `version` pinned. The
+/// comments around it stay.
+fn change_plugin(
+    path: &Path,
+    text: &str,
+    toks: &[(Token, usize, usize)],
+    (first, last): (usize, usize),
+    component: &str,
+    source: Option<&NewSource>,
+    version: Option<&str>,
+) -> Result<String, ConfigError> {
+    let (start, end) = (toks[first + 2].1, toks[last].2);
+    let value = &text[start..end];
+    let new = match (source, version) {
+        (Some(s), v) => s.ron(v),
+        (None, Some(v)) => with_version(value, v),
+        (None, None) => {
+            return Err(
+                edit_error(path, format!("{component} is in the site file already"))
+                    .component(component)
+                    .hint("give a source (--git, --zip, --path, --composer) or --version to change its entry"),
+            );
+        }
+    };
+    let out = format!("{}{new}{}", &text[..start], &text[end..]);
+    SiteFile::parse(path, &out)?;
+    Ok(out)
+}
+
+/// The site file `text` (at `path`) with `component` pinned to `version`, its source kept.
+pub fn pin_plugin(
+    path: &Path,
+    text: &str,
+    component: &str,
+    version: &str,
+) -> Result<String, ConfigError> {
+    add_plugin(path, text, component, None, Some(version))
+}
+
+/// The site file `text` (at `path`) with `moodle: ( … version: … )` set to `version`.
+pub fn pin_moodle(path: &Path, text: &str, version: &str) -> Result<String, ConfigError> {
+    let toks = tokens(text);
+    let mut depth = 0;
+    for (i, (t, s, e)) in toks.iter().enumerate() {
+        match t {
+            Token::Open(_) => depth += 1,
+            Token::Close(_) => depth -= 1,
+            Token::Word if depth == 1 && &text[*s..*e] == "moodle" => {
+                let open = i + 2;
+                if toks.get(open).map(|t| t.0) != Some(Token::Open(b'(')) {
+                    break;
+                }
+                let mut d = 0;
+                let close = toks
+                    .iter()
+                    .enumerate()
+                    .skip(open)
+                    .find(|(_, (t, _, _))| {
+                        match t {
+                            Token::Open(_) => d += 1,
+                            Token::Close(_) => d -= 1,
+                            _ => {}
+                        }
+                        d == 0
+                    })
+                    .map(|(j, _)| j);
+                let Some(close) = close else { break };
+                let (start, end) = (toks[open].1, toks[close].2);
+                let out = format!(
+                    "{}{}{}",
+                    &text[..start],
+                    with_version(&text[start..end], version),
+                    &text[end..]
+                );
+                SiteFile::parse(path, &out)?;
+                return Ok(out);
+            }
+            _ => {}
+        }
+    }
+    Err(edit_error(path, "the site file has no `moodle: ( … )` mcb can find".into()))
+}
+
+/// The site file `text` (at `path`) with `component` added from `source` (the plugins
+/// directory when none), or, when it is there already, its entry changed (as Composer's
+/// `require` does). Refused when the file has no `plugins` map mcb can find.
 pub fn add_plugin(
     path: &Path,
     text: &str,
     component: &str,
-    source: &NewSource,
+    source: Option<&NewSource>,
     version: Option<&str>,
 ) -> Result<String, ConfigError> {
     mcb_moodle::Component::parse(component)
@@ -260,13 +372,10 @@ pub fn add_plugin(
         .hint("add `plugins: {},` inside Site( … ) first")
     })?;
     let list = entries(text, &toks, open, close);
-    if list.iter().any(|(k, _, _)| k == component) {
-        return Err(
-            edit_error(path, format!("{component} is in the site file already"))
-                .component(component)
-                .hint("edit its entry, or `mcb remove` it first"),
-        );
+    if let Some((_, first, last)) = list.iter().find(|(k, _, _)| k == component) {
+        return change_plugin(path, text, &toks, (*first, *last), component, source, version);
     }
+    let source = source.unwrap_or(&NewSource::Directory);
     let entry = format!("{}: {},", quoted(component), source.ron(version));
     let close_at = toks[close].1;
     let line_start = text[..close_at].rfind('\n').map_or(0, |n| n + 1);
@@ -313,17 +422,53 @@ pub fn add_plugin(
     Ok(out)
 }
 
-/// The site file `text` (at `path`) without `component`'s entry; every comment stays.
+/// The one of `names` closest to `wanted` (at most a typo's distance away), for "did you
+/// mean".
+pub fn did_you_mean<'a>(wanted: &str, names: &[&'a str]) -> Option<&'a str> {
+    let most = (wanted.len() / 3).max(2);
+    names
+        .iter()
+        .map(|n| (edit_distance(wanted, n), *n))
+        .filter(|(d, _)| *d <= most)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein's distance between `a` and `b`, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diag + usize::from(ca != *cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The site file `text` (at `path`) without `component`'s entry and the comment lines
+/// right above it; other comments stay.
 pub fn remove_plugin(path: &Path, text: &str, component: &str) -> Result<String, ConfigError> {
     let toks = tokens(text);
     let (open, close) = plugins_map(text, &toks)
         .ok_or_else(|| edit_error(path, "the site file has no `plugins: { … }` map".into()))?;
     let list = entries(text, &toks, open, close);
     let Some((_, first, last)) = list.iter().find(|(k, _, _)| k == component) else {
+        let names: Vec<&str> = list.iter().map(|(k, _, _)| k.as_str()).collect();
+        let hint = match did_you_mean(component, &names) {
+            Some(near) => format!("did you mean {near}?"),
+            None => "a dependency added automatically goes when nothing needs it".into(),
+        };
         return Err(
             edit_error(path, format!("{component} is not in the site file"))
                 .component(component)
-                .hint("a dependency added automatically goes when nothing needs it"),
+                .hint(hint),
         );
     };
     let mut end = toks[*last].2;
@@ -333,10 +478,24 @@ pub fn remove_plugin(path: &Path, text: &str, component: &str) -> Result<String,
     let start = toks[*first].1;
     let line_start = text[..start].rfind('\n').map_or(0, |n| n + 1);
     let line_end = text[end..].find('\n').map_or(text.len(), |n| end + n + 1);
-    let alone = text[line_start..start].trim().is_empty() && text[end..line_end].trim().is_empty();
+    // A `//` comment after the entry on its last line is the entry's own.
+    let after = text[end..line_end].trim();
+    let alone = text[line_start..start].trim().is_empty() && (after.is_empty() || after.starts_with("//"));
     let out = if alone {
-        // Whole lines. Comments around the entry stay: they may say more than this entry.
-        format!("{}{}", &text[..line_start], &text[line_end..])
+        // Whole lines, with the comment lines right above the entry: they describe it.
+        // A comment after a blank line speaks of more.
+        let mut from = line_start;
+        while from > 0 {
+            let prev_start = text[..from - 1].rfind('\n').map_or(0, |n| n + 1);
+            let prev = text[prev_start..from].trim();
+            let comment = prev.starts_with("//")
+                || (prev.starts_with("/*") && prev.ends_with("*/") && prev.len() >= 4);
+            if !comment {
+                break;
+            }
+            from = prev_start;
+        }
+        format!("{}{}", &text[..from], &text[line_end..])
     } else {
         let mut s = text[..start].trim_end_matches([' ', '\t']).to_string();
         let rest = text[end..].trim_start_matches([' ', '\t']);
@@ -379,10 +538,10 @@ Site(
             p(),
             SITE,
             "filter_x",
-            &NewSource::Git {
+            Some(&NewSource::Git {
                 url: "https://example.org/x.git".into(),
                 reference: None,
-            },
+            }),
             None,
         )
         .unwrap();
@@ -391,29 +550,70 @@ Site(
         assert!(out.starts_with("// Production.\n"));
         let site = SiteFile::parse(p(), &out).unwrap();
         assert_eq!(site.plugins.len(), 4);
-        assert!(add_plugin(p(), &out, "filter_x", &NewSource::Directory, None).is_err());
+        assert!(add_plugin(p(), &out, "filter_x", None, None).is_err());
     }
 
     #[test]
     fn add_to_an_empty_map_on_one_line() {
         let text = "Site(name: \"a\", moodle: (version: \"4.5\"), plugins: {})\n";
-        let out = add_plugin(p(), text, "mod_a", &NewSource::Directory, Some("1.2")).unwrap();
+        let out = add_plugin(p(), text, "mod_a", None, Some("1.2")).unwrap();
         assert_eq!(
             out,
             "Site(name: \"a\", moodle: (version: \"4.5\"), plugins: { \"mod_a\": (version: \"1.2\"), })\n"
         );
-        let out = add_plugin(p(), &out, "mod_b", &NewSource::Directory, None).unwrap();
+        let out = add_plugin(p(), &out, "mod_b", None, None).unwrap();
         assert_eq!(SiteFile::parse(p(), &out).unwrap().plugins.len(), 2);
+    }
+
+    #[test]
+    fn a_typo_finds_the_name_meant() {
+        let names = ["block_xp", "mod_attendance", "filter_embedquestion"];
+        assert_eq!(did_you_mean("block_xpp", &names), Some("block_xp"));
+        assert_eq!(did_you_mean("mod_atendance", &names), Some("mod_attendance"));
+        assert_eq!(did_you_mean("local_nope", &names), None);
+    }
+
+    #[test]
+    fn add_changes_an_entry_in_place_and_pins_keep_the_source() {
+        let git = NewSource::Git {
+            url: "https://example.org/xp.git".into(),
+            reference: Some("v19.0".into()),
+        };
+        let out = add_plugin(p(), SITE, "block_xp", Some(&git), None).unwrap();
+        assert!(
+            out.contains("\"block_xp\": (git: \"https://example.org/xp.git\", ref: \"v19.0\")\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("block_xp").count(), 1);
+        // A version alone keeps the source and its comment.
+        let out = pin_plugin(p(), SITE, "local_mailtest", "2024010100").unwrap();
+        assert!(
+            out.contains("ref: \"v3.1.7\", version: \"2024010100\"), // keep: checked by hand"),
+            "{out}"
+        );
+        let out = pin_plugin(p(), &out, "local_mailtest", "2024020200").unwrap();
+        assert!(out.contains("version: \"2024020200\")"), "{out}");
+        assert!(!out.contains("2024010100"), "{out}");
+        let out = pin_plugin(p(), SITE, "mod_attendance", "3.0").unwrap();
+        assert!(out.contains("\"mod_attendance\": (version: \"3.0\"),"), "{out}");
+        let out = pin_moodle(p(), SITE, "4.5.3").unwrap();
+        assert!(out.contains("moodle: (version: \"4.5.3\"),"), "{out}");
+        assert!(add_plugin(p(), SITE, "block_xp", None, None).is_err());
     }
 
     #[test]
     fn remove_takes_the_entry_only() {
         let out = remove_plugin(p(), SITE, "mod_attendance").unwrap();
-        assert!(out.contains("// Attendance, from the directory.\n        /* Mail"));
+        assert!(out.contains("plugins: {\n        /* Mail"), "{out}");
         assert!(!out.contains("mod_attendance"));
+        assert!(!out.contains("Attendance, from the directory"));
         assert!(out.contains("/* Mail test, pinned */"));
         let out = remove_plugin(p(), &out, "local_mailtest").unwrap();
         assert!(!out.contains("mailtest.git"), "{out}");
+        assert!(!out.contains("Mail test"), "{out}");
+        assert!(out.starts_with("// Production.\n"), "{out}");
+        let e = remove_plugin(p(), SITE, "block_xpp").unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean block_xp?"));
         let out = remove_plugin(p(), &out, "block_xp").unwrap();
         let site = SiteFile::parse(p(), &out).unwrap();
         assert!(site.plugins.is_empty());

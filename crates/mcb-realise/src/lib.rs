@@ -28,11 +28,12 @@ pub mod test_note;
 pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use context::RunContext;
 pub use error::{ErrorKind, Named, RealiseError};
-pub use ops::edit::{EditError, NewConfigPhp, SiteEdit, edit, init};
+pub use ops::edit::{EditError, NewConfigPhp, SiteEdit, edit, init, pin_to_lock};
 pub use ops::generations::RollbackOptions;
 pub use ops::generations::{
     Forgotten, Generation, RolledBack, SiteRef, SiteSummary, forget, history, rollback, sites,
 };
+pub use ops::graph::{DependencyGraph, GraphNode};
 pub use ops::import::{Imported, ImportedPiece, Recognised, import};
 pub use ops::maintain::{
     DamagedPath, GcOptions, GcOutcome, TreeDrift, TreeOf, VerifyOutcome, gc, verify, verify_tree,

@@ -69,8 +69,12 @@ pub fn add(g: &GlobalArgs, a: &AddArgs) -> Result<Exit, CliError> {
             location: z.clone(),
         },
         (_, _, Some(p)) => NewSource::Path { dir: p.clone() },
-        _ => NewSource::Directory,
+        _ => return add_entry(g, a, None),
     };
+    add_entry(g, a, Some(source))
+}
+
+fn add_entry(g: &GlobalArgs, a: &AddArgs, source: Option<NewSource>) -> Result<Exit, CliError> {
     let change = SiteEdit::Add {
         component: a.component.clone(),
         source,

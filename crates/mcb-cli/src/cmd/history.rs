@@ -83,8 +83,28 @@ pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
     let result = mcb_realise::rollback(&file, a.to.as_deref(), &run, &opts, &progress);
     progress.finish();
     let r = result?;
+    let pinned = if a.pin {
+        mcb_realise::pin_to_lock(&file)?
+    } else {
+        Vec::new()
+    };
+    // What the site file still asks for: a rollback it disagrees with is undone by the
+    // next realise, and that is said now rather than found out then.
+    let next = mcb_realise::pending(
+        &file,
+        &run,
+        &mcb_realise::Update::Nothing,
+        &mcb_realise::Silent,
+    );
+    let undone: Vec<String> = match &next {
+        Ok(p) => p.changes.iter().map(ToString::to_string).collect(),
+        Err(e) => vec![format!("(cannot plan it offline: {e})")],
+    };
     if g.json {
-        out_json(&crate::json::rolled_back(&r));
+        let mut j = crate::json::rolled_back(&r);
+        j.pinned = pinned;
+        j.next_realise = undone;
+        out_json(&j);
         return Ok(Exit::Success);
     }
     if g.quiet {
@@ -115,6 +135,21 @@ pub fn rollback(g: &GlobalArgs, a: &RollbackArgs) -> Result<Exit, CliError> {
     say!("result {}", r.link.display());
     if r.lock_written {
         say!("site.lock restored");
+    }
+    if !pinned.is_empty() {
+        say!("pinned in {}: {}", file.display(), pinned.join(", "));
+    }
+    if !undone.is_empty() {
+        crate::term::err_line(&format!(
+            "warning: {} asks for another codebase than the one restored; the next realise would change:",
+            file.display()
+        ));
+        for c in &undone {
+            crate::term::err_line(&format!("  {c}"));
+        }
+        crate::term::hint(
+            "pass --pin to write the restored versions into the site file, or change it to what it should ask for",
+        );
     }
     Ok(Exit::Success)
 }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod deploy;
 pub mod edit;
 pub mod gc;
+pub mod graph;
 pub mod history;
 pub mod import;
 pub mod info;

@@ -20,7 +20,8 @@ pub enum SiteEdit {
     /// A plugin from `source`, pinned when `version` is given.
     Add {
         component: String,
-        source: NewSource,
+        /// None: the plugins directory for a new entry, its own source for one there already.
+        source: Option<NewSource>,
         version: Option<String>,
     },
     Remove {
@@ -185,7 +186,7 @@ pub fn edit(
             component,
             source,
             version,
-        } => add_plugin(path, &old, component, source, version.as_deref())?,
+        } => add_plugin(path, &old, component, source.as_ref(), version.as_deref())?,
         SiteEdit::Remove { component } => remove_plugin(path, &old, component)?,
     };
     write_file_atomic(path, &new)?;
@@ -199,4 +200,44 @@ pub fn edit(
             })
         }
     }
+}
+
+/// Pins the site file at `path` to the versions of the lock beside it: core to its release,
+/// each plugin the site file lists to its locked version (its source and comments kept).
+/// What it pinned, as `component version` lines; nothing when the file already says so.
+pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
+    let site = SiteFile::load(path)?;
+    let Some(lock) = mcb_config::Lock::load(&site.lock_path())? else {
+        return Ok(Vec::new());
+    };
+    let old = std::fs::read_to_string(path).map_err(|e| RealiseError::Filesystem {
+        message: format!("cannot read {}", path.display()),
+        source: e,
+    })?;
+    let mut text = old.clone();
+    let mut pinned = Vec::new();
+    // `4.5.3 (Build: 20241007)` → `4.5.3`: one release, as a site file names it.
+    let release = lock
+        .moodle
+        .release
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    if lock.moodle.spec.as_deref() != Some(release)
+        && let Ok(t) = mcb_config::edit::pin_moodle(path, &text, release)
+    {
+        text = t;
+        pinned.push(format!("moodle {release}"));
+    }
+    for p in lock.plugins.iter().filter(|p| !p.auto) {
+        if p.pin.as_deref() == Some(p.version.as_str()) {
+            continue;
+        }
+        text = mcb_config::edit::pin_plugin(path, &text, &p.component, &p.version)?;
+        pinned.push(format!("{} {}", p.component, p.version));
+    }
+    if text != old {
+        write_file_atomic(path, &text)?;
+    }
+    Ok(pinned)
 }

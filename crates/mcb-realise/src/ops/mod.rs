@@ -2,6 +2,7 @@
 
 pub mod edit;
 pub mod generations;
+pub mod graph;
 pub mod import;
 pub mod maintain;
 pub mod preview;
