@@ -122,3 +122,225 @@ fn a_generation_has_one_name_everywhere() {
     ]);
     assert_eq!(code(&out), 0, "result serves gen-2's code: {}", said(&out));
 }
+
+#[test]
+fn why_and_tree_show_what_pulled_a_plugin_in() {
+    let f = Fixture::new();
+    let (site, _server, _m) = crate::snapshots::sample(&f);
+    f.realise_ok(&site);
+    let dir = site.parent().unwrap();
+    let why = run_in(&f, dir, &["why", "local_helper"]);
+    assert_eq!(code(&why), 0, "{}", said(&why));
+    let tree = run_in(&f, dir, &["tree"]);
+    assert_eq!(code(&tree), 0, "{}", said(&tree));
+    let dot = run_in(&f, dir, &["tree", "--dot"]);
+    assert!(String::from_utf8_lossy(&dot.stdout).starts_with("digraph {"));
+    let j = json_of(&run_in(&f, dir, &["why", "--json", "local_helper"]));
+    assert_eq!(j["in_site_file"], false);
+    assert_eq!(
+        j["chains"],
+        serde_json::json!([["mod_att", "local_helper"]])
+    );
+    let j = json_of(&run_in(&f, dir, &["tree", "--json"]));
+    let att = j["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["component"] == "mod_att")
+        .unwrap()
+        .clone();
+    assert_eq!(att["requires"]["local_helper"], "2024010100");
+    let typo = run_in(&f, dir, &["why", "local_helpr"]);
+    assert_eq!(code(&typo), 3);
+    crate::snapshots::settings(&f).bind(|| {
+        insta::assert_snapshot!("why", crate::snapshots::shown(&why));
+        insta::assert_snapshot!("tree", crate::snapshots::shown(&tree));
+        insta::assert_snapshot!("why-typo", crate::snapshots::shown(&typo));
+    });
+}
+
+#[test]
+fn add_changes_an_entry_and_remove_takes_its_comment() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(
+        &f,
+        "mod_x",
+        &[("v1.0", 2024050100, ""), ("v1.1", 2024060100, "")],
+    );
+    let site = good_site(&f, &m, &[]);
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replacen(
+        "plugins: {",
+        &format!(
+            "plugins: {{\n        // X, for the course team.\n        \"mod_x\": (git: \"{}\", ref: \"v1.1\"),",
+            x.url()
+        ),
+        1,
+    );
+    std::fs::write(&site, text).unwrap();
+    f.realise_ok(&site);
+    let dir = site.parent().unwrap();
+
+    // add of a component already there changes its entry, as `composer require` does.
+    let out = run_in(
+        &f,
+        dir,
+        &["add", "mod_x", "--git", &x.url(), "--ref", "v1.0"],
+    );
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("changed mod_x in"), "{}", said(&out));
+    let text = std::fs::read_to_string(&site).unwrap();
+    assert!(text.contains("// X, for the course team.\n"), "{text}");
+    assert!(text.contains("ref: \"v1.0\")"), "{text}");
+    assert_eq!(text.matches("\"mod_x\":").count(), 1, "{text}");
+
+    // A typo is answered with the name meant; the entry's own comment goes with it.
+    let out = run_in(&f, dir, &["remove", "mod_xx"]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        said(&out).contains("hint: did you mean mod_x?"),
+        "{}",
+        said(&out)
+    );
+    let out = run_in(&f, dir, &["remove", "mod_x"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let text = std::fs::read_to_string(&site).unwrap();
+    assert!(!text.contains("course team"), "{text}");
+}
+
+#[test]
+fn a_rollback_says_when_the_site_file_would_undo_it_and_pin_makes_it_hold() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let y = plugin(&f, "mod_y", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    f.realise_ok(&site);
+    let dir = site.parent().unwrap();
+    // The site file gains a plugin; realise; then roll back.
+    let out = run_in(&f, dir, &["add", "mod_y", "--git", &y.url()]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    f.realise_ok(&site);
+    let out = run_in(&f, dir, &["rollback"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let t = said(&out);
+    assert!(
+        t.contains("asks for another codebase than the one restored"),
+        "{t}"
+    );
+    assert!(t.contains("+ mod_y"), "{t}");
+    assert!(t.contains("hint: pass --pin"), "{t}");
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("rollback-undone", crate::snapshots::shown(&out)));
+
+    // Pinned, the rollback holds: plan has nothing to do, realise --locked builds it.
+    let out = run_in(&f, dir, &["rollback", "--to", "gen-2"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replace(&format!("\"mod_y\": (git: \"{}\"),", y.url()), "");
+    std::fs::write(&site, &text).unwrap();
+    let out = run_in(&f, dir, &["rollback", "--json", "--to", "gen-1", "--pin"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let j = json_of(&out);
+    assert_eq!(j["next_realise"], serde_json::json!([]), "{j}");
+    assert!(
+        j["pinned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "mod_x 2024050100"),
+        "{j}"
+    );
+    let text = std::fs::read_to_string(&site).unwrap();
+    assert!(text.contains("version: \"2024050100\""), "{text}");
+    add_tag(&x, "mod_x", "v2.0", 2024070100, "");
+    let out = run_in(&f, dir, &["update", "--json"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(json_of(&out)["plugins"]["mod_x"]["version"], "2024050100");
+    let out = run_in(&f, dir, &["plan"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+}
+
+#[test]
+fn a_saved_plan_is_built_only_while_nothing_moved() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let dir = site.parent().unwrap();
+    let out = run_in(&f, dir, &["plan", "--out", "web.plan"]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
+    assert!(
+        said(&out).contains("plan saved to web.plan"),
+        "{}",
+        said(&out)
+    );
+    let out = run_in(&f, dir, &["realise", "--plan", "web.plan"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+
+    // The next plan, then upstream moves: refused, and nothing is built.
+    let out = run_in(&f, dir, &["plan", "--out", "web.plan"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let head = branch_head(&f.store(), "s1");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(
+        &site,
+        text.replace("\"mod_x\"", "// moved\n        \"mod_x\""),
+    )
+    .unwrap();
+    let out = run_in(&f, dir, &["realise", "--plan", "web.plan"]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
+    assert!(said(&out).contains("no longer holds"), "{}", said(&out));
+    assert!(said(&out).contains("site.ron changed"), "{}", said(&out));
+    assert_eq!(branch_head(&f.store(), "s1"), head);
+    // Not a plan at all.
+    std::fs::write(dir.join("bad.plan"), "{}").unwrap();
+    let out = run_in(&f, dir, &["realise", "--plan", "bad.plan"]);
+    assert_eq!(code(&out), 3, "{}", said(&out));
+}
+
+#[test]
+fn colour_on_demand_never_in_pipes_and_json_for_usage_errors() {
+    let f = Fixture::new();
+    let nowhere = f.path("nowhere/site.ron");
+    // Piped: no colour, unless asked; NO_COLOR is the user's word for auto.
+    let plain = f.run(&["plan", s(&nowhere)]);
+    assert!(!said(&plain).contains('\u{1b}'), "{}", said(&plain));
+    let out = f.run(&["--color", "always", "plan", s(&nowhere)]);
+    assert!(
+        said(&out).contains("\u{1b}[1m\u{1b}[31merror:\u{1b}[0m"),
+        "{:?}",
+        said(&out)
+    );
+    let out = f
+        .mcb()
+        .env("NO_COLOR", "1")
+        .args(["plan", s(&nowhere)])
+        .output()
+        .unwrap();
+    assert!(!said(&out).contains('\u{1b}'));
+
+    // A command line that does not parse still answers --json with JSON.
+    let out = f.run(&["plan", "--json", "--no-such-flag"]);
+    assert_eq!(code(&out), 64);
+    let j = json_of(&out);
+    assert_eq!(j["error"]["kind"], "usage");
+    assert_eq!(j["error"]["exit_code"], 64);
+}
+
+#[test]
+fn help_has_examples_and_the_manual_lists_commands_and_environment() {
+    let f = Fixture::new();
+    let out = f.run(&["update", "--help"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(t.contains("Examples:\n  mcb update "), "{t}");
+    assert!(t.contains("Global options:"), "{t}");
+    let options = t.split("Global options:").next().unwrap();
+    assert!(!options.contains("--store"), "{t}");
+    let man = String::from_utf8_lossy(&f.run(&["man"]).stdout).to_string();
+    assert!(!man.contains("mcb-realise(1)"), "no page of its own exists");
+    assert!(man.contains(".SH ENVIRONMENT"));
+    assert!(man.contains("MCB_STORE") && man.contains("NO_COLOR"));
+    assert!(man.contains("\\fBmcb realise"), "{man}");
+}

@@ -189,7 +189,7 @@ pub enum Command {
     /// then realise.
     Update(UpdateArgs),
     /// What update would move in the lock, without moving it; exit 2 when something would.
-    Outdated(PlanArgs),
+    Outdated(OutdatedArgs),
     /// Re-read the site file, ask upstream, update and realise; with --watch, again and
     /// again until stopped.
     Reconcile(ReconcileArgs),
@@ -420,6 +420,18 @@ pub struct PlanArgs {
     /// The site file, or a directory holding site.ron [default: site.ron here or in the
     /// nearest parent directory].
     pub site: Option<PathBuf>,
+    /// Also save the plan to FILE: `realise --plan FILE` builds it, and only it.
+    #[arg(long = "out", value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct OutdatedArgs {
+    /// The site file, or a directory holding site.ron [default: site.ron here or in the
+    /// nearest parent directory].
+    pub site: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -620,6 +632,10 @@ pub struct RealiseArgs {
     /// Fail (exit 2) when the lock would change: the lock in git is what CI builds.
     #[arg(long)]
     pub locked: bool,
+    /// Build the plan `plan --out FILE` saved; refused (exit 2) when the site file, the
+    /// lock, the site's generations or any upstream choice moved since.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
 }

@@ -8,14 +8,20 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "realise",
         &[
             ("realise", "build the site file found here or above"),
-            ("realise sites/web.ron --link copy", "a codebase of plain copies"),
+            (
+                "realise sites/web.ron --link copy",
+                "a codebase of plain copies",
+            ),
             ("realise --locked", "in CI: build exactly the lock in git"),
         ],
     ),
     (
         "check",
         &[
-            ("check --moodle 5.2", "which plugins block an upgrade to 5.2"),
+            (
+                "check --moodle 5.2",
+                "which plugins block an upgrade to 5.2",
+            ),
             (
                 "check --all-branches --html readiness.html",
                 "the readiness page for every later release",
@@ -33,17 +39,26 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "verify",
         &[
             ("verify", "re-hash the whole store"),
-            ("verify --tree /var/www/moodle/current", "files changed on a web server"),
+            (
+                "verify --tree /var/www/moodle/current",
+                "files changed on a web server",
+            ),
             ("verify --repair", "restore damaged objects from git"),
         ],
     ),
     (
         "reproduce",
-        &[("reproduce site.lock --check", "rebuild the lock from upstream in an empty store")],
+        &[(
+            "reproduce site.lock --check",
+            "rebuild the lock from upstream in an empty store",
+        )],
     ),
     (
         "info",
-        &[("info mod_attendance", "its versions and the releases each supports")],
+        &[(
+            "info mod_attendance",
+            "its versions and the releases each supports",
+        )],
     ),
     (
         "plan",
@@ -64,8 +79,14 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     (
         "reconcile",
         &[
-            ("reconcile --test", "build, test and switch when the test passes"),
-            ("reconcile --watch 600 --apply", "every ten minutes, up to the live site"),
+            (
+                "reconcile --test",
+                "build, test and switch when the test passes",
+            ),
+            (
+                "reconcile --watch 600 --apply",
+                "every ten minutes, up to the live site",
+            ),
         ],
     ),
     (
@@ -80,11 +101,23 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[
             ("rollback", "back one generation"),
             ("rollback --to gen-3", "back to the third generation"),
-            ("rollback --to gen-3 --pin", "and pin its versions in the site file"),
+            (
+                "rollback --to gen-3 --pin",
+                "and pin its versions in the site file",
+            ),
         ],
     ),
-    ("sites", &[("sites", "every site in the store and what it costs")]),
-    ("forget", &[("forget old-site", "retire a site; gc frees what only it used")]),
+    (
+        "sites",
+        &[("sites", "every site in the store and what it costs")],
+    ),
+    (
+        "forget",
+        &[(
+            "forget old-site",
+            "retire a site; gc frees what only it used",
+        )],
+    ),
     (
         "init",
         &[
@@ -105,27 +138,45 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
-    ("remove", &[("remove block_xp", "take it out of the site file")]),
+    (
+        "remove",
+        &[("remove block_xp", "take it out of the site file")],
+    ),
     (
         "why",
-        &[("why qtype_gapfill", "which plugins of the site file need it")],
+        &[(
+            "why qtype_gapfill",
+            "which plugins of the site file need it",
+        )],
     ),
     ("tree", &[("tree --json", "the dependency graph as JSON")]),
     (
         "import",
-        &[("import /var/www/moodle --out ops/web", "a site file and lock of an installation")],
+        &[(
+            "import /var/www/moodle --out ops/web",
+            "a site file and lock of an installation",
+        )],
     ),
     (
         "test",
         &[
             ("test", "lint, install and schema check"),
-            ("test --upgrade-from gen-2", "upgrade from the second generation"),
-            ("test --upgrade-from prod.dump --db mariadb", "upgrade a copy of a live database"),
+            (
+                "test --upgrade-from gen-2",
+                "upgrade from the second generation",
+            ),
+            (
+                "test --upgrade-from prod.dump --db mariadb",
+                "upgrade a copy of a live database",
+            ),
         ],
     ),
     (
         "push",
-        &[("push git@git.example.org:ops/sites.git", "branch, generation tags, test results")],
+        &[(
+            "push git@git.example.org:ops/sites.git",
+            "branch, generation tags, test results",
+        )],
     ),
     (
         "deploy",
@@ -138,18 +189,33 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "deploy /srv/mcb --site web --commit gen-4 --to /var/www/moodle",
                 "the fourth, from a store on this machine",
             ),
-            ("deploy --rollback --to /var/www/moodle", "switch back to the release before"),
+            (
+                "deploy --rollback --to /var/www/moodle",
+                "switch back to the release before",
+            ),
         ],
     ),
-    ("status", &[("status", "what the live site runs and what it lacks")]),
+    (
+        "status",
+        &[("status", "what the live site runs and what it lacks")],
+    ),
     (
         "apply",
         &[
-            ("apply", "bring the live site to its newest tested generation"),
-            ("apply --all --wave 1,25%,100%", "a canary, a quarter, then the rest"),
+            (
+                "apply",
+                "bring the live site to its newest tested generation",
+            ),
+            (
+                "apply --all --wave 1,25%,100%",
+                "a canary, a quarter, then the rest",
+            ),
         ],
     ),
-    ("completions", &[("completions bash", "bash completions, on stdout")]),
+    (
+        "completions",
+        &[("completions bash", "bash completions, on stdout")],
+    ),
     ("man", &[("man", "the manual page, in roff")]),
 ];
 
@@ -157,13 +223,31 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
 pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
     ("MCB_STORE", "The store (as --store)."),
     ("MCB_DIRECTORY", "The plugins directory (as --directory)."),
-    ("MCB_LIMITS", "Bounds on sizes and network time (as --limits)."),
-    ("MCB_MARKETPLACE_TOKEN", "A bearer token for the Moodle Marketplace; never printed or stored."),
-    ("MCB_MARKETPLACE_HOSTS", "The hosts the Marketplace token goes to."),
+    (
+        "MCB_LIMITS",
+        "Bounds on sizes and network time (as --limits).",
+    ),
+    (
+        "MCB_MARKETPLACE_TOKEN",
+        "A bearer token for the Moodle Marketplace; never printed or stored.",
+    ),
+    (
+        "MCB_MARKETPLACE_HOSTS",
+        "The hosts the Marketplace token goes to.",
+    ),
     ("MCB_MARKETPLACE_API", "The Marketplace API's base URL."),
-    ("MCB_MOODLE_GIT", "Moodle's own git upstream, for releases no site source holds."),
-    ("NO_COLOR", "When set and not empty, no colour (as --color never)."),
-    ("XDG_DATA_HOME", "The store is $XDG_DATA_HOME/mcb when neither --store nor MCB_STORE is given."),
+    (
+        "MCB_MOODLE_GIT",
+        "Moodle's own git upstream, for releases no site source holds.",
+    ),
+    (
+        "NO_COLOR",
+        "When set and not empty, no colour (as --color never).",
+    ),
+    (
+        "XDG_DATA_HOME",
+        "The store is $XDG_DATA_HOME/mcb when neither --store nor MCB_STORE is given.",
+    ),
 ];
 
 /// The Examples section of command `name`'s help.

@@ -8,6 +8,7 @@ mod error;
 mod examples;
 mod json;
 mod progress;
+mod saved_plan;
 mod site_file;
 mod term;
 

@@ -72,7 +72,10 @@ fn paint(line: &str) -> String {
         [("+ ", GREEN), ("- ", RED), ("! ", RED), ("~ ", YELLOW)];
     let indent = line.len() - line.trim_start_matches(' ').len();
     let (lead, body) = line.split_at(indent);
-    let mut out = match marks.iter().find(|(m, _)| indent > 0 && body.starts_with(m)) {
+    let mut out = match marks
+        .iter()
+        .find(|(m, _)| indent > 0 && body.starts_with(m))
+    {
         Some((m, style)) => format!("{lead}{style}{}{style:#}{}", m.trim_end(), &body[1..]),
         None => line.to_string(),
     };
@@ -99,12 +102,18 @@ fn write_or_exit(mut w: impl Write, text: &str) {
 
 /// Prints a line of human text on stdout.
 pub(crate) fn out_line(text: &str) {
-    write_or_exit(anstream::stdout().lock(), &format!("{}\n", painted(&clean(text))));
+    write_or_exit(
+        anstream::stdout().lock(),
+        &format!("{}\n", painted(&clean(text))),
+    );
 }
 
 /// Prints a line of human text on stderr.
 pub(crate) fn err_line(text: &str) {
-    write_or_exit(anstream::stderr().lock(), &format!("{}\n", painted(&clean(text))));
+    write_or_exit(
+        anstream::stderr().lock(),
+        &format!("{}\n", painted(&clean(text))),
+    );
 }
 
 /// A command's outcome that is a failure without being an error of mcb's (damage found, a

@@ -263,7 +263,11 @@ fn with_version(value: &str, version: &str) -> String {
         return value.to_string();
     };
     let head = value[..close].trim_end();
-    let sep = if head.ends_with('(') || head.ends_with(',') { "" } else { ", " };
+    let sep = if head.ends_with('(') || head.ends_with(',') {
+        ""
+    } else {
+        ", "
+    };
     format!("{head}{sep}version: {}{}", quoted(version), &value[close..])
 }
 
@@ -348,7 +352,10 @@ pub fn pin_moodle(path: &Path, text: &str, version: &str) -> Result<String, Conf
             _ => {}
         }
     }
-    Err(edit_error(path, "the site file has no `moodle: ( … )` mcb can find".into()))
+    Err(edit_error(
+        path,
+        "the site file has no `moodle: ( … )` mcb can find".into(),
+    ))
 }
 
 /// The site file `text` (at `path`) with `component` added from `source` (the plugins
@@ -373,7 +380,15 @@ pub fn add_plugin(
     })?;
     let list = entries(text, &toks, open, close);
     if let Some((_, first, last)) = list.iter().find(|(k, _, _)| k == component) {
-        return change_plugin(path, text, &toks, (*first, *last), component, source, version);
+        return change_plugin(
+            path,
+            text,
+            &toks,
+            (*first, *last),
+            component,
+            source,
+            version,
+        );
     }
     let source = source.unwrap_or(&NewSource::Directory);
     let entry = format!("{}: {},", quoted(component), source.ron(version));
@@ -480,7 +495,8 @@ pub fn remove_plugin(path: &Path, text: &str, component: &str) -> Result<String,
     let line_end = text[end..].find('\n').map_or(text.len(), |n| end + n + 1);
     // A `//` comment after the entry on its last line is the entry's own.
     let after = text[end..line_end].trim();
-    let alone = text[line_start..start].trim().is_empty() && (after.is_empty() || after.starts_with("//"));
+    let alone =
+        text[line_start..start].trim().is_empty() && (after.is_empty() || after.starts_with("//"));
     let out = if alone {
         // Whole lines, with the comment lines right above the entry: they describe it.
         // A comment after a blank line speaks of more.
@@ -569,7 +585,10 @@ Site(
     fn a_typo_finds_the_name_meant() {
         let names = ["block_xp", "mod_attendance", "filter_embedquestion"];
         assert_eq!(did_you_mean("block_xpp", &names), Some("block_xp"));
-        assert_eq!(did_you_mean("mod_atendance", &names), Some("mod_attendance"));
+        assert_eq!(
+            did_you_mean("mod_atendance", &names),
+            Some("mod_attendance")
+        );
         assert_eq!(did_you_mean("local_nope", &names), None);
     }
 
@@ -595,7 +614,10 @@ Site(
         assert!(out.contains("version: \"2024020200\")"), "{out}");
         assert!(!out.contains("2024010100"), "{out}");
         let out = pin_plugin(p(), SITE, "mod_attendance", "3.0").unwrap();
-        assert!(out.contains("\"mod_attendance\": (version: \"3.0\"),"), "{out}");
+        assert!(
+            out.contains("\"mod_attendance\": (version: \"3.0\"),"),
+            "{out}"
+        );
         let out = pin_moodle(p(), SITE, "4.5.3").unwrap();
         assert!(out.contains("moodle: (version: \"4.5.3\"),"), "{out}");
         assert!(add_plugin(p(), SITE, "block_xp", None, None).is_err());

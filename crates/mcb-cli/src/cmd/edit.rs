@@ -81,7 +81,18 @@ fn add_entry(g: &GlobalArgs, a: &AddArgs, source: Option<NewSource>) -> Result<E
         version: a.version.clone(),
     };
     let site = crate::site_file::locate(a.site.as_deref())?;
-    let said = format!("added {} to {}", a.component, site.display());
+    let there = mcb_config::SiteFile::load(&site)
+        .map(|s| {
+            s.plugins
+                .iter()
+                .any(|p| p.component.as_str() == a.component)
+        })
+        .unwrap_or(false);
+    let said = if there {
+        format!("changed {} in {}", a.component, site.display())
+    } else {
+        format!("added {} to {}", a.component, site.display())
+    };
     edit(g, &site, &change, &a.net, said)
 }
 

@@ -146,7 +146,11 @@ pub fn tree(g: &GlobalArgs, a: &TreeArgs) -> Result<Exit, CliError> {
         .filter(|n| n.auto && graph.why(&n.component).iter().all(|c| c.len() < 2))
         .collect();
     for n in orphans {
-        say!("  {} {} (auto, required by nothing)", n.component, version(n));
+        say!(
+            "  {} {} (auto, required by nothing)",
+            n.component,
+            version(n)
+        );
     }
     Ok(Exit::Success)
 }
@@ -192,7 +196,10 @@ fn dot(graph: &DependencyGraph) -> String {
     for n in &graph.nodes {
         for (need, build) in n.requires.iter().flatten() {
             if let Some(to) = index.get(need.as_str()) {
-                let label = build.as_deref().map(|b| format!("≥ {b}")).unwrap_or_default();
+                let label = build
+                    .as_deref()
+                    .map(|b| format!("≥ {b}"))
+                    .unwrap_or_default();
                 g.add_edge(index[n.component.as_str()], *to, label);
             }
         }

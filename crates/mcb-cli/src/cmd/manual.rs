@@ -43,13 +43,21 @@ pub fn man() -> Result<Exit, CliError> {
             if let Some(about) = sub.get_about() {
                 writeln!(out, "{}", roff_text(&about.to_string()))?;
             }
-            for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()) {
+            for arg in sub
+                .get_arguments()
+                .filter(|a| !a.is_hide_set() && !a.is_global_set())
+            {
                 let name = match (arg.get_short(), arg.get_long()) {
                     (_, Some(l)) => format!("\\-\\-{}", roff_text(l)),
                     (Some(c), None) => format!("\\-{c}"),
                     (None, None) => arg
                         .get_value_names()
-                        .map(|v| v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "))
+                        .map(|v| {
+                            v.iter()
+                                .map(|v| v.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
                         .unwrap_or_else(|| arg.get_id().to_string()),
                 };
                 if name == "\\-\\-help" {

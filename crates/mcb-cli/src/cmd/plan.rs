@@ -3,22 +3,31 @@
 
 use mcb_realise::{Pending, Update};
 
-use crate::cli::{GlobalArgs, PlanArgs};
+use crate::cli::{GlobalArgs, OutdatedArgs, PlanArgs};
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
 
 pub fn run(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
-    let result = mcb_realise::pending(
-        &crate::site_file::locate(a.site.as_deref())?,
-        &a.net.options(g),
-        &Update::Nothing,
-        &progress,
-    );
+    let site = crate::site_file::locate(a.site.as_deref())?;
+    let result = mcb_realise::pending(&site, &a.net.options(g), &Update::Nothing, &progress);
     progress.finish();
     let p = result?;
+    if let Some(file) = &a.save {
+        crate::saved_plan::SavedPlan::of(&site, &p)?.write(file)?;
+    }
     show(g, &p);
+    if let Some(file) = &a.save
+        && !g.quiet
+        && !g.json
+    {
+        say!(
+            "plan saved to {}: `mcb realise --plan {}` builds it, and only it",
+            file.display(),
+            file.display()
+        );
+    }
     Ok(if p.is_pending() {
         Exit::Pending
     } else {
@@ -96,7 +105,7 @@ pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
     }
 }
 
-pub fn outdated(g: &GlobalArgs, a: &PlanArgs) -> Result<Exit, CliError> {
+pub fn outdated(g: &GlobalArgs, a: &OutdatedArgs) -> Result<Exit, CliError> {
     let mut opts = a.net.options(g);
     // What an update would do: it asks upstream even when the cached answer is young.
     opts.refresh = !opts.offline;

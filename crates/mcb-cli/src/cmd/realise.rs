@@ -16,17 +16,51 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
         locked: a.locked,
         update: Update::Nothing,
     };
+    let site = crate::site_file::locate(a.site.as_deref())?;
+    if let Some(file) = &a.plan {
+        check_saved_plan(g, a, &site, file)?;
+    }
     let progress = Progress::new(g);
-    let result = mcb_realise::realise(
-        &crate::site_file::locate(a.site.as_deref())?,
-        &a.net.options(g),
-        &opts,
-        &progress,
-    );
+    let result = mcb_realise::realise(&site, &a.net.options(g), &opts, &progress);
     progress.finish();
     let r = result?;
     show(g, &r);
     Ok(Exit::Success)
+}
+
+/// Refuses a saved plan that no longer holds: planned again now, it must choose the same,
+/// from the same site file, lock and generation.
+fn check_saved_plan(
+    g: &GlobalArgs,
+    a: &RealiseArgs,
+    site: &std::path::Path,
+    file: &std::path::Path,
+) -> Result<(), CliError> {
+    use crate::saved_plan::SavedPlan;
+    let saved = SavedPlan::read(file)?;
+    let progress = Progress::new(g);
+    let result = mcb_realise::pending(site, &a.net.options(g), &Update::Nothing, &progress);
+    progress.finish();
+    let now = SavedPlan::of(site, &result?)?;
+    let moved = saved.moved(site, &now);
+    if moved.is_empty() {
+        return Ok(());
+    }
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Moved(String);
+    let mut e = CliError::usage_text(String::new());
+    e.exit = Exit::Pending;
+    e.error = Box::new(Moved(format!(
+        "the plan in {} no longer holds: {}",
+        file.display(),
+        moved.join("; ")
+    )));
+    e.hints.push(format!(
+        "make and review the plan again: mcb plan --out {}",
+        file.display()
+    ));
+    Err(e)
 }
 
 /// What a realise (or update) made, as text or as its JSON document.
