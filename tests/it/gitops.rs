@@ -281,6 +281,17 @@ fn reconcile_follows_core_tags_plugin_tags_and_directory_versions_one_commit_eac
     assert_eq!(g[2]["commit"], second.as_str());
     assert_eq!(g[2]["changes"][0]["change"], "core");
     assert!(g.iter().all(|g| g["kept"] == true));
+    // Each was made and served now, whatever its sources' date (2024 here).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for g in g {
+        let made = g["made"].as_i64().unwrap();
+        assert!((now - made).abs() < 3600, "{g}");
+        assert!(g["date"].as_i64().unwrap() < made - 86_400 * 30, "{g}");
+        assert!(!g["served"].as_array().unwrap().is_empty(), "{g}");
+    }
 }
 
 #[test]

@@ -345,6 +345,10 @@ pub struct Generation {
     kept: bool,
     current: bool,
     test: Option<String>,
+    /// When this store made it (seconds); null when not recorded.
+    made: Option<i64>,
+    /// When a result link was switched to it (seconds), oldest first.
+    served: Vec<i64>,
 }
 
 /// `history`.
@@ -370,6 +374,8 @@ pub fn history(site: &str, generations: &[mcb_realise::Generation]) -> History {
                 kept: g.kept,
                 current: g.current,
                 test: g.test.clone(),
+                made: g.made,
+                served: g.served.clone(),
             })
             .collect(),
     }

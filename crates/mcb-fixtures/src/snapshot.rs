@@ -39,6 +39,11 @@ pub fn settings(dir: &Path) -> insta::Settings {
     s.add_filter(r"\b[0-9a-f]{32}\b", "[md5]");
     s.add_filter(r"\b[0-9a-f]{12}\b", "[short]");
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
+    // Times the store records when things happen (history's made and served).
+    s.add_filter(
+        r"\b(made|served|last) \d{4}-\d\d-\d\d \d\d:\d\d",
+        "$1 [time]",
+    );
     s.add_filter(r"\d+\.\d MB", "[size]");
     // What git's own collection frees depends on git's version.
     s.add_filter(r#""git_bytes": \d+"#, r#""git_bytes": [n]"#);

@@ -22,6 +22,7 @@ pub mod ops;
 mod options;
 mod pool;
 mod report;
+pub mod served_note;
 pub mod stage;
 pub mod test_note;
 

@@ -40,11 +40,15 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     for gen_ in &generations {
+        // When the store made it; the sources' date only when that was never recorded.
+        let when = match gen_.made {
+            Some(t) => format!("made {}", date(t)),
+            None => format!("sources {}", date(gen_.date)),
+        };
         say!(
-            "gen-{} {} {} {}{}{}{}",
+            "gen-{} {} {when} {}{}{}{}",
             gen_.number,
             &gen_.commit.as_str()[..12],
-            date(gen_.date),
             gen_.title,
             if gen_.current { "  [current]" } else { "" },
             gen_.test
@@ -57,6 +61,22 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
                 "  [files removed by gc: rollback rebuilds them from git]"
             }
         );
+        let mut facts = Vec::new();
+        if gen_.made.is_some() {
+            facts.push(format!("sources dated {}", date(gen_.date)));
+        }
+        match gen_.served.as_slice() {
+            [] => {}
+            [one] => facts.push(format!("served {}", date(*one))),
+            [.., last] => facts.push(format!(
+                "served {} times, last {}",
+                gen_.served.len(),
+                date(*last)
+            )),
+        }
+        if !facts.is_empty() {
+            say!("    {}", facts.join("; "));
+        }
         for c in &gen_.changes {
             say!("    {c}");
         }

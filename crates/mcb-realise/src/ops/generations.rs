@@ -57,7 +57,7 @@ pub struct Generation {
     pub number: usize,
     pub commit: GitOid,
     pub tree: GitOid,
-    /// Seconds since the epoch.
+    /// The commit's date: its newest source's, seconds since the epoch.
     pub date: i64,
     /// The commit's first line.
     pub title: String,
@@ -70,6 +70,11 @@ pub struct Generation {
     pub current: bool,
     /// What `mcb test` found for it ("passed", "FAILED"), when it was tested.
     pub test: Option<String>,
+    /// When this store made it (seconds since the epoch); none when it was made before
+    /// mcb recorded it, or by another store.
+    pub made: Option<i64>,
+    /// When a `result` link was switched to it, oldest first.
+    pub served: Vec<i64>,
 }
 
 fn no_site(name: &str) -> RealiseError {
@@ -92,6 +97,7 @@ pub fn history(store: &Path, name: &str, limit: usize) -> Result<Vec<Generation>
         git.first_parent_log(&head, usize::MAX)?.len()
     };
     let outcomes = crate::test_note::outcomes(&git)?;
+    let mut times = crate::served_note::read(&git)?;
     let locks: Vec<Option<Lock>> = log
         .iter()
         .map(|(c, _, _)| lock_in_commit(&git, c).ok().flatten())
@@ -116,6 +122,8 @@ pub fn history(store: &Path, name: &str, limit: usize) -> Result<Vec<Generation>
             kept: store.generation_path(tree).is_dir(),
             current: i == 0,
             test: outcomes.get(commit).map(|o| o.word().to_string()),
+            made: times.get(commit).and_then(|t| t.made),
+            served: times.remove(commit).map(|t| t.served).unwrap_or_default(),
         });
     }
     Ok(out)

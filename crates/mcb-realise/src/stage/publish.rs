@@ -67,6 +67,12 @@ pub fn publish(
         ctx.store.add_result_root(link)?;
     }
     record_owner(ctx, site)?;
+    // A record for `history`, not part of the generation: the generation stands without it.
+    if let Err(e) =
+        crate::served_note::record(&ctx.git, &committed.commit, committed.new_commit, serve)
+    {
+        reporter.warn(&format!("cannot record when the generation was made: {e}"));
+    }
     Ok(Published { lock_written })
 }
 
