@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::deploy::git_at;
 use crate::gitops::{add_tag, plugin};
 use crate::support::*;
 
@@ -343,4 +344,69 @@ fn help_has_examples_and_the_manual_lists_commands_and_environment() {
     assert!(man.contains(".SH ENVIRONMENT"));
     assert!(man.contains("MCB_STORE") && man.contains("NO_COLOR"));
     assert!(man.contains("\\fBmcb realise"), "{man}");
+}
+
+#[test]
+fn deploy_refuses_a_failed_generation_and_says_when_one_was_never_tested() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let first = f.realise_ok(&site);
+    let commit = first["commit"].as_str().unwrap();
+    let www = f.path("www");
+    let remote = f.path("remote.git");
+    git_at(&f.path(""), &["init", "-q", "--bare", s(&remote)]);
+
+    // Never tested: deployed, and said.
+    let out = f.run(&["deploy", s(&f.store()), "--site", "s1", "--to", s(&www)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(said(&out).contains("was never tested"), "{}", said(&out));
+
+    // A failed test on record (as `mcb test` writes it, and push sends it): refused from
+    // the store and from a remote, current untouched; --untested deploys it.
+    let git = f.store().join("git");
+    git_at(
+        &git,
+        &[
+            "notes",
+            "--ref",
+            "refs/notes/mcb-test",
+            "add",
+            "-f",
+            "-m",
+            "mcb test: FAILED",
+            commit,
+        ],
+    );
+    let out = f.run(&["push", s(&site), s(&remote)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let before = std::fs::read_link(www.join("current")).unwrap();
+    std::fs::remove_dir_all(www.join("releases").join(commit)).unwrap();
+    for from in [f.store(), remote.clone()] {
+        let out = f.run(&["deploy", s(&from), "--site", "s1", "--to", s(&www)]);
+        assert_eq!(code(&out), 2, "{}", said(&out));
+        assert!(
+            said(&out).contains("failed its `mcb test`"),
+            "{}",
+            said(&out)
+        );
+        assert!(!www.join("releases").join(commit).exists());
+    }
+    assert_eq!(std::fs::read_link(www.join("current")).unwrap(), before);
+    let out = f.run(&[
+        "deploy",
+        s(&remote),
+        "--site",
+        "s1",
+        "--to",
+        s(&www),
+        "--untested",
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(
+        said(&out).contains("deployed as --untested asked"),
+        "{}",
+        said(&out)
+    );
 }

@@ -97,7 +97,7 @@ fn push_to_a_bare_repository_twice_and_after_divergence() {
     );
 }
 
-fn git_at(repo: &Path, args: &[&str]) -> String {
+pub(crate) fn git_at(repo: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(repo)

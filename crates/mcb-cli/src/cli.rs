@@ -357,6 +357,9 @@ pub struct DeployArgs {
     /// Switch current back to the release before it.
     #[arg(long, conflicts_with_all = ["from", "commit"])]
     pub rollback: bool,
+    /// Deploy a generation whose `mcb test` failed.
+    #[arg(long, conflicts_with = "rollback")]
+    pub untested: bool,
 }
 
 #[derive(Args, Debug)]

@@ -387,6 +387,9 @@ impl From<DeployError> for CliError {
                 Absent::Release => "deploy first",
                 Absent::EarlierRelease => "deploy the generation you want with --commit",
             }),
+            DeployError::TestFailed { .. } => Some(
+                "`mcb history` shows each generation's test; fix and test a new one, or give --untested to deploy this one anyway",
+            ),
             DeployError::Diverged { .. } => {
                 Some("look at both histories; --force makes the remote's branch this store's")
             }

@@ -52,6 +52,8 @@ pub struct DeployRequest {
     /// How a release's files relate to the store's (a store source only): clones by
     /// default; hardlinks only when asked.
     pub link: LinkMode,
+    /// Deploy a generation whose recorded `mcb test` failed.
+    pub untested: bool,
 }
 
 /// What `deploy` did.
@@ -75,6 +77,9 @@ pub struct Deployed {
     pub drifted: Vec<String>,
     /// Old releases removed.
     pub removed: Vec<PathBuf>,
+    /// What `mcb test` recorded on the generation; none when it was never tested (or its
+    /// results were not pushed with it).
+    pub test: Option<mcb_realise::TestOutcome>,
 }
 
 /// An entry of the deploy directory that must be what mcb made: refused when something
@@ -278,6 +283,10 @@ pub fn stage_release(request: &DeployRequest) -> Result<(Deployed, std::fs::File
                     what: format!("cannot fetch site {name} from {r}"),
                     source: e,
                 })?;
+            // The test results `push` sends with the branch; a remote without them has
+            // none to give (the branch came through, so the remote answers).
+            let notes = mcb_realise::TEST_NOTES;
+            let _ = git.fetch_refspec(r, &format!("+{notes}:{notes}"));
             let tip = git.ref_target(&format!("refs/remotes/mcb/{name}"))?;
             (git, None, tip)
         }
@@ -287,6 +296,15 @@ pub fn stage_release(request: &DeployRequest) -> Result<(Deployed, std::fs::File
         about: Absent::Site,
     })?;
     let commit = pick_commit(&git, name, &tip, request.commit.as_deref())?;
+    let test = mcb_realise::test_note::outcomes(&git)?
+        .get(&commit)
+        .copied();
+    if test == Some(mcb_realise::TestOutcome::Failed) && !request.untested {
+        return Err(DeployError::TestFailed {
+            site: name.to_string(),
+            commit: commit.clone(),
+        });
+    }
     let tree = git.commit_tree_id(&commit)?;
     let link = if store.is_some() {
         request.link
@@ -350,6 +368,7 @@ pub fn stage_release(request: &DeployRequest) -> Result<(Deployed, std::fs::File
             copied,
             drifted,
             removed: Vec::new(),
+            test,
         },
         lock,
     ))
@@ -440,5 +459,6 @@ pub fn rollback_deploy(dir: &Path) -> Result<Deployed, DeployError> {
         copied: 0,
         drifted: Vec::new(),
         removed: Vec::new(),
+        test: None,
     })
 }

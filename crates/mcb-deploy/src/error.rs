@@ -28,6 +28,12 @@ pub enum DeployError {
     /// Nothing of that name where it was looked for.
     #[error("{message}")]
     Unknown { message: String, about: Absent },
+    /// The generation's recorded `mcb test` failed.
+    #[error("generation {} of site {site} failed its `mcb test`: deploy refuses it", &commit.as_str()[..12])]
+    TestFailed {
+        site: String,
+        commit: mcb_store::GitOid,
+    },
     /// The remote's branch has commits this store lacks.
     #[error(
         "{remote} has commits on branch {site} that this store does not: it has diverged ({summary})"
@@ -82,6 +88,7 @@ impl DeployError {
             DeployError::Run(e) => e.kind(),
             DeployError::Remote(_) | DeployError::Unknown { .. } => ErrorKind::Usage,
             DeployError::Diverged { .. } | DeployError::TagElsewhere { .. } => ErrorKind::Config,
+            DeployError::TestFailed { .. } => ErrorKind::Pending,
             DeployError::Refused { .. }
             | DeployError::Transfer { .. }
             | DeployError::NotOurs { .. }

@@ -34,7 +34,12 @@ fn now() -> i64 {
 }
 
 /// Records that `commit` was made (when `made`) and served (when `served`) now.
-pub fn record(git: &GitStore, commit: &GitOid, made: bool, served: bool) -> Result<(), RealiseError> {
+pub fn record(
+    git: &GitStore,
+    commit: &GitOid,
+    made: bool,
+    served: bool,
+) -> Result<(), RealiseError> {
     if !made && !served {
         return Ok(());
     }

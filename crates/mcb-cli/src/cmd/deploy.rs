@@ -19,9 +19,21 @@ pub fn run(g: &GlobalArgs, a: &DeployArgs) -> Result<Exit, CliError> {
             dir: a.to.clone(),
             keep: a.keep,
             link: a.link,
+            untested: a.untested,
         })?
     };
     if !g.quiet {
+        if !a.rollback && d.test.is_none() {
+            crate::term::err_line(&format!(
+                "warning: generation {} was never tested (no `mcb test` result recorded on it, or none pushed with it)",
+                &d.commit.as_str()[..12]
+            ));
+        } else if d.test == Some(mcb_realise::TestOutcome::Failed) {
+            crate::term::err_line(&format!(
+                "warning: generation {} failed its `mcb test`; deployed as --untested asked",
+                &d.commit.as_str()[..12]
+            ));
+        }
         if !d.drifted.is_empty() {
             crate::term::err_line(&format!(
                 "warning: {} had drifted from its generation ({}{}); it was laid out again",
