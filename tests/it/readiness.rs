@@ -4,6 +4,7 @@
 
 use crate::support::directory::{Published, publish};
 use crate::support::http::Server;
+use crate::snapshots::settings;
 use crate::support::*;
 
 /// A core repository holding only Moodle 5.0.0 and 5.0.2.
@@ -198,8 +199,11 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
         .arg(&site)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
+    // The next supported release (5.1: 5.0's support ended) is blocked: exit 2, as
+    // `check --moodle 5.1` says.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -210,7 +214,7 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
         cells,
         [
             "mod_att",
-            "2024100800",
+            "r2024100800",
             "r2024100800",
             "BLOCKS",
             "BLOCKS",
@@ -225,6 +229,22 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
         text.contains("long-term support: Moodle 4.5, 5.3"),
         "{text}"
     );
+    // The reasons are printed, once per plugin and reason; a summary per release.
+    let ready = text.lines().find(|l| l.starts_with("ready?")).unwrap();
+    assert_eq!(
+        ready.split_whitespace().collect::<Vec<_>>(),
+        ["ready?", "yes", "no", "no", "no", "no"],
+        "{text}"
+    );
+    assert!(
+        text.contains("mod_att on Moodle 5.0, 5.1, 5.2 and 5.3 (in 5.0's words): BLOCKS: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("the next supported release, Moodle 5.1, is blocked"),
+        "{text}"
+    );
+    settings(&f).bind(|| insta::assert_snapshot!("readiness-text", text.to_string()));
     assert!(
         text.contains("Moodle 5.0 is out of support: its security fixes ended on 2026-10-05"),
         "{text}"
@@ -266,7 +286,7 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
     assert_eq!(
         att[1..],
         [
-            "2024100800",
+            "r2024100800",
             "r2024100800",
             "BLOCKS",
             "BLOCKS",
@@ -276,7 +296,12 @@ fn the_readiness_matrix_reads_the_same_as_text_json_and_in_a_browser() {
     );
     let g = rows.iter().find(|r| r[0] == "block_g").unwrap();
     assert_eq!(g[2..], ["r2024100100"; 5]);
+    let summary = rows.iter().find(|r| r[0] == "ready?").unwrap();
+    assert_eq!(summary[2..], ["yes", "no", "no", "no", "no"]);
     let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("title="), "nothing hidden in a tooltip");
+    assert!(html.contains("<h2>Legend</h2>") && html.contains("<ul id=\"reasons\">"));
+    assert!(html.contains("@media print"));
     assert!(
         !html.contains("http://") && !html.contains("https://") && !html.contains("src="),
         "no external assets"

@@ -703,7 +703,17 @@ pub struct MatrixRow {
     component: String,
     auto: bool,
     locked: Option<String>,
+    locked_release: Option<String>,
     cells: Vec<MatrixCell>,
+}
+
+/// Can the site go to a release: every plugin has a version for it, or these block it.
+#[derive(Serialize)]
+pub struct ReleaseSummary {
+    pub release: String,
+    pub ready: bool,
+    pub blocking: Vec<String>,
+    pub unknown: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -716,7 +726,14 @@ pub struct OutOfSupport {
 #[derive(Serialize)]
 pub struct Matrix {
     site: String,
+    date: String,
+    core_now: Option<String>,
     releases: Vec<String>,
+    /// Per release: ready or not, and what blocks it.
+    summary: Vec<ReleaseSummary>,
+    /// The first release after the site's own that is still supported (its readiness
+    /// decides the exit code).
+    next_supported: Option<String>,
     plugins: Vec<MatrixRow>,
     notes: BTreeMap<String, Vec<String>>,
     lts: Vec<String>,
@@ -726,6 +743,10 @@ pub struct Matrix {
 pub fn matrix(m: &mcb_realise::ReadinessMatrix) -> Matrix {
     Matrix {
         site: m.site.clone(),
+        date: m.date.clone(),
+        core_now: m.core_now.clone(),
+        summary: crate::cmd::check::summaries(m),
+        next_supported: crate::cmd::check::next_supported(m).map(str::to_string),
         releases: m.releases.clone(),
         plugins: m
             .plugins
@@ -734,6 +755,7 @@ pub fn matrix(m: &mcb_realise::ReadinessMatrix) -> Matrix {
                 component: row.component.clone(),
                 auto: row.auto,
                 locked: row.locked.clone(),
+                locked_release: row.locked_release.clone(),
                 cells: row
                     .cells
                     .iter()

@@ -183,6 +183,138 @@ fn cell_text(r: &Readiness) -> String {
     }
 }
 
+/// Per release: ready (every plugin has a version) or what blocks it.
+pub(crate) fn summaries(m: &mcb_realise::ReadinessMatrix) -> Vec<crate::json::ReleaseSummary> {
+    m.releases
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let of = |want: fn(&Readiness) -> bool| -> Vec<String> {
+                m.plugins
+                    .iter()
+                    .filter(|row| row.cells.get(i).is_some_and(|c| want(&c.readiness)))
+                    .map(|row| row.component.clone())
+                    .collect()
+            };
+            let blocking = of(|r| matches!(r, Readiness::Blocked { .. }));
+            let unknown = of(|r| matches!(r, Readiness::Unknown { .. }));
+            crate::json::ReleaseSummary {
+                release: r.clone(),
+                ready: blocking.is_empty() && unknown.is_empty(),
+                blocking,
+                unknown,
+            }
+        })
+        .collect()
+}
+
+/// The first release after the site's own that still has security support.
+pub(crate) fn next_supported(m: &mcb_realise::ReadinessMatrix) -> Option<&str> {
+    let own = m.core_now.as_deref().and_then(mcb_moodle::Release::parse_leading);
+    m.releases
+        .iter()
+        .filter(|r| {
+            let r = mcb_moodle::Release::parse_leading(r);
+            own.is_none_or(|o| r.is_some_and(|r| r > o))
+        })
+        .find(|r| !m.out_of_support.iter().any(|(o, _)| o == *r))
+        .map(String::as_str)
+}
+
+/// `a, b and c`.
+fn listed(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [head @ .., last] => format!("{} and {last}", head.join(", ")),
+    }
+}
+
+/// `text` said of `release`, with the release (`5.1`), its branch (`501`) and build
+/// numbers taken out: two releases whose texts are the same then share a cause.
+fn cause_of(text: &str, release: &str) -> String {
+    let branch = release.replace('.', "0");
+    let text = text.replace(release, "X.Y").replace(&branch, "XY");
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        out.push_str(if digits.len() == 10 { "BUILD" } else { &digits });
+        digits.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Why each plugin blocks (or is unknown on) a release, one line per plugin and cause:
+/// the releases that share a cause are named together, with the first one's words.
+fn reasons(m: &mcb_realise::ReadinessMatrix) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for row in &m.plugins {
+        for c in &row.cells {
+            let why = match &c.readiness {
+                Readiness::Blocked { reasons, .. } => format!("BLOCKS: {}", reasons.join("; ")),
+                Readiness::Unknown { reason } => format!("unknown: {reason}"),
+                Readiness::Fits {
+                    warning: Some(w), ..
+                } => format!("installs, but {w}"),
+                _ => continue,
+            };
+            let key = format!("{} {}", row.component, cause_of(&why, &c.release));
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => out[i].2.push(c.release.clone()),
+                None => {
+                    keys.push(key);
+                    out.push((row.component.clone(), why, vec![c.release.clone()]));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each note once per cause, with the releases it was said of (in the first one's words).
+fn grouped_notes(m: &mcb_realise::ReadinessMatrix) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for (release, notes) in &m.notes {
+        for n in notes {
+            let key = cause_of(n, release);
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => out[i].1.push(release.clone()),
+                None => {
+                    keys.push(key);
+                    out.push((n.clone(), vec![release.clone()]));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `Moodle 5.0` or `Moodle 5.0, 5.1 and 5.2 (in 5.0's words)`.
+fn releases_said(releases: &[String]) -> String {
+    match releases {
+        [one] => format!("Moodle {one}"),
+        [first, ..] => format!("Moodle {} (in {first}'s words)", listed(releases)),
+        [] => String::new(),
+    }
+}
+
+/// The version the site runs now, by its release name.
+fn now_of(row: &mcb_realise::MatrixRow) -> String {
+    match (&row.locked_release, &row.locked) {
+        (Some(r), _) => r.clone(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -190,61 +322,81 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The matrix as one HTML page with no external assets.
+/// The matrix as one HTML page with no external assets, readable printed or mailed: the
+/// reasons are written out under the table, not hidden in tooltips.
 fn html(m: &mcb_realise::ReadinessMatrix) -> String {
+    let e = html_escape;
     let mut h =
         String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
-    h.push_str(&html_escape(&format!("Upgrade readiness: {}", m.site)));
-    h.push_str("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.3em .6em;text-align:left}td.fits{background:#d7f5d7}td.blocked{background:#f8d0d0}td.in_core{background:#e0e0f8}td.unknown{background:#f8f0c8}td.not_needed{color:#888}</style></head><body>\n");
+    h.push_str(&e(&format!("Upgrade readiness: {}", m.site)));
+    h.push_str("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.3em .6em;text-align:left}td.fits{background:#d7f5d7}td.blocked{background:#f8d0d0;font-weight:bold}td.in_core{background:#e0e0f8}td.unknown{background:#f8f0c8}td.not_needed{color:#888}tr.summary td.yes{background:#d7f5d7}tr.summary td.no{background:#f8d0d0;font-weight:bold}@media print{body{margin:0}td,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}}</style></head><body>\n");
     h.push_str(&format!(
-        "<h1>Upgrade readiness: {}</h1>\n<table id=\"readiness\"><thead><tr><th>plugin</th><th>now</th>",
-        html_escape(&m.site)
+        "<h1>Upgrade readiness: {}</h1>\n<p id=\"facts\">Made {} by mcb. The site runs Moodle {} now.</p>\n<table id=\"readiness\"><thead><tr><th>plugin</th><th>now</th>",
+        e(&m.site),
+        e(&m.date),
+        e(m.core_now.as_deref().unwrap_or("(not built yet)"))
     ));
     for r in &m.releases {
         let lts = if m.lts.contains(r) { " LTS" } else { "" };
-        h.push_str(&format!("<th>Moodle {}{lts}</th>", html_escape(r)));
+        h.push_str(&format!("<th>Moodle {}{lts}</th>", e(r)));
     }
     h.push_str("</tr></thead><tbody>\n");
     for row in &m.plugins {
         h.push_str(&format!(
             "<tr><th>{}{}</th><td>{}</td>",
-            html_escape(&row.component),
+            e(&row.component),
             if row.auto { " (dependency)" } else { "" },
-            html_escape(row.locked.as_deref().unwrap_or("-"))
+            e(&now_of(row))
         ));
         for c in &row.cells {
-            let (class, title) = match &c.readiness {
-                Readiness::Fits { warning, .. } => ("fits", warning.clone().unwrap_or_default()),
-                Readiness::Blocked { reasons, .. } => ("blocked", reasons.join("; ")),
-                Readiness::InCore => ("in_core", "Moodle ships it".to_string()),
-                Readiness::Unknown { reason } => ("unknown", reason.clone()),
-                Readiness::NotNeeded => ("not_needed", String::new()),
+            let class = match &c.readiness {
+                Readiness::Fits { .. } => "fits",
+                Readiness::Blocked { .. } => "blocked",
+                Readiness::InCore => "in_core",
+                Readiness::Unknown { .. } => "unknown",
+                Readiness::NotNeeded => "not_needed",
             };
             h.push_str(&format!(
-                "<td class=\"{class}\" title=\"{}\">{}</td>",
-                html_escape(&title),
-                html_escape(&cell_text(&c.readiness))
+                "<td class=\"{class}\">{}</td>",
+                e(&cell_text(&c.readiness))
             ));
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n");
-    for (release, notes) in &m.notes {
-        for n in notes {
-            h.push_str(&format!(
-                "<p class=\"note\">Moodle {}: {}</p>\n",
-                html_escape(release),
-                html_escape(n)
-            ));
-        }
+    h.push_str("</tbody><tfoot><tr class=\"summary\"><th>ready?</th><td></td>");
+    for s in summaries(m) {
+        let (class, word) = if s.ready { ("yes", "yes") } else { ("no", "no") };
+        h.push_str(&format!("<td class=\"{class}\">{word}</td>"));
+    }
+    h.push_str("</tr></tfoot></table>\n<h2>Why</h2>\n<ul id=\"reasons\">\n");
+    for (component, why, releases) in reasons(m) {
+        h.push_str(&format!(
+            "<li><b>{}</b> on {}: {}</li>\n",
+            e(&component),
+            e(&releases_said(&releases)),
+            e(&why)
+        ));
+    }
+    h.push_str("</ul>\n");
+    let notes = grouped_notes(m);
+    if !notes.is_empty() || !m.out_of_support.is_empty() {
+        h.push_str("<h2>Notes</h2>\n");
+    }
+    for (n, releases) in notes {
+        h.push_str(&format!(
+            "<p class=\"note\">{}: {}</p>\n",
+            e(&releases_said(&releases)),
+            e(&n)
+        ));
     }
     for (release, ended) in &m.out_of_support {
         h.push_str(&format!(
             "<p class=\"note\">Moodle {} is out of support: its security fixes ended on {}</p>\n",
-            html_escape(release),
-            html_escape(ended)
+            e(release),
+            e(ended)
         ));
     }
+    h.push_str("<h2>Legend</h2>\n<dl id=\"legend\"><dt>a version</dt><dd>the newest version of the plugin that installs on that release</dd><dt>(!)</dt><dd>it installs, with a warning said under Why</dd><dt>BLOCKS</dt><dd>no version installs: the upgrade must wait for the plugin, or go without it</dd><dt>in core</dt><dd>Moodle ships it: the plugin goes</dd><dt>unknown</dt><dd>its source could not be read</dd><dt>-</dt><dd>a dependency nothing needs on that release</dd><dt>LTS</dt><dd>long-term support release</dd></dl>\n");
     h.push_str("</body></html>\n");
     h
 }
@@ -264,13 +416,32 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         std::fs::write(path, html(&m))
             .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     }
+    let summary = summaries(&m);
+    // As `check --moodle` does: exit 2 when the upgrade to the next supported release is
+    // blocked.
+    let blocked_next = next_supported(&m).is_some_and(|next| {
+        summary
+            .iter()
+            .any(|s| s.release == next && !s.blocking.is_empty())
+    });
+    let exit = if blocked_next {
+        Exit::Pending
+    } else {
+        Exit::Success
+    };
     if g.json {
         out_json(&crate::json::matrix(&m));
-        return Ok(Exit::Success);
+        return Ok(exit);
     }
     if g.quiet {
-        return Ok(Exit::Success);
+        return Ok(exit);
     }
+    say!(
+        "{}: upgrade readiness on {} (Moodle {} now)",
+        m.site,
+        m.date,
+        m.core_now.as_deref().unwrap_or("not built yet")
+    );
     let mut head = format!("{:<28} {:<12}", "plugin", "now");
     for r in &m.releases {
         head.push_str(&format!(" {:<12}", format!("Moodle {r}")));
@@ -282,31 +453,22 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         } else {
             row.component.clone()
         };
-        let mut line = format!("{:<28} {:<12}", name, row.locked.as_deref().unwrap_or("-"));
+        let mut line = format!("{:<28} {:<12}", name, now_of(row));
         for c in &row.cells {
             line.push_str(&format!(" {:<12}", cell_text(&c.readiness)));
         }
         say!("{}", line.trim_end());
     }
-    let warned: Vec<String> = m
-        .plugins
-        .iter()
-        .flat_map(|row| {
-            row.cells.iter().filter_map(move |c| match &c.readiness {
-                Readiness::Fits {
-                    warning: Some(w), ..
-                } => Some(format!("(!) Moodle {}: {w}", c.release)),
-                _ => None,
-            })
-        })
-        .collect();
-    for w in warned {
-        say!("{w}");
+    let mut ready = format!("{:<28} {:<12}", "ready?", "");
+    for s in &summary {
+        ready.push_str(&format!(" {:<12}", if s.ready { "yes" } else { "no" }));
     }
-    for (release, notes) in &m.notes {
-        for n in notes {
-            say!("note: Moodle {release}: {n}");
-        }
+    say!("{}", ready.trim_end());
+    for (component, why, releases) in reasons(&m) {
+        say!("{component} on {}: {why}", releases_said(&releases));
+    }
+    for (n, releases) in grouped_notes(&m) {
+        say!("note: {}: {n}", releases_said(&releases));
     }
     if !m.lts.is_empty() {
         say!("long-term support: Moodle {}", m.lts.join(", "));
@@ -314,5 +476,10 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     for (release, ended) in &m.out_of_support {
         say!("Moodle {release} is out of support: its security fixes ended on {ended}");
     }
-    Ok(Exit::Success)
+    if let Some(next) = next_supported(&m)
+        && blocked_next
+    {
+        say!("the next supported release, Moodle {next}, is blocked");
+    }
+    Ok(exit)
 }

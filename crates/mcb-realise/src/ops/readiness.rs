@@ -491,7 +491,10 @@ pub struct MatrixCell {
 pub struct MatrixRow {
     pub component: String,
     pub auto: bool,
+    /// The build the lock holds.
     pub locked: Option<String>,
+    /// Its release, as administrators name it, when the version says one.
+    pub locked_release: Option<String>,
     pub cells: Vec<MatrixCell>,
 }
 
@@ -499,6 +502,10 @@ pub struct MatrixRow {
 #[derive(Debug, Clone)]
 pub struct ReadinessMatrix {
     pub site: String,
+    /// The day the matrix was made (YYYY-MM-DD).
+    pub date: String,
+    /// The Moodle release the site runs now, as the lock says it.
+    pub core_now: Option<String>,
     pub releases: Vec<String>,
     pub plugins: Vec<MatrixRow>,
     /// Per release, what the check could not know.
@@ -589,6 +596,10 @@ pub fn readiness_matrix(
                     component: p.component.clone(),
                     auto: p.auto,
                     locked: p.locked.clone(),
+                    locked_release: lock
+                        .as_ref()
+                        .and_then(|l| l.plugins.iter().find(|lp| lp.component == p.component))
+                        .and_then(|lp| lp.release.clone()),
                     cells: Vec::new(),
                 });
             row.cells.push(MatrixCell {
@@ -622,6 +633,10 @@ pub fn readiness_matrix(
         .collect();
     Ok(ReadinessMatrix {
         site: site.name.clone(),
+        date: today.clone(),
+        core_now: lock
+            .as_ref()
+            .map(|l| crate::changes::core_release(&l.moodle.release)),
         releases: names,
         plugins,
         notes,
