@@ -329,7 +329,7 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
     let mut h =
         String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     h.push_str(&e(&format!("Upgrade readiness: {}", m.site)));
-    h.push_str("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.3em .6em;text-align:left}td.fits{background:#d7f5d7}td.blocked{background:#f8d0d0;font-weight:bold}td.in_core{background:#e0e0f8}td.unknown{background:#f8f0c8}td.not_needed{color:#888}tr.summary td.yes{background:#d7f5d7}tr.summary td.no{background:#f8d0d0;font-weight:bold}@media print{body{margin:0}td,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}}</style></head><body>\n");
+    h.push_str("</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.3em .6em;text-align:left}td.fits{background:#d7f5d7}td.blocked{background:#f8d0d0;font-weight:bold}td.in_core{background:#e0e0f8}td.unknown{background:#f8f0c8}td.not_needed{color:#888}tfoot td.yes{background:#d7f5d7}tfoot td.no{background:#f8d0d0;font-weight:bold}@media print{body{margin:0}td,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}}</style></head><body>\n");
     h.push_str(&format!(
         "<h1>Upgrade readiness: {}</h1>\n<p id=\"facts\">Made {} by mcb. The site runs Moodle {} now.</p>\n<table id=\"readiness\"><thead><tr><th>plugin</th><th>now</th>",
         e(&m.site),
@@ -363,7 +363,7 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody><tfoot><tr class=\"summary\"><th>ready?</th><td></td>");
+    h.push_str("</tbody><tfoot id=\"summary\"><tr><th>ready?</th><td></td>");
     for s in summaries(m) {
         let (class, word) = if s.ready { ("yes", "yes") } else { ("no", "no") };
         h.push_str(&format!("<td class=\"{class}\">{word}</td>"));
