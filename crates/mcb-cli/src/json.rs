@@ -870,6 +870,7 @@ pub struct Gc {
     recovered_records: Vec<GitOid>,
     unknown_use: Vec<GitOid>,
     test_leftovers: usize,
+    spared: Spared,
 }
 
 pub fn gc(r: &mcb_realise::GcOutcome, dry_run: bool) -> Gc {
@@ -889,7 +890,22 @@ pub fn gc(r: &mcb_realise::GcOutcome, dry_run: bool) -> Gc {
         recovered_records: r.recovered.clone(),
         unknown_use: s.unknown_use.clone(),
         test_leftovers: r.test_leftovers,
+        spared: Spared {
+            generations: s.spared_generations,
+            manifests: s.spared_manifests,
+            objects: s.spared_objects,
+            bytes: s.spared_bytes,
+        },
     }
+}
+
+/// What only gc's grace period kept.
+#[derive(Serialize)]
+pub struct Spared {
+    generations: usize,
+    manifests: usize,
+    objects: usize,
+    bytes: u64,
 }
 
 #[derive(Serialize)]

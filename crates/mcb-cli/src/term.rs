@@ -22,7 +22,6 @@ pub(crate) fn clean(text: &str) -> String {
 /// `--color`: when to colour what mcb prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ColorWhen {
-    /// On a terminal, unless NO_COLOR is set.
     Auto,
     Always,
     Never,

@@ -506,7 +506,10 @@ pub fn remove_plugin(path: &Path, text: &str, component: &str) -> Result<String,
             let prev = text[prev_start..from].trim();
             let comment = prev.starts_with("//")
                 || (prev.starts_with("/*") && prev.ends_with("*/") && prev.len() >= 4);
-            if !comment {
+            // A commented-out entry (the starter's examples) speaks of the file, not of
+            // the entry below it.
+            let example = prev.contains("\": (");
+            if !comment || example {
                 break;
             }
             from = prev_start;

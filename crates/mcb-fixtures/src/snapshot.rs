@@ -45,7 +45,7 @@ pub fn settings(dir: &Path) -> insta::Settings {
         "$1 [time]",
     );
     s.add_filter(r"readiness on \d{4}-\d\d-\d\d", "readiness on [today]");
-    s.add_filter(r"\d+\.\d MB", "[size]");
+    s.add_filter(r"\b\d+(\.\d)? (B|KB|MB|GB)\b", "[size]");
     // What git's own collection frees depends on git's version.
     s.add_filter(r#""git_bytes": \d+"#, r#""git_bytes": [n]"#);
     s

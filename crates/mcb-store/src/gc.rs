@@ -32,6 +32,12 @@ pub struct GcReport {
     pub bytes: u64,
     pub kept_generations: usize,
     pub kept_objects: usize,
+    /// What only the grace period kept (younger than it, used by nothing kept): generations,
+    /// manifests, objects, and the disk they hold.
+    pub spared_generations: usize,
+    pub spared_manifests: usize,
+    pub spared_objects: usize,
+    pub spared_bytes: u64,
 }
 
 /// What `verify` found.
@@ -152,12 +158,26 @@ impl Store {
             }
         }
         let all_manifests = self.manifest_hashes()?;
+        let used_manifests = live_manifests.clone();
         for h in &all_manifests {
             // Young manifests are live too (a run may be about to use them).
             let p = self.manifest_path_of(h);
             let young = fs::metadata(&p).map(|m| age(&m) < grace).unwrap_or(true);
             if young || !report.unknown_use.is_empty() {
                 live_manifests.insert(h.clone());
+            }
+            if young && report.unknown_use.is_empty() && !used_manifests.contains(h) {
+                report.spared_manifests += 1;
+            }
+        }
+        // Objects only young manifests hold are spared by the grace period too.
+        let mut used_objects: HashSet<(ObjectHash, bool)> = HashSet::new();
+        for h in &used_manifests {
+            if let Ok(m) = self.read_manifest(h) {
+                for e in m.entries {
+                    let exec = e.executable();
+                    used_objects.insert((e.blake3, exec));
+                }
             }
         }
         let mut live_objects: HashSet<(ObjectHash, bool)> = HashSet::new();
@@ -180,6 +200,8 @@ impl Store {
             let meta = fs::symlink_metadata(&path).at(&path)?;
             if age(&meta) < grace {
                 report.kept_generations += 1;
+                report.spared_generations += 1;
+                report.spared_bytes += generation_cost(&path).1;
                 continue;
             }
             let (files, bytes) = generation_cost(&path);
@@ -221,8 +243,16 @@ impl Store {
 
         // Objects.
         for (hash, exec, path) in self.objects()? {
-            if live_objects.contains(&(hash, exec)) {
+            let used = used_objects.contains(&(hash.clone(), exec));
+            if live_objects.contains(&(hash.clone(), exec)) {
                 report.kept_objects += 1;
+                if !used
+                    && report.unknown_use.is_empty()
+                    && let Ok(meta) = fs::symlink_metadata(&path)
+                {
+                    report.spared_objects += 1;
+                    report.spared_bytes += disk(&meta);
+                }
                 continue;
             }
             let Ok(meta) = fs::symlink_metadata(&path) else {
@@ -230,6 +260,8 @@ impl Store {
             };
             if age(&meta) < grace {
                 report.kept_objects += 1;
+                report.spared_objects += 1;
+                report.spared_bytes += disk(&meta);
                 continue;
             }
             report.objects += 1;

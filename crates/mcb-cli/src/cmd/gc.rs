@@ -10,9 +10,7 @@ use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{out_json, say};
 
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
+use super::sites::size;
 
 pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
     let progress = Progress::new(g);
@@ -65,12 +63,32 @@ pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
         plural(s.objects, "object"),
         plural(s.leftovers, "leftover"),
         s.files,
-        mb(s.bytes),
+        size(s.bytes),
         if a.dry_run {
             String::new()
         } else {
-            format!(" (+ {} from git)", mb(r.git_bytes))
+            format!(" (+ {} from git)", size(r.git_bytes))
         }
     );
+    if s.spared_generations + s.spared_manifests + s.spared_objects > 0 {
+        say!(
+            "spared, younger than the grace period ({}): {}, {}, {}, {}; `--grace 0` {} them too",
+            grace_said(a.grace),
+            plural(s.spared_generations, "generation"),
+            plural(s.spared_manifests, "manifest"),
+            plural(s.spared_objects, "object"),
+            size(s.spared_bytes),
+            if a.dry_run { "would delete" } else { "deletes" }
+        );
+    }
     Ok(Exit::Success)
+}
+
+/// `1 h`, `90 s`.
+fn grace_said(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
