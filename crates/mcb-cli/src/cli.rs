@@ -635,6 +635,10 @@ pub struct RealiseArgs {
     /// Fail (exit 2) when the lock would change: the lock in git is what CI builds.
     #[arg(long)]
     pub locked: bool,
+    /// Make the generation, but leave the `result` link as it is (as nix-build
+    /// --no-out-link); the site's branch keeps the generation from gc.
+    #[arg(long, conflicts_with = "out")]
+    pub no_link: bool,
     /// Build the plan `plan --out FILE` saved; refused (exit 2) when the site file, the
     /// lock, the site's generations or any upstream choice moved since.
     #[arg(long, value_name = "FILE")]

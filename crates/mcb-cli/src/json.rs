@@ -1232,6 +1232,7 @@ pub struct Deployed {
     copied: usize,
     drifted: Vec<String>,
     removed: Vec<PathBuf>,
+    test: Option<&'static str>,
 }
 
 pub fn deployed(d: &mcb_deploy::Deployed) -> Deployed {
@@ -1246,6 +1247,7 @@ pub fn deployed(d: &mcb_deploy::Deployed) -> Deployed {
         copied: d.copied,
         drifted: d.drifted.clone(),
         removed: d.removed.clone(),
+        test: d.test.map(|t| t.word()),
     }
 }
 

@@ -10,6 +10,24 @@ use crate::progress::Progress;
 use crate::term::say;
 
 pub fn init(g: &GlobalArgs, a: &InitArgs) -> Result<Exit, CliError> {
+    // A release Moodle never made (4.6) is a typo; one newer than mcb's table may be new.
+    let known = mcb_moodle::known_releases();
+    if !known.contains(&a.moodle) && known.last().is_some_and(|newest| a.moodle < *newest) {
+        let names: Vec<String> = known.iter().map(ToString::to_string).collect();
+        let mut e = CliError::usage_text(format!("Moodle {} does not exist", a.moodle));
+        e.hints.push(format!(
+            "Moodle's releases are {}",
+            names
+                .iter()
+                .rev()
+                .take(8)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Err(e);
+    }
     let name = match &a.name {
         Some(n) => n.clone(),
         None => {
@@ -22,7 +40,14 @@ pub fn init(g: &GlobalArgs, a: &InitArgs) -> Result<Exit, CliError> {
         codebase: a.codebase.clone(),
     });
     mcb_realise::init(&a.site, &name, a.moodle, config.as_ref())?;
-    if !g.quiet && !g.json {
+    if g.json {
+        crate::term::out_json(&serde_json::json!({
+            "site_file": a.site,
+            "name": name,
+            "moodle": a.moodle.to_string(),
+            "config_php": a.config_php,
+        }));
+    } else if !g.quiet {
         say!(
             "wrote {} (site {name}, Moodle {})",
             a.site.display(),

@@ -21,7 +21,11 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
         check_saved_plan(g, a, &site, file)?;
     }
     let progress = Progress::new(g);
-    let result = mcb_realise::realise(&site, &a.net.options(g), &opts, &progress);
+    let result = if a.no_link {
+        mcb_realise::realise_unserved(&site, &a.net.options(g), &opts, &progress)
+    } else {
+        mcb_realise::realise(&site, &a.net.options(g), &opts, &progress)
+    };
     progress.finish();
     let r = result?;
     show(g, &r);
@@ -76,7 +80,11 @@ pub(crate) fn show(g: &GlobalArgs, r: &Realised) {
     say_built(what, &r.site, &r.moodle_release, &r.plugins, &r.changes);
     say!("commit {}", r.commit);
     say!("tree   {}", r.path.display());
-    say!("result {}", r.link.display());
+    if std::fs::read_link(&r.link).is_ok_and(|t| t == r.path) {
+        say!("result {}", r.link.display());
+    } else {
+        say!("result {} left as it was (not switched to this generation)", r.link.display());
+    }
     if r.web_root != r.link {
         say!("serve  {} (the web root)", r.web_root.display());
     }
@@ -121,10 +129,15 @@ fn say_built(
     );
     super::say_changes(changes);
     for p in plugins {
+        // As plan says it: the release administrators know, then the build.
+        let version = match &p.release {
+            Some(r) if *r != p.version => format!("{r} ({})", p.version),
+            _ => p.version.clone(),
+        };
         say!(
-            "  {:<28} {:<12} {}{}",
+            "  {:<28} {:<26} {}{}",
             p.component,
-            p.version,
+            version,
             p.install_path,
             if p.auto { " (dependency)" } else { "" }
         );

@@ -652,3 +652,104 @@ pub fn readiness_matrix(
             .collect(),
     })
 }
+
+/// A version a plugin's own source offers, read from its `version.php`.
+#[derive(Debug, Clone)]
+pub struct SourceVersion {
+    /// The tag, branch or version the source names it by.
+    pub label: String,
+    pub version: Option<String>,
+    pub release: Option<String>,
+    pub maturity: Option<mcb_moodle::Maturity>,
+    /// `$plugin->requires`, the least Moodle build it installs on.
+    pub requires: Option<String>,
+    /// `$plugin->supported`, as `4.5 to 5.1`.
+    pub supported: Option<String>,
+    /// Why it is not taken, when its `version.php` could not be read.
+    pub problem: Option<String>,
+}
+
+/// What the source the site file names for `component` (git, zip, path, Composer) offers,
+/// newest first, each read from its own `version.php`; the source as plan names it.
+pub fn source_offers(
+    opts: &RunOptions,
+    site_path: &Path,
+    component: &str,
+) -> Result<(String, Vec<SourceVersion>), RealiseError> {
+    let site = SiteFile::load(site_path)?;
+    let Some(request) = site
+        .plugins
+        .iter()
+        .find(|p| p.component.as_str() == component)
+    else {
+        return Err(RealiseError::source(
+            component,
+            format!("{component} is not in {}", site_path.display()),
+        ));
+    };
+    let ctx = RunContext::open(opts, Some(&site), &crate::Silent)?;
+    let sources = ctx.sources(site.dir(), &crate::Silent);
+    let index = ctx.index();
+    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
+    // Offers are listed against the core the site runs (its lock), else the newest build:
+    // the list is of the source, not of what fits.
+    let core = match Lock::load(&site.lock_path())? {
+        Some(l) => CoreVersion {
+            build: mcb_moodle::Build::parse(&l.moodle.build).unwrap_or(UNKNOWN_BUILD),
+            release: l.moodle.release.clone(),
+            branch: mcb_moodle::Branch(l.moodle.branch),
+            maturity: None,
+        },
+        None => CoreVersion {
+            build: UNKNOWN_BUILD,
+            release: String::new(),
+            branch: mcb_moodle::Branch(u32::MAX),
+            maturity: None,
+        },
+    };
+    use crate::stage::plan::Catalog;
+    let mut offers = match catalog.offers(&request.component, &request.source, &core)? {
+        Ok(o) => o,
+        Err(problem) => {
+            return Err(RealiseError::source(component, problem.facts.join("; ")));
+        }
+    };
+    if let Some(branch) = catalog.default_branch(&request.component, &request.source)? {
+        offers.push(branch);
+    }
+    let mut out = Vec::new();
+    for o in offers {
+        let read = match &o.info {
+            Some(v) => Ok(v.clone()),
+            None => crate::stage::plan::read_version_php(&catalog, component, &o.payload)?,
+        };
+        out.push(match read {
+            Ok(v) => SourceVersion {
+                label: o.label.clone(),
+                version: v.version.map(|b| b.to_string()),
+                release: v.release.clone(),
+                maturity: v.maturity,
+                requires: v.requires.map(|b| b.to_string()),
+                supported: v.supported.map(|(lo, hi)| format!("{} to {}", lo.release(), hi.release())),
+                problem: None,
+            },
+            Err(why) => SourceVersion {
+                label: o.label.clone(),
+                version: o.version.map(|b| b.to_string()),
+                release: o.release.clone(),
+                maturity: o.maturity,
+                requires: None,
+                supported: None,
+                problem: Some(why),
+            },
+        });
+    }
+    let described = match &request.source {
+        SourceSpec::Git { url, .. } => format!("git {url}"),
+        SourceSpec::Zip { location, .. } => format!("zip {location}"),
+        SourceSpec::Path { dir } => format!("path {dir}"),
+        SourceSpec::Composer { package, .. } => format!("composer {package}"),
+        SourceSpec::Directory => "the plugins directory".to_string(),
+    };
+    Ok((described, out))
+}
