@@ -410,3 +410,61 @@ fn deploy_refuses_a_failed_generation_and_says_when_one_was_never_tested() {
         said(&out)
     );
 }
+
+#[test]
+fn the_lesser_conventions_hold() {
+    let f = Fixture::new();
+    let dir = f.path("new");
+    std::fs::create_dir_all(&dir).unwrap();
+    // init: a release Moodle never made is refused; --json answers; no --store.
+    let out = run_in(&f, &dir, &["init", "--moodle", "4.6"]);
+    assert_eq!(code(&out), 64, "{}", said(&out));
+    assert!(
+        said(&out).contains("Moodle 4.6 does not exist"),
+        "{}",
+        said(&out)
+    );
+    assert!(!dir.join("site.ron").exists());
+    let out = run_in(&f, &dir, &["init", "--json", "--moodle", "5.1"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(json_of(&out)["moodle"], "5.1");
+    assert_eq!(json_of(&out)["name"], "new");
+    // Global options where they mean nothing are not in the help.
+    let help = String::from_utf8_lossy(&run_in(&f, &dir, &["init", "--help"]).stdout).to_string();
+    assert!(
+        !help.contains("--store") && help.contains("--json"),
+        "{help}"
+    );
+    let help = String::from_utf8_lossy(&run_in(&f, &dir, &["man", "--help"]).stdout).to_string();
+    assert!(
+        !help.contains("--store") && !help.contains("--json"),
+        "{help}"
+    );
+
+    // realise --no-link makes the generation and leaves result as it was; realise and plan
+    // name versions alike; info lists a git plugin's tags with what each requires.
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(
+        &f,
+        "mod_x",
+        &[("v1.0", 2024050100, ""), ("v1.1", 2024060100, "")],
+    );
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let sdir = site.parent().unwrap();
+    let out = run_in(&f, sdir, &["realise", "--no-link"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(!sdir.join("result").exists());
+    assert!(said(&out).contains("left as it was"), "{}", said(&out));
+    let out = run_in(&f, sdir, &["info", "mod_x"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let t = said(&out);
+    assert!(t.contains("mod_x — 3 versions from git"), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.trim_start().starts_with("v1.1") && l.contains("2024060100")),
+        "{t}"
+    );
+    let j = json_of(&run_in(&f, sdir, &["info", "--json", "mod_x"]));
+    assert_eq!(j["versions"][0]["label"], "v1.1", "{j}");
+    assert_eq!(j["versions"][0]["requires"], "2024100700", "{j}");
+}

@@ -313,13 +313,44 @@ fn deploy_from_a_git_daemon_switches_rolls_back_and_fails_safely() {
 #[test]
 fn completions_and_the_manual_page_come_from_the_command_line() {
     let f = Fixture::new();
+    // The script has the shell ask mcb itself, which answers from the command line's
+    // definition and from what is there: the site file's components, the store's sites.
     let out = f.run(&["completions", "bash"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
-        text.contains("reconcile") && text.contains("rollback"),
+        text.contains("COMPLETE=\"bash\"") || text.contains("COMPLETE=bash"),
         "{text}"
     );
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin_repo(
+        f.path("mod_x"),
+        &[("v1", plugin_php("mod_x", 2024050100, "2024100700", ""))],
+    );
+    let site_file = site(&f, &m, &x, "v1");
+    f.realise_ok(&site_file);
+    let ask = |words: &[&str]| -> String {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("mcb"))
+            .env("COMPLETE", "fish")
+            .env("MCB_STORE", f.store())
+            .current_dir(site_file.parent().unwrap())
+            .arg("--")
+            .args(words)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let update = ask(&["mcb", "update", ""]);
+    assert!(update.lines().any(|l| l == "mod_x"), "{update}");
+    assert!(
+        !update.contains("--marketplace-token"),
+        "hidden flags stay hidden: {update}"
+    );
+    let history = ask(&["mcb", "history", ""]);
+    assert!(history.lines().any(|l| l == "web"), "{history}");
+    let commands = ask(&["mcb", "ro"]);
+    assert!(commands.starts_with("rollback"), "{commands}");
     let out = f.run(&["man"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

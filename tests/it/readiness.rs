@@ -2,9 +2,9 @@
 //! source, mcb's table of releases, and the readiness matrix across releases (text, JSON,
 //! and an HTML page read back in a headless browser).
 
+use crate::snapshots::settings;
 use crate::support::directory::{Published, publish};
 use crate::support::http::Server;
-use crate::snapshots::settings;
 use crate::support::*;
 
 /// A core repository holding only Moodle 5.0.0 and 5.0.2.

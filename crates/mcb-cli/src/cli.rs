@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCompleter;
 
 use crate::error::EXIT_CODES;
 
@@ -337,7 +338,7 @@ pub struct DeployArgs {
     #[arg(required_unless_present = "rollback")]
     pub from: Option<String>,
     /// The site's name.
-    #[arg(long, required_unless_present = "rollback")]
+    #[arg(long, required_unless_present = "rollback", add = ArgValueCompleter::new(crate::complete::sites))]
     pub site: Option<String>,
     /// The generation (default: the newest).
     #[arg(long, value_name = "COMMIT")]
@@ -365,6 +366,7 @@ pub struct DeployArgs {
 #[derive(Args, Debug)]
 pub struct WhyArgs {
     /// A component in the site's lock.
+    #[arg(add = ArgValueCompleter::new(crate::complete::components))]
     pub component: String,
     /// The site file, or a directory holding site.ron [default: site.ron here or in the
     /// nearest parent directory].
@@ -444,7 +446,7 @@ pub struct UpdateArgs {
     /// [SITE] COMPONENT…: the site file (when the first argument ends in .ron or is a
     /// path; else it is found as every command finds it), then only these plugins
     /// [default: everything].
-    #[arg(value_name = "COMPONENT")]
+    #[arg(value_name = "COMPONENT", add = ArgValueCompleter::new(crate::complete::components))]
     pub args: Vec<String>,
     /// Moodle itself (with components: core and those).
     #[arg(long)]
@@ -489,6 +491,7 @@ pub struct ReconcileArgs {
 pub struct HistoryArgs {
     /// A site file (or a directory holding site.ron), or a site's name in the store
     /// [default: site.ron here or in the nearest parent directory].
+    #[arg(add = ArgValueCompleter::new(crate::complete::sites))]
     pub site: Option<String>,
     /// At most this many generations.
     #[arg(long, short = 'n', default_value_t = 20)]
@@ -499,6 +502,7 @@ pub struct HistoryArgs {
 pub struct RollbackArgs {
     /// A site file (or a directory holding site.ron), or a site's name in the store
     /// [default: site.ron here or in the nearest parent directory].
+    #[arg(add = ArgValueCompleter::new(crate::complete::sites))]
     pub site: Option<String>,
     /// The generation: gen-N (as history shows it), SITE/gen-N, -N for N generations
     /// back, or a commit (or its first hex digits) [default: -1].
@@ -527,6 +531,7 @@ pub struct SitesArgs {
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
     /// The site's name (or its site file).
+    #[arg(add = ArgValueCompleter::new(crate::complete::sites))]
     pub site: String,
     /// Forget it even though a `result` link serves its current generation.
     #[arg(long)]
@@ -588,6 +593,7 @@ pub struct AddArgs {
 #[derive(Args, Debug)]
 pub struct RemoveArgs {
     /// A component in the site file.
+    #[arg(add = ArgValueCompleter::new(crate::complete::components))]
     pub component: String,
     /// The site file, or a directory holding site.ron [default: site.ron here or in the
     /// nearest parent directory].

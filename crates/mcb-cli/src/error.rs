@@ -456,7 +456,19 @@ impl From<ReconcileError> for CliError {
 pub fn usage(e: clap::Error) -> Exit {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+        ErrorKind::DisplayHelp => {
+            let help = std::env::args()
+                .skip(1)
+                .find_map(|a| crate::examples::help_without_unused(&a));
+            match help {
+                Some(help) => term::out_line(help.trim_end()),
+                None => {
+                    let _ = e.print();
+                }
+            }
+            Exit::Success
+        }
+        ErrorKind::DisplayVersion => {
             let _ = e.print();
             Exit::Success
         }

@@ -253,11 +253,17 @@ pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
 /// The Examples section of command `name`'s help.
 pub(crate) fn section(name: &str) -> Option<String> {
     let (_, list) = EXAMPLES.iter().find(|(n, _)| *n == name)?;
-    let width = list.iter().map(|(c, _)| c.len()).max().unwrap_or(0) + 4;
+    let width = list
+        .iter()
+        .map(|(c, _)| c.len() + 4)
+        .filter(|w| *w <= 56)
+        .max()
+        .unwrap_or(0)
+        + 2;
     let mut out = String::from("Examples:");
     for (cmd, what) in *list {
         let line = format!("mcb {cmd}");
-        if line.len() + 2 > 60 {
+        if line.len() > 56 {
             out.push_str(&format!("\n  # {what}\n  {line}"));
         } else {
             out.push_str(&format!("\n  {line:<width$}# {what}"));
@@ -280,6 +286,35 @@ pub(crate) fn command() -> clap::Command {
         }
     }
     cmd
+}
+
+/// Global options that mean nothing to a command: `init` uses no store, `completions` and
+/// `man` print a script and a page. They are accepted (an alias that always gives --store
+/// keeps working) but not shown in the command's help.
+const UNUSED_GLOBALS: [(&str, &[&str]); 3] = [
+    ("init", &["store"]),
+    (
+        "completions",
+        &["store", "json", "quiet", "verbose", "color"],
+    ),
+    ("man", &["store", "json", "quiet", "verbose", "color"]),
+];
+
+/// The help of command `name` when some global options mean nothing to it, else none.
+pub(crate) fn help_without_unused(name: &str) -> Option<String> {
+    let (_, unused) = UNUSED_GLOBALS.iter().find(|(n, _)| *n == name)?;
+    let mut cmd = command();
+    cmd.build();
+    let sub = cmd.find_subcommand_mut(name)?;
+    let mut sub = sub.clone();
+    for id in *unused {
+        sub = sub.mut_arg(*id, |a| a.hide(true));
+    }
+    Some(
+        sub.bin_name(format!("mcb {name}"))
+            .render_help()
+            .to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod complete;
 mod error;
 mod examples;
 mod json;
@@ -19,10 +20,13 @@ use clap::FromArgMatches;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match examples::command()
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    // A shell asking for completions (`COMPLETE=bash mcb …`) is answered and nothing runs.
+    clap_complete::CompleteEnv::with_factory(examples::command).complete();
+    let matches = match examples::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return ExitCode::from(error::usage(e) as u8),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return ExitCode::from(error::usage(e) as u8),
     };

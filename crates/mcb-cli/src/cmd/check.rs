@@ -210,7 +210,10 @@ pub(crate) fn summaries(m: &mcb_realise::ReadinessMatrix) -> Vec<crate::json::Re
 
 /// The first release after the site's own that still has security support.
 pub(crate) fn next_supported(m: &mcb_realise::ReadinessMatrix) -> Option<&str> {
-    let own = m.core_now.as_deref().and_then(mcb_moodle::Release::parse_leading);
+    let own = m
+        .core_now
+        .as_deref()
+        .and_then(mcb_moodle::Release::parse_leading);
     m.releases
         .iter()
         .filter(|r| {
@@ -365,7 +368,11 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
     }
     h.push_str("</tbody><tfoot id=\"summary\"><tr><th>ready?</th><td></td>");
     for s in summaries(m) {
-        let (class, word) = if s.ready { ("yes", "yes") } else { ("no", "no") };
+        let (class, word) = if s.ready {
+            ("yes", "yes")
+        } else {
+            ("no", "no")
+        };
         h.push_str(&format!("<td class=\"{class}\">{word}</td>"));
     }
     h.push_str("</tr></tfoot></table>\n<h2>Why</h2>\n<ul id=\"reasons\">\n");

@@ -3,9 +3,15 @@
 use crate::cli::CompletionsArgs;
 use crate::error::{CliError, Exit};
 
+/// The script a shell sources to complete mcb: it asks mcb itself at each TAB, so the
+/// values (sites, components) are those of the moment.
 pub fn completions(a: &CompletionsArgs) -> Result<Exit, CliError> {
-    let mut cmd = crate::examples::command();
-    clap_complete::generate(a.shell, &mut cmd, "mcb", &mut std::io::stdout());
+    let script = crate::complete::registration(&a.shell.to_string())
+        .map_err(|e| CliError::failure("cannot write the completion script".into(), e))?;
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(script.as_bytes())
+        .map_err(|e| CliError::failure("cannot write the completion script".into(), e))?;
     Ok(Exit::Success)
 }
 

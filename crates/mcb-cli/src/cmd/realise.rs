@@ -83,7 +83,10 @@ pub(crate) fn show(g: &GlobalArgs, r: &Realised) {
     if std::fs::read_link(&r.link).is_ok_and(|t| t == r.path) {
         say!("result {}", r.link.display());
     } else {
-        say!("result {} left as it was (not switched to this generation)", r.link.display());
+        say!(
+            "result {} left as it was (not switched to this generation)",
+            r.link.display()
+        );
     }
     if r.web_root != r.link {
         say!("serve  {} (the web root)", r.web_root.display());

@@ -708,17 +708,16 @@ pub fn source_offers(
         },
     };
     use crate::stage::plan::Catalog;
-    let mut offers = match catalog.offers(&request.component, &request.source, &core)? {
+    let offers = match catalog.offers(&request.component, &request.source, &core)? {
         Ok(o) => o,
         Err(problem) => {
             return Err(RealiseError::source(component, problem.facts.join("; ")));
         }
     };
-    if let Some(branch) = catalog.default_branch(&request.component, &request.source)? {
-        offers.push(branch);
-    }
+    let branch = catalog.default_branch(&request.component, &request.source)?;
     let mut out = Vec::new();
-    for o in offers {
+    let mut last = None;
+    for o in offers.into_iter().chain(branch) {
         let read = match &o.info {
             Some(v) => Ok(v.clone()),
             None => crate::stage::plan::read_version_php(&catalog, component, &o.payload)?,
@@ -730,7 +729,9 @@ pub fn source_offers(
                 release: v.release.clone(),
                 maturity: v.maturity,
                 requires: v.requires.map(|b| b.to_string()),
-                supported: v.supported.map(|(lo, hi)| format!("{} to {}", lo.release(), hi.release())),
+                supported: v
+                    .supported
+                    .map(|(lo, hi)| format!("{} to {}", lo.release(), hi.release())),
                 problem: None,
             },
             Err(why) => SourceVersion {
@@ -743,7 +744,16 @@ pub fn source_offers(
                 problem: Some(why),
             },
         });
+        if o.last_resort {
+            last = out.pop();
+        }
     }
+    // Newest version first; the default branch (taken only when no tag installs) last.
+    out.sort_by(|a, b| {
+        let v = |s: &SourceVersion| s.version.as_deref().and_then(mcb_moodle::Build::parse);
+        v(b).cmp(&v(a)).then_with(|| b.label.cmp(&a.label))
+    });
+    out.extend(last);
     let described = match &request.source {
         SourceSpec::Git { url, .. } => format!("git {url}"),
         SourceSpec::Zip { location, .. } => format!("zip {location}"),
