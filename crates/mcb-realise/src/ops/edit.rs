@@ -202,9 +202,10 @@ pub fn edit(
     }
 }
 
-/// Pins the site file at `path` to the versions of the lock beside it: core to its release,
-/// each plugin the site file lists to its locked version (its source and comments kept).
-/// What it pinned, as `component version` lines; nothing when the file already says so.
+/// Pins the site file at `path` to the lock beside it, so that it asks for exactly that
+/// codebase: core to its release, each plugin to its locked version (its source and
+/// comments kept), a plugin the lock has and the file lacks put back as it came, one the
+/// file has and the lock lacks taken out. What it changed, one line each.
 pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
     let site = SiteFile::load(path)?;
     let Some(lock) = mcb_config::Lock::load(&site.lock_path())? else {
@@ -229,15 +230,48 @@ pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
         text = t;
         pinned.push(format!("moodle {release}"));
     }
+    let listed: Vec<&str> = site.plugins.iter().map(|p| p.component.as_str()).collect();
     for p in lock.plugins.iter().filter(|p| !p.auto) {
-        if p.pin.as_deref() == Some(p.version.as_str()) {
-            continue;
+        if listed.contains(&p.component.as_str()) {
+            if p.pin.as_deref() == Some(p.version.as_str()) {
+                continue;
+            }
+            text = mcb_config::edit::pin_plugin(path, &text, &p.component, &p.version)?;
+        } else {
+            // In the generation, not in the site file any more: back in, as it came.
+            let source = p.request.as_ref().map(new_source_of);
+            text = add_plugin(path, &text, &p.component, source.as_ref(), Some(&p.version))?;
         }
-        text = mcb_config::edit::pin_plugin(path, &text, &p.component, &p.version)?;
         pinned.push(format!("{} {}", p.component, p.version));
+    }
+    // In the site file, not in the generation: out, or the next realise adds it.
+    for c in listed {
+        if !lock.plugins.iter().any(|p| p.component == c) {
+            text = remove_plugin(path, &text, c)?;
+            pinned.push(format!("{c} removed"));
+        }
     }
     if text != old {
         write_file_atomic(path, &text)?;
     }
     Ok(pinned)
+}
+
+/// A locked request as `add` writes it.
+fn new_source_of(spec: &mcb_config::SourceSpec) -> NewSource {
+    use mcb_config::SourceSpec;
+    match spec {
+        SourceSpec::Directory => NewSource::Directory,
+        SourceSpec::Git { url, reference } => NewSource::Git {
+            url: url.clone(),
+            reference: reference.clone(),
+        },
+        SourceSpec::Zip { location, .. } => NewSource::Zip {
+            location: location.clone(),
+        },
+        SourceSpec::Path { dir } => NewSource::Path { dir: dir.clone() },
+        SourceSpec::Composer { package, .. } => NewSource::Composer {
+            package: package.clone(),
+        },
+    }
 }

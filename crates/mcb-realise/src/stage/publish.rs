@@ -55,6 +55,9 @@ pub fn publish(
             .set_branch(&site.name, &committed.commit, committed.head.as_ref())?;
     }
     let lock_written = prepared.writes_lock();
+    // Served anew only when the link pointed elsewhere: a realise with nothing to do is
+    // not a serve.
+    let served_anew = serve && fs::read_link(link).ok().as_deref() != Some(generation);
     prepared.switch_lock()?;
     if !serve {
         // The codebase is committed but not served yet (a tested round serves it once
@@ -68,9 +71,12 @@ pub fn publish(
     }
     record_owner(ctx, site)?;
     // A record for `history`, not part of the generation: the generation stands without it.
-    if let Err(e) =
-        crate::served_note::record(&ctx.git, &committed.commit, committed.new_commit, serve)
-    {
+    if let Err(e) = crate::served_note::record(
+        &ctx.git,
+        &committed.commit,
+        committed.new_commit,
+        served_anew,
+    ) {
         reporter.warn(&format!("cannot record when the generation was made: {e}"));
     }
     Ok(Published { lock_written })
