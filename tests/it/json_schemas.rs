@@ -156,6 +156,16 @@ fn every_command_prints_its_documented_schema() {
         &["check", &site_arg, "--all-branches"],
     );
     run("info", &["info", "mod_att", "--site", &site_arg]);
+    run(
+        "info (own source)",
+        &["info", "block_g", "--site", &site_arg],
+    );
+    run("why", &["why", "local_helper", "--site", &site_arg]);
+    run("tree", &["tree", &site_arg]);
+    run(
+        "init",
+        &["init", &s(&f.path("new/site.ron")), "--moodle", "5.1"],
+    );
     run("verify", &["verify"]);
     let result = s(&f.path("site/result"));
     run("verify --tree", &["verify", "--tree", &result]);
@@ -209,6 +219,7 @@ fn every_command_prints_its_documented_schema() {
     run("forget", &["forget", "prod", "--force"]);
     run("error", &["history", "no-such-site"]);
     run("error", &["realise", &s(&f.path("nowhere/site.ron"))]);
+    run("error", &["plan", "--no-such-flag"]);
     docs.insert("reconcile --watch (a round)", rounds);
     let schemas: serde_json::Map<String, Value> = docs
         .iter()

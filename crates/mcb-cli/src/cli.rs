@@ -401,9 +401,9 @@ pub struct TestArgs {
     /// Install this generation into an empty database.
     #[arg(long)]
     pub install: bool,
-    /// Install an earlier generation (-N, or a commit) or restore a pg_dump file, then
-    /// upgrade to this one.
-    #[arg(long, value_name = "GEN|COMMIT|DUMP", allow_hyphen_values = true)]
+    /// Install an earlier generation (gen-N, -N, or a commit) or restore a database dump,
+    /// then upgrade to this one.
+    #[arg(long, value_name = "GEN|DUMP", allow_hyphen_values = true)]
     pub upgrade_from: Option<String>,
     /// Compare the database with the install files after installing or upgrading.
     #[arg(long)]

@@ -942,22 +942,18 @@ pub fn test_site(
     Ok(report)
 }
 
-/// The generation `-N` back, or the commit `from` names, on the branch: (commit, tree).
+/// The generation `from` names on the branch (`gen-N`, `SITE/gen-N`, `-N`, a commit's
+/// first digits, as every command takes them): (commit, tree).
 fn pick_generation(log: &[LogEntry], from: &str) -> Result<(GitOid, GitOid), TestError> {
-    let found = match from.strip_prefix('-').map(str::parse::<usize>) {
-        Some(Ok(n)) => log.get(n).cloned(),
-        _ => {
-            let p = from.to_ascii_lowercase();
-            log.iter()
-                .find(|(c, _, _)| p.len() >= 7 && c.as_str().starts_with(&p))
-                .cloned()
-        }
+    let no_such = || TestError::NoSuchStart {
+        from: from.to_string(),
     };
-    found
-        .map(|(c, t, _)| (c, t))
-        .ok_or_else(|| TestError::NoSuchStart {
-            from: from.to_string(),
-        })
+    // The branch is the site's own: a `SITE/` prefix names it.
+    let local = from.rsplit_once('/').map_or(from, |(_, g)| g);
+    let name = mcb_git::GenerationName::parse(local, "").map_err(|_| no_such())?;
+    let at = name.position(log, "").map_err(|_| no_such())?;
+    let (c, t, _) = log[at].clone();
+    Ok((c, t))
 }
 
 /// The result as a git note on the generation's commit (replacing an earlier one).
