@@ -449,9 +449,20 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         m.date,
         m.core_now.as_deref().unwrap_or("not built yet")
     );
-    let mut head = format!("{:<28} {:<12}", "plugin", "now");
+    // Columns as wide as their widest cell (release names can be long), within reason.
+    let w = m
+        .plugins
+        .iter()
+        .flat_map(|row| {
+            std::iter::once(now_of(row)).chain(row.cells.iter().map(|c| cell_text(&c.readiness)))
+        })
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 28);
+    let mut head = format!("{:<28} {:<w$}", "plugin", "now");
     for r in &m.releases {
-        head.push_str(&format!(" {:<12}", format!("Moodle {r}")));
+        head.push_str(&format!(" {:<w$}", format!("Moodle {r}")));
     }
     say!("{}", head.trim_end());
     for row in &m.plugins {
@@ -460,15 +471,15 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         } else {
             row.component.clone()
         };
-        let mut line = format!("{:<28} {:<12}", name, now_of(row));
+        let mut line = format!("{:<28} {:<w$}", name, now_of(row));
         for c in &row.cells {
-            line.push_str(&format!(" {:<12}", cell_text(&c.readiness)));
+            line.push_str(&format!(" {:<w$}", cell_text(&c.readiness)));
         }
         say!("{}", line.trim_end());
     }
-    let mut ready = format!("{:<28} {:<12}", "ready?", "");
+    let mut ready = format!("{:<28} {:<w$}", "ready?", "");
     for s in &summary {
-        ready.push_str(&format!(" {:<12}", if s.ready { "yes" } else { "no" }));
+        ready.push_str(&format!(" {:<w$}", if s.ready { "yes" } else { "no" }));
     }
     say!("{}", ready.trim_end());
     for (component, why, releases) in reasons(&m) {

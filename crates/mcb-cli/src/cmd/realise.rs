@@ -131,14 +131,23 @@ fn say_built(
         super::plural(plugins.len(), "plugin")
     );
     super::say_changes(changes);
-    for p in plugins {
-        // As plan says it: the release administrators know, then the build.
-        let version = match &p.release {
+    // As plan says it: the release administrators know, then the build.
+    let versions: Vec<String> = plugins
+        .iter()
+        .map(|p| match &p.release {
             Some(r) if *r != p.version => format!("{r} ({})", p.version),
             _ => p.version.clone(),
-        };
+        })
+        .collect();
+    let width = versions
+        .iter()
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 44);
+    for (p, version) in plugins.iter().zip(&versions) {
         say!(
-            "  {:<28} {:<26} {}{}",
+            "  {:<28} {:<width$} {}{}",
             p.component,
             version,
             p.install_path,

@@ -716,7 +716,7 @@ pub fn source_offers(
     };
     let branch = catalog.default_branch(&request.component, &request.source)?;
     let mut out = Vec::new();
-    let mut last = None;
+    let tags = offers.len();
     for o in offers.into_iter().chain(branch) {
         let read = match &o.info {
             Some(v) => Ok(v.clone()),
@@ -744,11 +744,9 @@ pub fn source_offers(
                 problem: Some(why),
             },
         });
-        if o.last_resort {
-            last = out.pop();
-        }
     }
     // Newest version first; the default branch (taken only when no tag installs) last.
+    let last = out.split_off(tags.min(out.len()));
     out.sort_by(|a, b| {
         let v = |s: &SourceVersion| s.version.as_deref().and_then(mcb_moodle::Build::parse);
         v(b).cmp(&v(a)).then_with(|| b.label.cmp(&a.label))
