@@ -745,8 +745,17 @@ pub fn matrix(m: &mcb_realise::ReadinessMatrix) -> Matrix {
         site: m.site.clone(),
         date: m.date.clone(),
         core_now: m.core_now.clone(),
-        summary: crate::cmd::check::summaries(m),
-        next_supported: crate::cmd::check::next_supported(m).map(str::to_string),
+        summary: m
+            .summary()
+            .into_iter()
+            .map(|s| ReleaseSummary {
+                release: s.release,
+                ready: s.ready,
+                blocking: s.blocking,
+                unknown: s.unknown,
+            })
+            .collect(),
+        next_supported: m.next_supported().map(str::to_string),
         releases: m.releases.clone(),
         plugins: m
             .plugins

@@ -41,8 +41,8 @@ pub use ops::maintain::{
 };
 pub use ops::preview::{AdvisoryHit, Pending, PlannedChoice, pending};
 pub use ops::readiness::{
-    MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, SourceVersion,
-    UpgradeCheck, check_upgrade, plugin_info, readiness_matrix, source_offers,
+    MatrixCell, MatrixRow, PluginReadiness, Readiness, ReadinessMatrix, ReleaseReadiness,
+    SourceVersion, UpgradeCheck, check_upgrade, plugin_info, readiness_matrix, source_offers,
 };
 pub use ops::realise::{
     LockResolved, RealiseOptions, Realised, RealisedPlugin, link_path, realise, realise_unserved,

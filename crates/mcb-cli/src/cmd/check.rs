@@ -183,47 +183,6 @@ fn cell_text(r: &Readiness) -> String {
     }
 }
 
-/// Per release: ready (every plugin has a version) or what blocks it.
-pub(crate) fn summaries(m: &mcb_realise::ReadinessMatrix) -> Vec<crate::json::ReleaseSummary> {
-    m.releases
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let of = |want: fn(&Readiness) -> bool| -> Vec<String> {
-                m.plugins
-                    .iter()
-                    .filter(|row| row.cells.get(i).is_some_and(|c| want(&c.readiness)))
-                    .map(|row| row.component.clone())
-                    .collect()
-            };
-            let blocking = of(|r| matches!(r, Readiness::Blocked { .. }));
-            let unknown = of(|r| matches!(r, Readiness::Unknown { .. }));
-            crate::json::ReleaseSummary {
-                release: r.clone(),
-                ready: blocking.is_empty() && unknown.is_empty(),
-                blocking,
-                unknown,
-            }
-        })
-        .collect()
-}
-
-/// The first release after the site's own that still has security support.
-pub(crate) fn next_supported(m: &mcb_realise::ReadinessMatrix) -> Option<&str> {
-    let own = m
-        .core_now
-        .as_deref()
-        .and_then(mcb_moodle::Release::parse_leading);
-    m.releases
-        .iter()
-        .filter(|r| {
-            let r = mcb_moodle::Release::parse_leading(r);
-            own.is_none_or(|o| r.is_some_and(|r| r > o))
-        })
-        .find(|r| !m.out_of_support.iter().any(|(o, _)| o == *r))
-        .map(String::as_str)
-}
-
 /// `a, b and c`.
 fn listed(items: &[String]) -> String {
     match items {
@@ -236,21 +195,11 @@ fn listed(items: &[String]) -> String {
 /// `text` said of `release`, with the release (`5.1`), its branch (`501`) and build
 /// numbers taken out: two releases whose texts are the same then share a cause.
 fn cause_of(text: &str, release: &str) -> String {
+    static BUILD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d{10}(\.\d+)?\b").expect("a regex"));
     let branch = release.replace('.', "0");
     let text = text.replace(release, "X.Y").replace(&branch, "XY");
-    let mut out = String::with_capacity(text.len());
-    let mut digits = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        out.push_str(if digits.len() == 10 { "BUILD" } else { &digits });
-        digits.clear();
-        out.push(c);
-    }
-    out.pop();
-    out
+    BUILD.replace_all(&text, "BUILD").into_owned()
 }
 
 /// Why each plugin blocks (or is unknown on) a release, one line per plugin and cause:
@@ -367,7 +316,7 @@ fn html(m: &mcb_realise::ReadinessMatrix) -> String {
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody><tfoot id=\"summary\"><tr><th>ready?</th><td></td>");
-    for s in summaries(m) {
+    for s in m.summary() {
         let (class, word) = if s.ready {
             ("yes", "yes")
         } else {
@@ -423,10 +372,10 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
         std::fs::write(path, html(&m))
             .map_err(|e| CliError::failure(format!("cannot write {}", path.display()), e))?;
     }
-    let summary = summaries(&m);
+    let summary = m.summary();
     // As `check --moodle` does: exit 2 when the upgrade to the next supported release is
     // blocked.
-    let blocked_next = next_supported(&m).is_some_and(|next| {
+    let blocked_next = m.next_supported().is_some_and(|next| {
         summary
             .iter()
             .any(|s| s.release == next && !s.blocking.is_empty())
@@ -494,7 +443,7 @@ fn matrix(g: &GlobalArgs, a: &CheckArgs) -> Result<Exit, CliError> {
     for (release, ended) in &m.out_of_support {
         say!("Moodle {release} is out of support: its security fixes ended on {ended}");
     }
-    if let Some(next) = next_supported(&m)
+    if let Some(next) = m.next_supported()
         && blocked_next
     {
         say!("the next supported release, Moodle {next}, is blocked");

@@ -516,6 +516,57 @@ pub struct ReadinessMatrix {
     pub out_of_support: Vec<(String, String)>,
 }
 
+/// Whether the site can go to a release: every plugin has a version for it, or these
+/// block it (or could not be checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseReadiness {
+    pub release: String,
+    pub ready: bool,
+    pub blocking: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+impl ReadinessMatrix {
+    /// Per release, oldest first: ready, or what blocks it.
+    pub fn summary(&self) -> Vec<ReleaseReadiness> {
+        self.releases
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let of = |want: fn(&Readiness) -> bool| -> Vec<String> {
+                    self.plugins
+                        .iter()
+                        .filter(|row| row.cells.get(i).is_some_and(|c| want(&c.readiness)))
+                        .map(|row| row.component.clone())
+                        .collect()
+                };
+                let blocking = of(|r| matches!(r, Readiness::Blocked { .. }));
+                let unknown = of(|r| matches!(r, Readiness::Unknown { .. }));
+                ReleaseReadiness {
+                    release: r.clone(),
+                    ready: blocking.is_empty() && unknown.is_empty(),
+                    blocking,
+                    unknown,
+                }
+            })
+            .collect()
+    }
+
+    /// The first release after the site's own that still has security support: the
+    /// upgrade a site should be ready for.
+    pub fn next_supported(&self) -> Option<&str> {
+        let own = self.core_now.as_deref().and_then(Release::parse_leading);
+        self.releases
+            .iter()
+            .filter(|r| {
+                let r = Release::parse_leading(r);
+                own.is_none_or(|o| r.is_some_and(|r| r > o))
+            })
+            .find(|r| !self.out_of_support.iter().any(|(o, _)| o == *r))
+            .map(String::as_str)
+    }
+}
+
 /// The X.Y releases whose `vX.Y.0` tag the core upstream has: `core_source` when it is a
 /// git upstream, else the site's own git core source, else Moodle's own (when online).
 /// Nothing when none can be read: the table of releases stands alone then.
