@@ -97,6 +97,17 @@ fn a_generation_has_one_name_everywhere() {
         assert_eq!(code(&out), 0, "{}", said(&out));
     }
 
+    // A site is named by its name as well as by its file, by every command.
+    for cmd in ["plan", "status", "tree"] {
+        let out = run_in(&f, &f.path(""), &[cmd, "s1"]);
+        assert!(said(&out).contains("s1"), "{cmd} s1: {}", said(&out));
+        assert!(
+            !said(&out).contains("cannot read the site file"),
+            "{cmd}: {}",
+            said(&out)
+        );
+    }
+
     // What names nothing says what would.
     let out = f.run(&["rollback", "--to", "gen-99", "s1"]);
     assert_eq!(code(&out), 64, "{}", said(&out));

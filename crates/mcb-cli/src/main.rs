@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     };
     let g = &cli.global;
     term::set_color(g.color);
+    site_file::use_store(g.store());
     if let Some(dir) = &g.chdir
         && let Err(e) = std::env::set_current_dir(dir)
     {

@@ -1,6 +1,7 @@
 //! Which site file a command works on, found as cargo finds its manifest: the one named,
-//! `site.ron` in a directory named, else `site.ron` here or in the nearest parent directory
-//! that has one (`-C DIR` moves "here" first).
+//! `site.ron` in a directory named, a site's name (the site file the store records for
+//! it), else `site.ron` here or in the nearest parent directory that has one (`-C DIR`
+//! moves "here" first).
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,29 @@ use crate::error::CliError;
 /// The site file's usual name.
 pub(crate) const SITE_FILE: &str = "site.ron";
 
-/// The site file `arg` names (a file, or a directory holding `site.ron`), else the nearest
-/// `site.ron` from the working directory up.
+/// The store of this run, where a site's name is looked up.
+static STORE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the store names are looked up in (once, from the global options).
+pub(crate) fn use_store(store: PathBuf) {
+    let _ = STORE.set(store);
+}
+
+/// The site file the store records for site `name`, when `name` is a bare name (no path)
+/// that is not a file here.
+fn owner_of(name: &Path) -> Option<PathBuf> {
+    let text = name.to_str()?;
+    if name.exists() || reads_as_site(text) {
+        return None;
+    }
+    mcb_store::Store::open_existing(STORE.get()?)
+        .ok()?
+        .site_owner(text)
+        .filter(|f| f.is_file())
+}
+
+/// The site file `arg` names (a file, a directory holding `site.ron`, or a site's name),
+/// else the nearest `site.ron` from the working directory up.
 pub(crate) fn locate(arg: Option<&Path>) -> Result<PathBuf, CliError> {
     match arg {
         Some(p) if p.is_dir() => {
@@ -31,7 +53,7 @@ pub(crate) fn locate(arg: Option<&Path>) -> Result<PathBuf, CliError> {
                 .into())
             }
         }
-        Some(p) => Ok(p.to_path_buf()),
+        Some(p) => Ok(owner_of(p).unwrap_or_else(|| p.to_path_buf())),
         None => Ok(nearest().unwrap_or_else(|| PathBuf::from(SITE_FILE))),
     }
 }
