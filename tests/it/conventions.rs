@@ -304,6 +304,8 @@ fn a_saved_plan_is_built_only_while_nothing_moved() {
     let out = run_in(&f, dir, &["realise", "--plan", "web.plan"]);
     assert_eq!(code(&out), 2, "{}", said(&out));
     assert!(said(&out).contains("no longer holds"), "{}", said(&out));
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("realise-plan-moved", crate::snapshots::shown(&out)));
     assert!(said(&out).contains("site.ron changed"), "{}", said(&out));
     assert_eq!(branch_head(&f.store(), "s1"), head);
     // Not a plan at all.
@@ -397,6 +399,8 @@ fn deploy_refuses_a_failed_generation_and_says_when_one_was_never_tested() {
     for from in [f.store(), remote.clone()] {
         let out = f.run(&["deploy", s(&from), "--site", "s1", "--to", s(&www)]);
         assert_eq!(code(&out), 2, "{}", said(&out));
+        crate::snapshots::settings(&f)
+            .bind(|| insta::assert_snapshot!("deploy-test-failed", crate::snapshots::shown(&out)));
         assert!(
             said(&out).contains("failed its `mcb test`"),
             "{}",
@@ -435,6 +439,8 @@ fn the_lesser_conventions_hold() {
         "{}",
         said(&out)
     );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("init-no-such-release", crate::snapshots::shown(&out)));
     assert!(!dir.join("site.ron").exists());
     let out = run_in(&f, &dir, &["init", "--json", "--moodle", "5.1"]);
     assert_eq!(code(&out), 0, "{}", said(&out));
@@ -475,7 +481,22 @@ fn the_lesser_conventions_hold() {
             .any(|l| l.trim_start().starts_with("v1.1") && l.contains("2024060100")),
         "{t}"
     );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("info-own-source", crate::snapshots::shown(&out)));
     let j = json_of(&run_in(&f, sdir, &["info", "--json", "mod_x"]));
     assert_eq!(j["versions"][0]["label"], "v1.1", "{j}");
     assert_eq!(j["versions"][0]["requires"], "2024100700", "{j}");
+
+    // gc says what only its grace period kept: a forgotten site's young content.
+    let out = f.run(&["forget", "s1", "--force"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let out = f.run(&["gc"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(
+        said(&out).contains("spared, younger than the grace period (1 h): 1 generation"),
+        "{}",
+        said(&out)
+    );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("gc-spared", crate::snapshots::shown(&out)));
 }
