@@ -928,3 +928,121 @@ fn min_age_keeps_a_fresh_release_out_until_it_has_aged() {
     let err = f.realise_err(&site, 3);
     assert!(err.contains("is not a duration"), "{err}");
 }
+
+/// Dependency confusion: a plugin the site takes from a private mirror is bound to it. A
+/// public index the site asks later starts offering a higher version of a same-named plugin:
+/// nothing changes; a new version on the mirror is taken; the site file moves the plugin to
+/// another index only by naming it (`index:`), which plan shows.
+#[test]
+fn a_public_index_never_shadows_a_plugin_bound_to_its_mirror() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let (mirror, public) = (Server::start(), Server::start());
+    let mirror_list = |versions: &[u64]| {
+        let published: Vec<Published> = versions
+            .iter()
+            .map(|v| Published::new("local_inhouse", *v, "2024100700", &["4.5"]))
+            .collect();
+        publish(&mirror, &mirror, &published);
+        f.write("mirror.json", mirror.body("/api/1.3/pluglist.php"));
+    };
+    mirror_list(&[2024010100]);
+    let mirror_at = f.path("mirror.json").display().to_string();
+    let site = f.site(
+        &Site::new("bound")
+            .core(m.url(), "4.5")
+            .plugin("local_inhouse", Src::index())
+            .directories(&[&mirror_at]),
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["local_inhouse"]["version"], "2024010100");
+
+    // The site starts asking a public index too, first, which now lists a same-named plugin
+    // with a higher version (and its own zip).
+    let public_list = publish(
+        &public,
+        &public,
+        &[Published::new(
+            "local_inhouse",
+            2099010100,
+            "2024100700",
+            &["4.5"],
+        )],
+    );
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text.replace(
+        &format!("directories: [{mirror_at:?}]"),
+        &format!("directories: [{public_list:?}, {mirror_at:?}]"),
+    );
+    assert!(text.contains(&public_list), "{text}");
+    std::fs::write(&site, &text).unwrap();
+    let out = f.run(&["update", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(
+        json_of(&out)["plugins"]["local_inhouse"]["version"],
+        "2024010100",
+        "the public index changes nothing"
+    );
+    let out = f.run(&["outdated", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+
+    // A new version on the mirror is taken.
+    mirror_list(&[2024010100, 2024020100]);
+    let out = f.run(&["update", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(
+        json_of(&out)["plugins"]["local_inhouse"]["version"],
+        "2024020100"
+    );
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains(&format!("index: \"{mirror_at}\"")), "{lock}");
+
+    // Only the site file moves it: `index:` by a name of `indexes`.
+    let text = std::fs::read_to_string(&site).unwrap();
+    let text = text
+        .replace(
+            &format!("directories: [{public_list:?}, {mirror_at:?}]"),
+            &format!("directories: [{mirror_at:?}], indexes: {{\"public\": {public_list:?}}}"),
+        )
+        .replace(
+            "\"local_inhouse\": ()",
+            "\"local_inhouse\": (index: \"public\")",
+        );
+    std::fs::write(&site, &text).unwrap();
+    let out = f.run(&["plan", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
+    let moved = format!("~ local_inhouse source index {mirror_at} → index {public_list}");
+    assert!(said(&out).contains(&moved), "{}", said(&out));
+    // An automatic round does not move a plugin's source unless told.
+    let head = branch_head(&f.store(), "bound");
+    let out = f.run(&["reconcile", s(&site)]);
+    assert_eq!(code(&out), 2, "{}", said(&out));
+    assert!(
+        said(&out).contains("--allow-source-change"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(branch_head(&f.store(), "bound"), head);
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("reconcile-source-change", crate::snapshots::shown(&out)));
+    let out = f.run(&["reconcile", "--json", "--allow-source-change", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(
+        json_of(&out)["plugins"]["local_inhouse"]["version"],
+        "2099010100"
+    );
+
+    // An index that is neither named nor asked is refused, with where.
+    std::fs::write(
+        &site,
+        text.replace("(index: \"public\")", "(index: \"nope\")"),
+    )
+    .unwrap();
+    let out = f.run(&["plan", s(&site)]);
+    assert_eq!(code(&out), 3, "{}", said(&out));
+    assert!(
+        said(&out).contains("index 'nope' is neither a name in `indexes`"),
+        "{}",
+        said(&out)
+    );
+}

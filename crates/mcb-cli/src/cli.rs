@@ -483,6 +483,10 @@ pub struct ReconcileArgs {
     /// --test.
     #[arg(long)]
     pub apply: bool,
+    /// Let a plugin move to another source (git → directory, one plugin index → another);
+    /// without it such a round stops (exit 2) and says what would move.
+    #[arg(long)]
+    pub allow_source_change: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

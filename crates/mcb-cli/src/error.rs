@@ -242,6 +242,9 @@ fn realise_hint(e: &RealiseError) -> Option<String> {
         RealiseError::Downgrade(_) => {
             "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade"
         }
+        RealiseError::SourceChange(_) => {
+            "look at it with `mcb plan`; if the site file means it, pass --allow-source-change"
+        }
         RealiseError::LockWouldChange(_) => {
             "run `mcb update` (or `mcb realise` without --locked) and commit site.lock with the site file"
         }

@@ -222,6 +222,10 @@ impl Lock {
                 version: p.pin.clone(),
                 maturity: None,
                 source: p.request.clone().unwrap_or(SourceSpec::Directory),
+                index: match &p.source {
+                    crate::lock::LockedSource::Directory { index, .. } => index.clone(),
+                    _ => None,
+                },
                 line: 0,
             });
         }
@@ -356,8 +360,15 @@ impl Lock {
 
     /// Does this locked plugin still answer what `request` asks?
     pub fn plugin_fits(locked: &LockedPlugin, request: &PluginRequest) -> bool {
+        // A plugin the site file binds to an index fits only a version from that index.
+        let bound_here = match (&request.index, &locked.source) {
+            (None, _) => true,
+            (Some(want), LockedSource::Directory { index, .. }) => index.as_ref() == Some(want),
+            (Some(_), _) => false,
+        };
         locked.request.as_ref() == Some(&request.source)
             && locked.pin == request.version
+            && bound_here
             && source_answers(&locked.source, &request.source)
     }
 }

@@ -108,6 +108,9 @@ pub struct PluginRequest {
     /// A version younger than this many seconds is not taken (the site's, else none).
     pub min_age: Option<u64>,
     pub source: SourceSpec,
+    /// The plugin index (its location) a directory plugin is bound to: its versions come
+    /// from there only.
+    pub index: Option<String>,
     /// Line of the entry in the site file, for messages.
     pub line: usize,
 }
@@ -158,6 +161,9 @@ struct RawSource {
     composer: Option<String>,
     maturity: Option<String>,
     min_age: Option<String>,
+    /// The plugin index a directory plugin comes from: a name of `indexes`, or one of the
+    /// site's `directories`.
+    index: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +177,10 @@ struct RawSite {
     directory: Option<String>,
     #[serde(default)]
     directories: Vec<String>,
+    /// Plugin indexes by name (`"mirror": "https://…/pluglist.json"`), asked after
+    /// `directories`, for plugins to be bound to by `index: "mirror"`.
+    #[serde(default)]
+    indexes: BTreeMap<String, String>,
     #[serde(default)]
     composer_repositories: Vec<String>,
     #[serde(default)]
@@ -350,6 +360,7 @@ impl SiteFile {
                 },
                 maturity,
                 source,
+                index: entry.index.clone(),
                 line: pos.map(|p| p.0).unwrap_or(0),
             });
         }
@@ -381,6 +392,53 @@ impl SiteFile {
             if !directories.contains(&d) {
                 directories.push(d);
             }
+        }
+        let indexes_pos = field_position(text, "indexes");
+        for (name, location) in &raw.indexes {
+            if name.trim().is_empty() || location.trim().is_empty() {
+                return Err(
+                    ConfigError::new(path, "an index needs a name and a location")
+                        .at(indexes_pos)
+                        .hint(
+                            "indexes: {\"mirror\": \"https://mirror.example.org/pluglist.json\"}",
+                        ),
+                );
+            }
+            if !directories.contains(location) {
+                directories.push(location.clone());
+            }
+        }
+        // A plugin bound to an index: by its name, or by a location the site asks.
+        for p in &mut plugins {
+            let Some(written) = p.index.take() else {
+                continue;
+            };
+            let pos = key_position(text, p.component.as_str(), 0);
+            if !matches!(p.source, SourceSpec::Directory) {
+                return Err(ConfigError::new(
+                    path,
+                    "`index` binds a plugin of the plugins directory; this entry names its own source",
+                )
+                .at(pos)
+                .component(p.component.as_str()));
+            }
+            let location = match raw.indexes.get(&written) {
+                Some(l) => l.clone(),
+                None if directories.contains(&written) => written,
+                None => {
+                    return Err(ConfigError::new(
+                        path,
+                        format!(
+                            "index '{}' is neither a name in `indexes` nor one of the site's `directories`",
+                            written.escape_debug()
+                        ),
+                    )
+                    .at(pos)
+                    .component(p.component.as_str())
+                    .hint("name it in indexes: {\"mirror\": \"URL\"}, or give the URL the site asks"));
+                }
+            };
+            p.index = Some(location);
         }
         for r in &raw.composer_repositories {
             if !(r.starts_with("https://") || r.starts_with("http://") || r.starts_with('/')) {
@@ -698,6 +756,9 @@ fn moodle_request(
     raw: RawSource,
     pos: Option<(usize, usize)>,
 ) -> Result<MoodleRequest, ConfigError> {
+    if raw.index.is_some() {
+        return Err(ConfigError::new(path, "`moodle` takes no `index`").at(pos));
+    }
     if raw.maturity.is_some() {
         return Err(ConfigError::new(path, "`moodle` takes no `maturity`")
             .at(pos)

@@ -21,6 +21,8 @@ pub struct Held {
     pub kind: String,
     /// Where the content comes from, exactly ("git URL v1.2 (0123abcd…)").
     pub source: String,
+    /// The plugin index it came from, when the site asks more than one.
+    pub index: Option<String>,
 }
 
 impl Held {
@@ -75,6 +77,7 @@ impl Snapshot {
                 release: Some(core_release(&lock.moodle.release)),
                 kind: lock.moodle.request.kind().to_string(),
                 source: lock.moodle.source.label(),
+                index: None,
             },
             plugins: lock
                 .plugins
@@ -87,6 +90,10 @@ impl Snapshot {
                             release: p.release.clone(),
                             kind: kind_of(p.request.as_ref()),
                             source: p.source.label(),
+                            index: match &p.source {
+                                mcb_config::LockedSource::Directory { index, .. } => index.clone(),
+                                _ => None,
+                            },
                         },
                     )
                 })
@@ -159,6 +166,15 @@ impl Snapshot {
                     component: c.clone(),
                     from: was.kind.clone(),
                     to: h.kind.clone(),
+                });
+            } else if let (Some(a), Some(b)) = (&was.index, &h.index)
+                && a != b
+            {
+                // Another plugin index: as much a change of source as git → directory.
+                out.push(Change::Source {
+                    component: c.clone(),
+                    from: format!("index {a}"),
+                    to: format!("index {b}"),
                 });
             }
         }
@@ -400,6 +416,7 @@ mod tests {
             release: release.map(Into::into),
             kind: kind.into(),
             source: source.into(),
+            index: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub enum RealiseError {
     /// The plan would put older code on the site than its last generation has.
     #[error("{}", downgrade_text(.0))]
     Downgrade(Vec<crate::changes::Downgrade>),
+    /// A plugin would move to another source where that must be allowed first.
+    #[error("{}", source_change_text(.0))]
+    SourceChange(Vec<crate::changes::Change>),
     /// The lock would change (or there is none) where it must not.
     #[error("{}", lock_changes_text(.0.as_deref()))]
     LockWouldChange(Option<Vec<crate::changes::Change>>),
@@ -154,7 +157,9 @@ impl RealiseError {
                 SourceFailure::Integrity => ErrorKind::Integrity,
                 SourceFailure::Store => ErrorKind::Failure,
             },
-            RealiseError::Downgrade(_) | RealiseError::LockWouldChange(_) => ErrorKind::Pending,
+            RealiseError::Downgrade(_)
+            | RealiseError::LockWouldChange(_)
+            | RealiseError::SourceChange(_) => ErrorKind::Pending,
             RealiseError::Usage { .. } => ErrorKind::Usage,
             RealiseError::Filesystem { .. } | RealiseError::Store(_) | RealiseError::Git(_) => {
                 ErrorKind::Failure
@@ -197,4 +202,17 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+fn source_change_text(changes: &[crate::changes::Change]) -> String {
+    let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    format!(
+        "the plan moves {} to another source: {}",
+        if changes.len() == 1 {
+            "a plugin"
+        } else {
+            "plugins"
+        },
+        lines.join("; ")
+    )
 }

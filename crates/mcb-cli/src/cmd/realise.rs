@@ -15,6 +15,7 @@ pub fn run(g: &GlobalArgs, a: &RealiseArgs) -> Result<Exit, CliError> {
         allow_downgrade: a.allow_downgrade,
         locked: a.locked,
         update: Update::Nothing,
+        allow_source_change: true,
     };
     let site = crate::site_file::locate(a.site.as_deref())?;
     if let Some(file) = &a.plan {

@@ -17,6 +17,7 @@ fn options(a: &ReconcileArgs) -> ReconcileOptions {
     ReconcileOptions {
         realise: RealiseOptions {
             out: a.out.clone(),
+            allow_source_change: a.allow_source_change,
             ..RealiseOptions::default()
         },
         test: a.test || a.apply,

@@ -84,12 +84,14 @@ pub fn pending(
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
+    let catalog = SiteCatalog::new(&sources, &index)
+        .with_composer(&site.composer_repositories)
+        .with_bindings(&site, old_lock.as_ref());
     let kept = kept_choices(&site, old_lock.as_ref(), update)?;
     catalog.prefetch(&site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);
     let plan = plan_with(&catalog, &site, kept.lock.as_ref(), kept.core)?;
-    let planned = plan.snapshot(&site, |p| catalog.describe(p));
+    let planned = plan.snapshot(&site, |p| catalog.describe(p), |p| catalog.index_of(p));
     let head = ctx.git.branch_head(&site.name)?;
     let previous = match &head {
         Some(h) => lock_in_commit(&ctx.git, h)?,

@@ -230,7 +230,9 @@ pub fn check_upgrade(
     let ctx = RunContext::open(opts, Some(&site), reporter)?;
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
+    let catalog = SiteCatalog::new(&sources, &index)
+        .with_composer(&site.composer_repositories)
+        .with_bindings(&site, lock.as_ref());
     let mut notes = Vec::new();
     catalog.prefetch(&site, None, reporter);
     reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));

@@ -37,6 +37,9 @@ pub struct RealiseOptions {
     pub locked: bool,
     /// Which locked choices to set aside for the newest versions the site file allows.
     pub update: Update,
+    /// Let a plugin move to another source (git → directory, one plugin index → another).
+    /// A run the user starts may; an automatic one (reconcile) may not unless told.
+    pub allow_source_change: bool,
 }
 
 impl Default for RealiseOptions {
@@ -48,6 +51,7 @@ impl Default for RealiseOptions {
             allow_downgrade: false,
             locked: false,
             update: Update::Nothing,
+            allow_source_change: true,
         }
     }
 }
@@ -169,6 +173,8 @@ struct Against<'a> {
     allow_downgrade: bool,
     /// Any change to the lock is refused.
     locked: bool,
+    /// A change of source is refused.
+    fixed_sources: bool,
 }
 
 /// Plans (keeping the lock's choices the update does not set aside), refuses a downgrade
@@ -181,7 +187,9 @@ fn resolve(
 ) -> Result<Resolved, RealiseError> {
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
+    let catalog = SiteCatalog::new(&sources, &index)
+        .with_composer(&site.composer_repositories)
+        .with_bindings(site, against.old_lock);
     let kept = kept_choices(site, against.old_lock, against.update)?;
     catalog.prefetch(site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);
@@ -193,13 +201,27 @@ fn resolve(
         }
     }
     let previous = previous_generation(ctx, site)?;
-    let planned = plan.snapshot(site, |p| catalog.describe(p));
+    let planned = plan.snapshot(site, |p| catalog.describe(p), |p| catalog.index_of(p));
     if !against.allow_downgrade
         && let Some(previous) = &previous
     {
         let downgrades = planned.downgrades_from(&Snapshot::of_lock(previous));
         if !downgrades.is_empty() {
             return Err(RealiseError::Downgrade(downgrades));
+        }
+    }
+    if against.fixed_sources {
+        let before = previous
+            .as_ref()
+            .or(against.old_lock)
+            .map(Snapshot::of_lock);
+        let moved: Vec<Change> = planned
+            .changes_from(before.as_ref())
+            .into_iter()
+            .filter(|c| matches!(c, Change::Source { .. }))
+            .collect();
+        if before.is_some() && !moved.is_empty() {
+            return Err(RealiseError::SourceChange(moved));
         }
     }
     if against.locked
@@ -276,6 +298,7 @@ pub fn resolve_lock(
         update,
         allow_downgrade: true,
         locked: false,
+        fixed_sources: false,
     };
     let r = resolve(&ctx, &site, against, reporter)?;
     let lock_written = write_lock(&site, old_lock.as_ref(), &r.lock)?;
@@ -319,6 +342,7 @@ fn realise_as(
         update: &opts.update,
         allow_downgrade: opts.allow_downgrade,
         locked: opts.locked,
+        fixed_sources: !opts.allow_source_change,
     };
     let r = resolve(&ctx, &site, against, reporter)?;
     let mut warnings = r.warnings;

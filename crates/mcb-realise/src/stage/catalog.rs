@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use mcb_catalog::{DirectoryVersion, LazyIndex, SourceError, SourceFailure, Sources, StoredSource};
-use mcb_config::{LockedMoodle, LockedPlugin, LockedSource, SiteFile, SourceSpec};
+use mcb_config::{Lock, LockedMoodle, LockedPlugin, LockedSource, SiteFile, SourceSpec};
 use mcb_git::{FileAt, RemoteRefs};
 use mcb_moodle::release::parse_release_tag;
 use mcb_moodle::{Build, Component, CoreVersion, Maturity, MoodleSpec};
@@ -51,6 +51,9 @@ pub struct SiteCatalog<'a> {
     composer: Vec<String>,
     /// Index zips downloaded while choosing, by URL: each once per run.
     loaded: Mutex<HashMap<String, StoredSource>>,
+    /// Plugins bound to one plugin index (component → its location): their versions come
+    /// from there only, whatever another index offers.
+    bound: HashMap<String, String>,
 }
 
 fn reject(e: SourceError) -> RealiseError {
@@ -64,7 +67,61 @@ impl<'a> SiteCatalog<'a> {
             index,
             composer: vec![mcb_catalog::PACKAGIST.to_string()],
             loaded: Mutex::new(HashMap::new()),
+            bound: HashMap::new(),
         }
+    }
+
+    /// The plugin index a pick comes from, when the site asks more than one.
+    pub fn index_of(&self, pick: &SourcePick) -> Option<String> {
+        match pick {
+            SourcePick::Index { index, .. } => index.clone(),
+            SourcePick::Stored(s) => match &s.locked {
+                LockedSource::Directory { index, .. } => index.clone(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Binds each plugin of the plugins directory to the index it comes from, so that a
+    /// same-named plugin on another index (a public one, beside a private mirror) never
+    /// takes its place: the index the site file names (`index:`), else the one the lock
+    /// records, else, for a lock written when the site asked one index (which it does not
+    /// name), the index that lists the locked version's download.
+    pub fn with_bindings(mut self, site: &SiteFile, lock: Option<&Lock>) -> Self {
+        let locations = self.index.locations.clone();
+        if locations.len() < 2 {
+            return self;
+        }
+        for p in lock.map(|l| l.plugins.as_slice()).unwrap_or_default() {
+            let LockedSource::Directory {
+                index, url, md5, ..
+            } = &p.source
+            else {
+                continue;
+            };
+            let at = match index {
+                Some(at) => Some(at.clone()),
+                None => (0..locations.len())
+                    .find(|i| {
+                        matches!(self.index.answer(*i, &p.component).record,
+                            Ok(Some(r)) if r.versions.iter().any(|v| {
+                                v.downloadurl == *url || v.downloadmd5.eq_ignore_ascii_case(md5.as_str())
+                            }))
+                    })
+                    .map(|i| locations[i].clone()),
+            };
+            if let Some(at) = at.filter(|at| locations.contains(at)) {
+                self.bound.insert(p.component.clone(), at);
+            }
+        }
+        for p in &site.plugins {
+            if let Some(at) = &p.index {
+                self.bound
+                    .insert(p.component.as_str().to_string(), at.clone());
+            }
+        }
+        self
     }
 
     /// Takes `composer:` entries from `repositories` (none given: Packagist's).
@@ -289,7 +346,17 @@ impl<'a> SiteCatalog<'a> {
         let mut listed = None;
         let mut unread: Vec<SourceError> = Vec::new();
         let mut read_any = false;
-        for i in 0..self.index.locations.len() {
+        let asked: Vec<usize> = match self.bound.get(component) {
+            Some(at) => self
+                .index
+                .locations
+                .iter()
+                .position(|l| l == at)
+                .into_iter()
+                .collect(),
+            None => (0..self.index.locations.len()).collect(),
+        };
+        for i in asked {
             let answer = self.index.answer(i, component);
             match answer.record {
                 Ok(Some(r)) => {
@@ -571,7 +638,10 @@ impl Catalog for SiteCatalog<'_> {
             SourceSpec::Directory => {
                 let xy = core.major_release().to_string();
                 let Some((location, record)) = self.index_record(name, &xy)? else {
-                    let asked = self.index.locations.join(", ");
+                    let asked = match self.bound.get(name) {
+                        Some(at) => format!("{at}, the index it is bound to"),
+                        None => self.index.locations.join(", "),
+                    };
                     return Ok(Err(Problem::new(
                         name,
                         Rule::NoCompatibleVersion,

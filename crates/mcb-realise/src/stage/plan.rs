@@ -629,7 +629,12 @@ fn plan_on<C: Catalog>(
 impl<P> Plan<P> {
     /// The state of the site this plan makes; `describe` says where a chosen source comes
     /// from, in the words [`mcb_config::LockedSource::label`] uses for a locked one.
-    pub fn snapshot(&self, site: &SiteFile, describe: impl Fn(&P) -> String) -> Snapshot {
+    pub fn snapshot(
+        &self,
+        site: &SiteFile,
+        describe: impl Fn(&P) -> String,
+        index_of: impl Fn(&P) -> Option<String>,
+    ) -> Snapshot {
         use crate::changes::{Held, core_release, kind_of};
         Snapshot {
             core: Held {
@@ -637,6 +642,7 @@ impl<P> Plan<P> {
                 release: Some(core_release(&self.core.version.release)),
                 kind: site.moodle.source.kind().to_string(),
                 source: describe(&self.core.pick),
+                index: None,
             },
             plugins: self
                 .plugins
@@ -649,6 +655,7 @@ impl<P> Plan<P> {
                             release: p.info.release.clone(),
                             kind: kind_of(p.request.as_ref().map(|r| &r.source)),
                             source: describe(&p.pick),
+                            index: index_of(&p.pick),
                         },
                     )
                 })

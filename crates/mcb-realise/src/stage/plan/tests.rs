@@ -375,7 +375,7 @@ fn lock_with(component: &str, version: &str) -> Lock {
 /// What moves from `lock` to plan `p` of the site file holding `plugins`, by version and
 /// kind of source (the memory catalog names no sources).
 fn moves(p: &super::Plan<Pick>, plugins: &str, lock: Option<&Lock>) -> Vec<Change> {
-    let now = p.snapshot(&site(plugins), |_| String::new());
+    let now = p.snapshot(&site(plugins), |_| String::new(), |_| None);
     let before = lock.map(|l| {
         let mut b = Snapshot::of_lock(l);
         b.core.source.clear();
