@@ -430,3 +430,53 @@ fn composer_metadata_is_bounded_and_malformed_metadata_is_named() {
         assert!(!err.contains("is in no Composer repository"), "{err}");
     }
 }
+
+/// A Composer package stays with the repository that served it: a public repository the
+/// site asks later (first, even) with a higher version of the same package changes nothing.
+#[test]
+fn a_composer_package_stays_with_its_repository() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let (private, public) = (Server::start(), Server::start());
+    let private_repo = repository(&private, false);
+    let site = site_with(
+        &f,
+        &m,
+        &private_repo,
+        r#""mod_foo": (composer: "acme/moodle-mod_foo"),"#,
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(j["plugins"]["mod_foo"]["version"], "2024090100");
+    // The public repository: the same name, a far higher version.
+    let zip = dist(2099010100);
+    public.set("/dist/foo-9.zip", Response::ok(zip.clone()));
+    public.set(
+        "/packages.json",
+        Response::ok(br#"{"packages": [], "metadata-url": "/p2/%package%.json"}"#.to_vec()),
+    );
+    public.set(
+        "/p2/acme/moodle-mod_foo.json",
+        Response::ok(
+            serde_json::to_vec(&serde_json::json!({"packages": {"acme/moodle-mod_foo": [{
+                "name": "acme/moodle-mod_foo", "version": "9.0.0", "type": "moodle-mod",
+                "extra": {"installer-name": "foo"},
+                "dist": {"type": "zip", "url": public.url("/dist/foo-9.zip"),
+                         "shasum": hex::encode(sha1::Sha1::digest(&zip))}}]}}))
+            .unwrap(),
+        ),
+    );
+    let public_repo = public.url("");
+    let text = std::fs::read_to_string(&site).unwrap().replace(
+        &format!("composer_repositories: [\"{private_repo}\"]"),
+        &format!("composer_repositories: [\"{public_repo}\", \"{private_repo}\"]"),
+    );
+    std::fs::write(&site, text).unwrap();
+    let out = f.run(&["update", "--json", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(
+        json_of(&out)["plugins"]["mod_foo"]["version"],
+        "2024090100",
+        "the public repository changes nothing"
+    );
+    assert!(public.requests_to("/dist/foo-9.zip").is_empty());
+}

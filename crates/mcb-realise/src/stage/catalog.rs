@@ -54,6 +54,8 @@ pub struct SiteCatalog<'a> {
     /// Plugins bound to one plugin index (component → its location): their versions come
     /// from there only, whatever another index offers.
     bound: HashMap<String, String>,
+    /// Composer packages bound to the repository that served them (component → its URL).
+    bound_composer: HashMap<String, String>,
 }
 
 fn reject(e: SourceError) -> RealiseError {
@@ -68,6 +70,7 @@ impl<'a> SiteCatalog<'a> {
             composer: vec![mcb_catalog::PACKAGIST.to_string()],
             loaded: Mutex::new(HashMap::new()),
             bound: HashMap::new(),
+            bound_composer: HashMap::new(),
         }
     }
 
@@ -89,6 +92,17 @@ impl<'a> SiteCatalog<'a> {
     /// records, else, for a lock written when the site asked one index (which it does not
     /// name), the index that lists the locked version's download.
     pub fn with_bindings(mut self, site: &SiteFile, lock: Option<&Lock>) -> Self {
+        // A Composer package stays with the repository that served it, in the same way.
+        if self.composer.len() > 1 {
+            for p in lock.map(|l| l.plugins.as_slice()).unwrap_or_default() {
+                if let LockedSource::Composer { repository, .. } = &p.source
+                    && self.composer.contains(repository)
+                {
+                    self.bound_composer
+                        .insert(p.component.clone(), repository.clone());
+                }
+            }
+        }
         let locations = self.index.locations.clone();
         if locations.len() < 2 {
             return self;
@@ -261,9 +275,13 @@ impl<'a> SiteCatalog<'a> {
             ),
             None => None,
         };
+        let repositories = match self.bound_composer.get(name) {
+            Some(r) => std::slice::from_ref(r),
+            None => self.composer.as_slice(),
+        };
         let Some((repository, versions)) = self
             .sources
-            .composer_versions(name, &self.composer, package)
+            .composer_versions(name, repositories, package)
             .map_err(reject)?
         else {
             return Ok(Err(Problem::new(
