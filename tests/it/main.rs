@@ -21,5 +21,6 @@ mod realise;
 mod resolve;
 mod rules;
 mod snapshots;
+mod supply_chain;
 mod trust;
 mod vendor;

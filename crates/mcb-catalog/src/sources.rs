@@ -123,6 +123,9 @@ pub struct Sources<'a> {
     marketplace: Option<(String, Vec<String>)>,
     /// Composer package versions by repository and name, read once per run.
     composer: Mutex<HashMap<String, Vec<crate::ComposerPackage>>>,
+    /// The virus scanner each new package passes before it is recorded, when the site
+    /// names one.
+    scanner: Option<crate::Scanner>,
 }
 
 /// Where the filesystem takes `path`: its deepest existing ancestor with every symlink
@@ -275,6 +278,7 @@ impl<'a> Sources<'a> {
             notes: Mutex::new(Vec::new()),
             marketplace: None,
             composer: Mutex::new(HashMap::new()),
+            scanner: None,
         }
     }
 
@@ -1046,6 +1050,41 @@ impl<'a> Sources<'a> {
             stored.map_err(|e| SourceError::store("links", e))?;
         }
         Ok(Some(StoredLinks { manifest, hash }))
+    }
+
+    /// Scans each new package of this batch (`(component, source)`) with the site's
+    /// scanner, when it names one: a package the scanner finds something in is refused,
+    /// with the scanner's verdict, and nothing of the batch is recorded.
+    pub fn scan_new(&self, batch: &[(&str, &StoredSource)]) -> Result<(), SourceError> {
+        let Some(scanner) = &self.scanner else {
+            return Ok(());
+        };
+        for (component, s) in batch.iter().filter(|(_, s)| s.pending) {
+            let found = scanner.scan(self.store, component, s)?;
+            if let Some((path, verdict)) = found.first() {
+                return Err(SourceError::new(
+                    component,
+                    SourceFailure::Refused,
+                    format!(
+                        "{} is refused: the scanner found {verdict} in {path}{}",
+                        s.locked.label(),
+                        if found.len() > 1 {
+                            format!(" (and {} more)", found.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+                .hint("nothing of it was recorded; take another version or source"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Has each new package scanned by `scanner` before it is recorded.
+    pub fn with_scanner(mut self, scanner: Option<crate::Scanner>) -> Self {
+        self.scanner = scanner;
+        self
     }
 
     /// Records the manifests of this batch: one sync for all objects first, so that no

@@ -244,6 +244,7 @@ impl Lock {
             links: self.links.clone(),
             // Where a site runs is not part of what it is built from.
             target: None,
+            scan: None,
         })
     }
 

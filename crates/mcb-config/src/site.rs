@@ -146,6 +146,8 @@ pub struct SiteFile {
     pub links: BTreeMap<String, String>,
     /// Where the live site runs, when the site file says.
     pub target: Option<crate::target::Target>,
+    /// The virus scanner's command line, when the site names one.
+    pub scan: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,6 +193,10 @@ struct RawSite {
     links: BTreeMap<String, String>,
     #[serde(default)]
     target: Option<crate::target::RawTarget>,
+    /// A virus scanner every new source package passes before it is recorded: its
+    /// command line (`["clamscan", "-d", "/var/lib/clamav"]`).
+    #[serde(default)]
+    scan: Option<Vec<String>>,
 }
 
 /// The plugins map in file order, duplicates kept so they can be reported.
@@ -454,6 +460,19 @@ impl SiteFile {
             Some(a) => Some(parse_age(path, a, field_position(text, "min_age"))?),
             None => None,
         };
+        let scan = match raw.scan {
+            Some(argv) => {
+                let bad = argv.first().is_none_or(|p| p.trim().is_empty())
+                    || argv.iter().any(|a| a.chars().any(char::is_control));
+                if bad {
+                    return Err(ConfigError::new(path, "`scan` is not a command line")
+                        .at(field_position(text, "scan"))
+                        .hint("scan: [\"clamscan\", \"-d\", \"/var/lib/clamav\"]: the program, then its options"));
+                }
+                Some(argv)
+            }
+            None => None,
+        };
         let target = match raw.target {
             Some(t) => Some(crate::target::target(
                 path,
@@ -473,6 +492,7 @@ impl SiteFile {
             maturity,
             links: raw.links,
             target,
+            scan,
         })
     }
 

@@ -185,7 +185,9 @@ fn resolve(
     against: Against<'_>,
     reporter: &dyn Reporter,
 ) -> Result<Resolved, RealiseError> {
-    let sources = ctx.sources(site.dir(), reporter);
+    let sources = ctx
+        .sources(site.dir(), reporter)
+        .with_scanner(site.scan.clone().map(|argv| mcb_catalog::Scanner { argv }));
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)

@@ -65,6 +65,16 @@ pub fn fetch(
         plugins: plugins.into_iter().collect::<Result<_, _>>()?,
         vendor: None,
     };
+    // New packages pass the site's scanner (when it names one) before any is recorded.
+    let named: Vec<(&str, &StoredSource)> = std::iter::once(("moodle", &fetched.core))
+        .chain(
+            plan.plugins
+                .iter()
+                .map(|p| p.component.as_str())
+                .zip(&fetched.plugins),
+        )
+        .collect();
+    catalog.sources.scan_new(&named)?;
     let batch: Vec<&StoredSource> = fetched.all().collect();
     catalog.sources.record(&batch)?;
     for (p, s) in plan.plugins.iter().zip(&fetched.plugins) {
