@@ -16,6 +16,9 @@ use crate::GitError;
 const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
 
 /// `git --git-dir DIR`, as every run of the program here starts.
+/// How long a note's writer waits for another to release the notes ref, in milliseconds.
+const NOTE_LOCK_WAIT_MS: u64 = 5000;
+
 pub(crate) fn git(git_dir: &Path) -> Program {
     let mut p = Program::new("git");
     p.arg("--git-dir")
@@ -234,20 +237,44 @@ impl crate::GitStore {
     }
 
     /// Writes `text` as the note of `commit` under `notes_ref` (replacing one there).
+    /// Writers of one notes ref (two sites applied at once, a test and a realise) take
+    /// turns: git waits for the ref's lock. A lock still there after that wait was left by a
+    /// writer that was killed, and is cleared once.
     pub fn set_note(
         &self,
         notes_ref: &str,
         commit: &mcb_store::GitOid,
         text: &str,
     ) -> Result<(), GitError> {
-        run(
-            git(&self.path)
-                .args(["notes", "--ref", notes_ref, "add", "-f", "-m"])
-                .arg(text)
-                .arg(commit.as_str()),
-            "cannot record a git note",
-        )?;
-        Ok(())
+        let write = || {
+            run(
+                git(&self.path)
+                    .args([
+                        "-c",
+                        &format!("core.filesRefLockTimeout={NOTE_LOCK_WAIT_MS}"),
+                    ])
+                    .args(["notes", "--ref", notes_ref, "add", "-f", "-m"])
+                    .arg(text)
+                    .arg(commit.as_str()),
+                "cannot record a git note",
+            )
+        };
+        // A lock older than any writer holds it was left by a killed one.
+        let clear_stale = || {
+            let lock = self.path.join(format!("{notes_ref}.lock"));
+            let stale = std::fs::metadata(&lock)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_millis() >= u128::from(NOTE_LOCK_WAIT_MS));
+            stale && std::fs::remove_file(&lock).is_ok()
+        };
+        clear_stale();
+        match write() {
+            Ok(_) => Ok(()),
+            Err(e) if clear_stale() => write().map(|_| ()).map_err(|_| e),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -311,6 +338,44 @@ impl crate::GitStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A notes ref lock a killed writer left does not stop the next note for good.
+    #[test]
+    fn a_note_is_written_past_a_lock_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("git");
+        crate::GitStore::init_bare_with_git(&repo).unwrap();
+        let store = crate::GitStore::open(&repo).unwrap();
+        let empty = git(&repo)
+            .args(["mktree"])
+            .output_with_input(b"")
+            .unwrap()
+            .stdout_text();
+        let tree = mcb_store::GitOid::parse(empty.trim()).unwrap();
+        let commit = store
+            .write_commit(
+                &tree,
+                &crate::CommitInfo {
+                    message: "x".into(),
+                    time: 0,
+                    parent: None,
+                },
+            )
+            .unwrap();
+        std::fs::create_dir_all(repo.join("refs/notes")).unwrap();
+        let lock = repo.join("refs/notes/mcb-test.lock");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::create(&lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        store
+            .set_note("refs/notes/mcb-test", &commit, "passed")
+            .unwrap();
+        assert!(!lock.exists());
+        let notes = store.notes("refs/notes/mcb-test").unwrap();
+        assert_eq!(notes.get(&commit).map(|t| t.trim()), Some("passed"));
+    }
 
     #[test]
     fn remotes_that_run_or_read_things_are_refused() {
