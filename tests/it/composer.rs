@@ -21,7 +21,7 @@ fn dist(build: u64) -> Vec<u8> {
 
 /// Publishes `acme/moodle-mod_foo` 2.2.0, 2.1.3, 2.1.0, 2.0.0 (minified) and
 /// `acme/bar` (a library) on `server`; `bad_sum` gives 2.1.3 a wrong sha1.
-fn repository(server: &Server, bad_sum: bool) -> String {
+pub(crate) fn repository(server: &Server, bad_sum: bool) -> String {
     let versions = [
         ("2.2.0", 2024090100u64),
         ("2.1.3", 2024080300),
@@ -181,57 +181,6 @@ fn a_wrong_checksum_and_a_wrong_type_are_refused() {
         err.contains("is not a Composer version constraint"),
         "{err}"
     );
-}
-
-#[test]
-fn plan_shows_advisories_that_affect_locked_versions() {
-    let f = Fixture::new();
-    let m = moodle_repo(f.path("moodle"));
-    let server = Server::start();
-    let repo = repository(&server, false);
-    server.set(
-        "/api/security-advisories/",
-        Response::ok(
-            serde_json::to_vec(&serde_json::json!({"advisories": {"acme/moodle-mod_foo": [{
-                "advisoryId": "PKSA-1", "packageName": "acme/moodle-mod_foo",
-                "title": "XSS in the foo activity", "cve": "CVE-2026-0001",
-                "link": "https://example.org/advisory/1",
-                "affectedVersions": ">=2.1.0,<2.1.4|>=2.0.0,<2.0.9"
-            }]}}))
-            .unwrap(),
-        ),
-    );
-    let site = site_with(
-        &f,
-        &m,
-        &repo,
-        r#""mod_foo": (composer: "acme/moodle-mod_foo", version: "~2.1.0"),"#,
-    );
-    f.realise_ok(&site);
-    let out = f.mcb().arg("plan").arg(&site).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("ADVISORY: mod_foo 2.1.3 (acme/moodle-mod_foo): XSS in the foo activity [CVE-2026-0001] https://example.org/advisory/1; this plan keeps it"),
-        "{text}"
-    );
-    let asked = server.requests_to("/api/security-advisories/");
-    assert_eq!(asked.len(), 1);
-    // Moving the constraint on: the plan says it moves past it.
-    site_with(
-        &f,
-        &m,
-        &repo,
-        r#""mod_foo": (composer: "acme/moodle-mod_foo", version: "^2.2"),"#,
-    );
-    let out = f
-        .mcb()
-        .args(["plan", "--json"])
-        .arg(&site)
-        .output()
-        .unwrap();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(j["advisories"][0]["fixed_by_plan"], true, "{j}");
-    assert_eq!(j["advisories"][0]["cve"], "CVE-2026-0001");
 }
 
 /// A repository that answers `p2/acme/moodle-mod_foo.json` with `doc`.

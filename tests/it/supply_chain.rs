@@ -103,3 +103,201 @@ fn a_package_the_scanner_flags_never_enters_the_store() {
         said(&out)
     );
 }
+
+/// Publishes `advisories` (Packagist's security-advisories format) for
+/// `acme/moodle-mod_foo` on the repository of `crate::composer::repository`.
+fn advise(server: &crate::support::http::Server, advisories: serde_json::Value) {
+    server.set(
+        "/api/security-advisories/",
+        crate::support::http::Response::ok(
+            serde_json::to_vec(
+                &serde_json::json!({"advisories": {"acme/moodle-mod_foo": advisories}}),
+            )
+            .unwrap(),
+        ),
+    );
+}
+
+/// A site taking mod_foo `^2.1` from Composer repository `repo`, with `extra` lines.
+fn composer_site(f: &Fixture, m: &GitRepo, repo: &str, extra: &str) -> std::path::PathBuf {
+    f.write(
+        "site/site.ron",
+        format!(
+            "Site(\n    name: \"c\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n        \"mod_foo\": (composer: \"acme/moodle-mod_foo\", version: \"^2.1\"),\n    }},\n    composer_repositories: [\"{repo}\"],\n{extra})\n",
+            m.url()
+        ),
+    )
+}
+
+#[test]
+fn an_open_advisory_keeps_its_version_out_and_fails_realise_locked() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = crate::support::http::Server::start();
+    let repo = crate::composer::repository(&server, false);
+    // 2.2.0, the newest, is affected: a new resolution takes 2.1.3.
+    advise(
+        &server,
+        serde_json::json!([{
+            "advisoryId": "PKSA-2", "packageName": "acme/moodle-mod_foo",
+            "title": "SQL injection in the foo report", "cve": "CVE-2026-0002",
+            "link": "https://example.org/advisory/2", "affectedVersions": ">=2.2.0,<2.2.1"
+        }]),
+    );
+    let site = composer_site(&f, &m, &repo, "");
+    let out = f.run(&["realise", "-v", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains("version: \"2.1.3\""), "{lock}");
+    assert!(
+        said(&out).contains("advisory PKSA-2: SQL injection in the foo report"),
+        "-v says why 2.2.0 was passed over: {}",
+        said(&out)
+    );
+
+    // Then 2.1.x is found affected, and 2.2.0 fixed: the lock holds an affected version.
+    advise(
+        &server,
+        serde_json::json!([{
+            "advisoryId": "PKSA-1", "packageName": "acme/moodle-mod_foo",
+            "title": "XSS in the foo activity", "cve": "CVE-2026-0001",
+            "link": "https://example.org/advisory/1", "affectedVersions": ">=2.1.0,<2.1.4"
+        }]),
+    );
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(said(&out).contains("PKSA-1"), "{}", said(&out));
+    assert!(
+        said(&out).contains("https://example.org/advisory/1"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.path("site/site.lock")).unwrap(),
+        lock
+    );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("advisory-locked", crate::snapshots::shown(&out)));
+
+    // The plan says it, and moves past it.
+    let out = f.run(&["plan", s(&site)]);
+    let text = said(&out);
+    assert!(
+        text.contains("ADVISORY PKSA-1: mod_foo 2.1.3 (acme/moodle-mod_foo): XSS in the foo activity [CVE-2026-0001] https://example.org/advisory/1; this plan moves past it"),
+        "{text}"
+    );
+
+    // Acknowledged by the site file: kept, and said at every run.
+    let site = composer_site(&f, &m, &repo, "    ignore_advisories: [\"PKSA-1\"],\n");
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert!(
+        said(&out).contains("the site file acknowledges it (ignore_advisories)"),
+        "{}",
+        said(&out)
+    );
+    let out = f.run(&["plan", "--json", s(&site)]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["advisories"][0]["id"], "PKSA-1", "{j}");
+    assert_eq!(j["advisories"][0]["acknowledged"], true, "{j}");
+    assert_eq!(j["advisories"][0]["fixed_by_plan"], false, "{j}");
+
+    // Without the acknowledgement a plain realise chooses mod_foo again: 2.2.0.
+    let site = composer_site(&f, &m, &repo, "");
+    let out = f
+        .mcb()
+        .args(["realise", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["plugins"]["mod_foo"]["version"], "2024090100", "2.2.0");
+    assert!(
+        said(&out).contains("the lock holds mod_foo 2.1.3"),
+        "{}",
+        said(&out)
+    );
+
+    // A malware flag is never acknowledged away.
+    advise(
+        &server,
+        serde_json::json!([{
+            "advisoryId": "MAL-7", "packageName": "acme/moodle-mod_foo",
+            "title": "credential stealer in the dist zip", "malware": true,
+            "affectedVersions": "2.2.0"
+        }]),
+    );
+    let site = composer_site(&f, &m, &repo, "    ignore_advisories: [\"MAL-7\"],\n");
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("mod_foo 2.2.0 (acme/moodle-mod_foo): flagged as malware (MAL-7)"),
+        "{}",
+        said(&out)
+    );
+    // And every version the constraint allows is affected: the plan says which rule.
+    advise(
+        &server,
+        serde_json::json!([{
+            "advisoryId": "PKSA-9", "packageName": "acme/moodle-mod_foo",
+            "title": "remote code execution", "affectedVersions": "<3.0"
+        }]),
+    );
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let err = f.realise_err(&site, 4);
+    assert!(err.contains("[security advisory]"), "{err}");
+    assert!(
+        err.contains(
+            "every version of mod_foo the site file allows is affected by an open security advisory"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_organisations_policy_refuses_denied_and_unlisted_plugins() {
+    let f = Fixture::new();
+    let (site, _server, _m) = crate::snapshots::sample(&f);
+    // Realised before the policy: the lock holds every plugin.
+    f.realise_ok(&site);
+    let text = std::fs::read_to_string(&site).unwrap();
+    let with_policy = |policy: &str| {
+        f.write("org/policy.ron", policy);
+        f.write(
+            "site/site.ron",
+            text.replacen("\n)", "\n    policy: \"../org/policy.ron\",\n)", 1),
+        )
+    };
+    // Denied as a dependency of a plugin the site asks for.
+    let site = with_policy(
+        "Policy(\n    deny: {\"local_helper\": \"stores grades outside Moodle (ticket SEC-12)\"},\n)\n",
+    );
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 4, "{}", said(&out));
+    let t = said(&out);
+    assert!(t.contains("[policy]"), "{t}");
+    assert!(t.contains("local_helper is denied by the policy"), "{t}");
+    assert!(
+        t.contains("policy.ron: stores grades outside Moodle (ticket SEC-12)"),
+        "{t}"
+    );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("policy-denied", crate::snapshots::shown(&out)));
+
+    // An allow list: what it does not name is refused, asked for or not.
+    let site = with_policy("Policy(allow: [\"mod_*\", \"local_helper\", \"block_g\"])\n");
+    let err = f.realise_err(&site, 4);
+    assert!(
+        err.contains("local_z is not in the allow list of the policy"),
+        "{err}"
+    );
+    // Allowing it builds the site again.
+    let site = with_policy("Policy(allow: [\"mod_*\", \"local_*\", \"block_g\"])\n");
+    f.realise_ok(&site);
+    // A policy file with a mistake is said with its line.
+    let site = with_policy("Policy(\n    allow: [\"mod_*\"],\n    deny: [\"local_z\"],\n)\n");
+    let err = f.realise_err(&site, 3);
+    assert!(err.contains("policy.ron:3:"), "{err}");
+}

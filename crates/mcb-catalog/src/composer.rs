@@ -309,12 +309,18 @@ fn packages_of(
 /// A security advisory a Composer repository publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advisory {
+    /// The repository's id for it (`advisoryId`, else the `remoteId` or CVE it mirrors):
+    /// what a site file acknowledges in `ignore_advisories`.
+    pub id: String,
     pub package: String,
     pub title: String,
     pub cve: Option<String>,
     pub link: Option<String>,
     /// The versions it affects, as a Composer constraint.
     pub affected: String,
+    /// The repository flags these versions as malware (`"malware": true`, or a severity
+    /// of `malware`): never taken, whatever the site file acknowledges.
+    pub malware: bool,
 }
 
 /// The advisories `repo` publishes for `packages` (its `security-advisories.api-url`);
@@ -362,12 +368,35 @@ pub fn advisories(
                 let Some(affected) = text(a, "affectedVersions") else {
                     continue;
                 };
+                let cve = text(a, "cve").filter(|c| !c.is_empty());
+                // An id is one token: what cannot be written in a site file is not one.
+                let id = ["advisoryId", "remoteId"]
+                    .iter()
+                    .filter_map(|k| text(a, k))
+                    .chain(cve.clone())
+                    .find(|i| {
+                        !i.is_empty()
+                            && i.len() <= 100
+                            && !i.contains(|c: char| c.is_whitespace() || c == '"')
+                    });
+                // An advisory without one still blocks; it is named by what it says.
+                let id = id.unwrap_or_else(|| {
+                    let said = format!(
+                        "{package}\n{affected}\n{}",
+                        text(a, "title").unwrap_or_default()
+                    );
+                    format!("unnamed-{}", &blake3::hash(said.as_bytes()).to_hex()[..12])
+                });
+                let malware = a.get("malware").and_then(Value::as_bool) == Some(true)
+                    || text(a, "severity").is_some_and(|s| s.eq_ignore_ascii_case("malware"));
                 out.push(Advisory {
+                    id,
                     package: package.clone(),
                     title: text(a, "title").unwrap_or_else(|| "(no title)".into()),
-                    cve: text(a, "cve").filter(|c| !c.is_empty()),
+                    cve,
                     link: text(a, "link").filter(|l| !l.is_empty()),
                     affected,
+                    malware,
                 });
             }
         }

@@ -238,6 +238,26 @@ fn realise_hint(e: &RealiseError) -> Option<String> {
     if let Some(h) = e.hint() {
         return Some(h.to_string());
     }
+    if let RealiseError::Advisories(open) = e {
+        let mut components: Vec<&str> = open.iter().map(|(c, _)| c.as_str()).collect();
+        components.dedup();
+        let ids: Vec<String> = open
+            .iter()
+            .filter(|(_, f)| !f.advisory.malware)
+            .map(|(_, f)| format!("{:?}", f.advisory.id))
+            .collect();
+        let mut h = format!(
+            "run `mcb update {}` to move to versions they do not affect",
+            components.join(" ")
+        );
+        if !ids.is_empty() {
+            h.push_str(&format!(
+                ", or, once judged, acknowledge them in the site file: ignore_advisories: [{}]",
+                ids.join(", ")
+            ));
+        }
+        return Some(h);
+    }
     let h = match e {
         RealiseError::Downgrade(_) => {
             "if the site's database has never run the newer code (or was restored from before it), pass --allow-downgrade"

@@ -252,6 +252,7 @@ pub struct PlannedChoice {
 
 #[derive(Serialize)]
 pub struct AdvisoryHit {
+    id: String,
     component: String,
     version: String,
     package: String,
@@ -259,7 +260,9 @@ pub struct AdvisoryHit {
     cve: Option<String>,
     link: Option<String>,
     affected: String,
+    malware: bool,
     fixed_by_plan: bool,
+    acknowledged: bool,
 }
 
 /// `plan` (and `add`, `remove`).
@@ -304,6 +307,7 @@ pub fn plan(p: &mcb_realise::Pending) -> Plan {
             .advisories
             .iter()
             .map(|a| AdvisoryHit {
+                id: a.advisory.id.clone(),
                 component: a.component.clone(),
                 version: a.version.clone(),
                 package: a.advisory.package.clone(),
@@ -311,7 +315,9 @@ pub fn plan(p: &mcb_realise::Pending) -> Plan {
                 cve: a.advisory.cve.clone(),
                 link: a.advisory.link.clone(),
                 affected: a.advisory.affected.clone(),
+                malware: a.advisory.malware,
                 fixed_by_plan: a.fixed_by_plan,
+                acknowledged: a.acknowledged,
             })
             .collect(),
         pending_changes: p.is_pending(),

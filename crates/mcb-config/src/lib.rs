@@ -9,6 +9,7 @@ pub mod composer;
 pub mod edit;
 mod error;
 mod lock;
+mod policy;
 mod site;
 mod target;
 
@@ -16,6 +17,7 @@ pub use error::ConfigError;
 pub use lock::{
     LOCK_FORMAT, Lock, LockedDist, LockedMoodle, LockedPlugin, LockedSource, LockedVendor,
 };
+pub use policy::{Policy, Refusal};
 pub use site::{
     DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec, normalize,
 };

@@ -245,6 +245,8 @@ impl Lock {
             // Where a site runs is not part of what it is built from.
             target: None,
             scan: None,
+            ignore_advisories: Vec::new(),
+            policy: None,
         })
     }
 

@@ -148,6 +148,11 @@ pub struct SiteFile {
     pub target: Option<crate::target::Target>,
     /// The virus scanner's command line, when the site names one.
     pub scan: Option<Vec<String>>,
+    /// Advisory ids the site acknowledges: versions they affect may be taken (and every
+    /// plan says so).
+    pub ignore_advisories: Vec<String>,
+    /// The organisation's plugin policy the site includes.
+    pub policy: Option<crate::policy::Policy>,
 }
 
 #[derive(Deserialize, Default)]
@@ -197,6 +202,13 @@ struct RawSite {
     /// command line (`["clamscan", "-d", "/var/lib/clamav"]`).
     #[serde(default)]
     scan: Option<Vec<String>>,
+    /// Security advisories (by id) judged and accepted for this site.
+    #[serde(default)]
+    ignore_advisories: Vec<String>,
+    /// A policy file (relative to the site file) with the organisation's allow and deny
+    /// lists of plugins.
+    #[serde(default)]
+    policy: Option<String>,
 }
 
 /// The plugins map in file order, duplicates kept so they can be reported.
@@ -473,6 +485,34 @@ impl SiteFile {
             }
             None => None,
         };
+        for id in &raw.ignore_advisories {
+            if id.is_empty()
+                || id.len() > 100
+                || id.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"')
+            {
+                return Err(ConfigError::new(
+                    path,
+                    format!("'{}' in `ignore_advisories` is not an advisory id", id.escape_debug()),
+                )
+                .at(field_position(text, "ignore_advisories"))
+                .hint("give the id `mcb plan` shows, e.g. ignore_advisories: [\"PKSA-2xkq-5x3n-qpgq\"]"));
+            }
+        }
+        let policy = match &raw.policy {
+            Some(p) if p.trim().is_empty() || p.contains("://") => {
+                return Err(ConfigError::new(
+                    path,
+                    format!("policy '{}' is not a file path", p.escape_debug()),
+                )
+                .at(field_position(text, "policy"))
+                .hint("policy: \"../policy.ron\": a path relative to the site file"));
+            }
+            Some(p) => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                Some(crate::policy::Policy::load(&normalize(&dir.join(p)))?)
+            }
+            None => None,
+        };
         let target = match raw.target {
             Some(t) => Some(crate::target::target(
                 path,
@@ -493,6 +533,8 @@ impl SiteFile {
             links: raw.links,
             target,
             scan,
+            ignore_advisories: raw.ignore_advisories,
+            policy,
         })
     }
 

@@ -68,6 +68,9 @@ pub enum RealiseError {
     /// The lock would change (or there is none) where it must not.
     #[error("{}", lock_changes_text(.0.as_deref()))]
     LockWouldChange(Option<Vec<crate::changes::Change>>),
+    /// The lock holds versions an open advisory or malware flag affects (component, what).
+    #[error("{}", advisories_text(.0))]
+    Advisories(Vec<(String, crate::stage::catalog::AdvisoryFinding)>),
     /// The site's name already belongs to another site file.
     #[error("site name '{site}' belongs to {}, not to {}: two site files with one name would overwrite each other's codebase", owner.display(), claimant.display())]
     Owner {
@@ -102,6 +105,14 @@ fn lock_changes_text(changes: Option<&[crate::changes::Change]>) -> String {
             s
         }
     }
+}
+
+fn advisories_text(open: &[(String, crate::stage::catalog::AdvisoryFinding)]) -> String {
+    let mut s = String::from("the lock holds versions with open security advisories:");
+    for (component, f) in open {
+        s.push_str(&format!("\n- {}", f.text(component)));
+    }
+    s
 }
 
 fn downgrade_text(downgrades: &[crate::changes::Downgrade]) -> String {
@@ -152,6 +163,8 @@ impl RealiseError {
                 ErrorKind::Config
             }
             RealiseError::Unsatisfiable(_) => ErrorKind::Unsatisfiable,
+            // Refused as a source is refused: exit 5, as for a scanner's find.
+            RealiseError::Advisories(_) => ErrorKind::Source,
             RealiseError::Source(s) => match s.failure {
                 SourceFailure::Unavailable | SourceFailure::Refused => ErrorKind::Source,
                 SourceFailure::Integrity => ErrorKind::Integrity,
@@ -184,6 +197,7 @@ impl RealiseError {
             RealiseError::Source(e) => Some(&e.component),
             RealiseError::Unsatisfiable(p) => p.first().map(|p| p.component.as_str()),
             RealiseError::Downgrade(d) => d.first().map(|d| d.component.as_str()),
+            RealiseError::Advisories(a) => a.first().map(|(c, _)| c.as_str()),
             _ => None,
         }
     }

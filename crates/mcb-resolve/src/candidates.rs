@@ -35,6 +35,9 @@ pub struct Offer<T> {
     pub release: Option<String>,
     /// `Some(reason)` when the index lists this version for other Moodle releases only.
     pub not_listed: Option<String>,
+    /// `Some(reason)` when a security advisory or a malware flag affects this version and
+    /// the site has not acknowledged it: refused even where the lock holds it.
+    pub blocked: Option<String>,
     /// A git source's default branch: taken only when no tag installs.
     pub last_resort: bool,
     /// When it was released (seconds since the epoch), when the source says.
@@ -52,6 +55,7 @@ impl<T> Offer<T> {
             maturity: None,
             release: None,
             not_listed: None,
+            blocked: None,
             last_resort: false,
             published: None,
             info: None,
@@ -396,6 +400,10 @@ impl<T: Clone> Candidates<T> {
             _ => None,
         };
         let standing = match (&slot.offer.not_listed, young) {
+            _ if slot.offer.blocked.is_some() => Standing::Refused(
+                Rule::Advisory,
+                slot.offer.blocked.clone().unwrap_or_default(),
+            ),
             (_, Some(why)) => Standing::Refused(Rule::Cooldown, why),
             (Some(why), _) if !slot.locked => {
                 Standing::Refused(Rule::NoCompatibleVersion, why.clone())
@@ -605,6 +613,27 @@ impl<T: Clone> Candidates<T> {
             }
             return p
                 .hint("run `mcb check --moodle X.Y` to see which Moodle this site can move to");
+        }
+        let advised: Vec<&str> = refusals
+            .iter()
+            .filter(|(s, _)| s.offer.blocked.is_some())
+            .map(|(_, why)| *why)
+            .collect();
+        if !advised.is_empty() && advised.len() == refusals.len() {
+            let mut p = Problem::new(
+                c,
+                Rule::Advisory,
+                format!(
+                    "every version of {c} the site file allows is affected by an open security advisory"
+                ),
+            );
+            for r in advised.iter().take(3) {
+                p = p.fact(r.to_string());
+            }
+            if advised.len() > 3 {
+                p = p.fact(format!("… and {} older versions", advised.len() - 3));
+            }
+            return p.hint("allow a fixed version (its constraint or pin), or acknowledge the advisory in ignore_advisories: [\"ID\"] once you have judged it");
         }
         let considered = refusals
             .iter()

@@ -31,6 +31,10 @@ pub enum Rule {
     Downgrade,
     /// Released more recently than the site's `min_age` allows.
     Cooldown,
+    /// A security advisory or a malware flag affects the version.
+    Advisory,
+    /// The organisation's policy file does not allow the plugin.
+    Policy,
 }
 
 impl Rule {
@@ -50,6 +54,8 @@ impl Rule {
             Rule::VersionPhp => "version.php",
             Rule::Downgrade => "downgrade",
             Rule::Cooldown => "release cooldown",
+            Rule::Advisory => "security advisory",
+            Rule::Policy => "policy",
         }
     }
 }

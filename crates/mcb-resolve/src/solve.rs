@@ -501,12 +501,10 @@ impl<U: Universe> Provider<'_, U> {
             return (Vec::new(), Rule::NoCompatibleVersion, None);
         };
         if let Some(p) = &e.problem {
-            let rule = if requested {
-                p.rule
-            } else {
-                Rule::MissingDependency
-            };
-            let hint = if requested {
+            // A refusal that holds whoever asks (the organisation's policy) is said as itself.
+            let own = requested || p.rule == Rule::Policy;
+            let rule = if own { p.rule } else { Rule::MissingDependency };
+            let hint = if own {
                 p.hint.clone()
             } else {
                 Some(format!(
@@ -524,6 +522,10 @@ impl<U: Universe> Provider<'_, U> {
         );
         match newest {
             None if requested => {
+                let p = e.candidates.problem();
+                (p.facts, p.rule, p.hint)
+            }
+            None if e.candidates.problem().rule == Rule::Advisory => {
                 let p = e.candidates.problem();
                 (p.facts, p.rule, p.hint)
             }

@@ -77,8 +77,13 @@ pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
         }
     }
     for a in &p.advisories {
+        let what = if a.advisory.malware {
+            format!("flagged as malware ({})", a.advisory.id)
+        } else {
+            a.advisory.id.clone()
+        };
         say!(
-            "ADVISORY: {} {} ({}): {}{}{}{}",
+            "ADVISORY {what}: {} {} ({}): {}{}{}{}",
             a.component,
             a.version,
             a.advisory.package,
@@ -86,6 +91,7 @@ pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
             a.advisory
                 .cve
                 .as_deref()
+                .filter(|c| *c != a.advisory.id)
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default(),
             a.advisory
@@ -95,6 +101,8 @@ pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
                 .unwrap_or_default(),
             if a.fixed_by_plan {
                 "; this plan moves past it"
+            } else if a.acknowledged {
+                "; kept: the site file acknowledges it (ignore_advisories)"
             } else {
                 "; this plan keeps it: update or pin a fixed version"
             }

@@ -57,6 +57,8 @@ pub struct AdvisoryHit {
     pub advisory: mcb_catalog::Advisory,
     /// The plan moves the component to a version it does not affect.
     pub fixed_by_plan: bool,
+    /// The site file acknowledges it (`ignore_advisories`): the plan may keep it.
+    pub acknowledged: bool,
 }
 
 impl Pending {
@@ -86,7 +88,8 @@ pub fn pending(
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
-        .with_bindings(&site, old_lock.as_ref());
+        .with_bindings(&site, old_lock.as_ref())
+        .with_acknowledged(&site.ignore_advisories);
     let kept = kept_choices(&site, old_lock.as_ref(), update)?;
     catalog.prefetch(&site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);
@@ -99,12 +102,7 @@ pub fn pending(
     };
     let mut warnings = plan.warnings.clone();
     // Advisories are asked of the repositories; offline there is no one to ask.
-    let advisories = match &old_lock {
-        Some(lock) if !opts.offline => {
-            advisory_hits(&sources, &ctx.http, lock, &plan, &mut warnings)
-        }
-        _ => Vec::new(),
-    };
+    let advisories = advisory_hits(&catalog, old_lock.as_ref(), &plan);
     warnings.extend(sources.take_notes());
     Ok(Pending {
         site: site.name.clone(),
@@ -131,18 +129,22 @@ pub fn pending(
     })
 }
 
-/// The advisories each Composer repository publishes for the packages the lock holds,
-/// kept where they affect the locked version. A repository that cannot be asked is said
-/// in `warnings`.
+/// The advisories that affect the versions the lock holds, and those the site file
+/// acknowledges on the versions the plan takes. A repository that cannot be asked is said
+/// in the run's notes.
 fn advisory_hits(
-    sources: &mcb_catalog::Sources,
-    http: &mcb_catalog::Http,
-    lock: &Lock,
+    catalog: &SiteCatalog,
+    lock: Option<&Lock>,
     plan: &crate::stage::plan::Plan<crate::stage::catalog::SourcePick>,
-    warnings: &mut Vec<String>,
 ) -> Vec<AdvisoryHit> {
-    let mut by_repo: std::collections::BTreeMap<&str, Vec<(&str, &str, &str)>> = Default::default();
-    for p in &lock.plugins {
+    let mut hits: Vec<AdvisoryHit> = Vec::new();
+    let planned = |component: &str| {
+        plan.plugins
+            .iter()
+            .find(|p| p.component.as_str() == component)
+            .map(|p| catalog.advisories_of(&p.pick))
+    };
+    for p in lock.map(|l| l.plugins.as_slice()).unwrap_or_default() {
         if let mcb_config::LockedSource::Composer {
             repository,
             package,
@@ -150,53 +152,34 @@ fn advisory_hits(
             ..
         } = &p.source
         {
-            by_repo.entry(repository).or_default().push((
-                p.component.as_str(),
-                package.as_str(),
-                version.as_str(),
-            ));
+            for f in catalog.advisories_at(repository, package, version) {
+                let still = planned(&p.component)
+                    .is_some_and(|now| now.iter().any(|n| n.advisory.id == f.advisory.id));
+                hits.push(AdvisoryHit {
+                    component: p.component.clone(),
+                    version: f.version,
+                    acknowledged: f.acknowledged,
+                    fixed_by_plan: !still,
+                    advisory: f.advisory,
+                });
+            }
         }
     }
-    let mut hits = Vec::new();
-    for (repo, locked) in by_repo {
-        let names: Vec<String> = locked.iter().map(|(_, p, _)| p.to_string()).collect();
-        let location = sources.locate(repo).for_git();
-        let found = match mcb_catalog::advisories(http, &location, &names, &sources.limits.metadata)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                warnings.push(format!(
-                    "cannot read the security advisories of {repo}: {e}"
-                ));
-                continue;
-            }
-        };
-        for a in found {
-            let Ok(affected) = mcb_config::composer::Constraint::parse(&a.affected) else {
-                continue;
-            };
-            for (component, package, version) in &locked {
-                let Some(v) = mcb_config::composer::ComposerVersion::parse(version) else {
-                    continue;
-                };
-                if *package == a.package && affected.matches(&v) {
-                    let planned = plan
-                        .plugins
-                        .iter()
-                        .find(|p| p.component.as_str() == *component)
-                        .and_then(|p| match &p.pick {
-                            crate::stage::catalog::SourcePick::Composer { package, .. } => {
-                                Some(package.version.clone())
-                            }
-                            _ => None,
-                        });
-                    hits.push(AdvisoryHit {
-                        component: component.to_string(),
-                        version: version.to_string(),
-                        fixed_by_plan: planned.is_some_and(|r| !affected.matches_text(&r)),
-                        advisory: a.clone(),
-                    });
-                }
+    for p in &plan.plugins {
+        for f in catalog.advisories_of(&p.pick) {
+            let known = hits.iter().any(|h| {
+                h.component == p.component.as_str()
+                    && h.advisory.id == f.advisory.id
+                    && h.version == f.version
+            });
+            if !known {
+                hits.push(AdvisoryHit {
+                    component: p.component.to_string(),
+                    version: f.version,
+                    acknowledged: f.acknowledged,
+                    fixed_by_plan: false,
+                    advisory: f.advisory,
+                });
             }
         }
     }

@@ -232,7 +232,8 @@ pub fn check_upgrade(
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
-        .with_bindings(&site, lock.as_ref());
+        .with_bindings(&site, lock.as_ref())
+        .with_acknowledged(&site.ignore_advisories);
     let mut notes = Vec::new();
     catalog.prefetch(&site, None, reporter);
     reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));

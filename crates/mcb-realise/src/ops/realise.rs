@@ -14,7 +14,7 @@ use crate::context::RunContext;
 use crate::error::RealiseError;
 use crate::options::RunOptions;
 use crate::report::{Reporter, Stage};
-use crate::stage::catalog::{SiteCatalog, SourcePick};
+use crate::stage::catalog::{AdvisoryFinding, SiteCatalog, SourcePick};
 use crate::stage::commit::{Title, commit, lock_in_commit, lock_of};
 use crate::stage::compose::{check_links, codebase_files, compose};
 use crate::stage::fetch::{Fetched, fetch};
@@ -191,12 +191,18 @@ fn resolve(
     let index = ctx.index();
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
-        .with_bindings(site, against.old_lock);
+        .with_bindings(site, against.old_lock)
+        .with_acknowledged(&site.ignore_advisories);
     let kept = kept_choices(site, against.old_lock, against.update)?;
     catalog.prefetch(site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);
     let plan = plan_with(&catalog, site, kept.lock.as_ref(), kept.core)?;
     for p in &plan.plugins {
+        for f in catalog.advisories_of(&p.pick) {
+            if f.acknowledged {
+                reporter.warn(&acknowledged_text(p.component.as_str(), &f));
+            }
+        }
         reporter.detail(&p.why);
         for skipped in &p.passed_over {
             reporter.detail(&format!("  not {skipped}"));
@@ -270,6 +276,57 @@ fn resolve(
     })
 }
 
+/// An advisory the site file acknowledges, said in every run that takes what it affects.
+pub(crate) fn acknowledged_text(component: &str, f: &AdvisoryFinding) -> String {
+    format!(
+        "{}; taken: the site file acknowledges it (ignore_advisories)",
+        f.text(component)
+    )
+}
+
+/// The advisories and malware flags that affect versions `lock` holds and the site file
+/// does not acknowledge, each with its component.
+fn open_advisories(
+    ctx: &RunContext,
+    site: &SiteFile,
+    lock: &Lock,
+    reporter: &dyn Reporter,
+) -> Vec<(String, AdvisoryFinding)> {
+    if ctx.run.offline
+        || !lock
+            .plugins
+            .iter()
+            .any(|p| matches!(p.source, mcb_config::LockedSource::Composer { .. }))
+    {
+        return Vec::new();
+    }
+    let sources = ctx.sources(site.dir(), reporter);
+    let index = ctx.index();
+    let catalog = SiteCatalog::new(&sources, &index).with_acknowledged(&site.ignore_advisories);
+    let mut open = Vec::new();
+    for p in &lock.plugins {
+        if let mcb_config::LockedSource::Composer {
+            repository,
+            package,
+            version,
+            ..
+        } = &p.source
+        {
+            for f in catalog.advisories_at(repository, package, version) {
+                if f.acknowledged {
+                    reporter.warn(&acknowledged_text(&p.component, &f));
+                } else {
+                    open.push((p.component.clone(), f));
+                }
+            }
+        }
+    }
+    for n in sources.take_notes() {
+        reporter.warn(&n);
+    }
+    open
+}
+
 /// What [`resolve_lock`] wrote.
 #[derive(Debug, Clone)]
 pub struct LockResolved {
@@ -329,8 +386,32 @@ fn realise_as(
     let ctx = RunContext::open(run, Some(&site), reporter)?;
     let link = link_path(&site, opts.out.as_deref());
     check_owner(&ctx, &site, opts.force, reporter)?;
+    // What the lock holds answers to today's advisories and the organisation's policy:
+    // `--locked` refuses it; otherwise the versions are chosen again.
+    let open = match &old_lock {
+        Some(lock) => open_advisories(&ctx, &site, lock, reporter),
+        None => Vec::new(),
+    };
+    if opts.locked && !open.is_empty() {
+        return Err(RealiseError::Advisories(open));
+    }
+    for (component, f) in &open {
+        reporter.warn(&format!(
+            "the lock holds {}; choosing {component} again",
+            f.text(component)
+        ));
+    }
+    let refused_by_policy = |lock: &Lock| {
+        site.policy.as_ref().is_some_and(|p| {
+            lock.plugins
+                .iter()
+                .any(|l| p.refuses(&l.component).is_some())
+        })
+    };
     if opts.update == Update::Nothing
+        && open.is_empty()
         && let Some(lock) = &old_lock
+        && !refused_by_policy(lock)
         && let Some(done) = up_to_date(&ctx, &site, lock, &link, opts.link, serve)?
     {
         // Said again: the versions did not change, neither did what is wrong with them.

@@ -56,6 +56,49 @@ pub struct SiteCatalog<'a> {
     bound: HashMap<String, String>,
     /// Composer packages bound to the repository that served them (component → its URL).
     bound_composer: HashMap<String, String>,
+    /// Advisory ids the site acknowledges (`ignore_advisories`).
+    acknowledged: Vec<String>,
+    /// Each Composer package's advisories, by repository and package: asked once per run
+    /// (`None`: the repository could not be asked, which was said).
+    advisories: Mutex<AdvisoriesByPackage>,
+}
+
+/// Advisories by (repository, package); `None` where the repository could not be asked.
+type AdvisoriesByPackage = HashMap<(String, String), Option<Vec<mcb_catalog::Advisory>>>;
+
+/// An advisory that affects a version a plan considers.
+#[derive(Debug, Clone)]
+pub struct AdvisoryFinding {
+    pub advisory: mcb_catalog::Advisory,
+    /// The version it affects.
+    pub version: String,
+    /// The site file acknowledges it (`ignore_advisories`); a malware flag never is.
+    pub acknowledged: bool,
+}
+
+impl AdvisoryFinding {
+    /// "mod_foo 2.1.3 (acme/moodle-mod_foo): advisory PKSA-1: XSS … [CVE-…] https://…".
+    pub fn text(&self, component: &str) -> String {
+        let a = &self.advisory;
+        let what = if a.malware {
+            format!("flagged as malware ({})", a.id)
+        } else {
+            format!("advisory {}", a.id)
+        };
+        let mut s = format!(
+            "{component} {} ({}): {what}: {}",
+            self.version, a.package, a.title
+        );
+        if let Some(cve) = &a.cve
+            && *cve != a.id
+        {
+            s.push_str(&format!(" [{cve}]"));
+        }
+        if let Some(link) = &a.link {
+            s.push_str(&format!(" {link}"));
+        }
+        s
+    }
 }
 
 fn reject(e: SourceError) -> RealiseError {
@@ -71,7 +114,103 @@ impl<'a> SiteCatalog<'a> {
             loaded: Mutex::new(HashMap::new()),
             bound: HashMap::new(),
             bound_composer: HashMap::new(),
+            acknowledged: Vec::new(),
+            advisories: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes the advisories the site file acknowledges.
+    pub fn with_acknowledged(mut self, ids: &[String]) -> Self {
+        self.acknowledged = ids.to_vec();
+        self
+    }
+
+    /// The advisories (and malware flags) that affect `pick`: the security advisories
+    /// its Composer repository publishes for its version. Offline, or for a source that
+    /// publishes none, nothing. A repository that cannot be asked is said once.
+    pub fn advisories_of(&self, pick: &SourcePick) -> Vec<AdvisoryFinding> {
+        let (repository, package, version) = match pick {
+            SourcePick::Composer {
+                package,
+                repository,
+                ..
+            } => (
+                repository.as_str(),
+                package.name.as_str(),
+                package.version.as_str(),
+            ),
+            SourcePick::Stored(s) => match &s.locked {
+                LockedSource::Composer {
+                    repository,
+                    package,
+                    version,
+                    ..
+                } => (repository.as_str(), package.as_str(), version.as_str()),
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        self.advisories_at(repository, package, version)
+    }
+
+    /// The advisories that affect `version` of Composer package `package` of `repository`.
+    pub fn advisories_at(
+        &self,
+        repository: &str,
+        package: &str,
+        version: &str,
+    ) -> Vec<AdvisoryFinding> {
+        if self.sources.offline {
+            return Vec::new();
+        }
+        let Some(v) = mcb_config::composer::ComposerVersion::parse(version) else {
+            return Vec::new();
+        };
+        let key = (repository.to_string(), package.to_string());
+        let known = self
+            .advisories
+            .lock()
+            .expect("not poisoned")
+            .get(&key)
+            .cloned();
+        let list = match known {
+            Some(l) => l,
+            None => {
+                let location = self.sources.locate(repository).for_git();
+                let asked = mcb_catalog::advisories(
+                    self.sources.http,
+                    &location,
+                    &[package.to_string()],
+                    &self.sources.limits.metadata,
+                );
+                let l = match asked {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        self.sources.note(format!(
+                            "cannot read the security advisories of {repository}: {e}"
+                        ));
+                        None
+                    }
+                };
+                self.advisories
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key, l.clone());
+                l
+            }
+        };
+        list.unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.package == package)
+            .filter(|a| {
+                mcb_config::composer::Constraint::parse(&a.affected).is_ok_and(|c| c.matches(&v))
+            })
+            .map(|a| AdvisoryFinding {
+                acknowledged: !a.malware && self.acknowledged.contains(&a.id),
+                version: version.to_string(),
+                advisory: a,
+            })
+            .collect()
     }
 
     /// The plugin index a pick comes from, when the site asks more than one.
@@ -833,6 +972,16 @@ impl Catalog for SiteCatalog<'_> {
                     .paths_ending(commit, suffix, self.sources.limits.source.files)?
             }
         })
+    }
+
+    fn blocked(&self, component: &str, pick: &SourcePick) -> Option<String> {
+        let open: Vec<String> = self
+            .advisories_of(pick)
+            .iter()
+            .filter(|f| !f.acknowledged)
+            .map(|f| f.text(component))
+            .collect();
+        (!open.is_empty()).then(|| open.join("; "))
     }
 
     fn describe(&self, pick: &SourcePick) -> String {

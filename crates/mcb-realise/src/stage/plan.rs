@@ -74,6 +74,12 @@ pub trait Catalog {
 
     /// How a chosen source reads in a plan ("git URL v1.2 (0123abcd)").
     fn describe(&self, pick: &Self::Pick) -> String;
+
+    /// Why `pick` may not be taken, when an advisory or malware flag the site has not
+    /// acknowledged affects it.
+    fn blocked(&self, _component: &str, _pick: &Self::Pick) -> Option<String> {
+        None
+    }
 }
 
 /// Which of the lock's choices a run sets aside, to take the newest versions the site
@@ -327,6 +333,23 @@ struct SiteUniverse<'a, C: Catalog> {
 
 impl<C: Catalog> SiteUniverse<'_, C> {
     /// The source a component comes from and the policy it is chosen by.
+    /// The organisation's policy refusing `component`, as a problem: it is taken neither
+    /// as asked nor as a dependency.
+    fn refused_by_policy(&self, component: &str) -> Option<Problem> {
+        let policy = self.site.policy.as_ref()?;
+        let refusal = policy.refuses(component)?;
+        let asked = self.site.plugin(component).is_some();
+        Some(
+            Problem::new(component, Rule::Policy, policy.refusal_text(component, &refusal)).hint(
+                if asked {
+                    "remove it from the site file, or ask whoever keeps the policy"
+                } else {
+                    "a plugin the site asks for needs it: remove that plugin, or ask whoever keeps the policy"
+                },
+            ),
+        )
+    }
+
     fn request(&self, component: &str) -> (SourceSpec, Option<&PluginRequest>) {
         match self.site.plugin(component) {
             Some(req) => (req.source.clone(), Some(req)),
@@ -378,8 +401,12 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
         if !fits {
             return Ok(None);
         }
+        if self.refused_by_policy(component).is_some() {
+            return Ok(None);
+        }
         let c = Component::parse(component).expect("locked components are checked");
         let pick = self.catalog.locked(&c, l, &source)?;
+        let blocked = self.catalog.blocked(component, &pick);
         // A default branch taken because no tag installed is still that, kept.
         let last_resort = match (&l.source, &source) {
             (
@@ -397,6 +424,7 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
             version: Build::parse(&l.version),
             release: l.release.clone(),
             last_resort,
+            blocked,
             ..Offer::new(locked_label(l), pick)
         }))
     }
@@ -428,11 +456,17 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
                 format!("'{component}' is not a component name"),
             )));
         };
+        if let Some(p) = self.refused_by_policy(component) {
+            return Ok(Err(p));
+        }
         let (source, _) = self.request(component);
         let mut offers = match self.catalog.offers(&c, &source, &self.core.version)? {
             Ok(o) => o,
             Err(p) => return Ok(Err(p)),
         };
+        for o in &mut offers {
+            o.blocked = self.catalog.blocked(component, &o.payload);
+        }
         if chooses(&source)
             && let Some(mut branch) = self.catalog.default_branch(&c, &source)?
         {
