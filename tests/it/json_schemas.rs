@@ -215,6 +215,10 @@ fn every_command_prints_its_documented_schema() {
     );
     run("deploy", &["deploy", "--rollback", "--to", &www]);
     run("gc", &["gc", "--dry-run"]);
+    run(
+        "archive",
+        &["archive", &site_arg, "-o", &s(&f.path("audit.tar.gz"))],
+    );
     let rounds = watch_rounds(&f, &site_arg);
     run("forget", &["forget", "prod", "--force"]);
     run("error", &["history", "no-such-site"]);

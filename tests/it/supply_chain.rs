@@ -301,3 +301,192 @@ fn the_organisations_policy_refuses_denied_and_unlisted_plugins() {
     let err = f.realise_err(&site, 3);
     assert!(err.contains("policy.ron:3:"), "{err}");
 }
+
+/// Runs a program an auditor has (tar, sha256sum, git) in `dir`; its output.
+fn tool(dir: &std::path::Path, program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_archive_holds_every_source_for_an_auditor_to_check_without_mcb() {
+    use crate::support::directory::{Published, publish};
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let server = crate::support::http::Server::start();
+    let list = publish(
+        &server,
+        &server,
+        &[
+            Published::new("mod_att", 2024100800, "2024100700", &["4.5"])
+                .extra("$plugin->dependencies = ['local_helper' => 2024010100];"),
+            Published::new("local_helper", 2024050100, "2024042200", &["4.5"]),
+        ],
+    );
+    let g = plugin_repo(
+        f.path("block_g"),
+        &[("v1.0", plugin_php("block_g", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    f.write(
+        "local_p/version.php",
+        plugin_php("local_p", 2024100100, "2024100700", ""),
+    );
+    let site = f.site(
+        &Site::new("audited")
+            .core(m.url(), "4.5")
+            .plugin("mod_att", Src::index())
+            .plugin("block_g", Src::git(g.url()))
+            .plugin("local_z", Src::zip("../z.zip"))
+            .plugin("local_p", Src::path("../local_p"))
+            .directory(list),
+    );
+    f.realise_ok(&site);
+    // A second generation: block_g moves to v1.1.
+    g.write(
+        "version.php",
+        &plugin_php("block_g", 2024110100, "2024100700", ""),
+    );
+    g.commit("v1.1");
+    g.tag("v1.1");
+    let out = f.run(&["update", s(&site), "block_g"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+
+    let tarball = f.path("audit.tar.gz");
+    let out = f.run(&["archive", s(&site), "-o", s(&tarball), "--json"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let j = json_of(&out);
+    assert_eq!(j["generations"], serde_json::json!([2, 1]), "{j}");
+    let held: Vec<(String, String, String)> = j["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["component"].as_str().unwrap().to_string(),
+                s["held"].as_str().unwrap().to_string(),
+                s["file"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let count = |c: &str, h: &str| held.iter().filter(|x| x.0 == c && x.1 == h).count();
+    assert_eq!(count("moodle", "git-bundle"), 1, "{held:?}");
+    assert_eq!(count("block_g", "git-bundle"), 2, "v1.0 and v1.1: {held:?}");
+    assert_eq!(count("local_z", "zip"), 1, "{held:?}");
+    assert_eq!(count("mod_att", "zip"), 1, "{held:?}");
+    assert_eq!(count("local_helper", "zip"), 1, "{held:?}");
+    assert_eq!(count("local_p", "files"), 1, "{held:?}");
+    let text = f.run(&["archive", s(&site), "-o", s(&f.path("again.tar.gz"))]);
+    assert_eq!(
+        std::fs::read(&tarball).unwrap(),
+        std::fs::read(f.path("again.tar.gz")).unwrap(),
+        "the same sources give the same bytes"
+    );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("archive", crate::snapshots::shown(&text)));
+    // Refused: an archive is never overwritten.
+    let out = f.run(&["archive", s(&site), "-o", s(&tarball)]);
+    assert_eq!(code(&out), 64, "{}", said(&out));
+
+    // What an auditor does, with tar, sha256sum, md5sum and git only.
+    let dir = f.path("audit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = tool(&dir, "tar", &["xzf", s(&tarball)]);
+    assert!(out.status.success(), "{}", said(&out));
+    let top = dir.join("audited-sources");
+    let out = tool(&top, "sha256sum", &["-c", "--quiet", "SHA256SUMS"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let lock = std::fs::read_to_string(top.join("locks/gen-2.lock")).unwrap();
+    assert_eq!(
+        lock,
+        std::fs::read_to_string(f.path("site/site.lock")).unwrap(),
+        "the newest generation's lock is the site's"
+    );
+    // The bundle clones to the locked commit.
+    let v11 = &held
+        .iter()
+        .find(|x| x.0 == "block_g" && x.2.contains("2024110100"))
+        .unwrap_or_else(|| panic!("{held:?}"))
+        .2;
+    let out = tool(&top, "git", &["clone", "--quiet", v11, "g"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let head = tool(&top.join("g"), "git", &["rev-parse", "HEAD"]);
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(lock.contains(&head), "{head} is the locked commit:\n{lock}");
+    // The directory's zip is the one it listed: its md5 is the lock's.
+    let att = &held.iter().find(|x| x.0 == "mod_att").unwrap().2;
+    let md5 = {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(std::fs::read(top.join(att)).unwrap()))
+    };
+    assert!(lock.contains(&md5), "{md5} in\n{lock}");
+    // A file changed after the archive was written does not pass.
+    std::fs::write(top.join("locks/gen-1.lock"), "changed").unwrap();
+    let out = tool(&top, "sha256sum", &["-c", "--quiet", "SHA256SUMS"]);
+    assert!(!out.status.success());
+
+    // Only what was made since a day: none tomorrow.
+    let out = f.run(&[
+        "archive",
+        s(&site),
+        "--since",
+        "2999-01-01",
+        "-o",
+        s(&f.path("x.tar.gz")),
+    ]);
+    assert_eq!(code(&out), 64, "{}", said(&out));
+    assert!(
+        said(&out).contains("no generation made since 2999-01-01"),
+        "{}",
+        said(&out)
+    );
+    let out = f.run(&["archive", s(&site), "--since", "yesterday"]);
+    assert_eq!(code(&out), 64, "{}", said(&out));
+
+    // Offline, with the store's copy of the directory's zips gone: their files instead,
+    // and said.
+    for entry in walkdir::WalkDir::new(f.store()).into_iter().flatten() {
+        let kept_zip = entry.file_type().is_file()
+            && entry
+                .path()
+                .components()
+                .any(|c| c.as_os_str() == "archives-v1");
+        if kept_zip {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let offline = f.path("offline.tar.gz");
+    let out = f.run(&[
+        "archive",
+        "--offline",
+        s(&site),
+        "-o",
+        s(&offline),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let j = json_of(&out);
+    let att = j["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["component"] == "mod_att")
+        .unwrap();
+    assert_eq!(att["held"], "files", "{j}");
+    assert!(
+        said(&out).contains("mod_att directory version")
+            && said(&out).contains("its files as stored are archived instead"),
+        "{}",
+        said(&out)
+    );
+}

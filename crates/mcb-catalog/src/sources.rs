@@ -474,19 +474,13 @@ impl<'a> Sources<'a> {
         check_locked(component, &v.downloadurl, locked_blake3, &staged)?;
         let blake3 = staged.blake3.clone();
         let mut s = self.unpack(component, &v.downloadurl, &staged, locked(blake3.clone()))?;
-        // Kept as downloaded: the next site asking for this md5 reads it from here.
-        cache
-            .keep_archive(&blake3, staged.file.path())
-            .map_err(|e| SourceError::store(component, e))?;
         s.memos = vec![Memo::Archive { md5, blake3 }];
         Ok(s)
     }
 
-    pub(crate) fn stage(
-        &self,
-        component: &str,
-        location: &Location,
-    ) -> Result<Staged, SourceError> {
+    /// Downloads (or reads) the archive at `location` to a staging file, hashing it as it
+    /// passes; only http(s) URLs are fetched.
+    pub fn stage(&self, component: &str, location: &Location) -> Result<Staged, SourceError> {
         if let Location::Url(u) = location
             && !crate::composer::is_http_url(u)
         {
@@ -695,6 +689,12 @@ impl<'a> Sources<'a> {
             .git
             .ingest_files(self.store, zip.files)
             .map_err(|e| ingest_error(component, &format!("zip {label}"), e))?;
+        // Kept as downloaded: the next site asking for it (a directory zip by its md5)
+        // reads it from here, and `mcb archive` gives auditors the very bytes.
+        self.store
+            .cache()
+            .keep_archive(&staged.blake3, staged.file.path())
+            .map_err(|e| SourceError::store(component, e))?;
         Ok(StoredSource {
             hash: manifest.hash(),
             manifest,

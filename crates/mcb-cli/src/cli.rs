@@ -202,6 +202,9 @@ pub enum Command {
     Sites(SitesArgs),
     /// Retire a site: delete its branch and roots, so gc frees what only it used.
     Forget(ForgetArgs),
+    /// Write every source the site's generations used (zips as downloaded, git bundles),
+    /// with their locks and hashes, as a tarball an auditor checks without mcb.
+    Archive(ArchiveArgs),
     /// Write a commented starter site file.
     Init(InitArgs),
     /// Add a plugin to the site file (keeping its comments), then plan.
@@ -530,6 +533,41 @@ pub struct SitesArgs {
     /// Generations per site counted as kept (as gc --keep).
     #[arg(long, default_value_t = 3)]
     pub keep: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    /// A site file (or a directory holding site.ron), or a site's name in the store
+    /// [default: site.ron here or in the nearest parent directory].
+    #[arg(add = ArgValueCompleter::new(crate::complete::sites))]
+    pub site: Option<String>,
+    /// Only generations made on or after this day.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub since: Option<String>,
+    /// The tarball to write [default: SITE-sources-YYYY-MM-DD.tar.gz here].
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// A day, `YYYY-MM-DD`.
+fn parse_day(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+        && (1..=12).contains(&s[5..7].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&s[8..10].parse::<u32>().unwrap_or(0));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a day written YYYY-MM-DD"))
+    }
 }
 
 #[derive(Args, Debug)]

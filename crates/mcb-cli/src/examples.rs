@@ -119,6 +119,19 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "archive",
+        &[
+            (
+                "archive prod --since 2026-01-01 -o prod-2026.tar.gz",
+                "the sources of this year's generations, for an audit",
+            ),
+            (
+                "archive --offline",
+                "only what the store kept (a zip it no longer has is archived as its files)",
+            ),
+        ],
+    ),
+    (
         "init",
         &[
             ("init --moodle 4.5", "a commented site.ron for Moodle 4.5"),

@@ -1455,3 +1455,25 @@ pub fn apply_failed(site: &std::path::Path, error: &serde_json::Value) -> ApplyL
         error: Some(error.clone()),
     }
 }
+
+/// `archive`.
+#[derive(Serialize)]
+pub struct Archive {
+    site: String,
+    path: std::path::PathBuf,
+    bytes: u64,
+    generations: Vec<usize>,
+    sources: Vec<mcb_realise::ArchivedSource>,
+    warnings: Vec<String>,
+}
+
+pub fn archive(r: &mcb_realise::Audited) -> Archive {
+    Archive {
+        site: r.site.clone(),
+        path: std::path::absolute(&r.out).unwrap_or_else(|_| r.out.clone()),
+        bytes: r.bytes,
+        generations: r.generations.clone(),
+        sources: r.sources.clone(),
+        warnings: r.warnings.clone(),
+    }
+}

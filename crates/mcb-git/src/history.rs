@@ -278,6 +278,52 @@ fn du(dir: &Path) -> u64 {
     total
 }
 
+impl GitStore {
+    /// Writes a git bundle of `commit` and its history to `out`, under the one branch
+    /// `name` (`refs/heads/v1.2`), its HEAD: a file `git clone` checks out without mcb. The bundle is made in a
+    /// scratch repository under `scratch` that borrows the store's objects, so the store's
+    /// own refs never change.
+    pub fn bundle(
+        &self,
+        commit: &GitOid,
+        name: &str,
+        out: &Path,
+        scratch: &Path,
+    ) -> Result<(), GitError> {
+        let repo = scratch.join("bundle.git");
+        let what = format!("cannot bundle {commit}");
+        crate::program::run(
+            mcb_exec::Program::new("git")
+                .args(["init", "--quiet", "--bare"])
+                .arg(&repo),
+            &what,
+        )?;
+        let alternates = repo.join("objects/info/alternates");
+        let objects =
+            std::path::absolute(self.path.join("objects")).map_err(|e| GitError::new(&what, e))?;
+        std::fs::write(&alternates, format!("{}\n", objects.display()))
+            .map_err(|e| GitError::new(&what, e))?;
+        crate::program::run(
+            crate::program::git(&repo)
+                .args(["update-ref", name])
+                .arg(commit.as_str()),
+            &what,
+        )?;
+        crate::program::run(
+            crate::program::git(&repo).args(["symbolic-ref", "HEAD", name]),
+            &what,
+        )?;
+        crate::program::run(
+            crate::program::git(&repo)
+                .args(["bundle", "create", "--quiet"])
+                .arg(out)
+                .args(["HEAD", name]),
+            &what,
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

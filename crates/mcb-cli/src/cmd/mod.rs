@@ -2,6 +2,7 @@
 //! as its JSON document.
 
 pub mod apply;
+pub mod audit;
 pub mod check;
 pub mod deploy;
 pub mod edit;

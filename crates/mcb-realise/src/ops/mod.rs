@@ -1,5 +1,6 @@
 //! The operations built on the stages, one module each.
 
+pub mod audit;
 pub mod edit;
 pub mod generations;
 pub mod graph;
