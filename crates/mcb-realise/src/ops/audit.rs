@@ -165,7 +165,7 @@ pub fn archive(
     let mut warnings = Vec::new();
     for (i, w) in wanted.iter().enumerate() {
         reporter.detail(&format!("{} {}", w.component, w.source.label()));
-        let stem = format!("{}-{}", w.component, w.version.replace(['/', ' '], "_"));
+        let stem = format!("{}-{}", w.component, file_word(&w.version));
         let (held, file) = match &w.source {
             LockedSource::Git {
                 commit, reference, ..
@@ -346,6 +346,20 @@ fn zip_as_downloaded(
     Ok(ctx.store.cache().archive_path(blake3))
 }
 
+/// `text` as a file name's word: letters, digits, `.`, `+` and `-`; anything else one `_`
+/// ("4.5.5+ (Build: 20250613)" → "4.5.5+_Build_20250613").
+fn file_word(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(60) {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-') {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches(['_', '.']).to_string()
+}
+
 fn blake3_file(path: &Path) -> Option<Blake3> {
     let mut h = blake3::Hasher::new();
     h.update_reader(std::fs::File::open(path).ok()?).ok()?;
@@ -470,4 +484,17 @@ sources/files/    the files of directory sources (and of zips no longer to be ha
 Check that nothing changed since it was written: `sha256sum -c SHA256SUMS`.
 "
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_name_becomes_a_plain_file_word() {
+        assert_eq!(file_word("4.5.5+ (Build: 20250613)"), "4.5.5+_Build_20250613");
+        assert_eq!(file_word("2.3 for Moodle 4.4+"), "2.3_for_Moodle_4.4+");
+        assert_eq!(file_word("../../etc/passwd"), "etc_passwd");
+        assert_eq!(file_word("v19.1"), "v19.1");
+    }
 }
