@@ -490,3 +490,320 @@ fn an_archive_holds_every_source_for_an_auditor_to_check_without_mcb() {
         said(&out)
     );
 }
+
+/// A CAMP registry the test signs itself: TUF metadata with one ed25519 key per role
+/// (threshold 1), served under `/camp` on loopback.
+mod camp {
+    use ring::signature::KeyPair;
+    use serde_json::{Value, json};
+    use sha2::Digest;
+
+    use crate::support::http::{Response, Server};
+
+    pub struct Key {
+        pub id: String,
+        pair: ring::signature::Ed25519KeyPair,
+        pub public: Value,
+    }
+
+    impl Key {
+        pub fn new() -> Key {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+            let public = json!({
+                "keytype": "ed25519", "scheme": "ed25519",
+                "keyval": {"public": hex::encode(pair.public_key().as_ref())}
+            });
+            let id = hex::encode(sha2::Sha256::digest(canonical(&public)));
+            Key { id, pair, public }
+        }
+    }
+
+    /// Canonical JSON as TUF signs it: sorted keys, no white space (the test's data has no
+    /// character that needs escaping).
+    pub fn canonical(v: &Value) -> Vec<u8> {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                let mut out = b"{".to_vec();
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend(serde_json::to_vec(k).unwrap());
+                    out.push(b':');
+                    out.extend(canonical(&o[*k]));
+                }
+                out.push(b'}');
+                out
+            }
+            Value::Array(a) => {
+                let mut out = b"[".to_vec();
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend(canonical(x));
+                }
+                out.push(b']');
+                out
+            }
+            other => serde_json::to_vec(other).unwrap(),
+        }
+    }
+
+    pub fn signed(body: Value, by: &[&Key]) -> Vec<u8> {
+        let bytes = canonical(&body);
+        let signatures: Vec<Value> = by
+            .iter()
+            .map(|k| json!({"keyid": k.id, "sig": hex::encode(k.pair.sign(&bytes).as_ref())}))
+            .collect();
+        serde_json::to_vec_pretty(&json!({"signed": body, "signatures": signatures})).unwrap()
+    }
+
+    /// The registry's keys and what it serves.
+    pub struct Registry {
+        pub root: Key,
+        pub timestamp: Key,
+        pub snapshot: Key,
+        pub targets: Key,
+        pub server: Server,
+    }
+
+    /// A release of a plugin: its zip and what the signed targets say of it.
+    pub struct Release {
+        pub component: &'static str,
+        pub version: u64,
+        pub tier: u64,
+        pub revoked: Option<&'static str>,
+        pub zip: Vec<u8>,
+    }
+
+    impl Registry {
+        pub fn new(server: Server) -> Registry {
+            Registry {
+                root: Key::new(),
+                timestamp: Key::new(),
+                snapshot: Key::new(),
+                targets: Key::new(),
+                server,
+            }
+        }
+
+        pub fn url(&self) -> String {
+            self.server.url("/camp")
+        }
+
+        /// `root.json`, version 1, as a site pins it.
+        pub fn root_json(&self) -> Vec<u8> {
+            let keys: serde_json::Map<String, Value> =
+                [&self.root, &self.timestamp, &self.snapshot, &self.targets]
+                    .iter()
+                    .map(|k| (k.id.clone(), k.public.clone()))
+                    .collect();
+            let role = |k: &Key| json!({"keyids": [k.id], "threshold": 1});
+            signed(
+                json!({
+                    "_type": "root", "spec_version": "1.0.31", "version": 1,
+                    "expires": "2036-01-01T00:00:00Z", "consistent_snapshot": false,
+                    "keys": keys,
+                    "roles": {
+                        "root": role(&self.root), "timestamp": role(&self.timestamp),
+                        "snapshot": role(&self.snapshot), "targets": role(&self.targets),
+                    }
+                }),
+                &[&self.root],
+            )
+        }
+
+        /// Serves the releases as version `version` of timestamp, snapshot and targets;
+        /// `expires` for the timestamp; `targets_by` signs the targets.
+        pub fn publish(&self, version: u64, expires: &str, releases: &[Release], targets_by: &Key) {
+            self.server
+                .set("/camp/metadata/root.json", Response::ok(self.root_json()));
+            let mut listed = serde_json::Map::new();
+            for r in releases {
+                let name = format!("{0}/{0}-{1}.zip", r.component, r.version);
+                let mut custom = json!({
+                    "component": r.component, "version": r.version.to_string(),
+                    "release": format!("{}.0", r.version % 100), "tier": r.tier,
+                });
+                if let Some(why) = r.revoked {
+                    custom["revoked"] = why.into();
+                }
+                listed.insert(
+                    name.clone(),
+                    json!({
+                        "length": r.zip.len(),
+                        "hashes": {"sha256": hex::encode(sha2::Sha256::digest(&r.zip))},
+                        "custom": custom,
+                    }),
+                );
+                self.server.set(
+                    &format!("/camp/targets/{name}"),
+                    Response::ok(r.zip.clone()),
+                );
+            }
+            let in_a_year = "2036-01-01T00:00:00Z";
+            self.server.set(
+                "/camp/metadata/targets.json",
+                Response::ok(signed(
+                    json!({"_type": "targets", "spec_version": "1.0.31", "version": version,
+                        "expires": in_a_year, "targets": listed}),
+                    &[targets_by],
+                )),
+            );
+            self.server.set(
+                "/camp/metadata/snapshot.json",
+                Response::ok(signed(
+                    json!({"_type": "snapshot", "spec_version": "1.0.31", "version": version,
+                        "expires": in_a_year, "meta": {"targets.json": {"version": version}}}),
+                    &[&self.snapshot],
+                )),
+            );
+            self.server.set(
+                "/camp/metadata/timestamp.json",
+                Response::ok(signed(
+                    json!({"_type": "timestamp", "spec_version": "1.0.31", "version": version,
+                        "expires": expires, "meta": {"snapshot.json": {"version": version}}}),
+                    &[&self.timestamp],
+                )),
+            );
+        }
+    }
+}
+
+#[test]
+fn camp_plugins_come_only_through_verified_tuf_metadata() {
+    use camp::{Key, Registry, Release};
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let registry = Registry::new(crate::support::http::Server::start());
+    let release = |version: u64, tier: u64, revoked: Option<&'static str>| Release {
+        component: "block_c",
+        version,
+        tier,
+        revoked,
+        zip: zip_bytes(&[(
+            "block_c/version.php",
+            &plugin_php("block_c", version, "2024100700", ""),
+            0o644,
+        )]),
+    };
+    let good = "2036-01-01T00:00:00Z";
+    // 1.1 is tier 1 only: the site takes tier 2 and up.
+    registry.publish(
+        1,
+        good,
+        &[release(2024100100, 2, None), release(2024110100, 1, None)],
+        &registry.targets,
+    );
+    f.write("site/camp-root.json", registry.root_json());
+    let site = f.write(
+        "site/site.ron",
+        format!(
+            "Site(\n    name: \"c\",\n    moodle: (version: \"4.5\", git: \"{}\"),\n    plugins: {{\n        \"block_c\": (camp: true),\n    }},\n    camp: (url: \"{}\", root: \"camp-root.json\", min_tier: 2),\n)\n",
+            m.url(),
+            registry.url()
+        ),
+    );
+    let j = f.realise_ok(&site);
+    assert_eq!(
+        j["plugins"]["block_c"]["version"], "2024100100",
+        "1.1 is newer, but below the tier the site takes: {j}"
+    );
+    let lock = std::fs::read_to_string(f.path("site/site.lock")).unwrap();
+    assert!(lock.contains("package: \"camp:block_c\""), "{lock}");
+
+    // A frozen registry: the timestamp has expired.
+    registry.publish(
+        2,
+        "2020-01-01T00:00:00Z",
+        &[release(2024100100, 2, None)],
+        &registry.targets,
+    );
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("timestamp.json expired at 2020-01-01T00:00:00Z"),
+        "{}",
+        said(&out)
+    );
+    crate::snapshots::settings(&f)
+        .bind(|| insta::assert_snapshot!("camp-expired", crate::snapshots::shown(&out)));
+
+    // Targets signed by a key the root does not name.
+    let stranger = Key::new();
+    registry.publish(3, good, &[release(2024100100, 2, None)], &stranger);
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out)
+            .contains("targets.json is signed by 0 trusted keys of the targets role, and needs 1"),
+        "{}",
+        said(&out)
+    );
+
+    // A good version 4, then a mirror serving version 3 again: rolled back.
+    registry.publish(4, good, &[release(2024100100, 2, None)], &registry.targets);
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    registry.publish(3, good, &[release(2024100100, 2, None)], &registry.targets);
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("timestamp.json is version 3, older than version 4 trusted before"),
+        "{}",
+        said(&out)
+    );
+
+    // A zip that is not the one the signed targets describe never enters the store.
+    let mut tampered = release(2024100100, 2, None);
+    registry.publish(5, good, &[tampered_copy(&tampered)], &registry.targets);
+    tampered.zip.extend_from_slice(b"appended");
+    registry.server.set(
+        "/camp/targets/block_c/block_c-2024100100.zip",
+        crate::support::http::Response::ok(tampered.zip),
+    );
+    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    let fresh = f.path("fresh-store");
+    let out = f
+        .mcb_with_store(&fresh)
+        .args(["realise"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 6, "{}", said(&out));
+    assert!(said(&out).contains("sha256"), "{}", said(&out));
+
+    // A revoked release: never taken, and the tier-1 one is not either.
+    registry.publish(
+        6,
+        good,
+        &[
+            release(2024100100, 2, Some("backdoor in the 1.0 zip (CAMP-SA-7)")),
+            release(2024110100, 1, None),
+        ],
+        &registry.targets,
+    );
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 4, "{}", said(&out));
+    assert!(
+        said(&out).contains("block_c 2024100100 was revoked by the CAMP registry: backdoor in the 1.0 zip (CAMP-SA-7)"),
+        "{}",
+        said(&out)
+    );
+}
+
+/// The release as it was first published (its zip unchanged).
+fn tampered_copy(r: &camp::Release) -> camp::Release {
+    camp::Release {
+        component: r.component,
+        version: r.version,
+        tier: r.tier,
+        revoked: r.revoked,
+        zip: r.zip.clone(),
+    }
+}

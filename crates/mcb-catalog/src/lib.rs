@@ -18,6 +18,7 @@ pub mod localdir;
 pub mod scan;
 pub mod sources;
 pub mod stage;
+pub mod tuf;
 pub mod vendor;
 
 use std::path::PathBuf;

@@ -57,6 +57,8 @@ pub enum NewSource {
     Composer {
         package: String,
     },
+    /// The site's CAMP registry.
+    Camp,
 }
 
 fn quoted(s: &str) -> String {
@@ -80,6 +82,7 @@ impl NewSource {
             NewSource::Composer { package } => {
                 fields.push(format!("composer: {}", quoted(package)))
             }
+            NewSource::Camp => fields.push("camp: true".into()),
         }
         if let Some(v) = version {
             fields.push(format!("version: {}", quoted(v)));

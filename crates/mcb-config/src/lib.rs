@@ -19,6 +19,7 @@ pub use lock::{
 };
 pub use policy::{Policy, Refusal};
 pub use site::{
-    DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec, normalize,
+    CampConfig, DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec,
+    normalize,
 };
 pub use target::{Backups, DEFAULT_BACKUPS_KEPT, Health, Target};

@@ -226,6 +226,7 @@ impl Lock {
                     crate::lock::LockedSource::Directory { index, .. } => index.clone(),
                     _ => None,
                 },
+                min_tier: None,
                 line: 0,
             });
         }
@@ -247,6 +248,7 @@ impl Lock {
             scan: None,
             ignore_advisories: Vec::new(),
             policy: None,
+            camp: None,
         })
     }
 
@@ -408,6 +410,8 @@ fn source_answers(locked: &LockedSource, request: &SourceSpec) -> bool {
                 package: wanted, ..
             },
         ) => package == wanted,
+        // A CAMP target is locked as the dist zip it is, named camp:COMPONENT.
+        (LockedSource::Composer { package, .. }, SourceSpec::Camp) => package.starts_with("camp:"),
         _ => false,
     }
 }

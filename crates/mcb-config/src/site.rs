@@ -41,6 +41,9 @@ pub enum SourceSpec {
         #[serde(default)]
         constraint: Option<String>,
     },
+    /// The site's CAMP registry (`camp:` at the top of the site file), its signed
+    /// metadata verified.
+    Camp,
 }
 
 impl SourceSpec {
@@ -51,6 +54,7 @@ impl SourceSpec {
             SourceSpec::Zip { .. } => "zip",
             SourceSpec::Path { .. } => "path",
             SourceSpec::Composer { .. } => "composer",
+            SourceSpec::Camp => "camp",
         }
     }
 }
@@ -111,8 +115,21 @@ pub struct PluginRequest {
     /// The plugin index (its location) a directory plugin is bound to: its versions come
     /// from there only.
     pub index: Option<String>,
+    /// The least CAMP tier taken (the site's `camp.min_tier`, else 1).
+    pub min_tier: Option<u8>,
     /// Line of the entry in the site file, for messages.
     pub line: usize,
+}
+
+/// The CAMP registry a site takes `camp: true` plugins from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampConfig {
+    /// Its base URL (or directory): `metadata/` and `targets/` are below it.
+    pub url: String,
+    /// The root metadata the site pins (`root.json`), as read from the site's file.
+    pub root: String,
+    /// The least tier taken for every plugin that does not say (1 when unsaid).
+    pub min_tier: u8,
 }
 
 /// The Moodle core the site wants.
@@ -153,6 +170,8 @@ pub struct SiteFile {
     pub ignore_advisories: Vec<String>,
     /// The organisation's plugin policy the site includes.
     pub policy: Option<crate::policy::Policy>,
+    /// The CAMP registry, when the site names one.
+    pub camp: Option<CampConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -171,6 +190,20 @@ struct RawSource {
     /// The plugin index a directory plugin comes from: a name of `indexes`, or one of the
     /// site's `directories`.
     index: Option<String>,
+    /// The plugin comes from the site's CAMP registry.
+    camp: Option<bool>,
+    /// The least CAMP tier taken for this plugin.
+    min_tier: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "Camp")]
+struct RawCamp {
+    url: String,
+    /// The pinned root metadata, a path relative to the site file.
+    root: String,
+    #[serde(default)]
+    min_tier: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +242,9 @@ struct RawSite {
     /// lists of plugins.
     #[serde(default)]
     policy: Option<String>,
+    /// A CAMP registry: its URL, the root metadata the site pins, the least tier taken.
+    #[serde(default)]
+    camp: Option<RawCamp>,
 }
 
 /// The plugins map in file order, duplicates kept so they can be reported.
@@ -379,6 +415,7 @@ impl SiteFile {
                 maturity,
                 source,
                 index: entry.index.clone(),
+                min_tier: entry.min_tier,
                 line: pos.map(|p| p.0).unwrap_or(0),
             });
         }
@@ -513,6 +550,54 @@ impl SiteFile {
             }
             None => None,
         };
+        let camp_pos = field_position(text, "camp");
+        let camp = match raw.camp {
+            Some(c) => {
+                let ok_url = c.url.starts_with("https://")
+                    || c.url.starts_with("http://")
+                    || c.url.starts_with('/');
+                if !ok_url {
+                    return Err(ConfigError::new(
+                        path,
+                        format!(
+                            "camp url '{}' is neither an http(s) URL nor an absolute directory",
+                            c.url.escape_debug()
+                        ),
+                    )
+                    .at(camp_pos)
+                    .hint("camp: (url: \"https://camp.example.org\", root: \"camp-root.json\")"));
+                }
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let at = normalize(&dir.join(&c.root));
+                let root = std::fs::metadata(&at)
+                    .and_then(|m| {
+                        if m.len() > 1 << 20 {
+                            Err(std::io::Error::other("it is larger than 1 MiB"))
+                        } else {
+                            std::fs::read_to_string(&at)
+                        }
+                    })
+                    .map_err(|e| {
+                        ConfigError::new(path, format!("cannot read the pinned CAMP root {}: {e}", at.display()))
+                            .at(camp_pos)
+                            .hint("`root` is the registry's root.json, obtained out of band and kept beside the site file")
+                    })?;
+                Some(CampConfig {
+                    url: c.url,
+                    root,
+                    min_tier: c.min_tier.unwrap_or(1),
+                })
+            }
+            None => None,
+        };
+        if camp.is_none()
+            && let Some(p) = plugins.iter().find(|p| p.source == SourceSpec::Camp)
+        {
+            return Err(ConfigError::new(path, "`camp: true`, but the site names no CAMP registry")
+                .at(key_position(text, p.component.as_str(), 0))
+                .component(p.component.as_str())
+                .hint("add camp: (url: \"https://camp.example.org\", root: \"camp-root.json\") to the site file"));
+        }
         let target = match raw.target {
             Some(t) => Some(crate::target::target(
                 path,
@@ -535,6 +620,7 @@ impl SiteFile {
             scan,
             ignore_advisories: raw.ignore_advisories,
             policy,
+            camp,
         })
     }
 
@@ -688,6 +774,24 @@ fn plugin_source(
     pos: Option<(usize, usize)>,
 ) -> Result<SourceSpec, ConfigError> {
     let src = one_source(path, "this entry", raw, pos).map_err(|e| e.component(key))?;
+    if raw.camp == Some(true) {
+        if src.is_some() || raw.composer.is_some() || raw.index.is_some() {
+            return Err(ConfigError::new(
+                path,
+                "`camp: true` takes the plugin from the site's CAMP registry; this entry also names another source",
+            )
+            .at(pos)
+            .component(key));
+        }
+        return Ok(SourceSpec::Camp);
+    }
+    if raw.min_tier.is_some() {
+        return Err(
+            ConfigError::new(path, "`min_tier` is for a plugin from CAMP (`camp: true`)")
+                .at(pos)
+                .component(key),
+        );
+    }
     if let Some(package) = &raw.composer {
         crate::composer::check_package_name(package)
             .map_err(|e| ConfigError::new(path, e).at(pos).component(key))?;

@@ -38,6 +38,8 @@ const INDEX_LISTS: &str = "index-lists-v1";
 const TEST_SNAPSHOTS: &str = "test-snapshots-v2";
 const LIST_OFFSETS: &str = "list-offsets-v1";
 const VENDORS: &str = "vendor-v1";
+/// The TUF state trusted per CAMP registry: its rollback protection, never collected.
+const CAMP_TRUST: &str = "camp-trust-v1";
 /// Offsets of lists not used for this long are removed by gc.
 const LIST_OFFSETS_MAX_AGE: u64 = 30 * 86_400;
 
@@ -52,6 +54,7 @@ pub(crate) const BUCKETS: &[&str] = &[
     TEST_SNAPSHOTS,
     LIST_OFFSETS,
     VENDORS,
+    CAMP_TRUST,
 ];
 
 /// The key of a URL in the cache (and of its namespace in the store's git repository).
@@ -194,6 +197,15 @@ impl Cache<'_> {
 
     pub fn mark_upstream_fetched(&self, url: &str) -> Result<()> {
         self.write(UPSTREAM_FETCHED, &url_key(url), &format!("{url}\n"))
+    }
+
+    /// The TUF versions and root this store trusts for the CAMP registry at `url`.
+    pub fn camp_state(&self, url: &str) -> Option<String> {
+        self.read(CAMP_TRUST, &url_key(url))
+    }
+
+    pub fn set_camp_state(&self, url: &str, text: &str) -> Result<()> {
+        self.write(CAMP_TRUST, &url_key(url), text)
     }
 
     /// Where the zip whose bytes hash to `blake3` is kept, once downloaded.

@@ -492,7 +492,10 @@ mod tests {
 
     #[test]
     fn a_release_name_becomes_a_plain_file_word() {
-        assert_eq!(file_word("4.5.5+ (Build: 20250613)"), "4.5.5+_Build_20250613");
+        assert_eq!(
+            file_word("4.5.5+ (Build: 20250613)"),
+            "4.5.5+_Build_20250613"
+        );
         assert_eq!(file_word("2.3 for Moodle 4.4+"), "2.3_for_Moodle_4.4+");
         assert_eq!(file_word("../../etc/passwd"), "etc_passwd");
         assert_eq!(file_word("v19.1"), "v19.1");

@@ -273,5 +273,6 @@ fn new_source_of(spec: &mcb_config::SourceSpec) -> NewSource {
         SourceSpec::Composer { package, .. } => NewSource::Composer {
             package: package.clone(),
         },
+        SourceSpec::Camp => NewSource::Camp,
     }
 }

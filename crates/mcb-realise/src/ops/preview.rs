@@ -89,7 +89,8 @@ pub fn pending(
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
         .with_bindings(&site, old_lock.as_ref())
-        .with_acknowledged(&site.ignore_advisories);
+        .with_acknowledged(&site.ignore_advisories)
+        .with_camp(&site);
     let kept = kept_choices(&site, old_lock.as_ref(), update)?;
     catalog.prefetch(&site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);

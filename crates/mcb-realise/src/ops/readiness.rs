@@ -233,7 +233,8 @@ pub fn check_upgrade(
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
         .with_bindings(&site, lock.as_ref())
-        .with_acknowledged(&site.ignore_advisories);
+        .with_acknowledged(&site.ignore_advisories)
+        .with_camp(&site);
     let mut notes = Vec::new();
     catalog.prefetch(&site, None, reporter);
     reporter.stage(crate::report::Stage::Plan, &format!("Moodle {target}"));
@@ -744,7 +745,9 @@ pub fn source_offers(
     let ctx = RunContext::open(opts, Some(&site), &crate::Silent)?;
     let sources = ctx.sources(site.dir(), &crate::Silent);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index).with_composer(&site.composer_repositories);
+    let catalog = SiteCatalog::new(&sources, &index)
+        .with_composer(&site.composer_repositories)
+        .with_camp(&site);
     // Offers are listed against the core the site runs (its lock), else the newest build:
     // the list is of the source, not of what fits.
     let core = match Lock::load(&site.lock_path())? {
@@ -811,6 +814,7 @@ pub fn source_offers(
         SourceSpec::Zip { location, .. } => format!("zip {location}"),
         SourceSpec::Path { dir } => format!("path {dir}"),
         SourceSpec::Composer { package, .. } => format!("composer {package}"),
+        SourceSpec::Camp => "the CAMP registry".to_string(),
         SourceSpec::Directory => "the plugins directory".to_string(),
     };
     Ok((described, out))

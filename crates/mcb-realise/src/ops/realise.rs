@@ -192,7 +192,8 @@ fn resolve(
     let catalog = SiteCatalog::new(&sources, &index)
         .with_composer(&site.composer_repositories)
         .with_bindings(site, against.old_lock)
-        .with_acknowledged(&site.ignore_advisories);
+        .with_acknowledged(&site.ignore_advisories)
+        .with_camp(site);
     let kept = kept_choices(site, against.old_lock, against.update)?;
     catalog.prefetch(site, kept.lock.as_ref().filter(|_| kept.core), reporter);
     reporter.stage(Stage::Plan, &site.name);

@@ -61,6 +61,15 @@ pub struct SiteCatalog<'a> {
     /// Each Composer package's advisories, by repository and package: asked once per run
     /// (`None`: the repository could not be asked, which was said).
     advisories: Mutex<AdvisoriesByPackage>,
+    /// The site's CAMP registry, and its tier floors (the site's, and per plugin).
+    camp: Option<CampSetting>,
+    /// The registry as read and verified, once per run.
+    camp_read: std::sync::OnceLock<Result<mcb_catalog::tuf::CampRepository, String>>,
+}
+
+struct CampSetting {
+    config: mcb_config::CampConfig,
+    min_tier: HashMap<String, u8>,
 }
 
 /// Advisories by (repository, package); `None` where the repository could not be asked.
@@ -116,7 +125,155 @@ impl<'a> SiteCatalog<'a> {
             bound_composer: HashMap::new(),
             acknowledged: Vec::new(),
             advisories: Mutex::new(HashMap::new()),
+            camp: None,
+            camp_read: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Takes `camp: true` plugins from the site's CAMP registry.
+    pub fn with_camp(mut self, site: &SiteFile) -> Self {
+        self.camp = site.camp.clone().map(|config| CampSetting {
+            min_tier: site
+                .plugins
+                .iter()
+                .filter_map(|p| p.min_tier.map(|t| (p.component.to_string(), t)))
+                .collect(),
+            config,
+        });
+        self
+    }
+
+    /// The CAMP registry read and verified against the pinned root and the versions this
+    /// store trusted before (which it then records).
+    fn camp_repository(&self) -> Result<&mcb_catalog::tuf::CampRepository, String> {
+        let setting = self
+            .camp
+            .as_ref()
+            .ok_or("the site names no CAMP registry")?;
+        self.camp_read
+            .get_or_init(|| {
+                let url = &setting.config.url;
+                let cache = self.sources.store.cache();
+                let previous = cache
+                    .camp_state(url)
+                    .and_then(|t| serde_json::from_str::<mcb_catalog::tuf::TrustedState>(&t).ok());
+                if self.sources.offline {
+                    return Err(
+                        "the run is offline: CAMP's signed metadata is read fresh every run".into(),
+                    );
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let repo = mcb_catalog::tuf::load(
+                    self.sources.http,
+                    url,
+                    &setting.config.root,
+                    previous.as_ref(),
+                    now,
+                )
+                .map_err(|e| format!("CAMP {url}: {e}"))?;
+                let text = serde_json::to_string(&repo.state).map_err(|e| e.to_string())?;
+                cache
+                    .set_camp_state(url, &text)
+                    .map_err(|e| e.to_string())?;
+                Ok(repo)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The versions of `component` the CAMP registry offers, newest first; one below the
+    /// tier asked for is listed with why it is not taken.
+    fn camp_offers(&self, component: &Component) -> Result<Offers<SourcePick>, RealiseError> {
+        let name = component.as_str();
+        let repo = self
+            .camp_repository()
+            .map_err(|e| RealiseError::Source(SourceError::new(name, SourceFailure::Refused, e)))?;
+        let setting = self.camp.as_ref().expect("read above");
+        let floor = setting
+            .min_tier
+            .get(name)
+            .copied()
+            .unwrap_or(setting.config.min_tier);
+        let mut offers = Vec::new();
+        for t in repo.targets.iter().filter(|t| t.component == name) {
+            let package = mcb_catalog::ComposerPackage {
+                name: format!("camp:{name}"),
+                version: t.version.clone(),
+                package_type: format!("moodle-{}", component.plugin_type()),
+                dist_url: repo.target_url(t),
+                sha1: None,
+                sha256: Some(t.sha256.clone()),
+                installer_name: Some(component.plugin_name().to_string()),
+                time: t.published,
+            };
+            offers.push(Offer {
+                version: Build::parse(&t.version),
+                release: t.release.clone(),
+                published: t.published,
+                not_listed: (t.tier < floor).then(|| {
+                    format!(
+                        "{name} {} is CAMP tier {}, below the tier {floor} the site takes (min_tier)",
+                        t.release.as_deref().unwrap_or(&t.version),
+                        t.tier
+                    )
+                }),
+                ..Offer::new(
+                    t.version.clone(),
+                    SourcePick::Composer {
+                        package: Box::new(package),
+                        repository: repo.url.clone(),
+                        locked: None,
+                    },
+                )
+            });
+        }
+        if offers.is_empty() {
+            return Ok(Err(Problem::new(
+                name,
+                Rule::NoCompatibleVersion,
+                format!("{name} is not in the CAMP registry {}", repo.url),
+            )
+            .hint("check the component name, or give another source")));
+        }
+        offers.sort_by_key(|o| std::cmp::Reverse(o.version));
+        Ok(Ok(offers))
+    }
+
+    /// Why the CAMP registry revoked the version `pick` is, when it did.
+    fn camp_revoked(&self, pick: &SourcePick) -> Option<String> {
+        let (repository, package, version) = match pick {
+            SourcePick::Composer {
+                package,
+                repository,
+                ..
+            } => (
+                repository.as_str(),
+                package.name.as_str(),
+                package.version.as_str(),
+            ),
+            SourcePick::Stored(s) => match &s.locked {
+                LockedSource::Composer {
+                    repository,
+                    package,
+                    version,
+                    ..
+                } => (repository.as_str(), package.as_str(), version.as_str()),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let component = package.strip_prefix("camp:")?;
+        let repo = self.camp_repository().ok()?;
+        if repo.url != repository {
+            return None;
+        }
+        repo.targets
+            .iter()
+            .find(|t| t.component == component && t.version == version)
+            .and_then(|t| t.revoked.clone())
+            .map(|why| format!("{component} {version} was revoked by the CAMP registry: {why}"))
     }
 
     /// Takes the advisories the site file acknowledges.
@@ -712,7 +869,7 @@ impl Catalog for SiteCatalog<'_> {
             SourceSpec::Path { dir } => {
                 SourcePick::Stored(Box::new(s.path("moodle", dir).map_err(reject)?))
             }
-            SourceSpec::Directory | SourceSpec::Composer { .. } => {
+            SourceSpec::Directory | SourceSpec::Composer { .. } | SourceSpec::Camp => {
                 unreachable!("mcb-config gives core only git, zip or path sources")
             }
         })
@@ -792,6 +949,7 @@ impl Catalog for SiteCatalog<'_> {
                 package,
                 constraint,
             } => self.composer_offers(component, package, constraint.as_deref()),
+            SourceSpec::Camp => self.camp_offers(component),
             SourceSpec::Directory => {
                 let xy = core.major_release().to_string();
                 let Some((location, record)) = self.index_record(name, &xy)? else {
@@ -976,10 +1134,14 @@ impl Catalog for SiteCatalog<'_> {
 
     fn blocked(&self, component: &str, pick: &SourcePick) -> Option<String> {
         let open: Vec<String> = self
-            .advisories_of(pick)
-            .iter()
-            .filter(|f| !f.acknowledged)
-            .map(|f| f.text(component))
+            .camp_revoked(pick)
+            .into_iter()
+            .chain(
+                self.advisories_of(pick)
+                    .iter()
+                    .filter(|f| !f.acknowledged)
+                    .map(|f| f.text(component)),
+            )
             .collect();
         (!open.is_empty()).then(|| open.join("; "))
     }
