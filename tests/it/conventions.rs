@@ -266,6 +266,9 @@ fn a_rollback_says_when_the_site_file_would_undo_it_and_pin_makes_it_hold() {
     );
     let text = std::fs::read_to_string(&site).unwrap();
     assert!(text.contains("version: \"2024050100\""), "{text}");
+    // The lock says what the pinned site file asks: CI's `realise --locked` passes.
+    let out = run_in(&f, dir, &["realise", "--locked"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
     add_tag(&x, "mod_x", "v2.0", 2024070100, "");
     let out = run_in(&f, dir, &["update", "--json"]);
     assert_eq!(code(&out), 0, "{}", said(&out));

@@ -217,6 +217,9 @@ pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
     })?;
     let mut text = old.clone();
     let mut pinned = Vec::new();
+    // The lock is made to say what the pinned site file asks (each pin), so that
+    // `realise --locked` takes the restored generation as it is.
+    let mut new_lock = lock.clone();
     // `4.5.3 (Build: 20241007)` → `4.5.3`: one release, as a site file names it.
     let release = lock
         .moodle
@@ -229,6 +232,7 @@ pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
     {
         text = t;
         pinned.push(format!("moodle {release}"));
+        new_lock.moodle.spec = Some(release.to_string());
     }
     let listed: Vec<&str> = site.plugins.iter().map(|p| p.component.as_str()).collect();
     for p in lock.plugins.iter().filter(|p| !p.auto) {
@@ -243,6 +247,13 @@ pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
             text = add_plugin(path, &text, &p.component, source.as_ref(), Some(&p.version))?;
         }
         pinned.push(format!("{} {}", p.component, p.version));
+        if let Some(l) = new_lock
+            .plugins
+            .iter_mut()
+            .find(|l| l.component == p.component)
+        {
+            l.pin = Some(p.version.clone());
+        }
     }
     // In the site file, not in the generation: out, or the next realise adds it.
     for c in listed {
@@ -253,6 +264,9 @@ pub fn pin_to_lock(path: &Path) -> Result<Vec<String>, RealiseError> {
     }
     if text != old {
         write_file_atomic(path, &text)?;
+    }
+    if new_lock != lock {
+        write_file_atomic(&site.lock_path(), &new_lock.to_text())?;
     }
     Ok(pinned)
 }
