@@ -598,6 +598,11 @@ mod camp {
 
         /// `root.json`, version 1, as a site pins it.
         pub fn root_json(&self) -> Vec<u8> {
+            self.root_json_version(1, &[&self.root])
+        }
+
+        /// The root naming the registry's keys now, as version `version`, signed by `by`.
+        pub fn root_json_version(&self, version: u64, by: &[&Key]) -> Vec<u8> {
             let keys: serde_json::Map<String, Value> =
                 [&self.root, &self.timestamp, &self.snapshot, &self.targets]
                     .iter()
@@ -606,7 +611,7 @@ mod camp {
             let role = |k: &Key| json!({"keyids": [k.id], "threshold": 1});
             signed(
                 json!({
-                    "_type": "root", "spec_version": "1.0.31", "version": 1,
+                    "_type": "root", "spec_version": "1.0.31", "version": version,
                     "expires": "2036-01-01T00:00:00Z", "consistent_snapshot": false,
                     "keys": keys,
                     "roles": {
@@ -614,13 +619,36 @@ mod camp {
                         "snapshot": role(&self.snapshot), "targets": role(&self.targets),
                     }
                 }),
-                &[&self.root],
+                by,
             )
+        }
+
+        /// Rotates the root and timestamp keys: serves `2.root.json`, signed by the old root
+        /// key and the new one; returns the old timestamp key.
+        pub fn rotate(&mut self) -> Key {
+            let old_root = std::mem::replace(&mut self.root, Key::new());
+            let old_timestamp = std::mem::replace(&mut self.timestamp, Key::new());
+            let text = self.root_json_version(2, &[&old_root, &self.root]);
+            self.server
+                .set("/camp/metadata/2.root.json", Response::ok(text));
+            old_timestamp
         }
 
         /// Serves the releases as version `version` of timestamp, snapshot and targets;
         /// `expires` for the timestamp; `targets_by` signs the targets.
         pub fn publish(&self, version: u64, expires: &str, releases: &[Release], targets_by: &Key) {
+            self.publish_signed(version, expires, releases, targets_by, &self.timestamp)
+        }
+
+        /// As `publish`, the timestamp signed by `timestamp_by`.
+        pub fn publish_signed(
+            &self,
+            version: u64,
+            expires: &str,
+            releases: &[Release],
+            targets_by: &Key,
+            timestamp_by: &Key,
+        ) {
             self.server
                 .set("/camp/metadata/root.json", Response::ok(self.root_json()));
             let mut listed = serde_json::Map::new();
@@ -668,7 +696,7 @@ mod camp {
                 Response::ok(signed(
                     json!({"_type": "timestamp", "spec_version": "1.0.31", "version": version,
                         "expires": expires, "meta": {"snapshot.json": {"version": version}}}),
-                    &[&self.timestamp],
+                    &[timestamp_by],
                 )),
             );
         }
@@ -680,7 +708,7 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
     use camp::{Key, Registry, Release};
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));
-    let registry = Registry::new(crate::support::http::Server::start());
+    let mut registry = Registry::new(crate::support::http::Server::start());
     let release = |version: u64, tier: u64, revoked: Option<&'static str>| Release {
         component: "block_c",
         version,
@@ -792,6 +820,42 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
     assert_eq!(code(&out), 4, "{}", said(&out));
     assert!(
         said(&out).contains("block_c 2024100100 was revoked by the CAMP registry: backdoor in the 1.0 zip (CAMP-SA-7)"),
+        "{}",
+        said(&out)
+    );
+
+    // The registry rotates its root and timestamp keys: 2.root.json, signed by the old
+    // root key and the new, is followed from the pinned root; a timestamp the old key
+    // signs is no longer trusted, one the new key signs is.
+    let old_timestamp = registry.rotate();
+    registry.publish_signed(
+        7,
+        good,
+        &[release(2024100100, 2, None)],
+        &registry.targets,
+        &old_timestamp,
+    );
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("timestamp.json is signed by 0 trusted keys of the timestamp role"),
+        "{}",
+        said(&out)
+    );
+    registry.publish(8, good, &[release(2024100100, 2, None)], &registry.targets);
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    // A 3.root.json a stranger signs is refused: a new root needs the trusted root's keys.
+    let stranger = Key::new();
+    let forged = registry.root_json_version(3, &[&stranger]);
+    registry.server.set(
+        "/camp/metadata/3.root.json",
+        crate::support::http::Response::ok(forged),
+    );
+    let out = f.run(&["update", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("3.root.json is signed by 0 trusted keys of the root role"),
         "{}",
         said(&out)
     );
