@@ -649,6 +649,19 @@ mod camp {
             targets_by: &Key,
             timestamp_by: &Key,
         ) {
+            self.publish_with(version, expires, releases, None, targets_by, timestamp_by)
+        }
+
+        /// As `publish`, with `advisories` as the signed `advisories.json` target.
+        pub fn publish_with(
+            &self,
+            version: u64,
+            expires: &str,
+            releases: &[Release],
+            advisories: Option<Value>,
+            targets_by: &Key,
+            timestamp_by: &Key,
+        ) {
             self.server
                 .set("/camp/metadata/root.json", Response::ok(self.root_json()));
             let mut listed = serde_json::Map::new();
@@ -673,6 +686,16 @@ mod camp {
                     &format!("/camp/targets/{name}"),
                     Response::ok(r.zip.clone()),
                 );
+            }
+            if let Some(a) = advisories {
+                let bytes = serde_json::to_vec(&a).unwrap();
+                listed.insert(
+                    "advisories.json".into(),
+                    json!({"length": bytes.len(),
+                        "hashes": {"sha256": hex::encode(sha2::Sha256::digest(&bytes))}}),
+                );
+                self.server
+                    .set("/camp/targets/advisories.json", Response::ok(bytes));
             }
             let in_a_year = "2036-01-01T00:00:00Z";
             self.server.set(
@@ -795,7 +818,8 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
         "/camp/targets/block_c/block_c-2024100100.zip",
         crate::support::http::Response::ok(tampered.zip),
     );
-    std::fs::remove_file(f.path("site/site.lock")).unwrap();
+    // (The lock aside: a new resolution, into a store that has never held the release.)
+    std::fs::rename(f.path("site/site.lock"), f.path("site.lock.kept")).unwrap();
     let fresh = f.path("fresh-store");
     let out = f
         .mcb_with_store(&fresh)
@@ -805,6 +829,8 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
         .unwrap();
     assert_eq!(code(&out), 6, "{}", said(&out));
     assert!(said(&out).contains("sha256"), "{}", said(&out));
+    assert!(!f.path("site/site.lock").exists());
+    std::fs::rename(f.path("site.lock.kept"), f.path("site/site.lock")).unwrap();
 
     // A revoked release: never taken, and the tier-1 one is not either.
     registry.publish(
@@ -819,17 +845,54 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
     let out = f.run(&["update", s(&site)]);
     assert_eq!(code(&out), 4, "{}", said(&out));
     assert!(
-        said(&out).contains("block_c 2024100100 was revoked by the CAMP registry: backdoor in the 1.0 zip (CAMP-SA-7)"),
+        said(&out).contains("block_c 2024100100 (camp:block_c): revoked by its registry: backdoor in the 1.0 zip (CAMP-SA-7)"),
         "{}",
         said(&out)
     );
+
+    // The lock holds the revoked release: CI's `realise --locked` refuses it, saying why.
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("revoked by its registry"),
+        "{}",
+        said(&out)
+    );
+
+    // An advisory CAMP signs (its advisories.json target) blocks as a Composer one does,
+    // and the site may acknowledge it.
+    registry.publish_with(
+        7,
+        good,
+        &[release(2024100100, 2, None)],
+        Some(serde_json::json!({"advisories": [{
+            "id": "CAMP-SA-9", "component": "block_c", "versions": ["2024100100"],
+            "title": "stored XSS in the block title", "link": "https://camp.example.org/sa/9"
+        }]})),
+        &registry.targets,
+        &registry.timestamp,
+    );
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 5, "{}", said(&out));
+    assert!(
+        said(&out).contains("block_c 2024100100 (camp:block_c): advisory CAMP-SA-9: stored XSS in the block title https://camp.example.org/sa/9"),
+        "{}",
+        said(&out)
+    );
+    let acknowledged = std::fs::read_to_string(&site).unwrap().replace(
+        "    camp: (",
+        "    ignore_advisories: [\"CAMP-SA-9\"],\n    camp: (",
+    );
+    std::fs::write(&site, acknowledged).unwrap();
+    let out = f.run(&["realise", "--locked", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
 
     // The registry rotates its root and timestamp keys: 2.root.json, signed by the old
     // root key and the new, is followed from the pinned root; a timestamp the old key
     // signs is no longer trusted, one the new key signs is.
     let old_timestamp = registry.rotate();
     registry.publish_signed(
-        7,
+        8,
         good,
         &[release(2024100100, 2, None)],
         &registry.targets,
@@ -842,7 +905,7 @@ fn camp_plugins_come_only_through_verified_tuf_metadata() {
         "{}",
         said(&out)
     );
-    registry.publish(8, good, &[release(2024100100, 2, None)], &registry.targets);
+    registry.publish(9, good, &[release(2024100100, 2, None)], &registry.targets);
     let out = f.run(&["update", s(&site)]);
     assert_eq!(code(&out), 0, "{}", said(&out));
     // A 3.root.json a stranger signs is refused: a new root needs the trusted root's keys.

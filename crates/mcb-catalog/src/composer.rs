@@ -318,9 +318,21 @@ pub struct Advisory {
     pub link: Option<String>,
     /// The versions it affects, as a Composer constraint.
     pub affected: String,
-    /// The repository flags these versions as malware (`"malware": true`, or a severity
-    /// of `malware`): never taken, whatever the site file acknowledges.
-    pub malware: bool,
+    /// What it is: an advisory a site may acknowledge, or a malware flag or revocation,
+    /// which none may.
+    pub flag: AdvisoryFlag,
+}
+
+/// What an advisory says of the versions it affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvisoryFlag {
+    /// A vulnerability: the site file may acknowledge it (`ignore_advisories`).
+    Vulnerable,
+    /// The repository flags the versions as malware (`"malware": true`, or a severity of
+    /// `malware`).
+    Malware,
+    /// The registry withdrew the release (CAMP's revocation).
+    Revoked,
 }
 
 /// The advisories `repo` publishes for `packages` (its `security-advisories.api-url`);
@@ -389,6 +401,11 @@ pub fn advisories(
                 });
                 let malware = a.get("malware").and_then(Value::as_bool) == Some(true)
                     || text(a, "severity").is_some_and(|s| s.eq_ignore_ascii_case("malware"));
+                let flag = if malware {
+                    AdvisoryFlag::Malware
+                } else {
+                    AdvisoryFlag::Vulnerable
+                };
                 out.push(Advisory {
                     id,
                     package: package.clone(),
@@ -396,7 +413,7 @@ pub fn advisories(
                     cve,
                     link: text(a, "link").filter(|l| !l.is_empty()),
                     affected,
-                    malware,
+                    flag,
                 });
             }
         }

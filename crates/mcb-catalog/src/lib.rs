@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 pub use archive::{ZipSource, unpack_zip};
-pub use composer::{Advisory, ComposerPackage, PACKAGIST, advisories, package_versions};
+pub use composer::{
+    Advisory, AdvisoryFlag, ComposerPackage, PACKAGIST, advisories, package_versions,
+};
 pub use directory::{
     CachePolicy, DEFAULT_DIRECTORY, DirectoryVersion, PluginIndex, PluginRecord, Pluglist,
     check_md5,

@@ -93,11 +93,25 @@ pub struct CampTarget {
     pub published: Option<i64>,
 }
 
+/// An advisory CAMP signs (its `advisories.json` target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampAdvisory {
+    pub id: String,
+    pub component: String,
+    /// The plugin versions it affects.
+    pub versions: Vec<String>,
+    pub title: String,
+    pub link: Option<String>,
+    pub malware: bool,
+}
+
 /// A CAMP repository read and verified.
 #[derive(Debug, Clone)]
 pub struct CampRepository {
     pub url: String,
     pub targets: Vec<CampTarget>,
+    /// Its signed advisories, when it publishes them.
+    pub advisories: Vec<CampAdvisory>,
     /// What to trust next time.
     pub state: TrustedState,
 }
@@ -299,9 +313,14 @@ pub fn load(
                 .and_then(Value::as_i64),
         });
     }
+    let advisories = match listed.get(ADVISORIES) {
+        Some(t) => read_advisories(http, base, t)?,
+        None => Vec::new(),
+    };
     Ok(CampRepository {
         url: base.to_string(),
         targets: out,
+        advisories,
         state: TrustedState {
             root: root_text,
             timestamp: timestamp.version,
@@ -309,6 +328,92 @@ pub fn load(
             targets: targets.version,
         },
     })
+}
+
+/// The target CAMP signs its advisories in.
+const ADVISORIES: &str = "advisories.json";
+
+/// The advisories target, downloaded and checked against its signed length and sha256.
+fn read_advisories(http: &Http, base: &str, signed: &Value) -> Result<Vec<CampAdvisory>, TufError> {
+    let file = format!("targets/{ADVISORIES}");
+    let at = format!("{base}/{file}");
+    let bytes = if crate::composer::is_http_url(base) {
+        http.get_document(&at, MAX_METADATA_BYTES, "metadata-bytes")
+            .map_err(|e| e.to_string())
+    } else {
+        std::fs::read(&at).map_err(|e| e.to_string())
+    }
+    .map_err(|message| TufError::Unavailable {
+        file: file.clone(),
+        message,
+    })?;
+    let length = signed
+        .get("length")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let sha256 = signed
+        .get("hashes")
+        .and_then(|h| h.get("sha256"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let target = CampTarget {
+        name: ADVISORIES.into(),
+        length,
+        sha256: sha256.to_string(),
+        component: String::new(),
+        version: String::new(),
+        release: None,
+        tier: 0,
+        revoked: None,
+        published: None,
+    };
+    check_target(
+        &target,
+        bytes.len() as u64,
+        &hex::encode(sha2::Sha256::digest(&bytes)),
+    )?;
+    let malformed = |message: String| TufError::Malformed {
+        file: file.clone(),
+        message,
+    };
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| malformed(format!("not JSON: {e}")))?;
+    let text = |v: &Value, k: &str| {
+        v.get(k).and_then(Value::as_str).map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect::<String>()
+        })
+    };
+    let mut out = Vec::new();
+    for a in doc
+        .get("advisories")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(id), Some(component)) = (text(a, "id"), text(a, "component")) else {
+            return Err(malformed("an advisory has no id or component".into()));
+        };
+        out.push(CampAdvisory {
+            id,
+            component,
+            versions: a
+                .get("versions")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            title: text(a, "title").unwrap_or_else(|| "(no title)".into()),
+            link: text(a, "link"),
+            malware: a.get("malware").and_then(Value::as_bool) == Some(true),
+        });
+    }
+    Ok(out)
 }
 
 /// Checks a downloaded target against what the signed targets say of it.

@@ -243,7 +243,7 @@ fn realise_hint(e: &RealiseError) -> Option<String> {
         components.dedup();
         let ids: Vec<String> = open
             .iter()
-            .filter(|(_, f)| !f.advisory.malware)
+            .filter(|(_, f)| f.advisory.flag == mcb_catalog::AdvisoryFlag::Vulnerable)
             .map(|(_, f)| format!("{:?}", f.advisory.id))
             .collect();
         let mut h = format!(

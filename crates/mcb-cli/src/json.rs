@@ -261,6 +261,7 @@ pub struct AdvisoryHit {
     link: Option<String>,
     affected: String,
     malware: bool,
+    revoked: bool,
     fixed_by_plan: bool,
     acknowledged: bool,
 }
@@ -315,7 +316,8 @@ pub fn plan(p: &mcb_realise::Pending) -> Plan {
                 cve: a.advisory.cve.clone(),
                 link: a.advisory.link.clone(),
                 affected: a.advisory.affected.clone(),
-                malware: a.advisory.malware,
+                malware: a.advisory.flag == mcb_catalog::AdvisoryFlag::Malware,
+                revoked: a.advisory.flag == mcb_catalog::AdvisoryFlag::Revoked,
                 fixed_by_plan: a.fixed_by_plan,
                 acknowledged: a.acknowledged,
             })

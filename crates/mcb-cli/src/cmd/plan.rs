@@ -77,10 +77,10 @@ pub(crate) fn show(g: &GlobalArgs, p: &Pending) {
         }
     }
     for a in &p.advisories {
-        let what = if a.advisory.malware {
-            format!("flagged as malware ({})", a.advisory.id)
-        } else {
-            a.advisory.id.clone()
+        let what = match a.advisory.flag {
+            mcb_catalog::AdvisoryFlag::Vulnerable => a.advisory.id.clone(),
+            mcb_catalog::AdvisoryFlag::Malware => format!("flagged as malware ({})", a.advisory.id),
+            mcb_catalog::AdvisoryFlag::Revoked => "revoked by its registry".to_string(),
         };
         say!(
             "ADVISORY {what}: {} {} ({}): {}{}{}{}",

@@ -285,25 +285,43 @@ pub(crate) fn acknowledged_text(component: &str, f: &AdvisoryFinding) -> String 
     )
 }
 
-/// The advisories and malware flags that affect versions `lock` holds and the site file
-/// does not acknowledge, each with its component.
+/// The advisories, malware flags and revocations that affect versions `lock` holds and
+/// the site file does not acknowledge, each with its component. A CAMP registry whose
+/// signed metadata cannot be trusted now (expired, rolled back, wrongly signed) is an
+/// error: what it would say of the locked releases cannot be known.
 fn open_advisories(
     ctx: &RunContext,
     site: &SiteFile,
     lock: &Lock,
     reporter: &dyn Reporter,
-) -> Vec<(String, AdvisoryFinding)> {
+) -> Result<Vec<(String, AdvisoryFinding)>, RealiseError> {
     if ctx.run.offline
         || !lock
             .plugins
             .iter()
             .any(|p| matches!(p.source, mcb_config::LockedSource::Composer { .. }))
     {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let sources = ctx.sources(site.dir(), reporter);
     let index = ctx.index();
-    let catalog = SiteCatalog::new(&sources, &index).with_acknowledged(&site.ignore_advisories);
+    let catalog = SiteCatalog::new(&sources, &index)
+        .with_acknowledged(&site.ignore_advisories)
+        .with_camp(site);
+    let from_camp = lock.plugins.iter().find(|p| {
+        matches!(&p.source, mcb_config::LockedSource::Composer { package, .. } if package.starts_with("camp:"))
+    });
+    if let Some(p) = from_camp
+        && site.camp.is_some()
+    {
+        catalog.camp_check().map_err(|e| {
+            RealiseError::Source(mcb_catalog::SourceError::new(
+                &p.component,
+                mcb_catalog::SourceFailure::Refused,
+                e,
+            ))
+        })?;
+    }
     let mut open = Vec::new();
     for p in &lock.plugins {
         if let mcb_config::LockedSource::Composer {
@@ -325,7 +343,7 @@ fn open_advisories(
     for n in sources.take_notes() {
         reporter.warn(&n);
     }
-    open
+    Ok(open)
 }
 
 /// What [`resolve_lock`] wrote.
@@ -390,7 +408,7 @@ fn realise_as(
     // What the lock holds answers to today's advisories and the organisation's policy:
     // `--locked` refuses it; otherwise the versions are chosen again.
     let open = match &old_lock {
-        Some(lock) => open_advisories(&ctx, &site, lock, reporter),
+        Some(lock) => open_advisories(&ctx, &site, lock, reporter)?,
         None => Vec::new(),
     };
     if opts.locked && !open.is_empty() {

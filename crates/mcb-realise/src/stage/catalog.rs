@@ -89,10 +89,10 @@ impl AdvisoryFinding {
     /// "mod_foo 2.1.3 (acme/moodle-mod_foo): advisory PKSA-1: XSS … [CVE-…] https://…".
     pub fn text(&self, component: &str) -> String {
         let a = &self.advisory;
-        let what = if a.malware {
-            format!("flagged as malware ({})", a.id)
-        } else {
-            format!("advisory {}", a.id)
+        let what = match a.flag {
+            mcb_catalog::AdvisoryFlag::Vulnerable => format!("advisory {}", a.id),
+            mcb_catalog::AdvisoryFlag::Malware => format!("flagged as malware ({})", a.id),
+            mcb_catalog::AdvisoryFlag::Revoked => "revoked by its registry".to_string(),
         };
         let mut s = format!(
             "{component} {} ({}): {what}: {}",
@@ -241,39 +241,72 @@ impl<'a> SiteCatalog<'a> {
         Ok(Ok(offers))
     }
 
-    /// Why the CAMP registry revoked the version `pick` is, when it did.
-    fn camp_revoked(&self, pick: &SourcePick) -> Option<String> {
-        let (repository, package, version) = match pick {
-            SourcePick::Composer {
-                package,
-                repository,
-                ..
-            } => (
-                repository.as_str(),
-                package.name.as_str(),
-                package.version.as_str(),
-            ),
-            SourcePick::Stored(s) => match &s.locked {
-                LockedSource::Composer {
-                    repository,
-                    package,
-                    version,
-                    ..
-                } => (repository.as_str(), package.as_str(), version.as_str()),
-                _ => return None,
-            },
-            _ => return None,
+    /// The CAMP registry's signed metadata can be trusted now (or why not).
+    pub fn camp_check(&self) -> Result<(), String> {
+        self.camp_repository().map(|_| ())
+    }
+
+    /// What CAMP signs against `version` of `component` (from the registry at
+    /// `repository`): its advisories, and its revocation of the release.
+    fn camp_advisories(
+        &self,
+        repository: &str,
+        component: &str,
+        version: &str,
+    ) -> Vec<AdvisoryFinding> {
+        let repo = match self.camp_repository() {
+            Ok(r) => r,
+            Err(e) => {
+                self.sources.note(format!(
+                    "cannot check CAMP's advisories and revocations: {e}"
+                ));
+                return Vec::new();
+            }
         };
-        let component = package.strip_prefix("camp:")?;
-        let repo = self.camp_repository().ok()?;
         if repo.url != repository {
-            return None;
+            return Vec::new();
         }
-        repo.targets
+        let package = format!("camp:{component}");
+        let revoked = repo
+            .targets
             .iter()
-            .find(|t| t.component == component && t.version == version)
-            .and_then(|t| t.revoked.clone())
-            .map(|why| format!("{component} {version} was revoked by the CAMP registry: {why}"))
+            .filter(|t| t.component == component && t.version == version)
+            .filter_map(|t| t.revoked.clone())
+            .map(|why| mcb_catalog::Advisory {
+                id: format!("revoked-{component}-{version}"),
+                package: package.clone(),
+                title: why,
+                cve: None,
+                link: None,
+                affected: version.to_string(),
+                flag: mcb_catalog::AdvisoryFlag::Revoked,
+            });
+        let advised = repo
+            .advisories
+            .iter()
+            .filter(|a| a.component == component && a.versions.iter().any(|v| v == version))
+            .map(|a| mcb_catalog::Advisory {
+                id: a.id.clone(),
+                package: package.clone(),
+                title: a.title.clone(),
+                cve: None,
+                link: a.link.clone(),
+                affected: a.versions.join(", "),
+                flag: if a.malware {
+                    mcb_catalog::AdvisoryFlag::Malware
+                } else {
+                    mcb_catalog::AdvisoryFlag::Vulnerable
+                },
+            });
+        revoked
+            .chain(advised)
+            .map(|a| AdvisoryFinding {
+                acknowledged: a.flag == mcb_catalog::AdvisoryFlag::Vulnerable
+                    && self.acknowledged.contains(&a.id),
+                version: version.to_string(),
+                advisory: a,
+            })
+            .collect()
     }
 
     /// Takes the advisories the site file acknowledges.
@@ -317,6 +350,9 @@ impl<'a> SiteCatalog<'a> {
         package: &str,
         version: &str,
     ) -> Vec<AdvisoryFinding> {
+        if let Some(component) = package.strip_prefix("camp:") {
+            return self.camp_advisories(repository, component, version);
+        }
         if self.sources.offline {
             return Vec::new();
         }
@@ -363,7 +399,8 @@ impl<'a> SiteCatalog<'a> {
                 mcb_config::composer::Constraint::parse(&a.affected).is_ok_and(|c| c.matches(&v))
             })
             .map(|a| AdvisoryFinding {
-                acknowledged: !a.malware && self.acknowledged.contains(&a.id),
+                acknowledged: a.flag == mcb_catalog::AdvisoryFlag::Vulnerable
+                    && self.acknowledged.contains(&a.id),
                 version: version.to_string(),
                 advisory: a,
             })
@@ -1134,14 +1171,10 @@ impl Catalog for SiteCatalog<'_> {
 
     fn blocked(&self, component: &str, pick: &SourcePick) -> Option<String> {
         let open: Vec<String> = self
-            .camp_revoked(pick)
-            .into_iter()
-            .chain(
-                self.advisories_of(pick)
-                    .iter()
-                    .filter(|f| !f.acknowledged)
-                    .map(|f| f.text(component)),
-            )
+            .advisories_of(pick)
+            .iter()
+            .filter(|f| !f.acknowledged)
+            .map(|f| f.text(component))
             .collect();
         (!open.is_empty()).then(|| open.join("; "))
     }
