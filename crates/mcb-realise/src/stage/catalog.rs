@@ -241,6 +241,17 @@ impl<'a> SiteCatalog<'a> {
         Ok(Ok(offers))
     }
 
+    /// `a`, affecting `version`: acknowledged when it is a vulnerability the site file
+    /// names in `ignore_advisories` (a malware flag or revocation never is).
+    fn finding(&self, a: mcb_catalog::Advisory, version: &str) -> AdvisoryFinding {
+        AdvisoryFinding {
+            acknowledged: a.flag == mcb_catalog::AdvisoryFlag::Vulnerable
+                && self.acknowledged.contains(&a.id),
+            version: version.to_string(),
+            advisory: a,
+        }
+    }
+
     /// The CAMP registry's signed metadata can be trusted now (or why not).
     pub fn camp_check(&self) -> Result<(), String> {
         self.camp_repository().map(|_| ())
@@ -300,12 +311,7 @@ impl<'a> SiteCatalog<'a> {
             });
         revoked
             .chain(advised)
-            .map(|a| AdvisoryFinding {
-                acknowledged: a.flag == mcb_catalog::AdvisoryFlag::Vulnerable
-                    && self.acknowledged.contains(&a.id),
-                version: version.to_string(),
-                advisory: a,
-            })
+            .map(|a| self.finding(a, version))
             .collect()
     }
 
@@ -398,12 +404,7 @@ impl<'a> SiteCatalog<'a> {
             .filter(|a| {
                 mcb_config::composer::Constraint::parse(&a.affected).is_ok_and(|c| c.matches(&v))
             })
-            .map(|a| AdvisoryFinding {
-                acknowledged: a.flag == mcb_catalog::AdvisoryFlag::Vulnerable
-                    && self.acknowledged.contains(&a.id),
-                version: version.to_string(),
-                advisory: a,
-            })
+            .map(|a| self.finding(a, version))
             .collect()
     }
 
