@@ -250,7 +250,12 @@ fn an_open_advisory_keeps_its_version_out_and_fails_realise_locked() {
     assert_eq!(code(&out), 2, "{}", said(&out));
     let j = json_of(&out);
     assert_eq!(j["plugins"][0]["status"], "blocked", "{j}");
-    assert!(j["plugins"][0]["reasons"].to_string().contains("advisory PKSA-9"), "{j}");
+    assert!(
+        j["plugins"][0]["reasons"]
+            .to_string()
+            .contains("advisory PKSA-9"),
+        "{j}"
+    );
     std::fs::remove_file(f.path("site/site.lock")).unwrap();
     let err = f.realise_err(&site, 4);
     assert!(err.contains("[security advisory]"), "{err}");
