@@ -145,26 +145,16 @@ fn advisory_hits(
             .find(|p| p.component.as_str() == component)
             .map(|p| catalog.advisories_of(&p.pick))
     };
-    for p in lock.map(|l| l.plugins.as_slice()).unwrap_or_default() {
-        if let mcb_config::LockedSource::Composer {
-            repository,
-            package,
-            version,
-            ..
-        } = &p.source
-        {
-            for f in catalog.advisories_at(repository, package, version) {
-                let still = planned(&p.component)
-                    .is_some_and(|now| now.iter().any(|n| n.advisory.id == f.advisory.id));
-                hits.push(AdvisoryHit {
-                    component: p.component.clone(),
-                    version: f.version,
-                    acknowledged: f.acknowledged,
-                    fixed_by_plan: !still,
-                    advisory: f.advisory,
-                });
-            }
-        }
+    for (component, f) in lock.map(|l| catalog.advisories_in(l)).unwrap_or_default() {
+        let still = planned(&component)
+            .is_some_and(|now| now.iter().any(|n| n.advisory.id == f.advisory.id));
+        hits.push(AdvisoryHit {
+            component,
+            version: f.version,
+            acknowledged: f.acknowledged,
+            fixed_by_plan: !still,
+            advisory: f.advisory,
+        });
     }
     for p in &plan.plugins {
         for f in catalog.advisories_of(&p.pick) {

@@ -323,21 +323,11 @@ fn open_advisories(
         })?;
     }
     let mut open = Vec::new();
-    for p in &lock.plugins {
-        if let mcb_config::LockedSource::Composer {
-            repository,
-            package,
-            version,
-            ..
-        } = &p.source
-        {
-            for f in catalog.advisories_at(repository, package, version) {
-                if f.acknowledged {
-                    reporter.warn(&acknowledged_text(&p.component, &f));
-                } else {
-                    open.push((p.component.clone(), f));
-                }
-            }
+    for (component, f) in catalog.advisories_in(lock) {
+        if f.acknowledged {
+            reporter.warn(&acknowledged_text(&component, &f));
+        } else {
+            open.push((component, f));
         }
     }
     for n in sources.take_notes() {

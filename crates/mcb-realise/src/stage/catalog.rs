@@ -349,6 +349,25 @@ impl<'a> SiteCatalog<'a> {
         self.advisories_at(repository, package, version)
     }
 
+    /// The advisories that affect the versions `lock` holds, each with its component.
+    pub fn advisories_in(&self, lock: &Lock) -> Vec<(String, AdvisoryFinding)> {
+        let mut out = Vec::new();
+        for p in &lock.plugins {
+            if let LockedSource::Composer {
+                repository,
+                package,
+                version,
+                ..
+            } = &p.source
+            {
+                for f in self.advisories_at(repository, package, version) {
+                    out.push((p.component.clone(), f));
+                }
+            }
+        }
+        out
+    }
+
     /// The advisories that affect `version` of Composer package `package` of `repository`.
     pub fn advisories_at(
         &self,
