@@ -53,18 +53,7 @@ pub enum Refusal {
 impl Policy {
     /// Reads the policy file at `path`.
     pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-        let read = std::fs::metadata(path).and_then(|m| {
-            if m.is_dir() {
-                Err(std::io::Error::other("it is a directory"))
-            } else if m.len() > MAX_POLICY_BYTES {
-                Err(std::io::Error::other(format!(
-                    "it is larger than {MAX_POLICY_BYTES} bytes"
-                )))
-            } else {
-                std::fs::read_to_string(path)
-            }
-        });
-        let text = read.map_err(|e| {
+        let text = crate::site::read_bounded(path, MAX_POLICY_BYTES).map_err(|e| {
             ConfigError::new(path, format!("cannot read the policy file: {e}"))
                 .hint("the site file's `policy` is a path relative to the site file")
         })?;

@@ -313,6 +313,20 @@ fn field_position(text: &str, field: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// A text file the user names, refused when it is a directory or larger than `max` bytes.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    let m = std::fs::metadata(path)?;
+    if m.is_dir() {
+        Err(std::io::Error::other("it is a directory"))
+    } else if m.len() > max {
+        Err(std::io::Error::other(format!(
+            "it is larger than {max} bytes"
+        )))
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
 fn valid_site_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
@@ -335,18 +349,7 @@ impl SiteFile {
                 path.with_extension("ron").display()
             )));
         }
-        let read = std::fs::metadata(path).and_then(|m| {
-            if m.is_dir() {
-                Err(std::io::Error::other("it is a directory"))
-            } else if m.len() > MAX_SITE_BYTES {
-                Err(std::io::Error::other(format!(
-                    "it is larger than {MAX_SITE_BYTES} bytes"
-                )))
-            } else {
-                std::fs::read_to_string(path)
-            }
-        });
-        let text = read.map_err(|e| {
+        let text = read_bounded(path, MAX_SITE_BYTES).map_err(|e| {
             ConfigError::new(path, format!("cannot read the site file: {e}"))
                 .hint("pass the path of a site.ron, or run mcb in the directory that holds one")
         })?;
@@ -569,14 +572,7 @@ impl SiteFile {
                 }
                 let dir = path.parent().unwrap_or(Path::new("."));
                 let at = normalize(&dir.join(&c.root));
-                let root = std::fs::metadata(&at)
-                    .and_then(|m| {
-                        if m.len() > 1 << 20 {
-                            Err(std::io::Error::other("it is larger than 1 MiB"))
-                        } else {
-                            std::fs::read_to_string(&at)
-                        }
-                    })
+                let root = read_bounded(&at, 1 << 20)
                     .map_err(|e| {
                         ConfigError::new(path, format!("cannot read the pinned CAMP root {}: {e}", at.display()))
                             .at(camp_pos)
