@@ -672,8 +672,11 @@ pub fn reap_abandoned(store: &mcb_store::Store) -> usize {
 /// A generation on the site's branch: (commit, tree, commit time).
 type LogEntry = (GitOid, GitOid, i64);
 
-/// The generation to upgrade from: the one `result` serves (what the site's database has
-/// run), else the newest earlier one whose own test passed, else the one before.
+/// The generation to upgrade from: what the site's database has run (the release its
+/// target's `current` serves, else the one `result` serves), else the newest earlier one
+/// whose own test passed, else the one before. A live site's release comes first: after a
+/// generation that failed, the next is proved against what the site runs, not against the
+/// failure it replaces.
 fn previous_generation(
     ctx: &RunContext,
     site: &SiteFile,
@@ -687,10 +690,20 @@ fn previous_generation(
         t.file_name()
             .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
     });
+    // A deploy directory names each release by its commit (`releases/<commit>`).
+    let deployed: Option<GitOid> = site
+        .target
+        .as_ref()
+        .and_then(|t| std::fs::read_link(t.deploy.join("current")).ok())
+        .and_then(|l| {
+            l.file_name()
+                .and_then(|n| GitOid::parse(&n.to_string_lossy()).ok())
+        });
     let outcomes = mcb_realise::test_note::outcomes(&ctx.git)?;
     Ok(earlier
         .iter()
-        .find(|(_, t, _)| Some(t) == served.as_ref())
+        .find(|(c, _, _)| Some(c) == deployed.as_ref())
+        .or_else(|| earlier.iter().find(|(_, t, _)| Some(t) == served.as_ref()))
         .or_else(|| {
             earlier.iter().find(|(c, _, _)| {
                 outcomes.get(c) == Some(&mcb_realise::test_note::TestOutcome::Passed)
