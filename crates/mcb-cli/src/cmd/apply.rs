@@ -25,9 +25,10 @@ impl ApplyWatch for Said {
         } else {
             String::new()
         };
-        let mark = if step.passed { "" } else { "FAILED " };
+        // The step names stay in one column; a failure is marked where its detail begins.
+        let mark = if step.passed { "" } else { "FAILED: " };
         say!(
-            "  {who}{mark}{:<16} {} ({:.1} s)",
+            "  {who}{:<19} {mark}{} ({:.1} s)",
             step.step,
             step.detail,
             step.seconds
