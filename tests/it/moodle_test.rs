@@ -254,6 +254,37 @@ fn a_broken_install_a_schema_difference_and_a_syntax_error_are_named() {
     let fail = &step(&j, "install")["failures"][0];
     assert_eq!(fail["component"], "local_broken");
     assert_eq!(fail["message"], "Exception - broken on purpose");
+
+    // A plugin whose language file reads the database breaks the installer before it
+    // reaches that plugin (a real Moodle 5.0 fork's local_qrcurp does): Moodle names no
+    // component, its stack trace does.
+    let strings = plugin(
+        &f,
+        "strings",
+        &[(
+            "v1",
+            2024010100,
+            &[(
+                "lang/en/local_strings.php",
+                "<?php
+function local_strings_title() {
+    throw new Exception('Table \"config\" does not exist');
+}
+$string['pluginname'] = local_strings_title();
+"
+                .to_string(),
+            )],
+        )],
+    );
+    let site_strings = good_site(&f, &m, &[("local_strings", Src::git(strings.url()))]);
+    f.realise_ok(&site_strings);
+    let (code, j, err) = test(&f, &tmp, &site_strings, &["--install"]);
+    assert_eq!(code, 7, "{err}\n{j}");
+    let fail = &step(&j, "install")["failures"][0];
+    assert_eq!(fail["component"], "local_strings", "{j}");
+    assert_eq!(fail["message"], "Table \"config\" does not exist", "{j}");
+    let site = good_site(&f, &m, &[("local_broken", Src::git(broken.url()))]);
+    f.realise_ok(&site);
     // --keep leaves the scratch tree and the cluster, and says where.
     let (code, j, _) = test(&f, &tmp, &site, &["--install", "--keep"]);
     assert_eq!(code, 7);

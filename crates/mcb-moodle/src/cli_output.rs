@@ -74,6 +74,32 @@ pub fn moodle_failure(output: &str) -> Option<MoodleFailure> {
     })
 }
 
+/// The files of the stack trace Moodle prints with its debugging on (`* line 17 of
+/// /local/x/lib.php: call to …`), relative to the web root, innermost first, each once.
+/// The first one inside a plugin names the plugin that failed when no `-->X` line does
+/// (a plugin whose code breaks Moodle's installer before it reaches the plugin).
+pub fn stack_files(output: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in output.lines() {
+        let Some(at) = l.find("* line ") else {
+            continue;
+        };
+        let rest = &l[at + "* line ".len()..];
+        let Some((_, after)) = rest.split_once(" of ") else {
+            continue;
+        };
+        let file = after.split(": ").next().unwrap_or("").trim();
+        // Only a path inside the codebase, as Moodle writes it: `/dir/file.php`.
+        let sound = file.starts_with('/')
+            && file.ends_with(".php")
+            && !file.split('/').any(|part| part == "..");
+        if sound && !out.iter().any(|f| f == file) {
+            out.push(file.to_string());
+        }
+    }
+    out
+}
+
 /// The differences `check_database_schema.php` reports: a table line, then ` * …` lines.
 pub fn schema_failures(output: &str) -> Vec<MoodleFailure> {
     let mut out = Vec::new();
@@ -115,6 +141,28 @@ mod tests {
         let f = moodle_failure(real).unwrap();
         assert_eq!(f.component.as_deref(), Some("local_mailtest"));
         assert_eq!(f.code.as_deref(), Some("cannotdowngrade"));
+    }
+
+    #[test]
+    fn a_stack_trace_gives_its_files_innermost_first() {
+        // As Moodle 5.0's install_database.php prints it with debugging on, for a plugin
+        // whose language file reads the configuration before there is a database.
+        let real = "Default exception handler: Table \"config\" does not exist Debug: \nError code: ddltablenotexist\n* line 677 of /lib/dml/moodle_database.php: dml_exception thrown\n* line 1049 of /lib/moodlelib.php: call to moodle_database->get_field()\n* line 17 of /local/qrcurp/lang/en/local_qrcurp.php: call to get_config()\n* line 177 of /lib/classes/string_manager_standard.php: call to include()\n\n!!! Table \"config\" does not exist !!!\n!! \nError code: ddltablenotexist !!\n!! Stack trace: * line 677 of /lib/dml/moodle_database.php: dml_exception thrown\n* line 17 of /local/qrcurp/lang/en/local_qrcurp.php: call to get_config()\n";
+        assert_eq!(
+            stack_files(real),
+            [
+                "/lib/dml/moodle_database.php",
+                "/lib/moodlelib.php",
+                "/local/qrcurp/lang/en/local_qrcurp.php",
+                "/lib/classes/string_manager_standard.php"
+            ]
+        );
+        let f = moodle_failure(real).unwrap();
+        assert_eq!(f.message, "Table \"config\" does not exist");
+        assert_eq!(f.code.as_deref(), Some("ddltablenotexist"));
+        assert!(
+            stack_files("* line 3 of /../../etc/passwd.php: x\n* line 1 of lib.php: y").is_empty()
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod layout;
 pub mod release;
 pub mod version_php;
 
-pub use cli_output::{MoodleFailure, moodle_failure, schema_failures};
+pub use cli_output::{MoodleFailure, moodle_failure, schema_failures, stack_files};
 pub use component::{Component, ComponentError};
 pub use config_php::config_template;
 pub use environment::{Host, Requirements};

@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use mcb_store::{EntryKind, GitOid, LinkMode};
 
 use mcb_database::{DbServer, DbTarget};
-use mcb_moodle::{MoodleFailure, moodle_failure, schema_failures};
+use mcb_moodle::{MoodleFailure, moodle_failure, schema_failures, stack_files};
 use mcb_realise::{Reporter, RunContext, RunOptions, Stage};
 
 use crate::error::TestError;
@@ -227,7 +227,7 @@ impl Scratch {
         let _ = std::fs::remove_file(&config);
         let php_str = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
         let text = format!(
-            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = '{}';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\nrequire_once(__DIR__ . '/{}lib/setup.php');\n",
+            "<?php\n// Written by mcb test.\nunset($CFG);\nglobal $CFG;\n$CFG = new stdClass();\n$CFG->dbtype = '{}';\n$CFG->dblibrary = 'native';\n$CFG->dbhost = '{}';\n$CFG->dbname = '{}';\n$CFG->dbuser = '{}';\n$CFG->dbpass = '{}';\n$CFG->prefix = 'mdl_';\n$CFG->dboptions = ['dbport' => {}];\n$CFG->wwwroot = 'http://localhost';\n$CFG->dataroot = '{}';\n$CFG->admin = 'admin';\n$CFG->directorypermissions = 02777;\n// Moodle's messages with their stack traces: they name the plugin that failed.\n$CFG->debug = 32767;\n$CFG->debugdisplay = 1;\nrequire_once(__DIR__ . '/{}lib/setup.php');\n",
             server.engine().moodle_dbtype(),
             php_str(server.host()),
             php_str(db),
@@ -238,6 +238,32 @@ impl Scratch {
             self.web_root(),
         );
         std::fs::write(&config, text).map_err(|e| fs_error("cannot write config.php", e))
+    }
+
+    /// The plugin whose file is innermost in Moodle's stack trace, when Moodle's output names
+    /// none (a plugin that breaks the installer before it reaches that plugin): the nearest
+    /// directory above the file with a `version.php` that names its component.
+    fn blame(&self, mut failure: MoodleFailure, output: &str) -> MoodleFailure {
+        if failure.component.is_some() {
+            return failure;
+        }
+        let root = self.code.join(self.web_root());
+        for file in stack_files(output) {
+            let mut dir = std::path::Path::new(file.trim_start_matches('/')).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                let version = root.join(d).join("version.php");
+                if let Some(component) = std::fs::read_to_string(&version)
+                    .ok()
+                    .and_then(|t| mcb_moodle::PluginVersion::parse(&t).ok())
+                    .and_then(|v| v.component)
+                {
+                    failure.component = Some(component);
+                    return failure;
+                }
+                dir = d.parent();
+            }
+        }
+        failure
     }
 
     /// Where the code's web root is: `public/` from Moodle 5.1, else the top.
@@ -549,6 +575,7 @@ impl Run<'_> {
                 message: last_lines(&out),
                 code: None,
             });
+            let f = self.scratch.blame(f, &out);
             return Ok(self.record(
                 step,
                 started,
@@ -611,11 +638,12 @@ impl Run<'_> {
         let failures = if ok && !out.contains("!!!") {
             Vec::new()
         } else {
-            vec![moodle_failure(&out).unwrap_or_else(|| MoodleFailure {
+            let f = moodle_failure(&out).unwrap_or_else(|| MoodleFailure {
                 component: None,
                 message: last_lines(&out),
                 code: None,
-            })]
+            });
+            vec![self.scratch.blame(f, &out)]
         };
         Ok(self.record(step, started, format!("{from} → {}", short(tree)), failures))
     }
