@@ -432,6 +432,77 @@ fn reproduce_rebuilds_the_same_tree_in_an_empty_store() {
     assert_eq!(left, 0, "reproduce left its temporary store behind");
 }
 
+/// A CI runner keeps the store's content in the CI's own cache (objects, pkgs, git, cache:
+/// not its scratch, roots or materialised generations) and restores it into the next job.
+#[test]
+fn a_store_restored_from_a_ci_cache_realises_the_locked_site_with_no_upstream() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    let site = f.site(
+        &Site::new("ci")
+            .core(m.url(), "4.5")
+            .plugin("block_x", Src::git(p.url()))
+            .plugin("local_z", Src::zip("../z.zip")),
+    );
+    let j = f.realise_ok(&site);
+
+    let restored = f.path("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    for part in ["VERSION", "objects", "pkgs", "git", "cache"] {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(f.store().join(part))
+            .arg(&restored)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp -a {part}");
+    }
+    // No upstream is reachable from the next job.
+    for gone in ["moodle", "block_x", "z.zip"] {
+        std::fs::rename(f.path(gone), f.path(&format!("{gone}.gone"))).unwrap();
+    }
+    std::fs::remove_file(f.path("site/result")).unwrap();
+
+    let out = f
+        .mcb_with_store(&restored)
+        .args(["realise", "--locked", "--json"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!((&r["commit"], &r["tree"]), (&j["commit"], &j["tree"]));
+    let link = f.path("site/result");
+    assert_eq!(generation_of(&link), j["tree"].as_str().unwrap());
+    assert!(link.join("blocks/x/version.php").is_file());
+    let out = f
+        .mcb_with_store(&restored)
+        .args(["verify"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn concurrent_realises_on_one_store_both_end_well() {
     let f = Fixture::new();

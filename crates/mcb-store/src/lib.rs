@@ -161,22 +161,25 @@ impl Store {
         let root = root.canonicalize().at(&root)?;
         let store = Store { root };
         let version = store.root.join("VERSION");
-        match fs::read_to_string(&version) {
-            Ok(v) if v.trim() == FORMAT_VERSION => {}
+        let fresh = match fs::read_to_string(&version) {
+            Ok(v) if v.trim() == FORMAT_VERSION => false,
             Ok(v) => {
                 return Err(StoreError::Version {
                     path: store.root.clone(),
                     found: v.trim().to_string(),
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                for dir in ["objects", "pkgs", "generations", "roots", "tmp", "cache"] {
-                    let d = store.root.join(dir);
-                    fs::create_dir_all(&d).at(&d)?;
-                }
-                store.write_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(e) => return Err(e).at(&version),
+        };
+        // Every run makes what is missing: a store restored from a CI cache often carries
+        // only its content (objects, pkgs, git, cache), not its scratch and roots.
+        for dir in ["objects", "pkgs", "generations", "roots", "tmp", "cache"] {
+            let d = store.root.join(dir);
+            fs::create_dir_all(&d).at(&d)?;
+        }
+        if fresh {
+            store.write_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
         }
         Ok(store)
     }
