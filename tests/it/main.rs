@@ -5,6 +5,7 @@
 mod support;
 
 mod apply;
+mod cache;
 mod composer;
 mod conventions;
 mod deploy;

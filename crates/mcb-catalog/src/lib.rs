@@ -47,6 +47,10 @@ pub trait TransferWatch: Sync {
     /// A transfer starts: `label` says what and from where; `bytes` counts what has
     /// arrived so far, until the transfer ends.
     fn transfer(&self, _label: &str, _bytes: Arc<AtomicUsize>) {}
+    /// A package came from a binary cache: `objects` files of `bytes` were downloaded.
+    fn substituted(&self, _component: &str, _cache: &str, _objects: usize, _bytes: u64) {}
+    /// A binary cache had a package and it was refused: `why`; upstream is asked instead.
+    fn substitute_refused(&self, _component: &str, _why: &str) {}
 }
 
 /// Watches nothing.

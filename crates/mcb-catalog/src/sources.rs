@@ -126,6 +126,8 @@ pub struct Sources<'a> {
     /// The virus scanner each new package passes before it is recorded, when the site
     /// names one.
     scanner: Option<crate::Scanner>,
+    /// Binary caches a locked package the store lacks is taken from before upstream.
+    substitutes: Option<&'a mcb_substitute::Substitutes>,
 }
 
 /// Where the filesystem takes `path`: its deepest existing ancestor with every symlink
@@ -279,6 +281,7 @@ impl<'a> Sources<'a> {
             marketplace: None,
             composer: Mutex::new(HashMap::new()),
             scanner: None,
+            substitutes: None,
         }
     }
 
@@ -288,6 +291,59 @@ impl<'a> Sources<'a> {
     pub fn with_marketplace(mut self, api: String, hosts: Vec<String>) -> Self {
         self.marketplace = Some((api, hosts));
         self
+    }
+
+    /// Takes locked packages the store lacks from these binary caches first.
+    pub fn with_substitutes(
+        mut self,
+        substitutes: Option<&'a mcb_substitute::Substitutes>,
+    ) -> Self {
+        self.substitutes = substitutes.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// A locked package from the store or a binary cache, without its upstream: `None`
+    /// when neither has it (or the store has it and its upstream is to be asked as usual).
+    /// A cache's package is taken only as [`mcb_substitute`] checks it; a cache that had it
+    /// and was refused is said, and upstream is asked instead.
+    pub fn substituted(
+        &self,
+        component: &str,
+        locked: &LockedSource,
+        manifest: &ManifestHash,
+        date: i64,
+    ) -> Result<Option<StoredSource>, SourceError> {
+        if matches!(locked, LockedSource::Path { .. }) {
+            return Ok(None);
+        }
+        let stored = |m: Manifest| StoredSource {
+            manifest: m,
+            hash: manifest.clone(),
+            locked: locked.clone(),
+            date,
+            pending: false,
+            memos: Vec::new(),
+        };
+        if let Ok(m) = self.store.read_manifest(manifest) {
+            // A git package whose commit this store never fetched came from a cache: its
+            // files are here, checked when they were taken.
+            return Ok(match locked {
+                LockedSource::Git { commit, .. } if !self.git.has_commit(commit) => Some(stored(m)),
+                _ => None,
+            });
+        }
+        let Some(subs) = self.substitutes else {
+            return Ok(None);
+        };
+        let (got, refused) = subs.substitute(self.store, self.git, manifest);
+        for e in refused {
+            self.watch.substitute_refused(component, &e.to_string());
+        }
+        Ok(got.map(|(m, taken)| {
+            self.watch
+                .substituted(component, &taken.cache, taken.objects, taken.bytes);
+            stored(m)
+        }))
     }
 
     /// Where a location written in the site file is.

@@ -108,6 +108,26 @@ pub struct NetArgs {
     /// Moodle's own git upstream (for releases no site source holds).
     #[arg(long, env = "MCB_MOODLE_GIT", hide = true, hide_env_values = true)]
     pub moodle_git: Option<String>,
+    /// Binary caches a locked package the store lacks is taken from before its upstream
+    /// (comma-separated file://, http(s):// or s3:// URLs) [default: the store's config.ron].
+    #[arg(
+        long,
+        env = "MCB_SUBSTITUTERS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub substituters: Option<Vec<String>>,
+    /// The public keys (NAME:HEX, comma-separated) a cache's records must be signed by
+    /// [default: the store's config.ron].
+    #[arg(
+        long,
+        env = "MCB_TRUSTED_KEYS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "KEYS"
+    )]
+    pub trusted_keys: Option<Vec<String>>,
 }
 
 fn parse_limits(text: &str) -> Result<mcb_catalog::Limits, String> {
@@ -205,6 +225,9 @@ pub enum Command {
     /// Write every source the site's generations used (zips as downloaded, git bundles),
     /// with their locks and hashes, as a tarball an auditor checks without mcb.
     Archive(ArchiveArgs),
+    /// Binary caches: push what the store's sites use (signed), make a signing key.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Write a commented starter site file.
     Init(InitArgs),
     /// Add a plugin to the site file (keeping its comments), then plan.
@@ -535,6 +558,49 @@ pub struct SitesArgs {
     pub keep: usize,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Upload what the newest generations of the store's sites use to a binary cache, each
+    /// package with a record signed by this host's key: only what the cache lacks.
+    Push(Box<CachePushArgs>),
+    /// Make a signing key: the secret to FILE (its owner alone reads it), the public key on
+    /// stdout, for the `trusted_keys` of the stores that read the cache.
+    Key(CacheKeyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CachePushArgs {
+    /// Sites of the store by name [default: every site].
+    #[arg(add = ArgValueCompleter::new(crate::complete::sites))]
+    pub sites: Vec<String>,
+    /// The cache [default: the first of --substituters, MCB_SUBSTITUTERS or the store's
+    /// config.ron].
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// The signing key file [default: the store's config.ron `signing_key`].
+    #[arg(
+        long,
+        env = "MCB_SIGNING_KEY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub key: Option<PathBuf>,
+    /// Generations per site whose packages are pushed, newest first.
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CacheKeyArgs {
+    /// The key's name, as readers see it in trusted_keys (letters, digits, '-', '_', '.').
+    pub name: String,
+    /// Where the secret key goes; an existing file is never overwritten.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+}
+
 #[derive(Args, Debug)]
 pub struct ArchiveArgs {
     /// A site file (or a directory holding site.ron), or a site's name in the store
@@ -805,6 +871,15 @@ impl NetArgs {
         if let Some(api) = self.marketplace_api.clone().filter(|a| !a.is_empty()) {
             o.marketplace_api = api.trim_end_matches('/').to_string();
         }
+        let list = |v: &Option<Vec<String>>| -> Vec<String> {
+            v.iter()
+                .flatten()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        o.substituters = list(&self.substituters);
+        o.trusted_keys = list(&self.trusted_keys);
         o
     }
 }

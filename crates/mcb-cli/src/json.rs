@@ -1479,3 +1479,27 @@ pub fn archive(r: &mcb_realise::Audited) -> Archive {
         warnings: r.warnings.clone(),
     }
 }
+
+/// `cache push`.
+#[derive(Serialize)]
+pub struct CachePush {
+    cache: String,
+    sites: Vec<String>,
+    key: String,
+    packages: usize,
+    present: usize,
+    files: usize,
+    bytes: u64,
+}
+
+pub fn cache_push(r: &mcb_realise::CachePushed, key: &str) -> CachePush {
+    CachePush {
+        cache: r.cache.clone(),
+        sites: r.sites.clone(),
+        key: key.to_string(),
+        packages: r.pushed.packages,
+        present: r.pushed.present,
+        files: r.pushed.objects,
+        bytes: r.pushed.bytes,
+    }
+}

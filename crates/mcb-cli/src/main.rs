@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sites(a) => cmd::sites::run(g, a),
         Command::Forget(a) => cmd::sites::forget(g, a),
         Command::Archive(a) => cmd::audit::run(g, a),
+        Command::Cache(c) => cmd::cache::run(g, c),
         Command::Init(a) => cmd::edit::init(g, a),
         Command::Add(a) => cmd::edit::add(g, a),
         Command::Remove(a) => cmd::edit::remove(g, a),

@@ -108,6 +108,25 @@ impl mcb_catalog::TransferWatch for Progress {
         *self.transfer.lock().expect("not poisoned") =
             Some((label.to_string(), bytes, Instant::now()));
     }
+
+    fn substitute_refused(&self, component: &str, why: &str) {
+        // Said as it happens: a run that then fails upstream must still say why the cache
+        // was passed over.
+        self.warn(&format!(
+            "{component}: {why}; taken from its upstream instead"
+        ));
+    }
+
+    fn substituted(&self, component: &str, cache: &str, objects: usize, bytes: u64) {
+        if !self.quiet {
+            self.bar.suspend(|| {
+                term::err_line(&format!(
+                    "{component} from the cache {cache} ({objects} files downloaded, {})",
+                    megabytes(bytes as usize)
+                ))
+            });
+        }
+    }
 }
 
 impl Reporter for Progress {

@@ -11,6 +11,7 @@ mod error;
 mod lock;
 mod policy;
 mod site;
+mod store_config;
 mod target;
 
 pub use error::ConfigError;
@@ -22,4 +23,5 @@ pub use site::{
     CampConfig, DEFAULT_MOODLE_GIT, Location, MoodleRequest, PluginRequest, SiteFile, SourceSpec,
     normalize,
 };
+pub use store_config::{STORE_CONFIG_FILE, StoreConfig};
 pub use target::{Backups, DEFAULT_BACKUPS_KEPT, Health, Target};

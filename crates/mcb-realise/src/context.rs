@@ -18,6 +18,8 @@ pub struct RunContext {
     /// The site's plugin indexes, in the order they are asked.
     pub directories: Vec<String>,
     pub run: RunOptions,
+    /// The binary caches locked packages are taken from before upstream.
+    pub substitutes: Option<mcb_substitute::Substitutes>,
     _store_lock: StoreLock,
     _site_lock: Option<StoreLock>,
 }
@@ -60,12 +62,14 @@ impl RunContext {
             git.clear_stale_packed_refs_lock(std::time::Duration::from_secs(10));
         }
         let http = opts.http(&directories);
+        let substitutes = opts.substitutes(store.root())?;
         Ok(RunContext {
             store,
             git,
             http,
             directories,
             run: opts.clone(),
+            substitutes,
             _store_lock: store_lock,
             _site_lock: site_lock,
         })
@@ -85,7 +89,8 @@ impl RunContext {
             self.run.limits,
             self.run.cache_policy(),
             reporter,
-        );
+        )
+        .with_substitutes(self.substitutes.as_ref());
         if self.run.token.is_some() {
             let api = self.run.marketplace_api.clone();
             let mut hosts = vec![crate::options::MARKETPLACE_HOST.to_string()];

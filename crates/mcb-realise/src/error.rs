@@ -91,6 +91,9 @@ pub enum RealiseError {
     Store(#[from] mcb_store::StoreError),
     #[error(transparent)]
     Git(#[from] mcb_git::GitError),
+    /// A binary cache is misconfigured (exit 3) or refused an upload (exit 5).
+    #[error(transparent)]
+    Cache(#[from] mcb_substitute::SubstituteError),
 }
 
 fn lock_changes_text(changes: Option<&[crate::changes::Change]>) -> String {
@@ -177,6 +180,13 @@ impl RealiseError {
             RealiseError::Filesystem { .. } | RealiseError::Store(_) | RealiseError::Git(_) => {
                 ErrorKind::Failure
             }
+            RealiseError::Cache(e) => match e {
+                mcb_substitute::SubstituteError::Key(_)
+                | mcb_substitute::SubstituteError::BadUrl { .. } => ErrorKind::Config,
+                mcb_substitute::SubstituteError::Remote { .. }
+                | mcb_substitute::SubstituteError::Refused { .. } => ErrorKind::Source,
+                _ => ErrorKind::Failure,
+            },
         }
     }
 

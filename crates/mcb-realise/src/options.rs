@@ -35,6 +35,11 @@ pub struct RunOptions {
     pub moodle_git: String,
     /// Bounds on sizes and network time (`MCB_LIMITS`).
     pub limits: Limits,
+    /// Binary caches (`MCB_SUBSTITUTERS`); when empty, the store's `config.ron` says.
+    pub substituters: Vec<String>,
+    /// Keys a cache's records must be signed by (`MCB_TRUSTED_KEYS`); when empty, the
+    /// store's `config.ron` says.
+    pub trusted_keys: Vec<String>,
 }
 
 impl RunOptions {
@@ -49,7 +54,51 @@ impl RunOptions {
             marketplace_api: DEFAULT_MARKETPLACE_API.to_string(),
             moodle_git: mcb_config::DEFAULT_MOODLE_GIT.to_string(),
             limits: Limits::default(),
+            substituters: Vec::new(),
+            trusted_keys: Vec::new(),
         }
+    }
+
+    /// The binary caches a run reads from, with the keys it trusts: these options over the
+    /// store's `config.ron`; `None` when there is none. Offline, only caches on this
+    /// machine are read.
+    pub fn substitutes(
+        &self,
+        store: &std::path::Path,
+    ) -> Result<Option<mcb_substitute::Substitutes>, crate::RealiseError> {
+        let config = mcb_config::StoreConfig::load(store)?;
+        let urls = if self.substituters.is_empty() {
+            config.substituters
+        } else {
+            self.substituters.clone()
+        };
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        let keys = if self.trusted_keys.is_empty() {
+            config.trusted_keys
+        } else {
+            self.trusted_keys.clone()
+        };
+        let trusted = keys
+            .iter()
+            .map(|k| mcb_substitute::TrustedKey::parse(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = mcb_substitute::CacheLimits {
+            timeout: self.limits.http.idle,
+            ..Default::default()
+        };
+        let subs = mcb_substitute::Substitutes::new(
+            &urls,
+            trusted,
+            limits,
+            self.limits.source.file_bytes,
+        )?;
+        Ok(Some(if self.offline {
+            subs.local_only()
+        } else {
+            subs
+        }))
     }
 
     /// The plugin indexes a site uses, in order: the override, else the site file's, else

@@ -42,6 +42,7 @@ pub use object::OBJECT_MTIME;
 const STORE_NAMES: &[&str] = &[
     "README.md",
     "VERSION",
+    "config.ron",
     "objects",
     "pkgs",
     "generations",

@@ -51,10 +51,18 @@ impl Manifest {
         Manifest { tree, entries }
     }
 
-    fn canonical_bytes(&self) -> Vec<u8> {
+    /// The bytes a manifest is stored and named by: its hash is their blake3.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
         ron::to_string(self)
             .expect("a manifest is plain data and always serialises")
             .into_bytes()
+    }
+
+    /// Reads a manifest from bytes that came from elsewhere (a binary cache); `None` when
+    /// they are not one. The caller checks the bytes against the name it asked for.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Manifest> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        parse_canonical(text).or_else(|| ron::from_str(text).ok())
     }
 
     pub fn hash(&self) -> ManifestHash {

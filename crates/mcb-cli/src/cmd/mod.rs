@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod cache;
 pub mod check;
 pub mod deploy;
 pub mod edit;

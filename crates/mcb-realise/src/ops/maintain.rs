@@ -40,7 +40,7 @@ pub struct GcOutcome {
 }
 
 /// The manifests a locked codebase is made of.
-fn lock_manifests(lock: &Lock) -> Vec<ManifestHash> {
+pub(crate) fn lock_manifests(lock: &Lock) -> Vec<ManifestHash> {
     let mut v: Vec<ManifestHash> = std::iter::once(lock.moodle.manifest.clone())
         .chain(lock.plugins.iter().map(|p| p.manifest.clone()))
         .chain(lock.vendor.iter().map(|v| v.manifest.clone()))

@@ -1,6 +1,7 @@
 //! The operations built on the stages, one module each.
 
 pub mod audit;
+pub mod cache;
 pub mod edit;
 pub mod generations;
 pub mod graph;

@@ -891,6 +891,13 @@ impl Catalog for SiteCatalog<'_> {
         locked: Option<&LockedMoodle>,
     ) -> Result<SourcePick, RealiseError> {
         if let Some(l) = locked {
+            if let Some(s) = self
+                .sources
+                .substituted("moodle", &l.source, &l.manifest, l.date)
+                .map_err(reject)?
+            {
+                return Ok(SourcePick::Stored(Box::new(s)));
+            }
             return match &l.source {
                 LockedSource::Git {
                     url,
@@ -1094,6 +1101,13 @@ impl Catalog for SiteCatalog<'_> {
         request: &SourceSpec,
     ) -> Result<SourcePick, RealiseError> {
         let name = component.as_str();
+        if let Some(s) = self
+            .sources
+            .substituted(name, &locked.source, &locked.manifest, locked.date)
+            .map_err(reject)?
+        {
+            return Ok(SourcePick::Stored(Box::new(s)));
+        }
         match &locked.source {
             LockedSource::Git {
                 url,
@@ -1109,6 +1123,11 @@ impl Catalog for SiteCatalog<'_> {
                 &locked.version,
             ),
         }
+    }
+
+    fn without_upstream(&self, pick: &SourcePick) -> bool {
+        // A git package is otherwise always picked as its commit.
+        matches!(pick, SourcePick::Stored(s) if matches!(s.locked, LockedSource::Git { .. }))
     }
 
     fn read(

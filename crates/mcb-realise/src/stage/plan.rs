@@ -80,6 +80,12 @@ pub trait Catalog {
     fn blocked(&self, _component: &str, _pick: &Self::Pick) -> Option<String> {
         None
     }
+
+    /// Was `pick` taken without its upstream (a git package from a binary cache)? Then
+    /// the upstream is not asked about it either.
+    fn without_upstream(&self, _pick: &Self::Pick) -> bool {
+        false
+    }
 }
 
 /// Which of the lock's choices a run sets aside, to take the newest versions the site
@@ -409,6 +415,7 @@ impl<C: Catalog> Universe for SiteUniverse<'_, C> {
         let blocked = self.catalog.blocked(component, &pick);
         // A default branch taken because no tag installed is still that, kept.
         let last_resort = match (&l.source, &source) {
+            _ if self.catalog.without_upstream(&pick) => false,
             (
                 LockedSource::Git { reference, .. },
                 SourceSpec::Git {

@@ -1,0 +1,97 @@
+//! `mcb cache push` and `mcb cache key`.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::cli::{CacheCommand, CacheKeyArgs, CachePushArgs, GlobalArgs};
+use crate::cmd::plural;
+use crate::error::{CliError, Exit};
+use crate::progress::Progress;
+use crate::term::{out_json, say};
+
+use super::sites::size;
+
+/// A key file is a line of text; anything larger is not one.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+pub fn run(g: &GlobalArgs, c: &CacheCommand) -> Result<Exit, CliError> {
+    match c {
+        CacheCommand::Push(a) => push(g, a),
+        CacheCommand::Key(a) => key(g, a),
+    }
+}
+
+fn push(g: &GlobalArgs, a: &CachePushArgs) -> Result<Exit, CliError> {
+    let opts = a.net.options(g);
+    let key_file = match &a.key {
+        Some(k) => k.clone(),
+        None => mcb_config::StoreConfig::load(&g.store())
+            .map_err(mcb_realise::RealiseError::from)?
+            .signing_key
+            .ok_or_else(|| {
+                CliError::usage_text(
+                    "no signing key: give --key FILE (or MCB_SIGNING_KEY), or signing_key in the store's config.ron".into(),
+                )
+            })?,
+    };
+    let text = std::fs::metadata(&key_file)
+        .and_then(|m| {
+            if m.len() > MAX_KEY_FILE_BYTES {
+                Err(std::io::Error::other("it is not a key file"))
+            } else {
+                std::fs::read_to_string(&key_file)
+            }
+        })
+        .map_err(|e| {
+            CliError::failure(
+                format!("cannot read the signing key {}", key_file.display()),
+                e,
+            )
+        })?;
+    let key = mcb_substitute::SigningKey::from_file_text(&text)
+        .map_err(mcb_realise::RealiseError::from)?;
+    let progress = Progress::new(g);
+    let result = mcb_realise::cache_push(&opts, &a.sites, a.keep, a.to.as_deref(), &key);
+    progress.finish();
+    let r = result?;
+    if g.json {
+        out_json(&crate::json::cache_push(&r, &key.name));
+        return Ok(Exit::Success);
+    }
+    if !g.quiet {
+        let p = &r.pushed;
+        say!(
+            "pushed {} of {} to {}: {}, {} uploaded; {} there already (signed by {})",
+            plural(p.packages - p.present, "package"),
+            plural(r.sites.len(), "site"),
+            r.cache,
+            plural(p.objects, "file"),
+            size(p.bytes),
+            plural(p.present, "package"),
+            key.name
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn key(g: &GlobalArgs, a: &CacheKeyArgs) -> Result<Exit, CliError> {
+    let key =
+        mcb_substitute::SigningKey::generate(&a.name).map_err(mcb_realise::RealiseError::from)?;
+    // Never over an existing file; readable by its owner only from its first byte.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&a.out)
+        .map_err(|e| CliError::failure(format!("cannot write {}", a.out.display()), e))?;
+    f.write_all(key.to_file_text().as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::failure(format!("cannot write {}", a.out.display()), e))?;
+    let public = key.public().to_string();
+    if g.json {
+        out_json(&serde_json::json!({"name": a.name, "public_key": public, "file": a.out}));
+    } else {
+        println!("{public}");
+    }
+    Ok(Exit::Success)
+}

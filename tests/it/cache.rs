@@ -1,0 +1,402 @@
+//! Binary caches: one store pushes what its sites use, signed; another store with an empty
+//! disk and no upstream realises the same locked site from the cache. Served by nginx's
+//! WebDAV module on loopback, and from a directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// nginx on 127.0.0.1: `/` a WebDAV share of `root`, and a second port that answers 500.
+struct Nginx {
+    child: Child,
+    port: u16,
+    failing_port: u16,
+    root: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Nginx {
+        let root = dir.join("share");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let (port, failing_port) = (free_port(), free_port());
+        let conf = dir.join("nginx.conf");
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root root;"
+        } else {
+            ""
+        };
+        let d = dir.display();
+        std::fs::write(
+            &conf,
+            format!(
+                "{user}\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n    location / {{\n      dav_methods PUT DELETE MKCOL COPY MOVE;\n      create_full_put_path on;\n      dav_access user:rw group:r all:r;\n    }}\n  }}\n  server {{\n    listen 127.0.0.1:{failing_port};\n    location / {{ return 500; }}\n  }}\n}}\n",
+                root = root.display()
+            ),
+        )
+        .unwrap();
+        let bin = if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (Debian's nginx-light) is installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            port,
+            failing_port,
+            root,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
+struct Setup {
+    f: Fixture,
+    site: PathBuf,
+    built: serde_json::Value,
+}
+
+/// A site with a git core, a git plugin and a zip, realised in the fixture's store.
+fn setup() -> Setup {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    let site = f.site(
+        &Site::new("cached")
+            .core(m.url(), "4.5")
+            .plugin("block_x", Src::git(p.url()))
+            .plugin("local_z", Src::zip("../z.zip")),
+    );
+    let built = f.realise_ok(&site);
+    Setup { f, site, built }
+}
+
+impl Setup {
+    fn key(&self, name: &str) -> (PathBuf, String) {
+        let file = self.f.path(&format!("{name}.key"));
+        let out = self
+            .f
+            .mcb()
+            .args(["cache", "key", name, "-o"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        (
+            file,
+            String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        )
+    }
+
+    fn push(&self, store: &Path, to: &str, key: &Path) -> Output {
+        self.f
+            .mcb_with_store(store)
+            .args(["cache", "push", "--json", "--to", to, "--key"])
+            .arg(key)
+            .output()
+            .unwrap()
+    }
+
+    /// `realise --locked --json` in an empty store `name`, reading `caches` and trusting
+    /// `keys`.
+    fn realise_from(&self, name: &str, caches: &str, keys: &str, limits: &str) -> Output {
+        let _ = std::fs::remove_file(self.f.path("site/result"));
+        self.f
+            .mcb_with_store(&self.f.path(name))
+            .env("MCB_SUBSTITUTERS", caches)
+            .env("MCB_TRUSTED_KEYS", keys)
+            .env("MCB_LIMITS", limits)
+            .args(["realise", "--locked", "--json"])
+            .arg(&self.site)
+            .output()
+            .unwrap()
+    }
+
+    fn upstreams(&self, reachable: bool) {
+        for name in ["moodle", "block_x", "z.zip"] {
+            let (from, to) = (self.f.path(name), self.f.path(&format!("{name}.gone")));
+            if reachable && to.exists() {
+                std::fs::rename(&to, &from).unwrap();
+            } else if !reachable && from.exists() {
+                std::fs::rename(&from, &to).unwrap();
+            }
+        }
+    }
+
+    fn same_codebase(&self, out: &Output) {
+        assert!(out.status.success(), "{}", text(out));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (&j["commit"], &j["tree"]),
+            (&self.built["commit"], &self.built["tree"]),
+            "{}\nbuilt: {}",
+            text(out),
+            self.built
+        );
+    }
+}
+
+#[test]
+fn a_signed_cache_gives_an_empty_store_the_locked_site_and_anything_unsound_is_refused() {
+    let s = setup();
+    let f = &s.f;
+    let nginx = Nginx::start(&f.path("nginx"));
+    let (key, public) = s.key("host-a");
+    let (_, stranger) = s.key("host-b");
+    // A user and password in the URL are sent, never shown or kept.
+    let cache = format!("http://ci:Pa55-s3cret@127.0.0.1:{}/mcb/", nginx.port);
+
+    // Host A publishes: every package once, objects first, the signed record last.
+    let out = s.push(&f.store(), &cache, &key);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&j["packages"], &j["present"]),
+        (&3.into(), &0.into()),
+        "{j}"
+    );
+    assert_eq!(j["key"], "host-a");
+    assert_eq!(j["cache"], nginx.url("mcb/"));
+    let records = nginx.root.join("mcb/mcb-cache-v1/records");
+    assert_eq!(std::fs::read_dir(&records).unwrap().count(), 3);
+    // Again: everything is there, nothing is sent.
+    let out = s.push(&f.store(), &cache, &key);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&j["present"], &j["files"]), (&3.into(), &0.into()), "{j}");
+
+    // Host B: an empty store, no upstream reachable. The same commit and tree.
+    s.upstreams(false);
+    let out = s.realise_from("store-b", &cache, &public, "");
+    s.same_codebase(&out);
+    assert!(
+        text(&out).contains("block_x from the cache"),
+        "{}",
+        text(&out)
+    );
+    let verify = f
+        .mcb_with_store(&f.path("store-b"))
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+    // A second run needs nothing more: no cache, no upstream.
+    let out = f
+        .mcb_with_store(&f.path("store-b"))
+        .args(["realise", "--locked", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    s.same_codebase(&out);
+
+    // A record signed by a key this store does not trust is refused, and with no
+    // upstream the run fails saying why.
+    let out = s.realise_from("store-c", &cache, &stranger, "");
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("signed by 'host-a', a key this store does not trust"),
+        "{}",
+        text(&out)
+    );
+    // An unsigned record (its signature stripped) is refused too.
+    let record = std::fs::read_dir(&records)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let signature = r["signature"].take();
+    r["signature"] = "".into();
+    std::fs::write(&record, serde_json::to_vec(&r).unwrap()).unwrap();
+    let out = s.realise_from("store-d", &cache, &public, "");
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not carry a valid signature"),
+        "{}",
+        text(&out)
+    );
+    r["signature"] = signature;
+    std::fs::write(&record, serde_json::to_vec(&r).unwrap()).unwrap();
+
+    // Tampered objects are refused before anything enters the store; upstream gives them.
+    s.upstreams(true);
+    for obj in files_under(&nginx.root.join("mcb/mcb-cache-v1/objects")) {
+        let mut bytes = std::fs::read(&obj).unwrap();
+        bytes.push(b'!');
+        std::fs::write(&obj, bytes).unwrap();
+    }
+    let out = s.realise_from("store-e", &cache, &public, "");
+    s.same_codebase(&out);
+    assert!(
+        text(&out).contains("does not match its hash"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("taken from its upstream instead"),
+        "{}",
+        text(&out)
+    );
+    let verify = f
+        .mcb_with_store(&f.path("store-e"))
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    // A cache that answers 500, and one that never answers: upstream instead, said.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let failing = format!("http://127.0.0.1:{}/", nginx.failing_port);
+    let started = Instant::now();
+    let out = s.realise_from(
+        "store-f",
+        &format!("{failing},{silent_url}"),
+        &public,
+        "idle-timeout=2s",
+    );
+    s.same_codebase(&out);
+    assert!(text(&out).contains("500"), "{}", text(&out));
+    assert!(text(&out).contains(&silent_url), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(120));
+    drop(silent);
+
+    // The password is in no output and no file of any store.
+    let every_output = [&text(&out)]
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<String>();
+    assert!(!every_output.contains("Pa55-s3cret"));
+    for store in [
+        "store", "store-b", "store-c", "store-d", "store-e", "store-f",
+    ] {
+        for file in files_under(&f.path(store)) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"Pa55-s3cret"),
+                "the password is in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn two_stores_push_one_site_at_once_and_a_directory_cache_serves_it() {
+    let s = setup();
+    let f = &s.f;
+    // A second host built the same site on its own.
+    let other = f.path("store-2");
+    let out = f
+        .mcb_with_store(&other)
+        .args(["realise", "--locked", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    s.same_codebase(&out);
+    let (key, public) = s.key("hosts");
+    let dir = f.path("shared-cache");
+    let cache = format!("file://{}", dir.display());
+    let pushes: Vec<std::thread::JoinHandle<Output>> = [f.store(), other]
+        .into_iter()
+        .map(|store| {
+            let (mcb, key, cache) = (f.mcb_with_store(&store), key.clone(), cache.clone());
+            std::thread::spawn(move || {
+                let mut mcb = mcb;
+                mcb.args(["cache", "push", "--json", "--to", &cache, "--key"])
+                    .arg(&key)
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for p in pushes {
+        let out = p.join().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // No temporary key is left.
+    assert!(
+        files_under(&dir)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".tmp-")),
+        "a temporary key was left"
+    );
+    s.upstreams(false);
+    let out = s.realise_from("store-3", &cache, &public, "");
+    s.same_codebase(&out);
+    // Offline still reads a cache on this machine.
+    let _ = std::fs::remove_file(f.path("site/result"));
+    let out = f
+        .mcb_with_store(&f.path("store-4"))
+        .env("MCB_SUBSTITUTERS", &cache)
+        .env("MCB_TRUSTED_KEYS", &public)
+        .args(["realise", "--locked", "--offline", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    s.same_codebase(&out);
+}
