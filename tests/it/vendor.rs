@@ -285,6 +285,48 @@ fn a_51_core_gets_its_vendor_built_by_composer_once_and_the_same_everywhere() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert_eq!(installs_logged(&log), 3, "reproduce rebuilt vendor/");
+
+    // A store that reads a binary cache this one published takes vendor/ from it: no
+    // Composer install, no dist downloaded.
+    let key = f.path("cache.key");
+    let out = f
+        .mcb()
+        .args(["cache", "key", "build", "-o"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let cache = format!("file://{}", f.path("cache").display());
+    let out = f
+        .mcb()
+        .args(["cache", "push", "--to", &cache, "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dists = server.requests_to("/dists/greet-1.0.0.zip").len();
+    let out = f
+        .mcb_with_store(&f.path("store3"))
+        .env("PATH", &path)
+        .env("MCB_SUBSTITUTERS", &cache)
+        .env("MCB_TRUSTED_KEYS", &public)
+        .args(["realise", "--locked", "--json"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cached["tree"], first["tree"]);
+    assert_eq!(installs_logged(&log), 3, "vendor/ came from the cache");
+    assert_eq!(server.requests_to("/dists/greet-1.0.0.zip").len(), dists);
 }
 
 /// A dist that changed is refused before Composer sees it: against the composer.lock's

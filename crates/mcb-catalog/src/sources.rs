@@ -332,18 +332,26 @@ impl<'a> Sources<'a> {
                 _ => None,
             });
         }
-        let Some(subs) = self.substitutes else {
-            return Ok(None);
-        };
+        Ok(self.substituted_manifest(component, manifest).map(stored))
+    }
+
+    /// Package `manifest` from the binary caches, when one gives it soundly (each refusal
+    /// said as it happens).
+    pub(crate) fn substituted_manifest(
+        &self,
+        component: &str,
+        manifest: &ManifestHash,
+    ) -> Option<Manifest> {
+        let subs = self.substitutes?;
         let (got, refused) = subs.substitute(self.store, self.git, manifest);
         for e in refused {
             self.watch.substitute_refused(component, &e.to_string());
         }
-        Ok(got.map(|(m, taken)| {
+        got.map(|(m, taken)| {
             self.watch
                 .substituted(component, &taken.cache, taken.objects, taken.bytes);
-            stored(m)
-        }))
+            m
+        })
     }
 
     /// Where a location written in the site file is.

@@ -249,7 +249,12 @@ impl Sources<'_> {
             if v.composer_lock != lock_hash {
                 return None;
             }
-            let manifest = self.store.read_manifest(&v.manifest).ok()?;
+            // Built here before, or by a host that published it to a binary cache.
+            let manifest = self
+                .store
+                .read_manifest(&v.manifest)
+                .ok()
+                .or_else(|| self.substituted_manifest(WHO, &v.manifest))?;
             Some(StoredVendor {
                 hash: manifest.hash(),
                 manifest,
