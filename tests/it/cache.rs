@@ -359,6 +359,30 @@ fn two_stores_push_one_site_at_once_and_a_directory_cache_serves_it() {
         .unwrap();
     s.same_codebase(&out);
     let (key, public) = s.key("hosts");
+
+    // A reconcile round keeps a cache current.
+    let kept = f.path("reconciled-cache");
+    let out = f
+        .mcb()
+        .env("MCB_SUBSTITUTERS", format!("file://{}", kept.display()))
+        .env("MCB_SIGNING_KEY", &key)
+        .args(["reconcile", "--push-cache"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("pushed 3 packages of 1 site to file://"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(kept.join("mcb-cache-v1/records"))
+            .unwrap()
+            .count(),
+        3
+    );
+
     let dir = f.path("shared-cache");
     let cache = format!("file://{}", dir.display());
     let pushes: Vec<std::thread::JoinHandle<Output>> = [f.store(), other]

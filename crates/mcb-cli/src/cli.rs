@@ -513,6 +513,10 @@ pub struct ReconcileArgs {
     /// without it such a round stops (exit 2) and says what would move.
     #[arg(long)]
     pub allow_source_change: bool,
+    /// After each round, publish what the site's generations use to the first binary cache
+    /// (`mcb cache push`), signed with the key of MCB_SIGNING_KEY or the store's config.ron.
+    #[arg(long)]
+    pub push_cache: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

@@ -1282,6 +1282,9 @@ pub struct Round {
     /// With `--apply`: why the newest generation was not applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     held: Option<String>,
+    /// With `--push-cache`: what was published to the binary cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushed: Option<CachePush>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<serde_json::Value>,
 }
@@ -1302,6 +1305,7 @@ pub fn round(
         realised: done.map(|d| realised(&d.realised)),
         applied: done.and_then(|d| d.applied.as_ref()).map(applied),
         held: done.and_then(|d| d.held.clone()),
+        pushed: done.and_then(|d| d.pushed.as_ref()).map(cache_push),
         error,
     }
 }
@@ -1492,11 +1496,11 @@ pub struct CachePush {
     bytes: u64,
 }
 
-pub fn cache_push(r: &mcb_realise::CachePushed, key: &str) -> CachePush {
+pub fn cache_push(r: &mcb_realise::CachePushed) -> CachePush {
     CachePush {
         cache: r.cache.clone(),
         sites: r.sites.clone(),
-        key: key.to_string(),
+        key: r.key.clone(),
         packages: r.pushed.packages,
         present: r.pushed.present,
         files: r.pushed.objects,

@@ -26,6 +26,9 @@ pub struct ReconcileOptions {
     pub test: bool,
     /// Then apply it to the live site (`mcb apply`); implies `test`.
     pub apply: bool,
+    /// After each round, publish what the site's generations use to the first binary cache,
+    /// signed with this key (`mcb cache push`): the cache keeps up with the site.
+    pub push_cache: Option<std::sync::Arc<mcb_substitute::SigningKey>>,
 }
 
 /// What a round did.
@@ -36,6 +39,8 @@ pub struct Reconciled {
     pub applied: Option<mcb_apply::Applied>,
     /// Why the newest generation was not applied (a gate it failed before).
     pub held: Option<String>,
+    /// What was published to the binary cache (with `push_cache`).
+    pub pushed: Option<mcb_realise::CachePushed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +93,24 @@ pub fn round(
     reporter: &dyn Reporter,
 ) -> Result<Reconciled, ReconcileError> {
     let realised = realise_round(site, run, opts, reporter)?;
+    // Every round pushes, changed or not: a push a failed round missed is made up, and what
+    // the cache has already is not sent again.
+    let pushed = match &opts.push_cache {
+        Some(key) => Some(mcb_realise::cache_push(
+            run,
+            std::slice::from_ref(&realised.site),
+            3,
+            None,
+            key,
+        )?),
+        None => None,
+    };
     if !opts.apply {
         return Ok(Reconciled {
             realised,
             applied: None,
             held: None,
+            pushed,
         });
     }
     if let Some(why) = mcb_apply::held_back(site, run)? {
@@ -100,6 +118,7 @@ pub fn round(
             realised,
             applied: None,
             held: Some(why),
+            pushed,
         });
     }
     let request = mcb_apply::ApplyRequest {
@@ -112,6 +131,7 @@ pub fn round(
         realised,
         applied: Some(applied),
         held: None,
+        pushed,
     })
 }
 

@@ -12,6 +12,13 @@ pub struct SigningKey {
     pkcs8: Vec<u8>,
 }
 
+/// Shows the key's name and public half only: the secret is never printed.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.public())
+    }
+}
+
 /// A key a reader trusts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedKey {

@@ -23,8 +23,47 @@ pub fn run(g: &GlobalArgs, c: &CacheCommand) -> Result<Exit, CliError> {
 
 fn push(g: &GlobalArgs, a: &CachePushArgs) -> Result<Exit, CliError> {
     let opts = a.net.options(g);
-    let key_file = match &a.key {
-        Some(k) => k.clone(),
+    let key = signing_key(g, a.key.as_deref())?;
+    let progress = Progress::new(g);
+    let result = mcb_realise::cache_push(&opts, &a.sites, a.keep, a.to.as_deref(), &key);
+    progress.finish();
+    let r = result?;
+    if g.json {
+        out_json(&crate::json::cache_push(&r));
+        return Ok(Exit::Success);
+    }
+    if !g.quiet {
+        say!("{}", pushed_line(&r));
+    }
+    Ok(Exit::Success)
+}
+
+/// What a push did, in a line.
+pub(crate) fn pushed_line(r: &mcb_realise::CachePushed) -> String {
+    let p = &r.pushed;
+    format!(
+        "pushed {} of {} to {}: {}, {} uploaded; {} there already (signed by {})",
+        plural(p.packages - p.present, "package"),
+        plural(r.sites.len(), "site"),
+        r.cache,
+        plural(p.objects, "file"),
+        size(p.bytes),
+        plural(p.present, "package"),
+        r.key
+    )
+}
+
+/// The key pushes are signed with: `file`, else MCB_SIGNING_KEY, else the store's
+/// config.ron `signing_key`.
+pub(crate) fn signing_key(
+    g: &GlobalArgs,
+    file: Option<&std::path::Path>,
+) -> Result<mcb_substitute::SigningKey, CliError> {
+    let from_env = std::env::var_os("MCB_SIGNING_KEY")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let key_file = match file.map(std::path::Path::to_path_buf).or(from_env) {
+        Some(k) => k,
         None => mcb_config::StoreConfig::load(&g.store())
             .map_err(mcb_realise::RealiseError::from)?
             .signing_key
@@ -48,30 +87,8 @@ fn push(g: &GlobalArgs, a: &CachePushArgs) -> Result<Exit, CliError> {
                 e,
             )
         })?;
-    let key = mcb_substitute::SigningKey::from_file_text(&text)
-        .map_err(mcb_realise::RealiseError::from)?;
-    let progress = Progress::new(g);
-    let result = mcb_realise::cache_push(&opts, &a.sites, a.keep, a.to.as_deref(), &key);
-    progress.finish();
-    let r = result?;
-    if g.json {
-        out_json(&crate::json::cache_push(&r, &key.name));
-        return Ok(Exit::Success);
-    }
-    if !g.quiet {
-        let p = &r.pushed;
-        say!(
-            "pushed {} of {} to {}: {}, {} uploaded; {} there already (signed by {})",
-            plural(p.packages - p.present, "package"),
-            plural(r.sites.len(), "site"),
-            r.cache,
-            plural(p.objects, "file"),
-            size(p.bytes),
-            plural(p.present, "package"),
-            key.name
-        );
-    }
-    Ok(Exit::Success)
+    Ok(mcb_substitute::SigningKey::from_file_text(&text)
+        .map_err(mcb_realise::RealiseError::from)?)
 }
 
 fn key(g: &GlobalArgs, a: &CacheKeyArgs) -> Result<Exit, CliError> {

@@ -13,8 +13,13 @@ use crate::error::{CliError, Exit};
 use crate::progress::Progress;
 use crate::term::{err_line, out_json, say};
 
-fn options(a: &ReconcileArgs) -> ReconcileOptions {
-    ReconcileOptions {
+fn options(g: &GlobalArgs, a: &ReconcileArgs) -> Result<ReconcileOptions, CliError> {
+    let push_cache = if a.push_cache {
+        Some(Arc::new(super::cache::signing_key(g, None)?))
+    } else {
+        None
+    };
+    Ok(ReconcileOptions {
         realise: RealiseOptions {
             out: a.out.clone(),
             allow_source_change: a.allow_source_change,
@@ -22,12 +27,13 @@ fn options(a: &ReconcileArgs) -> ReconcileOptions {
         },
         test: a.test || a.apply,
         apply: a.apply,
-    }
+        push_cache,
+    })
 }
 
 pub fn run(g: &GlobalArgs, a: &ReconcileArgs) -> Result<Exit, CliError> {
     let run = a.net.options(g);
-    let opts = options(a);
+    let opts = options(g, a)?;
     let site = crate::site_file::locate(a.site.as_deref())?;
     let Some(every) = a.watch else {
         let progress = Progress::new(g);
@@ -101,6 +107,9 @@ fn show_apply(g: &GlobalArgs, done: &mcb_reconcile::Reconciled) {
     }
     if g.quiet || g.json {
         return;
+    }
+    if let Some(p) = &done.pushed {
+        say!("{}", super::cache::pushed_line(p));
     }
     if let Some(a) = &done.applied {
         let short = &a.generation.as_str()[..12];

@@ -17,6 +17,8 @@ pub struct CachePushed {
     pub cache: String,
     pub sites: Vec<String>,
     pub pushed: mcb_substitute::Pushed,
+    /// The name of the key the records are signed with.
+    pub key: String,
 }
 
 /// Pushes what the newest `keep` generations of `sites` (every site of the store when
@@ -78,5 +80,6 @@ pub fn cache_push(
         cache: subs.caches().next().unwrap_or_default().to_string(),
         sites: chosen.into_iter().map(|(s, _)| s).collect(),
         pushed,
+        key: key.name.clone(),
     })
 }
