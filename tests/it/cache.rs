@@ -424,3 +424,120 @@ fn two_stores_push_one_site_at_once_and_a_directory_cache_serves_it() {
         .unwrap();
     s.same_codebase(&out);
 }
+
+/// s3s-fs, an S3-compatible server, on 127.0.0.1 with one bucket.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start(dir: &Path, bucket: &str) -> S3Server {
+        std::fs::create_dir_all(dir.join(bucket)).unwrap();
+        let port = free_port();
+        let home_bin = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs"))
+            .filter(|p| p.exists());
+        let bin = home_bin.unwrap_or_else(|| PathBuf::from("s3s-fs"));
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_KEY_ID, "--secret-key", S3_SECRET])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs (cargo install s3s-fs --features binary) is installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The environment the AWS tools (and mcb) read an S3 endpoint's settings from.
+    fn env(&self, mut mcb: Mcb) -> Mcb {
+        mcb.env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1");
+        mcb
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const S3_KEY_ID: &str = "AKIDMCBTEST";
+const S3_SECRET: &str = "S3-secret-0f9a";
+
+#[test]
+fn an_s3_bucket_serves_as_the_cache_with_credentials_from_the_environment_only() {
+    let s = setup();
+    let f = &s.f;
+    let s3 = S3Server::start(&f.path("s3"), "builds");
+    let (key, public) = s.key("host-s3");
+    let out = s3
+        .env(f.mcb())
+        .args([
+            "cache",
+            "push",
+            "--json",
+            "--to",
+            "s3://builds/mcb",
+            "--key",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pushed = text(&out);
+    s.upstreams(false);
+    let _ = std::fs::remove_file(f.path("site/result"));
+    let out = s3
+        .env(f.mcb_with_store(&f.path("store-s3")))
+        .env("MCB_SUBSTITUTERS", "s3://builds/mcb")
+        .env("MCB_TRUSTED_KEYS", &public)
+        .args(["realise", "--locked", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    s.same_codebase(&out);
+    // Credentials in the URL are refused, never used or shown.
+    let out = f
+        .mcb()
+        .args([
+            "cache",
+            "push",
+            "--to",
+            "s3://AKID:inline-secret@builds/mcb",
+            "--key",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(!text(&out).contains("inline-secret"), "{}", text(&out));
+    for said in [pushed, text(&out)] {
+        assert!(!said.contains(S3_SECRET));
+    }
+    for store in ["store", "store-s3"] {
+        for file in files_under(&f.path(store)) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes
+                    .windows(S3_SECRET.len())
+                    .any(|w| w == S3_SECRET.as_bytes()),
+                "the secret is in {}",
+                file.display()
+            );
+        }
+    }
+}

@@ -132,10 +132,16 @@ impl Substituter {
                         ));
                     }
                     let bucket = url.host_str().ok_or_else(|| bad("s3:// names a bucket"))?;
+                    // An S3-compatible server on plain http (a MinIO in the same rack) is
+                    // reached as its endpoint says.
+                    let plain = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+                        .iter()
+                        .filter_map(|v| std::env::var(v).ok())
+                        .any(|e| e.starts_with("http://"));
                     let s3 = object_store::aws::AmazonS3Builder::from_env()
                         .with_url(format!("s3://{bucket}"))
                         .with_retry(retry)
-                        .with_client_options(client)
+                        .with_client_options(client.with_allow_http(plain))
                         .build()
                         .map_err(|e| bad(&e.to_string()))?;
                     (Arc::new(s3), true, false, base)
