@@ -132,6 +132,23 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "cache",
+        &[
+            (
+                "cache key build-1 -o /etc/mcb/cache.key",
+                "a signing key; prints the public key for readers' trusted_keys",
+            ),
+            (
+                "cache push --to s3://mcb-cache/builds --key /etc/mcb/cache.key",
+                "publish what every site's newest generations use, signed",
+            ),
+            (
+                "cache push prod --to https://cache.example.org/mcb/",
+                "one site, to a WebDAV share (key from MCB_SIGNING_KEY)",
+            ),
+        ],
+    ),
+    (
         "init",
         &[
             ("init --moodle 4.5", "a commented site.ron for Moodle 4.5"),
