@@ -108,28 +108,10 @@ struct Setup {
     built: serde_json::Value,
 }
 
-/// A site with a git core, a git plugin and a zip, realised in the fixture's store.
+/// [`git_and_zip_site`], realised in the fixture's store.
 fn setup() -> Setup {
     let f = Fixture::new();
-    let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(
-        f.path("block_x"),
-        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
-    );
-    f.write(
-        "z.zip",
-        zip_bytes(&[(
-            "local_z/version.php",
-            &plugin_php("local_z", 2024100100, "2024100700", ""),
-            0o644,
-        )]),
-    );
-    let site = f.site(
-        &Site::new("cached")
-            .core(m.url(), "4.5")
-            .plugin("block_x", Src::git(p.url()))
-            .plugin("local_z", Src::zip("../z.zip")),
-    );
+    let site = git_and_zip_site(&f, "cached");
     let built = f.realise_ok(&site);
     Setup { f, site, built }
 }

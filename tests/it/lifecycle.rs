@@ -339,25 +339,7 @@ fn verify_tree_reports_drift_and_edits_never_reach_a_new_generation() {
 #[test]
 fn reproduce_rebuilds_the_same_tree_in_an_empty_store() {
     let f = Fixture::new();
-    let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(
-        f.path("block_x"),
-        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
-    );
-    f.write(
-        "z.zip",
-        zip_bytes(&[(
-            "local_z/version.php",
-            &plugin_php("local_z", 2024100100, "2024100700", ""),
-            0o644,
-        )]),
-    );
-    let site = f.site(
-        &Site::new("r")
-            .core(m.url(), "4.5")
-            .plugin("block_x", Src::git(p.url()))
-            .plugin("local_z", Src::zip("../z.zip")),
-    );
+    let site = git_and_zip_site(&f, "r");
     let j = f.realise_ok(&site);
     let out = f
         .mcb()
@@ -437,25 +419,7 @@ fn reproduce_rebuilds_the_same_tree_in_an_empty_store() {
 #[test]
 fn a_store_restored_from_a_ci_cache_realises_the_locked_site_with_no_upstream() {
     let f = Fixture::new();
-    let m = moodle_repo(f.path("moodle"));
-    let p = plugin_repo(
-        f.path("block_x"),
-        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
-    );
-    f.write(
-        "z.zip",
-        zip_bytes(&[(
-            "local_z/version.php",
-            &plugin_php("local_z", 2024100100, "2024100700", ""),
-            0o644,
-        )]),
-    );
-    let site = f.site(
-        &Site::new("ci")
-            .core(m.url(), "4.5")
-            .plugin("block_x", Src::git(p.url()))
-            .plugin("local_z", Src::zip("../z.zip")),
-    );
+    let site = git_and_zip_site(&f, "ci");
     let j = f.realise_ok(&site);
 
     let restored = f.path("restored");

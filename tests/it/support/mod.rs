@@ -296,6 +296,30 @@ pub fn realised() -> (Fixture, GitRepo, Before) {
     (f, m, before)
 }
 
+/// Site `name` with every kind of upstream a fresh store fetches from: a git core
+/// (`moodle/`), a git plugin (`block_x/`, tag v1.0) and a local zip (`z.zip`, local_z).
+pub fn git_and_zip_site(f: &Fixture, name: &str) -> PathBuf {
+    let m = moodle_repo(f.path("moodle"));
+    let p = plugin_repo(
+        f.path("block_x"),
+        &[("v1.0", plugin_php("block_x", 2024100100, "2024100700", ""))],
+    );
+    f.write(
+        "z.zip",
+        zip_bytes(&[(
+            "local_z/version.php",
+            &plugin_php("local_z", 2024100100, "2024100700", ""),
+            0o644,
+        )]),
+    );
+    f.site(
+        &Site::new(name)
+            .core(m.url(), "4.5")
+            .plugin("block_x", Src::git(p.url()))
+            .plugin("local_z", Src::zip("../z.zip")),
+    )
+}
+
 /// The site `s1`; its plugins directory is a local, empty list, so dependencies the site
 /// lacks are looked up without any network and found missing.
 pub fn good_site(f: &Fixture, m: &GitRepo, plugins: &[(&str, Src)]) -> PathBuf {
