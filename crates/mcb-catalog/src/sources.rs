@@ -95,6 +95,20 @@ pub struct StoredSource {
     pub memos: Vec<Memo>,
 }
 
+impl StoredSource {
+    /// A locked package whose manifest the store holds, as the lock records it.
+    fn of_lock(manifest: Manifest, hash: &ManifestHash, locked: &LockedSource, date: i64) -> Self {
+        StoredSource {
+            manifest,
+            hash: hash.clone(),
+            locked: locked.clone(),
+            date,
+            pending: false,
+            memos: Vec::new(),
+        }
+    }
+}
+
 /// The site file's own symlinks, as a package in the store.
 #[derive(Debug, Clone)]
 pub struct StoredLinks {
@@ -312,27 +326,20 @@ impl<'a> Sources<'a> {
         locked: &LockedSource,
         manifest: &ManifestHash,
         date: i64,
-    ) -> Result<Option<StoredSource>, SourceError> {
+    ) -> Option<StoredSource> {
         if matches!(locked, LockedSource::Path { .. }) {
-            return Ok(None);
+            return None;
         }
-        let stored = |m: Manifest| StoredSource {
-            manifest: m,
-            hash: manifest.clone(),
-            locked: locked.clone(),
-            date,
-            pending: false,
-            memos: Vec::new(),
-        };
+        let stored = |m: Manifest| StoredSource::of_lock(m, manifest, locked, date);
         if let Ok(m) = self.store.read_manifest(manifest) {
             // A git package whose commit this store never fetched came from a cache: its
             // files are here, checked when they were taken.
-            return Ok(match locked {
+            return match locked {
                 LockedSource::Git { commit, .. } if !self.git.has_commit(commit) => Some(stored(m)),
                 _ => None,
-            });
+            };
         }
-        Ok(self.substituted_manifest(component, manifest).map(stored))
+        self.substituted_manifest(component, manifest).map(stored)
     }
 
     /// Package `manifest` from the binary caches, when one gives it soundly (each refusal
@@ -837,14 +844,7 @@ impl<'a> Sources<'a> {
                 return Ok(None);
             }
         }
-        Ok(Some(StoredSource {
-            manifest: m,
-            hash: manifest.clone(),
-            locked: locked.clone(),
-            date,
-            pending: false,
-            memos: Vec::new(),
-        }))
+        Ok(Some(StoredSource::of_lock(m, manifest, locked, date)))
     }
 
     /// Fetches a locked source again (into an empty store, say), checking it is unchanged.

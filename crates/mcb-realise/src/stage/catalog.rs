@@ -894,7 +894,6 @@ impl Catalog for SiteCatalog<'_> {
             if let Some(s) = self
                 .sources
                 .substituted("moodle", &l.source, &l.manifest, l.date)
-                .map_err(reject)?
             {
                 return Ok(SourcePick::Stored(Box::new(s)));
             }
@@ -1101,10 +1100,9 @@ impl Catalog for SiteCatalog<'_> {
         request: &SourceSpec,
     ) -> Result<SourcePick, RealiseError> {
         let name = component.as_str();
-        if let Some(s) = self
-            .sources
-            .substituted(name, &locked.source, &locked.manifest, locked.date)
-            .map_err(reject)?
+        if let Some(s) =
+            self.sources
+                .substituted(name, &locked.source, &locked.manifest, locked.date)
         {
             return Ok(SourcePick::Stored(Box::new(s)));
         }
