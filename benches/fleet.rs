@@ -363,6 +363,8 @@ struct Row {
     plan: Duration,
     check: Duration,
     floor_cp: Duration,
+    rollback_previous: Duration,
+    rollback_oldest: Duration,
 }
 
 fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
@@ -419,8 +421,28 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
     )
     .wall;
     remove(&copy);
+    // Rolling back: to the generation before (laid out), then, on another site, to its
+    // first (a commit only: laid out again from the store).
+    let rollback = |site: &Path, to: &str| {
+        let mut c = mcb_cmd(mcb, &store);
+        c.args(["rollback", "--allow-downgrade", "--to", to])
+            .arg(site);
+        measure(&mut c).wall
+    };
+    let rollback_previous = rollback(&sites[0], "-1");
+    let rollback_oldest = rollback(&sites[n.min(2) - 1], "gen-1");
     let store_bytes = disk_usage(&store);
     let unique_bytes = disk_usage(&store.join("objects"));
+    eprintln!(
+        "  store {}: objects {}, generations {} ({} materialised), git {}",
+        mb(store_bytes),
+        mb(unique_bytes),
+        mb(disk_usage(&store.join("generations"))),
+        std::fs::read_dir(store.join("generations"))
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0),
+        mb(disk_usage(&store.join("git")))
+    );
     eprintln!("  gc, verify, plan, check …");
     let gc = measure(mcb_cmd(mcb, &store).args(["gc", "--keep", "3"])).wall;
     let verify = measure(mcb_cmd(mcb, &store).arg("verify")).wall;
@@ -440,6 +462,8 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
         plan,
         check,
         floor_cp,
+        rollback_previous,
+        rollback_oldest,
     }
 }
 
@@ -706,10 +730,26 @@ fn main() {
             "files of one codebase",
         ),
         (
+            "rollback to the generation before (laid out)",
+            |r| format!("{:.3} s", r.rollback_previous.as_secs_f64()),
+            format!("{:.3} s", last.rollback_previous.as_secs_f64()),
+            "the files of one codebase, checked",
+        ),
+        (
+            "rollback to the first generation (laid out again)",
+            |r| format!("{:.3} s", r.rollback_oldest.as_secs_f64()),
+            format!(
+                "{:.3} s ({:.2} × a new generation)",
+                last.rollback_oldest.as_secs_f64(),
+                last.rollback_oldest.as_secs_f64() / last.generations.as_secs_f64().max(1e-9)
+            ),
+            "files of one codebase",
+        ),
+        (
             "store size (3 generations per site)",
             |r| mb(r.store_bytes),
             mb(last.store_bytes / last.sites.max(1) as u64),
-            "unique content + directory blocks of each generation",
+            "unique content + directory blocks of the generations laid out (each site's served one and the one before)",
         ),
         (
             "store size ÷ unique content (objects)",

@@ -354,7 +354,7 @@ fn two_stores_push_one_site_at_once_and_a_directory_cache_serves_it() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("pushed 3 packages of 1 site to file://"),
+        text(&out).contains("pushed 3 packages and 1 generation record of 1 site to file://"),
         "{}",
         text(&out)
     );
@@ -405,6 +405,139 @@ fn two_stores_push_one_site_at_once_and_a_directory_cache_serves_it() {
         .output()
         .unwrap();
     s.same_codebase(&out);
+}
+
+/// The lock records a directory cache holds.
+fn lock_records(cache: &Path) -> Vec<PathBuf> {
+    files_under(&cache.join("mcb-cache-v1/locks"))
+}
+
+#[test]
+fn a_generation_record_brings_a_locked_site_at_once_and_cache_gc_keeps_what_recent_locks_use() {
+    let s = setup();
+    let f = &s.f;
+    let (key, public) = s.key("builder");
+    let dir = f.path("gen-cache");
+    let cache = format!("file://{}", dir.display());
+    let out = s.push(&f.store(), &cache, &key);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&j["packages"], &j["generations"]),
+        (&3.into(), &1.into()),
+        "{j}"
+    );
+    assert_eq!(lock_records(&dir).len(), 1);
+
+    // An empty store takes the whole generation through its record, upstreams gone.
+    s.upstreams(false);
+    let out = s.realise_from("store-a", &cache, &public, "");
+    s.same_codebase(&out);
+    let said = text(&out);
+    let tree = s.built["tree"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "generation {} (3 packages) from the cache {cache}",
+            &tree[..12]
+        )),
+        "{said}"
+    );
+
+    // A record signed by a key the store does not trust is refused, said, and the packages
+    // come one by one through their own records.
+    let (stranger, _) = s.key("stranger");
+    let other = f.path("other-cache");
+    let out = s.push(
+        &f.store(),
+        &format!("file://{}", other.display()),
+        &stranger,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let record = &lock_records(&dir)[0];
+    std::fs::remove_file(record).unwrap();
+    std::fs::copy(&lock_records(&other)[0], record).unwrap();
+    let out = s.realise_from("store-b", &cache, &public, "");
+    s.same_codebase(&out);
+    assert!(
+        text(&out).contains("signed by 'stranger', a key this store does not trust"),
+        "{}",
+        text(&out)
+    );
+
+    // A second generation (block_x moves), pushed a second later.
+    s.upstreams(true);
+    let repo = mcb_fixtures::GitRepo {
+        path: f.path("block_x"),
+    };
+    crate::gitops::add_tag(&repo, "block_x", "v2.0", 2024110100, "");
+    let out = f
+        .mcb()
+        .args(["update", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = s.push(&f.store(), &cache, &key);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lock_records(&dir).len(), 2);
+    let files_before = files_under(&dir).len();
+
+    // A dry run deletes nothing; within the grace period nothing goes.
+    let gc = |args: &[&str]| {
+        let out = f
+            .mcb()
+            .args(["cache", "gc", "--json", "--to", &cache])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let j = gc(&["--keep-days", "0", "--grace", "0", "--dry-run"]);
+    assert_eq!(
+        (&j["records"], &j["kept_records"]),
+        (&2.into(), &1.into()),
+        "{j}"
+    );
+    assert_eq!(files_under(&dir).len(), files_before);
+    let j = gc(&["--keep-days", "0"]);
+    assert_eq!((&j["records"], &j["files"]), (&0.into(), &0.into()), "{j}");
+    assert!(j["spared"].as_u64().unwrap() > 0, "{j}");
+    // The first generation goes (its lock record, block_x v1.0's package and its files);
+    // the site's newest stays whole.
+    let j = gc(&["--keep-days", "0", "--grace", "0"]);
+    assert_eq!(
+        (&j["records"], &j["manifests"], &j["kept_records"]),
+        (&2.into(), &1.into(), &1.into()),
+        "{j}"
+    );
+    assert!(j["files"].as_u64().unwrap() >= 1, "{j}");
+    assert_eq!(lock_records(&dir).len(), 1);
+    let newest = f
+        .mcb()
+        .args(["realise", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    let newest: serde_json::Value = serde_json::from_slice(&newest.stdout).unwrap();
+    s.upstreams(false);
+    let _ = std::fs::remove_file(f.path("site/result"));
+    let out = f
+        .mcb_with_store(&f.path("store-c"))
+        .env("MCB_SUBSTITUTERS", &cache)
+        .env("MCB_TRUSTED_KEYS", &public)
+        .args(["realise", "--locked", "--json"])
+        .arg(&s.site)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["tree"], newest["tree"], "{}", text(&out));
+    assert!(!text(&out).contains("refused"), "{}", text(&out));
+    // Again: nothing more to collect.
+    let j = gc(&["--keep-days", "0", "--grace", "0"]);
+    assert_eq!((&j["records"], &j["files"]), (&0.into(), &0.into()), "{j}");
 }
 
 /// s3s-fs, an S3-compatible server, on 127.0.0.1 with one bucket.

@@ -498,6 +498,68 @@ fn rollback_rebuilds_a_generation_gc_removed_from_git() {
 }
 
 #[test]
+fn only_the_served_generation_and_the_one_before_stay_laid_out_and_rollback_lays_out_the_rest() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let x = plugin(&f, "mod_x", &[("v1.0", 2024050100, "")]);
+    let site = good_site(&f, &m, &[("mod_x", Src::git(x.url()))]);
+    let mut trees = vec![f.realise_ok(&site)["tree"].as_str().unwrap().to_string()];
+    for (tag, version) in [("v1.1", 2024060100), ("v1.2", 2024070100)] {
+        add_tag(&x, "mod_x", tag, version, "");
+        let out = f.run(&["update", "--json", s(&site)]);
+        assert_eq!(code(&out), 0, "{}", said(&out));
+        trees.push(json_of(&out)["tree"].as_str().unwrap().to_string());
+    }
+    let laid_out = |t: &str| f.store().join("generations").join(t).is_dir();
+    // The first generation is a commit only; the second is there for an instant rollback.
+    assert!(
+        !laid_out(&trees[0]),
+        "the oldest generation is still laid out"
+    );
+    assert!(laid_out(&trees[1]) && laid_out(&trees[2]));
+    let j = json_of(&f.run(&["history", "--json", s(&site)]));
+    assert_eq!(j["generations"][2]["kept"], false, "{j}");
+    assert_eq!(j["generations"][1]["kept"], true, "{j}");
+
+    // Rolling back one step takes the tree that is there.
+    std::fs::rename(f.path("up"), f.path("up-gone")).unwrap();
+    let out = f.run(&["rollback", "--json", "--allow-downgrade", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    assert_eq!(json_of(&out)["from_git"], false);
+    assert_eq!(
+        std::fs::read_link(f.path("site/result")).unwrap(),
+        f.store().join("generations").join(&trees[1])
+    );
+    // Rolling back to the first lays it out again, offline, from the store alone.
+    let out = f.run(&[
+        "rollback",
+        "--json",
+        "--allow-downgrade",
+        "--to",
+        "gen-1",
+        s(&site),
+    ]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let j = json_of(&out);
+    assert_eq!(j["from_git"], true);
+    let first = f.store().join("generations").join(&trees[0]);
+    assert_committed_tree_is_materialised(&f.store(), j["commit"].as_str().unwrap(), &first);
+    // Served now: the first and the one before it (the second); the third is retired.
+    assert!(laid_out(&trees[0]) && laid_out(&trees[1]));
+    assert!(
+        !laid_out(&trees[2]),
+        "the generation two rollbacks back is still laid out"
+    );
+    // gc keeps all three as commits and sources; verify finds nothing amiss.
+    let out = f.run(&["gc", "--keep", "5", "--grace", "0", "--json"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let out = f.run(&["realise", "--offline", s(&site)]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+    let out = f.run(&["verify"]);
+    assert_eq!(code(&out), 0, "{}", said(&out));
+}
+
+#[test]
 fn locks_are_byte_identical_across_stores_with_different_histories() {
     let f = Fixture::new();
     let m = moodle_repo(f.path("moodle"));

@@ -570,6 +570,31 @@ pub enum CacheCommand {
     /// Make a signing key: the secret to FILE (its owner alone reads it), the public key on
     /// stdout, for the `trusted_keys` of the stores that read the cache.
     Key(CacheKeyArgs),
+    /// Remove from a binary cache what no recent lock record names: records published
+    /// within --keep-days, and each site's newest, keep their packages and files. Needs a
+    /// cache that can list its keys (a directory, S3); the local store is not touched.
+    Gc(CacheGcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheGcArgs {
+    /// The cache [default: the first of --substituters, MCB_SUBSTITUTERS or the store's
+    /// config.ron].
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Lock records published within this many days are kept, with what they name; a
+    /// site's newest record is kept whatever its age.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub keep_days: u64,
+    /// Keys younger than this many seconds are spared whatever names them (a push in
+    /// progress writes its records last).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub grace: u64,
+    /// Say what would go; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Args, Debug)]

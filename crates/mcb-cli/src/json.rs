@@ -887,6 +887,8 @@ pub struct Gc {
     recovered_records: Vec<GitOid>,
     unknown_use: Vec<GitOid>,
     test_leftovers: usize,
+    /// Kept generations whose laid-out tree was removed (laid out again on demand).
+    retired: Vec<GitOid>,
     spared: Spared,
 }
 
@@ -907,6 +909,7 @@ pub fn gc(r: &mcb_realise::GcOutcome, dry_run: bool) -> Gc {
         recovered_records: r.recovered.clone(),
         unknown_use: s.unknown_use.clone(),
         test_leftovers: r.test_leftovers,
+        retired: r.retired.clone(),
         spared: Spared {
             generations: s.spared_generations,
             manifests: s.spared_manifests,
@@ -1492,6 +1495,8 @@ pub struct CachePush {
     key: String,
     packages: usize,
     present: usize,
+    /// Generation records written (what each pushed lock resolved to).
+    generations: usize,
     files: usize,
     bytes: u64,
 }
@@ -1503,7 +1508,37 @@ pub fn cache_push(r: &mcb_realise::CachePushed) -> CachePush {
         key: r.key.clone(),
         packages: r.pushed.packages,
         present: r.pushed.present,
+        generations: r.pushed.locks,
         files: r.pushed.objects,
         bytes: r.pushed.bytes,
+    }
+}
+
+/// `mcb cache gc --json`.
+#[derive(Serialize)]
+pub struct CacheGc {
+    cache: String,
+    dry_run: bool,
+    /// Lock records kept (recent, or a site's newest).
+    kept_records: usize,
+    /// Deleted (or, in a dry run, to be deleted).
+    records: usize,
+    manifests: usize,
+    files: usize,
+    bytes: u64,
+    /// Keys younger than the grace period, spared.
+    spared: usize,
+}
+
+pub fn cache_gc(r: &mcb_substitute::CacheGc) -> CacheGc {
+    CacheGc {
+        cache: r.cache.clone(),
+        dry_run: r.dry_run,
+        kept_records: r.kept_records,
+        records: r.records,
+        manifests: r.manifests,
+        files: r.objects,
+        bytes: r.bytes,
+        spared: r.spared,
     }
 }

@@ -30,7 +30,7 @@ pub use changes::{Change, Downgrade, Held, Snapshot};
 pub use context::RunContext;
 pub use error::{ErrorKind, Named, RealiseError};
 pub use ops::audit::{ArchivedSource, AuditOptions, Audited, Held as ArchiveHeld, archive};
-pub use ops::cache::{CachePushed, cache_push};
+pub use ops::cache::{CachePushed, cache_gc, cache_push};
 pub use ops::edit::{EditError, NewConfigPhp, SiteEdit, edit, init, pin_to_lock};
 pub use ops::generations::RollbackOptions;
 pub use ops::generations::{

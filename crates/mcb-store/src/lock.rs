@@ -30,6 +30,26 @@ impl Store {
         self.lock_at(self.lock_path(), mode, on_wait)
     }
 
+    /// The lock taken exclusively when nobody holds it; `None` when somebody does (work
+    /// that may wait for a later run, such as retiring generations, is then left).
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
+        let path = self.lock_path();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StoreLock {
+                _file: Some(file),
+                mode: LockMode::Exclusive,
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e).at(&path),
+        }
+    }
+
     /// A lock of the caller's own, by name (`site-univ-prod`, `fetch-<key>`), for work that
     /// must not run twice at once.
     pub fn lock_named(

@@ -22,7 +22,7 @@ use mcb_store::{EntryKind, Manifest, ManifestHash, ObjectHash, Store};
 
 pub use error::SubstituteError;
 pub use key::{SigningKey, TrustedKey};
-pub use record::Record;
+pub use record::{LockRecord, Record};
 pub use remote::{CacheLimits, Substituter};
 
 /// The largest manifest a reader takes from a cache.
@@ -47,10 +47,39 @@ pub struct Taken {
     pub bytes: u64,
 }
 
+/// What a whole generation's record brought at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prefetched {
+    pub cache: String,
+    /// The generation's tree, as its record names it.
+    pub tree: String,
+    pub packages: usize,
+    pub objects: usize,
+    pub bytes: u64,
+}
+
+/// What `cache gc` removed and kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheGc {
+    pub cache: String,
+    /// Lock records kept: recent, or a site's newest.
+    pub kept_records: usize,
+    pub records: usize,
+    pub manifests: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    /// Unnamed keys spared because they are younger than the grace period (a push in
+    /// progress writes its objects before its records).
+    pub spared: usize,
+    pub dry_run: bool,
+}
+
 /// What a push uploaded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pushed {
     pub packages: usize,
+    /// Lock records written (one per generation pushed that the cache lacked).
+    pub locks: usize,
     /// Packages the cache had already.
     pub present: usize,
     pub objects: usize,
@@ -327,4 +356,309 @@ impl Substitutes {
             Ok(out)
         })
     }
+
+    /// Publishes what `site`'s lock (`lock`, the blake3 of its text) resolved to: its
+    /// generation `tree` and its `packages`, signed by `key`. Written once, after the
+    /// packages: a record names only what the cache holds.
+    pub fn push_lock(
+        &self,
+        lock: &str,
+        site: &str,
+        tree: &str,
+        packages: Vec<String>,
+        key: &SigningKey,
+    ) -> Result<bool, SubstituteError> {
+        let cache = self.first()?;
+        let at = cache.key(&format!("locks/{lock}.json"));
+        self.runtime.block_on(async {
+            if cache.has(&at).await? {
+                return Ok(false);
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let record = LockRecord::signed(key, lock, site, tree, packages, now);
+            cache.create(&at, record.to_bytes()).await?;
+            Ok(true)
+        })
+    }
+
+    fn first(&self) -> Result<&Substituter, SubstituteError> {
+        self.caches.first().ok_or_else(|| SubstituteError::BadUrl {
+            url: String::new(),
+            why: "no cache is configured".into(),
+        })
+    }
+
+    /// The whole generation of lock `lock` at once: through its signed record, the files
+    /// of every package in `wanted` (the ones this store lacks) are taken in one parallel
+    /// stream and checked against their manifests. The packages themselves enter the store
+    /// through [`Substitutes::substitute`], which then finds their files here. `Ok(None)`
+    /// when no cache has the record; the refusals to be said otherwise.
+    /// `moved` counts the bytes as they arrive (a progress bar reads it).
+    pub fn prefetch(
+        &self,
+        store: &Store,
+        lock: &str,
+        wanted: &[ManifestHash],
+        moved: &std::sync::atomic::AtomicUsize,
+    ) -> (Option<Prefetched>, Vec<SubstituteError>) {
+        let mut refused = Vec::new();
+        for cache in &self.caches {
+            match self
+                .runtime
+                .block_on(self.prefetch_from(cache, store, lock, wanted, moved))
+            {
+                Ok(Some(got)) => return (Some(got), refused),
+                Ok(None) => {}
+                Err(e) => refused.push(e),
+            }
+        }
+        (None, refused)
+    }
+
+    async fn prefetch_from(
+        &self,
+        cache: &Substituter,
+        store: &Store,
+        lock: &str,
+        wanted: &[ManifestHash],
+        moved: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Option<Prefetched>, SubstituteError> {
+        let refused = |what: String| SubstituteError::Refused {
+            cache: cache.shown.clone(),
+            what,
+        };
+        let Some(bytes) = cache
+            .get(
+                &cache.key(&format!("locks/{lock}.json")),
+                record::MAX_LOCK_RECORD_BYTES as u64,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record = LockRecord::verified(&bytes, lock, &self.trusted, &cache.shown)?;
+        if let Some(m) = wanted
+            .iter()
+            .find(|m| !record.packages.iter().any(|p| p == m.as_str()))
+        {
+            return Err(refused(format!(
+                "the record of lock {lock} does not name package {m} of that lock"
+            )));
+        }
+        // The manifests, each checked against its name.
+        let manifests: Vec<Manifest> = futures::stream::iter(wanted.iter().map(|h| async move {
+            let bytes = cache
+                .get(
+                    &cache.key(&format!("manifests/{h}.ron")),
+                    MAX_MANIFEST_BYTES,
+                )
+                .await?
+                .ok_or_else(|| refused(format!("the manifest of {h} is missing")))?;
+            Manifest::from_bytes(&bytes)
+                .filter(|m| &m.hash() == h)
+                .ok_or_else(|| refused(format!("the manifest of {h} does not match its hash")))
+        }))
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+        let mut objects: BTreeMap<(&ObjectHash, bool), u64> = BTreeMap::new();
+        for m in &manifests {
+            for e in &m.entries {
+                if e.size > self.max_object {
+                    return Err(refused(format!(
+                        "{} is {} bytes, over the limit of {}",
+                        e.path, e.size, self.max_object
+                    )));
+                }
+                // Symlinks' targets are kept as plain objects.
+                let exec = e.kind != EntryKind::Symlink && e.executable();
+                if !store.has_object(e.object(), exec) {
+                    objects.insert((e.object(), exec), e.size);
+                }
+            }
+        }
+        let sizes: Vec<u64> =
+            futures::stream::iter(objects.iter().map(|((h, exec), size)| async move {
+                let bytes = cache
+                    .get(&cache.key(&format!("objects/{}/{h}", h.fan())), *size)
+                    .await
+                    .map_err(|e| match e {
+                        SubstituteError::Refused { .. } => {
+                            refused(format!("object {h} does not match its hash"))
+                        }
+                        other => other,
+                    })?
+                    .ok_or_else(|| refused(format!("object {h} is missing")))?;
+                if &ObjectHash::of(&bytes) != *h || bytes.len() as u64 != *size {
+                    return Err(refused(format!("object {h} does not match its hash")));
+                }
+                store.put_object(&bytes, *exec)?;
+                moved.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+                Ok::<u64, SubstituteError>(*size)
+            }))
+            .buffer_unordered(PARALLEL * 2)
+            .try_collect()
+            .await?;
+        store.sync()?;
+        Ok(Some(Prefetched {
+            cache: cache.shown.clone(),
+            tree: record.tree,
+            packages: manifests.len(),
+            objects: sizes.len(),
+            bytes: sizes.iter().sum(),
+        }))
+    }
+
+    /// Removes from the first cache what no recent lock record names: a lock record is
+    /// kept when it was published within `keep` or is its site's newest; the packages
+    /// kept records name are kept with their files; anything else goes once it is older
+    /// than `grace` (so a push in progress, which writes its lock record last, loses
+    /// nothing). A reader never sees harm: a package whose file went is refused and
+    /// fetched upstream.
+    pub fn collect_garbage(
+        &self,
+        keep: std::time::Duration,
+        grace: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<CacheGc, SubstituteError> {
+        let cache = self.first()?;
+        let now = std::time::SystemTime::now();
+        let older = |t: std::time::SystemTime, d: std::time::Duration| {
+            now.duration_since(t).is_ok_and(|age| age > d)
+        };
+        let name_of =
+            |key: &object_store::path::Path| -> String { key.filename().unwrap_or("").to_string() };
+        self.runtime.block_on(async {
+            let mut out = CacheGc {
+                cache: cache.shown.clone(),
+                dry_run,
+                ..Default::default()
+            };
+            // Lock records: recent ones, and each site's newest.
+            let mut records = Vec::new();
+            for (key, size, written) in cache.list("locks").await? {
+                let bytes = cache
+                    .get(&key, record::MAX_LOCK_RECORD_BYTES as u64)
+                    .await
+                    .ok()
+                    .flatten();
+                let parsed = bytes.as_deref().and_then(LockRecord::parse);
+                records.push((key, size, written, parsed));
+            }
+            let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+            for (_, _, _, r) in &records {
+                if let Some(r) = r {
+                    let n = newest.entry(r.site.as_str()).or_default();
+                    *n = (*n).max(r.published);
+                }
+            }
+            let cutoff = now
+                .checked_sub(keep)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut live: std::collections::BTreeSet<String> = Default::default();
+            // Deleted in this order (records, then manifests, then files), each step done
+            // before the next: nothing left names what is about to go.
+            let mut gone: [Vec<object_store::path::Path>; 3] = Default::default();
+            for (key, size, written, r) in &records {
+                match r {
+                    Some(r)
+                        if r.published >= cutoff
+                            || newest.get(r.site.as_str()) == Some(&r.published) =>
+                    {
+                        out.kept_records += 1;
+                        live.extend(r.packages.iter().cloned());
+                    }
+                    // A record that cannot be read names nothing; it goes after the grace.
+                    _ if !older(*written, grace) => out.spared += 1,
+                    _ => {
+                        out.records += 1;
+                        out.bytes += size;
+                        gone[0].push(key.clone());
+                    }
+                }
+            }
+            // The files of live packages: their manifests say.
+            let mut live_objects: std::collections::BTreeSet<String> = Default::default();
+            for h in &live {
+                let Ok(h) = ManifestHash::parse(h) else {
+                    continue;
+                };
+                let m = match store_manifest(cache, &h).await? {
+                    Some(m) => m,
+                    None => continue,
+                };
+                live_objects.extend(m.entries.iter().map(|e| e.object().to_string()));
+            }
+            for (dir, suffix) in [("records", ".json"), ("manifests", ".ron")] {
+                for (key, size, written) in cache.list(dir).await? {
+                    let name = name_of(&key);
+                    let hash = name.strip_suffix(suffix).unwrap_or(&name);
+                    if live.contains(hash) {
+                        continue;
+                    }
+                    if !older(written, grace) {
+                        out.spared += 1;
+                        continue;
+                    }
+                    if dir == "records" {
+                        out.records += 1;
+                        gone[0].push(key);
+                    } else {
+                        out.manifests += 1;
+                        gone[1].push(key);
+                    }
+                    out.bytes += size;
+                }
+            }
+            for (key, size, written) in cache.list("objects").await? {
+                if live_objects.contains(&name_of(&key)) {
+                    continue;
+                }
+                if !older(written, grace) {
+                    out.spared += 1;
+                    continue;
+                }
+                out.objects += 1;
+                out.bytes += size;
+                gone[2].push(key);
+            }
+            if !dry_run {
+                for step in &gone {
+                    futures::stream::iter(step.iter().map(|k| cache.delete(k)))
+                        .buffer_unordered(PARALLEL)
+                        .try_collect::<Vec<()>>()
+                        .await?;
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A package's manifest as the cache holds it, checked against its name; `None` when it
+/// is missing or wrong (then nothing it names is kept for it).
+async fn store_manifest(
+    cache: &Substituter,
+    hash: &ManifestHash,
+) -> Result<Option<Manifest>, SubstituteError> {
+    let bytes = match cache
+        .get(
+            &cache.key(&format!("manifests/{hash}.ron")),
+            MAX_MANIFEST_BYTES,
+        )
+        .await
+    {
+        Ok(b) => b,
+        Err(SubstituteError::Refused { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(bytes
+        .as_deref()
+        .and_then(Manifest::from_bytes)
+        .filter(|m| &m.hash() == hash))
 }

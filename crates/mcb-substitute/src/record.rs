@@ -89,6 +89,117 @@ impl Record {
     }
 }
 
+/// The signed record of a whole generation: what one site's lock resolved to (its tree and
+/// the packages it is made of) and when it was published. A store realising that lock
+/// takes every package it lacks at once through it; `mcb cache gc` keeps what recent
+/// records name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockRecord {
+    pub format: u32,
+    /// The blake3 of the lock's text (its name in the cache).
+    pub lock: String,
+    pub site: String,
+    /// The generation's git tree.
+    pub tree: String,
+    /// The manifests of its packages, sorted.
+    pub packages: Vec<String>,
+    /// When it was published (seconds since 1970).
+    pub published: u64,
+    pub key: String,
+    pub signature: String,
+}
+
+/// The largest lock record a reader reads (a site of some hundred packages).
+pub const MAX_LOCK_RECORD_BYTES: usize = 256 * 1024;
+
+impl LockRecord {
+    fn message(lock: &str, site: &str, tree: &str, packages: &[String], published: u64) -> Vec<u8> {
+        let mut m = format!(
+            "mcb-cache-v1 lock\nlock {lock}\nsite {site}\ntree {tree}\npublished {published}\n"
+        );
+        for p in packages {
+            m.push_str(&format!("package {p}\n"));
+        }
+        m.into_bytes()
+    }
+
+    pub fn signed(
+        key: &SigningKey,
+        lock: &str,
+        site: &str,
+        tree: &str,
+        mut packages: Vec<String>,
+        published: u64,
+    ) -> LockRecord {
+        packages.sort();
+        packages.dedup();
+        let signature =
+            hex::encode(key.sign(&Self::message(lock, site, tree, &packages, published)));
+        LockRecord {
+            format: 1,
+            lock: lock.to_string(),
+            site: site.to_string(),
+            tree: tree.to_string(),
+            packages,
+            published,
+            key: key.name.clone(),
+            signature,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a record is plain data")
+    }
+
+    /// Reads a lock record without checking who signed it: what `mcb cache gc` keeps is
+    /// decided by every record it can read, trusted or not (keeping too much is harmless).
+    pub fn parse(bytes: &[u8]) -> Option<LockRecord> {
+        if bytes.len() > MAX_LOCK_RECORD_BYTES {
+            return None;
+        }
+        serde_json::from_slice::<LockRecord>(bytes)
+            .ok()
+            .filter(|r| r.format == 1)
+    }
+
+    /// Reads and checks the record of lock `lock`: format, name, and a signature by one
+    /// of `trusted`.
+    pub fn verified(
+        bytes: &[u8],
+        lock: &str,
+        trusted: &[TrustedKey],
+        cache: &str,
+    ) -> Result<LockRecord, SubstituteError> {
+        let refused = |what: String| SubstituteError::Refused {
+            cache: cache.to_string(),
+            what,
+        };
+        let r = Self::parse(bytes)
+            .ok_or_else(|| refused(format!("the record of lock {lock} is not a record")))?;
+        if r.lock != lock {
+            return Err(refused(format!(
+                "the record of lock {lock} is of another lock"
+            )));
+        }
+        let Some(key) = trusted.iter().find(|k| k.name == r.key) else {
+            return Err(refused(format!(
+                "the record of lock {lock} is signed by '{}', a key this store does not trust",
+                r.key.escape_debug()
+            )));
+        };
+        let sig = hex::decode(&r.signature).unwrap_or_default();
+        let message = Self::message(&r.lock, &r.site, &r.tree, &r.packages, r.published);
+        if !key.verify(&message, &sig) {
+            return Err(refused(format!(
+                "the record of lock {lock} does not carry a valid signature of '{}'",
+                r.key
+            )));
+        }
+        Ok(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +223,28 @@ mod tests {
         assert!(Record::verified(&u.to_bytes(), "m1", &trusted, "c").is_err());
         assert!(Record::verified(b"{}", "m1", &trusted, "c").is_err());
         assert!(Record::verified(&vec![b' '; MAX_RECORD_BYTES + 1], "m1", &trusted, "c").is_err());
+    }
+
+    #[test]
+    fn a_lock_record_holds_only_with_its_packages_and_a_trusted_signature() {
+        let k = SigningKey::generate("a").unwrap();
+        let trusted = [k.public()];
+        let r = LockRecord::signed(&k, "l1", "s", "t", vec!["m2".into(), "m1".into()], 7);
+        assert_eq!(r.packages, ["m1", "m2"]);
+        assert!(LockRecord::verified(&r.to_bytes(), "l1", &trusted, "c").is_ok());
+        assert!(LockRecord::verified(&r.to_bytes(), "l2", &trusted, "c").is_err());
+        let mut more = r.clone();
+        more.packages.push("m3".into());
+        assert!(LockRecord::verified(&more.to_bytes(), "l1", &trusted, "c").is_err());
+        let mut older = r.clone();
+        older.published = 1;
+        assert!(LockRecord::verified(&older.to_bytes(), "l1", &trusted, "c").is_err());
+        let stranger = SigningKey::generate("a").unwrap();
+        assert!(LockRecord::verified(&r.to_bytes(), "l1", &[stranger.public()], "c").is_err());
+        // gc reads any record, trusted or not.
+        assert_eq!(
+            LockRecord::parse(&more.to_bytes()).unwrap().packages.len(),
+            3
+        );
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Keys (under the URL's path): `mcb-cache-v1/objects/<first two hex digits>/<blake3>` (a file's bytes),
 //! `mcb-cache-v1/manifests/<blake3>.ron` (a package's manifest, as the store writes it),
-//! `mcb-cache-v1/records/<blake3>.json` (the signed record of that manifest). A key is
+//! `mcb-cache-v1/records/<blake3>.json` (the signed record of that manifest),
+//! `mcb-cache-v1/locks/<blake3>.json` (the signed record of a site's lock: its generation
+//! and packages, and when it was published). A key is
 //! written once and never rewritten: the record last, so a record names a complete package.
 
 use std::sync::Arc;
@@ -249,6 +251,29 @@ impl Substituter {
         match copied {
             Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(self.remote(format!("cannot write {key}"), e)),
+        }
+    }
+
+    /// Every key under `rest` with its size and when it was written (`cache gc`). A cache
+    /// that cannot list (a WebDAV server without PROPFIND) says so as an error.
+    pub async fn list(
+        &self,
+        rest: &str,
+    ) -> Result<Vec<(Key, u64, std::time::SystemTime)>, SubstituteError> {
+        use futures::TryStreamExt;
+        let prefix = self.key(rest);
+        self.store
+            .list(Some(&prefix))
+            .map_ok(|m| (m.location, m.size, m.last_modified.into()))
+            .try_collect()
+            .await
+            .map_err(|e| self.remote(format!("cannot list {prefix}"), e))
+    }
+
+    pub async fn delete(&self, key: &Key) -> Result<(), SubstituteError> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.remote(format!("cannot delete {key}"), e)),
         }
     }
 }

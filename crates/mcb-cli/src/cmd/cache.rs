@@ -1,9 +1,9 @@
-//! `mcb cache push` and `mcb cache key`.
+//! `mcb cache push`, `mcb cache gc` and `mcb cache key`.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use crate::cli::{CacheCommand, CacheKeyArgs, CachePushArgs, GlobalArgs};
+use crate::cli::{CacheCommand, CacheGcArgs, CacheKeyArgs, CachePushArgs, GlobalArgs};
 use crate::cmd::plural;
 use crate::error::{CliError, Exit};
 use crate::progress::Progress;
@@ -18,7 +18,47 @@ pub fn run(g: &GlobalArgs, c: &CacheCommand) -> Result<Exit, CliError> {
     match c {
         CacheCommand::Push(a) => push(g, a),
         CacheCommand::Key(a) => key(g, a),
+        CacheCommand::Gc(a) => gc(g, a),
     }
+}
+
+fn gc(g: &GlobalArgs, a: &CacheGcArgs) -> Result<Exit, CliError> {
+    let opts = a.net.options(g);
+    let progress = Progress::new(g);
+    let result = mcb_realise::cache_gc(
+        &opts,
+        a.to.as_deref(),
+        std::time::Duration::from_secs(a.keep_days * 86_400),
+        std::time::Duration::from_secs(a.grace),
+        a.dry_run,
+    );
+    progress.finish();
+    let r = result?;
+    if g.json {
+        out_json(&crate::json::cache_gc(&r));
+        return Ok(Exit::Success);
+    }
+    if !g.quiet {
+        say!(
+            "{} from {}: {}, {}, {}: {}; kept what {} name{}",
+            if r.dry_run { "would delete" } else { "deleted" },
+            r.cache,
+            plural(r.records, "record"),
+            plural(r.manifests, "manifest"),
+            plural(r.objects, "file"),
+            size(r.bytes),
+            plural(r.kept_records, "lock record"),
+            if r.spared > 0 {
+                format!(
+                    " ({} younger than the grace period spared)",
+                    plural(r.spared, "key")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Exit::Success)
 }
 
 fn push(g: &GlobalArgs, a: &CachePushArgs) -> Result<Exit, CliError> {
@@ -42,8 +82,9 @@ fn push(g: &GlobalArgs, a: &CachePushArgs) -> Result<Exit, CliError> {
 pub(crate) fn pushed_line(r: &mcb_realise::CachePushed) -> String {
     let p = &r.pushed;
     format!(
-        "pushed {} of {} to {}: {}, {} uploaded; {} there already (signed by {})",
+        "pushed {} and {} of {} to {}: {}, {} uploaded; {} there already (signed by {})",
         plural(p.packages - p.present, "package"),
+        plural(p.locks, "generation record"),
         plural(r.sites.len(), "site"),
         r.cache,
         plural(p.objects, "file"),

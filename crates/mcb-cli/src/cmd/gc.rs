@@ -41,6 +41,17 @@ pub fn run(g: &GlobalArgs, a: &GcArgs) -> Result<Exit, CliError> {
         let short: Vec<&str> = trees.iter().map(|t| &t.as_str()[..12]).collect();
         say!("kept for {site}: {}", short.join(", "));
     }
+    if !r.retired.is_empty() {
+        say!(
+            "{} {} no longer laid out (kept as commits; a rollback lays one out again)",
+            plural(r.retired.len(), "kept generation"),
+            match (a.dry_run, r.retired.len()) {
+                (true, _) => "would be",
+                (false, 1) => "is",
+                _ => "are",
+            }
+        );
+    }
     for key in &r.recovered {
         say!(
             "generation {key} had lost its record of the sources it uses; rebuilt it from its commit"

@@ -63,23 +63,111 @@ pub fn cache_push(
         out
     };
     let mut manifests: BTreeSet<ManifestHash> = BTreeSet::new();
-    for (_, head) in &chosen {
+    let mut locks = Vec::new();
+    for (site, head) in &chosen {
         for (commit, _) in git.recent_generations(head, keep)? {
             if let Some(lock) = crate::stage::commit::lock_in_commit(&git, &commit)? {
-                manifests.extend(
-                    lock_manifests(&lock)
-                        .into_iter()
-                        .filter(|m| store.has_manifest(m)),
-                );
+                let used = lock_manifests(&lock);
+                // A generation whose packages are not all here cannot be published whole.
+                if used.iter().all(|m| store.has_manifest(m)) {
+                    locks.push((
+                        site.clone(),
+                        lock_key(&lock),
+                        lock.tree.clone(),
+                        used.clone(),
+                    ));
+                }
+                manifests.extend(used.into_iter().filter(|m| store.has_manifest(m)));
             }
         }
     }
     let manifests: Vec<ManifestHash> = manifests.into_iter().collect();
-    let pushed = subs.push(&store, &manifests, key)?;
+    let mut pushed = subs.push(&store, &manifests, key)?;
+    // Oldest first, so the newest record of a site is written last.
+    for (site, lock, tree, used) in locks.into_iter().rev() {
+        let packages = used.iter().map(|m| m.to_string()).collect();
+        if subs.push_lock(&lock, &site, tree.as_str(), packages, key)? {
+            pushed.locks += 1;
+        }
+    }
     Ok(CachePushed {
         cache: subs.caches().next().unwrap_or_default().to_string(),
         sites: chosen.into_iter().map(|(s, _)| s).collect(),
         pushed,
         key: key.name.clone(),
     })
+}
+
+/// The name of a lock in a binary cache: the blake3 of its text.
+pub(crate) fn lock_key(lock: &mcb_config::Lock) -> String {
+    blake3::hash(lock.to_text().as_bytes()).to_hex().to_string()
+}
+
+/// Removes from `to` (else the first configured cache) what no lock record published
+/// within `keep` (or a site's newest) names, once older than `grace`.
+pub fn cache_gc(
+    opts: &RunOptions,
+    to: Option<&str>,
+    keep: std::time::Duration,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> Result<mcb_substitute::CacheGc, RealiseError> {
+    let mut with_to = opts.clone();
+    if let Some(url) = to {
+        with_to.substituters = vec![url.to_string()];
+    }
+    with_to.offline = false;
+    let subs = with_to.substitutes(&opts.store)?.ok_or_else(|| {
+        mcb_substitute::SubstituteError::BadUrl {
+            url: String::new(),
+            why: "no cache to collect: give --to URL, MCB_SUBSTITUTERS, or substituters in the store's config.ron".into(),
+        }
+    })?;
+    Ok(subs.collect_garbage(keep, grace, dry_run)?)
+}
+
+/// Before a site with a lock is realised: every package of the lock this store lacks,
+/// taken at once through the whole generation's record in a binary cache (the packages
+/// then enter the store one by one from these files, with no further download). Said, and
+/// a refusal warned of; nothing is lost when no cache has it.
+pub(crate) fn prefetch_generation(
+    ctx: &crate::context::RunContext,
+    lock: &mcb_config::Lock,
+    reporter: &dyn crate::report::Reporter,
+) {
+    let Some(subs) = &ctx.substitutes else {
+        return;
+    };
+    let wanted: Vec<ManifestHash> = lock_manifests(lock)
+        .into_iter()
+        .filter(|m| !ctx.store.has_manifest(m))
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let moved = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let label = format!(
+        "generation {} from the binary cache",
+        &lock.tree.as_str()[..12]
+    );
+    reporter.transfer(&label, moved.clone());
+    let (got, refused) = subs.prefetch(&ctx.store, &lock_key(lock), &wanted, &moved);
+    for e in refused {
+        reporter.warn(&format!(
+            "generation {}: {e}; its packages are asked for one by one",
+            &lock.tree.as_str()[..12]
+        ));
+    }
+    if let Some(p) = got {
+        reporter.substituted(
+            &format!(
+                "generation {} ({} packages)",
+                &p.tree[..p.tree.len().min(12)],
+                p.packages
+            ),
+            &p.cache,
+            p.objects,
+            p.bytes,
+        );
+    }
 }

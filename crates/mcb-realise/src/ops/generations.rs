@@ -183,6 +183,23 @@ pub fn rollback(
     opts: &RollbackOptions,
     reporter: &dyn Reporter,
 ) -> Result<RolledBack, RealiseError> {
+    let rolled = roll_back(site_file, target, run, opts, reporter)?;
+    if let Err(e) = crate::ops::maintain::retire_after_realise(&run.store, &rolled.site) {
+        reporter.warn(&format!(
+            "older generations of {} were left laid out: {e}",
+            rolled.site
+        ));
+    }
+    Ok(rolled)
+}
+
+fn roll_back(
+    site_file: &Path,
+    target: Option<&str>,
+    run: &RunOptions,
+    opts: &RollbackOptions,
+    reporter: &dyn Reporter,
+) -> Result<RolledBack, RealiseError> {
     let site = SiteFile::load(site_file)?;
     let old_lock = Lock::load(&site.lock_path())?;
     let ctx = RunContext::open(run, Some(&site), reporter)?;

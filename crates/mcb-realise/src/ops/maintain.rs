@@ -37,6 +37,8 @@ pub struct GcOutcome {
     pub recovered: Vec<GitOid>,
     /// Directories of killed `mcb test` runs removed (their clusters stopped).
     pub test_leftovers: usize,
+    /// Kept generations no longer laid out (kept as commits; laid out again on demand).
+    pub retired: Vec<GitOid>,
 }
 
 /// The manifests a locked codebase is made of.
@@ -83,6 +85,80 @@ fn recover_uses(
         }
     }
     Ok(false)
+}
+
+/// Generations kept laid out: what a `result` link serves, and each site's newest two (the
+/// one served or about to be, and the one before it, so rolling back is instant).
+fn laid_out_generations(store: &Store, git: &GitStore) -> Result<BTreeSet<GitOid>, RealiseError> {
+    let mut wanted = BTreeSet::new();
+    for (_, head) in git.site_branches()? {
+        for (_, tree) in git.recent_generations(&head, LAID_OUT_PER_SITE)? {
+            wanted.insert(tree);
+        }
+    }
+    for (_, target) in store.live_result_targets()? {
+        if let Some(key) = target
+            .file_name()
+            .and_then(|k| GitOid::parse(&k.to_string_lossy()).ok())
+        {
+            wanted.insert(key);
+        }
+    }
+    Ok(wanted)
+}
+
+/// Each site's generations laid out: its newest and the one before.
+const LAID_OUT_PER_SITE: usize = 2;
+
+/// How far back along a site's branch a realise looks for generations to retire.
+const RETIRE_LOOKBACK: usize = 8;
+
+/// Removes the laid-out trees of `candidates` that nothing serves and that are not among
+/// a site's newest two. Their commits, records and objects stay, so a rollback, `test` or
+/// `deploy` lays them out again from the store. A tree is directory blocks that hardlinks
+/// cannot share: a fleet's store is mostly these.
+fn retire(
+    store: &Store,
+    git: &GitStore,
+    candidates: impl IntoIterator<Item = GitOid>,
+    dry_run: bool,
+) -> Result<Vec<GitOid>, RealiseError> {
+    let wanted = laid_out_generations(store, git)?;
+    let mut retired = Vec::new();
+    for key in candidates {
+        if wanted.contains(&key) || !store.generation_path(&key).is_dir() {
+            continue;
+        }
+        // Without its record the tree could not be laid out again: it stays.
+        if store.generation_uses(&key).is_none() {
+            continue;
+        }
+        if !dry_run {
+            store.remove_generation(&key)?;
+        }
+        retired.push(key);
+    }
+    Ok(retired)
+}
+
+/// After a realise made a new generation of `site`: the site's older generations are no
+/// longer laid out (see [`retire`]). Done only when no other run holds the store (a later
+/// realise or `gc` does it otherwise); anything in the way is left as it is.
+pub(crate) fn retire_after_realise(store: &Path, site: &str) -> Result<Vec<GitOid>, RealiseError> {
+    let store = Store::open_existing(store)?;
+    let Some(_lock) = store.try_lock_exclusive()? else {
+        return Ok(Vec::new());
+    };
+    let git = mcb_catalog::sources::open_git(&store)?;
+    let Some(head) = git.branch_head(site)? else {
+        return Ok(Vec::new());
+    };
+    let older = git
+        .recent_generations(&head, RETIRE_LOOKBACK)?
+        .into_iter()
+        .skip(LAID_OUT_PER_SITE)
+        .map(|(_, tree)| tree);
+    retire(&store, &git, older, false)
 }
 
 /// What `gc` keeps and whether it deletes.
@@ -164,6 +240,7 @@ pub fn gc(
     if !dry_run {
         git.keep_trees(&roots)?;
     }
+    let retired = retire(&store, &git, roots.iter().cloned(), dry_run)?;
     let report = if dry_run && !recovered.is_empty() {
         // The records are not written in a dry run: say what a real run would keep.
         let mut r = store.collect_garbage(&roots, grace, true)?;
@@ -180,6 +257,7 @@ pub fn gc(
         kept,
         recovered,
         test_leftovers,
+        retired,
     })
 }
 

@@ -387,6 +387,26 @@ fn realise_as(
     serve: bool,
     reporter: &dyn Reporter,
 ) -> Result<Realised, RealiseError> {
+    let realised = realise_site(site_path, run, opts, serve, reporter)?;
+    // The run's hold on the store is released: older generations may be retired now.
+    if realised.changed
+        && let Err(e) = crate::ops::maintain::retire_after_realise(&run.store, &realised.site)
+    {
+        reporter.warn(&format!(
+            "older generations of {} were left laid out: {e}",
+            realised.site
+        ));
+    }
+    Ok(realised)
+}
+
+fn realise_site(
+    site_path: &Path,
+    run: &RunOptions,
+    opts: &RealiseOptions,
+    serve: bool,
+    reporter: &dyn Reporter,
+) -> Result<Realised, RealiseError> {
     let site = SiteFile::load(site_path)?;
     let old_lock = Lock::load(&site.lock_path())?;
     if opts.locked && old_lock.is_none() {
@@ -395,6 +415,9 @@ fn realise_as(
     let ctx = RunContext::open(run, Some(&site), reporter)?;
     let link = link_path(&site, opts.out.as_deref());
     check_owner(&ctx, &site, opts.force, reporter)?;
+    if let Some(lock) = &old_lock {
+        crate::ops::cache::prefetch_generation(&ctx, lock, reporter);
+    }
     // What the lock holds answers to today's advisories and the organisation's policy:
     // `--locked` refuses it; otherwise the versions are chosen again.
     let open = match &old_lock {
