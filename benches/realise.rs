@@ -3,6 +3,8 @@
 //! plugin zips), then, side by side in one run, the median of several runs of:
 //! cold realise, warm realise of a new site, no-op realise, realise after a point release,
 //! realise after a release that changes only file modes, reproduce of a lock,
+//! a cold realise from a binary cache (a directory) with every upstream out of reach and
+//! the bytes a second site on the same core takes from it, `cp -a` and
 //! `cp -al` of the same tree (the floor), `git clone --bare` of the core (the fetch floor),
 //! the naive script (clone + copy plugins + `git add -A` + `git commit`), mcb's peak memory,
 //! and the store's size for 1 site and for 10 sites sharing two releases.
@@ -301,6 +303,19 @@ fn main() {
     let mut clone_checkout = Vec::new();
     let mut identical = Vec::new();
     let mut naive = Vec::new();
+    let mut from_cache = Vec::new();
+    let mut cp_a = Vec::new();
+    let mut second_site = (0u64, 0u64);
+    // A signing key for the binary cache rows.
+    let key = fx.root.join("cache.key");
+    let _ = std::fs::remove_file(&key);
+    let out = Command::new(&mcb)
+        .args(["cache", "key", "bench", "-o"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mcb cache key failed");
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let mut peak = 0i64;
     let mut store1 = 0u64;
     for r in 0..runs {
@@ -329,6 +344,44 @@ fn main() {
 
         let s = measure(mcb_cmd(&store).arg("realise").arg(&site_b));
         noop.push(s.wall);
+
+        // A binary cache in a directory: beta pushed, then realised by an empty store with
+        // every upstream out of reach; then alpha (one plugin more) in that store.
+        let cache = format!("file://{}", fx.root.join(format!("cache-{r}")).display());
+        measure(
+            mcb_cmd(&store)
+                .args(["cache", "push", "--to", &cache, "--key"])
+                .arg(&key),
+        );
+        let upstream = fx.root.join("upstream");
+        let away = fx.root.join("upstream-away");
+        std::fs::rename(&upstream, &away).unwrap();
+        let cached_store = fx.root.join(format!("store-cached-{r}"));
+        let from = |site: &Path, out: &str| {
+            let mut c = mcb_cmd(&cached_store);
+            c.env("MCB_SUBSTITUTERS", &cache)
+                .env("MCB_TRUSTED_KEYS", &public)
+                .args(["realise", "--locked", "--out"])
+                .arg(fx.root.join(out))
+                .arg(site);
+            measure(&mut c)
+        };
+        from_cache.push(from(&site_b, &format!("cached-b{r}")).wall);
+        let before = apparent_size(&cached_store.join("objects"));
+        from(&site_a, &format!("cached-a{r}"));
+        std::fs::rename(&away, &upstream).unwrap();
+        if r == 0 {
+            let differs = apparent_size(&fx.root.join(format!("cached-a{r}/local/bp0")));
+            second_site = (
+                apparent_size(&cached_store.join("objects")) - before,
+                differs,
+            );
+        }
+        remove(&cached_store);
+        let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
+        let copy = fx.root.join(format!("cp-a-{r}"));
+        cp_a.push(measure(Command::new("cp").arg("-a").arg(&tree).arg(&copy)).wall);
+        remove(&copy);
 
         // Another name, the same plugins as beta: its codebase exists already.
         let site_c = fx.site(
@@ -445,6 +498,7 @@ fn main() {
     let (modes, reproduce) = (median(modes), median(reproduce));
     let (cp, clone, naive) = (median(cp), median(clone), median(naive));
     let (clone_checkout, identical) = (median(clone_checkout), median(identical));
+    let (from_cache, cp_a) = (median(from_cache), median(cp_a));
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
     let budget10 = 1.15 * (store1 + fx.changed_bytes) as f64;
@@ -535,6 +589,24 @@ fn main() {
         format!("≤ 1.5 × cold realise = {}", secs(cold.mul_f64(1.5))),
         reproduce.as_secs_f64() <= 1.5 * cold.as_secs_f64(),
     );
+    row(
+        "cold realise from a binary cache (a directory), upstreams out of reach",
+        secs(from_cache),
+        format!(
+            "≤ 1.2 × `cp -a` = {} ({:.2}×); ≤ 0.5 × cold realise ({:.2}×)",
+            secs(cp_a.mul_f64(1.2)),
+            ratio(from_cache, cp_a),
+            ratio(from_cache, cold)
+        ),
+        from_cache <= cp_a.mul_f64(1.2) && ratio(from_cache, cold) <= 0.5,
+    );
+    row(
+        "bytes taken from the cache for a second site on the same core",
+        mb(second_site.0),
+        format!("≤ what differs (one plugin) = {}", mb(second_site.1)),
+        second_site.0 <= second_site.1,
+    );
+    row("`cp -a` of the tree", secs(cp_a), "—".into(), true);
     row("`cp -al` of the tree (floor)", secs(cp), "—".into(), true);
     row(
         "`git clone -b v4.5.0` of core, checked out (floor)",

@@ -146,6 +146,10 @@ pub(crate) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "cache push prod --to https://cache.example.org/mcb/",
                 "one site, to a WebDAV share (key from MCB_SIGNING_KEY)",
             ),
+            (
+                "cache gc --to s3://mcb-cache/builds --keep-days 30 --dry-run",
+                "what a collection would remove: nothing a lock of the last 30 days names",
+            ),
         ],
     ),
     (

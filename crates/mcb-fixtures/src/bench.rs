@@ -211,6 +211,17 @@ pub fn disk_usage(dir: &Path) -> u64 {
     total
 }
 
+/// The bytes of the files under `dir` (their lengths, not their blocks).
+pub fn apparent_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Removes a tree whose directories may be read-only. Only directories are made writable:
 /// files may be hardlinks of a store's objects, whose modes must not change.
 pub fn remove(path: &Path) {

@@ -58,7 +58,7 @@ pub fn run(g: &GlobalArgs, a: &HistoryArgs) -> Result<Exit, CliError> {
             if gen_.kept {
                 ""
             } else {
-                "  [files removed by gc: rollback rebuilds them from git]"
+                "  [not laid out: rollback lays it out again]"
             }
         );
         let mut facts = Vec::new();
