@@ -431,6 +431,8 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
     };
     let rollback_previous = rollback(&sites[0], "-1");
     let rollback_oldest = rollback(&sites[n.min(2) - 1], "gen-1");
+    // Both sites back at what their site files say.
+    for_each(mcb, &store, &sites[..n.min(2)], &["update"], &[0]);
     let store_bytes = disk_usage(&store);
     let unique_bytes = disk_usage(&store.join("objects"));
     eprintln!(

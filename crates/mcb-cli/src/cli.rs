@@ -573,7 +573,7 @@ pub enum CacheCommand {
     /// Remove from a binary cache what no recent lock record names: records published
     /// within --keep-days, and each site's newest, keep their packages and files. Needs a
     /// cache that can list its keys (a directory, S3); the local store is not touched.
-    Gc(CacheGcArgs),
+    Gc(Box<CacheGcArgs>),
 }
 
 #[derive(Args, Debug)]

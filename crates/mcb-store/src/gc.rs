@@ -209,21 +209,36 @@ impl Store {
             report.bytes += bytes;
             report.generations.push(key.clone());
             if !dry_run {
-                remove_tree(&path)?;
+                self.remove_generation(&key)?;
                 let _ = fs::remove_file(gens.join(format!("{key}.uses")));
             }
         }
-        // `.uses` records and staging directories without a generation.
+        // Records of generations that are no longer laid out (a realise retired their
+        // trees) and are not kept: the generation goes with its record. Staging
+        // directories of interrupted runs.
         for e in crate::read_dir_sorted(&gens)? {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale_uses = name.strip_suffix(".uses").is_some_and(|k| {
-                !gens.join(k).is_dir() && GitOid::parse(k).is_ok_and(|k| !keep.contains(&k))
-            });
-            let staging = name.starts_with(".staging-");
-            if !(stale_uses || staging) {
-                continue;
+            let unlaid = name
+                .strip_suffix(".uses")
+                .and_then(|k| GitOid::parse(k).ok())
+                .filter(|k| !keep.contains(k) && !gens.join(k.as_str()).is_dir());
+            if let Some(key) = unlaid {
+                let path = e.path();
+                let meta = fs::symlink_metadata(&path).at(&path)?;
+                if age(&meta) < grace {
+                    report.kept_generations += 1;
+                    report.spared_generations += 1;
+                    continue;
+                }
+                report.files += 1;
+                report.bytes += disk(&meta);
+                report.generations.push(key);
+                if !dry_run {
+                    fs::remove_file(&path).at(&path)?;
+                }
+            } else if name.starts_with(".staging-") {
+                remove_leftover(&e.path(), grace, dry_run, &mut report)?;
             }
-            remove_leftover(&e.path(), grace, dry_run, &mut report)?;
         }
 
         // Manifests.

@@ -468,13 +468,19 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a generation directory (made read-only by [`Store::materialise`]).
+    /// Deletes a generation directory (made read-only by [`Store::materialise`]). It is
+    /// first renamed to a staging name, so a run killed while deleting leaves no partial
+    /// generation, only a leftover `gc` removes.
     pub fn remove_generation(&self, key: &GitOid) -> Result<()> {
         let path = self.generation_path(key);
-        if path.exists() {
-            remove_tree(&path)?;
+        if !path.exists() {
+            return Ok(());
         }
-        Ok(())
+        let gone = self
+            .generations_dir()
+            .join(format!(".staging-removed-{key}-{}", std::process::id()));
+        fs::rename(&path, &gone).at(&path)?;
+        remove_tree(&gone)
     }
 }
 
