@@ -625,6 +625,34 @@ fn an_s3_bucket_serves_as_the_cache_with_credentials_from_the_environment_only()
         .output()
         .unwrap();
     s.same_codebase(&out);
+    assert!(
+        text(&out).contains("(3 packages) from the cache s3://builds/mcb"),
+        "{}",
+        text(&out)
+    );
+    // The bucket lists its keys: cache gc works on it, and keeps the site's newest.
+    let out = s3
+        .env(f.mcb())
+        .args([
+            "cache",
+            "gc",
+            "--json",
+            "--to",
+            "s3://builds/mcb",
+            "--keep-days",
+            "0",
+        ])
+        .args(["--grace", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&j["kept_records"], &j["records"], &j["files"]),
+        (&1.into(), &0.into(), &0.into()),
+        "{j}"
+    );
+    let gc_said = text(&out);
     // Credentials in the URL are refused, never used or shown.
     let out = f
         .mcb()
@@ -640,7 +668,7 @@ fn an_s3_bucket_serves_as_the_cache_with_credentials_from_the_environment_only()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(!text(&out).contains("inline-secret"), "{}", text(&out));
-    for said in [pushed, text(&out)] {
+    for said in [pushed, gc_said, text(&out)] {
         assert!(!said.contains(S3_SECRET));
     }
     for store in ["store", "store-s3"] {

@@ -161,9 +161,10 @@ pub(crate) fn prefetch_generation(
     if let Some(p) = got {
         reporter.substituted(
             &format!(
-                "generation {} ({} packages)",
+                "generation {} ({} package{})",
                 &p.tree[..p.tree.len().min(12)],
-                p.packages
+                p.packages,
+                if p.packages == 1 { "" } else { "s" }
             ),
             &p.cache,
             p.objects,
