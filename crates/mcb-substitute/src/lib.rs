@@ -154,10 +154,7 @@ impl Substitutes {
         git: &GitStore,
         hash: &ManifestHash,
     ) -> Result<Option<(Manifest, Taken)>, SubstituteError> {
-        let refused = |what: String| SubstituteError::Refused {
-            cache: cache.shown.clone(),
-            what,
-        };
+        let refused = |what: String| cache.refused(what);
         let Some(record) = cache
             .get(
                 &cache.key(&format!("records/{hash}.json")),
@@ -168,22 +165,7 @@ impl Substitutes {
             return Ok(None);
         };
         let record = Record::verified(&record, hash.as_str(), &self.trusted, &cache.shown)?;
-        let Some(bytes) = cache
-            .get(
-                &cache.key(&format!("manifests/{hash}.ron")),
-                MAX_MANIFEST_BYTES,
-            )
-            .await?
-        else {
-            return Err(refused(format!("the manifest of {hash} is missing")));
-        };
-        let manifest = Manifest::from_bytes(&bytes)
-            .ok_or_else(|| refused(format!("the manifest of {hash} cannot be read")))?;
-        if &manifest.hash() != hash {
-            return Err(refused(format!(
-                "the manifest of {hash} does not match its hash"
-            )));
-        }
+        let manifest = cached_manifest(cache, hash).await?;
         if manifest.tree.as_str() != record.tree {
             return Err(refused(format!(
                 "the manifest of {hash} is not of the tree its record names"
@@ -426,10 +408,7 @@ impl Substitutes {
         wanted: &[ManifestHash],
         moved: &std::sync::atomic::AtomicUsize,
     ) -> Result<Option<Prefetched>, SubstituteError> {
-        let refused = |what: String| SubstituteError::Refused {
-            cache: cache.shown.clone(),
-            what,
-        };
+        let refused = |what: String| cache.refused(what);
         let Some(bytes) = cache
             .get(
                 &cache.key(&format!("locks/{lock}.json")),
@@ -449,21 +428,11 @@ impl Substitutes {
             )));
         }
         // The manifests, each checked against its name.
-        let manifests: Vec<Manifest> = futures::stream::iter(wanted.iter().map(|h| async move {
-            let bytes = cache
-                .get(
-                    &cache.key(&format!("manifests/{h}.ron")),
-                    MAX_MANIFEST_BYTES,
-                )
-                .await?
-                .ok_or_else(|| refused(format!("the manifest of {h} is missing")))?;
-            Manifest::from_bytes(&bytes)
-                .filter(|m| &m.hash() == h)
-                .ok_or_else(|| refused(format!("the manifest of {h} does not match its hash")))
-        }))
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+        let manifests: Vec<Manifest> =
+            futures::stream::iter(wanted.iter().map(|h| cached_manifest(cache, h)))
+                .buffer_unordered(PARALLEL)
+                .try_collect()
+                .await?;
         let mut objects: BTreeMap<(&ObjectHash, bool), u64> = BTreeMap::new();
         for m in &manifests {
             for e in &m.entries {
@@ -588,9 +557,11 @@ impl Substitutes {
                 let Ok(h) = ManifestHash::parse(h) else {
                     continue;
                 };
-                let m = match store_manifest(cache, &h).await? {
-                    Some(m) => m,
-                    None => continue,
+                // A manifest missing or wrong keeps nothing for its package.
+                let m = match cached_manifest(cache, &h).await {
+                    Ok(m) => m,
+                    Err(SubstituteError::Refused { .. }) => continue,
+                    Err(e) => return Err(e),
                 };
                 live_objects.extend(m.entries.iter().map(|e| e.object().to_string()));
             }
@@ -640,25 +611,21 @@ impl Substitutes {
     }
 }
 
-/// A package's manifest as the cache holds it, checked against its name; `None` when it
-/// is missing or wrong (then nothing it names is kept for it).
-async fn store_manifest(
+/// A package's manifest as the cache holds it, checked against its name: refused when it
+/// is missing, unreadable or another.
+async fn cached_manifest(
     cache: &Substituter,
     hash: &ManifestHash,
-) -> Result<Option<Manifest>, SubstituteError> {
-    let bytes = match cache
+) -> Result<Manifest, SubstituteError> {
+    let refused = |what: String| cache.refused(what);
+    let bytes = cache
         .get(
             &cache.key(&format!("manifests/{hash}.ron")),
             MAX_MANIFEST_BYTES,
         )
-        .await
-    {
-        Ok(b) => b,
-        Err(SubstituteError::Refused { .. }) => None,
-        Err(e) => return Err(e),
-    };
-    Ok(bytes
-        .as_deref()
-        .and_then(Manifest::from_bytes)
-        .filter(|m| &m.hash() == hash))
+        .await?
+        .ok_or_else(|| refused(format!("the manifest of {hash} is missing")))?;
+    Manifest::from_bytes(&bytes)
+        .filter(|m| &m.hash() == hash)
+        .ok_or_else(|| refused(format!("the manifest of {hash} does not match its hash")))
 }

@@ -72,21 +72,35 @@ impl Record {
                 "the record of {manifest} is of another package or format"
             )));
         }
-        let Some(key) = trusted.iter().find(|k| k.name == r.key) else {
-            return Err(refused(format!(
-                "the record of {manifest} is signed by '{}', a key this store does not trust",
-                r.key.escape_debug()
-            )));
-        };
-        let sig = hex::decode(&r.signature).unwrap_or_default();
-        if !key.verify(&Self::message(&r.manifest, &r.tree), &sig) {
-            return Err(refused(format!(
-                "the record of {manifest} does not carry a valid signature of '{}'",
-                r.key
-            )));
-        }
+        let message = Self::message(&r.manifest, &r.tree);
+        check_signature(&r.key, &r.signature, &message, trusted)
+            .map_err(|why| refused(format!("the record of {manifest} {why}")))?;
         Ok(r)
     }
+}
+
+/// Whether `signature` (hex) is `key`'s, one of `trusted`, over `message`; what is wrong
+/// otherwise, to follow "the record of …".
+fn check_signature(
+    key: &str,
+    signature: &str,
+    message: &[u8],
+    trusted: &[TrustedKey],
+) -> Result<(), String> {
+    let Some(trusted_key) = trusted.iter().find(|k| k.name == key) else {
+        return Err(format!(
+            "is signed by '{}', a key this store does not trust",
+            key.escape_debug()
+        ));
+    };
+    let sig = hex::decode(signature).unwrap_or_default();
+    if !trusted_key.verify(message, &sig) {
+        return Err(format!(
+            "does not carry a valid signature of '{}'",
+            key.escape_debug()
+        ));
+    }
+    Ok(())
 }
 
 /// The signed record of a whole generation: what one site's lock resolved to (its tree and
@@ -182,20 +196,9 @@ impl LockRecord {
                 "the record of lock {lock} is of another lock"
             )));
         }
-        let Some(key) = trusted.iter().find(|k| k.name == r.key) else {
-            return Err(refused(format!(
-                "the record of lock {lock} is signed by '{}', a key this store does not trust",
-                r.key.escape_debug()
-            )));
-        };
-        let sig = hex::decode(&r.signature).unwrap_or_default();
         let message = Self::message(&r.lock, &r.site, &r.tree, &r.packages, r.published);
-        if !key.verify(&message, &sig) {
-            return Err(refused(format!(
-                "the record of lock {lock} does not carry a valid signature of '{}'",
-                r.key
-            )));
-        }
+        check_signature(&r.key, &r.signature, &message, trusted)
+            .map_err(|why| refused(format!("the record of lock {lock} {why}")))?;
         Ok(r)
     }
 }

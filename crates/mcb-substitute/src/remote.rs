@@ -171,6 +171,14 @@ impl Substituter {
         }
     }
 
+    /// This cache's answer refused: `what` was wrong with it.
+    pub fn refused(&self, what: String) -> SubstituteError {
+        SubstituteError::Refused {
+            cache: self.shown.clone(),
+            what,
+        }
+    }
+
     fn remote(&self, what: String, source: object_store::Error) -> SubstituteError {
         SubstituteError::Remote {
             cache: self.shown.clone(),

@@ -239,7 +239,7 @@ pub fn lay_out_tree(
 }
 
 /// The generation of `tree` in the store, sound: as it is, or laid out again from git
-/// (gc removed it, or it was changed in place).
+/// (no longer laid out, or changed in place).
 pub fn generation(
     store: &Store,
     git: &GitStore,
