@@ -54,6 +54,21 @@ impl Store {
         Ok(hash)
     }
 
+    /// Adds `bytes` only when they hash to `expected` (one pass: hashed here, written as
+    /// that object); `false`, and nothing written, when they do not.
+    pub fn put_expected_object(
+        &self,
+        expected: &ObjectHash,
+        bytes: &[u8],
+        executable: bool,
+    ) -> Result<bool> {
+        if &ObjectHash::of(bytes) != expected {
+            return Ok(false);
+        }
+        self.put_object_with_hash(expected, bytes, executable)?;
+        Ok(true)
+    }
+
     /// Adds `bytes` whose hash the caller already computed.
     pub(crate) fn put_object_with_hash(
         &self,

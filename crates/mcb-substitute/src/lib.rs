@@ -198,26 +198,10 @@ impl Substitutes {
             .iter()
             .map(|(h, (exec, size))| (*h, *exec, *size))
             .chain(targets.iter().map(|(h, size)| (*h, false, *size)));
-        let taken: Vec<u64> = futures::stream::iter(fetches.map(|(h, exec, size)| async move {
-            let key = cache.key(&format!("objects/{}/{h}", h.fan()));
-            let bytes = match cache.get(&key, size).await {
-                // Larger than the manifest says: not the object named.
-                Err(SubstituteError::Refused { .. }) => {
-                    return Err(refused(format!(
-                        "object {h} of {hash} does not match its hash (its size differs)"
-                    )));
-                }
-                other => other?,
-            }
-            .ok_or_else(|| refused(format!("object {h} of {hash} is missing")))?;
-            if &ObjectHash::of(&bytes) != h || bytes.len() as u64 != size {
-                return Err(refused(format!(
-                    "object {h} of {hash} does not match its hash"
-                )));
-            }
-            store.put_object(&bytes, exec)?;
-            Ok::<u64, SubstituteError>(size)
-        }))
+        let of = format!(" of {hash}");
+        let taken: Vec<u64> = futures::stream::iter(
+            fetches.map(|(h, exec, size)| take_object(cache, store, h, exec, size, &of, None)),
+        )
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await?;
@@ -450,23 +434,8 @@ impl Substitutes {
             }
         }
         let sizes: Vec<u64> =
-            futures::stream::iter(objects.iter().map(|((h, exec), size)| async move {
-                let bytes = cache
-                    .get(&cache.key(&format!("objects/{}/{h}", h.fan())), *size)
-                    .await
-                    .map_err(|e| match e {
-                        SubstituteError::Refused { .. } => {
-                            refused(format!("object {h} does not match its hash"))
-                        }
-                        other => other,
-                    })?
-                    .ok_or_else(|| refused(format!("object {h} is missing")))?;
-                if &ObjectHash::of(&bytes) != *h || bytes.len() as u64 != *size {
-                    return Err(refused(format!("object {h} does not match its hash")));
-                }
-                store.put_object(&bytes, *exec)?;
-                moved.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
-                Ok::<u64, SubstituteError>(*size)
+            futures::stream::iter(objects.iter().map(|((h, exec), size)| {
+                take_object(cache, store, h, *exec, *size, "", Some(moved))
             }))
             .buffer_unordered(PARALLEL * 2)
             .try_collect()
@@ -609,6 +578,44 @@ impl Substitutes {
             Ok(out)
         })
     }
+}
+
+/// One file from `cache` into `store`: at most `size` bytes, which must hash to `hash`
+/// (`of` names its package in a refusal). Hashed and written on the runtime's blocking
+/// threads, so files are checked and stored on every core while others download; `moved`
+/// counts the bytes that arrived.
+async fn take_object(
+    cache: &Substituter,
+    store: &Store,
+    hash: &ObjectHash,
+    exec: bool,
+    size: u64,
+    of: &str,
+    moved: Option<&std::sync::atomic::AtomicUsize>,
+) -> Result<u64, SubstituteError> {
+    let wrong = || cache.refused(format!("object {hash}{of} does not match its hash"));
+    let key = cache.key(&format!("objects/{}/{hash}", hash.fan()));
+    let bytes = match cache.get(&key, size).await {
+        // Larger than the manifest says: not the object named.
+        Err(SubstituteError::Refused { .. }) => return Err(wrong()),
+        other => other?,
+    }
+    .ok_or_else(|| cache.refused(format!("object {hash}{of} is missing")))?;
+    if bytes.len() as u64 != size {
+        return Err(wrong());
+    }
+    let (store, expected) = (store.clone(), hash.clone());
+    let stored =
+        tokio::task::spawn_blocking(move || store.put_expected_object(&expected, &bytes, exec))
+            .await
+            .map_err(|e| SubstituteError::Runtime(std::io::Error::other(e)))??;
+    if !stored {
+        return Err(wrong());
+    }
+    if let Some(m) = moved {
+        m.fetch_add(size as usize, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(size)
 }
 
 /// A package's manifest as the cache holds it, checked against its name: refused when it
