@@ -596,12 +596,21 @@ fn main() {
         "cold realise from a binary cache (a directory), upstreams out of reach",
         secs(from_cache),
         format!(
-            "≤ 1.2 × `cp -a` = {} ({:.2}×); ≤ 0.5 × cold realise ({:.2}×)",
+            "≤ 1.2 × `cp -a` = {} ({:.2}×)",
             secs(cp_a.mul_f64(1.2)),
-            ratio(from_cache, cp_a),
+            ratio(from_cache, cp_a)
+        ),
+        from_cache <= cp_a.mul_f64(1.2),
+    );
+    row(
+        "the same, against a cold realise from upstream",
+        secs(from_cache),
+        format!(
+            "≤ 0.5 × cold realise = {} ({:.3}×)",
+            secs(cold.mul_f64(0.5)),
             ratio(from_cache, cold)
         ),
-        from_cache <= cp_a.mul_f64(1.2) && ratio(from_cache, cold) <= 0.5,
+        ratio(from_cache, cold) <= 0.5,
     );
     row(
         "bytes taken from the cache for a second site on the same core",
