@@ -433,6 +433,8 @@ fn a_generation_record_brings_a_locked_site_at_once_and_cache_gc_keeps_what_rece
     s.upstreams(false);
     let out = s.realise_from("store-a", &cache, &public, "");
     s.same_codebase(&out);
+    crate::snapshots::settings(f)
+        .bind(|| insta::assert_snapshot!("cache-realise", crate::snapshots::shown(&out)));
     let said = text(&out);
     let tree = s.built["tree"].as_str().unwrap();
     assert!(
@@ -478,8 +480,10 @@ fn a_generation_record_brings_a_locked_site_at_once_and_cache_gc_keeps_what_rece
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = s.push(&f.store(), &cache, &key);
-    assert!(out.status.success(), "{}", text(&out));
+    let text_of = |args: &[&str]| crate::snapshots::shown(&f.mcb().args(args).output().unwrap());
+    let key_arg = key.display().to_string();
+    let pushed = text_of(&["cache", "push", "--to", &cache, "--key", &key_arg]);
+    assert!(pushed.starts_with("exit: 0"), "{pushed}");
     assert_eq!(lock_records(&dir).len(), 2);
     let files_before = files_under(&dir).len();
 
@@ -494,6 +498,23 @@ fn a_generation_record_brings_a_locked_site_at_once_and_cache_gc_keeps_what_rece
         assert!(out.status.success(), "{}", text(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
+    // What a user reads: the push, a collection's dry run.
+    let said = [
+        pushed,
+        text_of(&[
+            "cache",
+            "gc",
+            "--to",
+            &cache,
+            "--keep-days",
+            "0",
+            "--grace",
+            "0",
+            "--dry-run",
+        ]),
+    ]
+    .join("");
+    crate::snapshots::settings(f).bind(|| insta::assert_snapshot!("cache-push-and-gc", said));
     let j = gc(&["--keep-days", "0", "--grace", "0", "--dry-run"]);
     assert_eq!(
         (&j["records"], &j["kept_records"]),

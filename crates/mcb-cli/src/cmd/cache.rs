@@ -40,7 +40,7 @@ fn gc(g: &GlobalArgs, a: &CacheGcArgs) -> Result<Exit, CliError> {
     }
     if !g.quiet {
         say!(
-            "{} from {}: {}, {}, {}: {}; kept what {} name{}",
+            "{} from {}: {}, {}, {}: {}; kept what {} name{}{}",
             if r.dry_run { "would delete" } else { "deleted" },
             r.cache,
             plural(r.records, "record"),
@@ -48,6 +48,7 @@ fn gc(g: &GlobalArgs, a: &CacheGcArgs) -> Result<Exit, CliError> {
             plural(r.objects, "file"),
             size(r.bytes),
             plural(r.kept_records, "lock record"),
+            if r.kept_records == 1 { "s" } else { "" },
             if r.spared > 0 {
                 format!(
                     " ({} younger than the grace period spared)",
