@@ -357,16 +357,18 @@ impl Substitutes {
         })
     }
 
-    /// The whole generation of lock `lock` at once: through its signed record, the files
-    /// of every package in `wanted` (the ones this store lacks) are taken in one parallel
-    /// stream and checked against their manifests. The packages themselves enter the store
-    /// through [`Substitutes::substitute`], which then finds their files here. `Ok(None)`
-    /// when no cache has the record; the refusals to be said otherwise.
-    /// `moved` counts the bytes as they arrive (a progress bar reads it).
+    /// The whole generation of lock `lock` (of git tree `tree`) at once: through its signed
+    /// record, which must name that tree, the files of every package in `wanted` (the ones
+    /// this store lacks) are taken in one parallel stream and checked against their
+    /// manifests. The packages themselves enter the store through
+    /// [`Substitutes::substitute`], which then finds their files here. `None` when no
+    /// cache has the record, with the refusals to be said; `moved` counts the bytes as they
+    /// arrive (a progress bar reads it).
     pub fn prefetch(
         &self,
         store: &Store,
         lock: &str,
+        tree: &str,
         wanted: &[ManifestHash],
         moved: &std::sync::atomic::AtomicUsize,
     ) -> (Option<Prefetched>, Vec<SubstituteError>) {
@@ -374,7 +376,7 @@ impl Substitutes {
         for cache in &self.caches {
             match self
                 .runtime
-                .block_on(self.prefetch_from(cache, store, lock, wanted, moved))
+                .block_on(self.prefetch_from(cache, store, lock, tree, wanted, moved))
             {
                 Ok(Some(got)) => return (Some(got), refused),
                 Ok(None) => {}
@@ -389,6 +391,7 @@ impl Substitutes {
         cache: &Substituter,
         store: &Store,
         lock: &str,
+        tree: &str,
         wanted: &[ManifestHash],
         moved: &std::sync::atomic::AtomicUsize,
     ) -> Result<Option<Prefetched>, SubstituteError> {
@@ -403,6 +406,12 @@ impl Substitutes {
             return Ok(None);
         };
         let record = LockRecord::verified(&bytes, lock, &self.trusted, &cache.shown)?;
+        if record.tree != tree {
+            return Err(refused(format!(
+                "the record of lock {lock} names tree {}, not the lock's {tree}",
+                record.tree.escape_debug()
+            )));
+        }
         if let Some(m) = wanted
             .iter()
             .find(|m| !record.packages.iter().any(|p| p == m.as_str()))
@@ -635,4 +644,48 @@ async fn cached_manifest(
     Manifest::from_bytes(&bytes)
         .filter(|m| &m.hash() == hash)
         .ok_or_else(|| refused(format!("the manifest of {hash} does not match its hash")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_record_is_taken_only_for_its_own_tree_and_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("cache").display());
+        let key = SigningKey::generate("builder").unwrap();
+        let subs =
+            Substitutes::new(&[url], vec![key.public()], CacheLimits::default(), 1 << 20).unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let package = ManifestHash::parse(&"a".repeat(64)).unwrap();
+        let wanted = [package.clone()];
+        let moved = std::sync::atomic::AtomicUsize::new(0);
+        // No record: nothing taken, nothing refused.
+        let (got, refused) = subs.prefetch(&store, "lock1", "tree1", &wanted, &moved);
+        assert!(got.is_none() && refused.is_empty());
+        // A record of another tree, and one that leaves out a package the lock has.
+        assert!(
+            subs.push_lock("lock1", "s", "tree2", vec![package.to_string()], &key)
+                .unwrap()
+        );
+        let (got, refused) = subs.prefetch(&store, "lock1", "tree1", &wanted, &moved);
+        assert!(got.is_none());
+        assert!(
+            refused[0].to_string().contains("names tree tree2"),
+            "{}",
+            refused[0]
+        );
+        assert!(subs.push_lock("lock2", "s", "tree1", vec![], &key).unwrap());
+        let (got, refused) = subs.prefetch(&store, "lock2", "tree1", &wanted, &moved);
+        assert!(got.is_none());
+        assert!(
+            refused[0].to_string().contains("does not name package"),
+            "{}",
+            refused[0]
+        );
+        // A record is written once.
+        assert!(!subs.push_lock("lock2", "s", "tree1", vec![], &key).unwrap());
+        assert_eq!(moved.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
 }

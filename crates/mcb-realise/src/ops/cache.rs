@@ -151,7 +151,13 @@ pub(crate) fn prefetch_generation(
         &lock.tree.as_str()[..12]
     );
     reporter.transfer(&label, moved.clone());
-    let (got, refused) = subs.prefetch(&ctx.store, &lock_key(lock), &wanted, &moved);
+    let (got, refused) = subs.prefetch(
+        &ctx.store,
+        &lock_key(lock),
+        lock.tree.as_str(),
+        &wanted,
+        &moved,
+    );
     for e in refused {
         reporter.warn(&format!(
             "generation {}: {e}; its packages are asked for one by one",
