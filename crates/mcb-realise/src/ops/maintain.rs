@@ -123,14 +123,19 @@ fn retire(
     candidates: impl IntoIterator<Item = GitOid>,
     dry_run: bool,
 ) -> Result<Vec<GitOid>, RealiseError> {
+    // Only trees that are laid out and could be laid out again (their record is there)
+    // are candidates; the fleet's branches are read only when there is one.
+    let laid_out: Vec<GitOid> = candidates
+        .into_iter()
+        .filter(|k| store.generation_path(k).is_dir() && store.generation_uses(k).is_some())
+        .collect();
+    if laid_out.is_empty() {
+        return Ok(Vec::new());
+    }
     let wanted = laid_out_generations(store, git)?;
     let mut retired = Vec::new();
-    for key in candidates {
-        if wanted.contains(&key) || !store.generation_path(&key).is_dir() {
-            continue;
-        }
-        // Without its record the tree could not be laid out again: it stays.
-        if store.generation_uses(&key).is_none() {
+    for key in laid_out {
+        if wanted.contains(&key) {
             continue;
         }
         if !dry_run {
