@@ -34,18 +34,7 @@ pub fn cache_push(
     // gc waits while the packages are read.
     let _lock = store.lock(mcb_store::LockMode::Shared, || {})?;
     let git = mcb_catalog::sources::open_git(&store)?;
-    let mut with_to = opts.clone();
-    if let Some(url) = to {
-        with_to.substituters = vec![url.to_string()];
-    }
-    // Pushing reaches the cache whatever `--offline` says of upstreams.
-    with_to.offline = false;
-    let subs = with_to.substitutes(store.root())?.ok_or_else(|| {
-        mcb_substitute::SubstituteError::BadUrl {
-            url: String::new(),
-            why: "no cache to push to: give --to URL, MCB_SUBSTITUTERS, or substituters in the store's config.ron".into(),
-        }
-    })?;
+    let subs = cache_at(opts, to, "push to")?;
     let branches = git.site_branches()?;
     let chosen: Vec<(String, mcb_store::GitOid)> = if sites.is_empty() {
         branches
@@ -112,18 +101,28 @@ pub fn cache_gc(
     grace: std::time::Duration,
     dry_run: bool,
 ) -> Result<mcb_substitute::CacheGc, RealiseError> {
+    let subs = cache_at(opts, to, "collect")?;
+    Ok(subs.collect_garbage(keep, grace, dry_run)?)
+}
+
+/// The cache a command works on: `to`, else the first configured one. It is reached
+/// whatever `--offline` says of upstreams; `doing` says what for, when there is none.
+fn cache_at(
+    opts: &RunOptions,
+    to: Option<&str>,
+    doing: &str,
+) -> Result<mcb_substitute::Substitutes, RealiseError> {
     let mut with_to = opts.clone();
     if let Some(url) = to {
         with_to.substituters = vec![url.to_string()];
     }
     with_to.offline = false;
-    let subs = with_to.substitutes(&opts.store)?.ok_or_else(|| {
+    Ok(with_to.substitutes(&opts.store)?.ok_or_else(|| {
         mcb_substitute::SubstituteError::BadUrl {
             url: String::new(),
-            why: "no cache to collect: give --to URL, MCB_SUBSTITUTERS, or substituters in the store's config.ron".into(),
+            why: format!("no cache to {doing}: give --to URL, MCB_SUBSTITUTERS, or substituters in the store's config.ron"),
         }
-    })?;
-    Ok(subs.collect_garbage(keep, grace, dry_run)?)
+    })?)
 }
 
 /// Before a site with a lock is realised: every package of the lock this store lacks,
@@ -145,11 +144,9 @@ pub(crate) fn prefetch_generation(
     if wanted.is_empty() {
         return;
     }
+    let short = &lock.tree.as_str()[..12];
     let moved = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let label = format!(
-        "generation {} from the binary cache",
-        &lock.tree.as_str()[..12]
-    );
+    let label = format!("generation {short} from the binary cache");
     reporter.transfer(&label, moved.clone());
     let (got, refused) = subs.prefetch(
         &ctx.store,
@@ -160,15 +157,13 @@ pub(crate) fn prefetch_generation(
     );
     for e in refused {
         reporter.warn(&format!(
-            "generation {}: {e}; its packages are asked for one by one",
-            &lock.tree.as_str()[..12]
+            "generation {short}: {e}; its packages are asked for one by one"
         ));
     }
     if let Some(p) = got {
         reporter.substituted(
             &format!(
-                "generation {} ({} package{})",
-                &p.tree[..p.tree.len().min(12)],
+                "generation {short} ({} package{})",
                 p.packages,
                 if p.packages == 1 { "" } else { "s" }
             ),
