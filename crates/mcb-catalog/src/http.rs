@@ -100,7 +100,9 @@ impl Token {
 }
 
 pub struct Http {
-    client: reqwest::blocking::Client,
+    /// Built on first use: loading the system's root certificates costs a run that
+    /// never goes to the network (a rollback, a warm realise) a noticeable share.
+    client: std::sync::OnceLock<reqwest::blocking::Client>,
     offline: bool,
     limits: HttpLimits,
     /// The token and the hosts it goes to; never to any other, redirects included.
@@ -122,21 +124,27 @@ pub fn host_of(url: &str) -> String {
 }
 
 impl Http {
+    fn client(&self) -> &reqwest::blocking::Client {
+        self.client.get_or_init(|| {
+            mcb_git::tls::install_crypto_provider();
+            reqwest::blocking::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(self.limits.connect)
+                // In the blocking client this bounds each wait: for the answer, and for
+                // each read of its body. The whole request is bounded by
+                // `limits.deadline`.
+                .timeout(self.limits.idle)
+                // Redirects are followed here, one hop at a time, so that the token goes
+                // to the hosts it belongs to and to no other.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client has a static configuration")
+        })
+    }
+
     pub fn new(offline: bool, limits: HttpLimits) -> Http {
-        mcb_git::tls::install_crypto_provider();
-        let client = reqwest::blocking::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(limits.connect)
-            // In the blocking client this bounds each wait: for the answer, and for each
-            // read of its body. The whole request is bounded by `limits.deadline`.
-            .timeout(limits.idle)
-            // Redirects are followed here, one hop at a time, so that the token goes to the
-            // hosts it belongs to and to no other.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client has a static configuration");
         Http {
-            client,
+            client: std::sync::OnceLock::new(),
             offline,
             limits,
             token: None,
@@ -283,7 +291,7 @@ impl Http {
         let mut current = url.to_string();
         loop {
             attempt += 1;
-            let mut req = self.client.get(&current);
+            let mut req = self.client().get(&current);
             if let Some(e) = etag {
                 req = req.header(reqwest::header::IF_NONE_MATCH, e);
             }

@@ -327,9 +327,13 @@ impl Store {
         on_file: &(dyn Fn() + Sync),
     ) -> Result<LaidOut> {
         let dirs = parent_dirs(files.iter().map(|(p, _)| p.as_str()));
-        for d in &dirs {
-            let full = top.join(d);
-            fs::create_dir(&full).at(&full)?;
+        // By depth, each level in parallel: a parent is always made before its children.
+        let levels = dirs_by_depth(&dirs);
+        for level in &levels {
+            level.par_iter().try_for_each(|d| {
+                let full = top.join(d);
+                fs::create_dir(&full).at(&full)
+            })?;
         }
         let objects = self.root.join("objects");
         let cross_device = device(&objects)? != device(top)?;
@@ -350,8 +354,8 @@ impl Store {
                 r
             })?;
         // Read-only and the fixed mtime last: creating entries changes a directory's mtime.
-        for d in dirs.iter().rev() {
-            seal_dir(&top.join(d))?;
+        for level in levels.iter().rev() {
+            level.par_iter().try_for_each(|d| seal_dir(&top.join(d)))?;
         }
         seal_dir(top)?;
         Ok(LaidOut {
@@ -500,6 +504,19 @@ pub fn parent_dirs<'a>(paths: impl Iterator<Item = &'a str>) -> BTreeSet<&'a str
     dirs
 }
 
+/// `dirs` grouped by depth, shallowest first.
+fn dirs_by_depth<'a>(dirs: &BTreeSet<&'a str>) -> Vec<Vec<&'a str>> {
+    let mut levels: Vec<Vec<&str>> = Vec::new();
+    for d in dirs {
+        let depth = d.matches('/').count();
+        if levels.len() <= depth {
+            levels.resize_with(depth + 1, Vec::new);
+        }
+        levels[depth].push(d);
+    }
+    levels
+}
+
 /// Checks one directory of a generation: its own mtime, and each entry's. Returns its
 /// subdirectories and the changed paths.
 fn check_dir(root: &Path, rel: &str) -> Result<(Vec<String>, Vec<String>)> {
@@ -643,16 +660,44 @@ fn device(path: &Path) -> Result<u64> {
     Ok(fs::metadata(path).at(path)?.dev())
 }
 
-/// Removes a tree whose directories may be read-only.
+/// Removes a tree whose directories may be read-only: in one pass, each directory made
+/// writable before its entries go, and subdirectories removed in parallel (a generation
+/// is thousands of directories; removing one sits on the path of every realise that
+/// retires the generation before).
 pub fn remove_tree(path: &Path) -> Result<()> {
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_dir() {
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));
-        }
-    }
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
+    match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).at(path),
+        Ok(m) if !m.is_dir() => match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(path),
+            _ => Ok(()),
+        },
+        Ok(_) => remove_dir_tree(path),
+    }
+}
+
+fn remove_dir_tree(dir: &Path) -> Result<()> {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+    let mut subdirs = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        r => r.at(dir)?,
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let path = entry.path();
+        if entry.file_type().at(&path)?.is_dir() {
+            subdirs.push(path);
+        } else {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).at(&path),
+                _ => {}
+            }
+        }
+    }
+    subdirs.par_iter().try_for_each(|d| remove_dir_tree(d))?;
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(dir),
+        _ => Ok(()),
     }
 }

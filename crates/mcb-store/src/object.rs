@@ -89,9 +89,14 @@ impl Store {
     }
 
     /// Is the object there and untouched since it was stored? An object edited through a
-    /// hardlink carries another mtime; one that is not there is not sound either.
+    /// hardlink carries another mtime; one that is not there is not sound either. One
+    /// `stat`: laying out a tree asks this of each of its thousands of files.
     fn object_sound(&self, hash: &ObjectHash, executable: bool) -> bool {
-        self.object_path(hash, executable).exists() && !self.object_tampered(hash, executable)
+        use std::os::unix::fs::MetadataExt;
+        match fs::symlink_metadata(self.object_path(hash, executable)) {
+            Ok(m) => m.mtime() == OBJECT_MTIME.as_secs() as i64 && m.mtime_nsec() == 0,
+            Err(_) => false,
+        }
     }
 
     /// Makes the other-mode copy of an object already stored (same content, executable

@@ -163,18 +163,32 @@ pub fn files_of_tree(
                 }
             }
         };
-        let needed = entry.size > 0 || kind == EntryKind::Symlink;
-        if needed
-            && (store.object_tampered(&entry.blake3, exec)
-                || !store.has_object(&entry.blake3, exec))
-            && !store.put_object_variant(&entry.blake3, exec)?
-        {
-            let bytes = git.read_blob(&oid)?;
-            store.repair_object(&entry.blake3, exec, &bytes)?;
-            written += 1;
-        }
         out.push((path, entry));
         reporter.advance();
+    }
+    // Every object checked at once, in parallel; only what is damaged or missing is put
+    // back: from its other mode when that is sound, else from its git blob.
+    let laid: Vec<(String, &Entry)> = out.iter().map(|(p, e)| (p.clone(), e)).collect();
+    let damaged = match store.check_objects(&laid) {
+        Ok(()) => Vec::new(),
+        Err(StoreError::DamagedObjects { tampered, missing }) => {
+            tampered.into_iter().chain(missing).collect()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(laid);
+    for (hash, exec) in &damaged {
+        if store.put_object_variant(hash, *exec)? {
+            continue;
+        }
+        let entry = out
+            .iter()
+            .map(|(_, e)| e)
+            .find(|e| e.object() == hash && e.executable() == *exec)
+            .expect("a damaged object belongs to one of the files listed");
+        let bytes = git.read_blob(&entry.oid)?;
+        store.repair_object(hash, *exec, &bytes)?;
+        written += 1;
     }
     Ok((out, written))
 }
