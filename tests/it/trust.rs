@@ -142,7 +142,7 @@ fn a_hotfix_on_a_web_server_never_corrupts_the_store() {
 fn verify_finds_a_damaged_git_object_and_repair_writes_it_again() {
     let f = Fixture::new();
     realised_site(&f);
-    // The blob of the zip plugin's lib.php (written loose, as every zip's files are),
+    // The blob of the zip plugin's lib.php (written loose, as a small package's files are),
     // damaged on disk: a well-formed object whose content is not its name.
     let blob = {
         let out = std::process::Command::new("git")

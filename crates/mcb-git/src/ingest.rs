@@ -14,6 +14,7 @@ use mcb_store::{
 };
 use rayon::prelude::*;
 
+use crate::pack::{PackWriter, PackedBlob, deflater};
 use crate::{Context, GitError, GitStore, git_oid, oid};
 
 /// One file of a source that is not in git yet (from a zip or a directory), whose content
@@ -243,67 +244,38 @@ impl GitStore {
         self.write_package(store, files)
     }
 
-    /// Files whose listing is checked: each a git blob, together a git tree.
+    /// Files whose listing is checked: each a git blob, together a git tree. A package of
+    /// [`PACKED_FILES`] files or more goes into git as one pack, a smaller one as loose
+    /// objects.
     fn write_package(
         &self,
         store: &Store,
         files: Vec<SourceFile>,
     ) -> Result<Manifest, IngestError> {
-        let entries: Result<Vec<Entry>, IngestError> = files
-            .into_par_iter()
-            .map_init(
-                || self.repo(),
-                |repo, f| {
-                    let (object, size, id) = match f.content {
-                        SourceContent::Stored { object, size } => {
-                            // What goes into git is what hashes to the object's name: an
-                            // object edited through a hardlinked tree is refused here, never
-                            // copied into a git object.
-                            let bytes = store
-                                .read_object_verified(&object, f.kind == EntryKind::Exec)
-                                .map_err(|e| {
-                                    GitError::new(
-                                        format!("cannot read {} from the store", f.path),
-                                        e,
-                                    )
-                                })?;
-                            if bytes.len() as u64 != size {
-                                return Err(GitError::new(
-                                    format!("cannot read {} from the store", f.path),
-                                    std::io::Error::other(format!(
-                                        "object {object} holds {} bytes, not {size}",
-                                        bytes.len()
-                                    )),
-                                )
-                                .into());
-                            }
-                            let id = repo
-                                .write_blob(&bytes)
-                                .context(|| format!("cannot write {} to git", f.path))?
-                                .detach();
-                            (object, size, id)
-                        }
-                        SourceContent::LinkTarget(t) => {
-                            let bytes = t.into_bytes();
-                            let object = store.put_object(&bytes, false).map_err(store_err)?;
-                            let id = repo
-                                .write_blob(&bytes)
-                                .context(|| format!("cannot write {} to git", f.path))?
-                                .detach();
-                            (object, bytes.len() as u64, id)
-                        }
-                    };
-                    Ok(Entry {
-                        path: f.path,
-                        kind: f.kind,
-                        size,
-                        blake3: object,
-                        oid: git_oid(id),
-                    })
-                },
-            )
-            .collect();
-        let entries = entries?;
+        let entries = if files.len() >= PACKED_FILES {
+            self.write_packed(store, files)?
+        } else {
+            files
+                .into_par_iter()
+                .map_init(
+                    || self.repo(),
+                    |repo, f| {
+                        let (path, kind, object, bytes) = blob_of(store, f)?;
+                        let id = repo
+                            .write_blob(&bytes)
+                            .context(|| format!("cannot write {path} to git"))?
+                            .detach();
+                        Ok(Entry {
+                            path,
+                            kind,
+                            size: bytes.len() as u64,
+                            blake3: object,
+                            oid: git_oid(id),
+                        })
+                    },
+                )
+                .collect::<Result<Vec<Entry>, IngestError>>()?
+        };
         let repo = self.repo();
         let mut editor = repo
             .edit_tree(gix::ObjectId::empty_tree(gix::hash::Kind::Sha1))
@@ -318,6 +290,104 @@ impl GitStore {
             .context(|| "cannot write a tree".to_string())?
             .detach();
         Ok(Manifest::new(git_oid(tree), entries))
+    }
+}
+
+/// The number of files from which a package's blobs go into git as one pack.
+pub const PACKED_FILES: usize = 1000;
+
+/// Blobs compressed at once (in parallel) before they are appended to a pack in order.
+const PACK_CHUNK: usize = 512;
+
+impl GitStore {
+    /// The blobs of `files` as one pack (those git lacks), each compressed on the thread
+    /// pool and appended in the files' order.
+    fn write_packed(
+        &self,
+        store: &Store,
+        files: Vec<SourceFile>,
+    ) -> Result<Vec<Entry>, IngestError> {
+        let pack_error = |e: std::io::Error| GitError::new("cannot write a pack".to_string(), e);
+        let mut pack = PackWriter::new(&self.path.join("objects")).map_err(pack_error)?;
+        let mut entries = Vec::with_capacity(files.len());
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            let chunk: Vec<SourceFile> = files.by_ref().take(PACK_CHUNK).collect();
+            let done = chunk
+                .into_par_iter()
+                .map_init(
+                    || (self.repo(), deflater()),
+                    |(repo, deflate), f| -> Result<(Entry, Option<PackedBlob>), IngestError> {
+                        let (path, kind, object, bytes) = blob_of(store, f)?;
+                        let id = gix::objs::compute_hash(
+                            gix::hash::Kind::Sha1,
+                            gix::objs::Kind::Blob,
+                            &bytes,
+                        )
+                        .context(|| format!("cannot hash {path}"))?;
+                        let packed =
+                            if repo.has_object(id) {
+                                None
+                            } else {
+                                Some(PackedBlob::of(&bytes, deflate).map_err(|e| {
+                                    GitError::new(format!("cannot compress {path}"), e)
+                                })?)
+                            };
+                        let entry = Entry {
+                            path,
+                            kind,
+                            size: bytes.len() as u64,
+                            blake3: object,
+                            oid: git_oid(id),
+                        };
+                        Ok((entry, packed))
+                    },
+                )
+                .collect::<Result<Vec<_>, IngestError>>()?;
+            for (entry, packed) in done {
+                if let Some(blob) = packed {
+                    let id = oid(&entry.oid);
+                    if !pack.contains(&id) {
+                        pack.add(id, &blob).map_err(pack_error)?;
+                    }
+                }
+                entries.push(entry);
+            }
+        }
+        pack.finish().map_err(pack_error)?;
+        Ok(entries)
+    }
+}
+
+/// A file's path, kind, store object and bytes. What goes into git is what hashes to the
+/// object's name: an object edited through a hardlinked tree is refused here, never copied
+/// into a git object. A link target is put in the store here.
+fn blob_of(
+    store: &Store,
+    f: SourceFile,
+) -> Result<(String, EntryKind, ObjectHash, Vec<u8>), IngestError> {
+    match f.content {
+        SourceContent::Stored { object, size } => {
+            let bytes = store
+                .read_object_verified(&object, f.kind == EntryKind::Exec)
+                .map_err(|e| GitError::new(format!("cannot read {} from the store", f.path), e))?;
+            if bytes.len() as u64 != size {
+                return Err(GitError::new(
+                    format!("cannot read {} from the store", f.path),
+                    std::io::Error::other(format!(
+                        "object {object} holds {} bytes, not {size}",
+                        bytes.len()
+                    )),
+                )
+                .into());
+            }
+            Ok((f.path, f.kind, object, bytes))
+        }
+        SourceContent::LinkTarget(t) => {
+            let bytes = t.into_bytes();
+            let object = store.put_object(&bytes, false).map_err(store_err)?;
+            Ok((f.path, f.kind, object, bytes))
+        }
     }
 }
 

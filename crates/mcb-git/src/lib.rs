@@ -15,6 +15,7 @@ mod fetch;
 mod generation;
 mod history;
 mod ingest;
+mod pack;
 pub mod program;
 mod progress;
 pub mod tls;
@@ -28,7 +29,7 @@ pub use compose::{CommitInfo, Graft};
 pub use error::GitError;
 pub use fetch::{FetchLimits, RemoteRefs};
 pub use generation::GenerationName;
-pub use ingest::{IngestError, IngestedCommit, SourceContent, SourceFile};
+pub use ingest::{IngestError, IngestedCommit, PACKED_FILES, SourceContent, SourceFile};
 
 pub(crate) use error::Context;
 

@@ -428,3 +428,169 @@ fn a_release_that_only_changes_modes_reads_no_blob_again() {
         assert_eq!(mcb_store::ObjectHash::of(&bytes), e.blake3);
     }
 }
+
+/// `git ARGS` in `dir`: its stdout, and whether it succeeded.
+fn git_out(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn count(dir: &Path, what: &str) -> u64 {
+    let (_, out) = git_out(dir, &["count-objects", "-v"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{what}: ")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_large_package_goes_into_git_as_one_pack_that_git_reads_and_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let g = GitStore::open(&store.git_dir()).unwrap();
+    let git_dir = store.git_dir();
+    // Over the threshold, with a file twice (one blob), an executable, a symlink, an
+    // empty file and one large enough to take several size bytes in its entry header.
+    let n = mcb_git::PACKED_FILES + 20;
+    let mut files: Vec<(String, EntryKind, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("dir{}/file{i}.php", i % 37),
+                EntryKind::File,
+                format!("<?php // file {i}\n")
+                    .repeat(i % 50 + 1)
+                    .into_bytes(),
+            )
+        })
+        .collect();
+    files.push(("same/a.txt".into(), EntryKind::File, b"twice".to_vec()));
+    files.push(("same/b.txt".into(), EntryKind::File, b"twice".to_vec()));
+    files.push((
+        "bin/run.sh".into(),
+        EntryKind::Exec,
+        b"#!/bin/sh\n".to_vec(),
+    ));
+    files.push(("empty.txt".into(), EntryKind::File, Vec::new()));
+    files.push((
+        "big.bin".into(),
+        EntryKind::File,
+        (0..3_000_000u32)
+            .flat_map(|i| i.wrapping_mul(7919).to_le_bytes())
+            .collect(),
+    ));
+    let source = |files: &[(String, EntryKind, Vec<u8>)]| -> Vec<SourceFile> {
+        let mut out: Vec<SourceFile> = files
+            .iter()
+            .map(|(p, k, b)| stored(&store, p, *k, b))
+            .collect();
+        out.push(SourceFile {
+            path: "link".into(),
+            kind: EntryKind::Symlink,
+            content: SourceContent::LinkTarget("dir1/file1.php".into()),
+        });
+        out
+    };
+    let manifest = g.ingest_files(&store, source(&files)).unwrap();
+    assert_eq!(manifest.entries.len(), files.len() + 1);
+
+    // The same files through git's own index give the same tree.
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    for (p, k, b) in &files {
+        let path = work.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b).unwrap();
+        if *k == EntryKind::Exec {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("dir1/file1.php", work.join("link")).unwrap();
+    git(&work, &["add", "-A"]);
+    let (ok, tree) = git_out(&work, &["write-tree"]);
+    assert!(ok);
+    assert_eq!(tree.trim(), manifest.tree.as_str());
+
+    // One pack that git's own checks accept, holding every blob once; only the trees loose.
+    let packs: Vec<_> = std::fs::read_dir(git_dir.join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let idx: Vec<_> = packs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    assert_eq!(idx.len(), 1, "{packs:?}");
+    assert_eq!(
+        packs.len(),
+        2,
+        "a pack and its index, nothing else: {packs:?}"
+    );
+    let (ok, out) = git_out(&git_dir, &["verify-pack", "-v", idx[0].to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = git_out(&git_dir, &["fsck", "--full", "--no-dangling"]);
+    assert!(ok, "{out}");
+    let blobs = {
+        let mut b: Vec<&Vec<u8>> = files.iter().map(|(_, _, b)| b).collect();
+        b.push(&files[1].2); // the link's target is another blob
+        b.sort();
+        b.dedup();
+        b.len() as u64 + 1
+    };
+    assert_eq!(count(&git_dir, "in-pack"), blobs);
+    assert_eq!(
+        count(&git_dir, "count"),
+        37 + 2 + 1,
+        "the trees: 37 dirs, same, bin, root"
+    );
+    let big = manifest
+        .entries
+        .iter()
+        .find(|e| e.path == "big.bin")
+        .unwrap();
+    let (ok, out) = git_out(&git_dir, &["cat-file", "-s", big.oid.as_str()]);
+    assert!(ok && out.trim() == "12000000", "{out}");
+    assert_eq!(g.read_blob(&big.oid).unwrap(), files.last().unwrap().2);
+
+    // The same files again: git has every blob, so no second pack.
+    let again = g.ingest_files(&store, source(&files)).unwrap();
+    assert_eq!(again, manifest);
+    assert_eq!(
+        std::fs::read_dir(git_dir.join("objects/pack"))
+            .unwrap()
+            .count(),
+        2
+    );
+
+    // A small package stays loose.
+    let small = g
+        .ingest_files(
+            &store,
+            vec![stored(
+                &store,
+                "version.php",
+                EntryKind::File,
+                b"<?php // small",
+            )],
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(git_dir.join("objects/pack"))
+            .unwrap()
+            .count(),
+        2
+    );
+    assert!(g.read_blob(&small.entries[0].oid).is_ok());
+}
