@@ -6,7 +6,8 @@
 //! every site takes) served on 127.0.0.1. For 10, 30 and 100 sites, each on one of the
 //! three releases, in a fresh store: realise every site (cold store), realise them again
 //! (warm: nothing changed), a new site whose codebase already exists, two more generations
-//! per site (each moves one plugin), then the store's size against its unique content, `gc`
+//! per site (each moves one plugin), rollback (the median of three sites) to the generation
+//! before and to the first, then the store's size against its unique content, `gc`
 //! (3 generations kept per site), `verify`, `plan` and `check --moodle 5.0` for every
 //! site; and the directory list: its first parse, `info` and a warm realise that consults
 //! it, with their peak memory.
@@ -421,18 +422,22 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
     )
     .wall;
     remove(&copy);
-    // Rolling back: to the generation before (laid out), then, on another site, to its
-    // first (a commit only: laid out again from the store).
+    // Rolling back, each the median of three sites: to the generation before (laid
+    // out) on the first three, then to the first generation (a commit only: laid out
+    // again from the store) on the last three.
     let rollback = |site: &Path, to: &str| {
         let mut c = mcb_cmd(mcb, &store);
         c.args(["rollback", "--allow-downgrade", "--to", to])
             .arg(site);
         measure(&mut c).wall
     };
-    let rollback_previous = rollback(&sites[0], "-1");
-    let rollback_oldest = rollback(&sites[n.min(2) - 1], "gen-1");
-    // Both sites back at what their site files say.
-    for_each(mcb, &store, &sites[..n.min(2)], &["update"], &[0]);
+    let first = &sites[..n.min(3)];
+    let last = &sites[n - n.min(3)..];
+    let rollback_previous = median(first.iter().map(|s| rollback(s, "-1")).collect());
+    let rollback_oldest = median(last.iter().map(|s| rollback(s, "gen-1")).collect());
+    // Those sites back at what their site files say.
+    for_each(mcb, &store, first, &["update"], &[0]);
+    for_each(mcb, &store, last, &["update"], &[0]);
     let store_bytes = disk_usage(&store);
     let unique_bytes = disk_usage(&store.join("objects"));
     eprintln!(
@@ -450,7 +455,9 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
     let verify = measure(mcb_cmd(mcb, &store).arg("verify")).wall;
     let plan = for_each(mcb, &store, &sites, &["plan", "--offline"], &[0]);
     let check = for_each(mcb, &store, &sites, &["check", "--moodle", "5.0"], &[0]);
-    remove(&root);
+    if std::env::var_os("MCB_BENCH_KEEP").is_none() {
+        remove(&root);
+    }
     Row {
         sites: n,
         cold,
@@ -678,8 +685,9 @@ fn main() {
     let mut table = String::new();
     writeln!(
         table,
-        "Machine: {} cores. Fixture: core of {} files on releases {}, and 5.0.0; a pool of {} git plugins (each site: {} common + {} of its own) and one plugin from a directory of {} plugins and {} versions ({}).\n",
+        "Machine: {} cores, the store on {}. Fixture: core of {} files on releases {}, and 5.0.0; a pool of {} git plugins (each site: {} common + {} of its own) and one plugin from a directory of {} plugins and {} versions ({}).\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        filesystem(&base),
         fx.core_files,
         RELEASES.join(", "),
         pool(),

@@ -179,9 +179,13 @@ pub struct Sample {
     pub max_rss_kb: i64,
 }
 
-/// Runs a command to completion, returning its wall time and peak resident memory; a
-/// failure ends the benchmark.
+/// Runs a command to completion after a `sync`, returning its wall time and peak resident
+/// memory; a failure ends the benchmark.
 pub fn measure(cmd: &mut Command) -> Sample {
+    // Each command starts with nothing dirty to write back: one that syncs (a realise
+    // does) must not pay for the writes of the step before it.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let m = crate::measure::run_measured(cmd);
     if m.code != Some(0) {
         panic!("{cmd:?} failed: {}", m.stderr);
@@ -195,6 +199,29 @@ pub fn measure(cmd: &mut Command) -> Sample {
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// The filesystem `dir` is on, by name: what a tree's directories cost depends on it
+/// (ext4 gives each a block; XFS and btrfs keep a small one in its inode).
+pub fn filesystem(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: `c` is a valid C string; `st` is written by statfs before it is read.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "unknown".into();
+    }
+    match st.f_type as u64 {
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "XFS".into(),
+        0x9123_683E => "btrfs".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x2FC1_2FC1 => "ZFS".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("filesystem 0x{other:x}"),
+    }
 }
 
 /// Disk usage of a tree, each inode counted once (as `du` does).
