@@ -307,6 +307,7 @@ fn main() {
     let mut from_cache = Vec::new();
     let mut cp_a = Vec::new();
     let mut cp_a_sync = Vec::new();
+    let mut trash: Vec<PathBuf> = Vec::new();
     let mut second_site = (0u64, 0u64);
     // A signing key for the binary cache rows.
     let key = fx.root.join("cache.key");
@@ -347,6 +348,25 @@ fn main() {
         let s = measure(mcb_cmd(&store).arg("realise").arg(&site_b));
         noop.push(s.wall);
 
+        // The copy a cold realise from a cache is held to, measured beside it: the same
+        // tree, copied, then copied and made durable, as a realise makes what it stores.
+        let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
+        let copy = fx.root.join(format!("cp-a-{r}"));
+        cp_a.push(measure(Command::new("cp").arg("-a").arg(&tree).arg(&copy)).wall);
+        let copy_synced = fx.root.join(format!("cp-a-sync-{r}"));
+        cp_a_sync.push(
+            measure(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(r#"cp -a "$1" "$2" && sync"#)
+                    .arg("sh")
+                    .arg(&tree)
+                    .arg(&copy_synced),
+            )
+            .wall,
+        );
+        trash.extend([copy, copy_synced]);
+
         // A binary cache in a directory: beta pushed, then realised by an empty store with
         // every upstream out of reach; then alpha (two plugins more) in that store.
         let cache = format!("file://{}", fx.root.join(format!("cache-{r}")).display());
@@ -382,25 +402,7 @@ fn main() {
                 differs,
             );
         }
-        remove(&cached_store);
-        let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
-        let copy = fx.root.join(format!("cp-a-{r}"));
-        cp_a.push(measure(Command::new("cp").arg("-a").arg(&tree).arg(&copy)).wall);
-        remove(&copy);
-        // The same copy made durable, as a realise makes what it stores.
-        cp_a_sync.push(
-            measure(
-                Command::new("sh")
-                    .arg("-c")
-                    .arg(r#"cp -a "$1" "$2" && sync"#)
-                    .arg("sh")
-                    .arg(&tree)
-                    .arg(&copy),
-            )
-            .wall,
-        );
-        remove(&copy);
-
+        trash.push(cached_store);
         // Another name, the same plugins as beta: its codebase exists already.
         let site_c = fx.site(
             &fx.root.join(format!("sites/c{r}")),
@@ -438,7 +440,7 @@ fn main() {
         let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
         let copy = fx.root.join(format!("cp-{r}"));
         cp.push(measure(Command::new("cp").arg("-al").arg(&tree).arg(&copy)).wall);
-        remove(&copy);
+        trash.push(copy);
 
         let bare = fx.root.join(format!("clone-{r}.git"));
         clone.push(
@@ -451,7 +453,7 @@ fn main() {
             )
             .wall,
         );
-        remove(&bare);
+        trash.push(bare);
         // The floor a cold realise is held to: a full clone of the release, checked out.
         let work = fx.root.join(format!("clone-{r}"));
         clone_checkout.push(
@@ -463,7 +465,7 @@ fn main() {
             )
             .wall,
         );
-        remove(&work);
+        trash.push(work);
 
         // The naive script: clone, copy each plugin in, add everything, commit.
         let work = fx.root.join(format!("naive-{r}"));
@@ -492,9 +494,14 @@ fn main() {
             work.display()
         ));
         naive.push(measure(Command::new("bash").arg("-c").arg(&script)).wall);
-        remove(&work);
+        trash.push(work);
         if r + 1 < runs {
-            remove(&store);
+            trash.push(store);
+        }
+        // Removed only now: ext4 scans past recently freed inodes when it makes new ones,
+        // so a removal in the middle of a run would slow whichever measure came next.
+        for t in trash.drain(..) {
+            remove(&t);
         }
     }
 
