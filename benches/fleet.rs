@@ -17,7 +17,7 @@
 //! Writes `benches/fleet.md` (the table) and `benches/fleet.svg` (how each path grows with
 //! the number of sites). `MCB_FLEET_SITES` (default `10,30,100`) sets the fleet sizes,
 //! `MCB_FLEET_CORE_FILES` (default 8,000) the core's size, `MCB_BENCH_DIR` where the
-//! fixture goes (default `target/bench-fleet`).
+//! fixture goes (default `target/bench-fleet`), `MCB_BENCH_KEEP` keeps it afterwards.
 
 use mcb_fixtures::bench::*;
 use std::fmt::Write as _;
@@ -455,9 +455,8 @@ fn run_fleet(mcb: &Path, fx: &Fixture, base: &Path, n: usize) -> Row {
     let verify = measure(mcb_cmd(mcb, &store).arg("verify")).wall;
     let plan = for_each(mcb, &store, &sites, &["plan", "--offline"], &[0]);
     let check = for_each(mcb, &store, &sites, &["check", "--moodle", "5.0"], &[0]);
-    if std::env::var_os("MCB_BENCH_KEEP").is_none() {
-        remove(&root);
-    }
+    // The fleet stays until the benchmark ends: ext4 scans past recently freed inodes
+    // when it makes new ones, so removing it here would slow the next fleet's runs.
     Row {
         sites: n,
         cold,

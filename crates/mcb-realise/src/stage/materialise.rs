@@ -136,6 +136,31 @@ pub fn files_of_tree(
     known: &HashMap<GitOid, Entry>,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<(String, Entry)>, usize), RealiseError> {
+    let (out, mut written) = listed_files(store, git, tree, known, reporter)?;
+    // Every object checked at once, in parallel; only what is damaged or missing is put
+    // back.
+    let laid: Vec<(String, &Entry)> = out.iter().map(|(p, e)| (p.clone(), e)).collect();
+    match store.check_objects(&laid) {
+        Ok(()) => {}
+        Err(StoreError::DamagedObjects { tampered, missing }) => {
+            let damaged: Vec<_> = tampered.into_iter().chain(missing).collect();
+            written += repair(store, git, &laid, &damaged)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok((out, written))
+}
+
+/// The files of generation `tree` by its git tree, each with its store entry: from
+/// `known` (by blob id), else written from its git blob (counted). Whether the objects
+/// are sound is not checked here.
+fn listed_files(
+    store: &Store,
+    git: &GitStore,
+    tree: &GitOid,
+    known: &HashMap<GitOid, Entry>,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<(String, Entry)>, usize), RealiseError> {
     let listed = git.tree_files(tree, GENERATION_FILES)?;
     reporter.total(listed.len() as u64);
     let mut written = 0;
@@ -166,31 +191,26 @@ pub fn files_of_tree(
         out.push((path, entry));
         reporter.advance();
     }
-    // Every object checked at once, in parallel; only what is damaged or missing is put
-    // back: from its other mode when that is sound, else from its git blob.
-    let laid: Vec<(String, &Entry)> = out.iter().map(|(p, e)| (p.clone(), e)).collect();
-    let damaged = match store.check_objects(&laid) {
-        Ok(()) => Vec::new(),
-        Err(StoreError::DamagedObjects { tampered, missing }) => {
-            tampered.into_iter().chain(missing).collect()
-        }
-        Err(e) => return Err(e.into()),
-    };
-    drop(laid);
-    for (hash, exec) in &damaged {
+    Ok((out, written))
+}
+
+/// Puts back `damaged` objects of `files`: from the object's other mode when that is
+/// sound, else from its git blob. Returns how many were written from git.
+fn repair(
+    store: &Store,
+    git: &GitStore,
+    files: &[(String, &Entry)],
+    damaged: &[(ObjectHash, bool)],
+) -> Result<usize, RealiseError> {
+    let mut written = 0;
+    for (hash, exec) in damaged {
         if store.put_object_variant(hash, *exec)? {
             continue;
         }
-        let entry = out
-            .iter()
-            .map(|(_, e)| e)
-            .find(|e| e.object() == hash && e.executable() == *exec)
-            .expect("a damaged object belongs to one of the files listed");
-        let bytes = git.read_blob(&entry.oid)?;
-        store.repair_object(hash, *exec, &bytes)?;
+        restore_objects(store, git, files, &[(hash.clone(), *exec)])?;
         written += 1;
     }
-    Ok((out, written))
+    Ok(written)
 }
 
 /// What the store records generation `tree` uses (when it does), and its files, each
@@ -219,7 +239,11 @@ pub fn materialise_tree(
     mode: LinkMode,
     reporter: &dyn Reporter,
 ) -> Result<std::path::PathBuf, RealiseError> {
-    let (uses, files) = tree_files(store, git, tree, reporter)?;
+    let uses = store.generation_uses(tree);
+    let known = known_entries(store, uses.as_deref().unwrap_or(&[]));
+    // The store checks every object before it lays one out; what it finds damaged is put
+    // back and the laying out tried once more (one check of each object, not two).
+    let (files, _) = listed_files(store, git, tree, &known, reporter)?;
     let uses = match uses {
         Some(u) => u,
         None => {
@@ -229,9 +253,15 @@ pub fn materialise_tree(
         }
     };
     let laid: Vec<(String, &Entry)> = files.iter().map(|(p, e)| (p.clone(), e)).collect();
-    Ok(store
-        .materialise(tree, &laid, Some(&uses), mode, &|| {})?
-        .path)
+    let made = match store.materialise(tree, &laid, Some(&uses), mode, &|| {}) {
+        Err(StoreError::DamagedObjects { tampered, missing }) => {
+            let damaged: Vec<_> = tampered.into_iter().chain(missing).collect();
+            repair(store, git, &laid, &damaged)?;
+            store.materialise(tree, &laid, Some(&uses), mode, &|| {})?
+        }
+        other => other?,
+    };
+    Ok(made.path)
 }
 
 /// Lays out the files of generation `tree` under `dest` (an existing, empty directory) the
