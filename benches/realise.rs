@@ -307,7 +307,9 @@ fn main() {
     let mut from_cache = Vec::new();
     let mut cp_a = Vec::new();
     let mut cp_a_sync = Vec::new();
-    let mut trash: Vec<PathBuf> = Vec::new();
+    // Nothing a run makes is removed before the benchmark ends (each has a name of its
+    // run): ext4 scans past recently freed inodes when it makes new ones, so a removal
+    // would slow whichever measure came next.
     let mut second_site = (0u64, 0u64);
     // A signing key for the binary cache rows.
     let key = fx.root.join("cache.key");
@@ -365,7 +367,6 @@ fn main() {
             )
             .wall,
         );
-        trash.extend([copy, copy_synced]);
 
         // A binary cache in a directory: beta pushed, then realised by an empty store with
         // every upstream out of reach; then alpha (two plugins more) in that store.
@@ -402,7 +403,6 @@ fn main() {
                 differs,
             );
         }
-        trash.push(cached_store);
         // Another name, the same plugins as beta: its codebase exists already.
         let site_c = fx.site(
             &fx.root.join(format!("sites/c{r}")),
@@ -440,7 +440,6 @@ fn main() {
         let tree = std::fs::read_link(fx.root.join(format!("sites/b{r}/result"))).unwrap();
         let copy = fx.root.join(format!("cp-{r}"));
         cp.push(measure(Command::new("cp").arg("-al").arg(&tree).arg(&copy)).wall);
-        trash.push(copy);
 
         let bare = fx.root.join(format!("clone-{r}.git"));
         clone.push(
@@ -453,7 +452,6 @@ fn main() {
             )
             .wall,
         );
-        trash.push(bare);
         // The floor a cold realise is held to: a full clone of the release, checked out.
         let work = fx.root.join(format!("clone-{r}"));
         clone_checkout.push(
@@ -465,7 +463,6 @@ fn main() {
             )
             .wall,
         );
-        trash.push(work);
 
         // The naive script: clone, copy each plugin in, add everything, commit.
         let work = fx.root.join(format!("naive-{r}"));
@@ -494,15 +491,6 @@ fn main() {
             work.display()
         ));
         naive.push(measure(Command::new("bash").arg("-c").arg(&script)).wall);
-        trash.push(work);
-        if r + 1 < runs {
-            trash.push(store);
-        }
-        // Removed only now: ext4 scans past recently freed inodes when it makes new ones,
-        // so a removal in the middle of a run would slow whichever measure came next.
-        for t in trash.drain(..) {
-            remove(&t);
-        }
     }
 
     // Ten sites sharing two Moodle releases, each with its own plugin selection.
