@@ -522,6 +522,11 @@ fn a_large_package_goes_into_git_as_one_pack_that_git_reads_and_checks() {
     assert!(ok);
     assert_eq!(tree.trim(), manifest.tree.as_str());
 
+    let pack_dir_entries = || {
+        std::fs::read_dir(git_dir.join("objects/pack"))
+            .unwrap()
+            .count()
+    };
     // One pack that git's own checks accept, holding every blob once; only the trees loose.
     let packs: Vec<_> = std::fs::read_dir(git_dir.join("objects/pack"))
         .unwrap()
@@ -567,30 +572,11 @@ fn a_large_package_goes_into_git_as_one_pack_that_git_reads_and_checks() {
     // The same files again: git has every blob, so no second pack.
     let again = g.ingest_files(&store, source(&files)).unwrap();
     assert_eq!(again, manifest);
-    assert_eq!(
-        std::fs::read_dir(git_dir.join("objects/pack"))
-            .unwrap()
-            .count(),
-        2
-    );
+    assert_eq!(pack_dir_entries(), 2);
 
     // A small package stays loose.
-    let small = g
-        .ingest_files(
-            &store,
-            vec![stored(
-                &store,
-                "version.php",
-                EntryKind::File,
-                b"<?php // small",
-            )],
-        )
-        .unwrap();
-    assert_eq!(
-        std::fs::read_dir(git_dir.join("objects/pack"))
-            .unwrap()
-            .count(),
-        2
-    );
+    let small = stored(&store, "version.php", EntryKind::File, b"<?php // small");
+    let small = g.ingest_files(&store, vec![small]).unwrap();
+    assert_eq!(pack_dir_entries(), 2);
     assert!(g.read_blob(&small.entries[0].oid).is_ok());
 }
