@@ -644,3 +644,103 @@ fn every_failure_says_why() {
         assert_eq!(j["error"]["exit_code"], 1, "{j}");
     }
 }
+
+/// A plugin of more than a thousand files enters git as one pack: its blobs are not loose,
+/// git reads and checks them, gc's repack keeps them, and a rollback to its first
+/// generation (no longer laid out) gives the tree its commit names.
+#[test]
+fn a_package_of_a_thousand_files_goes_into_git_as_one_pack_that_gc_and_rollback_keep() {
+    let f = Fixture::new();
+    let m = moodle_repo(f.path("moodle"));
+    let list = f.write("empty-pluglist.json", "{\"timestamp\": 0, \"plugins\": []}");
+    let generation = |n: u32| -> PathBuf {
+        let files: Vec<(String, String)> = (0..1200)
+            .map(|i| {
+                (
+                    format!("big/lib/d{}/f{i}.php", i % 40),
+                    format!(
+                        "<?php\n// file {i} of release {}\n",
+                        if i == 7 { n } else { 1 }
+                    ),
+                )
+            })
+            .chain(std::iter::once((
+                "big/version.php".to_string(),
+                plugin_php("local_big", 2024092000 + n as u64, "2024100700", ""),
+            )))
+            .collect();
+        let entries: Vec<(&str, &str, u32)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str(), 0o644))
+            .collect();
+        let at = f.write(&format!("up/local_big-{n}.zip"), zip_bytes(&entries));
+        f.site(
+            &Site::new("big")
+                .core(m.url(), "4.5")
+                .plugin("local_big", Src::zip(s(&at)))
+                .directory(list.display().to_string()),
+        )
+    };
+    let site = generation(1);
+    f.realise_ok(&site);
+    let git_dir = f.store().join("git");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&git_dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let first_commit = git(&["rev-parse", "refs/heads/big"]).1.trim().to_string();
+    let blob = git(&["rev-parse", "refs/heads/big:local/big/lib/d7/f7.php"]).1;
+    let blob = blob.trim();
+    assert!(
+        !git_dir
+            .join("objects")
+            .join(&blob[..2])
+            .join(&blob[2..])
+            .exists(),
+        "a blob of a large package is not a loose object"
+    );
+    assert_eq!(
+        git(&["cat-file", "-p", blob]).1,
+        "<?php\n// file 7 of release 1\n"
+    );
+    assert!(f.run(&["verify"]).status.success());
+    let (sound, said) = git_fsck(&f.store());
+    assert!(sound, "git fsck: {said}");
+
+    // Two more generations: the first is no longer laid out.
+    for n in [2, 3] {
+        f.realise_ok(&generation(n));
+    }
+    let out = f.run(&["history", s(&site)]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("gen-1 ") && l.contains("not laid out")),
+        "{stdout}"
+    );
+    // git's own gc repacks everything into one pack; nothing is lost.
+    let out = f.run(&["gc", "--grace", "0"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = f.run(&["verify"]);
+    assert!(out.status.success(), "{}{}", text(&out).0, text(&out).1);
+    let (sound, said) = git_fsck(&f.store());
+    assert!(sound, "git fsck: {said}");
+
+    let out = f.run(&["rollback", "--allow-downgrade", "--to", "gen-1", s(&site)]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let served = std::fs::canonicalize(site.with_file_name("result")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(served.join("local/big/lib/d7/f7.php")).unwrap(),
+        "<?php\n// file 7 of release 1\n"
+    );
+    assert_committed_tree_is_materialised(&f.store(), &first_commit, &served);
+}
